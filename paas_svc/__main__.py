@@ -1,0 +1,3 @@
+from paas_svc.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The Typer layer: parse arguments, call one core function, render its result."""

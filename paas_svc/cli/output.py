@@ -1,0 +1,102 @@
+"""Rendering for people (tables, messages on stderr) and scripts (JSON, plain lines on stdout).
+
+Rich is imported only by the functions that draw tables or progress bars, never on the
+hot paths (`svc dsn`, `env export`). NO_COLOR is honoured (Rich reads it; plain messages
+carry no colour codes at all).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Iterable, Sequence
+
+
+def message(text: str) -> None:
+    """Progress, warnings and notes: stderr, so stdout stays data."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def warn(text: str) -> None:
+    message(f"warning: {text}")
+
+
+def data(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+    sys.stdout.flush()
+
+
+def print_json(value: Any) -> None:
+    data(json.dumps(value, indent=2, sort_keys=False))
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "Nothing to show.") -> None:
+    rows = list(rows)
+    if not rows:
+        message(empty)
+        return
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    _console().print(table)
+
+
+def print_fields(fields: Sequence[tuple[str, Any]]) -> None:
+    width = max(len(name) for name, _ in fields)
+    for name, value in fields:
+        data(f"{name + ':':<{width + 1}} {'' if value is None else value}")
+
+
+class StderrReporter:
+    """Progress of a provisioning run, on stderr; a live bar only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self._interactive = sys.stderr.isatty()
+        self._progress = None
+        self._tasks: dict[str, int] = {}
+        self._last_line = ""
+
+    def step(self, text: str) -> None:
+        self.close()
+        message(f"- {text}")
+
+    def pull_progress(self, event) -> None:
+        if not self._interactive:
+            line = f"  {event.layer + ': ' if event.layer else ''}{event.status}"
+            if event.status and event.status != self._last_line and "Downloading" not in event.status and "Extracting" not in event.status:
+                message(line)
+                self._last_line = event.status
+            return
+        if self._progress is None:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+            self._progress = Progress(TextColumn("  {task.description}"), BarColumn(), DownloadColumn(), console=_console(stderr=True), transient=True)
+            self._progress.start()
+        if not event.layer:
+            return
+        description = f"{event.layer} {event.status}"
+        if event.layer not in self._tasks:
+            self._tasks[event.layer] = self._progress.add_task(description, total=event.total)
+        self._progress.update(self._tasks[event.layer], description=description, completed=event.current or 0, total=event.total)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._tasks.clear()
+
+
+def is_interactive() -> bool:
+    return sys.stdin.isatty() and os.environ.get("CI") is None

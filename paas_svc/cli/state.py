@@ -1,0 +1,34 @@
+"""Opening the profile (home folder, state database, key) for a command."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from paas_svc.home import ensure_home, home_dir
+from paas_svc.store import StateStore, open_store
+from paas_svc.vault import Vault
+
+
+@dataclass
+class Profile:
+    home: Path
+    store: StateStore
+    vault: Vault
+
+
+def open_profile() -> Profile:
+    home = ensure_home(home_dir())
+    store = open_store(home)
+    return Profile(home, store, Vault(store, home))
+
+
+def service_manager(profile: Profile, reporter=None):
+    from paas_svc.lifecycle import ServiceManager
+
+    def engine_factory():
+        from paas_svc.engine import Engine
+
+        return Engine()
+
+    return ServiceManager(profile.store, profile.vault, profile.home, engine_factory, reporter)

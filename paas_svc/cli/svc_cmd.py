@@ -1,0 +1,204 @@
+"""`paas svc add|list|show|dsn|rm|start|stop|restart|logs`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from paas_svc.cli.options import EnvOption, JsonOption, ProjectOption
+from paas_svc.cli.output import StderrReporter, data, is_interactive, message, print_fields, print_json, print_table
+from paas_svc.cli.state import open_profile, service_manager
+
+app = typer.Typer(help="Add, inspect and remove services.", no_args_is_help=True)
+
+SlugArgument = Annotated[str, typer.Argument(help="The service's slug, e.g. cache or db.")]
+
+
+def _service(profile, project_option, env_option, slug):
+    from paas_svc.scope import resolve_env_for_slug, resolve_project
+
+    project = resolve_project(profile.store, project_option)
+    env = resolve_env_for_slug(profile.store, project, env_option, slug)
+    return profile.store.get_service(project, env, slug)
+
+
+def service_json(service, status: str) -> dict:
+    return {
+        "id": service.id,
+        "project": service.project,
+        "env": service.env,
+        "slug": service.slug,
+        "template": service.template,
+        "image": service.image,
+        "status": status,
+        "status_reason": service.status_reason,
+        "env_var": service.env_var,
+        "container": service.container_name,
+        "volume": service.volume_name,
+        "host": "127.0.0.1",
+        "host_port": service.host_port,
+        "ports": {str(k): v for k, v in service.host_ports.items()},
+        "network_host": service.container_name,
+        "network_port": service.container_port,
+        "created_at": service.created_at,
+        "updated_at": service.updated_at,
+    }
+
+
+@app.command("add")
+def add(
+    slug: SlugArgument,
+    template: Annotated[str, typer.Option("--template", "-t", help="Catalog key, e.g. redis-7 (see `paas catalog list`).")],
+    project: ProjectOption = None,
+    env: Annotated[Optional[str], typer.Option("--env", "-e", envvar="PAAS_ENV", show_envvar=True,
+                                               help="Environment (default: development).")] = None,
+    image: Annotated[Optional[str], typer.Option("--image", help="Use this image instead of the template's (mirror, pinned version, local build).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="Host port on 127.0.0.1 for the main port (default: a free one, kept for good).")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the service to accept connections.")] = 120.0,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once the container is started, without waiting for readiness.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Provision a service from the catalog and wait until it accepts connections."""
+    from paas_svc.lifecycle import live_status, validate_timeout
+    from paas_svc.naming import validate_name
+    from paas_svc.scope import resolve_env, resolve_project
+
+    validate_name(slug, "slug")
+    validate_timeout(timeout)
+    profile = open_profile()
+    project_name = resolve_project(profile.store, project)
+    env_name = resolve_env(profile.store, project_name, env)
+    reporter = StderrReporter()
+    try:
+        result = service_manager(profile, reporter).add(
+            project_name, env_name, slug, template, image=image, timeout=timeout, wait=not no_wait, host_port=port)
+    finally:
+        reporter.close()
+    service = result.service
+    status = "Ready" if result.waited else "Provisioning"
+    if json_output:
+        print_json({**service_json(service, status), "elapsed_seconds": round(result.elapsed_seconds, 3),
+                    "reattached": result.reattached})
+        return
+    how = " (reattached its volume with the original credentials)" if result.reattached else ""
+    data(f"{service.slug} ({service.template}) in {service.project}/{service.env}: {status} in {result.elapsed_seconds:.1f}s{how}")
+    data(f"Apps get {service.env_var}; reveal it with: paas svc dsn {service.slug} --env {service.env}")
+
+
+@app.command("list")
+def list_services(
+    project: ProjectOption = None,
+    env: Annotated[Optional[str], typer.Option("--env", "-e", envvar="PAAS_ENV", help="Only this environment.")] = None,
+    all_projects: Annotated[bool, typer.Option("--all", help="Services of every project.")] = False,
+    removed: Annotated[bool, typer.Option("--removed", help="Include removed services whose volume is kept.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """List services with their live status (one query to the engine for all rows)."""
+    from paas_svc.lifecycle import live_states, live_status
+    from paas_svc.scope import resolve_project
+
+    profile = open_profile()
+    store = profile.store
+    project_name = None if all_projects else resolve_project(store, project)
+    if env and project_name:
+        store.get_environment(project_name, env)
+    services = store.list_services(project=project_name, env=env, include_removed=removed)
+    states = live_states(store.profile_id()) if services else {}
+    rows = [(service, live_status(service, states.get(service.id))) for service in services]
+    if json_output:
+        print_json([service_json(service, status) for service, status in rows])
+        return
+    print_table(
+        ("PROJECT", "ENV", "SLUG", "TEMPLATE", "STATUS", "ENV VAR", "HOST PORT", "CONTAINER"),
+        [(s.project, s.env, s.slug, s.template, status, s.env_var, s.host_port, s.container_name) for s, status in rows],
+        empty="No services yet. Add one with `paas svc add SLUG --template KEY`.",
+    )
+
+
+@app.command("show")
+def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None, json_output: JsonOption = False) -> None:
+    """Show one service: everything but its credentials."""
+    from paas_svc.lifecycle import live_states, live_status
+
+    profile = open_profile()
+    service = _service(profile, project, env, slug)
+    status = live_status(service, live_states(profile.store.profile_id()).get(service.id))
+    info = service_json(service, status)
+    info["volume_path"] = service.spec["volume"]
+    info["dsn_format"] = service.spec["dsn"]
+    if json_output:
+        print_json(info)
+        return
+    print_fields([(key, value) for key, value in info.items() if key != "ports"]
+                 + [("ports", ", ".join(f"{h}->{c}" for c, h in service.host_ports.items()))])
+
+
+@app.command("dsn")
+def dsn(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
+        network: Annotated[bool, typer.Option("--network", help="The view from a container on the paas-apps network.")] = False) -> None:
+    """Print the connection string (host view: 127.0.0.1 and the published port). Audited."""
+    from paas_svc.reveal import reveal_dsn
+
+    profile = open_profile()
+    service = _service(profile, project, env, slug)
+    data(reveal_dsn(profile.store, profile.vault, service, network))
+
+
+@app.command("rm")
+def rm(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
+       purge: Annotated[bool, typer.Option("--purge", help="Also delete the volume (the data) and forget the credentials.")] = False,
+       yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False) -> None:
+    """Remove a service's container. The volume is kept unless --purge."""
+    from paas_svc.errors import InvalidInput
+    from paas_svc.models import REMOVED
+
+    profile = open_profile()
+    service = _service(profile, project, env, slug)
+    if service.status == REMOVED and not purge:
+        message(f"{slug} in {service.project}/{service.env} is already removed; its volume {service.volume_name} is kept.")
+        message(f"Delete the data with: paas svc rm {slug} --env {service.env} --purge")
+        return
+    if purge and not yes:
+        if not is_interactive():
+            raise InvalidInput(f"Refusing to delete the data of {slug} without confirmation.", hint="Pass --yes.")
+        if not typer.confirm(f"Delete {service.project}/{service.env}/{slug} and ALL its data (volume {service.volume_name})?", err=True):
+            raise typer.Exit(1)
+    service_manager(profile).remove(service, purge)
+    if purge:
+        data(f"Removed {slug} from {service.project}/{service.env} with its volume {service.volume_name}; its credentials are forgotten.")
+    else:
+        data(f"Removed {slug} from {service.project}/{service.env}. Its volume {service.volume_name} is kept.")
+        data(f"Recover it (same data, same credentials): paas svc add {slug} --env {service.env} --template {service.template}")
+        data(f"Delete the data for good:                   paas svc rm {slug} --env {service.env} --purge")
+
+
+def _simple_action(verb: str, help_text: str):
+    def command(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None) -> None:
+        profile = open_profile()
+        service = _service(profile, project, env, slug)
+        getattr(service_manager(profile, StderrReporter()), verb)(service)
+        data(f"{slug} in {service.project}/{service.env}: {verb}ed" if verb != "stop" else f"{slug} in {service.project}/{service.env}: stopped")
+
+    command.__doc__ = help_text
+    app.command(verb)(command)
+
+
+_simple_action("start", "Start a stopped service and wait until it accepts connections.")
+_simple_action("stop", "Stop a service's container (data and settings stay).")
+_simple_action("restart", "Restart a service and wait until it accepts connections.")
+
+
+@app.command("logs")
+def logs(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
+         follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+         tail: Annotated[Optional[int], typer.Option("--tail", "-n", min=0, help="Only the last N lines.")] = None) -> None:
+    """Print a service's container logs."""
+    profile = open_profile()
+    service = _service(profile, project, env, slug)
+    engine = service_manager(profile).engine
+    out = sys.stdout.buffer
+    for chunk in engine.stream_logs(service.container_name, follow=follow, tail=tail if tail is not None else "all"):
+        out.write(chunk)
+        out.flush()

@@ -1,0 +1,34 @@
+"""Rendering connection strings and container settings from a service's spec."""
+
+from __future__ import annotations
+
+import string
+from typing import Mapping
+
+from paas_svc.errors import StateError
+
+HOST_VIEW_HOST = "127.0.0.1"
+
+
+class _Placeholders(dict):
+    def __missing__(self, key: str) -> str:
+        raise StateError(f"The service spec refers to an unknown placeholder {{{key}}}.")
+
+
+def fill(template: str, values: Mapping[str, object]) -> str:
+    """Fill `{name}` placeholders; a missing name is an error, never an empty string."""
+    return string.Formatter().vformat(template, (), _Placeholders(values))
+
+
+def render_dsn(dsn_format: str, credentials: Mapping[str, str], host: str, port: int) -> str:
+    return fill(dsn_format, {**credentials, "host": host, "port": port})
+
+
+def render_environment(environment: Mapping[str, str], credentials: Mapping[str, str]) -> dict[str, str]:
+    return {name: fill(value, credentials) for name, value in environment.items()}
+
+
+def render_command(command: list[str] | None, credentials: Mapping[str, str]) -> list[str] | None:
+    if command is None:
+        return None
+    return [fill(part, credentials) for part in command]

@@ -1,0 +1,57 @@
+"""Errors whose messages are written for the user.
+
+The CLI turns every PaasError into one or two lines on stderr and its exit code;
+anything else is a bug and keeps its traceback only when PAAS_DEBUG is set.
+"""
+
+from __future__ import annotations
+
+
+class ExitCode:
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2  # bad input: invalid slug, bad option value (click uses 2 as well)
+    NOT_FOUND = 3  # unknown template, project, environment or service
+    CONFLICT = 4  # already exists, still in use, ambiguous
+    DOCKER = 5  # engine unreachable or permission denied
+    PROVISIONING = 6  # pull failed, container exited, readiness timed out
+    SECRETS = 7  # master key missing, wrong or unreadable; corrupted secret
+    STATE = 8  # state database or home folder unusable
+    INTERRUPTED = 130
+
+
+class PaasError(Exception):
+    exit_code = ExitCode.INTERNAL
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class InvalidInput(PaasError):
+    exit_code = ExitCode.USAGE
+
+
+class NotFound(PaasError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class Conflict(PaasError):
+    exit_code = ExitCode.CONFLICT
+
+
+class DockerUnavailable(PaasError):
+    exit_code = ExitCode.DOCKER
+
+
+class ProvisioningFailed(PaasError):
+    exit_code = ExitCode.PROVISIONING
+
+
+class SecretsError(PaasError):
+    exit_code = ExitCode.SECRETS
+
+
+class StateError(PaasError):
+    exit_code = ExitCode.STATE

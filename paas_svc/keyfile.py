@@ -1,0 +1,67 @@
+"""The master key: a file in the paas home (0600) or the PAAS_MASTER_KEY variable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from paas_svc.errors import SecretsError
+from paas_svc.home import KEY_FILE, write_private_file
+
+ENV_VAR = "PAAS_MASTER_KEY"
+
+
+def key_path(home: Path) -> Path:
+    return home / KEY_FILE
+
+
+def read_key(home: Path) -> bytes | None:
+    """The master key, or None when there is none yet. Never creates one."""
+    from_env = os.environ.get(ENV_VAR)
+    if from_env:
+        return _checked(from_env.strip().encode(), f"${ENV_VAR}")
+    path = key_path(home)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise SecretsError(
+            f"Cannot read the master key file {path}: {error.strerror}.",
+            hint="Fix its permissions (it should be 0600 and owned by you) or set PAAS_MASTER_KEY.",
+        ) from None
+    return _checked(raw.strip(), str(path))
+
+
+def _checked(key: bytes, source: str) -> bytes:
+    from paas_svc.secret_box import is_valid_key
+
+    if not is_valid_key(key):
+        raise SecretsError(
+            f"The master key in {source} is not a valid Fernet key (32 url-safe base64 bytes).",
+            hint="Restore the key from your backup with `paas key import FILE`.",
+        )
+    return key
+
+
+def create_key(home: Path) -> bytes:
+    from paas_svc.secret_box import new_key
+
+    key = new_key()
+    path = key_path(home)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Another paas process created it first: use theirs.
+        existing = read_key(home)
+        assert existing is not None
+        return existing
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return key
+
+
+def replace_key(home: Path, key: bytes) -> None:
+    write_private_file(key_path(home), key + b"\n")

@@ -1,0 +1,335 @@
+"""The service lifecycle on the Docker engine: add (with reattach and crash resume), rm, start,
+stop, restart, and the live status shown by `list`."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+from paas_svc.catalog import Template, get_template
+from paas_svc.credentials import generate_credentials
+from paas_svc.docker_status import ContainerState
+from paas_svc.dsn import HOST_VIEW_HOST, render_command, render_environment
+from paas_svc.errors import Conflict, InvalidInput, ProvisioningFailed
+from paas_svc.locks import service_lock
+from paas_svc.models import FAILED, PROVISIONING, READY, REMOVED, ServiceRecord
+from paas_svc.naming import (
+    LABEL_ENV, LABEL_MANAGED, LABEL_PROFILE, LABEL_PROJECT, LABEL_SERVICE_ID, LABEL_SLUG, LABEL_TEMPLATE, validate_name,
+)
+from paas_svc.readiness import probe
+from paas_svc.store import StateStore
+from paas_svc.vault import Vault
+
+LOG_LINES_ON_FAILURE = 20
+FIRST_POLL_INTERVAL = 0.05
+MAX_POLL_INTERVAL = 0.5
+
+
+class Reporter(Protocol):
+    def step(self, message: str) -> None: ...
+    def pull_progress(self, event) -> None: ...
+
+
+class SilentReporter:
+    def step(self, message: str) -> None:
+        pass
+
+    def pull_progress(self, event) -> None:
+        pass
+
+
+@dataclass
+class AddResult:
+    service: ServiceRecord
+    elapsed_seconds: float
+    reattached: bool  # an existing volume with its original credentials was reused
+    resumed: bool  # an add that had been interrupted was completed
+    waited: bool
+
+
+def service_labels(profile_id: str, service: ServiceRecord) -> dict[str, str]:
+    """Labels on the container and volume. Never a secret."""
+    return {
+        LABEL_MANAGED: "true",
+        LABEL_PROFILE: profile_id,
+        LABEL_SERVICE_ID: service.id,
+        LABEL_PROJECT: service.project,
+        LABEL_ENV: service.env,
+        LABEL_SLUG: service.slug,
+        LABEL_TEMPLATE: service.template,
+    }
+
+
+def spec_from_template(template: Template) -> dict:
+    return {
+        "port": template.port,
+        "extra_ports": list(template.extra_ports),
+        "volume": template.volume,
+        "environment": dict(template.environment),
+        "command": list(template.command) if template.command is not None else None,
+        "dsn": template.dsn,
+        "readiness": dict(template.readiness),
+    }
+
+
+def pick_host_port(taken: set[int]) -> int:
+    """A port free on 127.0.0.1 now and not promised to another service."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in taken:
+            return port
+    raise ProvisioningFailed("Could not find a free port on 127.0.0.1.")
+
+
+def check_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise InvalidInput(f"Host port {port} on 127.0.0.1 is already taken by another process.",
+                               hint="Choose another --port or leave it out to get a free one.") from None
+
+
+def validate_timeout(timeout: float) -> float:
+    if not timeout > 0:
+        raise InvalidInput(f"--timeout must be a positive number of seconds, not {timeout:g}.")
+    return timeout
+
+
+class ServiceManager:
+    """Drives one profile's services on one engine. The engine is created on first use."""
+
+    def __init__(self, store: StateStore, vault: Vault, home: Path, engine_factory: Callable, reporter: Reporter | None = None):
+        self.store = store
+        self.vault = vault
+        self.home = home
+        self._engine_factory = engine_factory
+        self._engine = None
+        self.reporter = reporter or SilentReporter()
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            self._engine = self._engine_factory()
+        return self._engine
+
+    # -- add ------------------------------------------------------------------------
+
+    def add(self, project: str, env: str, slug: str, template_key: str, image: str | None = None,
+            timeout: float = 120.0, wait: bool = True, host_port: int | None = None) -> AddResult:
+        started = time.monotonic()
+        validate_name(slug, "slug")
+        validate_timeout(timeout)
+        if host_port is not None and not 1 <= host_port <= 65535:
+            raise InvalidInput(f"--port must be between 1 and 65535, not {host_port}.")
+        environment = self.store.get_environment(project, env)
+        template = get_template(template_key)
+        engine = self.engine  # fail early, before any state changes, when Docker is unreachable
+
+        with service_lock(self.home, environment.id, slug) as locked:
+            if not locked:
+                raise Conflict(f"Service {slug!r} already exists in {project}/{env} (another paas process is provisioning it right now).")
+            existing = self.store.find_service(project, env, slug)
+            reattached = resumed = False
+            wanted_image = image or (existing.image if existing else template.image)
+            if existing is None or existing.status == REMOVED or existing.template == template.key:
+                # Pull before any state or engine change, so a failed pull leaves nothing behind.
+                if not engine.image_present(wanted_image):
+                    self.reporter.step(f"Pulling {wanted_image}")
+                    engine.pull(wanted_image, self.reporter.pull_progress)
+            if existing is None:
+                service = self._new_record(project, env, environment.id, slug, template, wanted_image, host_port)
+            elif existing.status == REMOVED:
+                if existing.template != template.key:
+                    raise Conflict(
+                        f"{project}/{env}/{slug} was a {existing.template} service whose volume {existing.volume_name} is kept.",
+                        hint=f"Add it back with --template {existing.template}, or drop its data first with `paas svc rm {slug} --env {env} --purge`.")
+                service, reattached = existing, True
+                if image:
+                    service.image = image
+            elif existing.status in (PROVISIONING, FAILED) and existing.template == template.key:
+                service, resumed = existing, True  # an add that crashed or failed: finish it
+                if image:
+                    service.image = image
+            else:
+                raise Conflict(f"Service {slug!r} already exists in {project}/{env}.",
+                               hint=f"See it with `paas svc show {slug} --env {env}`.")
+
+            if existing is None:
+                self.store.insert_service(service)
+            else:
+                self.store.set_status(service.id, PROVISIONING, None, image=service.image)
+            try:
+                self._provision(service)
+                if wait:
+                    self._wait_ready(service, timeout)
+                    self.store.set_status(service.id, READY)
+                    service.status = READY
+            except KeyboardInterrupt:
+                self.store.set_status(service.id, FAILED, "interrupted; run `paas svc add` again or `paas svc repair` to finish")
+                raise
+            except ProvisioningFailed as error:
+                self.store.set_status(service.id, FAILED, error.message)
+                raise
+        action = "reattach" if reattached else ("resume" if resumed else "add")
+        self.store.audit(action, project, env, slug, f"template={template.key} image={service.image}")
+        return AddResult(service, time.monotonic() - started, reattached, resumed, wait)
+
+    def _new_record(self, project, env, env_id, slug, template: Template, image, host_port) -> ServiceRecord:
+        taken = self.store.used_host_ports()
+        if host_port is not None:
+            if host_port in taken:
+                raise Conflict(f"Host port {host_port} is already assigned to another paas service.")
+            check_port_free(host_port)
+        ports = {template.port: host_port or pick_host_port(taken)}
+        for extra in template.extra_ports:
+            ports[extra] = pick_host_port(taken | set(ports.values()))
+        credentials = generate_credentials(template.credentials)
+        return ServiceRecord(
+            id=secrets.token_hex(6), project=project, env=env, env_id=env_id, slug=slug,
+            template=template.key, image=image or template.image, spec=spec_from_template(template),
+            secret=self.vault.encrypt(credentials), host_ports=ports, status=PROVISIONING,
+        )
+
+    def _provision(self, service: ServiceRecord) -> None:
+        """Network, volume, container, start: each step finds what an earlier attempt left."""
+        from paas_svc.engine import ContainerSpec
+
+        engine = self.engine
+        profile_id = self.store.profile_id()
+        labels = service_labels(profile_id, service)
+        engine.ensure_network({LABEL_MANAGED: "true"})
+        engine.ensure_volume(service.volume_name, labels)
+        state = engine.inspect_container(service.container_name)
+        if state is not None and state["Config"]["Image"] != service.image:
+            engine.remove_container(service.container_name)  # a leftover with another image: replace it
+            state = None
+        if state is None:
+            credentials = self.vault.credentials(service)
+            spec = service.spec
+            engine.create_container(ContainerSpec(
+                name=service.container_name,
+                image=service.image,
+                command=render_command(spec.get("command"), credentials),
+                environment=render_environment(spec.get("environment") or {}, credentials),
+                labels=labels,
+                volume=service.volume_name,
+                volume_path=spec["volume"],
+                port_bindings=dict(service.host_ports),
+            ))
+            self.reporter.step(f"Starting {service.container_name}")
+        if state is None or not state["State"]["Running"]:
+            engine.start(service.container_name)
+
+    def _wait_ready(self, service: ServiceRecord, timeout: float) -> None:
+        """Poll the protocol probe with a short, growing interval until the deadline."""
+        credentials = self.vault.credentials(service)
+        readiness = service.spec["readiness"]
+        probe_port = service.host_ports[int(readiness.get("port", service.container_port))]
+        deadline = time.monotonic() + timeout
+        interval = FIRST_POLL_INTERVAL
+        detail = "not probed yet"
+        self.reporter.step(f"Waiting for {service.slug} to accept connections")
+        while True:
+            ready, detail = probe(readiness, HOST_VIEW_HOST, probe_port, credentials)
+            if ready:
+                return
+            state = self.engine.inspect_container(service.container_name)
+            if state is None:
+                raise ProvisioningFailed(f"{service.slug}: container {service.container_name} disappeared while starting.")
+            if state["State"]["Status"] in ("exited", "dead") or state["State"].get("Restarting"):
+                exit_code = state["State"].get("ExitCode")
+                raise ProvisioningFailed(
+                    f"{service.slug}: container exited with code {exit_code} before it was ready.\n"
+                    + self._log_tail(service, credentials))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProvisioningFailed(
+                    f"{service.slug}: not ready after {timeout:g}s (last check: {detail}).\n" + self._log_tail(service, credentials))
+            time.sleep(min(interval, remaining))
+            interval = min(interval * 1.5, MAX_POLL_INTERVAL)
+
+    def _log_tail(self, service: ServiceRecord, credentials: dict[str, str]) -> str:
+        text = mask_secrets(self.engine.logs_tail(service.container_name, LOG_LINES_ON_FAILURE), credentials)
+        lines = text.rstrip().splitlines()
+        if not lines:
+            return "The container printed nothing."
+        return f"Last {len(lines)} log lines of {service.container_name}:\n" + "\n".join("  " + line for line in lines)
+
+    # -- rm, start, stop, restart -----------------------------------------------------
+
+    def remove(self, service: ServiceRecord, purge: bool) -> None:
+        engine = self.engine
+        engine.remove_container(service.container_name)
+        if purge:
+            engine.remove_volume(service.volume_name)
+            self.store.delete_service(service.id)
+            self.store.audit("purge", service.project, service.env, service.slug, f"volume={service.volume_name}")
+        else:
+            self.store.set_status(service.id, REMOVED, "removed; volume kept")
+            self.store.audit("rm", service.project, service.env, service.slug, f"volume kept={service.volume_name}")
+
+    def start(self, service: ServiceRecord, timeout: float = 60.0) -> None:
+        self._require_container(service)
+        self.engine.start(service.container_name)
+        self._wait_ready(service, timeout)
+        self.store.set_status(service.id, READY)
+        self.store.audit("start", service.project, service.env, service.slug)
+
+    def stop(self, service: ServiceRecord) -> None:
+        self._require_container(service)
+        self.engine.stop(service.container_name)
+        self.store.audit("stop", service.project, service.env, service.slug)
+
+    def restart(self, service: ServiceRecord, timeout: float = 60.0) -> None:
+        self._require_container(service)
+        self.engine.restart(service.container_name)
+        self._wait_ready(service, timeout)
+        self.store.set_status(service.id, READY)
+        self.store.audit("restart", service.project, service.env, service.slug)
+
+    def _require_container(self, service: ServiceRecord) -> None:
+        if service.status == REMOVED:
+            raise Conflict(f"{service.slug} was removed (its volume is kept).",
+                           hint=f"Re-create it with `paas svc add {service.slug} --env {service.env} --template {service.template}`.")
+        if self.engine.inspect_container(service.container_name) is None:
+            raise Conflict(f"The container of {service.slug} ({service.container_name}) is missing.",
+                           hint=f"Re-create it on its volume with `paas svc add {service.slug} --env {service.env} --template {service.template}` after `paas svc rm {service.slug} --env {service.env}`.")
+
+
+def mask_secrets(text: str, credentials: dict[str, str]) -> str:
+    for value in credentials.values():
+        if len(value) >= 8:
+            text = text.replace(value, "********")
+    return text
+
+
+def live_status(service: ServiceRecord, container: ContainerState | None) -> str:
+    """What `list` shows: Ready, Provisioning, Stopped, Failed, Missing (or Removed)."""
+    if service.status == REMOVED:
+        return "Removed"
+    if service.status == FAILED:
+        return "Failed"
+    if container is None:
+        return "Missing"
+    if container.state in ("dead", "restarting"):
+        return "Failed"
+    if container.state == "running":
+        return "Provisioning" if service.status == PROVISIONING else "Ready"
+    if service.status == PROVISIONING:
+        return "Provisioning"
+    return "Stopped"
+
+
+def live_states(profile_id: str) -> dict[str, ContainerState]:
+    """Container state per service id, from ONE engine request."""
+    from paas_svc.docker_status import list_containers
+
+    states = list_containers([f"{LABEL_PROFILE}={profile_id}"])
+    return {state.labels.get(LABEL_SERVICE_ID, ""): state for state in states}

@@ -1,0 +1,79 @@
+"""Plain records the state store returns and the commands render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from paas_svc.naming import env_var_name, resource_name
+
+# Stored status of a service (what paas did last). The status shown to users is
+# derived from this plus the container's live state: see lifecycle.live_status.
+PROVISIONING = "provisioning"
+READY = "ready"
+FAILED = "failed"
+REMOVED = "removed"  # container removed, volume and credentials kept for a later add
+
+
+@dataclass(frozen=True)
+class Project:
+    id: int
+    name: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Environment:
+    id: int
+    project: str
+    name: str
+    created_at: str
+
+
+@dataclass
+class ServiceRecord:
+    id: str
+    project: str
+    env: str
+    slug: str
+    template: str
+    image: str
+    spec: dict  # snapshot of the template: port, extra_ports, volume, environment, command, dsn, readiness
+    secret: str | None  # Fernet token of the credentials
+    host_ports: dict[int, int] = field(default_factory=dict)  # container port -> host port on 127.0.0.1
+    status: str = PROVISIONING
+    status_reason: str | None = None
+    created_at: str = ""
+    updated_at: str = ""
+    env_id: int = 0
+
+    @property
+    def env_var(self) -> str:
+        return env_var_name(self.slug)
+
+    @property
+    def container_name(self) -> str:
+        return resource_name(self.id)
+
+    @property
+    def volume_name(self) -> str:
+        return resource_name(self.id)
+
+    @property
+    def container_port(self) -> int:
+        return int(self.spec["port"])
+
+    @property
+    def host_port(self) -> int | None:
+        return self.host_ports.get(self.container_port)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: str
+    os_user: str
+    action: str
+    project: str
+    env: str
+    slug: str
+    detail: str

@@ -1,0 +1,52 @@
+"""Names: slugs, environment variable names and Docker resource names."""
+
+from __future__ import annotations
+
+import re
+
+from paas_svc.errors import InvalidInput
+
+MAX_NAME_LENGTH = 40
+_DNS_LABEL = re.compile(r"[a-z](?:[a-z0-9-]*[a-z0-9])?")
+
+NETWORK_NAME = "paas-apps"
+RESOURCE_PREFIX = "paas-svc-"
+
+LABEL_MANAGED = "paas.managed"
+LABEL_PROFILE = "paas.profile"
+LABEL_SERVICE_ID = "paas.service-id"
+LABEL_PROJECT = "paas.project"
+LABEL_ENV = "paas.env"
+LABEL_SLUG = "paas.slug"
+LABEL_TEMPLATE = "paas.template"
+
+
+def validate_name(value: str, what: str = "slug") -> str:
+    """Check a slug, project or environment name: a lowercase DNS label of <= 40 chars."""
+    if not value:
+        raise InvalidInput(f"Invalid {what}: it is empty.", hint=_name_rule(what))
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidInput(
+            f"Invalid {what} {value[:50]!r}: {len(value)} characters, at most {MAX_NAME_LENGTH}.",
+            hint=_name_rule(what),
+        )
+    if not _DNS_LABEL.fullmatch(value):
+        raise InvalidInput(f"Invalid {what} {value!r}.", hint=_name_rule(what))
+    return value
+
+
+def _name_rule(what: str) -> str:
+    return (
+        f"A {what} is lowercase letters, digits and hyphens, starts with a letter, "
+        f"does not end with a hyphen, and has at most {MAX_NAME_LENGTH} characters (e.g. cache, feature-flags)."
+    )
+
+
+def env_var_name(slug: str) -> str:
+    """`feature-flags` -> `FEATURE_FLAGS_URL`."""
+    return slug.upper().replace("-", "_") + "_URL"
+
+
+def resource_name(service_id: str) -> str:
+    """Name shared by a service's container and its volume; also its host name on paas-apps."""
+    return RESOURCE_PREFIX + service_id

@@ -1,0 +1,56 @@
+"""Connection strings for apps: one service's DSN, or the {SLUG}_URL variables of an environment.
+
+This is the hot path of scripts and shell prompts: it must not import the Docker SDK,
+the YAML catalog or Rich. Live container states come from docker_status (one raw request).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from paas_svc.dsn import HOST_VIEW_HOST, render_dsn
+from paas_svc.errors import ProvisioningFailed
+from paas_svc.models import ServiceRecord
+from paas_svc.store import StateStore
+from paas_svc.vault import Vault
+
+
+def connection_string(service: ServiceRecord, credentials: dict[str, str], network_view: bool) -> str:
+    """Host view: 127.0.0.1 and the published port. Network view: the container's name on paas-apps."""
+    if network_view:
+        return render_dsn(service.spec["dsn"], credentials, service.container_name, service.container_port)
+    if service.host_port is None:
+        raise ProvisioningFailed(f"{service.slug} has no published port.")
+    return render_dsn(service.spec["dsn"], credentials, HOST_VIEW_HOST, service.host_port)
+
+
+def reveal_dsn(store: StateStore, vault: Vault, service: ServiceRecord, network_view: bool) -> str:
+    dsn = connection_string(service, vault.credentials(service), network_view)
+    store.audit("reveal-dsn", service.project, service.env, service.slug, "view=network" if network_view else "view=host")
+    return dsn
+
+
+@dataclass
+class EnvironmentVariables:
+    variables: dict[str, str]  # sorted by name
+    skipped: list[tuple[ServiceRecord, str]]  # services left out, with their live status
+
+
+def environment_variables(store: StateStore, vault: Vault, project: str, env: str, network_view: bool,
+                          statuses: dict[str, str], purpose: str) -> EnvironmentVariables:
+    """{SLUG}_URL for every Ready service of (project, env); each export is audited as a reveal."""
+    services = store.list_services(project=project, env=env)
+    variables: dict[str, str] = {}
+    skipped: list[tuple[ServiceRecord, str]] = []
+    revealed: list[tuple[str, str, str, str]] = []
+    for service in services:
+        status = statuses.get(service.id, "Missing")
+        if status != "Ready":
+            skipped.append((service, status))
+            continue
+        variables[service.env_var] = connection_string(service, vault.credentials(service), network_view)
+        revealed.append((project, env, service.slug, purpose))
+    if revealed:
+        with store.write() as db:
+            store.audit_many(db, "reveal-env", revealed)
+    return EnvironmentVariables(dict(sorted(variables.items())), skipped)

@@ -1,0 +1,405 @@
+"""The SQLite state store: projects, environments, services (with encrypted credentials), audit log.
+
+Several `paas` processes may run at once: WAL journal, a busy timeout, and
+BEGIN IMMEDIATE for every transaction that writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from paas_svc.errors import Conflict, NotFound, StateError
+from paas_svc.home import DATABASE_FILE
+from paas_svc.models import REMOVED, AuditEntry, Environment, Project, ServiceRecord
+from paas_svc.naming import validate_name
+
+BUSY_TIMEOUT_SECONDS = 15
+DEFAULT_PROJECT = "default"
+DEFAULT_ENVIRONMENTS = ("development", "staging", "production")
+
+# Applied in order, once each; PRAGMA user_version counts how many are applied.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE projects (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE environments (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (project_id, name)
+    );
+    CREATE TABLE services (
+        id TEXT PRIMARY KEY,
+        env_id INTEGER NOT NULL REFERENCES environments(id),
+        slug TEXT NOT NULL,
+        template TEXT NOT NULL,
+        image TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        secret TEXT,
+        host_ports TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL,
+        status_reason TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (env_id, slug)
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        os_user TEXT NOT NULL,
+        action TEXT NOT NULL,
+        project TEXT NOT NULL,
+        env TEXT NOT NULL,
+        slug TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    """,
+]
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def os_user() -> str:
+    for variable in ("SUDO_USER", "USER", "LOGNAME"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.getuid())
+
+
+_SERVICE_COLUMNS = """
+    s.id, s.env_id, p.name, e.name, s.slug, s.template, s.image, s.spec, s.secret,
+    s.host_ports, s.status, s.status_reason, s.created_at, s.updated_at
+"""
+_SERVICE_FROM = """
+    FROM services s JOIN environments e ON e.id = s.env_id JOIN projects p ON p.id = e.project_id
+"""
+
+
+def _service_from_row(row: tuple) -> ServiceRecord:
+    (service_id, env_id, project, env, slug, template, image, spec, secret,
+     host_ports, status, reason, created_at, updated_at) = row
+    return ServiceRecord(
+        id=service_id,
+        env_id=env_id,
+        project=project,
+        env=env,
+        slug=slug,
+        template=template,
+        image=image,
+        spec=json.loads(spec),
+        secret=secret,
+        host_ports={int(k): int(v) for k, v in json.loads(host_ports).items()},
+        status=status,
+        status_reason=reason,
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+
+
+class StateStore:
+    def __init__(self, connection: sqlite3.Connection, path: Path):
+        self._db = connection
+        self.path = path
+
+    # -- transactions -------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the lock up front (no deferred read-then-write)."""
+        self._execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._execute("COMMIT")
+
+    def _execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.OperationalError as error:
+            raise _state_error(error, self.path) from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- meta ---------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.write() as db:
+            db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def profile_id(self) -> str:
+        value = self.get_meta("profile_id")
+        assert value, "migration 1 sets profile_id"
+        return value
+
+    # -- projects and environments ------------------------------------------------
+
+    def list_projects(self) -> list[Project]:
+        rows = self._execute("SELECT id, name, created_at FROM projects ORDER BY name").fetchall()
+        return [Project(*row) for row in rows]
+
+    def get_project(self, name: str) -> Project:
+        row = self._execute("SELECT id, name, created_at FROM projects WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            known = ", ".join(p.name for p in self.list_projects())
+            raise NotFound(f"Unknown project {name!r}.", hint=f"Known projects: {known}. Create one with `paas project create NAME`.")
+        return Project(*row)
+
+    def create_project(self, name: str) -> Project:
+        validate_name(name, "project name")
+        now = utc_now()
+        with self.write() as db:
+            try:
+                cursor = db.execute("INSERT INTO projects(name, created_at) VALUES (?, ?)", (name, now))
+            except sqlite3.IntegrityError:
+                raise Conflict(f"Project {name!r} already exists.") from None
+            for env in DEFAULT_ENVIRONMENTS:
+                db.execute("INSERT INTO environments(project_id, name, created_at) VALUES (?, ?, ?)", (cursor.lastrowid, env, now))
+        return self.get_project(name)
+
+    def list_environments(self, project: str) -> list[Environment]:
+        project_row = self.get_project(project)
+        rows = self._execute(
+            "SELECT id, name, created_at FROM environments WHERE project_id = ? ORDER BY id", (project_row.id,)
+        ).fetchall()
+        return [Environment(id=r[0], project=project, name=r[1], created_at=r[2]) for r in rows]
+
+    def get_environment(self, project: str, name: str) -> Environment:
+        for env in self.list_environments(project):
+            if env.name == name:
+                return env
+        known = ", ".join(e.name for e in self.list_environments(project))
+        raise NotFound(
+            f"Unknown environment {name!r} in project {project!r}.",
+            hint=f"Known environments: {known}. Create one with `paas env create {name}`.",
+        )
+
+    def create_environment(self, project: str, name: str) -> Environment:
+        validate_name(name, "environment name")
+        project_row = self.get_project(project)
+        with self.write() as db:
+            try:
+                db.execute(
+                    "INSERT INTO environments(project_id, name, created_at) VALUES (?, ?, ?)",
+                    (project_row.id, name, utc_now()),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"Environment {name!r} already exists in project {project!r}.") from None
+        return self.get_environment(project, name)
+
+    def delete_environment(self, project: str, name: str) -> None:
+        env = self.get_environment(project, name)
+        with self.write() as db:
+            slugs = [row[0] for row in db.execute("SELECT slug FROM services WHERE env_id = ? ORDER BY slug", (env.id,))]
+            if slugs:
+                raise Conflict(
+                    f"Environment {name!r} still has services: {', '.join(slugs)}.",
+                    hint=f"Remove them first with `paas svc rm SLUG --env {name} --purge`.",
+                )
+            db.execute("DELETE FROM environments WHERE id = ?", (env.id,))
+
+    # -- services -----------------------------------------------------------------
+
+    def insert_service(self, record: ServiceRecord) -> None:
+        now = utc_now()
+        with self.write() as db:
+            try:
+                db.execute(
+                    "INSERT INTO services(id, env_id, slug, template, image, spec, secret, host_ports, status,"
+                    " status_reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (record.id, record.env_id, record.slug, record.template, record.image, json.dumps(record.spec),
+                     record.secret, json.dumps(record.host_ports), record.status, record.status_reason, now, now),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(
+                    f"Service {record.slug!r} already exists in {record.project}/{record.env}.",
+                    hint=f"See it with `paas svc show {record.slug} --env {record.env}`.",
+                ) from None
+        record.created_at = record.updated_at = now
+
+    def get_service(self, project: str, env: str, slug: str) -> ServiceRecord:
+        row = self._execute(
+            f"SELECT {_SERVICE_COLUMNS} {_SERVICE_FROM} WHERE p.name = ? AND e.name = ? AND s.slug = ?",
+            (project, env, slug),
+        ).fetchone()
+        if row is None:
+            raise NotFound(
+                f"No service {slug!r} in {project}/{env}.",
+                hint=f"List services with `paas svc list --project {project}`.",
+            )
+        return _service_from_row(row)
+
+    def find_service(self, project: str, env: str, slug: str) -> ServiceRecord | None:
+        try:
+            return self.get_service(project, env, slug)
+        except NotFound:
+            return None
+
+    def get_service_by_id(self, service_id: str) -> ServiceRecord:
+        row = self._execute(f"SELECT {_SERVICE_COLUMNS} {_SERVICE_FROM} WHERE s.id = ?", (service_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"No service with id {service_id!r}.")
+        return _service_from_row(row)
+
+    def environments_with_slug(self, project: str, slug: str) -> list[str]:
+        rows = self._execute(
+            f"SELECT e.name {_SERVICE_FROM} WHERE p.name = ? AND s.slug = ? ORDER BY e.id", (project, slug)
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def list_services(self, project: str | None = None, env: str | None = None, include_removed: bool = False) -> list[ServiceRecord]:
+        clauses, params = [], []
+        if project is not None:
+            clauses.append("p.name = ?")
+            params.append(project)
+        if env is not None:
+            clauses.append("e.name = ?")
+            params.append(env)
+        if not include_removed:
+            clauses.append("s.status != ?")
+            params.append(REMOVED)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = self._execute(
+            f"SELECT {_SERVICE_COLUMNS} {_SERVICE_FROM} {where} ORDER BY p.name, e.id, s.slug", tuple(params)
+        ).fetchall()
+        return [_service_from_row(row) for row in rows]
+
+    def set_status(self, service_id: str, status: str, reason: str | None = None, image: str | None = None) -> None:
+        with self.write() as db:
+            if image is None:
+                db.execute("UPDATE services SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
+                           (status, reason, utc_now(), service_id))
+            else:
+                db.execute("UPDATE services SET status = ?, status_reason = ?, image = ?, updated_at = ? WHERE id = ?",
+                           (status, reason, image, utc_now(), service_id))
+
+    def delete_service(self, service_id: str) -> None:
+        with self.write() as db:
+            db.execute("DELETE FROM services WHERE id = ?", (service_id,))
+
+    def used_host_ports(self) -> set[int]:
+        ports: set[int] = set()
+        for (host_ports,) in self._execute("SELECT host_ports FROM services"):
+            ports.update(int(port) for port in json.loads(host_ports).values())
+        return ports
+
+    def secret_count(self) -> int:
+        return self._execute("SELECT count(*) FROM services WHERE secret IS NOT NULL").fetchone()[0]
+
+    def all_secrets(self) -> list[tuple[str, str]]:
+        return list(self._execute("SELECT id, secret FROM services WHERE secret IS NOT NULL"))
+
+    def replace_secrets(self, db: sqlite3.Connection, new_secrets: dict[str, str]) -> None:
+        """Inside an open write transaction: store re-encrypted secrets."""
+        for service_id, token in new_secrets.items():
+            db.execute("UPDATE services SET secret = ? WHERE id = ?", (token, service_id))
+
+    # -- audit --------------------------------------------------------------------
+
+    def audit(self, action: str, project: str, env: str, slug: str, detail: str = "") -> None:
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO audit(at, os_user, action, project, env, slug, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (utc_now(), os_user(), action, project, env, slug, detail),
+            )
+
+    def audit_many(self, db: sqlite3.Connection, action: str, rows: list[tuple[str, str, str, str]]) -> None:
+        at, user = utc_now(), os_user()
+        db.executemany(
+            "INSERT INTO audit(at, os_user, action, project, env, slug, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(at, user, action, project, env, slug, detail) for project, env, slug, detail in rows],
+        )
+
+    def list_audit(self, limit: int | None = None) -> list[AuditEntry]:
+        sql = "SELECT id, at, os_user, action, project, env, slug, detail FROM audit ORDER BY id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [AuditEntry(*row) for row in self._execute(sql)][::-1]
+
+
+def _state_error(error: sqlite3.Error, path: Path) -> StateError:
+    text = str(error)
+    if "locked" in text or "busy" in text:
+        return StateError(f"The state database {path} stayed locked for {BUSY_TIMEOUT_SECONDS}s by another paas process.",
+                          hint="Try again when the other command has finished.")
+    if "readonly" in text or "unable to open" in text:
+        return StateError(f"Cannot write the state database {path}: {text}.", hint="Check the folder's permissions or set PAAS_HOME.")
+    if "not a database" in text or "malformed" in text:
+        return StateError(f"{path} is not a paas state database (SQLite says: {text}).",
+                          hint="Move it aside or point PAAS_HOME at another folder.")
+    return StateError(f"State database error in {path}: {text}.")
+
+
+def open_store(home: Path) -> StateStore:
+    """Open (creating if needed) the database in `home` and apply pending migrations."""
+    path = home / DATABASE_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+    except OSError as error:
+        raise StateError(f"Cannot open the state database {path}: {error.strerror}.",
+                         hint="Check the folder's permissions or set PAAS_HOME to a writable folder.") from None
+    try:
+        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        store = StateStore(connection, path)
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version < len(MIGRATIONS):
+            _migrate(store)
+        elif version > len(MIGRATIONS):
+            raise StateError(f"{path} was written by a newer paas (schema {version}, this one knows {len(MIGRATIONS)}).",
+                             hint="Upgrade paas-svc.")
+        connection.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.DatabaseError as error:
+        raise _state_error(error, path) from None
+    return store
+
+
+def _migrate(store: StateStore) -> None:
+    import secrets
+
+    db = store._db
+    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        db.execute("PRAGMA journal_mode = WAL")  # persists in the file
+    with store.write():
+        version = db.execute("PRAGMA user_version").fetchone()[0]  # re-read under the lock
+        for index in range(version, len(MIGRATIONS)):
+            for statement in MIGRATIONS[index].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            if index == 0:
+                now = utc_now()
+                db.execute("INSERT INTO meta(key, value) VALUES ('profile_id', ?)", (secrets.token_hex(6),))
+                cursor = db.execute("INSERT INTO projects(name, created_at) VALUES (?, ?)", (DEFAULT_PROJECT, now))
+                for env in DEFAULT_ENVIRONMENTS:
+                    db.execute("INSERT INTO environments(project_id, name, created_at) VALUES (?, ?, ?)", (cursor.lastrowid, env, now))
+            db.execute(f"PRAGMA user_version = {index + 1}")
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.chmod(str(store.path) + suffix, 0o600)
+        except FileNotFoundError:
+            pass
