@@ -1,13 +1,15 @@
-"""`paas env create|list|rm`."""
+"""`paas env create|list|rm|export`."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
 from paas_svc.cli.options import JsonOption, ProjectOption
-from paas_svc.cli.output import message, print_json, print_table
+from paas_svc.cli.output import message, print_json, print_table, warn
 from paas_svc.cli.state import open_profile
 
 app = typer.Typer(help="Environments of a project, and the variables apps get from them.", no_args_is_help=True)
@@ -51,3 +53,104 @@ def rm(name: NameArgument, project: ProjectOption = None) -> None:
     project_name = resolve_project(profile.store, project)
     profile.store.delete_environment(project_name, name)
     message(f"Deleted environment {name} from project {project_name}.")
+
+
+ExportEnvOption = Annotated[Optional[str], typer.Option(
+    "--env", "-e", envvar="PAAS_ENV", show_envvar=True, help="Environment (default: development).")]
+NetworkOption = Annotated[bool, typer.Option(
+    "--network", help="The view of a container on the paas-apps network (default: the host view, 127.0.0.1).")]
+StrictOption = Annotated[bool, typer.Option(
+    "--strict", help="Fail when a service is not Ready instead of leaving it out with a warning.")]
+
+
+def ready_variables(project_option: str | None, env_option: str | None, network: bool, strict: bool,
+                    purpose: str, left_out_of: str) -> tuple[str, str, dict[str, str]]:
+    """(project, env, {SLUG}_URL of each Ready service); the reveal is audited with `purpose`."""
+    from paas_svc.reveal import environment_variables
+    from paas_svc.scope import resolve_env, resolve_project
+
+    profile = open_profile()
+    project = resolve_project(profile.store, project_option)
+    env = resolve_env(profile.store, project, env_option)
+    statuses = _live_statuses(profile.store, project, env)
+    not_ready = sorted((service.slug, status) for service, status in statuses.values() if status != "Ready")
+    if strict and not_ready:  # before revealing anything: a refused export is not audited
+        _refuse_not_ready(project, env, not_ready)
+    result = environment_variables(profile.store, profile.vault, project, env, network,
+                                   {service_id: status for service_id, (_, status) in statuses.items()}, purpose)
+    for service, status in result.skipped:
+        warn(f"{service.slug} is {status}; left out of {left_out_of}")
+    return project, env, result.variables
+
+
+def _live_statuses(store, project: str, env: str) -> dict:
+    """{service id: (service, live status)} from ONE engine request (none when there is no service)."""
+    from paas_svc.errors import DockerUnavailable
+    from paas_svc.lifecycle import live_states, live_status
+
+    services = store.list_services(project=project, env=env)
+    if not services:
+        return {}
+    try:
+        states = live_states(store.profile_id())
+    except DockerUnavailable as error:
+        # Exporting nothing would look like an environment without services: fail loudly instead.
+        raise DockerUnavailable(f"{error.message} Nothing was exported: which services are Ready is unknown.",
+                                hint=error.hint) from None
+    return {service.id: (service, live_status(service, states.get(service.id))) for service in services}
+
+
+def _refuse_not_ready(project: str, env: str, not_ready: list[tuple[str, str]]) -> None:
+    from paas_svc.errors import Conflict
+
+    listed = ", ".join(f"{slug} ({status})" for slug, status in not_ready)
+    raise Conflict(f"Not every service of {project}/{env} is Ready: {listed}.",
+                   hint=f"Start them with `paas svc start SLUG --env {env}`, or drop --strict to leave them out.")
+
+
+@app.command("export")
+def export(
+    project: ProjectOption = None,
+    env: ExportEnvOption = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="dotenv, json, shell (for eval) or docker (for --env-file).")] = "dotenv",
+    network: NetworkOption = False,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file (atomically, mode 0600) instead of stdout.")] = None,
+    strict: StrictOption = False,
+) -> None:
+    """Print {SLUG}_URL for every Ready service of the environment. Audited as a reveal."""
+    from paas_svc.envfile import check_format, render
+
+    check_format(fmt)  # a typo must not cost a reveal
+    if output is not None:
+        _check_output_folder(output)
+    view = "network" if network else "host"
+    project_name, env_name, variables = ready_variables(
+        project, env, network, strict, purpose=f"format={fmt} view={view}", left_out_of="the export")
+    text = render(variables, fmt)
+    if not variables:
+        message(f"note: no Ready service in {project_name}/{env_name}; nothing to export.")
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    _write_export(output, text)
+    message(f"Wrote {len(variables)} variable{'' if len(variables) == 1 else 's'} to {output}")
+
+
+def _check_output_folder(path: Path) -> None:
+    from paas_svc.errors import InvalidInput
+
+    if not path.parent.is_dir():
+        raise InvalidInput(f"Cannot write {path}: the folder {path.parent} does not exist.",
+                           hint="Create it first, or pick another path for -o.")
+
+
+def _write_export(path: Path, text: str) -> None:
+    from paas_svc.errors import InvalidInput
+    from paas_svc.home import write_private_file
+
+    try:
+        write_private_file(path, text.encode())
+    except OSError as error:
+        raise InvalidInput(f"Cannot write {path}: {error.strerror or error}.",
+                           hint="Check that its folder exists and is writable.") from None

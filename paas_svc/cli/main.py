@@ -9,7 +9,7 @@ import sys
 import typer
 
 from paas_svc import __version__
-from paas_svc.cli import audit_cmd, catalog_cmd, env_cmd, project_cmd, svc_cmd
+from paas_svc.cli import audit_cmd, catalog_cmd, env_cmd, project_cmd, run_cmd, svc_cmd
 
 app = typer.Typer(
     help="Managed services (PostgreSQL, Redis, MongoDB, Meilisearch, MinIO, Mailpit) on your own Docker host.",
@@ -22,6 +22,7 @@ app.add_typer(project_cmd.app, name="project")
 app.add_typer(env_cmd.app, name="env")
 app.add_typer(svc_cmd.app, name="svc")
 app.command("audit")(audit_cmd.audit)
+app.command("run", context_settings=run_cmd.CONTEXT_SETTINGS, options_metavar=run_cmd.OPTIONS_METAVAR)(run_cmd.run_command)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,36 @@
+# paas-svc developer tasks. `make demo` and `make test` work from a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install images test unit demo bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# Stand-in images for the tests (built from Debian packages, cached by content hash).
+images:
+	bash tests/images/build.sh
+
+# The whole suite: unit tests plus integration tests against the real Docker engine.
+test: install images
+	$(BIN)/pytest
+
+# Only the tests that need no Docker engine.
+unit: install
+	$(BIN)/pytest -m "not docker"
+
+# Provision a Redis in a throwaway home, print its DSN and dotenv line, remove it.
+demo: install
+	bash scripts/demo.sh
+
+bench: install images
+	bash bench/run_all.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,115 @@
+import re
+
+import pytest
+
+from paas_svc.catalog import get_template, load_catalog, search_templates
+from paas_svc.credentials import ALPHABET, generate_credentials
+from paas_svc.dsn import render_command, render_dsn, render_environment
+from paas_svc.errors import NotFound
+
+SEED_IMAGES = {
+    "postgres-16": "postgres:16-alpine",
+    "redis-7": "redis:7-alpine",
+    "mongodb-7": "mongo:7",
+    "meilisearch-1.10": "getmeili/meilisearch:v1.10",
+    "minio": "minio/minio:latest",
+    "mailpit": "axllent/mailpit:latest",
+}
+SEED_PORTS = {"postgres-16": 5432, "redis-7": 6379, "mongodb-7": 27017, "meilisearch-1.10": 7700, "minio": 9000, "mailpit": 1025}
+
+
+def test_catalog_has_exactly_the_seed_templates():
+    catalog = load_catalog()
+    assert {key: t.image for key, t in catalog.items()} == SEED_IMAGES
+    assert {key: t.port for key, t in catalog.items()} == SEED_PORTS
+
+
+@pytest.mark.parametrize("query,expected", [("redis", "redis-7"), ("search", "meilisearch-1.10"), ("data", "postgres-16"),
+                                            ("S3", "minio"), ("smtp", "mailpit"), ("document", "mongodb-7")])
+def test_search_finds(query, expected):
+    assert expected in [t.key for t in search_templates(query)]
+
+
+def test_search_ranks_name_matches_first():
+    assert search_templates("search")[0].key == "meilisearch-1.10"
+
+
+def test_search_without_match_is_empty():
+    assert search_templates("oracle") == []
+
+
+def test_unknown_template_suggests():
+    with pytest.raises(NotFound) as raised:
+        get_template("redis7")
+    assert "redis-7" in raised.value.hint
+
+
+def _rendered(key):
+    template = get_template(key)
+    credentials = generate_credentials(template.credentials)
+    return template, credentials, render_dsn(template.dsn, credentials, "h", 1), \
+        render_environment(template.environment, credentials), render_command(list(template.command) if template.command else None, credentials)
+
+
+def test_postgres_facts():
+    template, creds, dsn, env, command = _rendered("postgres-16")
+    assert env == {"POSTGRES_USER": "app", "POSTGRES_PASSWORD": creds["password"], "POSTGRES_DB": "db"}
+    assert template.volume == "/var/lib/postgresql/data"
+    assert dsn == f"postgres://app:{creds['password']}@h:1/db"
+
+
+def test_redis_facts():
+    template, creds, dsn, env, command = _rendered("redis-7")
+    assert command == ["redis-server", "--requirepass", creds["password"], "--appendonly", "yes"]
+    assert template.volume == "/data"
+    assert dsn == f"redis://default:{creds['password']}@h:1/0"
+
+
+def test_mongodb_facts():
+    template, creds, dsn, env, _ = _rendered("mongodb-7")
+    assert env == {"MONGO_INITDB_ROOT_USERNAME": creds["user"], "MONGO_INITDB_ROOT_PASSWORD": creds["password"]}
+    assert template.volume == "/data/db"
+    assert dsn == f"mongodb://{creds['user']}:{creds['password']}@h:1/?authSource=admin"
+
+
+def test_meilisearch_facts():
+    template, creds, dsn, env, _ = _rendered("meilisearch-1.10")
+    assert env["MEILI_ENV"] == "production" and len(env["MEILI_MASTER_KEY"]) >= 16
+    assert template.volume == "/meili_data"
+    assert dsn == f"http://:{creds['key']}@h:1"
+
+
+def test_minio_facts():
+    template, creds, dsn, env, command = _rendered("minio")
+    assert command == ["server", "/data", "--console-address", ":9001"]
+    assert len(env["MINIO_ROOT_PASSWORD"]) >= 8 and len(env["MINIO_ROOT_USER"]) >= 3
+    assert template.extra_ports == (9001,)
+    assert dsn == f"http://{creds['user']}:{creds['password']}@h:1"
+
+
+def test_mailpit_facts():
+    template, creds, dsn, env, _ = _rendered("mailpit")
+    assert env == {"MP_DATABASE": "/data/mailpit.db"}
+    assert template.port == 1025 and template.extra_ports == (8025,)
+    assert dsn == "smtp://h:1"
+
+
+@pytest.mark.parametrize("key", list(SEED_IMAGES))
+def test_generated_credentials_are_long_letters_and_digits(key):
+    template = get_template(key)
+    for name, value in generate_credentials(template.credentials).items():
+        if "generate" in template.credentials[name]:
+            assert len(value) >= 24
+            assert set(value) <= set(ALPHABET)
+            assert re.fullmatch(r"[A-Za-z0-9]+", value)
+
+
+def test_generated_credentials_differ_each_time():
+    spec = get_template("redis-7").credentials
+    assert generate_credentials(spec) != generate_credentials(spec)
+
+
+def test_catalog_ships_inside_the_package():
+    from importlib import resources
+
+    assert resources.files("paas_svc").joinpath("catalog.yaml").is_file()
