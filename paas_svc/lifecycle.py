@@ -3,7 +3,9 @@ stop, restart, and the live status shown by `list`."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import socket
 import time
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from paas_svc.credentials import generate_credentials
 from paas_svc.docker_status import ContainerState
 from paas_svc.dsn import HOST_VIEW_HOST, render_command, render_environment
 from paas_svc.errors import Conflict, InvalidInput, ProvisioningFailed
-from paas_svc.locks import service_lock
+from paas_svc.locks import blocking_lock, host_lock_path, service_lock
 from paas_svc.models import FAILED, PROVISIONING, READY, REMOVED, ServiceRecord
 from paas_svc.naming import (
     LABEL_ENV, LABEL_MANAGED, LABEL_PROFILE, LABEL_PROJECT, LABEL_SERVICE_ID, LABEL_SLUG, LABEL_TEMPLATE, validate_name,
@@ -144,7 +146,7 @@ class ServiceManager:
                     self.reporter.step(f"Pulling {wanted_image}")
                     engine.pull(wanted_image, self.reporter.pull_progress)
             if existing is None:
-                service = self._new_record(project, env, environment.id, slug, template, wanted_image, host_port)
+                service = None  # created below, under the port lock
             elif existing.status == REMOVED:
                 if existing.template != template.key:
                     raise Conflict(
@@ -162,7 +164,11 @@ class ServiceManager:
                                hint=f"See it with `paas svc show {slug} --env {env}`.")
 
             if existing is None:
-                self.store.insert_service(service)
+                # Choosing host ports and recording them is one step for all paas processes.
+                with blocking_lock(self.home / "ports.lock"):
+                    service = self._new_record(project, env, environment.id, slug, template, wanted_image, host_port)
+                    self.store.insert_service(service)
+                _fault_point("after-state")
             else:
                 self.store.set_status(service.id, PROVISIONING, None, image=service.image)
             try:
@@ -204,8 +210,10 @@ class ServiceManager:
         engine = self.engine
         profile_id = self.store.profile_id()
         labels = service_labels(profile_id, service)
-        engine.ensure_network({LABEL_MANAGED: "true"})
+        with blocking_lock(host_lock_path("network")):  # concurrent creates could make two paas-apps
+            engine.ensure_network({LABEL_MANAGED: "true"})
         engine.ensure_volume(service.volume_name, labels)
+        _fault_point("after-volume")
         state = engine.inspect_container(service.container_name)
         if state is not None and state["Config"]["Image"] != service.image:
             engine.remove_container(service.container_name)  # a leftover with another image: replace it
@@ -223,6 +231,7 @@ class ServiceManager:
                 volume_path=spec["volume"],
                 port_bindings=dict(service.host_ports),
             ))
+            _fault_point("after-container")
             self.reporter.step(f"Starting {service.container_name}")
         if state is None or not state["State"]["Running"]:
             engine.start(service.container_name)
@@ -261,6 +270,32 @@ class ServiceManager:
         if not lines:
             return "The container printed nothing."
         return f"Last {len(lines)} log lines of {service.container_name}:\n" + "\n".join("  " + line for line in lines)
+
+    def repair(self, service: ServiceRecord, timeout: float = 120.0) -> AddResult:
+        """Finish an interrupted add, or re-create a missing container on its kept volume,
+        with the stored credentials and ports. Never touches the volume's data."""
+        started = time.monotonic()
+        validate_timeout(timeout)
+        if service.status == REMOVED:
+            raise Conflict(f"{service.slug} was removed; its volume is kept.",
+                           hint=f"Re-create it with `paas svc add {service.slug} --env {service.env} --template {service.template}`.")
+        with service_lock(self.home, service.env_id, service.slug) as locked:
+            if not locked:
+                raise Conflict(f"{service.slug} is being provisioned by another paas process right now.")
+            if not self.engine.image_present(service.image):
+                self.reporter.step(f"Pulling {service.image}")
+                self.engine.pull(service.image, self.reporter.pull_progress)
+            self.store.set_status(service.id, PROVISIONING)
+            try:
+                self._provision(service)
+                self._wait_ready(service, timeout)
+            except ProvisioningFailed as error:
+                self.store.set_status(service.id, FAILED, error.message)
+                raise
+            self.store.set_status(service.id, READY)
+            service.status = READY
+        self.store.audit("repair", service.project, service.env, service.slug)
+        return AddResult(service, time.monotonic() - started, False, True, True)
 
     # -- rm, start, stop, restart -----------------------------------------------------
 
@@ -303,6 +338,12 @@ class ServiceManager:
                            hint=f"Re-create it on its volume with `paas svc add {service.slug} --env {service.env} --template {service.template}` after `paas svc rm {service.slug} --env {service.env}`.")
 
 
+def _fault_point(name: str) -> None:
+    """Crash tests kill the process here (PAAS_FAULT_INJECT=after-state|after-volume|after-container)."""
+    if os.environ.get("PAAS_FAULT_INJECT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def mask_secrets(text: str, credentials: dict[str, str]) -> str:
     for value in credentials.values():
         if len(value) >= 8:
@@ -310,11 +351,15 @@ def mask_secrets(text: str, credentials: dict[str, str]) -> str:
     return text
 
 
-def live_status(service: ServiceRecord, container: ContainerState | None) -> str:
-    """What `list` shows: Ready, Provisioning, Stopped, Failed, Missing (or Removed)."""
+def live_status(service: ServiceRecord, container: ContainerState | None, add_running: bool = True) -> str:
+    """What `list` shows: Ready, Provisioning, Stopped, Failed, Missing (or Removed).
+
+    `add_running` is False when no process holds the service's lock: a row still marked
+    provisioning then belongs to an add that crashed, which is Failed until repaired.
+    """
     if service.status == REMOVED:
         return "Removed"
-    if service.status == FAILED:
+    if service.status == FAILED or (service.status == PROVISIONING and not add_running):
         return "Failed"
     if container is None:
         return "Missing"
@@ -325,6 +370,19 @@ def live_status(service: ServiceRecord, container: ContainerState | None) -> str
     if service.status == PROVISIONING:
         return "Provisioning"
     return "Stopped"
+
+
+def live_statuses(home: Path, profile_id: str, services: list[ServiceRecord]) -> dict[str, str]:
+    """Live status per service id: ONE engine request for all rows, whatever their number."""
+    from paas_svc.locks import add_in_progress
+
+    states = live_states(profile_id) if services else {}
+    return {
+        service.id: live_status(
+            service, states.get(service.id),
+            add_running=service.status != PROVISIONING or add_in_progress(home, service.env_id, service.slug))
+        for service in services
+    }
 
 
 def live_states(profile_id: str) -> dict[str, ContainerState]:

@@ -1,21 +1,27 @@
-"""Per-service advisory locks: a crashed `paas svc add` releases its lock when the process dies,
-so a later add can tell "being provisioned right now" from "left half-done by a crash"."""
+"""Advisory locks (flock). The kernel releases them when a process dies, so a crashed
+`paas svc add` never leaves a lock behind, and a later add can tell "being provisioned
+right now" from "left half-done by a crash"."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 
+def _lock_file(home: Path, env_id: int, slug: str) -> Path:
+    folder = home / "locks"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder / f"{env_id}-{slug}.lock"
+
+
 @contextmanager
 def service_lock(home: Path, env_id: int, slug: str) -> Iterator[bool]:
     """Yields True when this process holds the lock, False when another process does."""
-    folder = home / "locks"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    fd = os.open(folder / f"{env_id}-{slug}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(_lock_file(home, env_id, slug), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -25,3 +31,34 @@ def service_lock(home: Path, env_id: int, slug: str) -> Iterator[bool]:
         yield True
     finally:
         os.close(fd)
+
+
+def add_in_progress(home: Path, env_id: int, slug: str) -> bool:
+    """True while some process holds the service's lock (an add or repair is running)."""
+    path = home / "locks" / f"{env_id}-{slug}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+@contextmanager
+def blocking_lock(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def host_lock_path(name: str) -> Path:
+    """A lock shared by every profile on this host (e.g. creating the one paas-apps network)."""
+    return Path(tempfile.gettempdir()) / f"paas-svc-{name}-{os.getuid()}.lock"

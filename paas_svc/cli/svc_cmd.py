@@ -61,7 +61,7 @@ def add(
     json_output: JsonOption = False,
 ) -> None:
     """Provision a service from the catalog and wait until it accepts connections."""
-    from paas_svc.lifecycle import live_status, validate_timeout
+    from paas_svc.lifecycle import validate_timeout
     from paas_svc.naming import validate_name
     from paas_svc.scope import resolve_env, resolve_project
 
@@ -96,7 +96,7 @@ def list_services(
     json_output: JsonOption = False,
 ) -> None:
     """List services with their live status (one query to the engine for all rows)."""
-    from paas_svc.lifecycle import live_states, live_status
+    from paas_svc.lifecycle import live_statuses
     from paas_svc.scope import resolve_project
 
     profile = open_profile()
@@ -105,8 +105,8 @@ def list_services(
     if env and project_name:
         store.get_environment(project_name, env)
     services = store.list_services(project=project_name, env=env, include_removed=removed)
-    states = live_states(store.profile_id()) if services else {}
-    rows = [(service, live_status(service, states.get(service.id))) for service in services]
+    statuses = live_statuses(profile.home, store.profile_id(), services)
+    rows = [(service, statuses[service.id]) for service in services]
     if json_output:
         print_json([service_json(service, status) for service, status in rows])
         return
@@ -120,11 +120,11 @@ def list_services(
 @app.command("show")
 def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None, json_output: JsonOption = False) -> None:
     """Show one service: everything but its credentials."""
-    from paas_svc.lifecycle import live_states, live_status
+    from paas_svc.lifecycle import live_statuses
 
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    status = live_status(service, live_states(profile.store.profile_id()).get(service.id))
+    status = live_statuses(profile.home, profile.store.profile_id(), [service])[service.id]
     info = service_json(service, status)
     info["volume_path"] = service.spec["volume"]
     info["dsn_format"] = service.spec["dsn"]
@@ -188,6 +188,20 @@ def _simple_action(verb: str, help_text: str):
 _simple_action("start", "Start a stopped service and wait until it accepts connections.")
 _simple_action("stop", "Stop a service's container (data and settings stay).")
 _simple_action("restart", "Restart a service and wait until it accepts connections.")
+
+
+@app.command("repair")
+def repair(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
+           timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the service to accept connections.")] = 120.0) -> None:
+    """Finish an interrupted add or re-create a missing container, with the stored credentials and volume."""
+    profile = open_profile()
+    service = _service(profile, project, env, slug)
+    reporter = StderrReporter()
+    try:
+        result = service_manager(profile, reporter).repair(service, timeout)
+    finally:
+        reporter.close()
+    data(f"{slug} in {service.project}/{service.env}: Ready in {result.elapsed_seconds:.1f}s")
 
 
 @app.command("logs")

@@ -22,7 +22,8 @@
 # Progress goes to stderr; stdout stays empty.
 set -euo pipefail
 
-readonly IMAGES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+IMAGES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+readonly IMAGES_DIR
 readonly MIRROR="${PAAS_TEST_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 readonly SUITE=bookworm
 readonly BASE_TAG=paas-test/bookworm:base
@@ -68,10 +69,9 @@ cleanup_rootfs() {
     # debootstrap mounts proc/sys (and sometimes more) inside the target while
     # running; never rm -rf across a live mount.
     local m
-    for m in $(awk -v r="$ROOTFS" 'index($2, r) == 1 { print $2 }' /proc/mounts | sort -r); do
-        umount -l "$m" 2>/dev/null || true
-    done
-    rm -rf --one-file-system "$ROOTFS"
+    awk -v r="$ROOTFS/" 'index($2 "/", r) == 1 { print $2 }' /proc/mounts | sort -r \
+        | while IFS= read -r m; do umount -l "$m" 2>/dev/null || true; done
+    rm -rf --one-file-system "${ROOTFS:?}" "${ROOTFS:?}.log"
     ROOTFS=""
 }
 trap cleanup_rootfs EXIT
@@ -90,34 +90,33 @@ build_base() {
     [ "$(id -u)" = 0 ] || die "building $BASE_TAG needs root (debootstrap)"
 
     local t0; t0="$(now)"
-    log "$BASE_TAG: debootstrap --variant=minbase $SUITE from $MIRROR (takes a few minutes)"
+    log "$BASE_TAG: debootstrap --variant=minbase $SUITE from $MIRROR (about a minute)"
     ROOTFS="$(mktemp -d "${TMPDIR:-/var/tmp}/paas-test-rootfs.XXXXXX")"
     local dlog="$ROOTFS.log"
     if ! debootstrap --variant=minbase "$SUITE" "$ROOTFS" "$MIRROR" >"$dlog" 2>&1; then
         tail -n 30 "$dlog" >&2 || true
-        [ -f "$ROOTFS/debootstrap/debootstrap.log" ] && tail -n 30 "$ROOTFS/debootstrap/debootstrap.log" >&2
-        rm -f "$dlog"
+        [ -f "${ROOTFS:?}/debootstrap/debootstrap.log" ] && tail -n 30 "${ROOTFS:?}/debootstrap/debootstrap.log" >&2
         die "debootstrap failed"
     fi
     rm -f "$dlog"
 
     # Container niceties, as in the usual Debian base images.
     # Never start daemons from maintainer scripts during `docker build`.
-    printf '#!/bin/sh\nexit 101\n' >"$ROOTFS/usr/sbin/policy-rc.d"
-    chmod 755 "$ROOTFS/usr/sbin/policy-rc.d"
+    printf '#!/bin/sh\nexit 101\n' >"${ROOTFS:?}/usr/sbin/policy-rc.d"
+    chmod 755 "${ROOTFS:?}/usr/sbin/policy-rc.d"
     # Do not keep downloaded .debs around.
-    cat >"$ROOTFS/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+    cat >"${ROOTFS:?}/etc/apt/apt.conf.d/docker-clean" <<'EOF'
 DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
 APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
 Dir::Cache::pkgcache "";
 Dir::Cache::srcpkgcache "";
 EOF
-    cat >"$ROOTFS/etc/apt/apt.conf.d/docker-no-recommends" <<'EOF'
+    cat >"${ROOTFS:?}/etc/apt/apt.conf.d/docker-no-recommends" <<'EOF'
 APT::Install-Recommends "false";
 APT::Install-Suggests "false";
 EOF
     # Documentation is dead weight in test images.
-    cat >"$ROOTFS/etc/dpkg/dpkg.cfg.d/docker-nodoc" <<'EOF'
+    cat >"${ROOTFS:?}/etc/dpkg/dpkg.cfg.d/docker-nodoc" <<'EOF'
 path-exclude /usr/share/doc/*
 path-include /usr/share/doc/*/copyright
 path-exclude /usr/share/man/*
@@ -125,16 +124,16 @@ path-exclude /usr/share/info/*
 path-exclude /usr/share/locale/*
 path-include /usr/share/locale/locale.alias
 EOF
-    find "$ROOTFS/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete 2>/dev/null || true
-    rm -rf "$ROOTFS/usr/share/man/"* "$ROOTFS/usr/share/info/"*
-    find "$ROOTFS/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} + 2>/dev/null || true
-    rm -rf "$ROOTFS/var/lib/apt/lists/"* "$ROOTFS/var/cache/apt/"*.bin \
-           "$ROOTFS/var/cache/apt/archives/"*.deb "$ROOTFS/var/log/"*.log \
-           "$ROOTFS/var/log/apt/"* "$ROOTFS/debootstrap"
+    find "${ROOTFS:?}/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete 2>/dev/null || true
+    rm -rf --one-file-system "${ROOTFS:?}/usr/share/man/"* "${ROOTFS:?}/usr/share/info/"*
+    find "${ROOTFS:?}/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} + 2>/dev/null || true
+    rm -rf --one-file-system "${ROOTFS:?}/var/lib/apt/lists/"* "${ROOTFS:?}/var/cache/apt/"*.bin \
+           "${ROOTFS:?}/var/cache/apt/archives/"*.deb "${ROOTFS:?}/var/log/"*.log \
+           "${ROOTFS:?}/var/log/apt/"* "${ROOTFS:?}/debootstrap"
     # The engine mounts its own /dev, /proc, /sys.
-    rm -rf "$ROOTFS/dev/"* "$ROOTFS/proc/"* "$ROOTFS/sys/"*
-    : >"$ROOTFS/etc/hostname"
-    : >"$ROOTFS/etc/resolv.conf"
+    rm -rf --one-file-system "${ROOTFS:?}/dev/"* "${ROOTFS:?}/proc/"* "${ROOTFS:?}/sys/"*
+    : >"${ROOTFS:?}/etc/hostname"
+    : >"${ROOTFS:?}/etc/resolv.conf"
 
     log "$BASE_TAG: docker import"
     tar --numeric-owner -C "$ROOTFS" -c . \

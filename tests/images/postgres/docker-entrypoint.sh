@@ -128,7 +128,8 @@ process_init_files() {
         case "$f" in
             *.sh)
                 if [ -x "$f" ]; then log "running $f"; "$f"
-                else log "sourcing $f"; . "$f"; fi ;;
+                else log "sourcing $f"; # shellcheck disable=SC1090
+                    . "$f"; fi ;;
             *.sql)    log "running $f"; psql_init "$POSTGRES_DB" -f "$f" ;;
             *.sql.gz) log "running $f"; gunzip -c "$f" | psql_init "$POSTGRES_DB" ;;
             *)        log "ignoring $f" ;;
@@ -154,7 +155,7 @@ main() {
         # setpriv execs directly (no PAM session, no extra parent process),
         # so the server stays PID 1.
         exec setpriv --reuid=postgres --regid=postgres --init-groups \
-            env HOME=/var/lib/postgresql "$BASH_SOURCE" "$@"
+            env HOME=/var/lib/postgresql "${BASH_SOURCE[0]}" "$@"
     fi
 
     if [ ! -s "$PGDATA/PG_VERSION" ]; then
