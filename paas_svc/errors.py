@@ -17,6 +17,7 @@ class ExitCode:
     PROVISIONING = 6  # pull failed, container exited, readiness timed out
     SECRETS = 7  # master key missing, wrong or unreadable; corrupted secret
     STATE = 8  # state database or home folder unusable
+    UNHEALTHY = 9  # `paas doctor` found problems
     INTERRUPTED = 130
 
 

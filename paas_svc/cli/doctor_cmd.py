@@ -1,0 +1,36 @@
+"""`paas doctor`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from paas_svc.cli.options import JsonOption
+from paas_svc.cli.output import StderrReporter, data, print_json
+from paas_svc.cli.state import open_profile, service_manager
+
+
+def doctor(json_output: JsonOption = False,
+           fix: Annotated[bool, typer.Option("--fix", help="Fix what is safe: file modes, network, stopped or missing containers. Never deletes a volume.")] = False) -> None:
+    """Check the engine, network, containers, volumes, orphans, file modes, database and ports."""
+    from paas_svc.doctor import apply_fixes, diagnose
+    from paas_svc.errors import ExitCode
+
+    manager = service_manager(open_profile(), StderrReporter())
+    report = diagnose(manager)
+    if fix:
+        apply_fixes(manager, report)
+    if json_output:
+        print_json({"ok": not report.problems, "findings": [f.to_json() for f in report.findings]})
+    else:
+        for finding in report.findings:
+            mark = "ok " if finding.ok else ("FIXED" if finding.fixed else "FAIL")
+            data(f"[{mark}] {finding.check}: {finding.message}")
+            if not finding.ok and not finding.fixed and finding.fix:
+                data(f"        fix: {finding.fix}" + ("  (paas doctor --fix does this)" if finding.action and not fix else ""))
+            if finding.fix_error:
+                data(f"        --fix failed: {finding.fix_error}")
+        data(f"{len(report.problems)} problem(s) found." if report.problems else "Everything is in order.")
+    if report.problems:
+        raise typer.Exit(ExitCode.UNHEALTHY)

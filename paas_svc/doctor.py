@@ -1,0 +1,232 @@
+"""`paas doctor`: compare the state with the engine and the files, and fix what is safe to fix.
+
+Safe fixes: tighten file modes, create the missing network, start a stopped container,
+re-create a missing container on its kept volume (or finish a crashed add). A volume is
+never deleted, and orphans are only reported.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import asdict, dataclass, field
+
+from paas_svc.errors import DockerUnavailable, PaasError
+from paas_svc.lifecycle import ServiceManager, check_port_free
+from paas_svc.models import FAILED, PROVISIONING, REMOVED, ServiceRecord
+from paas_svc.naming import LABEL_PROFILE, LABEL_SERVICE_ID, NETWORK_NAME
+
+# fix actions --fix knows how to apply
+CHMOD, CREATE_NETWORK, START, REPAIR = "chmod", "create-network", "start", "repair"
+
+
+@dataclass
+class Finding:
+    check: str
+    ok: bool
+    message: str
+    fix: str | None = None  # what the user (or --fix) should do
+    action: str | None = None  # set when --fix can apply it safely
+    target: str | None = None  # file path or service id the action applies to
+    fixed: bool = False
+    fix_error: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Report:
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if not f.ok and not f.fixed]
+
+    def add(self, *args, **kwargs) -> Finding:
+        finding = Finding(*args, **kwargs)
+        self.findings.append(finding)
+        return finding
+
+
+def diagnose(manager: ServiceManager) -> Report:
+    report = Report()
+    _check_files(manager, report)
+    _check_database(manager, report)
+    services = manager.store.list_services(include_removed=True)
+    _check_key(manager, services, report)
+    try:
+        engine = manager.engine
+    except DockerUnavailable as error:
+        report.add("engine", False, error.message, fix=error.hint)
+        return report
+    report.add("engine", True, "Docker engine reachable")
+    _check_network(engine, report)
+    _check_services(manager, services, report)
+    _check_orphans(manager, services, report)
+    _check_ports(services, report)
+    return report
+
+
+def _check_files(manager: ServiceManager, report: Report) -> None:
+    home = manager.home
+    expected = [(home, 0o700)]
+    for path in sorted(home.iterdir()):
+        if path.is_file():
+            expected.append((path, 0o600))
+    for folder in ("locks", "backups"):
+        for path in sorted((home / folder).glob("*")) if (home / folder).is_dir() else []:
+            expected.append((path, 0o600 if path.is_file() else 0o700))
+    wrong = [(path, mode) for path, mode in expected if stat.S_IMODE(path.stat().st_mode) & ~mode]
+    for path, mode in wrong:
+        report.add("permissions", False, f"{path} is mode {stat.S_IMODE(path.stat().st_mode):o}, should be {mode:o}",
+                   fix=f"chmod {mode:o} {path}", action=CHMOD, target=f"{mode:o}:{path}")
+    if not wrong:
+        report.add("permissions", True, f"files under {home} are private (0600/0700)")
+
+
+def _check_database(manager: ServiceManager, report: Report) -> None:
+    result = manager.store._db.execute("PRAGMA integrity_check").fetchone()[0]
+    if result == "ok":
+        report.add("database", True, f"{manager.store.path}: integrity_check ok")
+    else:
+        report.add("database", False, f"{manager.store.path}: integrity_check says {result}",
+                   fix="Restore state.db from a backup; `sqlite3 state.db .recover` may save what is left.")
+
+
+def _check_key(manager: ServiceManager, services: list[ServiceRecord], report: Report) -> None:
+    if not any(s.secret for s in services):
+        report.add("key", True, "no stored credentials yet")
+        return
+    try:
+        for service in services:
+            manager.vault.credentials(service)
+    except PaasError as error:
+        report.add("key", False, error.message, fix=error.hint)
+        return
+    report.add("key", True, f"master key opens all {len(services)} stored credentials")
+
+
+def _check_network(engine, report: Report) -> None:
+    if engine.network_exists():
+        report.add("network", True, f"network {NETWORK_NAME} exists")
+    else:
+        report.add("network", False, f"network {NETWORK_NAME} is missing", fix="paas doctor --fix creates it",
+                   action=CREATE_NETWORK)
+
+
+def _check_services(manager: ServiceManager, services: list[ServiceRecord], report: Report) -> None:
+    engine = manager.engine
+    profile_id = manager.store.profile_id()
+    for service in services:
+        where = f"{service.project}/{service.env}/{service.slug}"
+        if service.status == REMOVED:
+            if not engine.volume_exists(service.volume_name):
+                report.add("volume", False, f"{where} was removed and its kept volume {service.volume_name} is gone",
+                           fix=f"paas svc rm {service.slug} --env {service.env} --purge --yes  (forgets its credentials)")
+            continue
+        if not engine.volume_exists(service.volume_name):
+            report.add("volume", False, f"{where}: volume {service.volume_name} is missing (its data is gone)",
+                       fix=f"paas svc repair {service.slug} --env {service.env} re-creates it EMPTY with the same credentials")
+            continue
+        container = engine.inspect_container(service.container_name)
+        if container is None:
+            report.add("container", False, f"{where}: container {service.container_name} is missing",
+                       fix=f"paas svc repair {service.slug} --env {service.env}", action=REPAIR, target=service.id)
+            continue
+        problems = _container_mismatches(container, service, profile_id)
+        if problems:
+            report.add("container", False, f"{where}: container does not match the state ({'; '.join(problems)})",
+                       fix=f"docker rm -f {service.container_name} && paas svc repair {service.slug} --env {service.env}")
+            continue
+        if service.status in (FAILED, PROVISIONING):
+            report.add("container", False, f"{where}: last add did not finish ({service.status_reason or service.status})",
+                       fix=f"paas svc repair {service.slug} --env {service.env}", action=REPAIR, target=service.id)
+        elif not container["State"]["Running"]:
+            taken = [port for port in service.host_ports.values() if port_taken_elsewhere(port)]
+            if taken:
+                report.add("ports", False, f"{where}: host port(s) {', '.join(map(str, taken))} are taken by another process, so it cannot start",
+                           fix="stop that process (see `ss -ltnp`), then `paas svc start`")
+            else:
+                report.add("container", False, f"{where}: container is {container['State']['Status']}",
+                           fix=f"paas svc start {service.slug} --env {service.env}", action=START, target=service.id)
+        else:
+            report.add("container", True, f"{where}: running, matches the state")
+
+
+def _container_mismatches(container: dict, service: ServiceRecord, profile_id: str) -> list[str]:
+    problems = []
+    if container["Config"]["Image"] != service.image:
+        problems.append(f"image {container['Config']['Image']} instead of {service.image}")
+    labels = container["Config"].get("Labels") or {}
+    if labels.get(LABEL_SERVICE_ID) != service.id or labels.get(LABEL_PROFILE) != profile_id:
+        problems.append("labels belong to another service or profile")
+    bindings = container["HostConfig"].get("PortBindings") or {}
+    actual = {int(key.split("/")[0]): int(b[0]["HostPort"]) for key, b in bindings.items() if b and b[0].get("HostPort")}
+    if actual != service.host_ports:
+        problems.append(f"ports {actual} instead of {service.host_ports}")
+    if any(b[0].get("HostIp") not in ("127.0.0.1",) for b in bindings.values() if b):
+        problems.append("a port is published beyond 127.0.0.1")
+    return problems
+
+
+def _check_orphans(manager: ServiceManager, services: list[ServiceRecord], report: Report) -> None:
+    engine = manager.engine
+    known = {service.id for service in services}
+    label = f"{LABEL_PROFILE}={manager.store.profile_id()}"
+    orphans = 0
+    for container in engine.list_containers([label]):
+        if container.labels.get(LABEL_SERVICE_ID) not in known:
+            orphans += 1
+            report.add("orphan", False, f"container {container.name} is labelled for this profile but unknown to the state",
+                       fix=f"inspect it, then `docker rm -f {container.name}` if it is not needed")
+    for volume in engine.list_volumes([label]):
+        if (volume.get("Labels") or {}).get(LABEL_SERVICE_ID) not in known:
+            orphans += 1
+            report.add("orphan", False, f"volume {volume['Name']} is labelled for this profile but unknown to the state",
+                       fix=f"back it up if it holds data you need, then `docker volume rm {volume['Name']}`")
+    if not orphans:
+        report.add("orphan", True, "no unknown containers or volumes with this profile's labels")
+
+
+def _check_ports(services: list[ServiceRecord], report: Report) -> None:
+    owners: dict[int, str] = {}
+    clashes = 0
+    for service in services:
+        for port in service.host_ports.values():
+            if port in owners:
+                clashes += 1
+                report.add("ports", False, f"host port {port} is assigned to both {owners[port]} and {service.slug}",
+                           fix=f"remove one and add it again with another --port")
+            owners[port] = service.slug
+    if not clashes:
+        report.add("ports", True, f"{len(owners)} host ports assigned, no two services share one")
+
+
+def port_taken_elsewhere(port: int) -> bool:
+    try:
+        check_port_free(port)
+    except PaasError:
+        return True
+    return False
+
+
+def apply_fixes(manager: ServiceManager, report: Report) -> None:
+    for finding in report.findings:
+        if finding.ok or not finding.action:
+            continue
+        try:
+            if finding.action == CHMOD:
+                mode, path = finding.target.split(":", 1)
+                os.chmod(path, int(mode, 8))
+            elif finding.action == CREATE_NETWORK:
+                from paas_svc.naming import LABEL_MANAGED
+
+                manager.engine.ensure_network({LABEL_MANAGED: "true"})
+            elif finding.action == START:
+                manager.start(manager.store.get_service_by_id(finding.target))
+            elif finding.action == REPAIR:
+                manager.repair(manager.store.get_service_by_id(finding.target))
+            finding.fixed = True
+        except PaasError as error:
+            finding.fix_error = error.message
