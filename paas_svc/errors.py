@@ -56,3 +56,12 @@ class SecretsError(PaasError):
 
 class StateError(PaasError):
     exit_code = ExitCode.STATE
+
+
+class Interrupted(PaasError):
+    """Raised from the SIGINT handler (instead of KeyboardInterrupt, which Typer would swallow)."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self) -> None:
+        super().__init__("interrupted")

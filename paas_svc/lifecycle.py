@@ -16,7 +16,7 @@ from paas_svc.catalog import Template, get_template
 from paas_svc.credentials import generate_credentials
 from paas_svc.docker_status import ContainerState
 from paas_svc.dsn import HOST_VIEW_HOST, render_command, render_environment
-from paas_svc.errors import Conflict, InvalidInput, ProvisioningFailed
+from paas_svc.errors import Conflict, Interrupted, InvalidInput, ProvisioningFailed
 from paas_svc.locks import blocking_lock, host_lock_path, service_lock
 from paas_svc.models import FAILED, PROVISIONING, READY, REMOVED, ServiceRecord
 from paas_svc.naming import (
@@ -177,7 +177,7 @@ class ServiceManager:
                     self._wait_ready(service, timeout)
                     self.store.set_status(service.id, READY)
                     service.status = READY
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, Interrupted):
                 self.store.set_status(service.id, FAILED, "interrupted; run `paas svc add` again or `paas svc repair` to finish")
                 raise
             except ProvisioningFailed as error:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from paas_svc.errors import SecretsError
 from paas_svc.keyfile import ENV_VAR, create_key, key_path, read_key
@@ -10,6 +14,13 @@ from paas_svc.models import ServiceRecord
 from paas_svc.store import StateStore
 
 KEY_CHECK_META = "key_check"
+PENDING_KEY_SUFFIX = ".next"
+
+
+def pending_key_path(home: Path) -> Path:
+    """Where `paas key rotate` puts the new key until the state database has been re-encrypted."""
+    path = key_path(home)
+    return path.with_name(path.name + PENDING_KEY_SUFFIX)
 
 
 class Vault:
@@ -27,6 +38,10 @@ class Vault:
         key = read_key(self._home)
         key_check = self._store.get_meta(KEY_CHECK_META)
         if key is None:
+            recovered = self._finish_pending_rotation(key_check)
+            if recovered is not None:
+                self._box = recovered
+                return recovered
             if key_check is not None or self._store.secret_count():
                 raise SecretsError(
                     f"The master key file {key_path(self._home)} is missing, but {self._store.path} holds encrypted credentials.",
@@ -39,12 +54,25 @@ class Vault:
         if key_check is None:
             self._store.set_meta(KEY_CHECK_META, box.key_check_token())
         elif not box.opens(key_check):
+            recovered = self._finish_pending_rotation(key_check)
+            if recovered is not None:
+                self._box = recovered
+                return recovered
             raise SecretsError(
                 f"The master key in {_key_source(self._home)} does not match the one that encrypted {self._store.path}.",
                 hint="Restore the right key file (`paas key import FILE`) or unset PAAS_MASTER_KEY if it points at another profile's key.",
             )
         self._box = box
         return box
+
+    def _finish_pending_rotation(self, key_check: str | None):
+        """A rotation that died after committing the re-encrypted state but before renaming
+        master.key.next over master.key: if the pending key opens the state, finish the rename.
+        Under the key lock, so it never races a rotation or an import in another process."""
+        if key_check is None or os.environ.get(ENV_VAR) or not pending_key_path(self._home).exists():
+            return None
+        with key_lock(self._home):
+            return finish_pending_rotation(self._store, self._home)
 
     def encrypt(self, credentials: dict[str, str]) -> str:
         return self.box(create=True).encrypt(credentials)
@@ -65,7 +93,88 @@ class Vault:
             ) from None
 
 
-def _key_source(home: Path) -> str:
-    import os
+def finish_pending_rotation(store: StateStore, home: Path):
+    """With the key lock held: the SecretBox that opens the state after promoting master.key.next
+    to master.key when (only when) the pending key opens the state and the current one does not.
+    None when there is nothing to finish."""
+    from paas_svc.secret_box import SecretBox, is_valid_key
 
+    key_check = store.get_meta(KEY_CHECK_META)  # re-read under the lock
+    if key_check is None:
+        return None
+    current = read_key(home)
+    if current is not None and SecretBox([current]).opens(key_check):
+        return SecretBox([current])  # finished meanwhile by another process
+    pending = pending_key_path(home)
+    try:
+        candidate = pending.read_bytes().strip()
+    except OSError:
+        return None
+    if not is_valid_key(candidate) or not SecretBox([candidate]).opens(key_check):
+        return None
+    path = key_path(home)
+    try:
+        os.chmod(pending, 0o600)
+        os.replace(pending, path)
+    except OSError as error:
+        raise SecretsError(
+            f"An interrupted key rotation left the right key in {pending}, but it cannot replace {path}: {error.strerror}.",
+            hint=f"Move {pending} to {path} yourself (keep it 0600).",
+        ) from None
+    _fsync_dir(home)
+    print(f"note: finished an interrupted key rotation: {pending.name} is now {path}.", file=sys.stderr)
+    return SecretBox([candidate])
+
+
+_held_key_locks: dict[tuple[Path, int], int] = {}
+
+
+@contextmanager
+def key_lock(home: Path) -> Iterator[None]:
+    """Serialises whatever replaces or deletes key files (rotate, import, drop-old, recovery) across
+    processes (flock, released by the kernel if the process dies); reentrant within one thread."""
+    import fcntl
+    import threading
+
+    lock_path = home / "locks" / "master-key.lock"
+    holder = (lock_path, threading.get_ident())
+    if _held_key_locks.get(holder):
+        _held_key_locks[holder] += 1
+        try:
+            yield
+        finally:
+            _held_key_locks[holder] -= 1
+        return
+    try:
+        lock_path.parent.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as error:
+        raise SecretsError(f"Cannot create the key lock {lock_path}: {error.strerror}.",
+                           hint=f"Check the permissions of {home}.") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a separate open file description per call: threads exclude each other too
+        _held_key_locks[holder] = 1
+        try:
+            yield
+        finally:
+            del _held_key_locks[holder]
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make renames in `folder` durable (best effort: not every platform can open a directory)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _key_source(home: Path) -> str:
     return f"${ENV_VAR}" if os.environ.get(ENV_VAR) else str(key_path(home))

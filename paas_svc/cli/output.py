@@ -34,7 +34,10 @@ def print_json(value: Any) -> None:
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output is for scripts and files: do not wrap table cells at 80 columns.
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "Nothing to show.") -> None:

@@ -1,0 +1,210 @@
+"""Inputs a user or a script can get wrong, fed to every command, as one matrix.
+
+Each case asserts: the exit code, one clear message on stderr (an `error:` line and at
+most a `hint:` line), no traceback, nothing on stdout, no change to the state database,
+and no container, volume or network created.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import sqlite3
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REDIS_IMAGE, profile_id
+
+ADD = ("svc", "add")
+
+
+@dataclass
+class Case:
+    id: str
+    args: tuple
+    exit_code: int
+    message: str
+    env: dict = field(default_factory=dict)
+    engine: bool = False  # needs the real engine to reach the failure
+
+
+def _case(id, args, exit_code, message, **kw):
+    return pytest.param(Case(id, tuple(args), exit_code, message, **kw), id=id)
+
+
+INVALID_SLUGS = {"upper-case": "Cache", "underscore": "my_cache", "leading-digit": "1cache", "too-long": "x" * 41,
+                 "empty": "", "unicode": "café", "trailing-hyphen": "cache-", "space": "my cache"}
+
+CASES = [
+    *[_case(f"add-slug-{name}", (*ADD, slug, "--template", "redis-7"), 2, "Invalid slug") for name, slug in INVALID_SLUGS.items()],
+    _case("add-unknown-template", (*ADD, "cache", "--template", "redis7"), 3, "Did you mean 'redis-7'"),
+    _case("add-missing-template", (*ADD, "cache"), 2, "--template"),
+    _case("add-unknown-env", (*ADD, "cache", "--template", "redis-7", "--env", "prod"), 3, "Unknown environment 'prod'"),
+    _case("add-unknown-project", (*ADD, "cache", "--template", "redis-7", "--project", "nope"), 3, "Unknown project 'nope'"),
+    _case("add-unknown-project-env-var", (*ADD, "cache", "--template", "redis-7"), 3, "Unknown project 'ghost'", env={"PAAS_PROJECT": "ghost"}),
+    _case("add-timeout-zero", (*ADD, "cache", "--template", "redis-7", "--timeout", "0"), 2, "--timeout must be a positive"),
+    _case("add-timeout-negative", (*ADD, "cache", "--template", "redis-7", "--timeout", "-5"), 2, "--timeout must be a positive"),
+    _case("add-timeout-not-a-number", (*ADD, "cache", "--template", "redis-7", "--timeout", "soon"), 2, "soon"),
+    _case("add-port-out-of-range", (*ADD, "cache", "--template", "redis-7", "--port", "70000", "--image", REDIS_IMAGE), 2, "--port", engine=True),
+    _case("add-docker-unreachable", (*ADD, "cache", "--template", "redis-7"), 5, "Cannot reach the Docker engine",
+          env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}),
+    _case("add-docker-bad-tcp", (*ADD, "cache", "--template", "redis-7"), 5, "Cannot reach the Docker engine",
+          env={"DOCKER_HOST": "tcp://127.0.0.1:1"}),
+    _case("add-image-not-pullable", (*ADD, "cache", "--template", "redis-7", "--image", "127.0.0.1:1/none/such:1"), 6,
+          "Could not pull image", engine=True),
+    _case("dsn-unknown-slug", ("svc", "dsn", "nothing"), 3, "No service 'nothing'"),
+    _case("dsn-unknown-env", ("svc", "dsn", "cache", "--env", "qa"), 3, "Unknown environment 'qa'"),
+    _case("show-unknown", ("svc", "show", "nothing"), 3, "No service 'nothing'"),
+    _case("rm-unknown", ("svc", "rm", "nothing", "--purge", "--yes"), 3, "No service 'nothing'"),
+    _case("start-unknown", ("svc", "start", "nothing"), 3, "No service 'nothing'"),
+    _case("logs-negative-tail", ("svc", "logs", "cache", "--tail", "-1"), 2, "--tail"),
+    _case("list-unknown-env", ("svc", "list", "--env", "qa"), 3, "Unknown environment 'qa'"),
+    _case("export-unknown-format", ("env", "export", "--format", "yaml"), 2, "yaml"),
+    _case("export-unknown-env", ("env", "export", "--env", "qa"), 3, "Unknown environment 'qa'"),
+    _case("export-o-missing-dir", ("env", "export", "-o", "/nonexistent-dir/x.env"), 2, "/nonexistent-dir"),
+    _case("run-no-command", ("run",), 2, "command"),
+    _case("env-create-invalid", ("env", "create", "QA"), 2, "Invalid environment name"),
+    _case("env-create-duplicate", ("env", "create", "staging"), 4, "already exists"),
+    _case("env-rm-unknown", ("env", "rm", "qa"), 3, "Unknown environment 'qa'"),
+    _case("project-create-invalid", ("project", "create", "My Project"), 2, "Invalid project name"),
+    _case("project-create-duplicate", ("project", "create", "default"), 4, "already exists"),
+    _case("project-use-unknown", ("project", "use", "nope"), 3, "Unknown project 'nope'"),
+    _case("catalog-show-unknown", ("catalog", "show", "oracle"), 3, "Unknown template 'oracle'"),
+    _case("unknown-command", ("svc", "destroy"), 2, "No such command"),
+    _case("unknown-option", ("svc", "list", "--colour"), 2, "No such option"),
+]
+
+
+def _state_dump(home: Path) -> list[str]:
+    with contextlib.closing(sqlite3.connect(home / "state.db")) as db:
+        return list(db.iterdump())
+
+
+def _engine_snapshot(client, home: Path):
+    label = f"paas.profile={profile_id(home)}"
+    return (sorted(c.name for c in client.containers.list(all=True, filters={"label": label})),
+            sorted(v.name for v in client.volumes.list(filters={"label": label})),
+            sorted(n.id for n in client.networks.list()))
+
+
+def _assert_clean_failure(result, case: Case):
+    assert result.exit_code == case.exit_code, result.output
+    assert case.message in result.stderr, result.output
+    assert "Traceback" not in result.stderr
+    assert result.stdout == "", result.output
+    # Progress lines ("- Pulling ...") may precede the error; the error itself is one message.
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith(("- ", "  "))]
+    if case.exit_code != 2 or lines[0].startswith("error:"):
+        assert lines[0].startswith("error:"), result.output
+        assert len(lines) <= 2 and all(line.startswith(("error:", "hint:")) for line in lines), result.output
+    else:  # usage errors come from the argument parser: a usage line, a try-help line, one error box
+        assert len(lines) <= 8, result.output
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input(case: Case, paas, isolated_home, monkeypatch, request):
+    client = request.getfixturevalue("engine") if case.engine else None
+    assert paas("svc", "list").exit_code == 0  # the state exists before the bad command
+    state_before = _state_dump(isolated_home)
+    engine_before = _engine_snapshot(client, isolated_home) if client else None
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value)
+    result = paas(*case.args)
+    _assert_clean_failure(result, case)
+    assert _state_dump(isolated_home) == state_before, "the state must not change"
+    if client:
+        assert _engine_snapshot(client, isolated_home) == engine_before, "nothing may be created on the engine"
+
+
+def test_duplicate_slug(paas, engine, isolated_home):
+    assert paas(*ADD, "cache", "--template", "redis-7", "--image", REDIS_IMAGE).exit_code == 0
+    state_before, engine_before = _state_dump(isolated_home), _engine_snapshot(engine, isolated_home)
+    result = paas(*ADD, "cache", "--template", "redis-7", "--image", REDIS_IMAGE)
+    _assert_clean_failure(result, Case("dup", (), 4, "already exists"))
+    assert _state_dump(isolated_home) == state_before
+    assert _engine_snapshot(engine, isolated_home) == engine_before
+
+
+def test_host_port_already_taken(paas, engine, isolated_home):
+    assert paas("svc", "list").exit_code == 0
+    state_before, engine_before = _state_dump(isolated_home), _engine_snapshot(engine, isolated_home)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        result = paas(*ADD, "cache", "--template", "redis-7", "--image", REDIS_IMAGE, "--port", str(port))
+    _assert_clean_failure(result, Case("port", (), 2, f"Host port {port}"))
+    assert _state_dump(isolated_home) == state_before
+    assert _engine_snapshot(engine, isolated_home) == engine_before
+
+
+def test_export_into_read_only_dir(paas, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    with _read_only(folder):
+        result = paas("env", "export", "-o", str(folder / "app.env"))
+    _assert_clean_failure(result, Case("ro", (), 2, str(folder)))
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path):
+    """A folder that even root cannot write: a read-only tmpfs when root, else mode 0500."""
+    import os
+
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["umount", str(folder)], check=True)
+    else:
+        folder.chmod(0o500)
+        try:
+            yield
+        finally:
+            folder.chmod(0o700)
+
+
+def test_read_only_home(paas, tmp_path, monkeypatch):
+    home = tmp_path / "ro-home"
+    home.mkdir()
+    monkeypatch.setenv("PAAS_HOME", str(home))
+    with _read_only(home):
+        result = paas("svc", "list")
+    _assert_clean_failure(result, Case("ro-home", (), 8, str(home)))
+
+
+def test_home_that_is_a_file(paas, tmp_path, monkeypatch):
+    target = tmp_path / "file"
+    target.write_text("x")
+    monkeypatch.setenv("PAAS_HOME", str(target))
+    _assert_clean_failure(paas("svc", "list"), Case("file-home", (), 8, str(target)))
+
+
+def test_database_that_is_not_sqlite(paas, isolated_home):
+    isolated_home.mkdir(mode=0o700)
+    (isolated_home / "state.db").write_bytes(b"PK\x03\x04 definitely a zip file" * 64)
+    before = (isolated_home / "state.db").read_bytes()
+    _assert_clean_failure(paas("svc", "list"), Case("not-sqlite", (), 8, "is not a paas state database"))
+    assert (isolated_home / "state.db").read_bytes() == before
+
+
+def test_interrupted_add_is_reported_not_traced(paas_process, engine, isolated_home):
+    """Ctrl-C: exit 130, one line, and the service is left Failed for `svc add`/`repair` to finish
+    (the full recovery is in test_trust_engine.py)."""
+    import signal
+    import time
+
+    from tests.conftest import PAAS_BIN
+
+    process = subprocess.Popen([PAAS_BIN, *ADD, "docs", "--template", "mongodb-7", "--image", REDIS_IMAGE, "--timeout", "60"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and stdout == ""
+    assert stderr.strip().splitlines()[-1] == "interrupted"
