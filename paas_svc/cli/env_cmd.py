@@ -141,7 +141,7 @@ def _check_output_folder(path: Path) -> None:
     from paas_svc.errors import InvalidInput
 
     if not path.parent.is_dir():
-        raise InvalidInput(f"Cannot write {path}: the folder {path.parent} does not exist.",
+        raise InvalidInput(f"Cannot write {path}: {path.parent} is not an existing folder.",
                            hint="Create it first, or pick another path for -o.")
 
 
