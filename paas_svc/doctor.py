@@ -197,7 +197,7 @@ def _check_ports(services: list[ServiceRecord], report: Report) -> None:
             if port in owners:
                 clashes += 1
                 report.add("ports", False, f"host port {port} is assigned to both {owners[port]} and {service.slug}",
-                           fix=f"remove one and add it again with another --port")
+                           fix="remove one and add it again with another --port")
             owners[port] = service.slug
     if not clashes:
         report.add("ports", True, f"{len(owners)} host ports assigned, no two services share one")

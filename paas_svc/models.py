@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from paas_svc.naming import env_var_name, resource_name
 
 # Stored status of a service (what paas did last). The status shown to users is
-# derived from this plus the container's live state: see lifecycle.live_status.
+# derived from this plus the container's live state: see status.live_status.
 PROVISIONING = "provisioning"
 READY = "ready"
 FAILED = "failed"

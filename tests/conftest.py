@@ -107,8 +107,11 @@ def profile_id(home: Path) -> str | None:
     database = home / "state.db"
     if not database.exists():
         return None
-    with contextlib.closing(sqlite3.connect(database)) as db:
-        row = db.execute("SELECT value FROM meta WHERE key = 'profile_id'").fetchone()
+    try:
+        with contextlib.closing(sqlite3.connect(database, timeout=10)) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'profile_id'").fetchone()
+    except sqlite3.OperationalError:  # a paas process is creating the schema right now
+        return None
     return row[0] if row else None
 
 

@@ -15,7 +15,6 @@ import stat
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 from dotenv import dotenv_values

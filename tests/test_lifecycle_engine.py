@@ -10,7 +10,7 @@ import psycopg
 import pytest
 import redis
 
-from tests.conftest import BASE_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, STANDIN_IMAGE
+from tests.conftest import POSTGRES_IMAGE, REDIS_IMAGE, STANDIN_IMAGE
 
 STANDIN_FOR = {
     "postgres-16": POSTGRES_IMAGE,

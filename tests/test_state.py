@@ -1,6 +1,5 @@
 """The SQLite store and the key handling, against real SQLite files and the real cryptography library."""
 
-import os
 import sqlite3
 import stat
 

@@ -86,18 +86,18 @@ def ready_variables(project_option: str | None, env_option: str | None, network:
 def _live_statuses(store, project: str, env: str) -> dict:
     """{service id: (service, live status)} from ONE engine request (none when there is no service)."""
     from paas_svc.errors import DockerUnavailable
-    from paas_svc.lifecycle import live_states, live_status
+    from paas_svc.status import live_statuses
 
     services = store.list_services(project=project, env=env)
     if not services:
         return {}
     try:
-        states = live_states(store.profile_id())
+        statuses = live_statuses(store.path.parent, store.profile_id(), services)
     except DockerUnavailable as error:
         # Exporting nothing would look like an environment without services: fail loudly instead.
         raise DockerUnavailable(f"{error.message} Nothing was exported: which services are Ready is unknown.",
                                 hint=error.hint) from None
-    return {service.id: (service, live_status(service, states.get(service.id))) for service in services}
+    return {service.id: (service, statuses[service.id]) for service in services}
 
 
 def _refuse_not_ready(project: str, env: str, not_ready: list[tuple[str, str]]) -> None:

@@ -96,7 +96,7 @@ def list_services(
     json_output: JsonOption = False,
 ) -> None:
     """List services with their live status (one query to the engine for all rows)."""
-    from paas_svc.lifecycle import live_statuses
+    from paas_svc.status import live_statuses
     from paas_svc.scope import resolve_project
 
     profile = open_profile()
@@ -120,7 +120,7 @@ def list_services(
 @app.command("show")
 def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None, json_output: JsonOption = False) -> None:
     """Show one service: everything but its credentials."""
-    from paas_svc.lifecycle import live_statuses
+    from paas_svc.status import live_statuses
 
     profile = open_profile()
     service = _service(profile, project, env, slug)
