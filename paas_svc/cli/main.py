@@ -11,6 +11,7 @@ import typer
 
 from paas_svc import __version__
 from paas_svc.cli import audit_cmd, catalog_cmd, doctor_cmd, env_cmd, key_cmd, project_cmd, run_cmd, svc_cmd
+from paas_svc.cli import data_cmd  # noqa: F401  (registers svc backup/restore/clone/upgrade)
 
 app = typer.Typer(
     help="Managed services (PostgreSQL, Redis, MongoDB, Meilisearch, MinIO, Mailpit) on your own Docker host.",

@@ -1,0 +1,224 @@
+"""`paas svc backup|restore|clone|upgrade`: registered on the `svc` group (imported by main)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from paas_svc.cli.options import EnvOption, JsonOption, ProjectOption
+from paas_svc.cli.output import StderrReporter, data, is_interactive, message, print_json
+from paas_svc.cli.state import open_profile, service_manager
+from paas_svc.cli.svc_cmd import SlugArgument, _service, app
+
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the service to accept connections.")]
+
+
+class ByteProgress:
+    """A transfer bar on stderr when it is a terminal; nothing otherwise."""
+
+    def __init__(self) -> None:
+        self._interactive = sys.stderr.isatty()
+        self._progress = None
+        self._task = None
+
+    def start(self, description: str, total: int | None) -> None:
+        if not self._interactive:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+
+        self._progress = Progress(TextColumn("  {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                                  TimeElapsedColumn(), console=Console(stderr=True, highlight=False), transient=True)
+        self._progress.start()
+        self._task = self._progress.add_task(description, total=total)
+
+    def advance(self, count: int) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, count)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def _data_ops(profile, reporter):
+    from paas_svc.data_ops import DataOps
+
+    return DataOps(service_manager(profile, reporter), ByteProgress())
+
+
+def _confirm(question: str, refusal: str) -> None:
+    from paas_svc.errors import InvalidInput
+
+    if not is_interactive():
+        raise InvalidInput(refusal, hint="Pass --yes.")
+    if not typer.confirm(question, err=True):
+        raise typer.Exit(1)
+
+
+def _output_path(output: str | None, service, extension: str) -> Path:
+    from paas_svc.data_ops import default_backup_name, unique_path
+
+    if output is None:
+        return unique_path(Path.cwd() / default_backup_name(service, extension))
+    path = Path(output).expanduser()
+    if path.is_dir():
+        return unique_path(path / default_backup_name(service, extension))
+    return path
+
+
+@app.command("backup")
+def backup(
+    slug: SlugArgument,
+    project: ProjectOption = None,
+    env: EnvOption = None,
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o", help="File to write, or a folder for the default name, or - for stdout "
+                               "(default: ./<project>-<env>-<slug>-<UTC time>.<ext>).")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Back up a service's data with its engine's native tool (pg_dump, BGSAVE, mongodump...).
+
+    The file (mode 0600) is one JSON header line, then the native data: `tail -n +2 FILE`
+    gives the data back for the engine's own tools."""
+    from paas_svc.backup import strategy_for
+    from paas_svc.data_ops import human_size
+    from paas_svc.errors import InvalidInput
+
+    profile = open_profile()
+    service = _service(profile, project, env, slug)
+    reporter = StderrReporter()
+    data_ops = _data_ops(profile, reporter)
+    where = f"{service.project}/{service.env}/{service.slug}"
+    if output == "-":
+        stream = getattr(sys.stdout, "buffer", None)
+        if stream is None:
+            raise InvalidInput("This stdout cannot take binary data; pass -o FILE.")
+        result = data_ops.backup_to_stream(service, stream)
+        message(f"Backed up {where} ({service.template}) to stdout: {human_size(result.size)} in {result.elapsed_seconds:.1f}s")
+        return
+    path = _output_path(output, service, strategy_for(service.template).extension)
+    result = data_ops.backup_to_path(service, path)
+    header = result.header
+    if json_output:
+        print_json({"file": str(result.path), "bytes": header.payload_bytes, "sha256": header.payload_sha256,
+                    "elapsed_seconds": round(result.elapsed_seconds, 3), "template": header.template, "image": header.image,
+                    "tool_version": header.tool_version, "created_at": header.created_at})
+        return
+    data(f"Backed up {where} ({service.template}) to {result.path}: {human_size(result.size)} in {result.elapsed_seconds:.1f}s")
+    data(f"Restore it with: paas svc restore {service.slug} {result.path} --env {service.env}")
+
+
+@app.command("restore")
+def restore(
+    slug: SlugArgument,
+    file: Annotated[Path, typer.Argument(help="A file written by `paas svc backup`.", show_default=False)],
+    project: ProjectOption = None,
+    env: EnvOption = None,
+    yes: YesOption = False,
+    timeout: TimeoutOption = 120.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Replace a service's data with a backup, after a safety backup of the current data.
+
+    The file is checked first (kind, size, checksum): a bad file changes nothing."""
+    from paas_svc.lifecycle import validate_timeout
+
+    validate_timeout(timeout)
+    profile = open_profile()
+    service = _service(profile, project, env, slug)
+    reporter = StderrReporter()
+    data_ops = _data_ops(profile, reporter)
+    checked = data_ops.check_backup(service, file)
+    header = checked.header
+    where = f"{service.project}/{service.env}/{service.slug}"
+    if not yes:
+        _confirm(f"Replace ALL data of {where} with {file} (backup of {header.project}/{header.env}/{header.slug} "
+                 f"made {header.created_at})? A safety backup is taken first.",
+                 f"Refusing to replace the data of {where} without confirmation.")
+    result = data_ops.restore(service, file, checked=checked, ready_timeout=timeout)
+    if json_output:
+        print_json({"file": str(checked.path), "safety_backup": str(result.safety_backup),
+                    "bytes": header.payload_bytes, "elapsed_seconds": round(result.elapsed_seconds, 3),
+                    "from": {"project": header.project, "env": header.env, "slug": header.slug, "created_at": header.created_at}})
+        return
+    data(f"Restored {where} from {file} (backup of {header.project}/{header.env}/{header.slug} made {header.created_at}) "
+         f"in {result.elapsed_seconds:.1f}s")
+    data(f"The data it had before is saved in {result.safety_backup}")
+
+
+@app.command("clone")
+def clone(
+    slug: SlugArgument,
+    to_env: Annotated[Optional[str], typer.Option("--to-env", help="Environment of the copy (default: the same one).")] = None,
+    to_slug: Annotated[Optional[str], typer.Option("--to-slug", help="Slug of the copy (default: the same slug).")] = None,
+    project: ProjectOption = None,
+    env: EnvOption = None,
+    timeout: TimeoutOption = 120.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Copy a service's data into a new service with its own credentials and volume.
+
+    E.g. production into staging for debugging: --to-env staging."""
+    from paas_svc.cli.svc_cmd import service_json
+    from paas_svc.data_ops import human_size
+    from paas_svc.errors import InvalidInput
+
+    if to_env is None and to_slug is None:
+        raise InvalidInput("Say where the copy goes: --to-env ENV and/or --to-slug SLUG.")
+    profile = open_profile()
+    service = _service(profile, project, env, slug)
+    reporter = StderrReporter()
+    try:
+        result = _data_ops(profile, reporter).clone(service, to_env or service.env, to_slug, timeout=timeout)
+    finally:
+        reporter.close()
+    copy = result.service
+    if json_output:
+        print_json({**service_json(copy, "Ready"), "cloned_from": {"env": service.env, "slug": service.slug},
+                    "bytes": result.payload_bytes, "elapsed_seconds": round(result.elapsed_seconds, 3)})
+        return
+    data(f"Cloned {service.project}/{service.env}/{service.slug} into {copy.project}/{copy.env}/{copy.slug}: "
+         f"{human_size(result.payload_bytes)} in {result.elapsed_seconds:.1f}s; it has its own credentials and volume {copy.volume_name}")
+    data(f"Apps get {copy.env_var}; reveal it with: paas svc dsn {copy.slug} --env {copy.env}")
+
+
+@app.command("upgrade")
+def upgrade(
+    slug: SlugArgument,
+    image: Annotated[str, typer.Option("--image", help="The new image, e.g. redis:7.4-alpine.", show_default=False)],
+    project: ProjectOption = None,
+    env: EnvOption = None,
+    yes: YesOption = False,
+    timeout: TimeoutOption = 120.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Run a service on another image with the same volume; rolls back if it is not ready.
+
+    A backup is taken first. A PostgreSQL major-version change is refused (it needs a dump
+    and restore into a new service; the message gives the steps)."""
+    from paas_svc.lifecycle import validate_timeout
+
+    validate_timeout(timeout)
+    profile = open_profile()
+    service = _service(profile, project, env, slug)
+    where = f"{service.project}/{service.env}/{service.slug}"
+    if not yes:
+        _confirm(f"Upgrade {where} from {service.image} to {image}? A backup is taken first; the service restarts.",
+                 f"Refusing to upgrade {where} without confirmation.")
+    reporter = StderrReporter()
+    try:
+        result = _data_ops(profile, reporter).upgrade(service, image, timeout=timeout)
+    finally:
+        reporter.close()
+    if json_output:
+        print_json({"slug": service.slug, "env": service.env, "old_image": result.old_image, "new_image": result.new_image,
+                    "backup": str(result.backup), "elapsed_seconds": round(result.elapsed_seconds, 3)})
+        return
+    data(f"Upgraded {where}: {result.old_image} -> {result.new_image}, Ready in {result.elapsed_seconds:.1f}s")
+    data(f"Backup taken before the upgrade: {result.backup}")

@@ -1,0 +1,584 @@
+"""Backup, restore, clone and upgrade of a service's data: the orchestration (safety backups,
+rollbacks, audit) around the per-engine strategies of paas_svc.backup.
+
+Works through a ServiceManager (composition): its engine, store, vault, reporter, and its
+`_provision` / `_wait_ready` steps. Re-creating a container with another image, or with an
+extra setting for one start, is done here with the engine adapter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO, Iterator, Protocol
+
+from paas_svc.backup import (
+    RESERVED_HEADER_BYTES, BackupFailed, BackupFile, BackupHeader, EngineOps, ServiceContext, Strategy, check_compatible,
+    encode_header, engine_ops, postgres_major_from_image, postgres_major_from_version_output, read_backup, strategy_for, verify_payload,
+)
+from paas_svc.errors import Conflict, InvalidInput, PaasError, ProvisioningFailed
+from paas_svc.lifecycle import ServiceManager, mask_secrets, service_labels, validate_timeout
+from paas_svc.models import FAILED, PROVISIONING, READY, REMOVED, ServiceRecord
+from paas_svc.naming import LABEL_MANAGED, LABEL_PROFILE, validate_name
+
+BACKUP_DIR_NAME = "backups"
+DEFAULT_READY_TIMEOUT = 120.0
+COPY_CHUNK = 1024 * 1024
+UPGRADE_STOP_SECONDS = 30
+
+
+class Progress(Protocol):
+    """Bytes moved by a long step (a bar on a terminal, nothing otherwise)."""
+
+    def start(self, description: str, total: int | None) -> None: ...
+    def advance(self, count: int) -> None: ...
+    def stop(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, description: str, total: int | None) -> None:
+        pass
+
+    def advance(self, count: int) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+@dataclass
+class BackupResult:
+    path: Path | None  # None: written to a stream
+    header: BackupHeader
+    elapsed_seconds: float
+
+    @property
+    def size(self) -> int:
+        return self.header.payload_bytes
+
+
+@dataclass
+class RestoreResult:
+    header: BackupHeader
+    safety_backup: Path
+    elapsed_seconds: float
+
+
+@dataclass
+class CloneResult:
+    source: ServiceRecord
+    service: ServiceRecord
+    payload_bytes: int
+    elapsed_seconds: float
+
+
+@dataclass
+class UpgradeResult:
+    service: ServiceRecord
+    old_image: str
+    new_image: str
+    backup: Path
+    elapsed_seconds: float
+
+
+# -- file names ------------------------------------------------------------------------------
+
+def utc_stamp(when: datetime | None = None) -> str:
+    return (when or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def default_backup_name(service: ServiceRecord, extension: str, purpose: str | None = None, when: datetime | None = None) -> str:
+    """`<project>-<env>-<slug>-<UTC timestamp>[-<purpose>].<ext>`."""
+    suffix = f"-{purpose}" if purpose else ""
+    return f"{service.project}-{service.env}-{service.slug}-{utc_stamp(when)}{suffix}.{extension}"
+
+
+def unique_path(path: Path) -> Path:
+    """`path`, or `path` with -2, -3 ... before the extension when it exists already."""
+    if not path.exists():
+        return path
+    stem, dot, extension = path.name.partition(".")
+    for counter in range(2, 1000):
+        candidate = path.with_name(f"{stem}-{counter}{dot}{extension}")
+        if not candidate.exists():
+            return candidate
+    raise Conflict(f"Too many backups named like {path}.")
+
+
+def backup_dir(home: Path) -> Path:
+    """PAAS_HOME/backups (0700): safety, pre-upgrade and final backups."""
+    folder = home / BACKUP_DIR_NAME
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if folder.stat().st_mode & 0o077:
+        folder.chmod(0o700)
+    return folder
+
+
+def human_size(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"
+
+
+class _HashingSink:
+    """Counts and hashes what a strategy writes, and reports progress."""
+
+    def __init__(self, handle: BinaryIO, progress: Progress):
+        import hashlib
+
+        self._handle = handle
+        self._progress = progress
+        self._digest = hashlib.sha256()
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self._handle.write(data)
+        self._digest.update(data)
+        self.count += len(data)
+        self._progress.advance(len(data))
+        return len(data)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+# -- the orchestration ---------------------------------------------------------------------
+
+class DataOps:
+    def __init__(self, manager: ServiceManager, progress: Progress | None = None):
+        self.manager = manager
+        self.progress = progress or NoProgress()
+
+    @property
+    def store(self):
+        return self.manager.store
+
+    @property
+    def ops(self) -> EngineOps:
+        return engine_ops(self.manager.engine)
+
+    @property
+    def backup_dir(self) -> Path:
+        return backup_dir(self.manager.home)
+
+    def step(self, text: str) -> None:
+        self.manager.reporter.step(text)
+
+    # -- plumbing shared by the commands ------------------------------------------------
+
+    def container_spec(self, service: ServiceRecord, image: str | None = None, extra_environment: dict[str, str] | None = None):
+        """The container `_provision` would create for this service, optionally with another
+        image or extra environment variables."""
+        from paas_svc.dsn import render_command, render_environment
+        from paas_svc.engine import ContainerSpec
+
+        credentials = self.manager.vault.credentials(service)
+        spec = service.spec
+        environment = render_environment(spec.get("environment") or {}, credentials)
+        environment.update(extra_environment or {})
+        return ContainerSpec(
+            name=service.container_name,
+            image=image or service.image,
+            command=render_command(spec.get("command"), credentials),
+            environment=environment,
+            labels=service_labels(self.store.profile_id(), service),
+            volume=service.volume_name,
+            volume_path=spec["volume"],
+            port_bindings=dict(service.host_ports),
+        )
+
+    def context(self, service: ServiceRecord, ready_timeout: float = DEFAULT_READY_TIMEOUT) -> ServiceContext:
+        credentials = self.manager.vault.credentials(service)
+        return ServiceContext(
+            service=service,
+            credentials=credentials,
+            labels=service_labels(self.store.profile_id(), service),
+            wait_ready=lambda: self.manager._wait_ready(service, ready_timeout),
+            container_spec=lambda extra_environment=None: self.container_spec(service, extra_environment=extra_environment),
+            http=_http_client(service, credentials),
+        )
+
+    @contextmanager
+    def _locked(self, service: ServiceRecord) -> Iterator[None]:
+        """The service's add lock: no add, repair, restore or upgrade of it runs meanwhile."""
+        from paas_svc.locks import service_lock
+
+        with service_lock(self.manager.home, service.env_id, service.slug) as locked:
+            if not locked:
+                raise Conflict(f"Another paas process is working on {service.project}/{service.env}/{service.slug} right now.",
+                               hint="Try again when it has finished.")
+            yield
+
+    def require_container(self, service: ServiceRecord, strategy: Strategy) -> dict:
+        """The container's state; a Conflict when the data cannot be reached."""
+        if service.status == REMOVED:
+            raise Conflict(f"{service.slug} in {service.project}/{service.env} was removed (its volume is kept).",
+                           hint=f"Add it back first: paas svc add {service.slug} --env {service.env} --template {service.template}")
+        state = self.manager.engine.inspect_container(service.container_name)
+        if state is None:
+            raise Conflict(f"The container of {service.slug} ({service.container_name}) is missing.",
+                           hint="Run `paas doctor` to see how it relates to the state.")
+        if strategy.needs_running and not state["State"]["Running"]:
+            raise Conflict(f"{service.slug} in {service.project}/{service.env} is stopped; its data is read by a tool running in it.",
+                           hint=f"Start it first: paas svc start {service.slug} --env {service.env}")
+        return state
+
+    # -- backup ----------------------------------------------------------------------------
+
+    def _write_backup(self, service: ServiceRecord, handle: BinaryIO, strategy: Strategy) -> BackupHeader:
+        """Header placeholder, payload, then the real header written over the placeholder."""
+        from paas_svc.store import utc_now
+
+        ops, ctx = self.ops, self.context(service)
+        header = BackupHeader(template=service.template, image=service.image, created_at=utc_now(),
+                              tool_version=strategy.tool_version(ops, ctx), project=service.project, env=service.env,
+                              slug=service.slug, payload_bytes=0, payload_sha256="0" * 64)
+        handle.write(encode_header(header, pad_to=RESERVED_HEADER_BYTES))
+        sink = _HashingSink(handle, self.progress)
+        self.progress.start(f"Backing up {service.slug}", None)
+        try:
+            strategy.backup(ops, ctx, sink)
+        except PaasError as error:
+            error.message = mask_secrets(error.message, ctx.credentials)  # a tool's stderr may echo its arguments
+            raise
+        finally:
+            self.progress.stop()
+        header = dataclasses.replace(header, payload_bytes=sink.count, payload_sha256=sink.hexdigest())
+        handle.seek(0)
+        handle.write(encode_header(header, pad_to=RESERVED_HEADER_BYTES))
+        return header
+
+    def _write_file(self, service: ServiceRecord, path: Path) -> BackupHeader:
+        """Write a backup file atomically (temp file + rename), mode 0600."""
+        strategy = strategy_for(service.template)
+        self.require_container(service, strategy)
+        if not path.parent.is_dir():
+            raise InvalidInput(f"Cannot write {path}: the folder {path.parent} does not exist.")
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as error:
+            raise InvalidInput(f"Cannot write {path}: {error.strerror}.") from None
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                header = self._write_backup(service, handle, strategy)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temporary, 0o600)
+            os.replace(temporary, path)
+        except BaseException:
+            try:
+                os.unlink(temporary)
+            except FileNotFoundError:
+                pass
+            raise
+        return header
+
+    def _audit_backup(self, service: ServiceRecord, purpose: str, destination: str, header: BackupHeader) -> None:
+        self.store.audit("backup", service.project, service.env, service.slug,
+                         f"purpose={purpose} file={destination} bytes={header.payload_bytes} sha256={header.payload_sha256[:16]}")
+
+    def backup_to_path(self, service: ServiceRecord, path: Path, purpose: str = "backup") -> BackupResult:
+        started = time.monotonic()
+        path = Path(path).absolute()
+        header = self._write_file(service, path)
+        self._audit_backup(service, purpose, str(path), header)
+        return BackupResult(path, header, time.monotonic() - started)
+
+    def backup_to_stream(self, service: ServiceRecord, stream: BinaryIO) -> BackupResult:
+        """The same bytes as a file, staged in the data dir (the header needs the payload's checksum)."""
+        started = time.monotonic()
+        staging = self.backup_dir / f".stream-{os.getpid()}-{os.urandom(4).hex()}"
+        try:
+            header = self._write_file(service, staging)
+            with open(staging, "rb") as handle:
+                while chunk := handle.read(COPY_CHUNK):
+                    stream.write(chunk)
+            stream.flush()
+        finally:
+            try:
+                os.unlink(staging)
+            except FileNotFoundError:
+                pass
+        self._audit_backup(service, "backup", "-", header)
+        return BackupResult(None, header, time.monotonic() - started)
+
+    def safety_backup(self, service: ServiceRecord, purpose: str) -> BackupResult:
+        strategy = strategy_for(service.template)
+        path = unique_path(self.backup_dir / default_backup_name(service, strategy.extension, purpose))
+        return self.backup_to_path(service, path, purpose=purpose)
+
+    # -- restore ---------------------------------------------------------------------------
+
+    def check_backup(self, service: ServiceRecord, path: Path) -> BackupFile:
+        """Everything that can be checked without touching the service: header, size,
+        checksum, kind, and the payload's own format."""
+        strategy = strategy_for(service.template)
+        backup = read_backup(Path(path))
+        check_compatible(backup.header, service, str(path))
+        self.progress.start("Checking the backup", backup.payload_bytes)
+        try:
+            verify_payload(backup, self.progress.advance)
+        finally:
+            self.progress.stop()
+        strategy.check_payload(backup, service.spec["volume"])
+        return backup
+
+    def restore(self, service: ServiceRecord, path: Path, checked: BackupFile | None = None,
+                ready_timeout: float = DEFAULT_READY_TIMEOUT) -> RestoreResult:
+        backup = checked or self.check_backup(service, path)
+        with self._locked(service):
+            return self._restore(service, backup, ready_timeout)
+
+    def _restore(self, service: ServiceRecord, backup: BackupFile, ready_timeout: float) -> RestoreResult:
+        started = time.monotonic()
+        strategy = strategy_for(service.template)
+        self.require_container(service, strategy)
+        self.step(f"Taking a safety backup of {service.slug}'s current data")
+        safety = self.safety_backup(service, "pre-restore").path
+        self.step(f"Safety backup: {safety}")
+        self.step(f"Restoring {service.slug} from {backup.path}")
+        ctx = self.context(service, ready_timeout)
+        try:
+            strategy.restore(self.ops, ctx, backup)
+        except BaseException as error:
+            outcome = "The data is unchanged."
+            if strategy.replaces_volume:
+                outcome = self._roll_back_restore(strategy, ctx, safety)
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            self.store.audit("restore-failed", service.project, service.env, service.slug, f"file={backup.path} safety={safety}")
+            raise BackupFailed(f"Restoring {service.slug} from {backup.path} failed: {_describe(error, ctx.credentials)}\n{outcome}",
+                               hint=f"The data as it was before the restore is saved in {safety}.") from None
+        self.store.set_status(service.id, READY)
+        header = backup.header
+        self.store.audit("restore", service.project, service.env, service.slug,
+                         f"file={backup.path} from={header.project}/{header.env}/{header.slug} created_at={header.created_at} safety={safety}")
+        return RestoreResult(header, safety, time.monotonic() - started)
+
+    def _roll_back_restore(self, strategy: Strategy, ctx: ServiceContext, safety: Path) -> str:
+        self.step(f"Restore failed; putting back the previous data from {safety}")
+        try:
+            strategy.restore(self.ops, ctx, read_backup(safety))
+        except Exception as error:  # noqa: BLE001 - reported with the first error
+            self.store.set_status(ctx.service.id, FAILED, "restore failed and its rollback failed")
+            return f"Putting the previous data back failed too ({_describe(error, ctx.credentials)})."
+        return "The previous data was put back."
+
+    # -- clone -----------------------------------------------------------------------------
+
+    def clone(self, service: ServiceRecord, to_env: str, to_slug: str | None = None,
+              timeout: float = DEFAULT_READY_TIMEOUT) -> CloneResult:
+        started = time.monotonic()
+        validate_timeout(timeout)
+        to_slug = to_slug or service.slug
+        validate_name(to_slug, "slug")
+        self.store.get_environment(service.project, to_env)
+        if (to_env, to_slug) == (service.env, service.slug):
+            raise InvalidInput("A clone needs another environment (--to-env) or another slug (--to-slug).")
+        existing = self.store.find_service(service.project, to_env, to_slug)
+        if existing is not None:
+            kept = " (removed, its volume is kept)" if existing.status == REMOVED else ""
+            raise Conflict(f"{service.project}/{to_env}/{to_slug} already exists{kept}; a clone is always a new service.",
+                           hint=f"Pick another --to-slug, or restore a backup into it with `paas svc restore {to_slug} FILE --env {to_env}`.")
+        strategy = strategy_for(service.template)
+        self.require_container(service, strategy)
+        self.step(f"Backing up {service.project}/{service.env}/{service.slug}")
+        staging = self.safety_backup(service, f"clone-to-{to_env}-{to_slug}").path
+        try:
+            backup = read_backup(staging)
+            self.step(f"Creating {to_slug} in {service.project}/{to_env}")
+            try:
+                target = self.manager.add(service.project, to_env, to_slug, service.template, image=service.image,
+                                          timeout=timeout).service
+            except ProvisioningFailed:
+                half_made = self.store.find_service(service.project, to_env, to_slug)
+                if half_made is not None:  # ours: it did not exist a moment ago and holds no data
+                    self.manager.remove(half_made, purge=True)
+                raise
+            self.step(f"Copying the data into {to_slug}")
+            target_ctx = self.context(target, timeout)
+            try:
+                strategy.restore(self.ops, target_ctx, backup)
+            except BaseException as error:
+                self.manager.remove(target, purge=True)  # it was ours and holds nothing else
+                if isinstance(error, KeyboardInterrupt):
+                    raise
+                raise BackupFailed(f"Copying the data into {service.project}/{to_env}/{to_slug} failed: "
+                                   f"{_describe(error, target_ctx.credentials)}\n"
+                                   f"The new service was removed; {service.slug} in {service.env} is untouched.") from None
+        finally:
+            try:
+                os.unlink(staging)
+            except FileNotFoundError:
+                pass
+        self.store.audit("clone", target.project, target.env, target.slug,
+                         f"from={service.env}/{service.slug} bytes={backup.payload_bytes}")
+        return CloneResult(service, self.store.get_service_by_id(target.id), backup.payload_bytes, time.monotonic() - started)
+
+    # -- upgrade ---------------------------------------------------------------------------
+
+    def upgrade(self, service: ServiceRecord, new_image: str, timeout: float = DEFAULT_READY_TIMEOUT,
+                rollback_timeout: float | None = None) -> UpgradeResult:
+        validate_timeout(timeout)
+        if new_image == service.image:
+            raise InvalidInput(f"{service.slug} already runs {new_image}.")
+        with self._locked(service):
+            return self._upgrade(service, new_image, timeout, rollback_timeout)
+
+    def _upgrade(self, service: ServiceRecord, new_image: str, timeout: float, rollback_timeout: float | None) -> UpgradeResult:
+        started = time.monotonic()
+        old_image = service.image
+        strategy = strategy_for(service.template)
+        self.require_container(service, strategy)
+        engine = self.manager.engine
+        if not engine.image_present(new_image):
+            self.step(f"Pulling {new_image}")
+            engine.pull(new_image, self.manager.reporter.pull_progress)
+        if strategy.kind == "postgres":
+            self.check_postgres_major(service, new_image)
+
+        self.step(f"Backing up {service.slug} before the upgrade")
+        backup = self.safety_backup(service, "pre-upgrade").path
+        self.step(f"Backup: {backup}")
+        upgraded = dataclasses.replace(service, image=new_image)
+        self.store.set_status(service.id, PROVISIONING, f"upgrading to {new_image}")
+        try:
+            self.step(f"Re-creating {service.container_name} with {new_image} on volume {service.volume_name}")
+            self.ops.stop(service.container_name, timeout=UPGRADE_STOP_SECONDS)  # a clean shutdown before the new image opens the data
+            self.manager._provision(upgraded)  # removes the container of the old image, keeps the volume
+            self.manager._wait_ready(upgraded, timeout)
+        except BaseException as error:
+            reason = _describe(error)
+            self._roll_back_upgrade(service, new_image, backup, reason, rollback_timeout or max(timeout, 60.0))
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            raise ProvisioningFailed(
+                f"{service.slug} did not become ready on {new_image}; rolled back to {old_image}, which is Ready with its data intact.\n"
+                f"Why: {reason}",
+                hint=f"The backup taken before the upgrade is {backup}.") from None
+        self.store.set_status(service.id, READY, None, image=new_image)
+        self.store.audit("upgrade", service.project, service.env, service.slug, f"from={old_image} to={new_image} backup={backup}")
+        return UpgradeResult(self.store.get_service_by_id(service.id), old_image, new_image, backup, time.monotonic() - started)
+
+    def _roll_back_upgrade(self, service: ServiceRecord, new_image: str, backup: Path, reason: str, timeout: float) -> None:
+        self.step(f"{new_image} is not ready; rolling back to {service.image}")
+        try:
+            self.ops.stop(service.container_name)
+            self.manager._provision(service)  # the image differs: the new container is removed first
+            self.manager._wait_ready(service, timeout)
+        except PaasError as error:
+            self.store.set_status(service.id, FAILED, f"upgrade to {new_image} failed and so did the rollback")
+            self.store.audit("upgrade-failed", service.project, service.env, service.slug,
+                             f"to={new_image} rollback failed backup={backup}")
+            raise ProvisioningFailed(
+                f"{service.slug} did not become ready on {new_image} ({reason}), and rolling back to {service.image} failed: {error.message}",
+                hint=f"The data backup taken before the upgrade is {backup}; restore it with "
+                     f"`paas svc restore {service.slug} {backup} --env {service.env}` once the service runs.") from None
+        self.store.set_status(service.id, READY, None, image=service.image)
+        self.store.audit("upgrade-rollback", service.project, service.env, service.slug,
+                         f"to={new_image} back to={service.image} backup={backup}")
+
+    def check_postgres_major(self, service: ServiceRecord, new_image: str) -> tuple[int | None, int | None]:
+        """Refuse a major-version change on the same data dir (PostgreSQL cannot open it)."""
+        ops = self.ops
+        read = ops.exec_capture(service.container_name, ["sh", "-c", f'cat "${{PGDATA:-{service.spec["volume"]}}}/PG_VERSION"'])
+        text = read.stdout.decode("utf-8", errors="replace").strip()
+        data_major = int(text) if read.exit_code == 0 and text.isdigit() else None
+        new_major = postgres_major_from_image(new_image)
+        if new_major is None:
+            labels = {LABEL_MANAGED: "true", LABEL_PROFILE: self.store.profile_id()}
+            version = ops.run_once(new_image, ["--version"], ["postgres"], labels)
+            new_major = postgres_major_from_version_output(version.stdout.decode("utf-8", errors="replace"))
+        if data_major is not None and new_major is not None and data_major != new_major:
+            new_slug = f"{service.slug}-pg{new_major}"
+            file = f"{service.slug}.pgdump"
+            raise Conflict(
+                f"{service.slug}'s data directory is PostgreSQL {data_major}; {new_image} is PostgreSQL {new_major}, "
+                f"which cannot open it (a major-version change needs a dump and restore). Nothing was changed.\n"
+                f"Move the data to a new service instead:\n"
+                f"  1. paas svc backup {service.slug} --env {service.env} -o {file}\n"
+                f"  2. paas svc add {new_slug} --env {service.env} --template {service.template} --image {new_image}\n"
+                f"  3. paas svc restore {new_slug} {file} --env {service.env} --yes\n"
+                f"  4. point the app at {new_slug.upper().replace('-', '_')}_URL, then `paas svc rm {service.slug} --env {service.env} --purge`",
+                hint="To change the image within the same major version, pass an image of PostgreSQL "
+                     f"{data_major} to --image.")
+        return data_major, new_major
+
+
+# -- rm --purge ---------------------------------------------------------------------------
+
+def final_backup_before_purge(manager: ServiceManager, service: ServiceRecord) -> Path | None:
+    """A last backup into PAAS_HOME/backups before `rm --purge` deletes the volume. None when
+    there is no volume (nothing to save). A stopped or removed service is started for the
+    backup and left as it was. Raises (so the purge does not happen) when the backup fails."""
+    engine = manager.engine
+    if not engine.volume_exists(service.volume_name):
+        return None
+    data_ops = DataOps(manager)
+    strategy = strategy_for(service.template)
+    state = engine.inspect_container(service.container_name)
+    undo = None
+    try:
+        if state is None or (strategy.needs_running and not state["State"]["Running"]):
+            manager.reporter.step(f"Starting {service.slug} for a final backup")
+            undo = (lambda: engine.remove_container(service.container_name)) if state is None else (lambda: engine.stop(service.container_name))
+            manager._provision(service)
+            manager._wait_ready(service, DEFAULT_READY_TIMEOUT)
+        as_running = dataclasses.replace(service, status=READY) if service.status == REMOVED else service
+        path = data_ops.safety_backup(as_running, "final").path
+    except PaasError as error:
+        raise BackupFailed(f"The final backup of {service.slug} failed, so its data was NOT deleted: {error.message}",
+                           hint="Fix the service, or delete the data without a backup with --no-backup.") from None
+    finally:
+        if undo is not None:
+            undo()
+    manager.reporter.step(f"Final backup: {path}")
+    return path
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+def _describe(error: BaseException, credentials: dict[str, str] | None = None) -> str:
+    if isinstance(error, PaasError):
+        text = error.message
+    elif isinstance(error, KeyboardInterrupt):
+        text = "interrupted"
+    else:
+        text = f"{type(error).__name__}: {error}"
+    return mask_secrets(text, credentials or {})
+
+
+def _http_client(service: ServiceRecord, credentials: dict[str, str]):
+    """(method, path) -> (status, JSON or text), on the service's main port from the host."""
+
+    def call(method: str, path: str):
+        import http.client
+        import json
+
+        from paas_svc.dsn import HOST_VIEW_HOST
+
+        connection = http.client.HTTPConnection(HOST_VIEW_HOST, service.host_port, timeout=30)
+        headers = {"Authorization": f"Bearer {credentials['key']}"} if credentials.get("key") else {}
+        try:
+            connection.request(method, path, body=b"" if method in ("POST", "PUT") else None, headers=headers)
+            response = connection.getresponse()
+            body = response.read()
+        except OSError as error:
+            raise BackupFailed(f"{service.slug} did not answer {method} {path}: {error}") from None
+        finally:
+            connection.close()
+        try:
+            return response.status, json.loads(body)
+        except ValueError:
+            return response.status, body.decode("utf-8", errors="replace")
+
+    return call
