@@ -5,6 +5,7 @@ through the DSN that `paas svc dsn` renders.
 """
 
 import json
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -82,6 +83,9 @@ def test_postgres_rm_keeps_volume_and_re_add_recovers_data(paas, engine):
 
     purged = paas("svc", "rm", "db", "--env", "production", "--purge", "--yes")
     assert purged.exit_code == 0, purged.output
+    final_backup = Path(purged.stdout.split("Final backup: ")[1].split()[0])
+    assert final_backup.is_file() and final_backup.stat().st_mode & 0o777 == 0o600
+    assert json.loads(final_backup.read_bytes().split(b"\n", 1)[0])["template"] == "postgres-16"
     assert not engine.volumes.list(filters={"name": service["volume"]})
     fresh = add(paas, "db", "postgres-16")
     assert "reattached" not in fresh.stdout
@@ -228,3 +232,11 @@ def test_docker_unreachable_is_a_clear_error(paas, monkeypatch, isolated_home):
     assert "Traceback" not in result.stderr
     listing = paas("svc", "list", "--json")
     assert listing.exit_code == 0 and json.loads(listing.stdout) == []
+
+
+def test_purge_without_final_backup(paas, engine, isolated_home):
+    add(paas, "cache", "redis-7")
+    result = paas("svc", "rm", "cache", "--purge", "--yes", "--no-backup")
+    assert result.exit_code == 0, result.output
+    assert "Final backup" not in result.stdout
+    assert not list((isolated_home / "backups").glob("*")) if (isolated_home / "backups").exists() else True

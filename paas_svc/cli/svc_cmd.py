@@ -149,8 +149,9 @@ def dsn(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None
 @app.command("rm")
 def rm(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
        purge: Annotated[bool, typer.Option("--purge", help="Also delete the volume (the data) and forget the credentials.")] = False,
-       yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False) -> None:
-    """Remove a service's container. The volume is kept unless --purge."""
+       yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+       no_backup: Annotated[bool, typer.Option("--no-backup", help="With --purge: delete without a final backup.")] = False) -> None:
+    """Remove a service's container. The volume is kept unless --purge (which first takes a final backup)."""
     from paas_svc.errors import InvalidInput
     from paas_svc.models import REMOVED
 
@@ -165,9 +166,17 @@ def rm(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
             raise InvalidInput(f"Refusing to delete the data of {slug} without confirmation.", hint="Pass --yes.")
         if not typer.confirm(f"Delete {service.project}/{service.env}/{slug} and ALL its data (volume {service.volume_name})?", err=True):
             raise typer.Exit(1)
-    service_manager(profile).remove(service, purge)
+    manager = service_manager(profile, StderrReporter())
+    final_backup = None
+    if purge and not no_backup:
+        from paas_svc.data_ops import final_backup_before_purge
+
+        final_backup = final_backup_before_purge(manager, service)  # raises (deleting nothing) when it fails
+    manager.remove(service, purge)
     if purge:
         data(f"Removed {slug} from {service.project}/{service.env} with its volume {service.volume_name}; its credentials are forgotten.")
+        if final_backup:
+            data(f"Final backup: {final_backup}  (restore it into a new service with `paas svc restore`)")
     else:
         data(f"Removed {slug} from {service.project}/{service.env}. Its volume {service.volume_name} is kept.")
         data(f"Recover it (same data, same credentials): paas svc add {slug} --env {service.env} --template {service.template}")
