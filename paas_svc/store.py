@@ -374,6 +374,10 @@ def open_store(home: Path) -> StateStore:
             raise StateError(f"{path} was written by a newer paas (schema {version}, this one knows {len(MIGRATIONS)}).",
                              hint="Upgrade paas-svc.")
         connection.execute("PRAGMA foreign_keys = ON")
+        # In WAL mode NORMAL never corrupts the file and survives a crashed process; only a
+        # power cut can drop the last commits. It saves an fsync per write (~5 ms per `svc dsn`,
+        # which audits every reveal).
+        connection.execute("PRAGMA synchronous = NORMAL")
     except sqlite3.DatabaseError as error:
         raise _state_error(error, path) from None
     return store

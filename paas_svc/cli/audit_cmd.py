@@ -1,6 +1,5 @@
 """`paas audit`."""
 
-from __future__ import annotations
 
 from typing import Annotated, Optional
 

@@ -1,6 +1,5 @@
 """`paas catalog list|search|show`."""
 
-from __future__ import annotations
 
 from typing import Annotated
 

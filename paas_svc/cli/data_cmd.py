@@ -1,6 +1,5 @@
 """`paas svc backup|restore|clone|upgrade`: registered on the `svc` group (imported by main)."""
 
-from __future__ import annotations
 
 import sys
 from pathlib import Path

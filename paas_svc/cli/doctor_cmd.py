@@ -1,6 +1,5 @@
 """`paas doctor`."""
 
-from __future__ import annotations
 
 from typing import Annotated
 

@@ -1,6 +1,5 @@
 """`paas env create|list|rm|export`."""
 
-from __future__ import annotations
 
 import sys
 from pathlib import Path

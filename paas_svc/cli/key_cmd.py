@@ -1,6 +1,5 @@
 """`paas key rotate|export|import`: the master key that encrypts every service's credentials."""
 
-from __future__ import annotations
 
 import os
 import sys

@@ -3,6 +3,7 @@ errors into messages and exit codes."""
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import sys
@@ -10,23 +11,68 @@ import sys
 import typer
 
 from paas_svc import __version__
-from paas_svc.cli import audit_cmd, catalog_cmd, doctor_cmd, env_cmd, key_cmd, project_cmd, run_cmd, svc_cmd
-from paas_svc.cli import data_cmd  # noqa: F401  (registers svc backup/restore/clone/upgrade)
 
-app = typer.Typer(
-    help="Managed services (PostgreSQL, Redis, MongoDB, Meilisearch, MinIO, Mailpit) on your own Docker host.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,  # tracebacks with locals could print secrets
-)
-app.add_typer(catalog_cmd.app, name="catalog")
-app.add_typer(project_cmd.app, name="project")
-app.add_typer(env_cmd.app, name="env")
-app.add_typer(svc_cmd.app, name="svc")
-app.add_typer(key_cmd.app, name="key")
-app.command("audit")(audit_cmd.audit)
-app.command("doctor")(doctor_cmd.doctor)
-app.command("run", context_settings=run_cmd.CONTEXT_SETTINGS, options_metavar=run_cmd.OPTIONS_METAVAR)(run_cmd.run_command)
+HELP = "Managed services (PostgreSQL, Redis, MongoDB, Meilisearch, MinIO, Mailpit) on your own Docker host."
+
+# Command groups: the modules that register their commands on the group's Typer app
+# (data_cmd adds backup/restore/clone/upgrade to svc). Imported only when needed.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "catalog": ("paas_svc.cli.catalog_cmd",),
+    "project": ("paas_svc.cli.project_cmd",),
+    "env": ("paas_svc.cli.env_cmd",),
+    "svc": ("paas_svc.cli.svc_cmd", "paas_svc.cli.data_cmd"),
+    "key": ("paas_svc.cli.key_cmd",),
+}
+# Top-level commands: module, function.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "audit": ("paas_svc.cli.audit_cmd", "audit"),
+    "doctor": ("paas_svc.cli.doctor_cmd", "doctor"),
+    "run": ("paas_svc.cli.run_cmd", "run_command"),
+}
+
+
+def build_app(argv: list[str] | None = None) -> typer.Typer:
+    """The root app, holding only what `argv` names.
+
+    Typer inspects the signature of every registered command on each call, so `paas svc
+    dsn` registers just the svc group's `dsn` (scripts call it often: ~25 ms saved). With
+    no argv, an option or an unknown name first, everything is registered, so help texts
+    and "No such command" suggestions see all commands.
+    """
+    import importlib
+
+    first = argv[0] if argv else None
+    second = argv[1] if argv and len(argv) > 1 else None
+    root = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False,
+                       pretty_exceptions_enable=False)  # tracebacks with locals could print secrets
+    root.callback()(_root)
+    names = [first] if first in GROUPS or first in COMMANDS else [*GROUPS, *COMMANDS]
+    for name in names:
+        if name in GROUPS:
+            modules = [importlib.import_module(module) for module in GROUPS[name]]
+            root.add_typer(_narrowed(modules[0].app, second if name == first else None), name=name)
+        else:
+            module_name, function_name = COMMANDS[name]
+            module = importlib.import_module(module_name)
+            settings = getattr(module, "COMMAND_SETTINGS", {})
+            root.command(name, **settings)(getattr(module, function_name))
+    return root
+
+
+def _narrowed(group: typer.Typer, command: str | None) -> typer.Typer:
+    """The group with only `command` when argv names one of its commands, else all of it."""
+    wanted = [info for info in group.registered_commands if info.name == command]
+    if not wanted:
+        return group
+    narrowed = copy.copy(group)
+    narrowed.registered_commands = wanted
+    return narrowed
+
+
+def __getattr__(name: str):
+    if name == "app":  # the full app, for tests and tools that walk every command
+        return build_app()
+    raise AttributeError(name)
 
 
 def _version(value: bool) -> None:
@@ -35,8 +81,7 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
-def root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version.")) -> None:
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version.")) -> None:
     """Managed services on your own Docker host."""
 
 
@@ -56,7 +101,8 @@ def run(argv: list[str] | None = None) -> int:
     os.umask(0o077)  # every file we create in the home (db, WAL, key, exports) is 0600
     previous_handler = _install_interrupt_handler()
     try:
-        result = app(args=argv, prog_name="paas", standalone_mode=False)
+        argv = sys.argv[1:] if argv is None else argv
+        result = build_app(argv)(args=argv, prog_name="paas", standalone_mode=False)
     except Interrupted:
         print("\ninterrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED

@@ -1,6 +1,5 @@
 """`paas project create|list|use`."""
 
-from __future__ import annotations
 
 from typing import Annotated
 

@@ -1,6 +1,5 @@
 """`paas run -- COMMAND [ARGS...]`: run a command with the environment's {SLUG}_URL variables."""
 
-from __future__ import annotations
 
 import os
 import signal
@@ -16,6 +15,8 @@ from paas_svc.cli.output import message
 # first word of COMMAND (or at `--`), and everything from there on is handed to it.
 CONTEXT_SETTINGS = {"allow_extra_args": True, "allow_interspersed_args": False}
 OPTIONS_METAVAR = "[OPTIONS] [--] COMMAND [ARGS]..."
+# How main.build_app registers this command.
+COMMAND_SETTINGS = {"context_settings": CONTEXT_SETTINGS, "options_metavar": OPTIONS_METAVAR}
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 EXIT_NOT_FOUND = 127

@@ -1,6 +1,5 @@
 """`paas svc add|list|show|dsn|rm|start|stop|restart|logs`."""
 
-from __future__ import annotations
 
 import sys
 from typing import Annotated, Optional
