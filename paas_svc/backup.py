@@ -6,10 +6,9 @@ payload: a pg_dump custom-format archive, a Redis RDB, a mongodump archive, or a
 payload back for the native tools. The header never holds a credential; its payload size
 and sha256 let `restore` refuse a truncated or corrupted file before touching anything.
 
-The strategies talk to Docker through `EngineOps`: the engine adapter plus the few calls
-it lacks (exec with separated/streamed output, container archives, a throwaway container).
-Those helpers use the docker-py APIClient (`engine._api`) directly and are meant to move
-into engine.py.
+The strategies talk to Docker only through the engine adapter (`paas_svc.engine.Engine`:
+exec with separated/streamed output, container archives, stop/start, ...); this module makes
+no Docker call itself and does not import the Docker SDK at import time.
 """
 
 from __future__ import annotations
@@ -21,13 +20,15 @@ import os
 import re
 import tarfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Protocol
 
-from paas_svc.errors import Conflict, InvalidInput, PaasError, ProvisioningFailed
+from paas_svc.errors import InvalidInput, PaasError, ProvisioningFailed
 from paas_svc.models import ServiceRecord
+
+if TYPE_CHECKING:
+    from paas_svc.engine import Engine, ExecResult
 
 FORMAT_VERSION = 1
 HEADER_KEY = "paas_backup"
@@ -35,9 +36,7 @@ MAX_HEADER_BYTES = 64 * 1024
 RESERVED_HEADER_BYTES = 4096  # a file's header line is padded to this, so it can be rewritten in place
 MAX_TOOL_VERSION_CHARS = 200
 COPY_CHUNK = 1024 * 1024
-STDERR_TAIL_BYTES = 16 * 1024
 NATIVE_OPERATION_TIMEOUT = 1800.0  # BGSAVE, a Meilisearch dump task
-LONG_CALL_TIMEOUT = None  # exec/archives of big data sets: no socket timeout
 
 HEADER_FIELDS = ("template", "image", "created_at", "tool_version", "project", "env", "slug", "payload_bytes", "payload_sha256")
 
@@ -298,129 +297,6 @@ def copy_single_member(chunks: Iterable[bytes], sink: BinaryIO) -> int:
     raise BackupFailed("The engine returned an archive without the expected file.")
 
 
-# -- engine helpers (to move into engine.py) ----------------------------------------------
-
-@dataclass(frozen=True)
-class ExecResult:
-    exit_code: int
-    stdout: bytes
-    stderr: bytes
-
-    def error_text(self) -> str:
-        text = (self.stderr or self.stdout).decode("utf-8", errors="replace").strip()
-        return text[-2000:] if text else "no output"
-
-
-@contextmanager
-def _without_timeout(api):
-    """Long data transfers and tools that print nothing for minutes (pg_restore) must not hit
-    the client's 60 s socket timeout."""
-    saved = api.timeout
-    api.timeout = LONG_CALL_TIMEOUT
-    try:
-        yield
-    finally:
-        api.timeout = saved
-
-
-class EngineOps:
-    """The engine adapter plus the calls backup and restore need that it lacks yet.
-    Everything not defined here is the adapter's own method (stop, start, ...)."""
-
-    def __init__(self, engine):
-        self._engine = engine
-
-    def __getattr__(self, name):
-        return getattr(self._engine, name)
-
-    @property
-    def _api(self):
-        return self._engine._api
-
-    def exec_capture(self, name: str, command: list[str], environment: dict[str, str] | None = None) -> ExecResult:
-        """Run a command in a running container; stdout and stderr kept apart."""
-        stdout = io.BytesIO()
-        result = self.exec_stream(name, command, stdout, environment)
-        return ExecResult(result.exit_code, stdout.getvalue(), result.stderr)
-
-    def exec_stream(self, name: str, command: list[str], sink: BinaryIO, environment: dict[str, str] | None = None) -> ExecResult:
-        """Run a command in a running container, writing its stdout to sink as it comes
-        (the result's stdout is empty; its stderr is the last 16 KiB)."""
-        import docker.errors
-
-        api = self._api
-        try:
-            exec_id = api.exec_create(name, command, environment=environment, stdout=True, stderr=True)
-        except docker.errors.APIError as error:
-            raise Conflict(f"Cannot run {command[0]} in {name}: {error.explanation or error}",
-                           hint="Is the service running? See `paas svc list`.") from None
-        stderr = bytearray()
-        with _without_timeout(api):
-            for out, err in api.exec_start(exec_id, stream=True, demux=True):
-                if out:
-                    sink.write(out)
-                if err:
-                    stderr.extend(err)
-                    del stderr[:-STDERR_TAIL_BYTES]
-        exit_code = api.exec_inspect(exec_id)["ExitCode"]
-        return ExecResult(exit_code if exit_code is not None else -1, b"", bytes(stderr))
-
-    def get_archive(self, name: str, path: str) -> Iterator[bytes]:
-        """A tar stream of `path` in the container (running or stopped; volumes included)."""
-        import docker.errors
-
-        api = self._api
-        try:
-            with _without_timeout(api):
-                chunks, _ = api.get_archive(name, path, chunk_size=COPY_CHUNK)
-        except docker.errors.NotFound:
-            raise BackupFailed(f"{path} does not exist in {name}.") from None
-        except docker.errors.APIError as error:
-            raise BackupFailed(f"Could not read {path} from {name}: {error.explanation or error}") from None
-        return chunks
-
-    def put_archive(self, name: str, path: str, data: BinaryIO | bytes) -> None:
-        """Extract a tar into `path` (which must exist) in a container, running, stopped or
-        only created; volumes mounted in it receive the files."""
-        import docker.errors
-
-        api = self._api
-        try:
-            with _without_timeout(api):
-                api.put_archive(name, path, data)
-        except docker.errors.APIError as error:
-            raise BackupFailed(f"Could not copy data into {name}:{path}: {error.explanation or error}") from None
-
-    def run_once(self, image: str, command: list[str], entrypoint: list[str] | None, labels: dict[str, str],
-                 timeout: float = 60.0) -> ExecResult:
-        """Run a throwaway container (no network, no volume) and return its exit code and output."""
-        import docker.errors
-
-        api = self._api
-        container = api.create_container(image, command=command, entrypoint=entrypoint, labels=labels,
-                                         host_config=api.create_host_config(network_mode="none"))["Id"]
-        try:
-            api.start(container)
-            exit_code = api.wait(container, timeout=timeout)["StatusCode"]
-            return ExecResult(exit_code, api.logs(container, stdout=True, stderr=False),
-                              api.logs(container, stdout=False, stderr=True))
-        except Exception as error:  # noqa: BLE001 - API error or the wait timing out: no answer
-            return ExecResult(-1, b"", str(getattr(error, "explanation", None) or error).encode())
-        finally:
-            try:
-                api.remove_container(container, force=True)
-            except docker.errors.APIError:
-                pass
-
-
-def engine_ops(engine) -> EngineOps:
-    """The adapter itself once it has these helpers (moved into engine.py, or a test fake)."""
-    helpers = ("exec_capture", "exec_stream", "get_archive", "put_archive", "run_once")
-    if all(callable(getattr(type(engine), name, None)) for name in helpers):
-        return engine
-    return EngineOps(engine)
-
-
 # -- strategies ---------------------------------------------------------------------------
 
 @dataclass
@@ -456,10 +332,10 @@ class Strategy(Protocol):
     needs_running: bool  # backup runs a tool in the container
     replaces_volume: bool  # restore swaps the data with the container stopped (a failure needs a rollback)
 
-    def tool_version(self, ops: EngineOps, ctx: ServiceContext) -> str: ...
-    def backup(self, ops: EngineOps, ctx: ServiceContext, sink: BinaryIO) -> None: ...
+    def tool_version(self, engine: Engine, ctx: ServiceContext) -> str: ...
+    def backup(self, engine: Engine, ctx: ServiceContext, sink: BinaryIO) -> None: ...
     def check_payload(self, backup: BackupFile, mount_path: str) -> None: ...
-    def restore(self, ops: EngineOps, ctx: ServiceContext, backup: BackupFile) -> None: ...
+    def restore(self, engine: Engine, ctx: ServiceContext, backup: BackupFile) -> None: ...
 
 
 def _first_line(result: ExecResult, fallback: str) -> str:
@@ -480,17 +356,17 @@ def _temp_name(extension: str) -> str:
     return f"paas-restore-{os.urandom(6).hex()}.{extension}"
 
 
-def _load_into_fresh_volume(ops: EngineOps, ctx: ServiceContext, path: str, archive: BinaryIO,
+def _load_into_fresh_volume(engine: Engine, ctx: ServiceContext, path: str, archive: BinaryIO,
                             extra_environment: dict[str, str] | None = None) -> None:
     """Stop and remove the container, replace its volume by an empty one, re-create the
     container (not started), extract `archive` into `path` in it, start, wait until ready."""
-    ops.stop(ctx.container)
-    ops.remove_container(ctx.container)
-    ops.remove_volume(ctx.volume)
-    ops.ensure_volume(ctx.volume, ctx.labels)
-    ops.create_container(ctx.container_spec(extra_environment))
-    ops.put_archive(ctx.container, path, archive)
-    ops.start(ctx.container)
+    engine.stop(ctx.container)
+    engine.remove_container(ctx.container)
+    engine.remove_volume(ctx.volume)
+    engine.ensure_volume(ctx.volume, ctx.labels)
+    engine.create_container(ctx.container_spec(extra_environment))
+    engine.put_archive(ctx.container, path, archive)
+    engine.start(ctx.container)
     ctx.wait_ready()
 
 
@@ -500,30 +376,30 @@ class PostgresStrategy:
     needs_running = True
     replaces_volume = False
 
-    def tool_version(self, ops, ctx):
-        return _first_line(ops.exec_capture(ctx.container, ["pg_dump", "--version"]), "pg_dump")
+    def tool_version(self, engine, ctx):
+        return _first_line(engine.exec_capture(ctx.container, ["pg_dump", "--version"]), "pg_dump")
 
-    def backup(self, ops, ctx, sink):
+    def backup(self, engine, ctx, sink):
         creds = ctx.credentials
-        result = ops.exec_stream(ctx.container, ["pg_dump", "-Fc", "--no-acl", "--no-owner", "-U", creds["user"], creds["db"]], sink)
+        result = engine.exec_stream(ctx.container, ["pg_dump", "-Fc", "--no-acl", "--no-owner", "-U", creds["user"], creds["db"]], sink)
         if result.exit_code != 0:
             raise BackupFailed(f"pg_dump failed in {ctx.container} (exit {result.exit_code}): {result.error_text()}")
 
     def check_payload(self, backup, mount_path):
         _check_magic(backup, b"PGDMP", "a pg_dump custom-format archive")
 
-    def restore(self, ops, ctx, backup):
+    def restore(self, engine, ctx, backup):
         creds = ctx.credentials
         name = _temp_name("pgdump")
         with backup.open_payload() as payload:
-            ops.put_archive(ctx.container, "/tmp", single_file_tar(name, payload, backup.payload_bytes))
+            engine.put_archive(ctx.container, "/tmp", single_file_tar(name, payload, backup.payload_bytes))
         try:
             # One transaction: if anything fails, the database is left exactly as it was.
-            result = ops.exec_capture(ctx.container, [
+            result = engine.exec_capture(ctx.container, [
                 "pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction",
                 "-U", creds["user"], "-d", creds["db"], f"/tmp/{name}"])
         finally:
-            ops.exec_capture(ctx.container, ["rm", "-f", f"/tmp/{name}"])
+            engine.exec_capture(ctx.container, ["rm", "-f", f"/tmp/{name}"])
         if result.exit_code != 0:
             raise BackupFailed(f"pg_restore failed in {ctx.container} (exit {result.exit_code}); the database is unchanged: "
                                f"{result.error_text()}")
@@ -547,35 +423,35 @@ class RedisStrategy:
     needs_running = True
     replaces_volume = True
 
-    def _cli(self, ops, ctx, *args: str) -> str:
-        result = ops.exec_capture(ctx.container, ["redis-cli", *args], environment={"REDISCLI_AUTH": ctx.credentials["password"]})
+    def _cli(self, engine, ctx, *args: str) -> str:
+        result = engine.exec_capture(ctx.container, ["redis-cli", *args], environment={"REDISCLI_AUTH": ctx.credentials["password"]})
         text = result.stdout.decode("utf-8", errors="replace").strip()
         if result.exit_code != 0 or text.startswith(("ERR", "NOAUTH", "WRONGPASS", "(error)")):
             raise BackupFailed(f"redis-cli {args[0]} failed in {ctx.container}: {text or result.error_text()}")
         return text
 
-    def tool_version(self, ops, ctx):
-        return _first_line(ops.exec_capture(ctx.container, ["redis-server", "--version"]), "redis-server")
+    def tool_version(self, engine, ctx):
+        return _first_line(engine.exec_capture(ctx.container, ["redis-server", "--version"]), "redis-server")
 
-    def backup(self, ops, ctx, sink):
+    def backup(self, engine, ctx, sink):
         deadline = time.monotonic() + ctx.operation_timeout
-        before = parse_redis_info(self._cli(ops, ctx, "INFO", "persistence"))
+        before = parse_redis_info(self._cli(engine, ctx, "INFO", "persistence"))
         last_save = int(before.get("rdb_last_save_time", "0"))  # = LASTSAVE
         saves = before.get("rdb_saves")  # Redis >= 7.0 counts its snapshots
         if saves is None:
             # Only LASTSAVE tells a new snapshot apart, in whole seconds: a save finishing in the
             # second of the previous one would not move it.
-            while int(self._cli(ops, ctx, "TIME").split()[0]) <= last_save:
+            while int(self._cli(engine, ctx, "TIME").split()[0]) <= last_save:
                 self._wait(ctx, deadline, 0.2)
         while True:
-            reply = self._cli(ops, ctx, "BGSAVE", "SCHEDULE")
+            reply = self._cli(engine, ctx, "BGSAVE", "SCHEDULE")
             if "already in progress" not in reply:
                 break
             self._wait(ctx, deadline, 0.2)  # a save started before ours: wait for it, then ask again
         seen_running = reply.startswith("Background saving started")
         interval = 0.05
         while True:
-            info = parse_redis_info(self._cli(ops, ctx, "INFO", "persistence"))
+            info = parse_redis_info(self._cli(engine, ctx, "INFO", "persistence"))
             if saves is not None:
                 newer = int(info.get("rdb_saves", "0")) > int(saves)
             else:
@@ -588,7 +464,7 @@ class RedisStrategy:
                 raise BackupFailed(f"Redis could not write its snapshot (BGSAVE failed in {ctx.container}); see `paas svc logs`.")
             self._wait(ctx, deadline, interval)
             interval = min(interval * 1.5, 0.5)
-        copy_single_member(ops.get_archive(ctx.container, f"{ctx.mount_path}/dump.rdb"), sink)
+        copy_single_member(engine.get_archive(ctx.container, f"{ctx.mount_path}/dump.rdb"), sink)
 
     def _wait(self, ctx, deadline: float, seconds: float) -> None:
         if time.monotonic() > deadline:
@@ -598,14 +474,14 @@ class RedisStrategy:
     def check_payload(self, backup, mount_path):
         _check_magic(backup, b"REDIS", "a Redis RDB file")
 
-    def restore(self, ops, ctx, backup):
+    def restore(self, engine, ctx, backup):
         try:  # the new files get the data dir's owner (the image's entrypoint would chown them anyway)
-            owner = first_tar_member(ops.get_archive(ctx.container, ctx.mount_path))
+            owner = first_tar_member(engine.get_archive(ctx.container, ctx.mount_path))
         except (PaasError, tarfile.TarError):
             owner = None  # e.g. a rollback after the container was removed
         uid, gid = (owner.uid, owner.gid) if owner is not None else (0, 0)
         archive = self.aof_archive(backup, uid, gid)
-        _load_into_fresh_volume(ops, ctx, ctx.mount_path, archive)
+        _load_into_fresh_volume(engine, ctx, ctx.mount_path, archive)
 
     @staticmethod
     def aof_archive(backup: BackupFile, uid: int, gid: int) -> BinaryIO:
@@ -642,28 +518,28 @@ class MongoStrategy:
     def _auth(self, ctx) -> list[str]:
         return ["-u", ctx.credentials["user"], "-p", ctx.credentials["password"], "--authenticationDatabase", "admin"]
 
-    def tool_version(self, ops, ctx):
-        return _first_line(ops.exec_capture(ctx.container, ["mongodump", "--version"]), "mongodump")
+    def tool_version(self, engine, ctx):
+        return _first_line(engine.exec_capture(ctx.container, ["mongodump", "--version"]), "mongodump")
 
-    def backup(self, ops, ctx, sink):
-        result = ops.exec_stream(ctx.container, ["mongodump", "--archive", "--gzip", *self._auth(ctx)], sink)
+    def backup(self, engine, ctx, sink):
+        result = engine.exec_stream(ctx.container, ["mongodump", "--archive", "--gzip", *self._auth(ctx)], sink)
         if result.exit_code != 0:
             raise BackupFailed(f"mongodump failed in {ctx.container} (exit {result.exit_code}): {result.error_text()}")
 
     def check_payload(self, backup, mount_path):
         _check_magic(backup, b"\x1f\x8b", "a gzip mongodump archive")
 
-    def restore(self, ops, ctx, backup):
+    def restore(self, engine, ctx, backup):
         name = _temp_name("mongoarchive")
         with backup.open_payload() as payload:
-            ops.put_archive(ctx.container, "/tmp", single_file_tar(name, payload, backup.payload_bytes))
+            engine.put_archive(ctx.container, "/tmp", single_file_tar(name, payload, backup.payload_bytes))
         try:
             # admin.* holds the users: restoring it would replace this service's credentials
             # with the source's (a clone must keep its own).
-            result = ops.exec_capture(ctx.container, [
+            result = engine.exec_capture(ctx.container, [
                 "mongorestore", f"--archive=/tmp/{name}", "--gzip", "--drop", "--nsExclude=admin.*", *self._auth(ctx)])
         finally:
-            ops.exec_capture(ctx.container, ["rm", "-f", f"/tmp/{name}"])
+            engine.exec_capture(ctx.container, ["rm", "-f", f"/tmp/{name}"])
         if result.exit_code != 0:
             raise BackupFailed(f"mongorestore failed in {ctx.container} (exit {result.exit_code}): {result.error_text()}")
 
@@ -677,10 +553,10 @@ class MeilisearchStrategy:
     needs_running = True
     replaces_volume = True
 
-    def tool_version(self, ops, ctx):
-        return _first_line(ops.exec_capture(ctx.container, ["meilisearch", "--version"]), "meilisearch")
+    def tool_version(self, engine, ctx):
+        return _first_line(engine.exec_capture(ctx.container, ["meilisearch", "--version"]), "meilisearch")
 
-    def backup(self, ops, ctx, sink):
+    def backup(self, engine, ctx, sink):
         status, task = ctx.http("POST", "/dumps")
         if status != 202 or not isinstance(task, dict) or "taskUid" not in task:
             raise BackupFailed(f"Meilisearch refused to create a dump (HTTP {status}: {task}).")
@@ -698,9 +574,9 @@ class MeilisearchStrategy:
             ctx.sleep(interval)
             interval = min(interval * 1.5, 1.0)
         dump_path = f"{ctx.mount_path}/dumps/{body['details']['dumpUid']}.dump"
-        for chunk in ops.get_archive(ctx.container, dump_path):
+        for chunk in engine.get_archive(ctx.container, dump_path):
             sink.write(chunk)
-        ops.exec_capture(ctx.container, ["rm", "-f", dump_path])  # dumps are full copies: do not pile them up
+        engine.exec_capture(ctx.container, ["rm", "-f", dump_path])  # dumps are full copies: do not pile them up
 
     def check_payload(self, backup, mount_path):
         with backup.open_payload() as payload:
@@ -708,19 +584,19 @@ class MeilisearchStrategy:
         if len(members) != 1 or not members[0].isfile() or "/" in members[0].name or not members[0].name.endswith(".dump"):
             raise InvalidBackup(f"{backup.path} does not hold exactly one Meilisearch .dump file. Nothing was changed.")
 
-    def restore(self, ops, ctx, backup):
+    def restore(self, engine, ctx, backup):
         with backup.open_payload() as payload:
             dump_name = _tar_members(payload, backup)[0].name
         dump_path = f"{ctx.mount_path}/{dump_name}"
         with backup.open_payload() as payload:
-            _load_into_fresh_volume(ops, ctx, ctx.mount_path, payload, {"MEILI_IMPORT_DUMP": dump_path})
+            _load_into_fresh_volume(engine, ctx, ctx.mount_path, payload, {"MEILI_IMPORT_DUMP": dump_path})
         # The import happened at launch; run the container again without the import setting.
-        ops.stop(ctx.container)
-        ops.remove_container(ctx.container)
-        ops.create_container(ctx.container_spec(None))
-        ops.start(ctx.container)
+        engine.stop(ctx.container)
+        engine.remove_container(ctx.container)
+        engine.create_container(ctx.container_spec(None))
+        engine.start(ctx.container)
         ctx.wait_ready()
-        ops.exec_capture(ctx.container, ["rm", "-f", dump_path])
+        engine.exec_capture(ctx.container, ["rm", "-f", dump_path])
 
 
 class VolumeArchiveStrategy:
@@ -733,20 +609,20 @@ class VolumeArchiveStrategy:
     def __init__(self, kind: str):
         self.kind = kind
 
-    def tool_version(self, ops, ctx):
+    def tool_version(self, engine, ctx):
         return "docker-archive"
 
-    def backup(self, ops, ctx, sink):
-        state = ops.inspect_container(ctx.container)
+    def backup(self, engine, ctx, sink):
+        state = engine.inspect_container(ctx.container)
         was_running = bool(state and state["State"]["Running"])
         if was_running:
-            ops.stop(ctx.container)
+            engine.stop(ctx.container)
         try:
-            for chunk in ops.get_archive(ctx.container, ctx.mount_path):
+            for chunk in engine.get_archive(ctx.container, ctx.mount_path):
                 sink.write(chunk)
         finally:
             if was_running:
-                ops.start(ctx.container)
+                engine.start(ctx.container)
                 ctx.wait_ready()
 
     def check_payload(self, backup, mount_path):
@@ -757,10 +633,10 @@ class VolumeArchiveStrategy:
             except InvalidBackup as error:
                 raise InvalidBackup(f"{backup.path}: {error.message}") from None
 
-    def restore(self, ops, ctx, backup):
+    def restore(self, engine, ctx, backup):
         parent = os.path.dirname(ctx.mount_path) or "/"
         with backup.open_payload() as payload:
-            _load_into_fresh_volume(ops, ctx, parent, payload)
+            _load_into_fresh_volume(engine, ctx, parent, payload)
 
 
 def _tar_members(payload: BinaryIO, backup: BackupFile) -> list[tarfile.TarInfo]:

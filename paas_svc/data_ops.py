@@ -15,16 +15,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Iterator, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Iterator, Protocol
 
 from paas_svc.backup import (
-    RESERVED_HEADER_BYTES, BackupFailed, BackupFile, BackupHeader, EngineOps, ServiceContext, Strategy, check_compatible,
-    encode_header, engine_ops, postgres_major_from_image, postgres_major_from_version_output, read_backup, strategy_for, verify_payload,
+    RESERVED_HEADER_BYTES, BackupFailed, BackupFile, BackupHeader, ServiceContext, Strategy, check_compatible,
+    encode_header, postgres_major_from_image, postgres_major_from_version_output, read_backup, strategy_for, verify_payload,
 )
 from paas_svc.errors import Conflict, InvalidInput, PaasError, ProvisioningFailed
 from paas_svc.lifecycle import ServiceManager, mask_secrets, service_labels, validate_timeout
 from paas_svc.models import FAILED, PROVISIONING, READY, REMOVED, ServiceRecord
 from paas_svc.naming import LABEL_MANAGED, LABEL_PROFILE, validate_name
+
+if TYPE_CHECKING:
+    from paas_svc.engine import Engine
 
 BACKUP_DIR_NAME = "backups"
 DEFAULT_READY_TIMEOUT = 120.0
@@ -162,8 +165,8 @@ class DataOps:
         return self.manager.store
 
     @property
-    def ops(self) -> EngineOps:
-        return engine_ops(self.manager.engine)
+    def engine(self) -> Engine:
+        return self.manager.engine
 
     @property
     def backup_dir(self) -> Path:
@@ -237,15 +240,15 @@ class DataOps:
         """Header placeholder, payload, then the real header written over the placeholder."""
         from paas_svc.store import utc_now
 
-        ops, ctx = self.ops, self.context(service)
+        engine, ctx = self.engine, self.context(service)
         header = BackupHeader(template=service.template, image=service.image, created_at=utc_now(),
-                              tool_version=strategy.tool_version(ops, ctx), project=service.project, env=service.env,
+                              tool_version=strategy.tool_version(engine, ctx), project=service.project, env=service.env,
                               slug=service.slug, payload_bytes=0, payload_sha256="0" * 64)
         handle.write(encode_header(header, pad_to=RESERVED_HEADER_BYTES))
         sink = _HashingSink(handle, self.progress)
         self.progress.start(f"Backing up {service.slug}", None)
         try:
-            strategy.backup(ops, ctx, sink)
+            strategy.backup(engine, ctx, sink)
         except PaasError as error:
             error.message = mask_secrets(error.message, ctx.credentials)  # a tool's stderr may echo its arguments
             raise
@@ -348,7 +351,7 @@ class DataOps:
         self.step(f"Restoring {service.slug} from {backup.path}")
         ctx = self.context(service, ready_timeout)
         try:
-            strategy.restore(self.ops, ctx, backup)
+            strategy.restore(self.engine, ctx, backup)
         except BaseException as error:
             outcome = "The data is unchanged."
             if strategy.replaces_volume:
@@ -367,7 +370,7 @@ class DataOps:
     def _roll_back_restore(self, strategy: Strategy, ctx: ServiceContext, safety: Path) -> str:
         self.step(f"Restore failed; putting back the previous data from {safety}")
         try:
-            strategy.restore(self.ops, ctx, read_backup(safety))
+            strategy.restore(self.engine, ctx, read_backup(safety))
         except Exception as error:  # noqa: BLE001 - reported with the first error
             self.store.set_status(ctx.service.id, FAILED, "restore failed and its rollback failed")
             return f"Putting the previous data back failed too ({_describe(error, ctx.credentials)})."
@@ -407,7 +410,7 @@ class DataOps:
             self.step(f"Copying the data into {to_slug}")
             target_ctx = self.context(target, timeout)
             try:
-                strategy.restore(self.ops, target_ctx, backup)
+                strategy.restore(self.engine, target_ctx, backup)
             except BaseException as error:
                 self.manager.remove(target, purge=True)  # it was ours and holds nothing else
                 if isinstance(error, KeyboardInterrupt):
@@ -439,7 +442,7 @@ class DataOps:
         old_image = service.image
         strategy = strategy_for(service.template)
         self.require_container(service, strategy)
-        engine = self.manager.engine
+        engine = self.engine
         if not engine.image_present(new_image):
             self.step(f"Pulling {new_image}")
             engine.pull(new_image, self.manager.reporter.pull_progress)
@@ -453,7 +456,7 @@ class DataOps:
         self.store.set_status(service.id, PROVISIONING, f"upgrading to {new_image}")
         try:
             self.step(f"Re-creating {service.container_name} with {new_image} on volume {service.volume_name}")
-            self.ops.stop(service.container_name, timeout=UPGRADE_STOP_SECONDS)  # a clean shutdown before the new image opens the data
+            self.engine.stop(service.container_name, timeout=UPGRADE_STOP_SECONDS)  # a clean shutdown before the new image opens the data
             self.manager._provision(upgraded)  # removes the container of the old image, keeps the volume
             self.manager._wait_ready(upgraded, timeout)
         except BaseException as error:
@@ -472,7 +475,7 @@ class DataOps:
     def _roll_back_upgrade(self, service: ServiceRecord, new_image: str, backup: Path, reason: str, timeout: float) -> None:
         self.step(f"{new_image} is not ready; rolling back to {service.image}")
         try:
-            self.ops.stop(service.container_name)
+            self.engine.stop(service.container_name)
             self.manager._provision(service)  # the image differs: the new container is removed first
             self.manager._wait_ready(service, timeout)
         except PaasError as error:
@@ -489,14 +492,13 @@ class DataOps:
 
     def check_postgres_major(self, service: ServiceRecord, new_image: str) -> tuple[int | None, int | None]:
         """Refuse a major-version change on the same data dir (PostgreSQL cannot open it)."""
-        ops = self.ops
-        read = ops.exec_capture(service.container_name, ["sh", "-c", f'cat "${{PGDATA:-{service.spec["volume"]}}}/PG_VERSION"'])
+        read = self.engine.exec_capture(service.container_name, ["sh", "-c", f'cat "${{PGDATA:-{service.spec["volume"]}}}/PG_VERSION"'])
         text = read.stdout.decode("utf-8", errors="replace").strip()
         data_major = int(text) if read.exit_code == 0 and text.isdigit() else None
         new_major = postgres_major_from_image(new_image)
         if new_major is None:
             labels = {LABEL_MANAGED: "true", LABEL_PROFILE: self.store.profile_id()}
-            version = ops.run_once(new_image, ["--version"], ["postgres"], labels)
+            version = self.engine.run_once(new_image, ["--version"], ["postgres"], labels)
             new_major = postgres_major_from_version_output(version.stdout.decode("utf-8", errors="replace"))
         if data_major is not None and new_major is not None and data_major != new_major:
             new_slug = f"{service.slug}-pg{new_major}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import docker
 import docker.errors
@@ -14,6 +16,9 @@ from paas_svc.errors import Conflict, DockerUnavailable, ProvisioningFailed
 from paas_svc.naming import LABEL_MANAGED, NETWORK_NAME
 
 API_TIMEOUT_SECONDS = 60
+LONG_CALL_TIMEOUT = None  # exec/archives of big data sets: no socket timeout
+COPY_CHUNK = 1024 * 1024  # chunk size of archive streams
+STDERR_TAIL_BYTES = 16 * 1024  # what exec_stream keeps of a command's stderr
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,17 @@ class PullProgress:
     status: str
     current: int | None
     total: int | None
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+    def error_text(self) -> str:
+        text = (self.stderr or self.stdout).decode("utf-8", errors="replace").strip()
+        return text[-2000:] if text else "no output"
 
 
 def _connection_error(error: Exception) -> DockerUnavailable:
@@ -186,13 +202,86 @@ class Engine:
     def stream_logs(self, name: str, follow: bool, tail: int | str) -> Iterator[bytes]:
         return self._api.logs(name, stdout=True, stderr=True, stream=True, follow=follow, tail=tail)
 
-    def exec_run(self, name: str, command: list[str], environment: dict[str, str] | None = None) -> tuple[int, bytes]:
-        exec_id = self._api.exec_create(name, command, environment=environment, stdout=True, stderr=True)
-        output = self._api.exec_start(exec_id)
-        return self._api.exec_inspect(exec_id)["ExitCode"], output
-
     def list_containers(self, label_filters: list[str]) -> list[ContainerState]:
         return [_state_from_json(item) for item in self._api.containers(all=True, filters={"label": label_filters})]
+
+    # -- exec, archives, throwaway containers (backup, restore, upgrade) ------------
+
+    @contextmanager
+    def _without_timeout(self) -> Iterator[None]:
+        """Long data transfers and tools that print nothing for minutes (pg_restore) must not hit
+        the client's 60 s socket timeout."""
+        saved = self._api.timeout
+        self._api.timeout = LONG_CALL_TIMEOUT
+        try:
+            yield
+        finally:
+            self._api.timeout = saved
+
+    def exec_capture(self, name: str, command: list[str], environment: dict[str, str] | None = None) -> ExecResult:
+        """Run a command in a running container; stdout and stderr kept apart."""
+        stdout = io.BytesIO()
+        result = self.exec_stream(name, command, stdout, environment)
+        return ExecResult(result.exit_code, stdout.getvalue(), result.stderr)
+
+    def exec_stream(self, name: str, command: list[str], sink: BinaryIO, environment: dict[str, str] | None = None) -> ExecResult:
+        """Run a command in a running container, writing its stdout to sink as it comes
+        (the result's stdout is empty; its stderr is the last 16 KiB)."""
+        api = self._api
+        try:
+            exec_id = api.exec_create(name, command, environment=environment, stdout=True, stderr=True)
+        except docker.errors.APIError as error:
+            raise Conflict(f"Cannot run {command[0]} in {name}: {error.explanation or error}",
+                           hint="Is the service running? See `paas svc list`.") from None
+        stderr = bytearray()
+        with self._without_timeout():
+            for out, err in api.exec_start(exec_id, stream=True, demux=True):
+                if out:
+                    sink.write(out)
+                if err:
+                    stderr.extend(err)
+                    del stderr[:-STDERR_TAIL_BYTES]
+        exit_code = api.exec_inspect(exec_id)["ExitCode"]
+        return ExecResult(exit_code if exit_code is not None else -1, b"", bytes(stderr))
+
+    def get_archive(self, name: str, path: str) -> Iterator[bytes]:
+        """A tar stream of `path` in the container (running or stopped; volumes included)."""
+        try:
+            with self._without_timeout():
+                chunks, _ = self._api.get_archive(name, path, chunk_size=COPY_CHUNK)
+        except docker.errors.NotFound:
+            raise ProvisioningFailed(f"{path} does not exist in {name}.") from None
+        except docker.errors.APIError as error:
+            raise ProvisioningFailed(f"Could not read {path} from {name}: {error.explanation or error}") from None
+        return chunks
+
+    def put_archive(self, name: str, path: str, data: BinaryIO | bytes) -> None:
+        """Extract a tar into `path` (which must exist) in a container, running, stopped or
+        only created; volumes mounted in it receive the files."""
+        try:
+            with self._without_timeout():
+                self._api.put_archive(name, path, data)
+        except docker.errors.APIError as error:
+            raise ProvisioningFailed(f"Could not copy data into {name}:{path}: {error.explanation or error}") from None
+
+    def run_once(self, image: str, command: list[str], entrypoint: list[str] | None, labels: dict[str, str],
+                 timeout: float = 60.0) -> ExecResult:
+        """Run a throwaway container (no network, no volume) and return its exit code and output."""
+        api = self._api
+        container = api.create_container(image, command=command, entrypoint=entrypoint, labels=labels,
+                                         host_config=api.create_host_config(network_mode="none"))["Id"]
+        try:
+            api.start(container)
+            exit_code = api.wait(container, timeout=timeout)["StatusCode"]
+            return ExecResult(exit_code, api.logs(container, stdout=True, stderr=False),
+                              api.logs(container, stdout=False, stderr=True))
+        except Exception as error:  # noqa: BLE001 - API error or the wait timing out: no answer
+            return ExecResult(-1, b"", str(getattr(error, "explanation", None) or error).encode())
+        finally:
+            try:
+                api.remove_container(container, force=True)
+            except docker.errors.APIError:
+                pass
 
 
 def _pull_hint(image: str) -> str:

@@ -359,8 +359,14 @@ def open_store(home: Path) -> StateStore:
     """Open (creating if needed) the database in `home` and apply pending migrations."""
     path = home / DATABASE_FILE
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
+        # Create it 0600 before SQLite does. Never open+close an EXISTING database file here:
+        # closing any descriptor drops the process's POSIX locks on it, including those of
+        # SQLite connections still open in this process (the WAL index could then be reset
+        # under them: "disk I/O error").
+        if not path.exists():
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
     except OSError as error:
         raise StateError(f"Cannot open the state database {path}: {error.strerror}.",
                          hint="Check the folder's permissions or set PAAS_HOME to a writable folder.") from None

@@ -215,7 +215,7 @@ def test_restore_refuses_bad_files_and_loses_nothing(paas, engine, isolated_home
     from paas_svc.backup import RESERVED_HEADER_BYTES, encode_header
     from tests.test_backup_unit import header_for
 
-    add(paas, "cache", "redis-7")
+    info = add(paas, "cache", "redis-7")
     url = dsn(paas, "cache")
     seed_redis(url)
     good = tmp_path / "good.rdb"
@@ -291,7 +291,7 @@ def test_clone_redis_under_another_slug(paas, engine):
 
 @pytest.mark.parametrize("broken_image", [STANDIN_IMAGE, BASE_IMAGE], ids=["never-ready", "cannot-start"])
 def test_upgrade_to_a_broken_image_rolls_back_with_data_intact(paas, engine, isolated_home, broken_image):
-    add(paas, "cache", "redis-7")
+    info = add(paas, "cache", "redis-7")
     url = dsn(paas, "cache")
     seed_redis(url)
 
@@ -313,7 +313,7 @@ def test_upgrade_to_a_broken_image_rolls_back_with_data_intact(paas, engine, iso
 
 def test_upgrade_to_a_working_image_keeps_the_data(paas, engine, retag):
     new_image = retag(REDIS_IMAGE, "paas-test/redis", "7-upgrade")
-    add(paas, "cache", "redis-7")
+    info = add(paas, "cache", "redis-7")
     url = dsn(paas, "cache")
     seed_redis(url)
     result = paas("svc", "upgrade", "cache", "--image", new_image, "--yes")
@@ -328,7 +328,7 @@ def test_postgres_major_change_is_refused(paas, engine, isolated_home, retag):
     # The stand-in is PostgreSQL 15 whatever its tag says: its data dir's PG_VERSION is 15.
     major_17 = retag(POSTGRES_IMAGE, "paas-test/postgres", "17")
     same_major = retag(POSTGRES_IMAGE, "paas-test/postgres", "rebuilt")  # no major in the tag: `postgres --version` tells
-    _info = add(paas, "db", "postgres-16")
+    info = add(paas, "db", "postgres-16")
     url = dsn(paas, "db")
     seed_postgres(url)
     before = container(engine, info)
@@ -357,7 +357,7 @@ def test_final_backup_before_purge_of_a_stopped_service(paas, engine, isolated_h
     from paas_svc.cli.state import open_profile, service_manager
     from paas_svc.data_ops import final_backup_before_purge
 
-    add(paas, "cache", "redis-7")
+    info = add(paas, "cache", "redis-7")
     seed_redis(dsn(paas, "cache"))
     assert paas("svc", "stop", "cache").exit_code == 0
     profile = open_profile()
@@ -381,7 +381,7 @@ def test_final_backup_before_purge_of_a_stopped_service(paas, engine, isolated_h
 # -- volume archives (Docker's archive calls only; the stand-in is not MinIO or Mailpit) ------------
 
 def test_volume_archive_round_trip_mechanics(paas, engine, tmp_path):
-    _info = add(paas, "mail", "mailpit", "development")
+    info = add(paas, "mail", "mailpit", "development")
     box = engine.containers.get(info["container"])
     code, output = box.exec_run(["python3", "-c", (
         "import os; os.makedirs('/data/sub', exist_ok=True); open('/data/mailpit.db', 'wb').write(b'm' * 5000); "

@@ -124,6 +124,8 @@ def run(argv: list[str] | None = None) -> int:
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
+        if "paas_svc.cli.state" in sys.modules:
+            sys.modules["paas_svc.cli.state"].close_profiles()
     return result if isinstance(result, int) else 0
 
 

@@ -17,10 +17,20 @@ class Profile:
     vault: Vault
 
 
+_open_stores: list[StateStore] = []
+
+
 def open_profile() -> Profile:
     home = ensure_home(home_dir())
     store = open_store(home)
+    _open_stores.append(store)
     return Profile(home, store, Vault(store, home))
+
+
+def close_profiles() -> None:
+    """Close every database connection a command opened (main.run calls it at the end)."""
+    while _open_stores:
+        _open_stores.pop().close()
 
 
 def service_manager(profile: Profile, reporter=None):
