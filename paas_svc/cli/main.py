@@ -4,6 +4,7 @@ errors into messages and exit codes."""
 from __future__ import annotations
 
 import copy
+import gc
 import os
 import signal
 import sys
@@ -49,14 +50,22 @@ def build_app(argv: list[str] | None = None) -> typer.Typer:
     names = [first] if first in GROUPS or first in COMMANDS else [*GROUPS, *COMMANDS]
     for name in names:
         if name in GROUPS:
-            modules = [importlib.import_module(module) for module in GROUPS[name]]
-            root.add_typer(_narrowed(modules[0].app, second if name == first else None), name=name)
+            wanted = second if name == first else None
+            group = importlib.import_module(GROUPS[name][0]).app
+            for extra in GROUPS[name][1:]:  # modules adding commands to the group: only when needed
+                if wanted is None or not _registers(group, wanted):
+                    importlib.import_module(extra)
+            root.add_typer(_narrowed(group, wanted), name=name)
         else:
             module_name, function_name = COMMANDS[name]
             module = importlib.import_module(module_name)
             settings = getattr(module, "COMMAND_SETTINGS", {})
             root.command(name, **settings)(getattr(module, function_name))
     return root
+
+
+def _registers(group: typer.Typer, command: str) -> bool:
+    return any(info.name == command for info in group.registered_commands)
 
 
 def _narrowed(group: typer.Typer, command: str | None) -> typer.Typer:
@@ -145,4 +154,8 @@ def _raise_interrupted(signum, frame) -> None:
 
 
 def main() -> None:
-    sys.exit(run())
+    code = run()
+    # Freezing what exists lets interpreter shutdown skip its final full collection
+    # (~10 ms, a tenth of a `svc dsn`).
+    gc.freeze()
+    sys.exit(code)
