@@ -69,7 +69,8 @@ def _template_from_dict(raw: dict) -> Template:
 def parse_catalog(text: str) -> dict[str, Template]:
     import yaml
 
-    document = yaml.safe_load(text) or {}
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses the catalog ~10x faster
+    document = yaml.load(text, Loader=loader) or {}
     templates = [_template_from_dict(raw) for raw in document.get("templates", [])]
     return {template.key: template for template in templates}
 

@@ -75,9 +75,8 @@ class Engine:
     # -- network, volumes, images -------------------------------------------------
 
     def ensure_network(self, labels: dict[str, str]) -> None:
-        if self._api.networks(names=[NETWORK_NAME]):
-            if any(n["Name"] == NETWORK_NAME for n in self._api.networks(names=[NETWORK_NAME])):
-                return
+        if self.network_exists():
+            return
         try:
             self._api.create_network(NETWORK_NAME, driver="bridge", labels=labels, check_duplicate=True)
         except docker.errors.APIError as error:

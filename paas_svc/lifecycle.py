@@ -26,8 +26,9 @@ from paas_svc.store import StateStore
 from paas_svc.vault import Vault
 
 LOG_LINES_ON_FAILURE = 20
-FIRST_POLL_INTERVAL = 0.05
-MAX_POLL_INTERVAL = 0.5
+FIRST_POLL_INTERVAL = 0.01  # most servers answer within tens of ms of starting
+POLL_GROWTH = 1.3
+MAX_POLL_INTERVAL = 0.25
 
 
 class Reporter(Protocol):
@@ -261,7 +262,7 @@ class ServiceManager:
                 raise ProvisioningFailed(
                     f"{service.slug}: not ready after {timeout:g}s (last check: {detail}).\n" + self._log_tail(service, credentials))
             time.sleep(min(interval, remaining))
-            interval = min(interval * 1.5, MAX_POLL_INTERVAL)
+            interval = min(interval * POLL_GROWTH, MAX_POLL_INTERVAL)
 
     def _log_tail(self, service: ServiceRecord, credentials: dict[str, str]) -> str:
         text = mask_secrets(self.engine.logs_tail(service.container_name, LOG_LINES_ON_FAILURE), credentials)
