@@ -22,6 +22,7 @@ from paas_svc.backup import (
     encode_header, postgres_major_from_image, postgres_major_from_version_output, read_backup, strategy_for, verify_payload,
 )
 from paas_svc.errors import Conflict, InvalidInput, PaasError, ProvisioningFailed
+from paas_svc.home import atomic_private_file
 from paas_svc.lifecycle import ServiceManager, mask_secrets, service_labels, validate_timeout
 from paas_svc.models import FAILED, PROVISIONING, READY, REMOVED, ServiceRecord
 from paas_svc.naming import LABEL_MANAGED, LABEL_PROFILE, validate_name
@@ -265,24 +266,15 @@ class DataOps:
         self.require_container(service, strategy)
         if not path.parent.is_dir():
             raise InvalidInput(f"Cannot write {path}: the folder {path.parent} does not exist.")
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        opened = False
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        except OSError as error:
-            raise InvalidInput(f"Cannot write {path}: {error.strerror}.") from None
-        try:
-            with os.fdopen(fd, "wb") as handle:
+            with atomic_private_file(path) as handle:
+                opened = True
                 header = self._write_backup(service, handle, strategy)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temporary, 0o600)
-            os.replace(temporary, path)
-        except BaseException:
-            try:
-                os.unlink(temporary)
-            except FileNotFoundError:
-                pass
-            raise
+        except OSError as error:
+            if opened:
+                raise
+            raise InvalidInput(f"Cannot write {path}: {error.strerror}.") from None
         return header
 
     def _audit_backup(self, service: ServiceRecord, purpose: str, destination: str, header: BackupHeader) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 from paas_svc.errors import StateError
 
@@ -38,13 +40,15 @@ def ensure_home(home: Path) -> Path:
     return home
 
 
-def write_private_file(path: Path, content: bytes) -> None:
-    """Write atomically (temp file + rename) with mode 0600."""
+@contextmanager
+def atomic_private_file(path: Path) -> Iterator[BinaryIO]:
+    """A handle on a temp file beside `path` (mode 0600): fsynced and renamed over `path`
+    when the block succeeds, removed when it fails. Opening errors raise on entry."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temporary, 0o600)
@@ -55,3 +59,9 @@ def write_private_file(path: Path, content: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def write_private_file(path: Path, content: bytes) -> None:
+    """Write atomically (temp file + rename) with mode 0600."""
+    with atomic_private_file(path) as handle:
+        handle.write(content)

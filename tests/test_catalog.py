@@ -113,3 +113,20 @@ def test_catalog_ships_inside_the_package():
     from importlib import resources
 
     assert resources.files("paas_svc").joinpath("catalog.yaml").is_file()
+
+
+def test_wheel_ships_the_catalog(tmp_path):
+    """A plain `pip install .` must find catalog.yaml: build the wheel and look inside."""
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(root)],
+                   check=True, capture_output=True)
+    wheel = next(tmp_path.glob("paas_svc-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = archive.read("paas_svc/catalog.yaml").decode()
+    assert shipped == (root / "catalog.yaml").read_text()
+    assert "redis-7" in shipped
