@@ -240,3 +240,21 @@ def test_purge_without_final_backup(paas, engine, isolated_home):
     assert result.exit_code == 0, result.output
     assert "Final backup" not in result.stdout
     assert not list((isolated_home / "backups").glob("*")) if (isolated_home / "backups").exists() else True
+
+
+def test_home_holds_no_plaintext_secret_and_only_private_files(paas, engine, isolated_home, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    add(paas, "db", "postgres-16")
+    add(paas, "cache", "redis-7")
+    secrets = [dsn(paas, slug).split(":")[2].split("@")[0] for slug in ("db", "cache")]
+    assert all(len(secret) >= 24 for secret in secrets)
+    assert paas("env", "export", "--env", "production", "-o", str(isolated_home / "exported.env")).exit_code == 0
+    assert paas("svc", "rm", "cache", "--purge", "--yes").exit_code == 0  # leaves a final backup in the home
+    assert paas("svc", "rm", "db").exit_code == 0
+    for path in isolated_home.rglob("*"):
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o700 if path.is_dir() else 0o600), f"{path} is {mode:o}"
+        if path.is_file() and path.name not in ("exported.env",):
+            content = path.read_bytes()
+            for secret in secrets:
+                assert secret.encode() not in content, f"{secret[:4]}... in plaintext in {path}"
