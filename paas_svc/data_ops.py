@@ -535,7 +535,6 @@ def final_backup_before_purge(manager: ServiceManager, service: ServiceRecord) -
     finally:
         if undo is not None:
             undo()
-    manager.reporter.step(f"Final backup: {path}")
     return path
 
 

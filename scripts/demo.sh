@@ -28,4 +28,4 @@ $PAAS svc add cache --template redis-7 --env production "${IMAGE_ARGS[@]}"
 $PAAS svc list
 $PAAS svc dsn cache
 $PAAS env export --env production --format dotenv
-$PAAS svc rm cache --purge --yes
+$PAAS svc rm cache --purge --yes --no-backup
