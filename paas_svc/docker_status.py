@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from paas_svc.errors import DockerUnavailable
 
@@ -17,8 +17,7 @@ DEFAULT_SOCKET = "/var/run/docker.sock"
 TIMEOUT_SECONDS = 10
 
 
-@dataclass(frozen=True)
-class ContainerState:
+class ContainerState(NamedTuple):
     name: str
     state: str  # created, running, restarting, exited, paused, dead
     status: str  # human text from the engine, e.g. "Exited (1) 3 seconds ago"

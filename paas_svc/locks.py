@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -61,4 +60,6 @@ def blocking_lock(path: Path) -> Iterator[None]:
 
 def host_lock_path(name: str) -> Path:
     """A lock shared by every profile on this host (e.g. creating the one paas-apps network)."""
+    import tempfile  # ~15 ms of imports: only the provisioning path needs it
+
     return Path(tempfile.gettempdir()) / f"paas-svc-{name}-{os.getuid()}.lock"

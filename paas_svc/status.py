@@ -33,15 +33,19 @@ def live_status(service: ServiceRecord, container: ContainerState | None, add_ru
 
 def live_statuses(home: Path, profile_id: str, services: list[ServiceRecord]) -> dict[str, str]:
     """Live status per service id: ONE engine request for all rows, whatever their number."""
-    from paas_svc.locks import add_in_progress
-
     states = live_states(profile_id) if services else {}
     return {
-        service.id: live_status(
-            service, states.get(service.id),
-            add_running=service.status != PROVISIONING or add_in_progress(home, service.env_id, service.slug))
+        service.id: live_status(service, states.get(service.id), add_running=_add_running(home, service))
         for service in services
     }
+
+
+def _add_running(home: Path, service: ServiceRecord) -> bool:
+    if service.status != PROVISIONING:
+        return True
+    from paas_svc.locks import add_in_progress
+
+    return add_in_progress(home, service.env_id, service.slug)
 
 
 def live_states(profile_id: str) -> dict[str, ContainerState]:

@@ -15,7 +15,7 @@ def audit(json_output: JsonOption = False,
     """Show the audit log: every add, removal and reveal of a connection string."""
     entries = open_profile().store.list_audit(limit)
     if json_output:
-        print_json([entry.__dict__ for entry in entries])
+        print_json([entry._asdict() for entry in entries])
     else:
         print_table(("AT", "USER", "ACTION", "PROJECT", "ENV", "SLUG", "DETAIL"),
                     [(e.at, e.os_user, e.action, e.project, e.env, e.slug, e.detail) for e in entries],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 from paas_svc.home import ensure_home, home_dir
@@ -10,8 +10,7 @@ from paas_svc.store import StateStore, open_store
 from paas_svc.vault import Vault
 
 
-@dataclass
-class Profile:
+class Profile(NamedTuple):
     home: Path
     store: StateStore
     vault: Vault
