@@ -64,9 +64,9 @@ def _connection_error(error: Exception) -> DockerUnavailable:
 class Engine:
     def __init__(self) -> None:
         try:
+            # from_env asks the engine for its API version: that request doubles as the ping.
             self._client = docker.from_env(timeout=API_TIMEOUT_SECONDS)
             self._api = self._client.api
-            self._api.ping()
         except docker.errors.DockerException as error:
             raise _connection_error(error) from None
         except Exception as error:  # requests' ConnectionError and friends
