@@ -23,7 +23,7 @@ from paas_svc.naming import (
 )
 from paas_svc.readiness import probe
 from paas_svc.store import StateStore
-from paas_svc.vault import Vault
+from paas_svc.vault import Vault, key_lock
 
 LOG_LINES_ON_FAILURE = 20
 FIRST_POLL_INTERVAL = 0.01  # most servers answer within tens of ms of starting
@@ -164,8 +164,10 @@ class ServiceManager:
                                hint=f"See it with `paas svc show {slug} --env {env}`.")
 
             if existing is None:
-                # Choosing host ports and recording them is one step for all paas processes.
-                with blocking_lock(self.home / "ports.lock"):
+                # Choosing host ports and recording them is one step for all paas processes; the
+                # key lock keeps a `paas key rotate` from slipping in between encrypt and insert.
+                with blocking_lock(self.home / "ports.lock"), key_lock(self.home):
+                    self.vault.forget_cached_key()
                     service = self._new_record(project, env, environment.id, slug, template, wanted_image, host_port)
                     self.store.insert_service(service)
                 _fault_point("after-state")

@@ -74,6 +74,10 @@ class Vault:
         with key_lock(self._home):
             return finish_pending_rotation(self._store, self._home)
 
+    def forget_cached_key(self) -> None:
+        """Read the key again on next use (after waiting for a rotation in another process)."""
+        self._box = None
+
     def encrypt(self, credentials: dict[str, str]) -> str:
         return self.box(create=True).encrypt(credentials)
 
