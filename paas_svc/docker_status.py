@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from typing import NamedTuple
 
 from paas_svc.errors import DockerUnavailable
@@ -29,32 +28,41 @@ def engine_address() -> str:
     return os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
 
 
-def _socket_address() -> tuple[int, object] | None:
-    """(family, address) for unix:// and plain tcp:// engines; None means use the SDK (TLS, ssh)."""
+UNIX, TCP = "unix", "tcp"
+
+
+def _socket_address() -> tuple[str, object] | None:
+    """(kind, address) for unix:// and plain tcp:// engines; None means use the SDK (TLS, ssh)."""
     address = engine_address()
     if address.startswith("unix://"):
-        return socket.AF_UNIX, address[len("unix://"):] or DEFAULT_SOCKET
+        return UNIX, address[len("unix://"):] or DEFAULT_SOCKET
     if address.startswith(("tcp://", "http://")) and not os.environ.get("DOCKER_TLS_VERIFY") and not os.environ.get("DOCKER_CERT_PATH"):
         host_port = address.split("://", 1)[1].split("/", 1)[0]
         host, _, port = host_port.rpartition(":") if ":" in host_port else (host_port, "", "2375")
-        return socket.AF_INET, (host.strip("[]") or "localhost", int(port or 2375))
+        return TCP, (host.strip("[]") or "localhost", int(port or 2375))
     return None
 
 
-def _http_get(family: int, address: object, path: str) -> tuple[int, bytes]:
+def _http_get(kind: str, address: object, path: str) -> tuple[int, bytes]:
     """One HTTP/1.0 GET on a fresh connection: the engine answers without chunking and closes.
     (http.client would cost ~20 ms of imports on every `env export` and `svc list`.)"""
-    if family == socket.AF_UNIX:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(TIMEOUT_SECONDS)
-        sock.connect(address)
-    else:  # resolves IPv4 and IPv6 alike
-        sock = socket.create_connection(address, timeout=TIMEOUT_SECONDS)
-    with sock:
-        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
+    if kind == UNIX:
+        # The C socket type: the `socket` module's enum set-up costs ~2 ms per call of
+        # `env export`, and a unix socket needs none of what it adds.
+        import _socket
+
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            sock.settimeout(TIMEOUT_SECONDS)
+            sock.connect(address)
+            chunks = _exchange(sock, path)
+        finally:
+            sock.close()
+    else:
+        import socket
+
+        with socket.create_connection(address, timeout=TIMEOUT_SECONDS) as sock:  # IPv4 and IPv6
+            chunks = _exchange(sock, path)
     response = b"".join(chunks)
     head, _, body = response.partition(b"\r\n\r\n")
     status_line = head.split(b"\r\n", 1)[0].split()
@@ -63,6 +71,14 @@ def _http_get(family: int, address: object, path: str) -> tuple[int, bytes]:
     if b"transfer-encoding: chunked" in head.lower():
         body = _unchunk(body)
     return int(status_line[1]), body
+
+
+def _exchange(sock, path: str) -> list[bytes]:
+    sock.sendall(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return chunks
 
 
 def _unchunk(body: bytes) -> bytes:
