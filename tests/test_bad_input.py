@@ -202,7 +202,11 @@ def test_interrupted_add_is_reported_not_traced(paas_process, engine, isolated_h
 
     process = subprocess.Popen([PAAS_BIN, *ADD, "docs", "--template", "mongodb-7", "--image", REDIS_IMAGE, "--timeout", "60"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.5)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # interrupt while it waits for readiness
+        if profile_id(isolated_home) and engine.containers.list(filters={"label": f"paas.profile={profile_id(isolated_home)}"}):
+            break
+        time.sleep(0.1)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr
