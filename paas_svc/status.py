@@ -20,14 +20,14 @@ def live_status(service: ServiceRecord, container: ContainerState | None, add_ru
         return "Removed"
     if service.status == FAILED or (service.status == PROVISIONING and not add_running):
         return "Failed"
+    if service.status == PROVISIONING:
+        return "Provisioning"  # an add is running; its container may not exist yet
     if container is None:
         return "Missing"
     if container.state in ("dead", "restarting"):
         return "Failed"
     if container.state == "running":
-        return "Provisioning" if service.status == PROVISIONING else "Ready"
-    if service.status == PROVISIONING:
-        return "Provisioning"
+        return "Ready"
     return "Stopped"
 
 

@@ -3,12 +3,19 @@
 One process listens on 0.0.0.0 on every port below and speaks just enough of
 each protocol for health checks and simple probes:
 
-    27017  MongoDB wire protocol: OP_MSG -> OP_MSG {"ok": 1.0}
+    27017  MongoDB wire protocol (OP_MSG), see below
     7700   HTTP (Meilisearch)     \
     9000   HTTP (MinIO API)        |  any path -> 200 {"status":"available"}
     9001   HTTP (MinIO console)    |  /keys needs "Authorization: Bearer
     8025   HTTP (Mailpit UI/API)  /   $MEILI_MASTER_KEY" when that is set
     1025   SMTP
+
+MongoDB: with MONGO_INITDB_ROOT_USERNAME and MONGO_INITDB_ROOT_PASSWORD set, it
+checks a real SCRAM-SHA-256 login (saslStart/saslContinue on "admin", salted
+password with a random salt and 15000 iterations); `ping` and every other command
+but hello/isMaster answer ok: 0 (code 13) until the connection has logged in, and
+a wrong password gets "Authentication failed." (code 18).  Without those variables
+every OP_MSG gets {"ok": 1.0}, as before.
 
 Command-line arguments (e.g. MinIO's "server /data --console-address :9001")
 are logged and otherwise ignored.  STANDIN_FAIL=1 makes the process exit with
@@ -16,6 +23,9 @@ status 3 straight away, to simulate a container that dies.  SIGTERM/SIGINT
 exit promptly with status 0.
 """
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -129,7 +139,241 @@ def bson_ok() -> bytes:
     return struct.pack("<i", 4 + len(element) + 1) + element + b"\x00"
 
 
+# Minimal BSON: double, string, document, array (decoded to a list), binary,
+# bool, null, int32, int64; the other fixed-size types are skipped on decode.
+BSON_SKIP_SIZES = {0x07: 12, 0x09: 8, 0x11: 8, 0x13: 16, 0x7F: 0, 0xFF: 0}
+
+
+def bson_encode(doc: dict) -> bytes:
+    out = bytearray()
+    for name, value in doc.items():
+        key = name.encode() + b"\x00"
+        if isinstance(value, bool):
+            out += b"\x08" + key + (b"\x01" if value else b"\x00")
+        elif isinstance(value, int):
+            if -(2**31) <= value < 2**31:
+                out += b"\x10" + key + struct.pack("<i", value)
+            else:
+                out += b"\x12" + key + struct.pack("<q", value)
+        elif isinstance(value, float):
+            out += b"\x01" + key + struct.pack("<d", value)
+        elif isinstance(value, str):
+            raw = value.encode()
+            out += b"\x02" + key + struct.pack("<i", len(raw) + 1) + raw + b"\x00"
+        elif isinstance(value, (bytes, bytearray)):
+            out += b"\x05" + key + struct.pack("<i", len(value)) + b"\x00" + bytes(value)
+        elif isinstance(value, dict):
+            out += b"\x03" + key + bson_encode(value)
+        elif value is None:
+            out += b"\x0a" + key
+        else:
+            raise TypeError(f"cannot encode {type(value).__name__}")
+    return struct.pack("<i", len(out) + 5) + bytes(out) + b"\x00"
+
+
+def bson_decode(data: bytes) -> dict:
+    """Decode one document; raises ValueError/struct.error when it is malformed."""
+    (length,) = struct.unpack_from("<i", data, 0)
+    if length != len(data) or length < 5 or data[-1] != 0:
+        raise ValueError("bad document length")
+    doc: dict = {}
+    i, end = 4, length - 1
+    while i < end:
+        kind = data[i]
+        nul = data.index(b"\x00", i + 1, end)
+        name = data[i + 1:nul].decode()
+        i = nul + 1
+        if kind == 0x01:
+            value, size = struct.unpack_from("<d", data, i)[0], 8
+        elif kind == 0x02:
+            (n,) = struct.unpack_from("<i", data, i)
+            if n < 1 or i + 4 + n > end or data[i + 3 + n] != 0:
+                raise ValueError("bad string")
+            value, size = data[i + 4:i + 3 + n].decode(), 4 + n
+        elif kind in (0x03, 0x04):
+            (size,) = struct.unpack_from("<i", data, i)
+            if size < 5 or i + size > end:
+                raise ValueError("bad embedded document")
+            value = bson_decode(data[i:i + size])
+            if kind == 0x04:
+                value = list(value.values())
+        elif kind == 0x05:
+            (n,) = struct.unpack_from("<i", data, i)
+            if n < 0 or i + 5 + n > end:
+                raise ValueError("bad binary")
+            value, size = bytes(data[i + 5:i + 5 + n]), 5 + n
+        elif kind == 0x08:
+            value, size = data[i] != 0, 1
+        elif kind == 0x0A:
+            value, size = None, 0
+        elif kind == 0x10:
+            value, size = struct.unpack_from("<i", data, i)[0], 4
+        elif kind == 0x12:
+            value, size = struct.unpack_from("<q", data, i)[0], 8
+        elif kind in BSON_SKIP_SIZES:
+            i += BSON_SKIP_SIZES[kind]
+            continue
+        else:
+            raise ValueError(f"unsupported BSON type 0x{kind:02x}")
+        if i + size > end:
+            raise ValueError("truncated document")
+        doc[name] = value
+        i += size
+    return doc
+
+
+def op_msg_body(body: bytes) -> dict:
+    """The kind-0 section of an OP_MSG (after the header); document sequences are ignored."""
+    (flags,) = struct.unpack_from("<I", body, 0)
+    end = len(body) - 4 if flags & 0x1 else len(body)  # checksumPresent
+    i, doc = 4, None
+    while i < end:
+        kind = body[i]
+        (size,) = struct.unpack_from("<i", body, i + 1)
+        if size < 5 or i + 1 + size > end:
+            raise ValueError("bad section")
+        if kind == 0:
+            doc = bson_decode(body[i + 1:i + 1 + size])
+        elif kind != 1:
+            raise ValueError(f"unknown section kind {kind}")
+        i += 1 + size
+    if doc is None:
+        raise ValueError("no body section")
+    return doc
+
+
+SCRAM_ITERATIONS = 15000
+
+
+class MongoRootUser:
+    """The MONGO_INITDB_ROOT_* user, with its SCRAM-SHA-256 keys (RFC 5802/7677)."""
+
+    def __init__(self, user: str, password: str, salt: bytes | None = None, iterations: int = SCRAM_ITERATIONS):
+        self.user = user
+        self.salt = salt if salt is not None else os.urandom(16)
+        self.iterations = iterations
+        # SCRAM-SHA-256 in MongoDB salts the SASLprep'd password itself (the
+        # passwords here are letters and digits, where SASLprep is the identity).
+        salted = hashlib.pbkdf2_hmac("sha256", password.encode(), self.salt, iterations)
+        self.stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
+        self.server_key = hmac.digest(salted, b"Server Key", "sha256")
+
+    @classmethod
+    def from_env(cls, environ=os.environ) -> "MongoRootUser | None":
+        user, password = environ.get("MONGO_INITDB_ROOT_USERNAME"), environ.get("MONGO_INITDB_ROOT_PASSWORD")
+        return cls(user, password) if user and password else None
+
+
+def mongo_error(code: int, code_name: str, errmsg: str) -> dict:
+    return {"ok": 0.0, "errmsg": errmsg, "code": code, "codeName": code_name}
+
+
+AUTH_FAILED = mongo_error(18, "AuthenticationFailed", "Authentication failed.")
+
+
+def scram_attributes(message: str) -> dict:
+    attributes = {}
+    for item in message.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or len(key) != 1:
+            raise ValueError("bad SCRAM attribute")
+        attributes[key] = value
+    return attributes
+
+
+class MongoSession:
+    """One connection's view: commands in, reply documents out."""
+
+    def __init__(self, root: MongoRootUser):
+        self.root = root
+        self.authenticated = False
+        self.conversation: dict | None = None
+        self.next_conversation_id = 1
+
+    def reply(self, command: dict) -> dict:
+        name = next(iter(command), "")
+        if name in ("hello", "isMaster", "ismaster"):
+            return {"ok": 1.0, "isWritablePrimary": True, "maxWireVersion": 21}
+        if name == "saslStart":
+            return self.sasl_start(command)
+        if name == "saslContinue":
+            return self.sasl_continue(command)
+        if not self.authenticated:
+            return mongo_error(13, "Unauthorized", f"command {name} requires authentication")
+        return {"ok": 1.0}
+
+    def sasl_start(self, command: dict) -> dict:
+        self.conversation = None
+        mechanism = command.get("mechanism")
+        if mechanism != "SCRAM-SHA-256":
+            return mongo_error(334, "MechanismUnavailable",
+                               f"Received authentication for mechanism {mechanism} which is unknown or not enabled")
+        if command.get("$db") != "admin":
+            return AUTH_FAILED  # the root user lives in "admin"
+        payload = command.get("payload")
+        if not isinstance(payload, bytes):
+            return mongo_error(14, "TypeMismatch", "saslStart payload must be binary")
+        try:
+            message = payload.decode()
+            if not message.startswith(("n,,", "y,,")):
+                return mongo_error(17, "ProtocolError", "unsupported SCRAM channel binding")
+            client_first_bare = message[3:]
+            attributes = scram_attributes(client_first_bare)
+            user = attributes["n"].replace("=2C", ",").replace("=3D", "=")
+            client_nonce = attributes["r"]
+        except (ValueError, KeyError):
+            return mongo_error(17, "ProtocolError", "malformed SCRAM client-first message")
+        if user != self.root.user or not client_nonce:
+            return AUTH_FAILED
+        nonce = client_nonce + base64.b64encode(os.urandom(24)).decode()
+        server_first = f"r={nonce},s={base64.b64encode(self.root.salt).decode()},i={self.root.iterations}"
+        options = command.get("options")
+        skip_empty = isinstance(options, dict) and options.get("skipEmptyExchange") is True
+        conversation_id = self.next_conversation_id
+        self.next_conversation_id += 1
+        self.conversation = {"id": conversation_id, "first_bare": client_first_bare, "server_first": server_first,
+                             "nonce": nonce, "skip_empty": skip_empty, "step": 1}
+        return {"conversationId": conversation_id, "done": False, "payload": server_first.encode(), "ok": 1.0}
+
+    def sasl_continue(self, command: dict) -> dict:
+        state = self.conversation
+        if state is None or command.get("conversationId") != state["id"]:
+            return mongo_error(17, "ProtocolError", "No SASL session state found")
+        payload = command.get("payload")
+        if not isinstance(payload, bytes):
+            return mongo_error(14, "TypeMismatch", "saslContinue payload must be binary")
+        if state["step"] == 2:  # the empty round that ends an exchange without skipEmptyExchange
+            self.conversation = None
+            if payload:
+                return AUTH_FAILED
+            self.authenticated = True
+            return {"conversationId": state["id"], "done": True, "payload": b"", "ok": 1.0}
+        self.conversation = None
+        try:
+            client_final = payload.decode()
+            without_proof, sep, proof_text = client_final.rpartition(",p=")
+            attributes = scram_attributes(without_proof)
+            proof = base64.b64decode(proof_text, validate=True)
+        except ValueError:
+            return mongo_error(17, "ProtocolError", "malformed SCRAM client-final message")
+        if not sep or attributes.get("c") not in ("biws", "eSws") or attributes.get("r") != state["nonce"] or len(proof) != 32:
+            return AUTH_FAILED
+        auth_message = f"{state['first_bare']},{state['server_first']},{without_proof}".encode()
+        client_signature = hmac.digest(self.root.stored_key, auth_message, "sha256")
+        client_key = bytes(a ^ b for a, b in zip(proof, client_signature))
+        if not hmac.compare_digest(hashlib.sha256(client_key).digest(), self.root.stored_key):
+            return AUTH_FAILED
+        server_final = "v=" + base64.b64encode(hmac.digest(self.root.server_key, auth_message, "sha256")).decode()
+        if state["skip_empty"]:
+            self.authenticated = True
+            return {"conversationId": state["id"], "done": True, "payload": server_final.encode(), "ok": 1.0}
+        self.conversation = {**state, "step": 2}
+        return {"conversationId": state["id"], "done": False, "payload": server_final.encode(), "ok": 1.0}
+
+
 class MongoHandler(socketserver.BaseRequestHandler):
+    session_class = MongoSession
+
     def _recv_exact(self, n: int) -> bytes | None:
         buf = bytearray()
         while len(buf) < n:
@@ -140,6 +384,8 @@ class MongoHandler(socketserver.BaseRequestHandler):
         return bytes(buf)
 
     def handle(self) -> None:
+        root = getattr(self.server, "mongo_root", None)
+        session = self.session_class(root) if root is not None else None
         request_counter = 0
         while True:
             header = self._recv_exact(16)
@@ -157,7 +403,19 @@ class MongoHandler(socketserver.BaseRequestHandler):
             if flag_bits & 0x2:  # moreToCome: the client expects no reply
                 continue
             request_counter += 1
-            payload = struct.pack("<I", 0) + b"\x00" + bson_ok()
+            if session is None:
+                document = bson_ok()  # no root user configured: everything is ok
+            else:
+                try:
+                    command = op_msg_body(body)
+                except (ValueError, IndexError, struct.error) as exc:
+                    answer = mongo_error(22, "InvalidBSON", f"invalid message: {exc}")
+                else:
+                    answer = session.reply(command)
+                    if answer.get("ok") != 1.0:
+                        log(f"mongodb: {next(iter(command), '?')} -> {answer.get('errmsg')}")
+                document = bson_encode(answer)
+            payload = struct.pack("<I", 0) + b"\x00" + document
             reply_header = struct.pack("<iiii", 16 + len(payload), request_counter, request_id, OP_MSG)
             self.request.sendall(reply_header + payload)
 
@@ -194,7 +452,16 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    specs = [(MONGO_PORT, "mongodb", lambda: TCPServer((HOST, MONGO_PORT), MongoHandler))]
+    mongo_root = MongoRootUser.from_env()
+    if mongo_root is not None:
+        log(f"mongodb: SCRAM-SHA-256 login required for root user {mongo_root.user!r}")
+
+    def mongo_server() -> TCPServer:
+        server = TCPServer((HOST, MONGO_PORT), MongoHandler)
+        server.mongo_root = mongo_root
+        return server
+
+    specs = [(MONGO_PORT, "mongodb", mongo_server)]
     specs += [
         (port, name, (lambda p=port: HTTPServer((HOST, p), HTTPHandler))) for port, name in HTTP_PORTS.items()
     ]
