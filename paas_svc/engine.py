@@ -181,7 +181,9 @@ class Engine:
 
     def remove_container(self, name: str) -> bool:
         try:
-            self._api.remove_container(name, force=True)
+            # v=True removes the container's ANONYMOUS volumes (e.g. mongo:7's /data/configdb);
+            # named volumes such as the service's data volume are never removed by it.
+            self._api.remove_container(name, force=True, v=True)
             return True
         except docker.errors.NotFound:
             return False
@@ -278,7 +280,7 @@ class Engine:
             return ExecResult(-1, b"", str(getattr(error, "explanation", None) or error).encode())
         finally:
             try:
-                api.remove_container(container, force=True)
+                api.remove_container(container, force=True, v=True)
             except docker.errors.APIError:
                 pass
 

@@ -21,7 +21,8 @@ REDIS_IMAGE = "paas-test/redis:7"
 POSTGRES_IMAGE = "paas-test/postgres:16"
 STANDIN_IMAGE = "paas-test/standin:1"
 BASE_IMAGE = "paas-test/bookworm:base"
-STANDIN_IMAGES = (REDIS_IMAGE, POSTGRES_IMAGE, STANDIN_IMAGE, BASE_IMAGE)
+REGISTRY_IMAGE = "paas-test/registry:2"  # a local registry for the pull tests
+STANDIN_IMAGES = (REDIS_IMAGE, POSTGRES_IMAGE, STANDIN_IMAGE, BASE_IMAGE, REGISTRY_IMAGE)
 PAAS_BIN = str(Path(sys.executable).with_name("paas"))
 
 
@@ -117,7 +118,7 @@ def profile_id(home: Path) -> str | None:
 
 def sweep(client, label_filter: str) -> None:
     for container in client.containers.list(all=True, filters={"label": label_filter}):
-        container.remove(force=True)
+        container.remove(force=True, v=True)
     for volume in client.volumes.list(filters={"label": label_filter}):
         volume.remove(force=True)
 

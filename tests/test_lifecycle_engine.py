@@ -258,3 +258,16 @@ def test_home_holds_no_plaintext_secret_and_only_private_files(paas, engine, iso
             content = path.read_bytes()
             for secret in secrets:
                 assert secret.encode() not in content, f"{secret[:4]}... in plaintext in {path}"
+
+
+def test_rm_leaves_no_anonymous_volume_behind(paas, engine):
+    # The Redis stand-in declares VOLUME /data; under the MongoDB template the data volume is
+    # mounted at /data/db, so /data gets an anonymous volume, as mongo:7's /data/configdb does.
+    result = paas("svc", "add", "docs", "--template", "mongodb-7", "--image", REDIS_IMAGE, "--no-wait")
+    assert result.exit_code == 0, result.output
+    container = engine.api.inspect_container(listed(paas)[("development", "docs")]["container"])
+    anonymous = [m["Name"] for m in container["Mounts"] if m["Type"] == "volume" and m["Destination"] == "/data"]
+    assert anonymous, "the setup must produce an anonymous volume"
+    assert paas("svc", "rm", "docs").exit_code == 0
+    assert not engine.volumes.list(filters={"name": anonymous[0]})
+    assert engine.volumes.get(container["Name"].lstrip("/")), "the named data volume is kept"

@@ -80,9 +80,11 @@ class StderrReporter:
     def pull_progress(self, event) -> None:
         if not self._interactive:
             line = f"  {event.layer + ': ' if event.layer else ''}{event.status}"
-            if event.status and event.status != self._last_line and "Downloading" not in event.status and "Extracting" not in event.status:
+            # Byte counters ("Downloading", "Extracting") would flood a log; every other
+            # per-layer step is one line.
+            if event.status and line != self._last_line and "Downloading" not in event.status and "Extracting" not in event.status:
                 message(line)
-                self._last_line = event.status
+                self._last_line = line
             return
         if self._progress is None:
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn

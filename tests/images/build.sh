@@ -5,8 +5,10 @@
 #   paas-test/redis:7         Debian's redis-server, behaving like the official redis:7 image
 #   paas-test/postgres:16     Debian's PostgreSQL 15 with an official-image-like entrypoint
 #   paas-test/standin:1       one Python process faking MongoDB/Meilisearch/MinIO/Mailpit
+#   paas-test/registry:2      Debian's docker-registry (Distribution 2.8), plain HTTP on :5000, for pull tests
 #
-# No container registry is needed: everything comes from the Debian mirror.
+# No container registry is needed: everything comes from the Debian mirror (the
+# registry image above is itself built from a Debian package).
 #
 # The build is cached and idempotent: every image carries the label
 # paas-test.hash=<sha256 of its recipe> (for the Dockerfile images: of the
@@ -192,6 +194,7 @@ main() {
     build_dockerfile paas-test/redis:7 redis
     build_dockerfile paas-test/postgres:16 postgres
     build_dockerfile paas-test/standin:1 standin
+    build_dockerfile paas-test/registry:2 registry
     # Drop the dangling layers left behind by rebuilds.
     docker image prune -f --filter label=paas-test.hash >/dev/null 2>&1 || true
     log "all images ready ($(( $(now) - t0 ))s)"
