@@ -91,12 +91,17 @@ class StderrReporter:
 
             self._progress = Progress(TextColumn("  {task.description}"), BarColumn(), DownloadColumn(), console=_console(stderr=True), transient=True)
             self._progress.start()
-        if not event.layer:
+        # A bar per layer that transfers bytes; "Already exists" or "Pulling from" have none.
+        if not event.layer or (event.layer not in self._tasks and not event.total):
             return
         description = f"{event.layer} {event.status}"
         if event.layer not in self._tasks:
             self._tasks[event.layer] = self._progress.add_task(description, total=event.total)
-        self._progress.update(self._tasks[event.layer], description=description, completed=event.current or 0, total=event.total)
+        task = self._tasks[event.layer]
+        if event.total:
+            self._progress.update(task, description=description, completed=event.current or 0, total=event.total)
+        else:  # Verifying Checksum, Download complete, Pull complete: keep the bar, change the words
+            self._progress.update(task, description=description)
 
     def close(self) -> None:
         if self._progress is not None:
