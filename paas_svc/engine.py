@@ -13,7 +13,7 @@ from docker.utils import parse_repository_tag
 
 from paas_svc.docker_status import ContainerState, _state_from_json, engine_address, unreachable
 from paas_svc.errors import Conflict, DockerUnavailable, ProvisioningFailed
-from paas_svc.naming import LABEL_MANAGED, NETWORK_NAME
+from paas_svc.naming import NETWORK_NAME
 
 API_TIMEOUT_SECONDS = 60
 LONG_CALL_TIMEOUT = None  # exec/archives of big data sets: no socket timeout
@@ -289,8 +289,3 @@ def _pull_hint(image: str) -> str:
     return (f"Check the image name and your registry access (`docker pull {image}`). On a host without registry access, "
             "load the image with `docker load` or pass --image with a mirror or local build.")
 
-
-def managed_labels(profile_id: str) -> dict[str, str]:
-    from paas_svc.naming import LABEL_PROFILE
-
-    return {LABEL_MANAGED: "true", LABEL_PROFILE: profile_id}

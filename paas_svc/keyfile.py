@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from paas_svc.errors import SecretsError
-from paas_svc.home import KEY_FILE, write_private_file
+from paas_svc.home import KEY_FILE
 
 ENV_VAR = "PAAS_MASTER_KEY"
 
@@ -62,6 +62,3 @@ def create_key(home: Path) -> bytes:
         os.fsync(handle.fileno())
     return key
 
-
-def replace_key(home: Path, key: bytes) -> None:
-    write_private_file(key_path(home), key + b"\n")

@@ -132,37 +132,23 @@ class ServiceManager:
             raise InvalidInput(f"--port must be between 1 and 65535, not {host_port}.")
         environment = self.store.get_environment(project, env)
         template = get_template(template_key)
-        engine = self.engine  # fail early, before any state changes, when Docker is unreachable
+        self.engine  # connect now: an unreachable engine fails before any state changes
 
         with service_lock(self.home, environment.id, slug) as locked:
             if not locked:
                 raise Conflict(f"Service {slug!r} already exists in {project}/{env} (another paas process is provisioning it right now).")
             existing = self.store.find_service(project, env, slug)
-            reattached = resumed = False
-            wanted_image = image or (existing.image if existing else template.image)
-            if existing is None or existing.status == REMOVED or existing.template == template.key:
-                # Pull before any state or engine change, so a failed pull leaves nothing behind.
-                if not engine.image_present(wanted_image):
-                    self.reporter.step(f"Pulling {wanted_image}")
-                    engine.pull(wanted_image, self.reporter.pull_progress)
-            if existing is None:
-                service = None  # created below, under the port lock
-            elif existing.status == REMOVED:
-                if existing.template != template.key:
-                    raise Conflict(
-                        f"{project}/{env}/{slug} was a {existing.template} service whose volume {existing.volume_name} is kept.",
-                        hint=f"Add it back with --template {existing.template}, or drop its data first with `paas svc rm {slug} --env {env} --purge`.")
-                service, reattached = existing, True
-                if image:
-                    service.image = image
-            elif existing.status in (PROVISIONING, FAILED) and existing.template == template.key:
-                service, resumed = existing, True  # an add that crashed or failed: finish it
-                if image:
-                    service.image = image
-            else:
+            reattached = existing is not None and existing.status == REMOVED
+            resumed = existing is not None and existing.status in (PROVISIONING, FAILED)  # crashed or failed add
+            if existing is not None and not reattached and not (resumed and existing.template == template.key):
                 raise Conflict(f"Service {slug!r} already exists in {project}/{env}.",
                                hint=f"See it with `paas svc show {slug} --env {env}`.")
-
+            if reattached and existing.template != template.key:
+                raise Conflict(
+                    f"{project}/{env}/{slug} was a {existing.template} service whose volume {existing.volume_name} is kept.",
+                    hint=f"Add it back with --template {existing.template}, or drop its data first with `paas svc rm {slug} --env {env} --purge`.")
+            wanted_image = image or (existing.image if existing else template.image)
+            self._ensure_image(wanted_image)  # before any state or engine change: a failed pull leaves nothing
             if existing is None:
                 # Choosing host ports and recording them is one step for all paas processes; the
                 # key lock keeps a `paas key rotate` from slipping in between encrypt and insert.
@@ -172,22 +158,34 @@ class ServiceManager:
                     self.store.insert_service(service)
                 _fault_point("after-state")
             else:
+                service = existing
+                service.image = wanted_image
                 self.store.set_status(service.id, PROVISIONING, None, image=service.image)
-            try:
-                self._provision(service)
-                if wait:
-                    self._wait_ready(service, timeout)
-                    self.store.set_status(service.id, READY)
-                    service.status = READY
-            except (KeyboardInterrupt, Interrupted):
-                self.store.set_status(service.id, FAILED, "interrupted; run `paas svc add` again or `paas svc repair` to finish")
-                raise
-            except ProvisioningFailed as error:
-                self.store.set_status(service.id, FAILED, error.message)
-                raise
+            self._bring_up(service, timeout, wait)
         action = "reattach" if reattached else ("resume" if resumed else "add")
         self.store.audit(action, project, env, slug, f"template={template.key} image={service.image}")
         return AddResult(service, time.monotonic() - started, reattached, resumed, wait)
+
+    def _ensure_image(self, image: str) -> None:
+        if not self.engine.image_present(image):
+            self.reporter.step(f"Pulling {image}")
+            self.engine.pull(image, self.reporter.pull_progress)
+
+    def _bring_up(self, service: ServiceRecord, timeout: float, wait: bool = True) -> None:
+        """Provision and (with `wait`) wait for Ready; a failure or Ctrl-C leaves the service
+        Failed with its reason, for `svc add` or `svc repair` to finish later."""
+        try:
+            self._provision(service)
+            if wait:
+                self._wait_ready(service, timeout)
+                self.store.set_status(service.id, READY)
+                service.status = READY
+        except (KeyboardInterrupt, Interrupted):
+            self.store.set_status(service.id, FAILED, "interrupted; run `paas svc add` again or `paas svc repair` to finish")
+            raise
+        except ProvisioningFailed as error:
+            self.store.set_status(service.id, FAILED, error.message)
+            raise
 
     def _new_record(self, project, env, env_id, slug, template: Template, image, host_port) -> ServiceRecord:
         taken = self.store.used_host_ports()
@@ -284,18 +282,9 @@ class ServiceManager:
         with service_lock(self.home, service.env_id, service.slug) as locked:
             if not locked:
                 raise Conflict(f"{service.slug} is being provisioned by another paas process right now.")
-            if not self.engine.image_present(service.image):
-                self.reporter.step(f"Pulling {service.image}")
-                self.engine.pull(service.image, self.reporter.pull_progress)
+            self._ensure_image(service.image)
             self.store.set_status(service.id, PROVISIONING)
-            try:
-                self._provision(service)
-                self._wait_ready(service, timeout)
-            except ProvisioningFailed as error:
-                self.store.set_status(service.id, FAILED, error.message)
-                raise
-            self.store.set_status(service.id, READY)
-            service.status = READY
+            self._bring_up(service, timeout)
         self.store.audit("repair", service.project, service.env, service.slug)
         return AddResult(service, time.monotonic() - started, False, True, True)
 
