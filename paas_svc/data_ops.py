@@ -434,10 +434,7 @@ class DataOps:
         old_image = service.image
         strategy = strategy_for(service.template)
         self.require_container(service, strategy)
-        engine = self.engine
-        if not engine.image_present(new_image):
-            self.step(f"Pulling {new_image}")
-            engine.pull(new_image, self.manager.reporter.pull_progress)
+        self.manager.ensure_image(new_image)
         if strategy.kind == "postgres":
             self.check_postgres_major(service, new_image)
 

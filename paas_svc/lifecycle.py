@@ -34,6 +34,7 @@ MAX_POLL_INTERVAL = 0.25
 class Reporter(Protocol):
     def step(self, message: str) -> None: ...
     def pull_progress(self, event) -> None: ...
+    def pull_finished(self) -> None: ...
 
 
 class SilentReporter:
@@ -41,6 +42,9 @@ class SilentReporter:
         pass
 
     def pull_progress(self, event) -> None:
+        pass
+
+    def pull_finished(self) -> None:
         pass
 
 
@@ -148,7 +152,7 @@ class ServiceManager:
                     f"{project}/{env}/{slug} was a {existing.template} service whose volume {existing.volume_name} is kept.",
                     hint=f"Add it back with --template {existing.template}, or drop its data first with `paas svc rm {slug} --env {env} --purge`.")
             wanted_image = image or (existing.image if existing else template.image)
-            self._ensure_image(wanted_image)  # before any state or engine change: a failed pull leaves nothing
+            self.ensure_image(wanted_image)  # before any state or engine change: a failed pull leaves nothing
             if existing is None:
                 # Choosing host ports and recording them is one step for all paas processes; the
                 # key lock keeps a `paas key rotate` from slipping in between encrypt and insert.
@@ -166,10 +170,15 @@ class ServiceManager:
         self.store.audit(action, project, env, slug, f"template={template.key} image={service.image}")
         return AddResult(service, time.monotonic() - started, reattached, resumed, wait)
 
-    def _ensure_image(self, image: str) -> None:
-        if not self.engine.image_present(image):
-            self.reporter.step(f"Pulling {image}")
+    def ensure_image(self, image: str) -> None:
+        """Pull the image when this host lacks it, showing progress."""
+        if self.engine.image_present(image):
+            return
+        self.reporter.step(f"Pulling {image}")
+        try:
             self.engine.pull(image, self.reporter.pull_progress)
+        finally:
+            self.reporter.pull_finished()  # whatever happened, the progress display ends here
 
     def _bring_up(self, service: ServiceRecord, timeout: float, wait: bool = True) -> None:
         """Provision and (with `wait`) wait for Ready; a failure or Ctrl-C leaves the service
@@ -282,7 +291,7 @@ class ServiceManager:
         with service_lock(self.home, service.env_id, service.slug) as locked:
             if not locked:
                 raise Conflict(f"{service.slug} is being provisioned by another paas process right now.")
-            self._ensure_image(service.image)
+            self.ensure_image(service.image)
             self.store.set_status(service.id, PROVISIONING)
             self._bring_up(service, timeout)
         self.store.audit("repair", service.project, service.env, service.slug)

@@ -74,7 +74,7 @@ class StderrReporter:
         self._last_line = ""
 
     def step(self, text: str) -> None:
-        self.close()
+        self.pull_finished()
         message(f"- {text}")
 
     def pull_progress(self, event) -> None:
@@ -103,7 +103,7 @@ class StderrReporter:
         else:  # Verifying Checksum, Download complete, Pull complete: keep the bar, change the words
             self._progress.update(task, description=description)
 
-    def close(self) -> None:
+    def pull_finished(self) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None

@@ -69,12 +69,8 @@ def add(
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
     env_name = resolve_env(profile.store, project_name, env)
-    reporter = StderrReporter()
-    try:
-        result = service_manager(profile, reporter).add(
-            project_name, env_name, slug, template, image=image, timeout=timeout, wait=not no_wait, host_port=port)
-    finally:
-        reporter.close()
+    result = service_manager(profile, StderrReporter()).add(
+        project_name, env_name, slug, template, image=image, timeout=timeout, wait=not no_wait, host_port=port)
     service = result.service
     status = "Ready" if result.waited else "Provisioning"
     if json_output:
@@ -204,11 +200,7 @@ def repair(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
     """Finish an interrupted add or re-create a missing container, with the stored credentials and volume."""
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    reporter = StderrReporter()
-    try:
-        result = service_manager(profile, reporter).repair(service, timeout)
-    finally:
-        reporter.close()
+    result = service_manager(profile, StderrReporter()).repair(service, timeout)
     data(f"{slug} in {service.project}/{service.env}: Ready in {result.elapsed_seconds:.1f}s")
 
 
