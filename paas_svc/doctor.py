@@ -12,6 +12,7 @@ import stat
 from dataclasses import asdict, dataclass, field
 
 from paas_svc.errors import DockerUnavailable, PaasError
+from paas_svc.dsn import HOST_VIEW_HOST
 from paas_svc.lifecycle import ServiceManager, check_port_free
 from paas_svc.models import FAILED, PROVISIONING, REMOVED, ServiceRecord
 from paas_svc.naming import LABEL_PROFILE, LABEL_SERVICE_ID, NETWORK_NAME
@@ -70,13 +71,7 @@ def diagnose(manager: ServiceManager) -> Report:
 
 def _check_files(manager: ServiceManager, report: Report) -> None:
     home = manager.home
-    expected = [(home, 0o700)]
-    for path in sorted(home.iterdir()):
-        if path.is_file():
-            expected.append((path, 0o600))
-    for folder in ("locks", "backups"):
-        for path in sorted((home / folder).glob("*")) if (home / folder).is_dir() else []:
-            expected.append((path, 0o600 if path.is_file() else 0o700))
+    expected = [(path, 0o700 if path.is_dir() else 0o600) for path in [home, *sorted(home.rglob("*"))]]
     wrong = [(path, mode) for path, mode in expected if stat.S_IMODE(path.stat().st_mode) & ~mode]
     for path, mode in wrong:
         report.add("permissions", False, f"{path} is mode {stat.S_IMODE(path.stat().st_mode):o}, should be {mode:o}",
@@ -165,7 +160,7 @@ def _container_mismatches(container: dict, service: ServiceRecord, profile_id: s
     actual = {int(key.split("/")[0]): int(b[0]["HostPort"]) for key, b in bindings.items() if b and b[0].get("HostPort")}
     if actual != service.host_ports:
         problems.append(f"ports {actual} instead of {service.host_ports}")
-    if any(b[0].get("HostIp") not in ("127.0.0.1",) for b in bindings.values() if b):
+    if any(b[0].get("HostIp") != HOST_VIEW_HOST for b in bindings.values() if b):
         problems.append("a port is published beyond 127.0.0.1")
     return problems
 

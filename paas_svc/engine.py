@@ -12,6 +12,7 @@ import docker.errors
 from docker.utils import parse_repository_tag
 
 from paas_svc.docker_status import ContainerState, _state_from_json, engine_address, unreachable
+from paas_svc.dsn import HOST_VIEW_HOST
 from paas_svc.errors import Conflict, DockerUnavailable, ProvisioningFailed
 from paas_svc.naming import NETWORK_NAME
 
@@ -67,9 +68,7 @@ class Engine:
             # from_env asks the engine for its API version: that request doubles as the ping.
             self._client = docker.from_env(timeout=API_TIMEOUT_SECONDS)
             self._api = self._client.api
-        except docker.errors.DockerException as error:
-            raise _connection_error(error) from None
-        except Exception as error:  # requests' ConnectionError and friends
+        except Exception as error:  # DockerException, and requests' ConnectionError and friends
             raise _connection_error(error) from None
 
     # -- network, volumes, images -------------------------------------------------
@@ -113,9 +112,7 @@ class Engine:
         try:
             self._api.inspect_image(image)
             return True
-        except docker.errors.ImageNotFound:
-            return False
-        except docker.errors.NotFound:
+        except docker.errors.NotFound:  # ImageNotFound is one
             return False
 
     def pull(self, image: str, on_progress: Callable[[PullProgress], None]) -> None:
@@ -135,7 +132,7 @@ class Engine:
 
     def create_container(self, spec: ContainerSpec) -> str:
         host_config = self._api.create_host_config(
-            port_bindings={f"{port}/tcp": ("127.0.0.1", host_port) for port, host_port in spec.port_bindings.items()},
+            port_bindings={f"{port}/tcp": (HOST_VIEW_HOST, host_port) for port, host_port in spec.port_bindings.items()},
             mounts=[docker.types.Mount(target=spec.volume_path, source=spec.volume, type="volume")],
             restart_policy={"Name": spec.restart_policy},
             network_mode=spec.network,

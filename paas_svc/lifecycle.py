@@ -86,7 +86,7 @@ def pick_host_port(taken: set[int]) -> int:
     """A port free on 127.0.0.1 now and not promised to another service."""
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
+            sock.bind((HOST_VIEW_HOST, 0))
             port = sock.getsockname()[1]
         if port not in taken:
             return port
@@ -96,7 +96,7 @@ def pick_host_port(taken: set[int]) -> int:
 def check_port_free(port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((HOST_VIEW_HOST, port))
         except OSError:
             raise InvalidInput(f"Host port {port} on 127.0.0.1 is already taken by another process.",
                                hint="Choose another --port or leave it out to get a free one.") from None

@@ -9,6 +9,7 @@ import typer
 from paas_svc.cli.options import EnvOption, JsonOption, ProjectOption
 from paas_svc.cli.output import StderrReporter, data, is_interactive, message, print_fields, print_json, print_table
 from paas_svc.cli.state import open_profile, service_manager
+from paas_svc.dsn import HOST_VIEW_HOST
 
 app = typer.Typer(help="Add, inspect and remove services.", no_args_is_help=True)
 
@@ -36,7 +37,7 @@ def service_json(service, status: str) -> dict:
         "env_var": service.env_var,
         "container": service.container_name,
         "volume": service.volume_name,
-        "host": "127.0.0.1",
+        "host": HOST_VIEW_HOST,
         "host_port": service.host_port,
         "ports": {str(k): v for k, v in service.host_ports.items()},
         "network_host": service.container_name,
