@@ -178,27 +178,6 @@ class DataOps:
 
     # -- plumbing shared by the commands ------------------------------------------------
 
-    def container_spec(self, service: ServiceRecord, image: str | None = None, extra_environment: dict[str, str] | None = None):
-        """The container `_provision` would create for this service, optionally with another
-        image or extra environment variables."""
-        from paas_svc.dsn import render_command, render_environment
-        from paas_svc.engine import ContainerSpec
-
-        credentials = self.manager.vault.credentials(service)
-        spec = service.spec
-        environment = render_environment(spec.get("environment") or {}, credentials)
-        environment.update(extra_environment or {})
-        return ContainerSpec(
-            name=service.container_name,
-            image=image or service.image,
-            command=render_command(spec.get("command"), credentials),
-            environment=environment,
-            labels=service_labels(self.store.profile_id(), service),
-            volume=service.volume_name,
-            volume_path=spec["volume"],
-            port_bindings=dict(service.host_ports),
-        )
-
     def context(self, service: ServiceRecord, ready_timeout: float = DEFAULT_READY_TIMEOUT) -> ServiceContext:
         credentials = self.manager.vault.credentials(service)
         return ServiceContext(
@@ -206,7 +185,7 @@ class DataOps:
             credentials=credentials,
             labels=service_labels(self.store.profile_id(), service),
             wait_ready=lambda: self.manager._wait_ready(service, ready_timeout),
-            container_spec=lambda extra_environment=None: self.container_spec(service, extra_environment=extra_environment),
+            container_spec=lambda extra_environment=None: self.manager.container_spec(service, extra_environment),
             http=_http_client(service, credentials),
         )
 

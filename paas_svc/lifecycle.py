@@ -212,10 +212,27 @@ class ServiceManager:
             secret=self.vault.encrypt(credentials), host_ports=ports, status=PROVISIONING,
         )
 
-    def _provision(self, service: ServiceRecord) -> None:
-        """Network, volume, container, start: each step finds what an earlier attempt left."""
+    def container_spec(self, service: ServiceRecord, extra_environment: dict[str, str] | None = None):
+        """The container of a service: its image, rendered command and environment (plus any
+        extra variables, e.g. for a restore), labels, volume and published ports."""
         from paas_svc.engine import ContainerSpec
 
+        credentials = self.vault.credentials(service)
+        environment = render_environment(service.spec.get("environment") or {}, credentials)
+        environment.update(extra_environment or {})
+        return ContainerSpec(
+            name=service.container_name,
+            image=service.image,
+            command=render_command(service.spec.get("command"), credentials),
+            environment=environment,
+            labels=service_labels(self.store.profile_id(), service),
+            volume=service.volume_name,
+            volume_path=service.spec["volume"],
+            port_bindings=dict(service.host_ports),
+        )
+
+    def _provision(self, service: ServiceRecord) -> None:
+        """Network, volume, container, start: each step finds what an earlier attempt left."""
         engine = self.engine
         profile_id = self.store.profile_id()
         labels = service_labels(profile_id, service)
@@ -228,18 +245,7 @@ class ServiceManager:
             engine.remove_container(service.container_name)  # a leftover with another image: replace it
             state = None
         if state is None:
-            credentials = self.vault.credentials(service)
-            spec = service.spec
-            engine.create_container(ContainerSpec(
-                name=service.container_name,
-                image=service.image,
-                command=render_command(spec.get("command"), credentials),
-                environment=render_environment(spec.get("environment") or {}, credentials),
-                labels=labels,
-                volume=service.volume_name,
-                volume_path=spec["volume"],
-                port_bindings=dict(service.host_ports),
-            ))
+            engine.create_container(self.container_spec(service))
             _fault_point("after-container")
             self.reporter.step(f"Starting {service.container_name}")
         if state is None or not state["State"]["Running"]:
