@@ -13,7 +13,7 @@ import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator, Protocol
 
@@ -26,6 +26,7 @@ from paas_svc.home import atomic_private_file
 from paas_svc.lifecycle import ServiceManager, mask_secrets, service_labels, validate_timeout
 from paas_svc.models import FAILED, PROVISIONING, READY, REMOVED, ServiceRecord
 from paas_svc.naming import LABEL_MANAGED, LABEL_PROFILE, validate_name
+from paas_svc.store import utc_now, utc_stamp
 
 if TYPE_CHECKING:
     from paas_svc.engine import Engine
@@ -91,10 +92,6 @@ class UpgradeResult:
 
 
 # -- file names ------------------------------------------------------------------------------
-
-def utc_stamp(when: datetime | None = None) -> str:
-    return (when or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-
 
 def default_backup_name(service: ServiceRecord, extension: str, purpose: str | None = None, when: datetime | None = None) -> str:
     """`<project>-<env>-<slug>-<UTC timestamp>[-<purpose>].<ext>`."""
@@ -218,8 +215,6 @@ class DataOps:
 
     def _write_backup(self, service: ServiceRecord, handle: BinaryIO, strategy: Strategy) -> BackupHeader:
         """Header placeholder, payload, then the real header written over the placeholder."""
-        from paas_svc.store import utc_now
-
         engine, ctx = self.engine, self.context(service)
         header = BackupHeader(template=service.template, image=service.image, created_at=utc_now(),
                               tool_version=strategy.tool_version(engine, ctx), project=service.project, env=service.env,

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from paas_svc.errors import InvalidInput, SecretsError
 from paas_svc.home import write_private_file
 from paas_svc.keyfile import ENV_VAR, key_path, read_key
-from paas_svc.store import StateStore
+from paas_svc.store import StateStore, utc_stamp
 from paas_svc.vault import KEY_CHECK_META, Vault, _fsync_dir, key_lock, pending_key_path
 
 BACKUP_INFIX = ".old-"
@@ -55,14 +54,10 @@ def old_key_files(home: Path) -> list[Path]:
     return sorted(path for path in home.glob(backup_prefix(home) + "*") if path.is_file() and not path.is_symlink())
 
 
-def _utc_stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-
-
 def _backup(home: Path, content: bytes) -> tuple[Path, bool]:
     """Store `content` in a new master.key.old-<stamp> file (0600); reuses one made this second with the
     same bytes. Returns the file and whether it was created now."""
-    base = home / f"{backup_prefix(home)}{_utc_stamp()}"
+    base = home / f"{backup_prefix(home)}{utc_stamp()}"
     candidate, number = base, 1
     while candidate.exists():
         try:
@@ -144,7 +139,7 @@ def _rotate_locked(store: StateStore, home: Path) -> RotationResult:
             _fsync_dir(home)  # both files durable before the state depends on them
             # Backups are decrypt-only extras: a secret written under an earlier key (a `svc add`
             # racing a past rotation) is healed instead of blocking this one.
-            rotator = MultiFernet([Fernet(fresh), Fernet(old), *_backup_fernets(home, exclude=backup)])
+            rotator = MultiFernet([Fernet(fresh), Fernet(old), *(fernet for _, fernet in _backup_fernets(home, exclude=backup))])
             rotated: dict[str, str] = {}
             for service_id, token in store.all_secrets():  # 3. re-encrypt, same transaction
                 try:
@@ -181,13 +176,14 @@ def _rotate_locked(store: StateStore, home: Path) -> RotationResult:
     return RotationResult(len(rotated), path, backup)
 
 
-def _backup_fernets(home: Path, exclude: Path | None = None) -> list:
+def _backup_fernets(home: Path, backups: list[Path] | None = None, exclude: Path | None = None) -> list[tuple[Path, object]]:
+    """(file, Fernet) for every readable, valid master.key.old-* backup (or those given)."""
     from cryptography.fernet import Fernet
 
     from paas_svc.secret_box import is_valid_key
 
     fernets = []
-    for backup in old_key_files(home):
+    for backup in old_key_files(home) if backups is None else backups:
         if backup == exclude:
             continue
         try:
@@ -195,7 +191,7 @@ def _backup_fernets(home: Path, exclude: Path | None = None) -> list:
         except OSError:
             continue
         if is_valid_key(raw):
-            fernets.append(Fernet(raw))
+            fernets.append((backup, Fernet(raw)))
     return fernets
 
 
@@ -226,19 +222,10 @@ def _drop_old_locked(home: Path, store: StateStore | None) -> list[Path]:
 
 def _ensure_backups_unneeded(store: StateStore, home: Path, backups: list[Path]) -> None:
     """Refuse when the current key does not open the state, or a secret opens only with a backup."""
-    from cryptography.fernet import Fernet, InvalidToken
-
-    from paas_svc.secret_box import is_valid_key
+    from cryptography.fernet import InvalidToken
 
     current = Vault(store, home).box()  # raises when the key is missing or wrong: the backups may be all you have
-    old_fernets = []
-    for backup in backups:
-        try:
-            raw = backup.read_bytes().strip()
-        except OSError:
-            continue
-        if is_valid_key(raw):
-            old_fernets.append((backup, Fernet(raw)))
+    old_fernets = _backup_fernets(home, backups)
     for service_id, token in store.all_secrets():
         try:
             current.decrypt(token)

@@ -72,6 +72,11 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def utc_stamp(when: datetime | None = None) -> str:
+    """A UTC time for file names: 20261126T101500Z."""
+    return (when or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+
+
 def os_user() -> str:
     for variable in ("SUDO_USER", "USER", "LOGNAME"):
         if os.environ.get(variable):
