@@ -36,20 +36,18 @@ class EnvironmentVariables:
     skipped: list[tuple[ServiceRecord, str]]  # services left out, with their live status
 
 
-def environment_variables(store: StateStore, vault: Vault, project: str, env: str, network_view: bool,
-                          statuses: dict[str, str], purpose: str) -> EnvironmentVariables:
-    """{SLUG}_URL for every Ready service of (project, env); each export is audited as a reveal."""
-    services = store.list_services(project=project, env=env)
+def environment_variables(store: StateStore, vault: Vault, services: list[tuple[ServiceRecord, str]],
+                          network_view: bool, purpose: str) -> EnvironmentVariables:
+    """{SLUG}_URL for every service whose live status is Ready; each reveal is audited."""
     variables: dict[str, str] = {}
     skipped: list[tuple[ServiceRecord, str]] = []
     revealed: list[tuple[str, str, str, str]] = []
-    for service in services:
-        status = statuses.get(service.id, "Missing")
+    for service, status in services:
         if status != "Ready":
             skipped.append((service, status))
             continue
         variables[service.env_var] = connection_string(service, vault.credentials(service), network_view)
-        revealed.append((project, env, service.slug, purpose))
+        revealed.append((service.project, service.env, service.slug, purpose))
     if revealed:
         with store.write() as db:
             store.audit_many(db, "reveal-env", revealed)

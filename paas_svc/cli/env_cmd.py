@@ -71,32 +71,31 @@ def ready_variables(project_option: str | None, env_option: str | None, network:
     profile = open_profile()
     project = resolve_project(profile.store, project_option)
     env = resolve_env(profile.store, project, env_option)
-    statuses = _live_statuses(profile.store, project, env)
-    not_ready = sorted((service.slug, status) for service, status in statuses.values() if status != "Ready")
+    services = _with_live_status(profile.store, project, env)
+    not_ready = sorted((service.slug, status) for service, status in services if status != "Ready")
     if strict and not_ready:  # before revealing anything: a refused export is not audited
         _refuse_not_ready(project, env, not_ready)
-    result = environment_variables(profile.store, profile.vault, project, env, network,
-                                   {service_id: status for service_id, (_, status) in statuses.items()}, purpose)
+    result = environment_variables(profile.store, profile.vault, services, network, purpose)
     for service, status in result.skipped:
         warn(f"{service.slug} is {status}; left out of {left_out_of}")
     return project, env, result.variables
 
 
-def _live_statuses(store, project: str, env: str) -> dict:
-    """{service id: (service, live status)} from ONE engine request (none when there is no service)."""
+def _with_live_status(store, project: str, env: str) -> list:
+    """[(service, live status)] of the environment, from ONE engine request (none when it has no service)."""
     from paas_svc.errors import DockerUnavailable
     from paas_svc.status import live_statuses
 
     services = store.list_services(project=project, env=env)
     if not services:
-        return {}
+        return []
     try:
         statuses = live_statuses(store.path.parent, store.profile_id(), services)
     except DockerUnavailable as error:
         # Exporting nothing would look like an environment without services: fail loudly instead.
         raise DockerUnavailable(f"{error.message} Nothing was exported: which services are Ready is unknown.",
                                 hint=error.hint) from None
-    return {service.id: (service, statuses[service.id]) for service in services}
+    return [(service, statuses[service.id]) for service in services]
 
 
 def _refuse_not_ready(project: str, env: str, not_ready: list[tuple[str, str]]) -> None:
