@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from paas_svc.errors import DockerUnavailable, PaasError
 from paas_svc.dsn import HOST_VIEW_HOST
-from paas_svc.lifecycle import ServiceManager, check_port_free
+from paas_svc.lifecycle import ServiceManager, port_is_free
 from paas_svc.models import FAILED, PROVISIONING, REMOVED, ServiceRecord
 from paas_svc.naming import LABEL_PROFILE, LABEL_SERVICE_ID, NETWORK_NAME
 
@@ -138,7 +138,7 @@ def _check_services(manager: ServiceManager, services: list[ServiceRecord], repo
             report.add("container", False, f"{where}: last add did not finish ({service.status_reason or service.status})",
                        fix=f"paas svc repair {service.slug} --env {service.env}", action=REPAIR, target=service.id)
         elif not container["State"]["Running"]:
-            taken = [port for port in service.host_ports.values() if port_taken_elsewhere(port)]
+            taken = [port for port in service.host_ports.values() if not port_is_free(port)]
             if taken:
                 report.add("ports", False, f"{where}: host port(s) {', '.join(map(str, taken))} are taken by another process, so it cannot start",
                            fix="stop that process (see `ss -ltnp`), then `paas svc start`")
@@ -196,14 +196,6 @@ def _check_ports(services: list[ServiceRecord], report: Report) -> None:
             owners[port] = service.slug
     if not clashes:
         report.add("ports", True, f"{len(owners)} host ports assigned, no two services share one")
-
-
-def port_taken_elsewhere(port: int) -> bool:
-    try:
-        check_port_free(port)
-    except PaasError:
-        return True
-    return False
 
 
 def apply_fixes(manager: ServiceManager, report: Report) -> None:

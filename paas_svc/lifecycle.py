@@ -93,13 +93,20 @@ def pick_host_port(taken: set[int]) -> int:
     raise ProvisioningFailed("Could not find a free port on 127.0.0.1.")
 
 
-def check_port_free(port: int) -> None:
+def port_is_free(port: int) -> bool:
+    """True when nothing listens on (or holds) this port on 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind((HOST_VIEW_HOST, port))
         except OSError:
-            raise InvalidInput(f"Host port {port} on 127.0.0.1 is already taken by another process.",
-                               hint="Choose another --port or leave it out to get a free one.") from None
+            return False
+    return True
+
+
+def check_port_free(port: int) -> None:
+    if not port_is_free(port):
+        raise InvalidInput(f"Host port {port} on 127.0.0.1 is already taken by another process.",
+                           hint="Choose another --port or leave it out to get a free one.")
 
 
 def validate_timeout(timeout: float) -> float:
