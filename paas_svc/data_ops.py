@@ -114,7 +114,15 @@ def unique_path(path: Path) -> Path:
 def backup_dir(home: Path) -> Path:
     """PAAS_HOME/backups (0700): safety, pre-upgrade and final backups."""
     folder = home / BACKUP_DIR_NAME
-    folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        if not folder.is_dir() or folder.is_symlink():
+            raise NotADirectoryError(f"{folder} is not a folder")
+    except OSError as error:
+        from paas_svc.errors import StateError
+
+        raise StateError(f"The backup folder {folder} is unusable: {error.strerror or error}.",
+                         hint=f"Move whatever is at {folder} away; paas makes the folder again.") from None
     if folder.stat().st_mode & 0o077:
         folder.chmod(0o700)
     return folder

@@ -12,6 +12,7 @@ import stat
 from dataclasses import asdict, dataclass, field
 
 from paas_svc.errors import DockerUnavailable, PaasError
+from paas_svc.hints import repair_command
 from paas_svc.dsn import HOST_VIEW_HOST
 from paas_svc.lifecycle import ServiceManager, port_is_free
 from paas_svc.models import FAILED, PROVISIONING, REMOVED, ServiceRecord
@@ -71,11 +72,22 @@ def diagnose(manager: ServiceManager) -> Report:
 
 def _check_files(manager: ServiceManager, report: Report) -> None:
     home = manager.home
-    expected = [(path, 0o700 if path.is_dir() else 0o600) for path in [home, *sorted(home.rglob("*"))]]
-    wrong = [(path, mode) for path, mode in expected if stat.S_IMODE(path.stat().st_mode) & ~mode]
-    for path, mode in wrong:
-        report.add("permissions", False, f"{path} is mode {stat.S_IMODE(path.stat().st_mode):o}, should be {mode:o}",
-                   fix=f"chmod {mode:o} {path}", action=CHMOD, target=f"{mode:o}:{path}")
+    wrong = []
+    for path in [home, *sorted(home.rglob("*"))]:
+        try:
+            info = path.lstat()
+        except OSError:
+            continue  # gone since the walk
+        if stat.S_ISLNK(info.st_mode):  # chmod would act on the target, outside the home
+            report.add("permissions", False, f"{path} is a symbolic link; the paas home holds only its own files",
+                       fix=f"move {path} aside (a link to nothing or a loop breaks paas)")
+            wrong.append(path)
+            continue
+        mode = 0o700 if stat.S_ISDIR(info.st_mode) else 0o600
+        if stat.S_IMODE(info.st_mode) & ~mode:
+            wrong.append(path)
+            report.add("permissions", False, f"{path} is mode {stat.S_IMODE(info.st_mode):o}, should be {mode:o}",
+                       fix=f"chmod {mode:o} {path}", action=CHMOD, target=f"{mode:o}:{path}")
     if not wrong:
         report.add("permissions", True, f"files under {home} are private (0600/0700)")
 
@@ -122,29 +134,29 @@ def _check_services(manager: ServiceManager, services: list[ServiceRecord], repo
             continue
         if not engine.volume_exists(service.volume_name):
             report.add("volume", False, f"{where}: volume {service.volume_name} is missing (its data is gone)",
-                       fix=f"paas svc repair {service.slug} --env {service.env} re-creates it EMPTY with the same credentials")
+                       fix=f"{repair_command(service.slug, service.env)} --allow-empty  (re-creates it EMPTY with the same credentials)")
             continue
         container = engine.inspect_container(service.container_name)
         if container is None:
             report.add("container", False, f"{where}: container {service.container_name} is missing",
-                       fix=f"paas svc repair {service.slug} --env {service.env}", action=REPAIR, target=service.id)
+                       fix=repair_command(service.slug, service.env), action=REPAIR, target=service.id)
             continue
         problems = _container_mismatches(container, service, profile_id)
         if problems:
             report.add("container", False, f"{where}: container does not match the state ({'; '.join(problems)})",
-                       fix=f"docker rm -f {service.container_name} && paas svc repair {service.slug} --env {service.env}")
+                       fix=f"docker rm -f {service.container_name} && {repair_command(service.slug, service.env)}")
             continue
         if service.status in (FAILED, PROVISIONING):
             report.add("container", False, f"{where}: last add did not finish ({service.status_reason or service.status})",
-                       fix=f"paas svc repair {service.slug} --env {service.env}", action=REPAIR, target=service.id)
+                       fix=repair_command(service.slug, service.env), action=REPAIR, target=service.id)
         elif not container["State"]["Running"]:
             taken = [port for port in service.host_ports.values() if not port_is_free(port)]
             if taken:
                 report.add("ports", False, f"{where}: host port(s) {', '.join(map(str, taken))} are taken by another process, so it cannot start",
-                           fix="stop that process (see `ss -ltnp`), then `paas svc start`")
+                           fix=f"stop that process (see `ss -ltnp`), then `{repair_command(service.slug, service.env)}`")
             else:
                 report.add("container", False, f"{where}: container is {container['State']['Status']}",
-                           fix=f"paas svc start {service.slug} --env {service.env}", action=START, target=service.id)
+                           fix=repair_command(service.slug, service.env), action=START, target=service.id)
         else:
             report.add("container", True, f"{where}: running, matches the state")
 
@@ -198,22 +210,54 @@ def _check_ports(services: list[ServiceRecord], report: Report) -> None:
         report.add("ports", True, f"{len(owners)} host ports assigned, no two services share one")
 
 
-def apply_fixes(manager: ServiceManager, report: Report) -> None:
-    for finding in report.findings:
-        if finding.ok or not finding.action:
-            continue
-        try:
-            if finding.action == CHMOD:
-                mode, path = finding.target.split(":", 1)
-                os.chmod(path, int(mode, 8))
-            elif finding.action == CREATE_NETWORK:
-                from paas_svc.naming import LABEL_MANAGED
+def apply_fixes(manager: ServiceManager, report: Report, timeout: float = 120.0, on_outcome=None) -> None:
+    """Apply the safe fixes. File and network fixes run first; the services to start or
+    repair are then brought up in parallel (one thread and database connection each), each
+    waiting at most `timeout` seconds; `on_outcome(finding)` hears of each as it ends."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
 
-                manager.engine.ensure_network({LABEL_MANAGED: "true"})
-            elif finding.action == START:
-                manager.start(manager.store.get_service_by_id(finding.target))
-            elif finding.action == REPAIR:
-                manager.repair(manager.store.get_service_by_id(finding.target))
-            finding.fixed = True
-        except PaasError as error:
-            finding.fix_error = error.message
+    pending = [f for f in report.findings if not f.ok and f.action]
+    for finding in [f for f in pending if f.action in (CHMOD, CREATE_NETWORK)]:
+        _apply(manager, finding, timeout)
+        if on_outcome:
+            on_outcome(finding)
+    services = [f for f in pending if f.action in (START, REPAIR)]
+    if not services:
+        return
+    with ThreadPoolExecutor(max_workers=min(8, len(services)), thread_name_prefix="paas-doctor") as pool:
+        futures = [pool.submit(_apply_in_thread, manager, finding, timeout) for finding in services]
+        for future in as_completed(futures):
+            finding = future.result()
+            if on_outcome:
+                on_outcome(finding)
+
+
+def _apply_in_thread(manager: ServiceManager, finding: Finding, timeout: float) -> Finding:
+    own = manager.with_own_connection()  # a SQLite connection belongs to the thread that opened it
+    try:
+        _apply(own, finding, timeout)
+    except Exception as error:  # noqa: BLE001 - one service's bug must not hide the others' outcomes
+        finding.fix_error = f"{type(error).__name__}: {error}"
+    finally:
+        own.store.close()
+    return finding
+
+
+def _apply(manager: ServiceManager, finding: Finding, timeout: float) -> None:
+    try:
+        if finding.action == CHMOD:
+            mode, path = finding.target.split(":", 1)
+            os.chmod(path, int(mode, 8))
+        elif finding.action == CREATE_NETWORK:
+            from paas_svc.naming import LABEL_MANAGED
+
+            manager.engine.ensure_network({LABEL_MANAGED: "true"})
+        elif finding.action == START:
+            manager.start(manager.store.get_service_by_id(finding.target), timeout)
+        elif finding.action == REPAIR:
+            manager.repair(manager.store.get_service_by_id(finding.target), timeout)
+        finding.fixed = True
+    except PaasError as error:
+        finding.fix_error = error.message.splitlines()[0]
+    except OSError as error:
+        finding.fix_error = error.strerror or str(error)

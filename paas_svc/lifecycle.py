@@ -16,6 +16,7 @@ from paas_svc.catalog import Template, get_template
 from paas_svc.credentials import generate_credentials
 from paas_svc.dsn import HOST_VIEW_HOST, render_command, render_environment
 from paas_svc.errors import Conflict, Interrupted, InvalidInput, ProvisioningFailed
+from paas_svc.hints import backups_of, reattach_command, repair_command
 from paas_svc.locks import blocking_lock, host_lock_path, service_lock
 from paas_svc.models import FAILED, PROVISIONING, READY, REMOVED, ServiceRecord
 from paas_svc.naming import (
@@ -105,7 +106,7 @@ def port_is_free(port: int) -> bool:
 
 def check_port_free(port: int) -> None:
     if not port_is_free(port):
-        raise InvalidInput(f"Host port {port} on 127.0.0.1 is already taken by another process.",
+        raise Conflict(f"Host port {port} on 127.0.0.1 is already taken by another process.",
                            hint="Choose another --port or leave it out to get a free one.")
 
 
@@ -201,13 +202,16 @@ class ServiceManager:
             raise
         except ProvisioningFailed as error:
             self.store.set_status(service.id, FAILED, error.message)
+            if error.hint is None:
+                error.hint = f"Fix the cause above, then finish it with `{repair_command(service.slug, service.env)}`."
             raise
 
     def _new_record(self, project, env, env_id, slug, template: Template, image, host_port) -> ServiceRecord:
         taken = self.store.used_host_ports()
         if host_port is not None:
             if host_port in taken:
-                raise Conflict(f"Host port {host_port} is already assigned to another paas service.")
+                raise Conflict(f"Host port {host_port} is already assigned to another paas service.",
+                               hint="Choose another --port or leave it out to get a free one.")
             check_port_free(host_port)
         ports = {template.port: host_port or pick_host_port(taken)}
         for extra in template.extra_ports:
@@ -293,22 +297,43 @@ class ServiceManager:
             return "The container printed nothing."
         return f"Last {len(lines)} log lines of {service.container_name}:\n" + "\n".join("  " + line for line in lines)
 
-    def repair(self, service: ServiceRecord, timeout: float = 120.0) -> AddResult:
+    def repair(self, service: ServiceRecord, timeout: float = 120.0, allow_empty: bool = False) -> AddResult:
         """Finish an interrupted add, or re-create a missing container on its kept volume,
-        with the stored credentials and ports. Never touches the volume's data."""
+        with the stored credentials and ports. Never touches the volume's data; a volume that
+        is gone is re-created EMPTY only with `allow_empty`."""
         started = time.monotonic()
         validate_timeout(timeout)
         if service.status == REMOVED:
             raise Conflict(f"{service.slug} was removed; its volume is kept.",
-                           hint=f"Re-create it with `paas svc add {service.slug} --env {service.env} --template {service.template}`.")
+                           hint=f"Re-create it with `{reattach_command(service.slug, service.env, service.template)}`.")
         with service_lock(self.home, service.env_id, service.slug) as locked:
             if not locked:
                 raise Conflict(f"{service.slug} is being provisioned by another paas process right now.")
+            if not allow_empty and not self.engine.volume_exists(service.volume_name):
+                self._refuse_empty(service)
             self.ensure_image(service.image)
             self.store.set_status(service.id, PROVISIONING)
             self._bring_up(service, timeout)
         self.store.audit("repair", service.project, service.env, service.slug)
         return AddResult(service, time.monotonic() - started, False, True, True)
+
+    def _refuse_empty(self, service: ServiceRecord) -> None:
+        backups = backups_of(self.home, service.project, service.env, service.slug)
+        found = ("Backups of it: " + ", ".join(str(path) for path in backups) + "." if backups
+                 else f"No backup of it in {self.home / 'backups'}.")
+        raise InvalidInput(
+            f"The volume {service.volume_name} of {service.slug} is gone: its data is lost. Repair would re-create it EMPTY "
+            f"with the same credentials. {found}",
+            hint=f"Accept an empty service with `{repair_command(service.slug, service.env)} --allow-empty`"
+                 + (", then `paas svc restore` a backup." if backups else "."))
+
+    def with_own_connection(self, reporter: Reporter | None = None) -> "ServiceManager":
+        """The same profile on a new database connection, for a worker thread (a SQLite
+        connection belongs to the thread that opened it). Close its store when done."""
+        from paas_svc.store import open_store
+
+        store = open_store(self.home)
+        return ServiceManager(store, Vault(store, self.home), self.home, self._engine_factory, reporter or self.reporter)
 
     # -- rm, start, stop, restart -----------------------------------------------------
 
@@ -323,7 +348,7 @@ class ServiceManager:
             self.store.set_status(service.id, REMOVED, "removed; volume kept")
             self.store.audit("rm", service.project, service.env, service.slug, f"volume kept={service.volume_name}")
 
-    def start(self, service: ServiceRecord, timeout: float = 60.0) -> None:
+    def start(self, service: ServiceRecord, timeout: float = 120.0) -> None:
         self._require_container(service)
         self.engine.start(service.container_name)
         self._wait_ready(service, timeout)
@@ -335,20 +360,32 @@ class ServiceManager:
         self.engine.stop(service.container_name)
         self.store.audit("stop", service.project, service.env, service.slug)
 
-    def restart(self, service: ServiceRecord, timeout: float = 60.0) -> None:
+    def restart(self, service: ServiceRecord, timeout: float = 120.0) -> None:
         self._require_container(service)
         self.engine.restart(service.container_name)
         self._wait_ready(service, timeout)
         self.store.set_status(service.id, READY)
         self.store.audit("restart", service.project, service.env, service.slug)
 
+    def logs(self, service: ServiceRecord, follow: bool, tail: int | str):
+        """The container's log stream (a removed service or a missing container is an error)."""
+        self._require_container(service)
+        return self.engine.stream_logs(service.container_name, follow=follow, tail=tail)
+
     def _require_container(self, service: ServiceRecord) -> None:
         if service.status == REMOVED:
             raise Conflict(f"{service.slug} was removed (its volume is kept).",
-                           hint=f"Re-create it with `paas svc add {service.slug} --env {service.env} --template {service.template}`.")
+                           hint=f"Re-create it with `{reattach_command(service.slug, service.env, service.template)}`.")
         if self.engine.inspect_container(service.container_name) is None:
             raise Conflict(f"The container of {service.slug} ({service.container_name}) is missing.",
-                           hint=f"Re-create it on its volume with `paas svc add {service.slug} --env {service.env} --template {service.template}` after `paas svc rm {service.slug} --env {service.env}`.")
+                           hint=f"Bring it back with `{repair_command(service.slug, service.env)}`.")
+
+
+def removed_elsewhere(store: StateStore, project: str, env: str, slug: str, template: str) -> list[ServiceRecord]:
+    """Removed services (volume kept) with this slug and template in the project's OTHER
+    environments: what a user who left out --env may have meant to bring back."""
+    return [service for service in store.list_services(project=project, include_removed=True)
+            if service.slug == slug and service.template == template and service.env != env and service.status == REMOVED]
 
 
 def _fault_point(name: str) -> None:

@@ -26,19 +26,32 @@ def connection_string(service: ServiceRecord, credentials: dict[str, str], netwo
 
 def reveal_dsn(store: StateStore, vault: Vault, service: ServiceRecord, network_view: bool) -> str:
     dsn = connection_string(service, vault.credentials(service), network_view)
-    store.audit("reveal-dsn", service.project, service.env, service.slug, "view=network" if network_view else "view=host")
+    record_dsn_reveal(store, service, network_view)
     return dsn
+
+
+def record_dsn_reveal(store: StateStore, service: ServiceRecord, network_view: bool) -> None:
+    """Audit a DSN the caller has delivered (a reveal that could not be written is not one)."""
+    store.audit("reveal-dsn", service.project, service.env, service.slug, "view=network" if network_view else "view=host")
 
 
 @dataclass
 class EnvironmentVariables:
     variables: dict[str, str]  # sorted by name
     skipped: list[tuple[ServiceRecord, str]]  # services left out, with their live status
+    revealed: list[tuple[str, str, str, str]] = None  # (project, env, slug, purpose) of each variable
+
+    def record(self, store: StateStore) -> None:
+        """Audit the reveals once they are delivered."""
+        if self.revealed:
+            with store.write() as db:
+                store.audit_many(db, "reveal-env", self.revealed)
 
 
 def environment_variables(store: StateStore, vault: Vault, services: list[tuple[ServiceRecord, str]],
-                          network_view: bool, purpose: str) -> EnvironmentVariables:
-    """{SLUG}_URL for every service whose live status is Ready; each reveal is audited."""
+                          network_view: bool, purpose: str, record: bool = True) -> EnvironmentVariables:
+    """{SLUG}_URL for every service whose live status is Ready; each reveal is audited (now,
+    or with `record=False` by the caller's `record()` once it delivered them)."""
     variables: dict[str, str] = {}
     skipped: list[tuple[ServiceRecord, str]] = []
     revealed: list[tuple[str, str, str, str]] = []
@@ -48,7 +61,7 @@ def environment_variables(store: StateStore, vault: Vault, services: list[tuple[
             continue
         variables[service.env_var] = connection_string(service, vault.credentials(service), network_view)
         revealed.append((service.project, service.env, service.slug, purpose))
-    if revealed:
-        with store.write() as db:
-            store.audit_many(db, "reveal-env", revealed)
-    return EnvironmentVariables(dict(sorted(variables.items())), skipped)
+    result = EnvironmentVariables(dict(sorted(variables.items())), skipped, revealed)
+    if record:
+        result.record(store)
+    return result

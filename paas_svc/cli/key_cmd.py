@@ -2,13 +2,16 @@
 
 
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from paas_svc.cli.output import data, message, warn
+from paas_svc.cli.options import JsonOption
+from paas_svc.cli.output import data, message, print_json, warn
+from paas_svc.cli.render import result
 from paas_svc.cli.state import open_profile
 
 app = typer.Typer(
@@ -17,6 +20,7 @@ app = typer.Typer(
 )
 
 STDIN = "-"
+MAX_KEY_INPUT = 64 * 1024  # a key is 45 bytes; never read an unbounded stream
 
 
 @app.command("rotate")
@@ -25,6 +29,7 @@ def rotate(
         "--drop-old",
         help="Do not rotate: delete the master.key.old-* backups left by earlier rotations and list them "
              "(refused while a stored secret still needs one).")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Make a new master key and re-encrypt every stored credential with it in one transaction.
 
@@ -36,24 +41,29 @@ def rotate(
     profile = open_profile()
     if drop_old:
         removed = drop_old_keys(profile.home, profile.store)
+        if removed:
+            profile.store.audit("key-drop-old", "-", "-", "-", f"deleted={len(removed)}")
+        if json_output:
+            print_json({"action": "drop-old", "deleted": [str(path) for path in removed]})
+            return
         for path in removed:
             data(str(path))
         if removed:
-            profile.store.audit("key-drop-old", "-", "-", "-", f"deleted={len(removed)}")
             message(f"Deleted {len(removed)} old key backup{'s' if len(removed) != 1 else ''} from {profile.home}.")
         else:
             message(f"No old key backups in {profile.home}.")
         return
-    result = rotate_key(profile.store, profile.home)
-    if result.created:
-        message(f"There was no master key yet: created {result.key_file}. No secrets to re-encrypt.")
+    rotated = rotate_key(profile.store, profile.home)
+    payload = {"action": "rotate", "key_file": str(rotated.key_file), "created": rotated.created,
+               "reencrypted": rotated.reencrypted, "backup": str(rotated.backup) if rotated.backup else None}
+    if rotated.created:
+        result(f"There was no master key yet: created {rotated.key_file}. No secrets to re-encrypt.", payload, json_output)
         return
-    count = result.reencrypted
-    message(f"Rotated the master key in {result.key_file}: re-encrypted {count} secret{'s' if count != 1 else ''}.")
-    if result.backup is not None:
-        message(f"The previous key is kept in {result.backup} (mode 0600); delete it with `paas key rotate --drop-old` "
-                "once you no longer need to open older copies of state.db.")
-    message("Update any copy of the key you keep elsewhere: `paas key export -o FILE`.")
+    count = rotated.reencrypted
+    notes = ([f"The previous key is kept in {rotated.backup} (mode 0600); delete it with `paas key rotate --drop-old` "
+              "once you no longer need to open older copies of state.db."] if rotated.backup is not None else [])
+    result(f"Rotated the master key in {rotated.key_file}: re-encrypted {count} secret{'s' if count != 1 else ''}.",
+           payload, json_output, notes + ["Update any copy of the key you keep elsewhere: `paas key export -o FILE`."])
 
 
 @app.command("export")
@@ -66,18 +76,21 @@ def export(
 
     Anyone holding the key and a copy of state.db can decrypt every credential: store it like a password.
     """
+    from paas_svc.cli.paths import check_output_path
     from paas_svc.errors import InvalidInput
     from paas_svc.home import write_private_file
     from paas_svc.keyfile import ENV_VAR, key_path
     from paas_svc.keys import export_key
 
+    if output is not None and output != STDIN:
+        check_output_path(output)  # an unusable target is refused before the key is read
     profile = open_profile()
     key = export_key(profile.home, profile.store)  # checked against the state first
     source = f"${ENV_VAR}" if os.environ.get(ENV_VAR) else str(key_path(profile.home))
     warn(f"this key (from {source}) decrypts every credential in {profile.store.path}; keep it secret.")
     if output is None or output == STDIN:
+        data(key.decode())  # delivered first: a key that could not be written is not a recorded export
         profile.store.audit("key-export", "-", "-", "-", "to=stdout")
-        data(key.decode())
         return
     target = Path(output).expanduser()
     try:
@@ -86,7 +99,7 @@ def export(
         raise InvalidInput(f"Cannot write the key to {target}: {error.strerror}.",
                            hint="Choose a writable path for --output.") from None
     profile.store.audit("key-export", "-", "-", "-", f"to={target.absolute()}")
-    message(f"Wrote the master key to {target} (mode 0600).")
+    result(f"Wrote the master key to {target} (mode 0600).", {}, False)
 
 
 @app.command("import")
@@ -97,6 +110,7 @@ def import_(
         "--force",
         help="Install the key even though it does not open the credentials already stored here "
              "(the current key is still kept as master.key.old-<UTC time>; nothing is deleted).")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Install a master key exported from another machine (with that machine's state.db).
 
@@ -108,31 +122,39 @@ def import_(
 
     raw, source = _read_key_input(file)
     profile = open_profile()
-    result = import_key(profile.store, profile.home, raw, force=force, source=source)
-    for backup in result.backups:
+    imported = import_key(profile.store, profile.home, raw, force=force, source=source)
+    for backup in imported.backups:
         message(f"Kept the previous key in {backup} (mode 0600).")
-    if not result.changed:
-        message(f"{result.key_file} already holds this key.")
-    else:
-        message(f"Installed the key from {source} in {result.key_file} (mode 0600).")
-    if result.matches_state is False:
+    result(f"Installed the key from {source} in {imported.key_file} (mode 0600)." if imported.changed
+           else f"{imported.key_file} already holds this key.",
+           {"action": "import", "key_file": str(imported.key_file), "changed": imported.changed,
+            "backups": [str(path) for path in imported.backups], "matches_state": imported.matches_state}, json_output)
+    if imported.matches_state is False:
         warn(f"this key does not open the credentials stored in {profile.store.path}; "
              "put the matching state.db in place, or import the right key.")
     if os.environ.get(ENV_VAR):
-        warn(f"${ENV_VAR} is set and wins over {result.key_file}; unset it to use the imported key.")
+        warn(f"${ENV_VAR} is set and wins over {imported.key_file}; unset it to use the imported key.")
 
 
 def _read_key_input(file: str) -> tuple[bytes, str]:
     from paas_svc.errors import InvalidInput
 
     if file == STDIN:
+        if sys.stdin is None:  # `<&-`
+            raise InvalidInput("stdin is closed; there is no key to read.",
+                               hint="Pipe the key in (`paas key import - < FILE`) or give the FILE.")
         stream = getattr(sys.stdin, "buffer", None)
-        raw = stream.read() if stream is not None else sys.stdin.read().encode()
+        raw = stream.read(MAX_KEY_INPUT) if stream is not None else sys.stdin.read(MAX_KEY_INPUT).encode()
         return raw, "stdin"
     path = Path(file).expanduser()
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(64 * 1024)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; only a regular file is read
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with open(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise InvalidInput(f"The key file {path} is not a regular file.",
+                                   hint="Give the file written by `paas key export -o FILE`, or - to read the key from stdin.")
+            raw = handle.read(MAX_KEY_INPUT)
     except FileNotFoundError:
         raise InvalidInput(f"The key file {path} does not exist.",
                            hint="Give the file written by `paas key export -o FILE`, or - to read the key from stdin.") from None
