@@ -39,6 +39,8 @@ def _socket_address() -> tuple[str, object] | None:
     if address.startswith(("tcp://", "http://")) and not os.environ.get("DOCKER_TLS_VERIFY") and not os.environ.get("DOCKER_CERT_PATH"):
         host_port = address.split("://", 1)[1].split("/", 1)[0]
         host, _, port = host_port.rpartition(":") if ":" in host_port else (host_port, "", "2375")
+        if not (port or "2375").isdigit():  # the same error `svc add` gives (through the SDK) for it
+            raise unreachable(address, f"its port {port!r} is not a number")
         return TCP, (host.strip("[]") or "localhost", int(port or 2375))
     return None
 

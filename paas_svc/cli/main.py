@@ -211,7 +211,7 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; user errors never show a traceback."""
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
-    from paas_svc.errors import ExitCode, Interrupted, PaasError
+    from paas_svc.errors import Declined, ExitCode, Interrupted, PaasError
 
     os.umask(0o077)  # every file we create in the home (db, WAL, key, exports) is 0600
     previous_handler = _install_interrupt_handler()
@@ -226,6 +226,11 @@ def run(argv: list[str] | None = None) -> int:
     except Interrupted:
         print("\ninterrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+    except Declined as error:  # not an error: the user said no
+        print(error.message, file=sys.stderr)
+        if error.hint:
+            print(f"hint: {error.hint}", file=sys.stderr)
+        return error.exit_code
     except PaasError as error:
         return _fail(error.message, error.hint or _help_hint(argv), error.exit_code)
     except NoArgsIsHelpError as error:

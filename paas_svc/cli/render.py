@@ -119,11 +119,9 @@ def confirm(question: str, refusal: str, command_with_yes: str) -> None:
 
     if not is_interactive():
         raise InvalidInput(refusal, hint=f"Confirm with --yes: `{command_with_yes}`.")
-    import typer
-
-    try:
-        answer = typer.confirm(question, err=True)
-    except typer.Abort:  # end of input: no answer is a no
-        answer = False
-    if not answer:
+    # Our own prompt: click's writes a space to stdout, which must stay data only.
+    sys.stderr.write(f"{question} [y/N]: ")
+    sys.stderr.flush()
+    line = sys.stdin.readline() if sys.stdin is not None else ""  # end of input: no answer is a no
+    if line.strip().lower() not in ("y", "yes"):
         raise Declined(hint=f"To do it without the question: `{command_with_yes}`.")

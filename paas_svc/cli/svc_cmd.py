@@ -285,7 +285,8 @@ def logs(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
     """Print a service's container logs."""
     profile = open_profile()
     service = _service(profile, project, env, slug)
+    stream = service_manager(profile).logs(service, follow=follow, tail=tail if tail is not None else "all")
     out = sys.stdout.buffer
-    for chunk in service_manager(profile).logs(service, follow=follow, tail=tail if tail is not None else "all"):
+    for chunk in stream:
         out.write(chunk)
         out.flush()
