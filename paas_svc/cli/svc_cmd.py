@@ -194,7 +194,7 @@ def rm(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
 
     if no_backup and not purge:
         raise InvalidInput("--no-backup only applies with --purge (a plain rm deletes no data).",
-                           hint=f"Remove the container and keep the data with `paas svc rm {slug}`.")
+                           hint="Drop --no-backup to remove the container and keep the data, or add --purge to delete it.")
     profile = open_profile()
     service = _service(profile, project, env, slug)
     where = f"{service.project}/{service.env}"
