@@ -13,7 +13,6 @@ Plain text only: no Rich on these paths (`svc list` is a hot command).
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -29,8 +28,11 @@ def terminal_width() -> int | None:
     """The width tables must fit, or None when stdout is not a terminal (scripts get every column)."""
     if not _isatty(sys.stdout):
         return None
-    columns = shutil.get_terminal_size((80, 24)).columns
-    if columns < MIN_WIDTH:
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns < MIN_WIDTH:  # unset or not believable: ask the terminal (no shutil: a hot path)
         try:
             columns = os.get_terminal_size(sys.stdout.fileno()).columns
         except (OSError, ValueError):
