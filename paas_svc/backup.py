@@ -509,20 +509,45 @@ class RedisStrategy:
         return spool
 
 
+# Runs a MongoDB tool with its password in a `--config` YAML file that exists only inside the
+# container and only while the tool runs: the password comes in through the exec's environment
+# (never an argv), the file is made under umask 077 and removed when the tool ends or the shell
+# is signalled. `printf` is a shell builtin, so the YAML text is on no command line either.
+MONGO_CONFIG_VARIABLE = "PAAS_MONGO_CONFIG"
+MONGO_WITH_CONFIG_SCRIPT = (
+    'umask 077; conf=$(mktemp) || exit 97; '
+    'trap \'rm -f "$conf"\' EXIT; trap \'rm -f "$conf"; exit 143\' HUP INT TERM; '
+    f'printf \'%s\\n\' "${MONGO_CONFIG_VARIABLE}" > "$conf" || exit 97; unset {MONGO_CONFIG_VARIABLE}; '
+    '"$@" --config "$conf"'
+)
+
+
+def mongo_config_text(password: str) -> str:
+    """The tools' YAML config: a JSON string is a valid YAML double-quoted scalar."""
+    return "password: " + json.dumps(password)
+
+
 class MongoStrategy:
     kind = "mongodb"
     extension = "mongoarchive"
     needs_running = True
     replaces_volume = False
 
-    def _auth(self, ctx) -> list[str]:
-        return ["-u", ctx.credentials["user"], "-p", ctx.credentials["password"], "--authenticationDatabase", "admin"]
+    def _run(self, engine, ctx, tool_args: list[str], sink: BinaryIO | None = None) -> ExecResult:
+        """A mongo tool as the root user; the password only in the exec's environment and a
+        short-lived 0600 file in the container (see MONGO_WITH_CONFIG_SCRIPT)."""
+        command = ["sh", "-c", MONGO_WITH_CONFIG_SCRIPT, "paas-mongo-tool", *tool_args,
+                   "--username", ctx.credentials["user"], "--authenticationDatabase", "admin"]
+        environment = {MONGO_CONFIG_VARIABLE: mongo_config_text(ctx.credentials["password"])}
+        if sink is None:
+            return engine.exec_capture(ctx.container, command, environment=environment)
+        return engine.exec_stream(ctx.container, command, sink, environment=environment)
 
     def tool_version(self, engine, ctx):
         return _first_line(engine.exec_capture(ctx.container, ["mongodump", "--version"]), "mongodump")
 
     def backup(self, engine, ctx, sink):
-        result = engine.exec_stream(ctx.container, ["mongodump", "--archive", "--gzip", *self._auth(ctx)], sink)
+        result = self._run(engine, ctx, ["mongodump", "--archive", "--gzip"], sink)
         if result.exit_code != 0:
             raise BackupFailed(f"mongodump failed in {ctx.container} (exit {result.exit_code}): {result.error_text()}")
 
@@ -536,8 +561,7 @@ class MongoStrategy:
         try:
             # admin.* holds the users: restoring it would replace this service's credentials
             # with the source's (a clone must keep its own).
-            result = engine.exec_capture(ctx.container, [
-                "mongorestore", f"--archive=/tmp/{name}", "--gzip", "--drop", "--nsExclude=admin.*", *self._auth(ctx)])
+            result = self._run(engine, ctx, ["mongorestore", f"--archive=/tmp/{name}", "--gzip", "--drop", "--nsExclude=admin.*"])
         finally:
             engine.exec_capture(ctx.container, ["rm", "-f", f"/tmp/{name}"])
         if result.exit_code != 0:

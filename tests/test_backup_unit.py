@@ -523,8 +523,10 @@ def test_mongodb_backup_contract():
     service = make_service("mongodb-7", slug="docs")
     sink = io.BytesIO()
     strategy_for(service.template).backup(engine, fake_context(engine, service), sink)
+    config = (("PAAS_MONGO_CONFIG", f'password: "{PASSWORD}"'),)  # the password reaches the tool through its environment
     assert engine.calls == [("exec_stream", service.container_name,
-                             ("mongodump", "--archive", "--gzip", "-u", "app", "-p", PASSWORD, "--authenticationDatabase", "admin"), ())]
+                             ("sh", "-c", bk.MONGO_WITH_CONFIG_SCRIPT, "paas-mongo-tool", "mongodump", "--archive", "--gzip",
+                              "--username", "app", "--authenticationDatabase", "admin"), config)]
     assert sink.getvalue() == b"\x1f\x8barchive"
 
 
@@ -540,8 +542,9 @@ def test_mongodb_restore_contract_keeps_the_target_users(tmp_path):
     c = service.container_name
     assert engine.calls == [
         ("put_archive", c, "/tmp"),
-        ("exec", c, ("mongorestore", f"--archive=/tmp/{name}", "--gzip", "--drop", "--nsExclude=admin.*",
-                     "-u", "app", "-p", PASSWORD, "--authenticationDatabase", "admin"), ()),
+        ("exec", c, ("sh", "-c", bk.MONGO_WITH_CONFIG_SCRIPT, "paas-mongo-tool",
+                     "mongorestore", f"--archive=/tmp/{name}", "--gzip", "--drop", "--nsExclude=admin.*",
+                     "--username", "app", "--authenticationDatabase", "admin"), (("PAAS_MONGO_CONFIG", f'password: "{PASSWORD}"'),)),
         ("exec", c, ("rm", "-f", f"/tmp/{name}"), ()),
     ]
 
@@ -780,3 +783,27 @@ def test_tool_errors_never_show_the_password(manager_with_fake_engine):
     assert PASSWORD not in caught.value.message and "********" in caught.value.message
     assert not (manager.home / "docs.mongoarchive").exists()
     assert [p.name for p in manager.home.iterdir() if p.name.startswith(".docs")] == [], "no temp file left"
+
+
+def test_mongo_config_script_hands_the_password_to_the_tool_in_a_private_file_it_then_removes(tmp_path):
+    """The script really runs (in a local sh): the tool finds `--config FILE`, mode 0600, holding
+    the password; the file is gone afterwards and the tool's exit code comes back."""
+    import os
+    import subprocess
+
+    seen = tmp_path / "seen"
+    tool = tmp_path / "tool"
+    tool.write_text('#!/bin/sh\nfor last; do :; done\nstat -c %a "$last" > "$SEEN"; cat "$last" >> "$SEEN"; echo "$last" >> "$SEEN"\n'
+                    'echo "$@" >> "$SEEN"; env >> "$SEEN"; exit 3\n')
+    tool.chmod(0o755)
+    password = "pa'ss\"wo rd$x\\1"
+    completed = subprocess.run(["sh", "-c", bk.MONGO_WITH_CONFIG_SCRIPT, "paas-mongo-tool", str(tool), "--archive"],
+                               env={"PATH": os.environ["PATH"], "SEEN": str(seen), "TMPDIR": str(tmp_path),
+                                    bk.MONGO_CONFIG_VARIABLE: bk.mongo_config_text(password)})
+    assert completed.returncode == 3
+    mode, config, path, argv, *environment = seen.read_text().splitlines()
+    assert mode == "600"
+    assert json.loads(config.removeprefix("password: ")) == password, "a YAML double-quoted scalar"
+    assert argv == f"--archive --config {path}" and password not in argv
+    assert not any(line.startswith(bk.MONGO_CONFIG_VARIABLE) for line in environment), "the tool does not inherit it"
+    assert not Path(path).exists()
