@@ -8,6 +8,7 @@ no longer exist. The start time tells a reused pid apart from the process that m
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -21,10 +22,18 @@ _TAG = re.compile(r"^(\d+)-(\w+)$")
 
 
 def process_scratch_dir(home: Path) -> Path:
-    """This process's scratch folder, made (0700) after the leftovers of dead processes are removed."""
+    """This process's scratch folder, made (0700) after the leftovers of dead processes are
+    removed; it goes when the process exits normally."""
     base = _private_dir(Path(home) / SCRATCH_DIR_NAME)
     remove_stale(base)
-    return _private_dir(base / process_tag(os.getpid()))
+    mine = _private_dir(base / process_tag(os.getpid()))
+    if mine not in _made:
+        _made.add(mine)
+        atexit.register(shutil.rmtree, mine, ignore_errors=True)
+    return mine
+
+
+_made: set[Path] = set()
 
 
 def process_tag(pid: int) -> str:
