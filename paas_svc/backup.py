@@ -41,6 +41,10 @@ COPY_CHUNK = 1024 * 1024
 NATIVE_OPERATION_TIMEOUT = 1800.0  # BGSAVE, a Meilisearch dump task
 
 HEADER_FIELDS = ("template", "image", "created_at", "tool_version", "project", "env", "slug", "payload_bytes", "payload_sha256")
+# Longest value each text field may hold; every one must be printable (no escape sequences,
+# control characters or newlines: restore and its prompt print them).
+HEADER_TEXT_LIMITS = {"template": 64, "image": 512, "created_at": 64, "tool_version": MAX_TOOL_VERSION_CHARS,
+                      "project": 64, "env": 64, "slug": 64}
 
 
 class InvalidBackup(InvalidInput):
@@ -108,9 +112,15 @@ def parse_header(line: bytes, source: str = "the file") -> BackupHeader:
         raise InvalidBackup(f"{source} has an invalid payload size {size!r} in its header. Nothing was changed.")
     if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise InvalidBackup(f"{source} has an invalid payload checksum in its header. Nothing was changed.")
-    text_fields = [name for name in HEADER_FIELDS if name not in ("payload_bytes", "payload_sha256")]
-    if any(not isinstance(document[name], str) for name in text_fields):
+    if any(not isinstance(document[name], str) for name in HEADER_TEXT_LIMITS):
         raise InvalidBackup(f"{source} has a malformed backup header. Nothing was changed.")
+    for name, limit in HEADER_TEXT_LIMITS.items():
+        value = document[name]
+        if len(value) > limit or not value.isprintable() or (not value and name != "tool_version"):
+            # The value itself is not shown: it is what may hold the escape sequences.
+            raise InvalidBackup(f"{source} has an invalid backup header: its {name} is empty, longer than {limit} characters, "
+                                "or holds control characters. Nothing was changed.",
+                                hint="Pass a file written by `paas svc backup`.")
     return BackupHeader(**{name: document[name] for name in HEADER_FIELDS})
 
 
@@ -422,7 +432,10 @@ def _first_line(result: ExecResult, fallback: str) -> str:
     if result.exit_code != 0:
         return fallback
     lines = (result.stdout or result.stderr).decode("utf-8", errors="replace").strip().splitlines()
-    return lines[0][:MAX_TOOL_VERSION_CHARS] if lines else fallback
+    if not lines:
+        return fallback
+    # The tool's output goes into the header, which must stay printable (see parse_header).
+    return "".join(char if char.isprintable() else "?" for char in lines[0][:MAX_TOOL_VERSION_CHARS]) or fallback
 
 
 def _check_magic(backup: BackupFile, magic: bytes, what: str) -> None:

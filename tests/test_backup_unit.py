@@ -890,3 +890,42 @@ def test_volume_restore_uploads_only_what_it_checked(tmp_path, template_key):
     with pytest.raises(InvalidBackup, match="changed after it was checked"):
         strategy.restore(engine, fake_context(engine, service), read_backup(tmp_path / "v.tar"))
     assert engine.calls == []
+
+
+# -- header text: printable and bounded -------------------------------------------------------------
+
+HOSTILE_HEADER_VALUES = {
+    "escape-sequence": "\x1b[2J\x1b[31mowned",
+    "newline": "cache\nerror: fake message",
+    "carriage-return": "cache\rX",
+    "nul": "cache\x00",
+    "bidi-override": "cache\u202eexe.txt",
+    "too-long": "x" * 10_000,
+}
+
+
+@pytest.mark.parametrize("field", sorted(bk.HEADER_TEXT_LIMITS))
+@pytest.mark.parametrize("value_name", sorted(HOSTILE_HEADER_VALUES))
+def test_header_text_must_be_printable_and_bounded(field, value_name):
+    value = HOSTILE_HEADER_VALUES[value_name]
+    line = json.dumps({**header_for().to_dict(), field: value}).encode()
+    with pytest.raises(InvalidBackup) as caught:
+        parse_header(line, "f.rdb")
+    assert f"its {field} is empty, longer than" in caught.value.message
+    assert value not in caught.value.message and caught.value.message.isprintable()
+
+
+def test_header_limits_fit_what_paas_writes():
+    longest = header_for(image="registry.example.com:5000/team/" + "p" * 200 + ":16@sha256:" + "a" * 64,
+                         tool_version="v" * bk.MAX_TOOL_VERSION_CHARS, slug="s" * 40, project="p" * 40, env="e" * 40)
+    assert parse_header(encode_header(longest)) == longest
+    with pytest.raises(InvalidBackup):
+        parse_header(json.dumps({**header_for().to_dict(), "slug": ""}).encode())
+
+
+def test_a_tool_version_with_control_characters_is_made_printable():
+    engine = RecordingEngine(exec_reply=lambda command: ExecResult(0, b"pg_dump \x1b[31m(PostgreSQL)\x07 16\n", b""))
+    service = make_service("postgres-16")
+    version = strategy_for("postgres-16").tool_version(engine, fake_context(engine, service))
+    assert version == "pg_dump ?[31m(PostgreSQL)? 16"
+    parse_header(encode_header(header_for("postgres-16", tool_version=version)))
