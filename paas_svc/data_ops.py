@@ -271,7 +271,7 @@ class DataOps:
         return BackupResult(path, header, time.monotonic() - started)
 
     def backup_to_stream(self, service: ServiceRecord, stream: BinaryIO) -> BackupResult:
-        """The same bytes as a file, staged in the data dir (the header needs the payload's checksum)."""
+        """The same bytes as a file, staged in the private scratch folder (the header needs the payload's checksum)."""
         started = time.monotonic()
         staging = self.scratch_dir / f"stream-{os.urandom(4).hex()}"
         try:
