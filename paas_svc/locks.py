@@ -13,14 +13,31 @@ from typing import Iterator
 
 def _lock_file(home: Path, env_id: int, slug: str) -> Path:
     folder = home / "locks"
-    folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+    except OSError as error:  # a dangling or looping link, or a file, where the folder belongs
+        raise _unusable(folder, error) from None
     return folder / f"{env_id}-{slug}.lock"
+
+
+def _open_lock(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as error:
+        raise _unusable(path, error) from None
+
+
+def _unusable(path: Path, error: OSError):
+    from paas_svc.errors import StateError
+
+    return StateError(f"Cannot use the lock {path}: {error.strerror or error}.",
+                      hint=f"Move {path} aside; paas makes it again.")
 
 
 @contextmanager
 def service_lock(home: Path, env_id: int, slug: str) -> Iterator[bool]:
     """Yields True when this process holds the lock, False when another process does."""
-    fd = os.open(_lock_file(home, env_id, slug), os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _open_lock(_lock_file(home, env_id, slug))
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -50,7 +67,7 @@ def add_in_progress(home: Path, env_id: int, slug: str) -> bool:
 
 @contextmanager
 def blocking_lock(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _open_lock(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -131,3 +131,19 @@ def test_a_reveal_that_could_not_be_delivered_is_not_recorded(paas, engine, isol
     assert audit_actions(isolated_home).count("reveal-env") == before + 1
     with sqlite3.connect(isolated_home / "state.db") as db:
         assert db.execute("SELECT count(*) FROM audit WHERE action = 'reveal-env'").fetchone()[0] == before + 1
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("name", ["locks", "ports.lock"])
+@pytest.mark.parametrize("kind", ["dangling", "loop"])
+def test_a_broken_link_where_a_lock_belongs_is_a_home_problem(paas, engine, isolated_home, name, kind):
+    from paas_svc.home import ensure_home
+
+    ensure_home(isolated_home)
+    link = isolated_home / name
+    link.symlink_to(isolated_home / "gone" if kind == "dangling" else link)
+    result = paas("svc", "add", "cache", "--template", "redis-7", "--image", REDIS_IMAGE)
+    assert result.exit_code == ExitCode.STATE, result.output
+    assert result.stderr.startswith("error: Cannot use the lock") and "Traceback" not in result.stderr
