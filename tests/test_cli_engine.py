@@ -143,7 +143,7 @@ def test_a_broken_link_where_a_lock_belongs_is_a_home_problem(paas, engine, isol
 
     ensure_home(isolated_home)
     link = isolated_home / name
-    link.symlink_to(isolated_home / "gone" if kind == "dangling" else link)
+    link.symlink_to(isolated_home / "gone" / "x" if kind == "dangling" else link)  # into a folder that is not there
     result = paas("svc", "add", "cache", "--template", "redis-7", "--image", REDIS_IMAGE)
     assert result.exit_code == ExitCode.STATE, result.output
     assert result.stderr.startswith("error: Cannot use the lock") and "Traceback" not in result.stderr
