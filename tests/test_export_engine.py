@@ -122,8 +122,8 @@ def test_shell_export_evaluated_sets_the_variables(engine, paas, shell):
 def test_json_and_docker_formats_equal_svc_dsn(engine, paas):
     add_redis(paas, "cache")
     expected = dsn(paas, "cache", "production", "--network")
-    assert json.loads(export(paas, "-e", "production", "--network", "-f", "json")) == {"CACHE_URL": expected}
-    assert export(paas, "-e", "production", "--network", "-f", "docker") == f"CACHE_URL={expected}\n"
+    assert json.loads(export(paas, "-e", "production", "--network", "--format", "json")) == {"CACHE_URL": expected}
+    assert export(paas, "-e", "production", "--network", "--format", "docker") == f"CACHE_URL={expected}\n"
 
 
 @pytest.mark.skipif(shutil.which("docker") is None, reason="needs the docker CLI for --env-file")
