@@ -19,9 +19,10 @@ def reattach_command(slug: str, env: str, template: str) -> str:
 
 
 def backups_of(home, project: str, env: str, slug: str) -> list:
-    """Backup files paas wrote for this service into PAAS_HOME/backups, newest name last."""
+    """Backup files paas wrote for this service into PAAS_HOME/backups, newest name last (the
+    timestamp after the slug keeps `cache` from matching `cache-db`'s backups)."""
     folder = home / BACKUP_DIR_NAME
     try:
-        return sorted(path for path in folder.glob(f"{project}-{env}-{slug}-*") if path.is_file())
+        return sorted(path for path in folder.glob(f"{project}-{env}-{slug}-[0-9]*") if path.is_file())
     except OSError:
         return []

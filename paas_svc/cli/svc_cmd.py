@@ -238,7 +238,10 @@ def _simple_action(verb: str, past: str, help_text: str, waits: bool):
         service = _service(profile, project, env, slug)
         started = time.monotonic()
         action = getattr(service_manager(profile, StderrReporter()), verb)
-        action(service, timeout) if waits else action(service)
+        if waits:
+            action(service, timeout)
+        else:
+            action(service)
         elapsed = time.monotonic() - started
         status = "Ready" if waits else "Stopped"
         line = f"{slug} in {service.project}/{service.env}: {past}" + (f", Ready in {elapsed:.1f}s" if waits else "")
