@@ -309,13 +309,20 @@ class ServiceManager:
         with service_lock(self.home, service.env_id, service.slug) as locked:
             if not locked:
                 raise Conflict(f"{service.slug} is being provisioned by another paas process right now.")
-            if not allow_empty and not self.engine.volume_exists(service.volume_name):
-                self._refuse_empty(service)
+            if not allow_empty and self._was_ready(service) and not self.engine.volume_exists(service.volume_name):
+                self._refuse_empty(service)  # an add that never finished had no data to lose
             self.ensure_image(service.image)
             self.store.set_status(service.id, PROVISIONING)
             self._bring_up(service, timeout)
         self.store.audit("repair", service.project, service.env, service.slug)
         return AddResult(service, time.monotonic() - started, False, True, True)
+
+    def _was_ready(self, service: ServiceRecord) -> bool:
+        """True once an add, reattach, resume or repair of THIS service finished (audited after
+        Ready, never before this service's row was created)."""
+        finished = {"add", "reattach", "resume", "repair", "start", "restart"}
+        return any(entry.action in finished and entry.slug == service.slug and entry.at >= service.created_at
+                   for entry in self.store.list_audit(project=service.project, env=service.env))
 
     def _refuse_empty(self, service: ServiceRecord) -> None:
         backups = backups_of(self.home, service.project, service.env, service.slug)
