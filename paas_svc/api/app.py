@@ -9,12 +9,11 @@ import traceback
 from importlib import resources
 
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from paas_svc.api.context import ServerContext
@@ -25,6 +24,7 @@ from paas_svc.errors import PaasError
 from paas_svc.tokens import ADMIN, Token, TokenRejected, authenticate
 
 AUDIT_PATH_CHARS = 200
+DOWNLOAD_CHUNK = 1024 * 1024
 
 
 def create_app(context: ServerContext, provisioner: Provisioner | None = None) -> Starlette:
@@ -94,16 +94,21 @@ def _audit_refusal(call: Call, status: int, reason: str, token: Token | None) ->
 
 def _response(reply: Reply) -> Response:
     if reply.file is not None:
-        return FileResponse(reply.file, status_code=reply.status, filename=reply.filename,
-                            media_type="application/octet-stream", background=BackgroundTask(_unlink, reply.file))
+        # Opened, then unlinked at once: the bytes stream from the open handle and no copy of
+        # the data outlives the response, however the client leaves.
+        handle = open(reply.file, "rb")
+        os.unlink(reply.file)
+        size = os.fstat(handle.fileno()).st_size
+        return StreamingResponse(_chunks(handle), status_code=reply.status, media_type="application/octet-stream",
+                                 headers={"Content-Disposition": f'attachment; filename="{reply.filename}"',
+                                          "Content-Length": str(size)})
     return JSONResponse(reply.payload, status_code=reply.status)
 
 
-def _unlink(path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+def _chunks(handle):
+    with handle:
+        while chunk := handle.read(DOWNLOAD_CHUNK):
+            yield chunk
 
 
 def _error_response(error: ApiError) -> JSONResponse:
