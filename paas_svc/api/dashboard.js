@@ -74,6 +74,7 @@ function pickEnv(env) {
   for (const tab of $("env-tabs").children) tab.classList.toggle("active", tab.dataset.env === env);
   $("scope-name").textContent = `${state.project} / ${env}`;
   $("reveal").hidden = true;
+  $("services").replaceChildren();
   refresh();
 }
 
@@ -91,28 +92,43 @@ async function refresh() {
   state.timer = setTimeout(refresh, POLL_MS);
 }
 
+// Rows are kept and updated in place (keyed by slug), so a button never vanishes under a click.
 function renderServices(services) {
   $("no-services").hidden = services.length > 0;
-  $("services").replaceChildren(...services.map((service) => {
-    const row = el("tr", null, { id: "service-" + service.slug, "data-slug": service.slug });
-    row.append(el("td", service.slug), el("td", service.templateKey));
-    const status = el("td");
-    status.append(el("span", service.status, { class: "status status-" + service.status, "data-status": service.status }));
-    if (service.statusReason && service.status !== "Removed") status.append(el("div", service.statusReason, { class: "reason" }));
-    row.append(status, el("td", service.envVar));
-    const actions = el("td");
-    if (state.me.role === "admin") {
-      const reveal = el("button", "Reveal DSN", { type: "button", class: "secondary", "data-action": "reveal" });
-      reveal.disabled = service.status !== "Ready";
-      reveal.addEventListener("click", () => revealDsn(service.slug));
-      actions.append(reveal, " ");
-    }
-    const remove = el("button", "Remove", { type: "button", class: "danger", "data-action": "remove" });
-    remove.addEventListener("click", () => removeService(service.slug));
-    actions.append(remove);
-    row.append(actions);
-    return row;
-  }));
+  const body = $("services");
+  const wanted = new Set(services.map((s) => s.slug));
+  for (const row of [...body.children]) if (!wanted.has(row.dataset.slug)) row.remove();
+  services.forEach((service, index) => {
+    let row = $("service-" + service.slug);
+    if (!row || row.parentNode !== body) row = newRow(service);
+    if (body.children[index] !== row) body.insertBefore(row, body.children[index] || null);
+    const status = row.querySelector("[data-status]");
+    status.textContent = service.status;
+    status.dataset.status = service.status;
+    status.className = "status status-" + service.status;
+    row.querySelector(".reason").textContent = service.status !== "Removed" && service.statusReason ? service.statusReason : "";
+    const reveal = row.querySelector("[data-action=reveal]");
+    if (reveal) reveal.disabled = service.status !== "Ready";
+  });
+}
+
+function newRow(service) {
+  const row = el("tr", null, { id: "service-" + service.slug, "data-slug": service.slug });
+  row.append(el("td", service.slug), el("td", service.templateKey));
+  const status = el("td");
+  status.append(el("span", service.status, { class: "status", "data-status": service.status }), el("div", "", { class: "reason" }));
+  row.append(status, el("td", service.envVar));
+  const actions = el("td");
+  if (state.me.role === "admin") {
+    const reveal = el("button", "Reveal DSN", { type: "button", class: "secondary", "data-action": "reveal" });
+    reveal.addEventListener("click", () => revealDsn(service.slug));
+    actions.append(reveal, " ");
+  }
+  const remove = el("button", "Remove", { type: "button", class: "danger", "data-action": "remove" });
+  remove.addEventListener("click", () => removeService(service.slug));
+  actions.append(remove);
+  row.append(actions);
+  return row;
 }
 
 async function revealDsn(slug) {
