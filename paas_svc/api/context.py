@@ -27,6 +27,9 @@ class ServerContext:
         self.image_overrides = dict(image_overrides or {})
         self.ready_timeout = ready_timeout
         self._local = threading.local()
+        from paas_svc.api.status_cache import StatusCache
+
+        self.status_cache = StatusCache(home)
         open_store(home).close()  # migrate once, up front, before any request thread opens it
 
     def store(self) -> StateStore:

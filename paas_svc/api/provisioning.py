@@ -89,6 +89,7 @@ class Provisioner:
             elif service_id is not None:
                 _record_failure(store, manager, service_id, error)
         finally:
+            self.context.status_cache.invalidate()  # the container changed: the next list asks the engine
             store.close()
 
     def _run_repair(self, service: ServiceRecord) -> None:
@@ -101,6 +102,7 @@ class Provisioner:
         except BaseException as error:  # noqa: BLE001
             _record_failure(store, manager, service.id, error)
         finally:
+            self.context.status_cache.invalidate()
             store.close()
 
 

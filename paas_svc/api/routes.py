@@ -99,10 +99,7 @@ def _service(call: Call) -> ServiceRecord:
 
 
 def _statuses(context: ServerContext, services: list[ServiceRecord]) -> dict[str, str]:
-    from paas_svc.status import live_statuses
-
-    store = context.store()
-    return live_statuses(context.home, store.profile_id(), services)
+    return context.status_cache.statuses(context.store().profile_id(), services)
 
 
 SERVICE_FIELDS = {  # what service_view returns: the OpenAPI document's Service schema
@@ -203,6 +200,7 @@ def remove_service(call: Call) -> Reply:
             if not locked:
                 raise Conflict(f"{service.slug} is being provisioned right now.", hint="Remove it once it is Ready or Failed.")
             call.context.manager().remove(service, purge=False)
+        call.context.status_cache.invalidate()
         _audit(call, "api-rm", service.project, service.env, service.slug)
     service = call.context.store().get_service(service.project, service.env, service.slug)
     return Reply(200, {**service_view(service, "Removed"), "volumeKept": True})
@@ -220,6 +218,7 @@ def _locked_action(call: Call, action: str) -> Reply:
             manager.start(service, timeout=call.context.ready_timeout)
         else:
             manager.stop(service)
+    call.context.status_cache.invalidate()
     _audit(call, f"api-{action}", service.project, service.env, service.slug)
     return show_service(call)
 
