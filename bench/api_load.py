@@ -1,9 +1,9 @@
 """Load on `paas serve`: N concurrent clients listing, adding and revealing for D seconds.
 
 One server on 127.0.0.1 (a throwaway PAAS_HOME, the Redis stand-in image). Every client
-keeps one HTTP connection and loops: list the environment (60 %), reveal a DSN (30 %),
-add (10 %): its own service once (202), then the same slug again (must be 409). At the
-start all clients race to add one shared slug (exactly one 202). Meanwhile the CLI runs
+keeps one HTTP connection. At the start all clients race to add one shared slug (exactly
+one 202), then each adds its own service (202); then they loop: list the environment
+(60 %), reveal their DSN (30 %), add their slug again (10 %, must be 409). Meanwhile the CLI runs
 `svc list --json` and `svc dsn` every 2 s and must keep answering.
 
 Pass: zero 5xx, no request error, exactly one 202 per slug, every slug listed exactly once
@@ -80,22 +80,19 @@ class Load:
     def client_loop(self, number: int) -> None:
         rng = random.Random(number)
         own = f"c{number:02d}"
-        added = False
         with httpx.Client(headers={"Authorization": f"Bearer {self.token}"}, timeout=120) as client:
             self.start_gate.wait()
-            self.add(client, SHARED_SLUG)
+            self.add(client, SHARED_SLUG)  # all at once: exactly one 202
+            self.add(client, own)  # 202
             deadline = time.monotonic() + self.duration
             while time.monotonic() < deadline:
                 roll = rng.random()
                 if roll < 0.6:
                     self.request(client, "list", "GET", self.base + "/services/")
-                elif roll < 0.9 and added:
-                    self.request(client, "reveal", "GET", f"{self.base}/services/{own}/dsn")
                 elif roll < 0.9:
-                    self.request(client, "list", "GET", self.base + "/services/")
+                    self.request(client, "reveal", "GET", f"{self.base}/services/{own}/dsn")
                 else:
-                    self.add(client, own)  # the first time 202, then 409 every time
-                    added = True
+                    self.add(client, own)  # taken: 409 every time
 
 
 def cli_loop(env: dict, stop: threading.Event, results: list, load: "Load") -> None:
@@ -201,7 +198,8 @@ def report(load: Load, cli_results: list, final: list[dict], elapsed: float, arg
     print_table(["check", "result"], [[name, "PASS" if ok else "FAIL"] for name, ok in checks.items()])
     print(f"\nCLI during the load: {len(cli_results)} calls, median {percentile(cli_ms, 0.5):.0f} ms, "
           f"max {cli_ms[-1] if cli_ms else float('nan'):.0f} ms, failures {len(cli_failures)}")
-    for message in load.errors[:5] + [f"cli {r[0]}: exit {r[1]}: {r[3]}" for r in cli_failures[:5]]:
+    not_ready = [f"{row['slug']}: {row['status']}: {(row.get('status_reason') or '')[:300]}" for row in final if row["status"] != "Ready"]
+    for message in load.errors[:5] + [f"cli {r[0]}: exit {r[1]}: {r[3]}" for r in cli_failures[:5]] + not_ready[:10]:
         print("  ", message)
     path = write_results("api_load", {"clients": args.clients, "duration_s": args.duration, "elapsed_s": round(elapsed, 1),
                                       "requests": total, "figures": figures, "checks": checks,

@@ -154,16 +154,52 @@ def test_concurrent_adds_of_one_slug_make_exactly_one_service(api):
     assert listed.count("race") == 1
 
 
+def test_ten_clients_adding_listing_and_revealing_at_once(api):
+    """More adds than bring-up slots: every one answers 202 at once, waits its turn as
+    Provisioning, and ends Ready; no 5xx anywhere."""
+    assert api.server.paas("project", "create", "load").exit_code == 0
+    scope = api.server.scope("staging", project="load")
+    codes: list[tuple[str, int]] = []
+    finals: list[tuple[str, str, str | None]] = []
+
+    def client_run(number: int) -> None:
+        slug = f"svc{number}"
+        with httpx.Client(headers={"Authorization": f"Bearer {api.admin_token}"}, timeout=120) as client:
+            codes.append(("add", client.post(scope + "/services/", json={"slug": slug, "templateKey": "redis-7"}).status_code))
+            for _ in range(5):
+                codes.append(("list", client.get(scope + "/services/").status_code))
+            ready = wait_for_status(client, f"{scope}/services/{slug}", {"Ready", "Failed"})
+            finals.append((slug, ready["status"], ready["statusReason"]))
+            codes.append(("reveal", client.get(f"{scope}/services/{slug}/dsn").status_code))
+
+    threads = [threading.Thread(target=client_run, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {status for _, status, _ in finals} == {"Ready"}, finals
+    assert sorted(set(codes)) == [("add", 202), ("list", 200), ("reveal", 200)], codes
+    assert len([c for c in codes if c[0] == "reveal"]) == 10
+    listed = api.member.get(scope + "/services/").json()
+    assert sorted(s["slug"] for s in listed) == sorted(f"svc{n}" for n in range(10))
+    assert {s["status"] for s in listed} == {"Ready"}
+
+
 def test_a_failed_provisioning_shows_failed_with_the_reason(tmp_path, docker_client):
-    server = Server(tmp_path / "home", "--image", "postgres-16=paas-test/bookworm:base").start()
+    # postgres-16 on an image whose process exits at once; redis-7 on an image no registry has
+    server = Server(tmp_path / "home", "--image", "postgres-16=paas-test/bookworm:base",
+                    "--image", "redis-7=127.0.0.1:1/paas-test/nothing:1").start()
     try:
         token = server.token("ci", "member")
         with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
-            created = client.post(server.scope() + "/services/", json={"slug": "db", "templateKey": "postgres-16"})
-            assert created.status_code == 202, created.text
-            failed = wait_for_status(client, server.scope() + "/services/db", {"Ready", "Failed"})
-        assert failed["status"] == "Failed", failed
-        assert failed["statusReason"], failed
+            for slug, template in (("db", "postgres-16"), ("cache", "redis-7")):
+                created = client.post(server.scope() + "/services/", json={"slug": slug, "templateKey": template})
+                assert created.status_code == 202, created.text  # answered before the pull
+            exited = wait_for_status(client, server.scope() + "/services/db", {"Ready", "Failed"})
+            unpulled = wait_for_status(client, server.scope() + "/services/cache", {"Ready", "Failed"})
+        assert exited["status"] == "Failed" and "exited with code" in exited["statusReason"], exited
+        assert unpulled["status"] == "Failed" and "Could not pull image 127.0.0.1:1/paas-test/nothing:1" in unpulled[
+            "statusReason"], unpulled
     finally:
         server.stop()
         profile = profile_id(tmp_path / "home")

@@ -20,6 +20,9 @@ from paas_svc.locks import add_in_progress
 from paas_svc.models import FAILED, PROVISIONING, ServiceRecord
 
 RECORD_TIMEOUT_SECONDS = 60  # engine connect + lock + one SQLite write; far more than they take
+# Bring-ups running at once. Fifty simultaneous creates and starts starve the engine (its
+# API calls then time out); the others wait their turn, recorded and shown Provisioning.
+MAX_PARALLEL_BRING_UPS = 4
 
 
 class Provisioner:
@@ -27,6 +30,7 @@ class Provisioner:
         self.context = context
         self._threads: set[threading.Thread] = set()
         self._guard = threading.Lock()
+        self._slots = threading.BoundedSemaphore(MAX_PARALLEL_BRING_UPS)
 
     def add(self, project: str, env: str, slug: str, template_key: str) -> ServiceRecord:
         """The service as recorded (provisioning); raises what the lifecycle raises before that."""
@@ -75,10 +79,14 @@ class Provisioner:
         manager = self.context.manager(store)
         service_id = None
 
+        slot_taken = False
+
         def on_recorded(service: ServiceRecord) -> None:
-            nonlocal service_id
+            nonlocal service_id, slot_taken
             service_id = service.id
-            recorded.set_result(copy.copy(service))
+            recorded.set_result(copy.copy(service))  # the request answers now
+            self._slots.acquire()  # the bring-up waits for a free slot, holding the service's lock
+            slot_taken = True
 
         try:
             manager.add(project, env, slug, template_key, image=self.context.image_for(template_key),
@@ -89,6 +97,8 @@ class Provisioner:
             elif service_id is not None:
                 _record_failure(store, manager, service_id, error)
         finally:
+            if slot_taken:
+                self._slots.release()
             self.context.status_cache.invalidate()  # the container changed: the next list asks the engine
             store.close()
 
@@ -98,7 +108,8 @@ class Provisioner:
         store = open_store(self.context.home)
         manager = self.context.manager(store)
         try:
-            manager.repair(service, self.context.ready_timeout)
+            with self._slots:
+                manager.repair(service, self.context.ready_timeout)
         except BaseException as error:  # noqa: BLE001
             _record_failure(store, manager, service.id, error)
         finally:

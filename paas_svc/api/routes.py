@@ -99,7 +99,9 @@ def _service(call: Call) -> ServiceRecord:
 
 
 def _statuses(context: ServerContext, services: list[ServiceRecord]) -> dict[str, str]:
-    return context.status_cache.statuses(context.store().profile_id(), services)
+    """Live status per id; rows that changed meanwhile are replaced in `services` (see StatusCache)."""
+    store = context.store()
+    return context.status_cache.statuses(store.profile_id(), services, store.get_service_by_id)
 
 
 SERVICE_FIELDS = {  # what service_view returns: the OpenAPI document's Service schema
@@ -187,8 +189,9 @@ def add_service(call: Call) -> Reply:
 
 
 def show_service(call: Call) -> Reply:
-    service = _service(call)
-    return Reply(200, service_view(service, _statuses(call.context, [service])[service.id]))
+    services = [_service(call)]
+    statuses = _statuses(call.context, services)
+    return Reply(200, service_view(services[0], statuses[services[0].id]))
 
 
 def remove_service(call: Call) -> Reply:
