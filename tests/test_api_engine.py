@@ -123,7 +123,7 @@ def test_stop_start_backup_and_delete_keeps_the_volume(api, docker_client):
     header = json.loads(payload.split(b"\n", 1)[0])
     assert (header["template"], header["slug"], header["env"]) == ("redis-7", "jobs", "staging")
     assert b"REDIS" in payload  # the RDB payload follows the header line
-    assert not list((api.server.home / "backups").glob(".api-*")), "the staged download is deleted"
+    assert not list(api.server.home.rglob("api-*")), "the staged download is deleted"
 
     removed = api.member.delete(api.scope("staging") + "/services/jobs")
     assert removed.status_code == 200 and removed.json()["volumeKept"] is True

@@ -263,13 +263,14 @@ def export_variables(call: Call) -> Reply:
 
 def download_backup(call: Call) -> Reply:
     from paas_svc.backup import strategy_for
-    from paas_svc.data_ops import DataOps, backup_dir, default_backup_name
+    from paas_svc.data_ops import DataOps, default_backup_name
 
     service = _service(call)
     strategy = strategy_for(service.template)
-    manager = call.context.manager()
-    staging = backup_dir(call.context.home) / f".api-{service.id}-{secrets.token_hex(4)}"
-    DataOps(manager).backup_to_path(service, staging, purpose=f"api-download token={call.token.name}")
+    data_ops = DataOps(call.context.manager())
+    # staged in the server's private scratch folder; the response unlinks it as it opens it
+    staging = data_ops.scratch_dir / f"api-{service.id}-{secrets.token_hex(4)}"
+    data_ops.backup_to_path(service, staging, purpose=f"api-download token={call.token.name}")
     return Reply(200, file=staging, filename=default_backup_name(service, strategy.extension))
 
 
