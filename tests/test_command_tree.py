@@ -11,8 +11,9 @@ import pytest
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 # Commands whose stdout IS the data in a fixed format (a DSN, variables, logs, a key, the
-# command's own output): --json would add nothing. Every other command reports a result.
-RAW_OUTPUT = {"svc dsn", "svc logs", "env export", "run", "key export"}
+# command's own output) or that serve until stopped: --json would add nothing. Every other
+# command reports a result.
+RAW_OUTPUT = {"svc dsn", "svc logs", "env export", "run", "key export", "serve"}
 # Commands that wait for a service to accept connections.
 WAITING = {"svc add", "svc start", "svc restart", "svc repair", "svc restore", "svc clone", "svc upgrade", "doctor"}
 
@@ -109,7 +110,7 @@ def _readme_commands() -> list[tuple[str, list[str]]]:
             words = usage.split()[1:]
             group = words[0]
             options = re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", usage)
-            if group in ("run", "audit", "doctor"):
+            if group in ("run", "audit", "doctor", "serve"):
                 found.append((group, options))
                 continue
             for sub in words[1].split("|"):
