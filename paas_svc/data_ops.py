@@ -273,7 +273,8 @@ class DataOps:
                 service = current
             # else: a safety or final backup, inside an operation that holds the lock already
             # and passes the record as it needs it (e.g. a removed service started for its final backup)
-            header = self._write_file(service, path)
+            with self.manager.phase("backup"):
+                header = self._write_file(service, path)
         self._audit_backup(service, purpose, str(path), header)
         return BackupResult(path, header, time.monotonic() - started)
 
