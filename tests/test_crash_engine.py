@@ -423,3 +423,22 @@ def test_list_calls_racing_resumed_adds_never_make_an_add_fail(paas, engine, iso
         for future in adds + lists:
             assert future.result().exit_code == 0, future.result().output
     assert {slug: row["status"] for slug, row in rows(paas).items()} == {slug: "Ready" for slug in slugs}
+
+
+def test_doctor_fix_during_a_restore_leaves_it_alone(paas, engine, isolated_home, redis_with_a_backup):
+    """Mid-restore the container is stopped; doctor --fix must not start it (old code did,
+    on a volume about to be replaced) and must not take the restore's lock."""
+    url, new_file = redis_with_a_backup
+    restoring = start_paas("svc", "restore", "cache", str(new_file), "--yes", fault="restore.remove_container:stop")
+    wait_until_stopped(restoring)
+    (box,) = labelled(engine, isolated_home)[0]
+    assert box.status == "exited"
+    doctor = paas("doctor", "--fix", "--json")
+    findings = [f for f in json.loads(doctor.stdout)["findings"] if f["check"] in ("operation", "container")]
+    assert [f["message"] for f in findings if "cache" in f["message"]] == [
+        "default/production/cache: a restore is running right now"], doctor.output
+    box.reload()
+    assert box.status == "exited", "doctor --fix did not start it"
+    returncode, out, err = finish(restoring)
+    assert returncode == 0, err
+    assert rows(paas)["cache"]["status"] == "Ready" and redis_set(url) == "new"
