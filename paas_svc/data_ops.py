@@ -370,6 +370,8 @@ class DataOps:
         self.step(f"Restore failed; putting back the previous data from {safety}")
         try:
             self._restore_from(service, strategy, ctx, safety)
+        except Interrupted as error:
+            raise _interrupted(error, service, "restore", safety) from None
         except Exception as error:  # noqa: BLE001 - reported with the first error
             # The operation stays recorded: the service shows "Restoring (interrupted)" and
             # is never used as if nothing had happened.
@@ -565,6 +567,8 @@ class DataOps:
             self.engine.stop(service.container_name)
             self.manager._provision(service)  # the image differs: the new container is removed first
             self.manager._wait_ready(service, timeout)
+        except Interrupted as error:
+            raise _interrupted(error, service, "upgrade", backup) from None
         except PaasError as error:
             # The operation stays recorded ("Upgrading (interrupted)"): `svc repair` tries again.
             self.store.audit("upgrade-failed", service.project, service.env, service.slug,
@@ -631,6 +635,8 @@ def final_backup_before_purge(manager: ServiceManager, service: ServiceRecord) -
             manager._wait_ready(service, DEFAULT_READY_TIMEOUT)
         as_running = dataclasses.replace(service, status=READY) if service.status == REMOVED else service
         path = data_ops.safety_backup(as_running, "final").path
+    except Interrupted:
+        raise  # nothing was deleted and nothing recorded yet: plain "interrupted"
     except PaasError as error:
         raise BackupFailed(f"The final backup of {service.slug} failed, so its data was NOT deleted: {error.message}",
                            hint="Fix the service, or delete the data without a backup with --no-backup.") from None

@@ -376,7 +376,13 @@ class ServiceManager:
             else:
                 path = final_backup(service) if final_backup is not None else None
                 self.store.begin_operation(service.id, PURGING, safety_backup=str(path) if path else None)
-            self.finish_purge(service, path)
+            try:
+                self.finish_purge(service, path)
+            except (Interrupted, KeyboardInterrupt) as error:
+                raise Interrupted(getattr(error, "signum", signal.SIGINT)).recorded(
+                    f"interrupted: the purge of {service.slug} in {service.project}/{service.env} did not finish.",
+                    hint=f"Finish it with `paas svc repair {service.slug} --env {service.env}`"
+                         + (f"; the final backup is {path}." if path else ".")) from None
             return path
 
     def finish_purge(self, service: ServiceRecord, final_backup: Path | None) -> None:
