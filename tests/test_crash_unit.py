@@ -117,9 +117,10 @@ def mongo_replies(fail_restores: int):
     failures = {"left": fail_restores}
 
     def reply(command):
-        if command[0] == "mongodump":
+        tool = next((word for word in command if word in ("mongodump", "mongorestore")), None)
+        if tool == "mongodump" and "--version" not in command:
             return ExecResult(0, b"\x1f\x8b mongo archive", b"")
-        if command[0] == "mongorestore":
+        if tool == "mongorestore":
             if failures["left"] > 0:
                 failures["left"] -= 1
                 return ExecResult(1, b"", b"Failed: docs.orders: error dropping collection")
@@ -140,7 +141,7 @@ def test_a_failed_mongodb_restore_puts_the_safety_backup_back(manager, tmp_path)
     text = caught.value.message
     assert "unchanged" not in text
     assert "The previous data was put back." in text
-    restores = [call for call in manager.fake.calls if call[0] == "exec" and call[2][0] == "mongorestore"]
+    restores = [call for call in manager.fake.calls if call[0] == "exec" and "mongorestore" in call[2]]
     assert len(restores) == 2, "the safety backup was restored after the failed restore"
     put = [content for _, path, content in manager.fake.put]
     assert b"\x1f\x8b mongo archive" in put[1], "the second mongorestore reads the safety backup"
