@@ -8,8 +8,9 @@ restore running?" without ever making that add or restore fail. Like flock, an O
 belongs to its open file (two opens in one process exclude each other) and is never
 dropped when some other descriptor of the same file is closed.
 
-Within one process a service lock is re-entrant (a purge takes the lock, then its final
-backup asks for it again): the commands are single-threaded.
+Within one thread a service lock is re-entrant (a purge takes the lock, then its final
+backup asks for it again). Other threads of the same process (`paas serve` provisions in
+threads) are excluded like other processes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import stat
 import struct
 import sys
 import time
+from _thread import get_ident
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -36,7 +38,7 @@ _USE_OFD = sys.platform.startswith("linux")
 HOST_LOCK_TIMEOUT_SECONDS = 60.0
 RUNTIME_DIR_NAME = "paas-svc"
 
-_held: dict[str, int] = {}  # lock file -> how many nested holders in this process
+_held: dict[tuple[str, int], int] = {}  # (lock file, thread) -> nested holders in this process
 
 
 def _lock_file(home: Path, env_id: int, slug: str) -> Path:
@@ -94,7 +96,7 @@ def lock_holder(home: Path, env_id: int, slug: str) -> str | None:
 def service_lock(home: Path, env_id: int, slug: str, purpose: str = "working on it") -> Iterator[bool]:
     """Yields True when this process holds the lock, False when another process does."""
     path = _lock_file(home, env_id, slug)
-    key = str(path)
+    key = (str(path), get_ident())
     if key in _held:  # this process holds it already (an outer step of the same command)
         _held[key] += 1
         try:
@@ -121,7 +123,7 @@ def service_lock_held(home: Path, env_id: int, slug: str) -> bool:
     """True while some process holds the service's lock (an add, repair, restore... is running).
     Never takes the lock, so it cannot make that command fail."""
     path = home / "locks" / f"{env_id}-{slug}.lock"
-    if str(path) in _held:
+    if any(held_path == str(path) for held_path, _thread in _held):
         return True
     try:
         fd = os.open(path, os.O_RDONLY)
