@@ -20,8 +20,9 @@ class ExitCode:
     UNHEALTHY = 9  # `paas doctor` found problems
     DECLINED = 10  # the user answered no to a confirmation: nothing changed
     OUTPUT = 11  # stdout could not take the output: closed, or the device is full
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # Ctrl-C (SIGINT); SIGTERM exits 143
     BROKEN_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE, as a shell reports it)
+    TERMINATED = 143
 
 
 class PaasError(Exception):
@@ -71,9 +72,16 @@ class Declined(PaasError):
 
 
 class Interrupted(PaasError):
-    """Raised from the SIGINT handler (instead of KeyboardInterrupt, which Typer would swallow)."""
+    """Raised from the SIGINT and SIGTERM handlers (instead of KeyboardInterrupt, which Typer
+    would swallow). Exit 128 + the signal's number: 130 for Ctrl-C, 143 for SIGTERM."""
 
     exit_code = ExitCode.INTERRUPTED
 
-    def __init__(self) -> None:
-        super().__init__("interrupted")
+    def __init__(self, signum: int = 2, message: str = "interrupted", hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+    def recorded(self, message: str, hint: str | None = None) -> "Interrupted":
+        """The same interruption, saying what it left behind and how to recover."""
+        return Interrupted(self.signum, message, hint)

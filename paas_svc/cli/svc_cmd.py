@@ -1,4 +1,4 @@
-"""`paas svc add|list|show|dsn|rm|start|stop|restart|logs`."""
+"""`paas svc add|list|show|dsn|rm|start|stop|restart|repair|logs`."""
 
 
 import sys
@@ -151,11 +151,18 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
     info = service_json(service, status)
     info["volume_path"] = service.spec["volume"]
     info["dsn_format"] = service.spec["dsn"]
+    operation = profile.store.get_operation(service.id)
+    info["operation"] = None if operation is None else {
+        "kind": operation.kind, "safety_backup": operation.safety_backup, "source": operation.source,
+        "old_image": operation.old_image, "new_image": operation.new_image, "started_at": operation.started_at,
+        "recover_with": f"paas svc repair {service.slug} --env {service.env}"}
     if json_output:
         print_json(info)
         return
-    print_fields([(key, value) for key, value in info.items() if key != "ports"]
-                 + [("ports", ", ".join(f"{h}->{c}" for c, h in service.host_ports.items()))])
+    operation_fields = [] if operation is None else [
+        (f"operation.{key}", value) for key, value in info["operation"].items() if value is not None]
+    print_fields([(key, value) for key, value in info.items() if key not in ("ports", "operation")]
+                 + [("ports", ", ".join(f"{h}->{c}" for c, h in service.host_ports.items()))] + operation_fields)
 
 
 @app.command("dsn")
@@ -207,13 +214,11 @@ def rm(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
         confirm(f"Delete {where}/{slug} and ALL its data (volume {service.volume_name})?",
                 f"Refusing to delete the data of {slug} without confirmation.",
                 f"paas svc rm {slug} --env {service.env} --purge --yes")
-    manager = service_manager(profile, StderrReporter())
-    final_backup = None
-    if purge and not no_backup:
-        from paas_svc.data_ops import final_backup_before_purge
+    from paas_svc.data_ops import remove_service
 
-        final_backup = final_backup_before_purge(manager, service)  # raises (deleting nothing) when it fails
-    manager.remove(service, purge)
+    # Under the service's lock; with --purge the final backup is complete before the volume
+    # goes (a failed backup raises and deletes nothing).
+    final_backup = remove_service(service_manager(profile, StderrReporter()), service, purge, final_backup=not no_backup)
     payload = {**service_json(service, "Removed"), "action": "rm", "purged": purge,
                "final_backup": str(final_backup) if final_backup else None}
     if purge:
@@ -271,13 +276,20 @@ def repair(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
            allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Re-create the service EMPTY when its volume (its data) is gone.")] = False,
            yes: YesOption = False,
            json_output: JsonOption = False) -> None:
-    """Bring a service back whatever stopped it: start a stopped container, re-create a missing
-    one, or finish an interrupted add, with the stored credentials and volume."""
+    """Bring a service back whatever stopped it, and say what was done.
+
+    A stopped container is started, a missing one re-created (stored credentials, kept
+    volume), an interrupted add finished; an interrupted restore is rolled back to its safety
+    backup, an interrupted upgrade to its old image; an interrupted `rm --purge` is finished."""
+    from paas_svc.data_ops import DataOps
+
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    repaired = service_manager(profile, StderrReporter()).repair(service, timeout, allow_empty=allow_empty or yes)
-    result(f"{slug} in {service.project}/{service.env}: Ready in {repaired.elapsed_seconds:.1f}s",
-           {**service_json(service, "Ready"), "action": "repair", "elapsed_seconds": round(repaired.elapsed_seconds, 3)},
+    repaired = DataOps(service_manager(profile, StderrReporter())).repair(service, timeout, allow_empty=allow_empty or yes)
+    after = repaired.service
+    result(f"{slug} in {service.project}/{service.env}: {repaired.outcome} ({repaired.elapsed_seconds:.1f}s)",
+           {**service_json(after or service, "Ready" if after is not None else "Removed"), "action": "repair",
+            "outcome": repaired.outcome, "elapsed_seconds": round(repaired.elapsed_seconds, 3)},
            json_output)
 
 
