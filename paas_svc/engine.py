@@ -34,6 +34,9 @@ class ContainerSpec:
     port_bindings: dict[int, int]  # container port -> host port (published on 127.0.0.1)
     network: str = NETWORK_NAME
     restart_policy: str = "unless-stopped"
+    hostname: str | None = None  # a fixed hostname (RabbitMQ keys its data by node name)
+    mem_limit: str | None = None  # the template's resource defaults: "256m"
+    cpus: float | None = None
 
 
 @dataclass(frozen=True)
@@ -136,12 +139,15 @@ class Engine:
             mounts=[docker.types.Mount(target=spec.volume_path, source=spec.volume, type="volume")],
             restart_policy={"Name": spec.restart_policy},
             network_mode=spec.network,
+            mem_limit=spec.mem_limit,
+            nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
         )
         try:
             created = self._api.create_container(
                 spec.image,
                 command=spec.command,
                 name=spec.name,
+                hostname=spec.hostname,
                 environment=spec.environment,
                 labels=spec.labels,
                 ports=[(port, "tcp") for port in spec.port_bindings],

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
-from paas_svc.catalog import Template, get_template
+from paas_svc.catalog import Template, get_template, kind_of_service, spec_from_template
 from paas_svc.credentials import generate_credentials
 from paas_svc.dsn import HOST_VIEW_HOST, render_command, render_environment
 from paas_svc.errors import Conflict, Interrupted, InvalidInput, ProvisioningFailed
@@ -70,16 +70,16 @@ def service_labels(profile_id: str, service: ServiceRecord) -> dict[str, str]:
     }
 
 
-def spec_from_template(template: Template) -> dict:
-    return {
-        "port": template.port,
-        "extra_ports": list(template.extra_ports),
-        "volume": template.volume,
-        "environment": dict(template.environment),
-        "command": list(template.command) if template.command is not None else None,
-        "dsn": template.dsn,
-        "readiness": dict(template.readiness),
-    }
+def legacy_probe_spec(template_key: str, spec: dict) -> dict:
+    """The readiness settings in the form paas_svc.readiness reads ({probe: ...}), from a
+    stored template readiness ({check: protocol|tcp|http|command, ...})."""
+    readiness = dict(spec.get("readiness") or {})
+    check = readiness.pop("check", None)
+    if check is None:
+        return readiness  # stored before templates named their check
+    if check == "protocol":
+        return {"probe": kind_of_service(template_key, spec), **readiness}
+    return {"probe": check, **readiness}
 
 
 def pick_host_port(taken: set[int]) -> int:
@@ -142,7 +142,7 @@ class ServiceManager:
         if host_port is not None and not 1 <= host_port <= 65535:
             raise InvalidInput(f"--port must be between 1 and 65535, not {host_port}.")
         environment = self.store.get_environment(project, env)
-        template = get_template(template_key)
+        template = get_template(template_key, self.home)
         self.engine  # connect now: an unreachable engine fails before any state changes
 
         with service_lock(self.home, environment.id, slug) as locked:
@@ -236,6 +236,9 @@ class ServiceManager:
             volume=service.volume_name,
             volume_path=service.spec["volume"],
             port_bindings=dict(service.host_ports),
+            hostname=service.spec.get("hostname"),
+            mem_limit=(service.spec.get("resources") or {}).get("memory"),
+            cpus=(service.spec.get("resources") or {}).get("cpus"),
         )
 
     def _provision(self, service: ServiceRecord) -> None:
@@ -261,7 +264,7 @@ class ServiceManager:
     def _wait_ready(self, service: ServiceRecord, timeout: float) -> None:
         """Poll the protocol probe with a short, growing interval until the deadline."""
         credentials = self.vault.credentials(service)
-        readiness = service.spec["readiness"]
+        readiness = legacy_probe_spec(service.template, service.spec)
         probe_port = service.host_ports[int(readiness.get("port", service.container_port))]
         deadline = time.monotonic() + timeout
         interval = FIRST_POLL_INTERVAL

@@ -27,7 +27,7 @@ from paas_svc.backup import (
 )
 from paas_svc.catalog import get_template
 from paas_svc.engine import Engine, ExecResult
-from paas_svc.lifecycle import spec_from_template
+from paas_svc.catalog import spec_from_template
 from paas_svc.models import READY, ServiceRecord
 
 PASSWORD = "S3cretS3cretS3cretS3cretS3cret12"

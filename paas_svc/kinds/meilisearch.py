@@ -1,0 +1,6 @@
+"""The meilisearch kind."""
+
+NAME = "meilisearch"
+CREDENTIALS: tuple[str, ...] = ("key",)
+PROTOCOL_PROBE = False
+NATIVE_BACKUP = True

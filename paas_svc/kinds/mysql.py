@@ -1,0 +1,6 @@
+"""The mysql kind."""
+
+NAME = "mysql"
+CREDENTIALS: tuple[str, ...] = ("user", "password", "db")
+PROTOCOL_PROBE = True
+NATIVE_BACKUP = True

@@ -1,0 +1,6 @@
+"""The postgres kind."""
+
+NAME = "postgres"
+CREDENTIALS: tuple[str, ...] = ("user", "password", "db")
+PROTOCOL_PROBE = True
+NATIVE_BACKUP = True
