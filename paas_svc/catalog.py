@@ -85,7 +85,7 @@ def kind_capabilities() -> dict[str, dict]:
     capabilities = {}
     for name in kind_names():
         module = kind_module(name)
-        capabilities[name] = {"probe": bool(module.PROTOCOL_PROBE), "backup": bool(module.NATIVE_BACKUP),
+        capabilities[name] = {"probe": module.probe is not None, "backup": module.BACKUP is not None,
                               "credentials": tuple(module.CREDENTIALS)}
     return capabilities
 

@@ -70,18 +70,6 @@ def service_labels(profile_id: str, service: ServiceRecord) -> dict[str, str]:
     }
 
 
-def legacy_probe_spec(template_key: str, spec: dict) -> dict:
-    """The readiness settings in the form paas_svc.readiness reads ({probe: ...}), from a
-    stored template readiness ({check: protocol|tcp|http|command, ...})."""
-    readiness = dict(spec.get("readiness") or {})
-    check = readiness.pop("check", None)
-    if check is None:
-        return readiness  # stored before templates named their check
-    if check == "protocol":
-        return {"probe": kind_of_service(template_key, spec), **readiness}
-    return {"probe": check, **readiness}
-
-
 def pick_host_port(taken: set[int]) -> int:
     """A port free on 127.0.0.1 now and not promised to another service."""
     for _ in range(50):
@@ -135,14 +123,16 @@ class ServiceManager:
     # -- add ------------------------------------------------------------------------
 
     def add(self, project: str, env: str, slug: str, template_key: str, image: str | None = None,
-            timeout: float = 120.0, wait: bool = True, host_port: int | None = None) -> AddResult:
+            timeout: float = 120.0, wait: bool = True, host_port: int | None = None,
+            definition: Template | None = None) -> AddResult:
+        """`definition`: the template to create from (a clone's source's), else the catalog's `template_key`."""
         started = time.monotonic()
         validate_name(slug, "slug")
         validate_timeout(timeout)
         if host_port is not None and not 1 <= host_port <= 65535:
             raise InvalidInput(f"--port must be between 1 and 65535, not {host_port}.")
         environment = self.store.get_environment(project, env)
-        template = get_template(template_key, self.home)
+        template = definition or get_template(template_key, self.home)
         self.engine  # connect now: an unreachable engine fails before any state changes
 
         with service_lock(self.home, environment.id, slug) as locked:
@@ -264,14 +254,19 @@ class ServiceManager:
     def _wait_ready(self, service: ServiceRecord, timeout: float) -> None:
         """Poll the protocol probe with a short, growing interval until the deadline."""
         credentials = self.vault.credentials(service)
-        readiness = legacy_probe_spec(service.template, service.spec)
+        readiness = service.spec["readiness"]
+        kind = kind_of_service(service.template, service.spec)
         probe_port = service.host_ports[int(readiness.get("port", service.container_port))]
+
+        def run_in_container(command: list[str]):
+            return self.engine.exec_capture(service.container_name, command)
+
         deadline = time.monotonic() + timeout
         interval = FIRST_POLL_INTERVAL
         detail = "not probed yet"
         self.reporter.step(f"Waiting for {service.slug} to accept connections")
         while True:
-            ready, detail = probe(readiness, HOST_VIEW_HOST, probe_port, credentials)
+            ready, detail = probe(readiness, HOST_VIEW_HOST, probe_port, credentials, kind, run_in_container)
             if ready:
                 return
             state = self.engine.inspect_container(service.container_name)

@@ -24,14 +24,16 @@ one pass.
       url: "mqtt://{user}:{password}@{host}:{port}"   # {SLUG}_URL
       extra: {USER: "{user}"}                         # {SLUG}_USER, ...
     readiness:                          # check: protocol | tcp | http | command
-      check: command
+      check: command                    # run as written: credentials from the environment
       command: [sh, -c, 'mosquitto_sub -u "$MQTT_USER" -P "$MQTT_PASSWORD" -t x -C 1 -W 2']
     backup:                             # strategy: native | command | volume | none
       strategy: volume
     resources: {memory: 256m, cpus: 0.5}
 
 Placeholders are secret names; `{host}` and `{port}` exist only in `variables` (they differ
-between the host view and the network view). Pure: no I/O, no printing.
+between the host view and the network view). Commands run inside the container
+(readiness.command, backup.dump/restore) are never filled: a secret there would show in the
+process list, so they read credentials from the environment. Pure: no I/O, no printing.
 """
 
 from __future__ import annotations
@@ -138,12 +140,20 @@ def _absolute_path(problems: Problems, value: Any, path: str) -> None:
         problems.add(path, f"{value!r} must not contain spaces or shell metacharacters")
 
 
-def _argv(problems: Problems, value: Any, path: str, secrets: set[str]) -> None:
+def _argv(problems: Problems, value: Any, path: str, secrets: set[str], filled: bool = True) -> None:
+    """A command line. `filled`: placeholders are replaced (the container's command); else the
+    command runs in the container as written, and credentials come from its environment."""
     if not isinstance(value, list) or not value or not all(isinstance(part, str) for part in value):
         problems.add(path, "must be a non-empty list of strings")
         return
     for index, part in enumerate(value):
-        _check_placeholders(problems, part, f"{path}[{index}]", secrets)
+        if filled:
+            _check_placeholders(problems, part, f"{path}[{index}]", secrets)
+            continue
+        for name in sorted(secrets):
+            if "{" + name + "}" in part:
+                problems.add(f"{path}[{index}]", f"{{{name}}} is not filled in commands run in the container (a secret there "
+                                                 "would show in its process list); read it from the environment, e.g. \"$NAME\"")
 
 
 def _environment(problems: Problems, value: Any, path: str, secrets: set[str]) -> None:
@@ -286,7 +296,7 @@ def _readiness(problems: Problems, value: Any, kind: Any, capabilities: dict | N
         if "command" not in value:
             problems.add("readiness.command", "is required with check: command")
         else:
-            _argv(problems, value["command"], "readiness.command", secrets)
+            _argv(problems, value["command"], "readiness.command", secrets, filled=False)
 
 
 def _backup(problems: Problems, value: Any, kind: Any, capabilities: dict | None, secrets: set[str]) -> None:
@@ -310,7 +320,7 @@ def _backup(problems: Problems, value: Any, kind: Any, capabilities: dict | None
             if name not in value:
                 problems.add(f"backup.{name}", "is required with strategy: command")
             else:
-                _argv(problems, value[name], f"backup.{name}", set())  # credentials go through backup.environment
+                _argv(problems, value[name], f"backup.{name}", secrets, filled=False)  # credentials: backup.environment
         _environment(problems, value.get("environment"), "backup.environment", secrets)
         if "extension" in value and not (isinstance(value["extension"], str) and EXTENSION_PATTERN.fullmatch(value["extension"])):
             problems.add("backup.extension", "must be like sql or sql.gz")

@@ -22,9 +22,10 @@ import pytest
 from paas_svc import backup as bk
 from paas_svc.backup import (
     BackupFailed, BackupHeader, InvalidBackup, ServiceContext, check_compatible, check_volume_tar,
-    encode_header, kind_of, parse_header, postgres_major_from_image, postgres_major_from_version_output, read_backup,
-    strategy_for, verify_payload,
+    encode_header, kind_of, parse_header, read_backup, strategy_for, verify_payload,
 )
+from paas_svc.kinds.postgres import major_from_image as postgres_major_from_image
+from paas_svc.kinds.postgres import major_from_version_output as postgres_major_from_version_output
 from paas_svc.catalog import get_template
 from paas_svc.engine import Engine, ExecResult
 from paas_svc.catalog import spec_from_template
@@ -286,7 +287,7 @@ def test_corrupted_payload_is_refused_by_checksum(tmp_path):
 
 
 def test_kind_of_and_wrong_kind_refused():
-    assert kind_of("postgres-16") == "postgres" and kind_of("redis-7") == "redis" and kind_of("minio") == "minio"
+    assert kind_of("postgres-16") == "postgres" and kind_of("redis-7") == "redis" and kind_of("minio") == "s3"
     assert kind_of("meilisearch-1.10") == "meilisearch" and kind_of("mongodb-7") == "mongodb"
     check_compatible(header_for("redis-7"), make_service("redis-7"), "f")  # same family: fine
     check_compatible(header_for("postgres-15"), make_service("postgres-16"), "f")  # pg_dump archives cross majors

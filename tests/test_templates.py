@@ -90,6 +90,7 @@ def test_every_builtin_is_written_in_the_user_format():
     (("MQTT_USER: \"{user}\"", "MQTT_USER: \"{host}\""), "({host} and {port} exist only in variables)"),
     (("{generate: 32, alphabet: hex}", "{generate: 8}"), "secrets.password.generate: must be a length of 24-256"),
     (("resources: {memory: 128m, cpus: 0.5}", "resources: {memory: lots}"), "resources.memory: must be a size like 256m"),
+    (('-P "$MQTT_PASSWORD"', "-P {password}"), "readiness.command[2]: {password} is not filled in commands run in the container"),
 ])
 def test_each_problem_is_reported_with_its_field_path(change, expected):
     old, new = change

@@ -6,8 +6,13 @@ nothing else lists the kinds. Each module defines:
 
     NAME              the kind's name (= the module name)
     CREDENTIALS       the secret names its protocol probe and native backup read
-    PROTOCOL_PROBE    True when `readiness: {check: protocol}` has a real login to do
-    NATIVE_BACKUP     True when `backup: {strategy: native}` has a tool-specific strategy
+    probe             probe(host, port, credentials) -> detail: a real login through the
+                      published port, raising (ProtocolError, OSError, ...) while not ready;
+                      None when the kind has no protocol (its templates use tcp/http/command)
+    BACKUP            its native backup strategy (see paas_svc.backup.Strategy), or None
+
+The generic kind (kinds/generic.py) holds the options every template may use instead:
+tcp/http/command readiness checks, command and volume-archive backups.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""The smtp kind."""
+"""The smtp kind: mail catchers (Mailpit). Readiness is the template's HTTP check on the
+web port; backup is the volume archive (generic); no credentials."""
 
 NAME = "smtp"
 CREDENTIALS: tuple[str, ...] = ()
-PROTOCOL_PROBE = False
-NATIVE_BACKUP = False
+probe = None
+BACKUP = None

@@ -24,3 +24,10 @@ def recv_exact(sock: socket.socket, count: int) -> bytes:
             raise EOFError("connection closed by the server")
         chunks.extend(chunk)
     return bytes(chunks)
+
+
+CONNECT_TIMEOUT_SECONDS = 2.0
+
+
+def connect(host: str, port: int, timeout: float = CONNECT_TIMEOUT_SECONDS) -> socket.socket:
+    return socket.create_connection((host, port), timeout=timeout)

@@ -167,7 +167,7 @@ def open_connection(sock: socket.socket, user: str, password: str, vhost: str = 
         raise ProtocolError(f"the server does not offer PLAIN login (only {', '.join(mechanisms) or 'nothing'})")
     sock.sendall(start_ok(user, password))
     tune = Reader(expect(sock, TUNE).arguments)
-    channel_max, frame_max, _heartbeat = tune.short(), tune.long(), tune.short()
+    channel_max, frame_max = tune.short(), tune.long()  # then the heartbeat, unused
     tune_ok = struct.pack("!HIH", channel_max, frame_max or MAX_FRAME, 0)  # no heartbeats: a short session
     sock.sendall(method_frame(CONNECTION, TUNE_OK, tune_ok))
     sock.sendall(method_frame(CONNECTION, OPEN, shortstr(vhost) + shortstr("") + b"\x00"))
