@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 
 from paas_svc.backup import BackupFailed, load_into_fresh_volume
 from paas_svc.kinds.generic import VolumeArchiveStrategy
@@ -47,9 +48,21 @@ class AmqpStrategy(VolumeArchiveStrategy):
         parent = os.path.dirname(ctx.mount_path) or "/"
         with backup.open_payload() as payload:
             load_into_fresh_volume(engine, ctx, parent, payload, wait=False)
-        self._rabbitmqctl(engine, ctx, ["await_startup", "--timeout", str(STARTUP_TIMEOUT_SECONDS)])
+        self.await_node(engine, ctx)
         self.reset_credentials(engine, ctx)
         ctx.wait_ready()
+
+    def await_node(self, engine, ctx) -> None:
+        """Until the node answers the CLI (its login cannot be the sign: the restored users
+        may not know this service's password yet)."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while True:
+            result = engine.exec_capture(ctx.container, ["rabbitmqctl", "await_startup", "--timeout", "60"])
+            if result.exit_code == 0:
+                return
+            if time.monotonic() > deadline:
+                raise BackupFailed(f"RabbitMQ in {ctx.container} did not start after the restore: {result.error_text()[-300:]}")
+            ctx.sleep(1.0)  # the node is not registered yet
 
     def reset_credentials(self, engine, ctx) -> None:
         user, password = ctx.credentials["user"], ctx.credentials["password"]

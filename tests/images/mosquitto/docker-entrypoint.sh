@@ -1,26 +1,11 @@
-#!/usr/bin/env bash
-# Entrypoint of the paas-test/mosquitto stand-in (see the Dockerfile).
-set -Eeo pipefail
+#!/bin/sh
+# The official eclipse-mosquitto image's entrypoint.
+set -e
 
-conf=/mosquitto/config/mosquitto.conf
-{
-    echo "listener 1883 0.0.0.0"
-    echo "persistence true"
-    echo "persistence_location /mosquitto/data/"
-    echo "log_dest stdout"
-    if [ -n "${MQTT_USER:-}" ] && [ -n "${MQTT_PASSWORD:-}" ]; then
-        echo "allow_anonymous false"
-        echo "password_file /mosquitto/config/passwd"
-    else
-        echo "allow_anonymous true"
-    fi
-} > "$conf"
-if [ -n "${MQTT_USER:-}" ] && [ -n "${MQTT_PASSWORD:-}" ]; then
-    : > /mosquitto/config/passwd
-    chmod 600 /mosquitto/config/passwd
-    # mosquitto_passwd reads the password twice from its terminal/stdin.
-    printf '%s\n%s\n' "$MQTT_PASSWORD" "$MQTT_PASSWORD" | mosquitto_passwd /mosquitto/config/passwd "$MQTT_USER" >/dev/null
-    chown mosquitto:mosquitto /mosquitto/config/passwd
+# Set permissions
+user="$(id -u)"
+if [ "$user" = '0' ]; then
+    [ -d "/mosquitto" ] && chown -R mosquitto:mosquitto /mosquitto || true
 fi
-chown -R mosquitto:mosquitto /mosquitto/data
+
 exec "$@"
