@@ -22,12 +22,14 @@ import hashlib
 import io
 import json
 import os
+import posixpath
 import re
 import tarfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator, Protocol
 
 from paas_svc.errors import InvalidInput, PaasError, ProvisioningFailed
 from paas_svc.models import ServiceRecord
@@ -44,6 +46,10 @@ COPY_CHUNK = 1024 * 1024
 NATIVE_OPERATION_TIMEOUT = 1800.0  # BGSAVE, a Meilisearch dump task
 
 HEADER_FIELDS = ("template", "image", "created_at", "tool_version", "project", "env", "slug", "payload_bytes", "payload_sha256")
+# Longest value each text field may hold; every one must be printable (no escape sequences,
+# control characters or newlines: restore and its prompt print them).
+HEADER_TEXT_LIMITS = {"template": 64, "image": 512, "created_at": 64, "tool_version": MAX_TOOL_VERSION_CHARS,
+                      "project": 64, "env": 64, "slug": 64}
 
 
 class InvalidBackup(InvalidInput):
@@ -111,9 +117,15 @@ def parse_header(line: bytes, source: str = "the file") -> BackupHeader:
         raise InvalidBackup(f"{source} has an invalid payload size {size!r} in its header. Nothing was changed.")
     if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise InvalidBackup(f"{source} has an invalid payload checksum in its header. Nothing was changed.")
-    text_fields = [name for name in HEADER_FIELDS if name not in ("payload_bytes", "payload_sha256")]
-    if any(not isinstance(document[name], str) for name in text_fields):
+    if any(not isinstance(document[name], str) for name in HEADER_TEXT_LIMITS):
         raise InvalidBackup(f"{source} has a malformed backup header. Nothing was changed.")
+    for name, limit in HEADER_TEXT_LIMITS.items():
+        value = document[name]
+        if len(value) > limit or not value.isprintable() or (not value and name != "tool_version"):
+            # The value itself is not shown: it is what may hold the escape sequences.
+            raise InvalidBackup(f"{source} has an invalid backup header: its {name} is empty, longer than {limit} characters, "
+                                "or holds control characters. Nothing was changed.",
+                                hint="Pass a file written by `paas svc backup`.")
     return BackupHeader(**{name: document[name] for name in HEADER_FIELDS})
 
 
@@ -243,19 +255,55 @@ def strategy_for(service: ServiceRecord | str) -> "Strategy":
 
 # -- pure helpers ------------------------------------------------------------------------
 
+MAX_SHOWN_NAME_CHARS = 120
+
+
+def shown(text: str) -> str:
+    """A name from a file, safe to print: quoted, escapes and control characters made visible, bounded."""
+    return repr(text[:MAX_SHOWN_NAME_CHARS] + ("..." if len(text) > MAX_SHOWN_NAME_CHARS else ""))
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root + "/")
+
+
 def check_volume_tar(payload: BinaryIO, root: str) -> int:
-    """Every member of a volume archive sits under `root` (the mount point's name, as Docker's
-    archive of it names it): no absolute path, no `..`, no device file. Returns the member
-    count. Reads the stream once."""
+    """Every member of a volume archive stays in the volume: it sits under `root` (the mount
+    point's name, as Docker's archive of it names it), with no absolute path and no `..`, is a
+    regular file, a folder, a symlink whose target resolves inside the volume, or a hard link to
+    an earlier file of the archive; never a FIFO, a device or a set-id file; and no member's path
+    (nor a hard link's target) goes through a symlink made by an earlier member. Returns the
+    member count. Reads the stream once."""
+    kinds: dict[str, str] = {}  # path -> "file" | "dir" | "link", as extracting so far would leave it
     count = 0
     try:
         with tarfile.open(fileobj=payload, mode="r|") as archive:
             for member in archive:
-                parts = member.name.rstrip("/").split("/")
-                if member.name.startswith("/") or ".." in parts or parts[0] != root:
-                    raise InvalidBackup(f"the archive holds {member.name!r}, outside {root}/. Nothing was changed.")
-                if member.ischr() or member.isblk():
-                    raise InvalidBackup(f"the archive holds a device file {member.name!r}. Nothing was changed.")
+                name = _member_path(member.name, root)
+                if name == root and not member.isdir():
+                    raise InvalidBackup(f"the archive's top entry {shown(member.name)} is not a folder. Nothing was changed.")
+                _check_not_through_a_link(name, kinds, member.name)
+                if member.issym():
+                    _check_symlink(member, name, root)
+                    kinds[name] = "link"
+                elif member.islnk():
+                    target = _member_path(member.linkname, root, what=f"the hard link {shown(member.name)} to")
+                    _check_not_through_a_link(target, kinds, member.linkname)
+                    if kinds.get(target) != "file":
+                        raise InvalidBackup(f"the archive holds a hard link {shown(member.name)} to {shown(member.linkname)}, "
+                                            "which is not a file earlier in the archive. Nothing was changed.")
+                    kinds[name] = "file"
+                elif member.isdir():
+                    kinds[name] = "dir"
+                elif member.isfile():
+                    if member.mode & 0o6000:
+                        raise InvalidBackup(f"the archive holds a set-user-id or set-group-id file {shown(member.name)}. "
+                                            "Nothing was changed.")
+                    kinds[name] = "file"
+                else:
+                    what = ("a FIFO" if member.isfifo() else "a device file" if member.ischr() or member.isblk()
+                            else "an entry of an unsupported type")
+                    raise InvalidBackup(f"the archive holds {what} {shown(member.name)}. Nothing was changed.")
                 count += 1
     except tarfile.TarError as error:
         raise InvalidBackup(f"its data is not a readable tar archive ({error}). Nothing was changed.") from None
@@ -264,17 +312,58 @@ def check_volume_tar(payload: BinaryIO, root: str) -> int:
     return count
 
 
-def single_file_tar(name: str, payload: BinaryIO, size: int, mode: int = 0o600, uid: int = 0, gid: int = 0) -> BinaryIO:
-    """A tar (spooled to disk when large) holding one file read from `payload`."""
+def _member_path(raw: str, root: str, what: str = "") -> str:
+    """The member's path, normalised; refused when absolute, with `..`, or outside root/."""
+    name = raw.rstrip("/")
+    while name.startswith("./"):
+        name = name[2:]
+    parts = name.split("/")
+    where = f"{what} " if what else ""
+    if raw.startswith("/") or ".." in parts:
+        raise InvalidBackup(f"the archive holds {where}{shown(raw)}, a path that leaves the volume. Nothing was changed.")
+    if not _inside(name, root) or "" in parts or "." in parts:
+        raise InvalidBackup(f"the archive holds {where}{shown(raw)}, outside {root}/. Nothing was changed.")
+    return name
+
+
+def _check_not_through_a_link(name: str, kinds: dict[str, str], raw: str) -> None:
+    parts = name.split("/")
+    for depth in range(1, len(parts)):
+        if kinds.get("/".join(parts[:depth])) == "link":
+            raise InvalidBackup(f"the archive holds {shown(raw)}, a path through the symlink {shown('/'.join(parts[:depth]))} "
+                                "of an earlier entry. Nothing was changed.")
+
+
+def _check_symlink(member: tarfile.TarInfo, name: str, root: str) -> None:
+    target = member.linkname
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target)) if target else ""
+    # No `..` at all: lexically `b/../x` can stay inside while `b` (a link to `.`) makes it leave.
+    if not target or target.startswith("/") or ".." in target.split("/") or not _inside(resolved, root):
+        raise InvalidBackup(f"the archive holds a symlink {shown(member.name)} -> {shown(target)}, which points outside "
+                            "the volume. Nothing was changed.")
+
+
+SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
+
+
+def spool(scratch_dir: Path | None) -> BinaryIO:
+    """A temp file kept in memory while small, then on disk in `scratch_dir` (unnamed where the
+    system allows, so even a killed process leaves nothing)."""
     import tempfile
 
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
-    with tarfile.open(fileobj=spool, mode="w") as archive:
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES, dir=scratch_dir)
+
+
+def single_file_tar(name: str, payload: BinaryIO, size: int, mode: int = 0o600, uid: int = 0, gid: int = 0,
+                    scratch_dir: Path | None = None) -> BinaryIO:
+    """A tar (spooled to disk when large) holding one file read from `payload`."""
+    spool_file = spool(scratch_dir)
+    with tarfile.open(fileobj=spool_file, mode="w") as archive:
         info = tarfile.TarInfo(name)
         info.size, info.mode, info.uid, info.gid, info.mtime = size, mode, uid, gid, int(time.time())
         archive.addfile(info, payload)
-    spool.seek(0)
-    return spool
+    spool_file.seek(0)
+    return spool_file
 
 
 def first_tar_member(chunks: Iterable[bytes]) -> tarfile.TarInfo | None:
@@ -311,6 +400,7 @@ class ServiceContext:
     operation_timeout: float = NATIVE_OPERATION_TIMEOUT
     sleep: Callable[[float], None] = time.sleep
     notes: list[str] = field(default_factory=list)
+    scratch_dir: Path | None = None  # private folder for spooled plaintext copies (None: the system's temp dir)
 
     @property
     def container(self) -> str:
@@ -341,7 +431,10 @@ def first_line(result: ExecResult, fallback: str) -> str:
     if result.exit_code != 0:
         return fallback
     lines = (result.stdout or result.stderr).decode("utf-8", errors="replace").strip().splitlines()
-    return lines[0][:MAX_TOOL_VERSION_CHARS] if lines else fallback
+    if not lines:
+        return fallback
+    # The tool's output goes into the header, which must stay printable (see parse_header).
+    return "".join(char if char.isprintable() else "?" for char in lines[0][:MAX_TOOL_VERSION_CHARS]) or fallback
 
 
 def check_magic(backup: BackupFile, magic: bytes, what: str) -> None:
@@ -369,6 +462,28 @@ def load_into_fresh_volume(engine: Engine, ctx: ServiceContext, path: str, archi
     engine.start(ctx.container)
     if wait:
         ctx.wait_ready()
+
+
+@contextmanager
+def checked_copy(backup: BackupFile, scratch_dir: Path | None, check: Callable[[BinaryIO], object]) -> Iterator[BinaryIO]:
+    """A private copy of the payload whose checksum matches the header and which passed `check`:
+    what a restore then uploads is exactly what was checked, whatever happens to the file."""
+    copy = spool(scratch_dir)
+    try:
+        digest = hashlib.sha256()
+        with backup.open_payload() as payload:
+            while chunk := payload.read(COPY_CHUNK):
+                digest.update(chunk)
+                copy.write(chunk)
+        if digest.hexdigest() != backup.header.payload_sha256:
+            raise InvalidBackup(f"{backup.path} changed after it was checked: its data no longer matches its checksum.",
+                                hint="Make sure nothing writes to the file during the restore.")
+        copy.seek(0)
+        check(copy)
+        copy.seek(0)
+        yield copy
+    finally:
+        copy.close()
 
 
 def tar_members(payload: BinaryIO, backup: BackupFile) -> list[tarfile.TarInfo]:

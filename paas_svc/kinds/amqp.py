@@ -20,7 +20,7 @@ import io
 import os
 import time
 
-from paas_svc.backup import BackupFailed, load_into_fresh_volume
+from paas_svc.backup import BackupFailed, checked_copy, load_into_fresh_volume
 from paas_svc.kinds.generic import VolumeArchiveStrategy
 from paas_svc.protocols import amqp as wire
 from paas_svc.protocols import connect
@@ -46,7 +46,8 @@ class AmqpStrategy(VolumeArchiveStrategy):
 
     def restore(self, engine, ctx, backup):
         parent = os.path.dirname(ctx.mount_path) or "/"
-        with backup.open_payload() as payload:
+        # As for any volume archive: upload a private copy, checked again (see generic.py).
+        with checked_copy(backup, ctx.scratch_dir, lambda copy: self._check(copy, backup, ctx.mount_path)) as payload:
             load_into_fresh_volume(engine, ctx, parent, payload, wait=False)
         self.await_node(engine, ctx)
         self.reset_credentials(engine, ctx)

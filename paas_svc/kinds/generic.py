@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import http.client
 import os
-from typing import Callable
+from typing import BinaryIO, Callable
 
-from paas_svc.backup import BackupFailed, InvalidBackup, check_volume_tar, load_into_fresh_volume
+from paas_svc.backup import BackupFailed, BackupFile, InvalidBackup, check_volume_tar, checked_copy, load_into_fresh_volume
 from paas_svc.dsn import render_environment
 from paas_svc.errors import PaasError
 from paas_svc.protocols import ProtocolError, connect
@@ -98,11 +98,11 @@ class CommandStrategy:
             raise BackupFailed(f"{self.dump[0]} failed in {ctx.container} (exit {result.exit_code}): {result.error_text()}")
 
     def check_payload(self, backup, mount_path):
-        if backup.payload_bytes == 0:
-            raise InvalidBackup(f"{backup.path} holds an empty dump. Nothing was changed.")
+        pass  # the dump's format is the template's own business; size and checksum were checked
 
     def restore(self, engine, ctx, backup):
-        with backup.open_payload() as payload:
+        # What the command reads is a private copy whose checksum matched: the file may change meanwhile.
+        with checked_copy(backup, ctx.scratch_dir, lambda copy: None) as payload:
             result = engine.exec_stdin(ctx.container, self.restore_command, payload, environment=self._environment(ctx))
         if result.exit_code != 0:
             raise BackupFailed(f"{self.restore_command[0]} failed in {ctx.container} (exit {result.exit_code}): "
@@ -136,14 +136,19 @@ class VolumeArchiveStrategy:
                 ctx.wait_ready()
 
     def check_payload(self, backup, mount_path):
-        root = os.path.basename(mount_path.rstrip("/"))
         with backup.open_payload() as payload:
-            try:
-                check_volume_tar(payload, root)
-            except InvalidBackup as error:
-                raise InvalidBackup(f"{backup.path}: {error.message}") from None
+            self._check(payload, backup, mount_path)
 
     def restore(self, engine, ctx, backup):
+        # The file was checked before the restore began, but it could have been replaced since:
+        # the archive extracted is a private copy, checked again before anything is stopped.
         parent = os.path.dirname(ctx.mount_path) or "/"
-        with backup.open_payload() as payload:
+        with checked_copy(backup, ctx.scratch_dir, lambda copy: self._check(copy, backup, ctx.mount_path)) as payload:
             load_into_fresh_volume(engine, ctx, parent, payload)
+
+    @staticmethod
+    def _check(payload: BinaryIO, backup: BackupFile, mount_path: str) -> None:
+        try:
+            check_volume_tar(payload, os.path.basename(mount_path.rstrip("/")))
+        except InvalidBackup as error:
+            raise InvalidBackup(f"{backup.path}: {error.message}") from None

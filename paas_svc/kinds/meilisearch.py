@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
+from typing import BinaryIO
+
 import time
 
-from paas_svc.backup import BackupFailed, InvalidBackup, first_line, load_into_fresh_volume, tar_members
+from paas_svc.backup import BackupFailed, BackupFile, InvalidBackup, checked_copy, first_line, load_into_fresh_volume, tar_members
 
 NAME = "meilisearch"
 CREDENTIALS: tuple[str, ...] = ("key",)
@@ -49,15 +51,22 @@ class MeilisearchStrategy:
 
     def check_payload(self, backup, mount_path):
         with backup.open_payload() as payload:
-            members = tar_members(payload, backup)
-        if len(members) != 1 or not members[0].isfile() or "/" in members[0].name or not members[0].name.endswith(".dump"):
+            self._check_members(payload, backup)
+
+    @staticmethod
+    def _check_members(payload: BinaryIO, backup: BackupFile) -> str:
+        """The name of the one .dump file the archive must hold (nothing else)."""
+        members = tar_members(payload, backup)
+        if (len(members) != 1 or not members[0].isfile() or "/" in members[0].name or members[0].name.startswith(".")
+                or not members[0].name.endswith(".dump") or not members[0].name.isprintable() or members[0].mode & 0o6000):
             raise InvalidBackup(f"{backup.path} does not hold exactly one Meilisearch .dump file. Nothing was changed.")
+        return members[0].name
 
     def restore(self, engine, ctx, backup):
-        with backup.open_payload() as payload:
-            dump_name = tar_members(payload, backup)[0].name
-        dump_path = f"{ctx.mount_path}/{dump_name}"
-        with backup.open_payload() as payload:
+        with checked_copy(backup, ctx.scratch_dir, lambda copy: self._check_members(copy, backup)) as payload:
+            dump_name = self._check_members(payload, backup)
+            payload.seek(0)
+            dump_path = f"{ctx.mount_path}/{dump_name}"
             load_into_fresh_volume(engine, ctx, ctx.mount_path, payload, {"MEILI_IMPORT_DUMP": dump_path})
         # The import happened at launch; run the container again without the import setting.
         engine.stop(ctx.container)

@@ -1,4 +1,5 @@
-"""The postgres kind: PostgreSQL. A real login over TCP (SCRAM) as its readiness probe;
+"""The postgres kind: PostgreSQL. A real login over TCP (SCRAM-SHA-256 only, Ready once the
+server's signature verified) as its readiness probe;
 pg_dump / pg_restore as its backup; user, password and db as its credentials."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ CREDENTIALS: tuple[str, ...] = ("user", "password", "db")
 def probe(host: str, port: int, credentials: dict[str, str]) -> str:
     with connect(host, port) as sock:
         wire.login(sock, credentials.get("user", "postgres"), credentials.get("password", ""), credentials.get("db", "postgres"))
-    return "logged in over TCP"
+    return "logged in over TCP (SCRAM-SHA-256, server verified)"
 
 
 def major_from_image(image: str) -> int | None:
@@ -58,7 +59,7 @@ class PostgresStrategy:
         creds = ctx.credentials
         name = temp_name("pgdump")
         with backup.open_payload() as payload:
-            engine.put_archive(ctx.container, "/tmp", single_file_tar(name, payload, backup.payload_bytes))
+            engine.put_archive(ctx.container, "/tmp", single_file_tar(name, payload, backup.payload_bytes, scratch_dir=ctx.scratch_dir))
         try:
             # One transaction: if anything fails, the database is left exactly as it was.
             result = engine.exec_capture(ctx.container, [

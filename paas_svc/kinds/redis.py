@@ -6,10 +6,11 @@ from __future__ import annotations
 import io
 import tarfile
 import time
+from pathlib import Path
 from typing import BinaryIO
 
 from paas_svc.backup import (
-    BackupFailed, BackupFile, check_magic, copy_single_member, first_line, first_tar_member, load_into_fresh_volume,
+    BackupFailed, BackupFile, check_magic, copy_single_member, first_line, first_tar_member, load_into_fresh_volume, spool,
 )
 from paas_svc.errors import PaasError
 from paas_svc.protocols import ProtocolError, connect, resp
@@ -136,16 +137,14 @@ class RedisStrategy:
         except (PaasError, tarfile.TarError):
             owner = None  # e.g. a rollback after the container was removed
         uid, gid = (owner.uid, owner.gid) if owner is not None else (0, 0)
-        archive = self.aof_archive(backup, uid, gid)
+        archive = self.aof_archive(backup, uid, gid, ctx.scratch_dir)
         load_into_fresh_volume(engine, ctx, ctx.mount_path, archive)
 
     @staticmethod
-    def aof_archive(backup: BackupFile, uid: int, gid: int) -> BinaryIO:
-        import tempfile
-
-        spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    def aof_archive(backup: BackupFile, uid: int, gid: int, scratch_dir: Path | None = None) -> BinaryIO:
+        spool_file = spool(scratch_dir)
         now = int(time.time())
-        with tarfile.open(fileobj=spool, mode="w") as archive:
+        with tarfile.open(fileobj=spool_file, mode="w") as archive:
             for name, size, mode in redis_aof_files(backup.payload_bytes):
                 info = tarfile.TarInfo(name)
                 info.uid, info.gid, info.mode, info.mtime = uid, gid, mode, now
@@ -161,8 +160,14 @@ class RedisStrategy:
                     archive.addfile(info, io.BytesIO(REDIS_AOF_MANIFEST_TEXT))
                 else:
                     archive.addfile(info, io.BytesIO(b""))
-        spool.seek(0)
-        return spool
+        spool_file.seek(0)
+        return spool_file
+
+
+# Runs a MongoDB tool with its password in a `--config` YAML file that exists only inside the
+# container and only while the tool runs: the password comes in through the exec's environment
+# (never an argv), the file is made under umask 077 and removed when the tool ends or the shell
+# is signalled. `printf` is a shell builtin, so the YAML text is on no command line either.
 
 
 BACKUP = RedisStrategy()
