@@ -196,3 +196,45 @@ def test_a_broken_installed_template_is_reported_not_crashed(tmp_path, paas, iso
     (isolated_home / "templates" / "broker-2.yaml").write_text(VALID.replace("main: 1883", "main: -1"))
     result = paas("catalog", "list")
     assert result.exit_code == 8 and "broker-2.yaml no longer validates" in result.stderr and "ports.main" in result.stderr
+
+
+LEGACY_SPECS = {  # what services created before templates named their kind stored
+    "postgres-16": ({"probe": "postgres"}, "postgres", "PostgresStrategy"),
+    "redis-7": ({"probe": "redis"}, "redis", "RedisStrategy"),
+    "mongodb-7": ({"probe": "mongodb"}, "mongodb", "MongoStrategy"),
+    "meilisearch-1.10": ({"probe": "http", "path": "/keys", "bearer": "{key}"}, "meilisearch", "MeilisearchStrategy"),
+    "minio": ({"probe": "http", "path": "/minio/health/live"}, "s3", "VolumeArchiveStrategy"),
+    "mailpit": ({"probe": "http", "port": 8025, "path": "/readyz"}, "smtp", "VolumeArchiveStrategy"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(LEGACY_SPECS))
+def test_services_stored_before_kinds_keep_working(key):
+    from paas_svc.backup import strategy_for
+    from paas_svc.catalog import kind_of_service
+    from paas_svc.models import READY, ServiceRecord
+    from paas_svc.readiness import check_of
+
+    readiness, kind, strategy_name = LEGACY_SPECS[key]
+    spec = {"port": 1, "extra_ports": [], "volume": "/data", "environment": {}, "command": None, "dsn": "x://{host}",
+            "readiness": readiness}
+    service = ServiceRecord(id="abcdefabcdef", project="p", env="e", slug="s", template=key, image="i", spec=spec,
+                            secret=None, status=READY)
+    assert kind_of_service(key, spec) == kind
+    assert check_of(readiness, kind_of_service(key, spec)) == (("http", kind) if readiness["probe"] == "http" else ("protocol", kind))
+    assert type(strategy_for(service)).__name__ == strategy_name
+
+
+def test_environment_variables_include_the_templates_extra_variables():
+    from paas_svc.models import READY, ServiceRecord
+    from paas_svc.reveal import service_variables
+
+    template = parse_template_text(VALID, "t")
+    service = ServiceRecord(id="abcdefabcdef", project="p", env="e", slug="my-broker", template=template.key,
+                            image=template.image, spec=spec_from_template(template), secret=None,
+                            host_ports={1883: 41883, 9001: 49001}, status=READY)
+    credentials = {"user": "app", "password": "f" * 32}
+    assert service_variables(service, credentials, network_view=False) == {
+        "MY_BROKER_URL": f"mqtt://app:{'f' * 32}@127.0.0.1:41883", "MY_BROKER_USER": "app", "MY_BROKER_WS_PORT": "9001"}
+    assert service_variables(service, credentials, network_view=True)["MY_BROKER_URL"] == \
+        f"mqtt://app:{'f' * 32}@paas-svc-abcdefabcdef:1883"

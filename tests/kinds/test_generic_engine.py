@@ -56,6 +56,8 @@ def test_readme_example_through_every_command(engine, tmp_path):
     info = show("mq")
     assert info["kind"] == "generic" and info["template_source"] == "user" and info["status"] == "Ready"
     assert "same as the catalog's" in info["template_definition"]
+    [container] = engine.containers.list(filters={"label": ["paas.slug=mq", "paas.env=production"]})
+    assert container.attrs["HostConfig"]["Memory"] == 128 * 1024 * 1024  # resources.memory of the template
 
     url = dsn("mq")
     assert url.scheme == "mqtt" and url.username == "app" and url.hostname == "127.0.0.1"
