@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-from paas_svc.catalog import Template, get_template
+from paas_svc.catalog import Template, get_template, kind_of_service, spec_from_template
 from paas_svc.credentials import generate_credentials
 from paas_svc.dsn import HOST_VIEW_HOST, render_command, render_environment
 from paas_svc.errors import Conflict, Interrupted, InvalidInput, NotFound, ProvisioningFailed
@@ -72,18 +72,6 @@ def service_labels(profile_id: str, service: ServiceRecord) -> dict[str, str]:
         LABEL_ENV: service.env,
         LABEL_SLUG: service.slug,
         LABEL_TEMPLATE: service.template,
-    }
-
-
-def spec_from_template(template: Template) -> dict:
-    return {
-        "port": template.port,
-        "extra_ports": list(template.extra_ports),
-        "volume": template.volume,
-        "environment": dict(template.environment),
-        "command": list(template.command) if template.command is not None else None,
-        "dsn": template.dsn,
-        "readiness": dict(template.readiness),
     }
 
 
@@ -181,17 +169,19 @@ class ServiceManager:
 
     def add(self, project: str, env: str, slug: str, template_key: str, image: str | None = None,
             timeout: float = 120.0, wait: bool = True, host_port: int | None = None,
-            on_recorded: Callable[[ServiceRecord], None] | None = None) -> AddResult:
+            on_recorded: Callable[[ServiceRecord], None] | None = None,
+            definition: Template | None = None) -> AddResult:
         """With `on_recorded` (the API's background add), the record is written BEFORE the image
         is pulled and handed to the callback, so the caller can answer at once; a failed pull then
-        leaves the service Failed with its reason. Without it, a failed pull leaves nothing."""
+        leaves the service Failed with its reason. Without it, a failed pull leaves nothing.
+        `definition`: the template to create from (a clone's source's), else the catalog's `template_key`."""
         started = time.monotonic()
         validate_name(slug, "slug")
         validate_timeout(timeout)
         if host_port is not None and not 1 <= host_port <= 65535:
             raise InvalidInput(f"--port must be between 1 and 65535, not {host_port}.")
         environment = self.store.get_environment(project, env)
-        template = get_template(template_key)
+        template = definition or get_template(template_key, self.home)
         self.engine  # connect now: an unreachable engine fails before any state changes
 
         with service_lock(self.home, environment.id, slug, "add") as locked:
@@ -295,6 +285,9 @@ class ServiceManager:
             volume=service.volume_name,
             volume_path=service.spec["volume"],
             port_bindings=dict(service.host_ports),
+            hostname=service.spec.get("hostname"),
+            mem_limit=(service.spec.get("resources") or {}).get("memory"),
+            cpus=(service.spec.get("resources") or {}).get("cpus"),
         )
 
     def _provision(self, service: ServiceRecord) -> None:
@@ -321,13 +314,18 @@ class ServiceManager:
         """Poll the protocol probe with a short, growing interval until the deadline."""
         credentials = self.vault.credentials(service)
         readiness = service.spec["readiness"]
+        kind = kind_of_service(service.template, service.spec)
         probe_port = service.host_ports[int(readiness.get("port", service.container_port))]
+
+        def run_in_container(command: list[str]):
+            return self.engine.exec_capture(service.container_name, command)
+
         deadline = time.monotonic() + timeout
         interval = FIRST_POLL_INTERVAL
         detail = "not probed yet"
         self.reporter.step(f"Waiting for {service.slug} to accept connections")
         while True:
-            ready, detail = probe(readiness, HOST_VIEW_HOST, probe_port, credentials)
+            ready, detail = probe(readiness, HOST_VIEW_HOST, probe_port, credentials, kind, run_in_container)
             if ready:
                 return
             state = self.engine.inspect_container(service.container_name)

@@ -15,13 +15,28 @@ from paas_svc.store import StateStore
 from paas_svc.vault import Vault
 
 
-def connection_string(service: ServiceRecord, credentials: dict[str, str], network_view: bool) -> str:
+def _address(service: ServiceRecord, network_view: bool) -> tuple[str, int]:
     """Host view: 127.0.0.1 and the published port. Network view: the container's name on paas-apps."""
     if network_view:
-        return render_dsn(service.spec["dsn"], credentials, service.container_name, service.container_port)
+        return service.container_name, service.container_port
     if service.host_port is None:
         raise ProvisioningFailed(f"{service.slug} has no published port.")
-    return render_dsn(service.spec["dsn"], credentials, HOST_VIEW_HOST, service.host_port)
+    return HOST_VIEW_HOST, service.host_port
+
+
+def connection_string(service: ServiceRecord, credentials: dict[str, str], network_view: bool) -> str:
+    host, port = _address(service, network_view)
+    return render_dsn(service.spec["dsn"], credentials, host, port)
+
+
+def service_variables(service: ServiceRecord, credentials: dict[str, str], network_view: bool) -> dict[str, str]:
+    """{SLUG}_URL, plus {SLUG}_<NAME> for each extra variable of the service's template."""
+    host, port = _address(service, network_view)
+    variables = {service.env_var: render_dsn(service.spec["dsn"], credentials, host, port)}
+    prefix = service.env_var[:-len("URL")]
+    for name, value_format in (service.spec.get("variables") or {}).items():
+        variables[prefix + name] = render_dsn(value_format, credentials, host, port)
+    return variables
 
 
 def reveal_dsn(store: StateStore, vault: Vault, service: ServiceRecord, network_view: bool) -> str:
@@ -50,8 +65,9 @@ class EnvironmentVariables:
 
 def environment_variables(store: StateStore, vault: Vault, services: list[tuple[ServiceRecord, str]],
                           network_view: bool, purpose: str, record: bool = True) -> EnvironmentVariables:
-    """{SLUG}_URL for every service whose live status is Ready; each reveal is audited (now,
-    or with `record=False` by the caller's `record()` once it delivered them)."""
+    """{SLUG}_URL (and the template's extra variables) for every service whose live status is
+    Ready; each reveal is audited (now, or with `record=False` by the caller's `record()` once
+    it delivered them)."""
     variables: dict[str, str] = {}
     skipped: list[tuple[ServiceRecord, str]] = []
     revealed: list[tuple[str, str, str, str]] = []
@@ -59,7 +75,7 @@ def environment_variables(store: StateStore, vault: Vault, services: list[tuple[
         if status != "Ready":
             skipped.append((service, status))
             continue
-        variables[service.env_var] = connection_string(service, vault.credentials(service), network_view)
+        variables.update(service_variables(service, vault.credentials(service), network_view))
         revealed.append((service.project, service.env, service.slug, purpose))
     result = EnvironmentVariables(dict(sorted(variables.items())), skipped, revealed)
     if record:

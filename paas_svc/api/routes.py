@@ -150,7 +150,8 @@ def search_templates(call: Call) -> Reply:
     query = call.query.get("q", "").strip()
     templates = search(query) if query else sorted(load_catalog().values(), key=lambda t: t.key)
     return Reply(200, [{"key": t.key, "name": t.name, "description": t.description, "category": t.category,
-                        "tags": list(t.tags), "image": t.image, "port": t.port} for t in templates])
+                        "tags": list(t.tags), "image": t.image, "port": t.port, "kind": t.kind, "source": t.source}
+                       for t in templates])
 
 
 def whoami(call: Call) -> Reply:
@@ -266,7 +267,7 @@ def download_backup(call: Call) -> Reply:
     from paas_svc.data_ops import DataOps, default_backup_name
 
     service = _service(call)
-    strategy = strategy_for(service.template)
+    strategy = strategy_for(service)
     data_ops = DataOps(call.context.manager())
     # staged in the server's private scratch folder; the response unlinks it as it opens it
     staging = data_ops.scratch_dir / f"api-{service.id}-{secrets.token_hex(4)}"

@@ -85,7 +85,7 @@ def backup(
     profile = open_profile()
     service = _service(profile, project, env, slug)
     if output != "-":  # checked (and a folder/ made) before the engine is asked for anything
-        path = _output_path(output, service, strategy_for(service.template).extension)
+        path = _output_path(output, service, strategy_for(service).extension)
     data_ops = _data_ops(profile)
     where = f"{service.project}/{service.env}/{service.slug}"
     if output == "-":

@@ -151,6 +151,7 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
     info = service_json(service, status)
     info["volume_path"] = service.spec["volume"]
     info["dsn_format"] = service.spec["dsn"]
+    info.update(template_definition(profile.home, service))
     operation = profile.store.get_operation(service.id)
     info["operation"] = None if operation is None else {
         "kind": operation.kind, "safety_backup": operation.safety_backup, "source": operation.source,
@@ -163,6 +164,28 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
         (f"operation.{key}", value) for key, value in info["operation"].items() if value is not None]
     print_fields([(key, value) for key, value in info.items() if key not in ("ports", "operation")]
                  + [("ports", ", ".join(f"{h}->{c}" for c, h in service.host_ports.items()))] + operation_fields)
+
+
+def template_definition(home, service) -> dict:
+    """Which definition the service runs: the one stored with it at creation."""
+    from paas_svc.catalog import definition_digest, kind_of_service, load_catalog
+
+    definition = service.spec.get("definition")
+    info = {"kind": kind_of_service(service.template, service.spec),
+            "template_source": service.spec.get("template_source", "built-in")}
+    if definition is None:
+        info["template_definition"] = "not stored (created before definitions were kept); runs the settings stored with it"
+        return info
+    digest = definition_digest(definition)
+    current = load_catalog(home).get(service.template)
+    if current is None:
+        note = "the template is no longer installed"
+    elif current.digest == digest:
+        note = "same as the catalog's"
+    else:
+        note = f"the catalog's is now sha256:{current.digest[:16]}"
+    info["template_definition"] = f"sha256:{digest[:16]} (stored with the service; {note})"
+    return info
 
 
 @app.command("dsn")
