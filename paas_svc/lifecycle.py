@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from paas_svc.catalog import Template, get_template
-from paas_svc.credentials import generate_credentials
+from paas_svc.secrets.generate import generate_credentials
 from paas_svc.dsn import HOST_VIEW_HOST, render_command, render_environment
 from paas_svc.errors import Conflict, Interrupted, InvalidInput, ProvisioningFailed
 from paas_svc.locks import blocking_lock, host_lock_path, service_lock
@@ -23,7 +23,8 @@ from paas_svc.naming import (
 )
 from paas_svc.readiness import probe
 from paas_svc.store import StateStore
-from paas_svc.vault import Vault, key_lock
+from paas_svc.secrets.keyfile import key_lock
+from paas_svc.secrets.vault import Vault
 
 LOG_LINES_ON_FAILURE = 20
 FIRST_POLL_INTERVAL = 0.01  # most servers answer within tens of ms of starting
