@@ -111,8 +111,8 @@ def check_port_free(port: int) -> None:
 
 
 def validate_timeout(timeout: float) -> float:
-    if not timeout > 0:
-        raise InvalidInput(f"--timeout must be a positive number of seconds, not {timeout:g}.")
+    if not 0 < timeout < float("inf"):  # also refuses nan, which compares false with everything
+        raise InvalidInput(f"--timeout must be a positive, finite number of seconds, not {timeout:g}.")
     return timeout
 
 
@@ -159,6 +159,10 @@ class ServiceManager:
                 raise Conflict(
                     f"{project}/{env}/{slug} was a {existing.template} service whose volume {existing.volume_name} is kept.",
                     hint=f"Add it back with --template {existing.template}, or drop its data first with `paas svc rm {slug} --env {env} --purge`.")
+            if existing is not None and host_port is not None and host_port != existing.host_port:
+                raise Conflict(  # its DSN (and every app's copy of it) names the stored port
+                    f"{project}/{env}/{slug} keeps its host port {existing.host_port}; --port {host_port} cannot change it.",
+                    hint=f"Drop --port (or pass --port {existing.host_port}). For another port, purge it and add it again.")
             wanted_image = image or (existing.image if existing else template.image)
             self.ensure_image(wanted_image)  # before any state or engine change: a failed pull leaves nothing
             if existing is None:
