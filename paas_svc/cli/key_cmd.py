@@ -65,17 +65,20 @@ def export(
 
     Anyone holding the key and a copy of state.db can decrypt every credential: store it like a password.
     """
+    from paas_svc.home import check_replaceable
     from paas_svc.secrets.transfer import export_key
 
+    target = None if output is None or output == STDIN else Path(output).expanduser()
+    if target is not None:
+        check_replaceable(target)  # before the key is revealed
     profile = open_profile()
     exported = export_key(profile.vault)  # checked against the state first
     warn(f"this key (from {exported.source}) decrypts every credential in {profile.store.path}; keep it secret.")
-    if output is None or output == STDIN:
+    if target is None:
         protect_stdout("the master key")
         profile.store.audit("key-export", "-", "-", "-", "to=stdout")
         data(exported.key.decode())
         return
-    target = Path(output).expanduser()
     write_output_file(target, exported.key + b"\n", "the key")
     profile.store.audit("key-export", "-", "-", "-", f"to={target.absolute()}")
     message(f"Wrote the master key to {target} (mode 0600).")
