@@ -343,9 +343,17 @@ def test_doctor_reports_a_link_in_the_home_and_never_chmods_its_target(paas, iso
     victim.chmod(0o644)
     (isolated_home / "backups").mkdir(mode=0o700)
     (isolated_home / "backups" / "final.rdb").symlink_to(victim)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    outside.chmod(0o755)
+    (outside / "notes").write_text("not paas's\n")
+    (outside / "notes").chmod(0o644)
+    (isolated_home / "linked-folder").symlink_to(outside)
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     result = paas("doctor", "--fix")
     assert result.exit_code == 9, result.output
     assert f"{isolated_home / 'backups' / 'final.rdb'} is a symbolic link (to {victim})" in result.stdout
+    assert f"{isolated_home / 'linked-folder'} is a symbolic link" in result.stdout
     assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o755 and stat.S_IMODE((outside / "notes").stat().st_mode) == 0o644
     assert (isolated_home / "backups" / "final.rdb").is_symlink()
