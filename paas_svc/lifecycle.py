@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 from paas_svc.catalog import Template, get_template, kind_of_service, spec_from_template
-from paas_svc.credentials import generate_credentials
+from paas_svc.secrets.generate import generate_credentials
 from paas_svc.dsn import HOST_VIEW_HOST, render_command, render_environment
 from paas_svc.errors import Conflict, Interrupted, InvalidInput, NotFound, ProvisioningFailed
 from paas_svc.locks import blocking_lock, busy_error, host_lock_path, service_lock
@@ -24,7 +24,8 @@ from paas_svc.naming import (
 )
 from paas_svc.readiness import probe
 from paas_svc.store import StateStore
-from paas_svc.vault import Vault, key_lock
+from paas_svc.secrets.keyfile import key_lock
+from paas_svc.secrets.vault import Vault
 
 LOG_LINES_ON_FAILURE = 20
 FIRST_POLL_INTERVAL = 0.01  # most servers answer within tens of ms of starting
@@ -102,8 +103,8 @@ def check_port_free(port: int) -> None:
 
 
 def validate_timeout(timeout: float) -> float:
-    if not timeout > 0:
-        raise InvalidInput(f"--timeout must be a positive number of seconds, not {timeout:g}.")
+    if not 0 < timeout < float("inf"):  # also refuses nan, which compares false with everything
+        raise InvalidInput(f"--timeout must be a positive, finite number of seconds, not {timeout:g}.")
     return timeout
 
 
@@ -198,6 +199,10 @@ class ServiceManager:
                 raise Conflict(
                     f"{project}/{env}/{slug} was a {existing.template} service whose volume {existing.volume_name} is kept.",
                     hint=f"Add it back with --template {existing.template}, or drop its data first with `paas svc rm {slug} --env {env} --purge`.")
+            if existing is not None and host_port is not None and host_port != existing.host_port:
+                raise Conflict(  # its DSN (and every app's copy of it) names the stored port
+                    f"{project}/{env}/{slug} keeps its host port {existing.host_port}; --port {host_port} cannot change it.",
+                    hint=f"Drop --port (or pass --port {existing.host_port}). For another port, purge it and add it again.")
             wanted_image = image or (existing.image if existing else template.image)
             if on_recorded is None:
                 self.ensure_image(wanted_image)  # before any state or engine change: a failed pull leaves nothing

@@ -12,7 +12,7 @@ from paas_svc.dsn import HOST_VIEW_HOST, render_dsn
 from paas_svc.errors import ProvisioningFailed
 from paas_svc.models import ServiceRecord
 from paas_svc.store import StateStore
-from paas_svc.vault import Vault
+from paas_svc.secrets.vault import Vault
 
 
 def _address(service: ServiceRecord, network_view: bool) -> tuple[str, int]:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from paas_svc.cli.options import JsonOption, ProjectOption
-from paas_svc.cli.output import message, print_json, print_table, warn
+from paas_svc.cli.output import message, print_json, print_table, protect_stdout, warn, write_output_file
 from paas_svc.cli.state import open_profile
 
 app = typer.Typer(help="Environments of a project, and the variables apps get from them.", no_args_is_help=True)
@@ -112,7 +112,7 @@ def export(
     env: ExportEnvOption = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="dotenv, json, shell (for eval) or docker (for --env-file).")] = "dotenv",
     network: NetworkOption = False,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file (atomically, mode 0600) instead of stdout.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file (atomically, mode 0600; never through a link, FIFO or device) instead of stdout.")] = None,
     strict: StrictOption = False,
 ) -> None:
     """Print {SLUG}_URL for every Ready service of the environment. Audited as a reveal."""
@@ -128,27 +128,21 @@ def export(
     if not variables:
         message(f"note: no Ready service in {project_name}/{env_name}; nothing to export.")
     if output is None:
+        if variables:
+            protect_stdout("connection strings with passwords")
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    _write_export(output, text)
+    write_output_file(output, text.encode(), "the variables")
     message(f"Wrote {len(variables)} variable{'' if len(variables) == 1 else 's'} to {output}")
 
 
 def _check_output_folder(path: Path) -> None:
+    """Before any reveal: -o names a file in an existing folder, and nothing but a regular file is there."""
     from paas_svc.errors import InvalidInput
+    from paas_svc.home import check_replaceable
 
     if not path.parent.is_dir():
         raise InvalidInput(f"Cannot write {path}: {path.parent} is not an existing folder.",
                            hint="Create it first, or pick another path for -o.")
-
-
-def _write_export(path: Path, text: str) -> None:
-    from paas_svc.errors import InvalidInput
-    from paas_svc.home import write_private_file
-
-    try:
-        write_private_file(path, text.encode())
-    except OSError as error:
-        raise InvalidInput(f"Cannot write {path}: {error.strerror or error}.",
-                           hint="Check that its folder exists and is writable.") from None
+    check_replaceable(path)

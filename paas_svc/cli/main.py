@@ -109,7 +109,9 @@ def run(argv: list[str] | None = None) -> int:
 
     from paas_svc.errors import ExitCode, Interrupted, PaasError
 
-    os.umask(0o077)  # every file we create in the home (db, WAL, key, exports) is 0600
+    from paas_svc.home import use_private_umask
+
+    use_private_umask()  # every file we create in the home (db, WAL, key, exports) is 0600
     previous_handlers = _install_interrupt_handlers()
     try:
         argv = sys.argv[1:] if argv is None else argv
