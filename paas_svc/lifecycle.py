@@ -17,7 +17,7 @@ from paas_svc.credentials import generate_credentials
 from paas_svc.dsn import HOST_VIEW_HOST, render_command, render_environment
 from paas_svc.errors import Conflict, Interrupted, InvalidInput, ProvisioningFailed
 from paas_svc.locks import blocking_lock, host_lock_path, service_lock
-from paas_svc.models import FAILED, PROVISIONING, READY, REMOVED, ServiceRecord
+from paas_svc.models import FAILED, PROVISIONING, READY, REMOVED, STARTING, ServiceRecord
 from paas_svc.naming import (
     LABEL_ENV, LABEL_MANAGED, LABEL_PROFILE, LABEL_PROJECT, LABEL_SERVICE_ID, LABEL_SLUG, LABEL_TEMPLATE, validate_name,
 )
@@ -192,10 +192,12 @@ class ServiceManager:
         Failed with its reason, for `svc add` or `svc repair` to finish later."""
         try:
             self._provision(service)
+            status = STARTING
             if wait:
                 self._wait_ready(service, timeout)
-                self.store.set_status(service.id, READY)
-                service.status = READY
+                status = READY
+            self.store.set_status(service.id, status)
+            service.status = status
         except (KeyboardInterrupt, Interrupted):
             self.store.set_status(service.id, FAILED, "interrupted; run `paas svc add` again or `paas svc repair` to finish")
             raise
@@ -309,6 +311,20 @@ class ServiceManager:
             self._bring_up(service, timeout)
         self.store.audit("repair", service.project, service.env, service.slug)
         return AddResult(service, time.monotonic() - started, False, True, True)
+
+    def wait(self, service: ServiceRecord, timeout: float = 120.0) -> float:
+        """Wait until a running service accepts connections and record it Ready (what a
+        `svc add --no-wait` leaves to do). Returns the seconds waited."""
+        started = time.monotonic()
+        validate_timeout(timeout)
+        with service_lock(self.home, service.env_id, service.slug) as locked:
+            if not locked:
+                raise Conflict(f"{service.slug} is being provisioned by another paas process right now; that process waits for it.")
+            self._require_container(service)
+            self._wait_ready(service, timeout)
+            self.store.set_status(service.id, READY)
+            service.status = READY
+        return time.monotonic() - started
 
     # -- rm, start, stop, restart -----------------------------------------------------
 

@@ -30,6 +30,9 @@ def reveal_dsn(store: StateStore, vault: Vault, service: ServiceRecord, network_
     return dsn
 
 
+EXPORTED_STATUSES = ("Ready", "Starting")
+
+
 @dataclass
 class EnvironmentVariables:
     variables: dict[str, str]  # sorted by name
@@ -38,12 +41,13 @@ class EnvironmentVariables:
 
 def environment_variables(store: StateStore, vault: Vault, services: list[tuple[ServiceRecord, str]],
                           network_view: bool, purpose: str) -> EnvironmentVariables:
-    """{SLUG}_URL for every service whose live status is Ready; each reveal is audited."""
+    """{SLUG}_URL for every service whose live status is Ready or Starting (a `--no-wait` service
+    not yet confirmed: the caller warns about it); each reveal is audited."""
     variables: dict[str, str] = {}
     skipped: list[tuple[ServiceRecord, str]] = []
     revealed: list[tuple[str, str, str, str]] = []
     for service, status in services:
-        if status != "Ready":
+        if status not in EXPORTED_STATUSES:
             skipped.append((service, status))
             continue
         variables[service.env_var] = connection_string(service, vault.credentials(service), network_view)

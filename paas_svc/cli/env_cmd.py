@@ -59,7 +59,7 @@ ExportEnvOption = Annotated[Optional[str], typer.Option(
 NetworkOption = Annotated[bool, typer.Option(
     "--network", help="The view of a container on the paas-apps network (default: the host view, 127.0.0.1).")]
 StrictOption = Annotated[bool, typer.Option(
-    "--strict", help="Fail when a service is not Ready instead of leaving it out with a warning.")]
+    "--strict", help="Fail when a service is not Ready (Starting included) instead of a warning.")]
 
 
 def ready_variables(project_option: str | None, env_option: str | None, network: bool, strict: bool,
@@ -78,6 +78,10 @@ def ready_variables(project_option: str | None, env_option: str | None, network:
     result = environment_variables(profile.store, profile.vault, services, network, purpose)
     for service, status in result.skipped:
         warn(f"{service.slug} is {status}; left out of {left_out_of}")
+    for service, status in services:
+        if status == "Starting":
+            warn(f"{service.slug} is Starting (not yet confirmed ready); included. "
+                 f"`paas svc wait {service.slug} --env {env}` waits for it; --strict refuses it.")
     return project, env, result.variables
 
 

@@ -73,7 +73,7 @@ def add(
     result = service_manager(profile, StderrReporter()).add(
         project_name, env_name, slug, template, image=image, timeout=timeout, wait=not no_wait, host_port=port)
     service = result.service
-    status = "Ready" if result.waited else "Provisioning"
+    status = "Ready" if result.waited else "Starting"
     if json_output:
         print_json({**service_json(service, status), "elapsed_seconds": round(result.elapsed_seconds, 3),
                     "reattached": result.reattached})
@@ -81,6 +81,8 @@ def add(
     how = " (reattached its volume with the original credentials)" if result.reattached else ""
     data(f"{service.slug} ({service.template}) in {service.project}/{service.env}: {status} in {result.elapsed_seconds:.1f}s{how}")
     data(f"Apps get {service.env_var}; reveal it with: paas svc dsn {service.slug} --env {service.env}")
+    if not result.waited:
+        message(f"Not waited for; `paas svc wait {service.slug} --env {service.env}` confirms it accepts connections.")
 
 
 @app.command("list")
@@ -203,6 +205,19 @@ def repair(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
     service = _service(profile, project, env, slug)
     result = service_manager(profile, StderrReporter()).repair(service, timeout)
     data(f"{slug} in {service.project}/{service.env}: Ready in {result.elapsed_seconds:.1f}s")
+
+
+@app.command("wait")
+def wait(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
+         timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the service to accept connections.")] = 120.0) -> None:
+    """Wait until a service accepts connections and record it Ready (after `svc add --no-wait`)."""
+    from paas_svc.lifecycle import validate_timeout
+
+    validate_timeout(timeout)
+    profile = open_profile()
+    service = _service(profile, project, env, slug)
+    waited = service_manager(profile, StderrReporter()).wait(service, timeout)
+    data(f"{slug} in {service.project}/{service.env}: Ready after {waited:.1f}s")
 
 
 @app.command("logs")
