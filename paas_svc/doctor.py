@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from paas_svc.errors import DockerUnavailable, PaasError
 from paas_svc.dsn import HOST_VIEW_HOST
 from paas_svc.lifecycle import ServiceManager, port_is_free
+from paas_svc.operate import limits_mismatch
 from paas_svc.models import FAILED, PROVISIONING, REMOVED, ServiceRecord
 from paas_svc.naming import LABEL_PROFILE, LABEL_SERVICE_ID, NETWORK_NAME
 
@@ -162,6 +163,9 @@ def _container_mismatches(container: dict, service: ServiceRecord, profile_id: s
         problems.append(f"ports {actual} instead of {service.host_ports}")
     if any(b[0].get("HostIp") != HOST_VIEW_HOST for b in bindings.values() if b):
         problems.append("a port is published beyond 127.0.0.1")
+    limits = limits_mismatch(container, service)
+    if limits:
+        problems.append(limits)
     return problems
 
 

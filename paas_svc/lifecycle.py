@@ -135,7 +135,8 @@ class ServiceManager:
     # -- add ------------------------------------------------------------------------
 
     def add(self, project: str, env: str, slug: str, template_key: str, image: str | None = None,
-            timeout: float = 120.0, wait: bool = True, host_port: int | None = None) -> AddResult:
+            timeout: float = 120.0, wait: bool = True, host_port: int | None = None,
+            limits: dict | None = None) -> AddResult:
         started = time.monotonic()
         validate_name(slug, "slug")
         validate_timeout(timeout)
@@ -144,6 +145,8 @@ class ServiceManager:
         environment = self.store.get_environment(project, env)
         template = get_template(template_key)
         self.engine  # connect now: an unreachable engine fails before any state changes
+        if limits and limits.get("cpus") and limits["cpus"] > self.engine.cpu_count():
+            raise InvalidInput(f"--cpus {limits['cpus']:g} is more than the {self.engine.cpu_count()} CPUs of the engine's host.")
 
         with service_lock(self.home, environment.id, slug) as locked:
             if not locked:
@@ -166,11 +169,16 @@ class ServiceManager:
                 with blocking_lock(self.home / "ports.lock"), key_lock(self.home):
                     self.vault.forget_cached_key()
                     service = self._new_record(project, env, environment.id, slug, template, wanted_image, host_port)
+                    if limits:
+                        service.spec["limits"] = limits
                     self.store.insert_service(service)
                 _fault_point("after-state")
             else:
                 service = existing
                 service.image = wanted_image
+                if limits:
+                    service.spec["limits"] = limits
+                    self.store.set_spec(service.id, service.spec)
                 self.store.set_status(service.id, PROVISIONING, None, image=service.image)
             self._bring_up(service, timeout, wait)
         action = "reattach" if reattached else ("resume" if resumed else "add")
@@ -229,6 +237,7 @@ class ServiceManager:
         credentials = self.vault.credentials(service)
         environment = render_environment(service.spec.get("environment") or {}, credentials)
         environment.update(extra_environment or {})
+        limits = service.spec.get("limits") or {}
         return ContainerSpec(
             name=service.container_name,
             image=service.image,
@@ -238,6 +247,8 @@ class ServiceManager:
             volume=service.volume_name,
             volume_path=service.spec["volume"],
             port_bindings=dict(service.host_ports),
+            memory_bytes=limits.get("memory"),
+            cpus=limits.get("cpus"),
         )
 
     def _provision(self, service: ServiceRecord) -> None:
@@ -311,6 +322,13 @@ class ServiceManager:
             self._bring_up(service, timeout)
         self.store.audit("repair", service.project, service.env, service.slug)
         return AddResult(service, time.monotonic() - started, False, True, True)
+
+    def recreate(self, service: ServiceRecord, timeout: float = 120.0) -> None:
+        """With the service's lock held: replace its container by one made from the record as it
+        is now (credentials, limits), on the same volume and ports, and wait for Ready."""
+        self.engine.remove_container(service.container_name)
+        self._provision(service)
+        self._wait_ready(service, timeout)
 
     def wait(self, service: ServiceRecord, timeout: float = 120.0) -> float:
         """Wait until a running service accepts connections and record it Ready (what a

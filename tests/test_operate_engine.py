@@ -57,3 +57,124 @@ def test_wait_on_a_removed_service_is_a_conflict(paas, engine):
     assert paas("svc", "rm", "cache").exit_code == 0
     result = paas("svc", "wait", "cache")
     assert result.exit_code == 4 and "removed" in result.stderr, result.output
+
+
+# -- svc connect ---------------------------------------------------------------------------
+
+def test_connect_pipes_sql_into_psql_inside_the_container(paas, engine):
+    add(paas, "db", "postgres-16", POSTGRES_IMAGE)
+    result = run_paas_process("svc", "connect", "db", "--env", "production",
+                              input="select 'hello ' || current_user;\n")
+    assert result.exit_code == 0, result.output
+    assert "hello app" in result.stdout
+    audit = json.loads(paas("audit", "--json").stdout)
+    assert any(entry["action"] == "connect" and entry["slug"] == "db" for entry in audit)
+
+
+def test_connect_pipes_commands_into_redis_cli_authenticated(paas, engine):
+    add(paas, "cache", "redis-7", REDIS_IMAGE)
+    result = run_paas_process("svc", "connect", "cache", input="SET greeting hi\nGET greeting\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == ["OK", "hi"]
+
+
+def test_connect_never_puts_the_password_in_argv(paas, engine, monkeypatch):
+    add(paas, "db", "postgres-16", POSTGRES_IMAGE)
+    url = dsn(paas, "db")
+    password = url.split(":")[2].split("@")[0]
+    # A client that shows the exec's argv and environment instead of connecting.
+    result = run_paas_process("svc", "connect", "db", env={"PATH": _fake_docker_path(monkeypatch), "PAAS_DEBUG": "1"})
+    assert result.exit_code == 0, result.output
+    argv, _, environ = result.stdout.partition("--env--\n")
+    assert password not in argv
+    assert argv.split("\n")[:4] == ["exec", "-i", "-e", "PGPASSWORD"]
+    assert f"PGPASSWORD={password}" in environ.splitlines()
+
+
+def test_connect_to_a_service_without_a_client_says_so(paas, engine):
+    add(paas, "mail", "mailpit", "paas-test/standin:1")
+    result = run_paas_process("svc", "connect", "mail")
+    assert result.exit_code == 2 and "no client shell" in result.stderr, result.output
+
+
+def _fake_docker_path(monkeypatch) -> str:
+    import os
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="fake-docker-")
+    script = os.path.join(folder, "docker")
+    with open(script, "w") as handle:
+        handle.write('#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\necho --env--\nenv\n')
+    os.chmod(script, 0o755)
+    return f"{folder}:{os.environ['PATH']}"
+
+
+# -- svc rotate-password -------------------------------------------------------------------
+
+def test_rotate_postgres_password_old_refused_new_works_data_kept(paas, engine):
+    add(paas, "db", "postgres-16", POSTGRES_IMAGE)
+    old_url = dsn(paas, "db")
+    with psycopg.connect(old_url, autocommit=True) as conn:
+        conn.execute("create table kept (v text)")
+        conn.execute("insert into kept values ('yes')")
+    result = paas("svc", "rotate-password", "db")
+    assert result.exit_code == 0, result.output
+    new_url = dsn(paas, "db")
+    assert new_url != old_url and new_url.split("@")[1] == old_url.split("@")[1]
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(old_url).close()
+    with psycopg.connect(new_url) as conn:
+        assert conn.execute("select v from kept").fetchone() == ("yes",)
+    entries = json.loads(paas("audit", "--json").stdout)
+    rotated = [e for e in entries if e["action"] == "rotate-password"]
+    assert len(rotated) == 1 and old_url.split(":")[2].split("@")[0] not in json.dumps(entries)
+    assert status(paas, "db") == "Ready"
+
+
+def test_rotate_redis_password_survives_a_restart(paas, engine):
+    add(paas, "cache", "redis-7", REDIS_IMAGE)
+    old_url = dsn(paas, "cache")
+    redis.Redis.from_url(old_url).set("k", "v")
+    result = paas("svc", "rotate-password", "cache")
+    assert result.exit_code == 0, result.output
+    new_url = dsn(paas, "cache")
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis.from_url(old_url).ping()
+    assert redis.Redis.from_url(new_url).get("k") == b"v"
+    # The engine reads --requirepass at start: a restart must keep the NEW password.
+    assert paas("svc", "restart", "cache").exit_code == 0
+    assert redis.Redis.from_url(new_url).get("k") == b"v"
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis.from_url(old_url).ping()
+    container = engine.api.inspect_container(json.loads(paas("svc", "show", "cache", "--json").stdout)["container"])
+    assert old_url.split(":")[2].split("@")[0] not in json.dumps(container["Config"])
+
+
+def test_rotation_interrupted_after_the_engine_changed_is_finished_by_the_next_run(paas, engine, isolated_home):
+    add(paas, "db", "postgres-16", POSTGRES_IMAGE)
+    # Simulate a crash between changing the engine and storing the secret: the pending secret is
+    # recorded and the engine has it, the stored secret is the old one.
+    from paas_svc.cli.state import open_profile
+    from paas_svc.engine_clients import rotation, service_kind
+
+    profile = open_profile()
+    service = profile.store.get_service("default", "production", "db")
+    old = profile.vault.credentials(service)
+    new = {**old, "password": "N3wPassw0rdN3wPassw0rdN3wPassw0rd"}
+    profile.store.set_pending_secret(service.id, profile.vault.encrypt(new))
+    plan = rotation(service_kind(service.template, service.spec), old, new["password"], 5432)
+    from paas_svc.engine import Engine
+
+    assert Engine().exec_capture(service.container_name, plan.command.argv, plan.command.environment).exit_code == 0
+    profile.store.close()
+    result = paas("svc", "rotate-password", "db")
+    assert result.exit_code == 0, result.output
+    assert "interrupted" in result.stdout
+    psycopg.connect(dsn(paas, "db")).close()
+    assert "N3wPassw0rd" in dsn(paas, "db")
+
+
+def test_rotate_a_service_without_credentials_is_refused(paas, engine):
+    add(paas, "mail", "mailpit", "paas-test/standin:1")
+    result = paas("svc", "rotate-password", "mail")
+    assert result.exit_code == 2 and "no password" in result.stderr, result.output

@@ -10,6 +10,7 @@ from paas_svc.cli.options import EnvOption, JsonOption, ProjectOption
 from paas_svc.cli.output import StderrReporter, data, is_interactive, message, print_fields, print_json, print_table
 from paas_svc.cli.state import open_profile, service_manager
 from paas_svc.dsn import HOST_VIEW_HOST
+from paas_svc.limits import limits_json
 
 app = typer.Typer(help="Add, inspect and remove services.", no_args_is_help=True)
 
@@ -42,6 +43,7 @@ def service_json(service, status: str) -> dict:
         "ports": {str(k): v for k, v in service.host_ports.items()},
         "network_host": service.container_name,
         "network_port": service.container_port,
+        "limits": limits_json(service.spec),
         "created_at": service.created_at,
         "updated_at": service.updated_at,
     }
@@ -58,6 +60,8 @@ def add(
     port: Annotated[Optional[int], typer.Option("--port", help="Host port on 127.0.0.1 for the main port (default: a free one, kept for good).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the service to accept connections.")] = 120.0,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once the container is started, without waiting for readiness.")] = False,
+    memory: Annotated[Optional[str], typer.Option("--memory", help="Memory limit of the container, e.g. 512m or 1g (default: none).")] = None,
+    cpus: Annotated[Optional[str], typer.Option("--cpus", help="CPU limit in cores, e.g. 1.5 (default: none).")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Provision a service from the catalog and wait until it accepts connections."""
@@ -65,13 +69,17 @@ def add(
     from paas_svc.naming import validate_name
     from paas_svc.scope import resolve_env, resolve_project
 
+    from paas_svc.limits import parse_cpus, parse_memory
+
     validate_name(slug, "slug")
     validate_timeout(timeout)
+    limits = {"memory": parse_memory(memory) if memory else None, "cpus": parse_cpus(cpus) if cpus else None}
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
     env_name = resolve_env(profile.store, project_name, env)
     result = service_manager(profile, StderrReporter()).add(
-        project_name, env_name, slug, template, image=image, timeout=timeout, wait=not no_wait, host_port=port)
+        project_name, env_name, slug, template, image=image, timeout=timeout, wait=not no_wait, host_port=port,
+        limits=limits if any(limits.values()) else None)
     service = result.service
     status = "Ready" if result.waited else "Starting"
     if json_output:
@@ -129,6 +137,8 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
     if json_output:
         print_json(info)
         return
+    limits = info["limits"]
+    info["limits"] = ", ".join(f"{k} {v}" for k, v in (("memory", limits["memory"]), ("cpus", limits["cpus"])) if v) or "none"
     print_fields([(key, value) for key, value in info.items() if key != "ports"]
                  + [("ports", ", ".join(f"{h}->{c}" for c, h in service.host_ports.items()))])
 
@@ -205,19 +215,6 @@ def repair(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
     service = _service(profile, project, env, slug)
     result = service_manager(profile, StderrReporter()).repair(service, timeout)
     data(f"{slug} in {service.project}/{service.env}: Ready in {result.elapsed_seconds:.1f}s")
-
-
-@app.command("wait")
-def wait(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
-         timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the service to accept connections.")] = 120.0) -> None:
-    """Wait until a service accepts connections and record it Ready (after `svc add --no-wait`)."""
-    from paas_svc.lifecycle import validate_timeout
-
-    validate_timeout(timeout)
-    profile = open_profile()
-    service = _service(profile, project, env, slug)
-    waited = service_manager(profile, StderrReporter()).wait(service, timeout)
-    data(f"{slug} in {service.project}/{service.env}: Ready after {waited:.1f}s")
 
 
 @app.command("logs")
