@@ -46,9 +46,8 @@ def format_memory(value: int | None) -> str | None:
     if value is None:
         return None
     for unit, size in (("g", 1024 ** 3), ("m", 1024 ** 2), ("k", 1024)):
-        if value % size == 0 or value >= 10 * size:
-            amount = value / size
-            return f"{amount:g}{unit}" if amount == int(amount) else f"{amount:.1f}{unit}"
+        if value >= size and (value * 10) % size == 0:  # exact to one decimal: 1.5g, 512m
+            return f"{value / size:g}{unit}"
     return f"{value}b"
 
 

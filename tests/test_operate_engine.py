@@ -178,3 +178,64 @@ def test_rotate_a_service_without_credentials_is_refused(paas, engine):
     add(paas, "mail", "mailpit", "paas-test/standin:1")
     result = paas("svc", "rotate-password", "mail")
     assert result.exit_code == 2 and "no password" in result.stderr, result.output
+
+
+# -- limits, svc update, doctor, svc stats ---------------------------------------------------
+
+def test_limits_at_add_and_update_recreate_on_the_same_volume_credentials_and_port(paas, engine):
+    add(paas, "cache", "redis-7", REDIS_IMAGE, "--memory", "256m", "--cpus", "0.5")
+    shown = json.loads(paas("svc", "show", "cache", "--json").stdout)
+    assert shown["limits"] == {"memory": "256m", "memory_bytes": 256 * 1024 ** 2, "cpus": 0.5}
+    host = engine.api.inspect_container(shown["container"])["HostConfig"]
+    assert host["Memory"] == 256 * 1024 ** 2 and host["NanoCpus"] == 500_000_000
+    url = dsn(paas, "cache")
+    redis.Redis.from_url(url).set("k", "v")
+
+    result = paas("svc", "update", "cache", "--memory", "1g", "--cpus", "none")
+    assert result.exit_code == 0, result.output
+    host = engine.api.inspect_container(shown["container"])["HostConfig"]
+    assert host["Memory"] == 1024 ** 3 and not host["NanoCpus"]
+    assert dsn(paas, "cache") == url and redis.Redis.from_url(url).get("k") == b"v"
+    listed = json.loads(paas("svc", "list", "--json").stdout)
+    assert listed[0]["limits"]["memory"] == "1g" and listed[0]["limits"]["cpus"] is None
+    assert listed[0]["status"] == "Ready"
+    audit = [e for e in json.loads(paas("audit", "--json").stdout) if e["action"] == "update"]
+    assert len(audit) == 1
+
+
+def test_update_refuses_more_cpus_than_the_host_has_and_changes_nothing(paas, engine):
+    add(paas, "cache", "redis-7", REDIS_IMAGE)
+    before = json.loads(paas("svc", "show", "cache", "--json").stdout)
+    result = paas("svc", "update", "cache", "--cpus", "512")
+    assert result.exit_code == 2 and "CPUs" in result.stderr, result.output
+    after = json.loads(paas("svc", "show", "cache", "--json").stdout)
+    assert after["limits"] == before["limits"] and after["status"] == "Ready"
+
+
+def test_doctor_reports_a_container_whose_limits_disagree(paas, engine):
+    add(paas, "cache", "redis-7", REDIS_IMAGE, "--memory", "256m")
+    container = json.loads(paas("svc", "show", "cache", "--json").stdout)["container"]
+    engine.api.update_container(container, mem_limit="512m", memswap_limit="1g")
+    result = paas("doctor", "--json")
+    assert result.exit_code == 9, result.output
+    assert "limits" in result.stdout
+
+
+def test_stats_shows_cpu_memory_against_its_limit_and_volume_size(paas, engine):
+    add(paas, "cache", "redis-7", REDIS_IMAGE, "--memory", "256m")
+    add(paas, "other", "redis-7", REDIS_IMAGE)
+    client = redis.Redis.from_url(dsn(paas, "cache"))
+    client.set("big", "x" * 2_000_000)
+    client.bgsave()
+    result = paas("svc", "stats", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {row["slug"]: row for row in json.loads(result.stdout)}
+    assert set(rows) == {"cache", "other"}
+    cache = rows["cache"]
+    assert cache["running"] and cache["memory_limit_bytes"] == 256 * 1024 ** 2 and cache["memory_limited"]
+    assert 0 < cache["memory_bytes"] < cache["memory_limit_bytes"]
+    assert cache["cpu_percent"] >= 0
+    assert cache["volume_bytes"] >= 2_000_000  # the append-only file holds the value
+    assert rows["other"]["memory_limited"] is False
+    one = paas("svc", "stats", "cache")
+    assert one.exit_code == 0 and "cache" in one.stdout and "other" not in one.stdout, one.output
