@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from paas_svc.cli.completion import complete_env
 from paas_svc.cli.options import JsonOption, ProjectOption
 from paas_svc.cli.output import message, print_json, print_table, warn
 from paas_svc.cli.state import open_profile
@@ -55,7 +56,7 @@ def rm(name: NameArgument, project: ProjectOption = None) -> None:
 
 
 ExportEnvOption = Annotated[Optional[str], typer.Option(
-    "--env", "-e", envvar="PAAS_ENV", show_envvar=True, help="Environment (default: development).")]
+    "--env", "-e", envvar="PAAS_ENV", show_envvar=True, autocompletion=complete_env, help="Environment (default: development).")]
 NetworkOption = Annotated[bool, typer.Option(
     "--network", help="The view of a container on the paas-apps network (default: the host view, 127.0.0.1).")]
 StrictOption = Annotated[bool, typer.Option(

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("paas_svc.cli.audit_cmd", "audit"),
     "doctor": ("paas_svc.cli.doctor_cmd", "doctor"),
     "run": ("paas_svc.cli.run_cmd", "run_command"),
+    "completion": ("paas_svc.cli.completion_cmd", "completion"),
 }
 
 
@@ -108,6 +109,10 @@ def run(argv: list[str] | None = None) -> int:
     from paas_svc.errors import ExitCode, Interrupted, PaasError
 
     os.umask(0o077)  # every file we create in the home (db, WAL, key, exports) is 0600
+    if "_PAAS_COMPLETE" in os.environ:  # the shell asks for completions (see `paas completion`)
+        from paas_svc.cli.completion import prepare
+
+        prepare()
     previous_handler = _install_interrupt_handler()
     try:
         argv = sys.argv[1:] if argv is None else argv

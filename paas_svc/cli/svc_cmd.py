@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from paas_svc.cli.completion import complete_env, complete_slug, complete_template
 from paas_svc.cli.options import EnvOption, JsonOption, ProjectOption
 from paas_svc.cli.output import StderrReporter, data, is_interactive, message, print_fields, print_json, print_table
 from paas_svc.cli.state import open_profile, service_manager
@@ -14,7 +15,7 @@ from paas_svc.limits import limits_json
 
 app = typer.Typer(help="Add, inspect and remove services.", no_args_is_help=True)
 
-SlugArgument = Annotated[str, typer.Argument(help="The service's slug, e.g. cache or db.")]
+SlugArgument = Annotated[str, typer.Argument(help="The service's slug, e.g. cache or db.", autocompletion=complete_slug)]
 
 
 def _service(profile, project_option, env_option, slug):
@@ -52,9 +53,9 @@ def service_json(service, status: str) -> dict:
 @app.command("add")
 def add(
     slug: SlugArgument,
-    template: Annotated[str, typer.Option("--template", "-t", help="Catalog key, e.g. redis-7 (see `paas catalog list`).")],
+    template: Annotated[str, typer.Option("--template", "-t", autocompletion=complete_template, help="Catalog key, e.g. redis-7 (see `paas catalog list`).")],
     project: ProjectOption = None,
-    env: Annotated[Optional[str], typer.Option("--env", "-e", envvar="PAAS_ENV", show_envvar=True,
+    env: Annotated[Optional[str], typer.Option("--env", "-e", envvar="PAAS_ENV", show_envvar=True, autocompletion=complete_env,
                                                help="Environment (default: development).")] = None,
     image: Annotated[Optional[str], typer.Option("--image", help="Use this image instead of the template's (mirror, pinned version, local build).")] = None,
     port: Annotated[Optional[int], typer.Option("--port", help="Host port on 127.0.0.1 for the main port (default: a free one, kept for good).")] = None,
@@ -96,7 +97,7 @@ def add(
 @app.command("list")
 def list_services(
     project: ProjectOption = None,
-    env: Annotated[Optional[str], typer.Option("--env", "-e", envvar="PAAS_ENV", help="Only this environment.")] = None,
+    env: Annotated[Optional[str], typer.Option("--env", "-e", envvar="PAAS_ENV", autocompletion=complete_env, help="Only this environment.")] = None,
     all_projects: Annotated[bool, typer.Option("--all", help="Services of every project.")] = False,
     removed: Annotated[bool, typer.Option("--removed", help="Include removed services whose volume is kept.")] = False,
     json_output: JsonOption = False,
