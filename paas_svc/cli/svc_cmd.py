@@ -11,7 +11,6 @@ from paas_svc.cli.options import EnvOption, JsonOption, ProjectOption
 from paas_svc.cli.output import StderrReporter, data, is_interactive, message, print_fields, print_json, print_table
 from paas_svc.cli.state import open_profile, service_manager
 from paas_svc.dsn import HOST_VIEW_HOST
-from paas_svc.limits import limits_json
 
 app = typer.Typer(help="Add, inspect and remove services.", no_args_is_help=True)
 
@@ -27,6 +26,8 @@ def _service(profile, project_option, env_option, slug):
 
 
 def service_json(service, status: str) -> dict:
+    from paas_svc.limits import limits_json
+
     return {
         "id": service.id,
         "project": service.project,
