@@ -136,7 +136,7 @@ class ServiceManager:
 
     def add(self, project: str, env: str, slug: str, template_key: str, image: str | None = None,
             timeout: float = 120.0, wait: bool = True, host_port: int | None = None,
-            limits: dict | None = None) -> AddResult:
+            limits: dict | None = None, url_scheme: str | None = None) -> AddResult:
         started = time.monotonic()
         validate_name(slug, "slug")
         validate_timeout(timeout)
@@ -144,6 +144,11 @@ class ServiceManager:
             raise InvalidInput(f"--port must be between 1 and 65535, not {host_port}.")
         environment = self.store.get_environment(project, env)
         template = get_template(template_key)
+        if url_scheme is not None:
+            from paas_svc.engine_clients import service_kind
+            from paas_svc.variables import check_url_scheme
+
+            check_url_scheme(service_kind(template.key, {}), url_scheme)
         self.engine  # connect now: an unreachable engine fails before any state changes
         if limits and limits.get("cpus") and limits["cpus"] > self.engine.cpu_count():
             raise InvalidInput(f"--cpus {limits['cpus']:g} is more than the {self.engine.cpu_count()} CPUs of the engine's host.")
@@ -171,13 +176,15 @@ class ServiceManager:
                     service = self._new_record(project, env, environment.id, slug, template, wanted_image, host_port)
                     if limits:
                         service.spec["limits"] = limits
+                    if url_scheme:
+                        service.spec["url_scheme"] = url_scheme
                     self.store.insert_service(service)
                 _fault_point("after-state")
             else:
                 service = existing
                 service.image = wanted_image
-                if limits:
-                    service.spec["limits"] = limits
+                if limits or url_scheme:
+                    service.spec.update({"limits": limits} if limits else {}, **({"url_scheme": url_scheme} if url_scheme else {}))
                     self.store.set_spec(service.id, service.spec)
                 self.store.set_status(service.id, PROVISIONING, None, image=service.image)
             self._bring_up(service, timeout, wait)

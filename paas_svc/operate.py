@@ -155,7 +155,7 @@ def update_service(manager: ServiceManager, service: ServiceRecord, changes: dic
         service = manager.store.get_service_by_id(service.id)
         old_spec = service.spec
         new_spec = {**old_spec, **changes}
-        changed = sorted(key for key in changes if old_spec.get(key) != changes[key])
+        changed = sorted(key for key in changes if _normal(key, old_spec.get(key)) != _normal(key, changes[key]))
         if not changed:
             return UpdateResult(service, [], False)
         recreate = "limits" in changed and service.status != REMOVED
@@ -176,6 +176,10 @@ def update_service(manager: ServiceManager, service: ServiceRecord, changes: dic
         manager.store.audit("update", service.project, service.env, service.slug,
                             " ".join(f"{key}={new_spec[key]}" for key in changed))
         return UpdateResult(manager.store.get_service_by_id(service.id), changed, recreate)
+
+
+def _normal(key: str, value):
+    return {"memory": None, "cpus": None, **(value or {})} if key == "limits" else value
 
 
 def container_limits(container: dict) -> dict:

@@ -64,8 +64,9 @@ StrictOption = Annotated[bool, typer.Option(
 
 
 def ready_variables(project_option: str | None, env_option: str | None, network: bool, strict: bool,
-                    purpose: str, left_out_of: str) -> tuple[str, str, dict[str, str]]:
-    """(project, env, {SLUG}_URL of each Ready service); the reveal is audited with `purpose`."""
+                    purpose: str, left_out_of: str, only: list[str] | None = None) -> tuple[str, str, dict[str, str]]:
+    """(project, env, the variables of each Ready service, or of the `only` slugs); the reveal is
+    audited with `purpose`."""
     from paas_svc.reveal import environment_variables
     from paas_svc.scope import resolve_env, resolve_project
 
@@ -73,6 +74,8 @@ def ready_variables(project_option: str | None, env_option: str | None, network:
     project = resolve_project(profile.store, project_option)
     env = resolve_env(profile.store, project, env_option)
     services = _with_live_status(profile.store, project, env)
+    if only is not None:
+        services = _only(services, only, project, env)
     not_ready = sorted((service.slug, status) for service, status in services if status != "Ready")
     if strict and not_ready:  # before revealing anything: a refused export is not audited
         _refuse_not_ready(project, env, not_ready)
@@ -103,6 +106,29 @@ def _with_live_status(store, project: str, env: str) -> list:
     return [(service, statuses[service.id]) for service in services]
 
 
+def _only(services: list, slugs: list[str], project: str, env: str) -> list:
+    from paas_svc.errors import NotFound
+
+    known = {service.slug for service, _ in services}
+    unknown = [slug for slug in slugs if slug not in known]
+    if unknown:
+        raise NotFound(f"No service {', '.join(map(repr, unknown))} in {project}/{env}.",
+                       hint=f"Its services: {', '.join(sorted(known)) or 'none'}.")
+    return [(service, status) for service, status in services if service.slug in slugs]
+
+
+def parse_only(text: str | None) -> list[str] | None:
+    """`--only cache,db` -> ["cache", "db"]."""
+    if text is None:
+        return None
+    from paas_svc.errors import InvalidInput
+
+    slugs = [slug.strip() for slug in text.split(",") if slug.strip()]
+    if not slugs:
+        raise InvalidInput("--only needs at least one slug, e.g. --only cache,db.")
+    return slugs
+
+
 def _refuse_not_ready(project: str, env: str, not_ready: list[tuple[str, str]]) -> None:
     from paas_svc.errors import Conflict
 
@@ -119,16 +145,18 @@ def export(
     network: NetworkOption = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file (atomically, mode 0600) instead of stdout.")] = None,
     strict: StrictOption = False,
+    only: Annotated[Optional[str], typer.Option("--only", help="Only these services, comma-separated: --only cache,db.")] = None,
 ) -> None:
-    """Print {SLUG}_URL for every Ready service of the environment. Audited as a reveal."""
+    """Print the variables ({SLUG}_URL, _HOST, _PORT, ...) of every Ready service of the environment. Audited as a reveal."""
     from paas_svc.envfile import check_format, render
 
     check_format(fmt)  # a typo must not cost a reveal
+    slugs = parse_only(only)
     if output is not None:
         _check_output_folder(output)
     view = "network" if network else "host"
     project_name, env_name, variables = ready_variables(
-        project, env, network, strict, purpose=f"format={fmt} view={view}", left_out_of="the export")
+        project, env, network, strict, purpose=f"format={fmt} view={view}", left_out_of="the export", only=slugs)
     text = render(variables, fmt)
     if not variables:
         message(f"note: no Ready service in {project_name}/{env_name}; nothing to export.")

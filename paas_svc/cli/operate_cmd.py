@@ -72,23 +72,32 @@ def rotate_password(slug: SlugArgument, project: ProjectOption = None, env: EnvO
 def update(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
            memory: Annotated[Optional[str], typer.Option("--memory", help="Memory limit, e.g. 512m or 1g; none removes it.")] = None,
            cpus: Annotated[Optional[str], typer.Option("--cpus", help="CPU limit in cores, e.g. 1.5; none removes it.")] = None,
+           url_scheme: Annotated[Optional[str], typer.Option("--url-scheme", help="PostgreSQL: postgres or postgresql in {SLUG}_URL (no restart).")] = None,
            timeout: TimeoutOption = 120.0, json_output: JsonOption = False) -> None:
     """Change a service's settings. New limits re-create its container on the same volume, credentials and port."""
     from paas_svc.errors import InvalidInput
     from paas_svc.limits import limits_json, parse_cpus, parse_memory
     from paas_svc.operate import update_service
 
-    if memory is None and cpus is None:
-        raise InvalidInput("Nothing to update.", hint="Pass --memory and/or --cpus.")
+    if memory is None and cpus is None and url_scheme is None:
+        raise InvalidInput("Nothing to update.", hint="Pass --memory, --cpus and/or --url-scheme.")
     profile = open_profile()
     service = _service(profile, project, env, slug)
     manager = service_manager(profile, StderrReporter())
-    limits = dict(service.spec.get("limits") or {"memory": None, "cpus": None})
-    if memory is not None:
-        limits["memory"] = parse_memory(memory)
-    if cpus is not None:
-        limits["cpus"] = parse_cpus(cpus, manager.engine.cpu_count())
-    result = update_service(manager, service, {"limits": limits}, timeout)
+    changes = {}
+    if url_scheme is not None:
+        from paas_svc.engine_clients import service_kind
+        from paas_svc.variables import check_url_scheme
+
+        changes["url_scheme"] = check_url_scheme(service_kind(service.template, service.spec), url_scheme)
+    if memory is not None or cpus is not None:
+        limits = {"memory": None, "cpus": None, **(service.spec.get("limits") or {})}
+        if memory is not None:
+            limits["memory"] = parse_memory(memory)
+        if cpus is not None:
+            limits["cpus"] = parse_cpus(cpus, manager.engine.cpu_count())
+        changes["limits"] = limits
+    result = update_service(manager, service, changes, timeout)
     if json_output:
         print_json({"slug": slug, "changed": result.changed, "recreated": result.recreated, "limits": limits_json(result.service.spec)})
         return
@@ -96,7 +105,8 @@ def update(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
         data(f"{slug} in {service.project}/{service.env}: already so; nothing changed")
         return
     shown = limits_json(result.service.spec)
-    data(f"{slug} in {service.project}/{service.env}: memory {shown['memory'] or 'unlimited'}, cpus {shown['cpus'] or 'unlimited'}"
+    data(f"{slug} in {service.project}/{service.env}: memory {shown['memory'] or 'unlimited'}, cpus {shown['cpus'] or 'unlimited'}, "
+         f"URL scheme {result.service.spec.get('url_scheme') or 'as the template writes it'}"
          + (" (container re-created, Ready)" if result.recreated else ""))
 
 

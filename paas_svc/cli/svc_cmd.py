@@ -46,6 +46,7 @@ def service_json(service, status: str) -> dict:
         "network_host": service.container_name,
         "network_port": service.container_port,
         "limits": limits_json(service.spec),
+        "url_scheme": service.spec.get("url_scheme"),
         "created_at": service.created_at,
         "updated_at": service.updated_at,
     }
@@ -62,6 +63,7 @@ def add(
     port: Annotated[Optional[int], typer.Option("--port", help="Host port on 127.0.0.1 for the main port (default: a free one, kept for good).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the service to accept connections.")] = 120.0,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once the container is started, without waiting for readiness.")] = False,
+    url_scheme: Annotated[Optional[str], typer.Option("--url-scheme", help="PostgreSQL: postgres (default) or postgresql (what SQLAlchemy needs) in {SLUG}_URL.")] = None,
     memory: Annotated[Optional[str], typer.Option("--memory", help="Memory limit of the container, e.g. 512m or 1g (default: none).")] = None,
     cpus: Annotated[Optional[str], typer.Option("--cpus", help="CPU limit in cores, e.g. 1.5 (default: none).")] = None,
     json_output: JsonOption = False,
@@ -81,7 +83,7 @@ def add(
     env_name = resolve_env(profile.store, project_name, env)
     result = service_manager(profile, StderrReporter()).add(
         project_name, env_name, slug, template, image=image, timeout=timeout, wait=not no_wait, host_port=port,
-        limits=limits if any(limits.values()) else None)
+        limits=limits if any(limits.values()) else None, url_scheme=url_scheme)
     service = result.service
     status = "Ready" if result.waited else "Starting"
     if json_output:
@@ -145,15 +147,35 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
                  + [("ports", ", ".join(f"{h}->{c}" for c, h in service.host_ports.items()))])
 
 
+NetworkFlag = Annotated[bool, typer.Option("--network", help="The view from a container on the paas-apps network.")]
+
+
 @app.command("dsn")
-def dsn(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
-        network: Annotated[bool, typer.Option("--network", help="The view from a container on the paas-apps network.")] = False) -> None:
-    """Print the connection string (host view: 127.0.0.1 and the published port). Audited."""
+def dsn(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None, network: NetworkFlag = False,
+        all_variables: Annotated[bool, typer.Option("--all", help="Every variable of the service (as `svc env`), not just the URL.")] = False) -> None:
+    """Print the connection string, {SLUG}_URL (host view: 127.0.0.1 and the published port). Audited."""
+    if all_variables:
+        return env_vars(slug, project, env, "dotenv", network)
     from paas_svc.reveal import reveal_dsn
 
     profile = open_profile()
     service = _service(profile, project, env, slug)
     data(reveal_dsn(profile.store, profile.vault, service, network))
+
+
+@app.command("env")
+def env_vars(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
+             fmt: Annotated[str, typer.Option("--format", "-f", help="dotenv, json, shell or docker.")] = "dotenv",
+             network: NetworkFlag = False) -> None:
+    """Print every variable of one service ({SLUG}_URL, _HOST, _PORT, _USER, ...). Audited."""
+    from paas_svc.envfile import check_format, render
+    from paas_svc.reveal import reveal_variables
+
+    check_format(fmt)
+    profile = open_profile()
+    service = _service(profile, project, env, slug)
+    sys.stdout.write(render(reveal_variables(profile.store, profile.vault, service, network), fmt))
+    sys.stdout.flush()
 
 
 @app.command("rm")
