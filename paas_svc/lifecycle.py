@@ -210,6 +210,7 @@ class ServiceManager:
             status = STARTING
             if wait:
                 self._wait_ready(service, timeout)
+                self._after_ready(service)
                 status = READY
             self.store.set_status(service.id, status)
             service.status = status
@@ -347,9 +348,22 @@ class ServiceManager:
                 raise Conflict(f"{service.slug} is being provisioned by another paas process right now; that process waits for it.")
             self._require_container(service)
             self._wait_ready(service, timeout)
+            self._after_ready(service)
             self.store.set_status(service.id, READY)
             service.status = READY
         return time.monotonic() - started
+
+    def _after_ready(self, service: ServiceRecord) -> None:
+        """What a kind needs once it first answers: an S3 service gets its default bucket."""
+        from paas_svc.engine_clients import service_kind
+
+        if service_kind(service.template, service.spec) == "s3":
+            from paas_svc.s3 import ensure_bucket
+            from paas_svc.variables import S3_REGION, default_bucket
+
+            credentials = self.vault.credentials(service)
+            ensure_bucket(HOST_VIEW_HOST, service.host_port, credentials["user"], credentials["password"],
+                          default_bucket(service.slug), S3_REGION)
 
     # -- rm, start, stop, restart -----------------------------------------------------
 

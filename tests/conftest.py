@@ -22,7 +22,8 @@ POSTGRES_IMAGE = "paas-test/postgres:16"
 STANDIN_IMAGE = "paas-test/standin:1"
 BASE_IMAGE = "paas-test/bookworm:base"
 REGISTRY_IMAGE = "paas-test/registry:2"  # a local registry for the pull tests
-STANDIN_IMAGES = (REDIS_IMAGE, POSTGRES_IMAGE, STANDIN_IMAGE, BASE_IMAGE, REGISTRY_IMAGE)
+MINIO_IMAGE = "paas-test/minio:standin"  # moto's real S3 API with MinIO's health paths
+STANDIN_IMAGES = (REDIS_IMAGE, POSTGRES_IMAGE, STANDIN_IMAGE, BASE_IMAGE, REGISTRY_IMAGE, MINIO_IMAGE)
 PAAS_BIN = str(Path(sys.executable).with_name("paas"))
 
 

@@ -18,7 +18,7 @@ import pytest
 import redis
 from dotenv import dotenv_values
 
-from tests.conftest import POSTGRES_IMAGE, REDIS_IMAGE, STANDIN_IMAGE
+from tests.conftest import MINIO_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, STANDIN_IMAGE
 
 
 def add(paas, slug, template, image, *extra):
@@ -151,3 +151,27 @@ def test_dsn_stays_one_line_and_dsn_all_prints_every_variable(paas, engine):
     assert dotenv_values(stream=io.StringIO(every.stdout)) == exported(paas)
     shell = paas("svc", "env", "cache", "--format", "shell")
     assert shell.exit_code == 0 and shell.stdout.startswith("export CACHE_URL='redis://")
+
+
+def test_boto3_uploads_and_downloads_through_the_s3_variables(paas, engine):
+    import boto3
+
+    add(paas, "files", "minio", MINIO_IMAGE)
+    variables = exported(paas)
+    s3 = boto3.client("s3", endpoint_url=variables["FILES_ENDPOINT"], aws_access_key_id=variables["FILES_ACCESS_KEY_ID"],
+                      aws_secret_access_key=variables["FILES_SECRET_ACCESS_KEY"], region_name=variables["FILES_REGION"])
+    bucket = variables["FILES_BUCKET"]
+    assert bucket in [b["Name"] for b in s3.list_buckets()["Buckets"]]  # created by `svc add`
+    s3.put_object(Bucket=bucket, Key="hello.txt", Body=b"hello from paas")
+    assert s3.get_object(Bucket=bucket, Key="hello.txt")["Body"].read() == b"hello from paas"
+
+
+def test_s3_bucket_is_created_by_svc_wait_after_no_wait(paas, engine):
+    import boto3
+
+    add(paas, "up", "minio", MINIO_IMAGE, "--no-wait")
+    assert paas("svc", "wait", "up", "--env", "production").exit_code == 0
+    variables = exported(paas)
+    s3 = boto3.client("s3", endpoint_url=variables["UP_ENDPOINT"], aws_access_key_id=variables["UP_ACCESS_KEY_ID"],
+                      aws_secret_access_key=variables["UP_SECRET_ACCESS_KEY"], region_name=variables["UP_REGION"])
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["up-files"]
