@@ -17,30 +17,13 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from paas_svc.errors import InvalidInput
+from paas_svc.variables import service_kind  # noqa: F401 - the kind decides the client
 
 # Environment names paas sets on an exec; the scripts below read only these.
 OLD = "PAAS_PASSWORD"
 NEW = "PAAS_NEW_PASSWORD"
 USER = "PAAS_USER"
 DB = "PAAS_DB"
-
-# Template key prefix -> kind, for services created before templates named their kind.
-_KIND_BY_PREFIX = (
-    ("postgres", "postgres"), ("redis", "redis"), ("valkey", "redis"), ("mongo", "mongodb"),
-    ("mariadb", "mysql"), ("mysql", "mysql"), ("meilisearch", "meilisearch"), ("minio", "s3"),
-    ("mailpit", "smtp"), ("rabbitmq", "amqp"),
-)
-
-
-def service_kind(template_key: str, spec: Mapping) -> str:
-    """The service's kind: the template's own `kind` when its spec has one, else from its key."""
-    if spec.get("kind"):
-        return str(spec["kind"])
-    for prefix, kind in _KIND_BY_PREFIX:
-        if template_key.startswith(prefix):
-            return kind
-    return str(spec.get("readiness", {}).get("probe", "unknown"))
-
 
 @dataclass(frozen=True)
 class ExecCommand:

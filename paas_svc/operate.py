@@ -19,6 +19,7 @@ from paas_svc.locks import service_lock
 from paas_svc.models import FAILED, READY, REMOVED, ServiceRecord
 from paas_svc.readiness import probe
 from paas_svc.dsn import HOST_VIEW_HOST
+from paas_svc.vault import key_lock
 
 
 def _locked(manager: ServiceManager, service: ServiceRecord):
@@ -81,35 +82,43 @@ def rotate_password(manager: ServiceManager, service: ServiceRecord, timeout: fl
             raise Conflict(f"{service.slug} is being changed by another paas process right now.")
         service = manager.store.get_service_by_id(service.id)  # re-read under the lock
         _require_running(manager, service)
-        finished = _finish_interrupted_rotation(manager, service)
-        if finished is not None:
-            return finished
-        old = manager.vault.credentials(service)
-        plan = rotation(kind, old, "", service.container_port)
-        new = {**old, plan.field: generate_secret(max(len(old.get(plan.field, "")), 32))}
-        plan = rotation(kind, old, new[plan.field], service.container_port)
-        manager.store.set_pending_secret(service.id, manager.vault.encrypt(new))
-        if plan.command is not None:
-            result = manager.engine.exec_capture(service.container_name, plan.command.argv, plan.command.environment)
-            if result.exit_code != 0:
-                manager.store.set_pending_secret(service.id, None)  # the engine kept the old password
-                raise ProvisioningFailed(f"Could not change the password of {service.slug}: "
-                                         + mask_secrets(result.error_text(), {**old, "new": new[plan.field]}))
-        pending = manager.store.pending_secret(service.id)
-        if plan.recreate:
-            service.secret = pending  # the new container renders the new credentials
-            try:
-                manager.recreate(service, timeout)
-            except PaasError:
-                manager.store.set_status(service.id, FAILED, "password rotation interrupted; run `paas svc rotate-password` again")
-                raise
-            manager.store.set_status(service.id, READY)
-        elif not _accepts(service, new):
-            raise ProvisioningFailed(f"{service.slug} does not accept its new password; the old one is kept.",
-                                     hint="Run `paas svc rotate-password` again.")
-        manager.store.commit_pending_secret(service.id, ("rotate-password", service.project, service.env, service.slug,
-                                                         f"field={plan.field}" + (" recreated" if plan.recreate else "")))
-        return RotateResult(manager.store.get_service_by_id(service.id), plan.field, plan.recreate, False)
+        # The key lock keeps a `paas key rotate` from re-encrypting the stored secret while the
+        # pending one, encrypted under the key of the moment, waits to replace it.
+        with key_lock(manager.home):
+            manager.vault.forget_cached_key()
+            return _rotate_locked(manager, service, kind, timeout)
+
+
+def _rotate_locked(manager: ServiceManager, service: ServiceRecord, kind: str, timeout: float) -> RotateResult:
+    finished = _finish_interrupted_rotation(manager, service)
+    if finished is not None:
+        return finished
+    old = manager.vault.credentials(service)
+    plan = rotation(kind, old, "", service.container_port)
+    new = {**old, plan.field: generate_secret(max(len(old.get(plan.field, "")), 32))}
+    plan = rotation(kind, old, new[plan.field], service.container_port)
+    manager.store.set_pending_secret(service.id, manager.vault.encrypt(new))
+    if plan.command is not None:
+        result = manager.engine.exec_capture(service.container_name, plan.command.argv, plan.command.environment)
+        if result.exit_code != 0:
+            manager.store.set_pending_secret(service.id, None)  # the engine kept the old password
+            raise ProvisioningFailed(f"Could not change the password of {service.slug}: "
+                                     + mask_secrets(result.error_text(), {**old, "new": new[plan.field]}))
+    pending = manager.store.pending_secret(service.id)
+    if plan.recreate:
+        service.secret = pending  # the new container renders the new credentials
+        try:
+            manager.recreate(service, timeout)
+        except PaasError:
+            manager.store.set_status(service.id, FAILED, "password rotation interrupted; run `paas svc rotate-password` again")
+            raise
+        manager.store.set_status(service.id, READY)
+    elif not _accepts(service, new):
+        raise ProvisioningFailed(f"{service.slug} does not accept its new password; the old one is kept.",
+                                 hint="Run `paas svc rotate-password` again.")
+    manager.store.commit_pending_secret(service.id, ("rotate-password", service.project, service.env, service.slug,
+                                                     f"field={plan.field}" + (" recreated" if plan.recreate else "")))
+    return RotateResult(manager.store.get_service_by_id(service.id), plan.field, plan.recreate, False)
 
 
 def _accepts(service: ServiceRecord, credentials: dict[str, str]) -> bool:

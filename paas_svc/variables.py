@@ -10,8 +10,25 @@ from __future__ import annotations
 from typing import Mapping
 
 from paas_svc.dsn import render_dsn
-from paas_svc.engine_clients import service_kind
 from paas_svc.errors import InvalidInput
+
+# Template key prefix -> kind, for services created before templates named their kind.
+_KIND_BY_PREFIX = (
+    ("postgres", "postgres"), ("redis", "redis"), ("valkey", "redis"), ("mongo", "mongodb"),
+    ("mariadb", "mysql"), ("mysql", "mysql"), ("meilisearch", "meilisearch"), ("minio", "s3"),
+    ("mailpit", "smtp"), ("rabbitmq", "amqp"),
+)
+
+
+def service_kind(template_key: str, spec: Mapping) -> str:
+    """The service's kind: the template's own `kind` when its spec has one, else from its key."""
+    if spec.get("kind"):
+        return str(spec["kind"])
+    for prefix, kind in _KIND_BY_PREFIX:
+        if template_key.startswith(prefix):
+            return kind
+    return str(spec.get("readiness", {}).get("probe", "unknown"))
+
 
 S3_REGION = "us-east-1"  # what MinIO (and moto) answer for when no region is configured
 URL_SCHEMES = {"postgres": ("postgres", "postgresql")}  # kinds whose URL scheme a service may choose
