@@ -136,7 +136,11 @@ class ServiceManager:
 
     def add(self, project: str, env: str, slug: str, template_key: str, image: str | None = None,
             timeout: float = 120.0, wait: bool = True, host_port: int | None = None,
-            limits: dict | None = None, url_scheme: str | None = None) -> AddResult:
+            limits: dict | None = None, url_scheme: str | None = None,
+            on_recorded: Callable[[ServiceRecord], None] | None = None) -> AddResult:
+        """With `on_recorded` (the API's background add), the record is written BEFORE the image
+        is pulled and handed to the callback, so the caller can answer at once; a failed pull then
+        leaves the service Failed with its reason. Without it, a failed pull leaves nothing."""
         started = time.monotonic()
         validate_name(slug, "slug")
         validate_timeout(timeout)
@@ -167,7 +171,8 @@ class ServiceManager:
                     f"{project}/{env}/{slug} was a {existing.template} service whose volume {existing.volume_name} is kept.",
                     hint=f"Add it back with --template {existing.template}, or drop its data first with `paas svc rm {slug} --env {env} --purge`.")
             wanted_image = image or (existing.image if existing else template.image)
-            self.ensure_image(wanted_image)  # before any state or engine change: a failed pull leaves nothing
+            if on_recorded is None:
+                self.ensure_image(wanted_image)  # before any state or engine change: a failed pull leaves nothing
             if existing is None:
                 # Choosing host ports and recording them is one step for all paas processes; the
                 # key lock keeps a `paas key rotate` from slipping in between encrypt and insert.
@@ -187,7 +192,9 @@ class ServiceManager:
                     service.spec.update({"limits": limits} if limits else {}, **({"url_scheme": url_scheme} if url_scheme else {}))
                     self.store.set_spec(service.id, service.spec)
                 self.store.set_status(service.id, PROVISIONING, None, image=service.image)
-            self._bring_up(service, timeout, wait)
+            if on_recorded is not None:
+                on_recorded(service)
+            self._bring_up(service, timeout, wait, pull=on_recorded is not None)
         action = "reattach" if reattached else ("resume" if resumed else "add")
         self.store.audit(action, project, env, slug, f"template={template.key} image={service.image}")
         return AddResult(service, time.monotonic() - started, reattached, resumed, wait)
@@ -202,10 +209,12 @@ class ServiceManager:
         finally:
             self.reporter.pull_finished()  # whatever happened, the progress display ends here
 
-    def _bring_up(self, service: ServiceRecord, timeout: float, wait: bool = True) -> None:
-        """Provision and (with `wait`) wait for Ready; a failure or Ctrl-C leaves the service
-        Failed with its reason, for `svc add` or `svc repair` to finish later."""
+    def _bring_up(self, service: ServiceRecord, timeout: float, wait: bool = True, pull: bool = False) -> None:
+        """(Pull when asked,) provision and (with `wait`) wait for Ready; a failure or Ctrl-C
+        leaves the service Failed with its reason, for `svc add` or `svc repair` to finish later."""
         try:
+            if pull:
+                self.ensure_image(service.image)
             self._provision(service)
             status = STARTING
             if wait:

@@ -65,6 +65,18 @@ MIGRATIONS: list[str] = [
         detail TEXT NOT NULL DEFAULT ''
     );
     """,
+    # API tokens of `paas serve` (paas_svc/tokens.py): only a SHA-256 of each token is kept.
+    """
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        revoked_at TEXT
+    );
+    """,
     # A password rotation records the new credentials here BEFORE it changes the engine, so a
     # crash between the two never loses the password the engine now has.
     "ALTER TABLE services ADD COLUMN pending_secret TEXT;",
@@ -149,6 +161,10 @@ class StateStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Rows of a read-only statement, for modules that keep their own table (tokens)."""
+        return self._execute(sql, params).fetchall()
 
     # -- meta ---------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "env": ("paas_svc.cli.env_cmd",),
     "svc": ("paas_svc.cli.svc_cmd", "paas_svc.cli.data_cmd", "paas_svc.cli.operate_cmd"),
     "key": ("paas_svc.cli.key_cmd",),
+    "token": ("paas_svc.cli.token_cmd",),
 }
 # Top-level commands: module, function.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -30,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("paas_svc.cli.doctor_cmd", "doctor"),
     "run": ("paas_svc.cli.run_cmd", "run_command"),
     "completion": ("paas_svc.cli.completion_cmd", "completion"),
+    "serve": ("paas_svc.cli.serve_cmd", "serve"),
 }
 
 
