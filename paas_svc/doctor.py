@@ -17,6 +17,7 @@ from paas_svc.dsn import HOST_VIEW_HOST
 from paas_svc.lifecycle import OPERATION_NAMES, ServiceManager, port_is_free
 from paas_svc.locks import service_lock_held
 from paas_svc.models import FAILED, OPERATION_STATUSES, PROVISIONING, REMOVED, ServiceRecord
+from paas_svc.operate import limits_mismatch
 from paas_svc.naming import LABEL_PROFILE, LABEL_SERVICE_ID, NETWORK_NAME
 
 # fix actions --fix knows how to apply
@@ -201,6 +202,9 @@ def _container_mismatches(container: dict, service: ServiceRecord, profile_id: s
         problems.append(f"ports {actual} instead of {service.host_ports}")
     if any(b[0].get("HostIp") != HOST_VIEW_HOST for b in bindings.values() if b):
         problems.append("a port is published beyond 127.0.0.1")
+    limits = limits_mismatch(container, service)
+    if limits:
+        problems.append(limits)
     return problems
 
 

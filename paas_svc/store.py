@@ -96,6 +96,9 @@ MIGRATIONS: list[str] = [
         started_at TEXT NOT NULL
     );
     """,
+    # A password rotation records the new credentials here BEFORE it changes the engine, so a
+    # crash between the two never loses the password the engine now has.
+    "ALTER TABLE services ADD COLUMN pending_secret TEXT;",
 ]
 
 
@@ -387,6 +390,26 @@ class StateStore:
     def delete_service(self, service_id: str) -> None:
         with self.write() as db:
             db.execute("DELETE FROM services WHERE id = ?", (service_id,))
+
+    def set_spec(self, service_id: str, spec: dict) -> None:
+        with self.write() as db:
+            db.execute("UPDATE services SET spec = ?, updated_at = ? WHERE id = ?", (json.dumps(spec), utc_now(), service_id))
+
+    def pending_secret(self, service_id: str) -> str | None:
+        row = self._execute("SELECT pending_secret FROM services WHERE id = ?", (service_id,)).fetchone()
+        return row[0] if row else None
+
+    def set_pending_secret(self, service_id: str, token: str | None) -> None:
+        with self.write() as db:
+            db.execute("UPDATE services SET pending_secret = ? WHERE id = ?", (token, service_id))
+
+    def commit_pending_secret(self, service_id: str, audit: tuple[str, str, str, str, str]) -> None:
+        """The pending credentials become the service's, with their audit entry, in one transaction."""
+        with self.write() as db:
+            db.execute("UPDATE services SET secret = pending_secret, pending_secret = NULL, updated_at = ?"
+                       " WHERE id = ? AND pending_secret IS NOT NULL", (utc_now(), service_id))
+            action, project, env, slug, detail = audit
+            self.audit_many(db, action, [(project, env, slug, detail)])
 
     def used_host_ports(self) -> set[int]:
         ports: set[int] = set()
