@@ -294,7 +294,7 @@ class ServiceManager:
         credentials = self.vault.credentials(service)
         environment = render_environment(service.spec.get("environment") or {}, credentials)
         environment.update(extra_environment or {})
-        limits = service.spec.get("limits") or {}
+        limits = effective_limits(service.spec)
         return ContainerSpec(
             name=service.container_name,
             image=service.image,
@@ -305,8 +305,8 @@ class ServiceManager:
             volume_path=service.spec["volume"],
             port_bindings=dict(service.host_ports),
             hostname=service.spec.get("hostname"),
-            memory_bytes=limits.get("memory") or template_memory(service.spec),
-            cpus=limits.get("cpus") or (service.spec.get("resources") or {}).get("cpus"),
+            memory_bytes=limits["memory"],
+            cpus=limits["cpus"],
         )
 
     def _provision(self, service: ServiceRecord) -> None:
@@ -533,12 +533,16 @@ class _FaultInjectingEngine:
         return call
 
 
-def template_memory(spec: dict) -> int | None:
-    """The template's default memory limit (`resources.memory: 256m`) in bytes, if it has one."""
+def effective_limits(spec: dict) -> dict:
+    """{"memory": bytes | None, "cpus": cores | None} the container gets: the service's own
+    `--memory/--cpus`, else its template's resource defaults (`resources: {memory: 256m}`)."""
     from paas_svc.limits import parse_memory
 
-    memory = (spec.get("resources") or {}).get("memory")
-    return parse_memory(str(memory)) if memory else None
+    own = spec.get("limits") or {}
+    defaults = spec.get("resources") or {}
+    memory = own.get("memory") or (parse_memory(str(defaults["memory"])) if defaults.get("memory") else None)
+    cpus = own.get("cpus") or (float(defaults["cpus"]) if defaults.get("cpus") else None)
+    return {"memory": memory, "cpus": cpus}
 
 
 def mask_secrets(text: str, credentials: dict[str, str]) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from paas_svc.secrets.generate import generate_secret
 from paas_svc.engine_clients import client_command, rotation, service_kind
 from paas_svc.errors import Conflict, InvalidInput, PaasError, ProvisioningFailed
-from paas_svc.lifecycle import ServiceManager, mask_secrets, validate_timeout
+from paas_svc.lifecycle import ServiceManager, effective_limits, mask_secrets, validate_timeout
 from paas_svc.locks import service_lock
 from paas_svc.models import FAILED, READY, REMOVED, ServiceRecord
 from paas_svc.readiness import probe
@@ -124,7 +124,7 @@ def _rotate_locked(manager: ServiceManager, service: ServiceRecord, kind: str, t
 def _accepts(service: ServiceRecord, credentials: dict[str, str]) -> bool:
     readiness = service.spec["readiness"]
     port = service.host_ports[int(readiness.get("port", service.container_port))]
-    return probe(readiness, HOST_VIEW_HOST, port, credentials)[0]
+    return probe(readiness, HOST_VIEW_HOST, port, credentials, kind=service_kind(service.template, service.spec))[0]
 
 
 def _finish_interrupted_rotation(manager: ServiceManager, service: ServiceRecord) -> RotateResult | None:
@@ -200,7 +200,7 @@ def container_limits(container: dict) -> dict:
 
 
 def limits_mismatch(container: dict, service: ServiceRecord) -> str | None:
-    wanted = {"memory": None, "cpus": None, **(service.spec.get("limits") or {})}
+    wanted = effective_limits(service.spec)
     actual = container_limits(container)
     if actual != wanted:
         return f"limits {actual} instead of {wanted}"
