@@ -23,6 +23,7 @@ from paas_svc.naming import (
 )
 from paas_svc.readiness import probe
 from paas_svc.store import StateStore
+from paas_svc.targets import Target, local_target
 from paas_svc.vault import Vault, key_lock
 
 LOG_LINES_ON_FAILURE = 20
@@ -116,15 +117,19 @@ def validate_timeout(timeout: float) -> float:
 
 
 class ServiceManager:
-    """Drives one profile's services on one engine. The engine is created on first use."""
+    """Drives one profile's services on one target's engine. The engine is created on first use;
+    `for_target` gives the manager of another target (an add into an environment bound there)."""
 
-    def __init__(self, store: StateStore, vault: Vault, home: Path, engine_factory: Callable, reporter: Reporter | None = None):
+    def __init__(self, store: StateStore, vault: Vault, home: Path, engine_factory: Callable, reporter: Reporter | None = None,
+                 target: Target | None = None, sibling: Callable[[str], "ServiceManager"] | None = None):
         self.store = store
         self.vault = vault
         self.home = home
         self._engine_factory = engine_factory
         self._engine = None
         self.reporter = reporter or SilentReporter()
+        self.target = target or local_target()
+        self._sibling = sibling
 
     @property
     def engine(self):
@@ -132,16 +137,31 @@ class ServiceManager:
             self._engine = self._engine_factory()
         return self._engine
 
+    def for_target(self, name: str) -> "ServiceManager":
+        if name == self.target.name:
+            return self
+        if self._sibling is None:
+            raise Conflict(f"This command cannot reach target {name!r}.")
+        return self._sibling(name)
+
+    def publish_host(self, service: ServiceRecord) -> str:
+        """The address the host view (DSN, readiness probe) uses for this service."""
+        return service.spec.get("publish_address") or self.target.publish_address
+
     # -- add ------------------------------------------------------------------------
 
     def add(self, project: str, env: str, slug: str, template_key: str, image: str | None = None,
-            timeout: float = 120.0, wait: bool = True, host_port: int | None = None) -> AddResult:
+            timeout: float = 120.0, wait: bool = True, host_port: int | None = None, node: str | None = None) -> AddResult:
         started = time.monotonic()
         validate_name(slug, "slug")
         validate_timeout(timeout)
         if host_port is not None and not 1 <= host_port <= 65535:
             raise InvalidInput(f"--port must be between 1 and 65535, not {host_port}.")
         environment = self.store.get_environment(project, env)
+        if environment.target != self.target.name:  # the environment's services live on its target
+            return self.for_target(environment.target).add(project, env, slug, template_key, image, timeout, wait, host_port, node)
+        if node is not None and not self.target.swarm:
+            raise InvalidInput(f"--node applies to Swarm targets; {project}/{env} runs on {self.target.name} ({self.target.kind}).")
         template = get_template(template_key)
         self.engine  # connect now: an unreachable engine fails before any state changes
 
@@ -166,6 +186,7 @@ class ServiceManager:
                 with blocking_lock(self.home / "ports.lock"), key_lock(self.home):
                     self.vault.forget_cached_key()
                     service = self._new_record(project, env, environment.id, slug, template, wanted_image, host_port)
+                    self._place(service, node)
                     self.store.insert_service(service)
                 _fault_point("after-state")
             else:
@@ -203,6 +224,19 @@ class ServiceManager:
             self.store.set_status(service.id, FAILED, error.message)
             raise
 
+    def _place(self, service: ServiceRecord, node: str | None) -> None:
+        """Swarm: pin the service to a node (the one asked for, else the ready node holding the
+        fewest of our services); its host view is that node's address."""
+        service.target = self.target.name
+        if not self.target.swarm:
+            return
+        held: dict[str, int] = {}
+        for other in self.store.list_services(include_removed=True):
+            if other.target == self.target.name and other.node:
+                held[other.node] = held.get(other.node, 0) + 1
+        service.node, address = self.engine.choose_node(node, held)
+        service.spec["publish_address"] = address
+
     def _new_record(self, project, env, env_id, slug, template: Template, image, host_port) -> ServiceRecord:
         taken = self.store.used_host_ports()
         if host_port is not None:
@@ -222,7 +256,7 @@ class ServiceManager:
     def container_spec(self, service: ServiceRecord, extra_environment: dict[str, str] | None = None):
         """The container of a service: its image, rendered command and environment (plus any
         extra variables, e.g. for a restore), labels, volume and published ports."""
-        from paas_svc.engine import ContainerSpec
+        from paas_svc.engine_api import ContainerSpec
 
         credentials = self.vault.credentials(service)
         environment = render_environment(service.spec.get("environment") or {}, credentials)
@@ -236,6 +270,8 @@ class ServiceManager:
             volume=service.volume_name,
             volume_path=service.spec["volume"],
             port_bindings=dict(service.host_ports),
+            publish_ip=self.target.bind_address,
+            node=service.node,
         )
 
     def _provision(self, service: ServiceRecord) -> None:
@@ -248,14 +284,14 @@ class ServiceManager:
         engine.ensure_volume(service.volume_name, labels)
         _fault_point("after-volume")
         state = engine.inspect_container(service.container_name)
-        if state is not None and state["Config"]["Image"] != service.image:
+        if state is not None and state.image != service.image:
             engine.remove_container(service.container_name)  # a leftover with another image: replace it
             state = None
         if state is None:
             engine.create_container(self.container_spec(service))
             _fault_point("after-container")
             self.reporter.step(f"Starting {service.container_name}")
-        if state is None or not state["State"]["Running"]:
+        if state is None or not state.running:
             engine.start(service.container_name)
 
     def _wait_ready(self, service: ServiceRecord, timeout: float) -> None:
@@ -268,16 +304,16 @@ class ServiceManager:
         detail = "not probed yet"
         self.reporter.step(f"Waiting for {service.slug} to accept connections")
         while True:
-            ready, detail = probe(readiness, HOST_VIEW_HOST, probe_port, credentials)
+            ready, detail = probe(readiness, self.publish_host(service), probe_port, credentials)
             if ready:
                 return
             state = self.engine.inspect_container(service.container_name)
             if state is None:
                 raise ProvisioningFailed(f"{service.slug}: container {service.container_name} disappeared while starting.")
-            if state["State"]["Status"] in ("exited", "dead") or state["State"].get("Restarting"):
-                exit_code = state["State"].get("ExitCode")
+            if state.state in ("exited", "dead", "failed") or state.restarting:
+                why = f"exited with code {state.exit_code}" if state.state != "failed" else f"failed: {state.status}"
                 raise ProvisioningFailed(
-                    f"{service.slug}: container exited with code {exit_code} before it was ready.\n"
+                    f"{service.slug}: container {why} before it was ready.\n"
                     + self._log_tail(service, credentials))
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -12,20 +12,23 @@ from paas_svc.dsn import HOST_VIEW_HOST, render_dsn
 from paas_svc.errors import ProvisioningFailed
 from paas_svc.models import ServiceRecord
 from paas_svc.store import StateStore
+from paas_svc.targets import service_publish_host
 from paas_svc.vault import Vault
 
 
-def connection_string(service: ServiceRecord, credentials: dict[str, str], network_view: bool) -> str:
-    """Host view: 127.0.0.1 and the published port. Network view: the container's name on paas-apps."""
+def connection_string(service: ServiceRecord, credentials: dict[str, str], network_view: bool,
+                      host: str = HOST_VIEW_HOST) -> str:
+    """Host view: the target's publish address (127.0.0.1 locally) and the published port.
+    Network view: the container's (or Swarm service's) name on paas-apps."""
     if network_view:
         return render_dsn(service.spec["dsn"], credentials, service.container_name, service.container_port)
     if service.host_port is None:
         raise ProvisioningFailed(f"{service.slug} has no published port.")
-    return render_dsn(service.spec["dsn"], credentials, HOST_VIEW_HOST, service.host_port)
+    return render_dsn(service.spec["dsn"], credentials, host, service.host_port)
 
 
 def reveal_dsn(store: StateStore, vault: Vault, service: ServiceRecord, network_view: bool) -> str:
-    dsn = connection_string(service, vault.credentials(service), network_view)
+    dsn = connection_string(service, vault.credentials(service), network_view, service_publish_host(store, service))
     store.audit("reveal-dsn", service.project, service.env, service.slug, "view=network" if network_view else "view=host")
     return dsn
 
@@ -46,7 +49,8 @@ def environment_variables(store: StateStore, vault: Vault, services: list[tuple[
         if status != "Ready":
             skipped.append((service, status))
             continue
-        variables[service.env_var] = connection_string(service, vault.credentials(service), network_view)
+        variables[service.env_var] = connection_string(service, vault.credentials(service), network_view,
+                                                       service_publish_host(store, service))
         revealed.append((service.project, service.env, service.slug, purpose))
     if revealed:
         with store.write() as db:

@@ -1,5 +1,6 @@
 """The live status `list`, `show` and `env export` show: the stored status plus the
-container's state, from ONE engine request for all rows (no Docker SDK import)."""
+container's (or Swarm task's) state, from ONE engine request per target for all rows, the
+targets asked in parallel (no Docker SDK import)."""
 
 from __future__ import annotations
 
@@ -24,20 +25,51 @@ def live_status(service: ServiceRecord, container: ContainerState | None, add_ru
         return "Provisioning"  # an add is running; its container may not exist yet
     if container is None:
         return "Missing"
-    if container.state in ("dead", "restarting"):
+    if container.state in ("dead", "restarting", "failed"):
         return "Failed"
+    if container.state in ("pending", "starting"):  # Swarm: waiting for its node, or starting on it
+        return container.state.capitalize()
     if container.state == "running":
         return "Ready"
     return "Stopped"
 
 
-def live_statuses(home: Path, profile_id: str, services: list[ServiceRecord]) -> dict[str, str]:
-    """Live status per service id: ONE engine request for all rows, whatever their number."""
-    states = live_states(profile_id) if services else {}
+UNREACHABLE = "Unreachable"
+
+
+def live_statuses(home: Path, profile_id: str, services: list[ServiceRecord], store=None) -> dict[str, str]:
+    """Live status per service id: ONE engine request per target for all rows, whatever their
+    number. With several targets, one that does not answer shows its services Unreachable."""
+    targets = sorted({service.target for service in services})
+    if len(targets) <= 1:
+        states = live_states(profile_id, home, store, targets[0]) if services else {}
+        unreachable: set[str] = set()
+    else:
+        states, unreachable = _states_in_parallel(profile_id, home, store, targets)
     return {
-        service.id: live_status(service, states.get(service.id), add_running=_add_running(home, service))
+        service.id: UNREACHABLE if service.target in unreachable
+        else live_status(service, states.get(service.id), add_running=_add_running(home, service))
         for service in services
     }
+
+
+def _states_in_parallel(profile_id: str, home: Path, store, targets: list[str]) -> tuple[dict, set[str]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from paas_svc.errors import PaasError
+
+    def ask(target: str):
+        try:
+            return live_states(profile_id, home, store, target)
+        except PaasError:
+            return None
+
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        answers = list(pool.map(ask, targets))
+    states: dict = {}
+    for answer in answers:
+        states.update(answer or {})
+    return states, {target for target, answer in zip(targets, answers) if answer is None}
 
 
 def _add_running(home: Path, service: ServiceRecord) -> bool:
@@ -48,9 +80,19 @@ def _add_running(home: Path, service: ServiceRecord) -> bool:
     return add_in_progress(home, service.env_id, service.slug)
 
 
-def live_states(profile_id: str) -> dict[str, ContainerState]:
-    """Container state per service id, from ONE engine request."""
-    from paas_svc.docker_status import list_containers
+def live_states(profile_id: str, home: Path | None = None, store=None, target_name: str = "local") -> dict[str, ContainerState]:
+    """Container (or Swarm service) state per service id, from ONE request to the target."""
+    from paas_svc import docker_status
 
-    states = list_containers([f"{LABEL_PROFILE}={profile_id}"])
+    labels = [f"{LABEL_PROFILE}={profile_id}"]
+    if target_name == "local":
+        states = docker_status.list_containers(labels)
+    else:
+        from paas_svc.targets import endpoint, get_target
+
+        target = get_target(store, target_name)
+        if target.swarm:
+            states = docker_status.list_swarm_services(labels, endpoint(home, target))
+        else:
+            states = docker_status.list_containers(labels, endpoint(home, target))
     return {state.labels.get(LABEL_SERVICE_ID, ""): state for state in states}

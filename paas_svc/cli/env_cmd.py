@@ -90,7 +90,7 @@ def _with_live_status(store, project: str, env: str) -> list:
     if not services:
         return []
     try:
-        statuses = live_statuses(store.path.parent, store.profile_id(), services)
+        statuses = live_statuses(store.path.parent, store.profile_id(), services, store)
     except DockerUnavailable as error:
         # Exporting nothing would look like an environment without services: fail loudly instead.
         raise DockerUnavailable(f"{error.message} Nothing was exported: which services are Ready is unknown.",

@@ -101,7 +101,7 @@ def list_services(
     if env and project_name:
         store.get_environment(project_name, env)
     services = store.list_services(project=project_name, env=env, include_removed=removed)
-    statuses = live_statuses(profile.home, store.profile_id(), services)
+    statuses = live_statuses(profile.home, store.profile_id(), services, store)
     rows = [(service, statuses[service.id]) for service in services]
     if json_output:
         print_json([service_json(service, status) for service, status in rows])
@@ -120,7 +120,7 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
 
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    status = live_statuses(profile.home, profile.store.profile_id(), [service])[service.id]
+    status = live_statuses(profile.home, profile.store.profile_id(), [service], profile.store)[service.id]
     info = service_json(service, status)
     info["volume_path"] = service.spec["volume"]
     info["dsn_format"] = service.spec["dsn"]
@@ -162,7 +162,7 @@ def rm(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
             raise InvalidInput(f"Refusing to delete the data of {slug} without confirmation.", hint="Pass --yes.")
         if not typer.confirm(f"Delete {service.project}/{service.env}/{slug} and ALL its data (volume {service.volume_name})?", err=True):
             raise typer.Exit(1)
-    manager = service_manager(profile, StderrReporter())
+    manager = service_manager(profile, StderrReporter(), service.target)
     final_backup = None
     if purge and not no_backup:
         from paas_svc.data_ops import final_backup_before_purge
@@ -183,7 +183,7 @@ def _simple_action(verb: str, help_text: str):
     def command(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None) -> None:
         profile = open_profile()
         service = _service(profile, project, env, slug)
-        getattr(service_manager(profile, StderrReporter()), verb)(service)
+        getattr(service_manager(profile, StderrReporter(), service.target), verb)(service)
         data(f"{slug} in {service.project}/{service.env}: {verb}ed" if verb != "stop" else f"{slug} in {service.project}/{service.env}: stopped")
 
     command.__doc__ = help_text
@@ -201,7 +201,7 @@ def repair(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
     """Finish an interrupted add or re-create a missing container, with the stored credentials and volume."""
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    result = service_manager(profile, StderrReporter()).repair(service, timeout)
+    result = service_manager(profile, StderrReporter(), service.target).repair(service, timeout)
     data(f"{slug} in {service.project}/{service.env}: Ready in {result.elapsed_seconds:.1f}s")
 
 
@@ -212,7 +212,7 @@ def logs(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
     """Print a service's container logs."""
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    engine = service_manager(profile).engine
+    engine = service_manager(profile, target=service.target).engine
     out = sys.stdout.buffer
     for chunk in engine.stream_logs(service.container_name, follow=follow, tail=tail if tail is not None else "all"):
         out.write(chunk)
