@@ -51,7 +51,11 @@ class DockerEngine:
                 if tls_files is not None:
                     ca, cert, key = tls_files
                     tls = docker.tls.TLSConfig(client_cert=(cert, key), ca_cert=ca, verify=True)
-                self._client = docker.DockerClient(base_url=base_url, tls=tls, timeout=API_TIMEOUT_SECONDS, version="auto")
+                with _without_ca_bundle_variables():
+                    self._client = docker.DockerClient(base_url=base_url, tls=tls, timeout=API_TIMEOUT_SECONDS, version="auto")
+                # requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE replace the target's own CA on
+                # every request (psf/requests#3829): the target's CA is the only one to trust.
+                self._client.api.trust_env = False
             self._api = self._client.api
         except Exception as error:  # DockerException, and requests' ConnectionError and friends
             raise _connection_error(error, self.address) from None
@@ -279,6 +283,17 @@ class DockerEngine:
                 api.remove_container(container, force=True, v=True)
             except docker.errors.APIError:
                 pass
+
+
+@contextmanager
+def _without_ca_bundle_variables() -> Iterator[None]:
+    import os
+
+    saved = {name: os.environ.pop(name) for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE") if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def _pull_hint(image: str) -> str:

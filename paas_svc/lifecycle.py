@@ -148,6 +148,16 @@ class ServiceManager:
         """The address the host view (DSN, readiness probe) uses for this service."""
         return service.spec.get("publish_address") or self.target.publish_address
 
+    def probe_address(self, service: ServiceRecord, host_port: int) -> tuple[str, int]:
+        """Where this machine reaches a published port: directly, or for a remote target that
+        publishes on its own 127.0.0.1 only, through an ssh forward (kept for this process)."""
+        from paas_svc.targets import is_loopback, open_port_forward
+
+        host = self.publish_host(service)
+        if self.target.is_local or not is_loopback(host):
+            return host, host_port
+        return "127.0.0.1", open_port_forward(self.home, self.target, host_port)
+
     # -- add ------------------------------------------------------------------------
 
     def add(self, project: str, env: str, slug: str, template_key: str, image: str | None = None,
@@ -298,13 +308,13 @@ class ServiceManager:
         """Poll the protocol probe with a short, growing interval until the deadline."""
         credentials = self.vault.credentials(service)
         readiness = service.spec["readiness"]
-        probe_port = service.host_ports[int(readiness.get("port", service.container_port))]
+        probe_host, probe_port = self.probe_address(service, service.host_ports[int(readiness.get("port", service.container_port))])
         deadline = time.monotonic() + timeout
         interval = FIRST_POLL_INTERVAL
         detail = "not probed yet"
         self.reporter.step(f"Waiting for {service.slug} to accept connections")
         while True:
-            ready, detail = probe(readiness, self.publish_host(service), probe_port, credentials)
+            ready, detail = probe(readiness, probe_host, probe_port, credentials)
             if ready:
                 return
             state = self.engine.inspect_container(service.container_name)

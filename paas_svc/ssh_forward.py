@@ -44,7 +44,7 @@ def forward_socket(user: str, host: str, port: int, remote_socket: str, key: str
 
 
 def forward_port(user: str, host: str, port: int, key: str | None, known_hosts: str | None,
-                 local_port: int, remote_host: str, remote_port: int) -> subprocess.Popen:
+                 local_port: int, remote_host: str, remote_port: int, keep: bool = False) -> subprocess.Popen:
     """127.0.0.1:local_port -> remote_host:remote_port as seen from the ssh host (for `paas tunnel`)."""
     command = ssh_command(user, host, port, key, known_hosts) + [
         "-L", f"127.0.0.1:{local_port}:{remote_host}:{remote_port}", "--", host]
@@ -58,6 +58,8 @@ def forward_port(user: str, host: str, port: int, key: str | None, known_hosts: 
             return probe.connect_ex(("127.0.0.1", local_port)) == 0
 
     _wait_for(process, listening, f"ssh://{user}@{host}:{port}", None)
+    if keep:  # closed when the process exits
+        _open[("port", host, port, local_port)] = (process, "")
     return process
 
 
@@ -90,4 +92,4 @@ def _stop(process: subprocess.Popen, folder: str | None) -> None:
 def close_all() -> None:
     while _open:
         _, (process, local) = _open.popitem()
-        _stop(process, os.path.dirname(local))
+        _stop(process, os.path.dirname(local) if local else None)

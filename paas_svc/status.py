@@ -57,15 +57,18 @@ def _states_in_parallel(profile_id: str, home: Path, store, targets: list[str]) 
     from concurrent.futures import ThreadPoolExecutor
 
     from paas_svc.errors import PaasError
+    from paas_svc.targets import get_target
 
-    def ask(target: str):
+    resolved = [get_target(store, name) for name in targets]  # the store stays in this thread
+
+    def ask(target):
         try:
-            return live_states(profile_id, home, store, target)
+            return _target_states(profile_id, home, target)
         except PaasError:
             return None
 
-    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
-        answers = list(pool.map(ask, targets))
+    with ThreadPoolExecutor(max_workers=len(resolved)) as pool:
+        answers = list(pool.map(ask, resolved))
     states: dict = {}
     for answer in answers:
         states.update(answer or {})
@@ -82,17 +85,24 @@ def _add_running(home: Path, service: ServiceRecord) -> bool:
 
 def live_states(profile_id: str, home: Path | None = None, store=None, target_name: str = "local") -> dict[str, ContainerState]:
     """Container (or Swarm service) state per service id, from ONE request to the target."""
+    if target_name == "local":
+        from paas_svc.docker_status import list_containers
+
+        states = list_containers([f"{LABEL_PROFILE}={profile_id}"])
+        return {state.labels.get(LABEL_SERVICE_ID, ""): state for state in states}
+    from paas_svc.targets import get_target
+
+    return _target_states(profile_id, home, get_target(store, target_name))
+
+
+def _target_states(profile_id: str, home: Path, target) -> dict[str, ContainerState]:
     from paas_svc import docker_status
+    from paas_svc.targets import endpoint
 
     labels = [f"{LABEL_PROFILE}={profile_id}"]
-    if target_name == "local":
-        states = docker_status.list_containers(labels)
+    point = endpoint(home, target)
+    if target.swarm:
+        states = docker_status.list_swarm_services(labels, point)
     else:
-        from paas_svc.targets import endpoint, get_target
-
-        target = get_target(store, target_name)
-        if target.swarm:
-            states = docker_status.list_swarm_services(labels, endpoint(home, target))
-        else:
-            states = docker_status.list_containers(labels, endpoint(home, target))
+        states = docker_status.list_containers(labels, point)
     return {state.labels.get(LABEL_SERVICE_ID, ""): state for state in states}

@@ -216,7 +216,7 @@ def probe_engine(home: Path, target: Target) -> dict:
     return get_json(endpoint(home, target), "/info")
 
 
-def open_engine(home: Path, target: Target):
+def open_engine(home: Path, target: Target, store=None):
     """The SDK adapter for the target: DockerEngine, or SwarmEngine on a Swarm manager."""
     from paas_svc.engine import DockerEngine
 
@@ -227,8 +227,45 @@ def open_engine(home: Path, target: Target):
     if target.swarm:
         from paas_svc.swarm import SwarmEngine
 
-        return SwarmEngine(home, target, base_url, point.tls)
+        return SwarmEngine(home, target, base_url, point.tls, lambda name: _pinned_node(store, name))
     return DockerEngine(base_url, point.tls, address=target.docker_host)
+
+
+_port_forwards: dict[tuple[str, int], int] = {}
+
+
+def open_port_forward(home: Path, target: Target, remote_port: int) -> int:
+    """A local port forwarded over ssh to the target host's 127.0.0.1:remote_port (closed at exit)."""
+    from paas_svc.errors import ProvisioningFailed
+    from paas_svc.ssh_forward import forward_port
+
+    if target.scheme != "ssh":
+        raise ProvisioningFailed(f"Target {target.name} publishes on its own 127.0.0.1 and is not ssh://, so this machine cannot reach its ports.",
+                                 hint="Add the target with --publish-address set to that host's address, or as ssh://.")
+    if (target.name, remote_port) not in _port_forwards:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            local_port = sock.getsockname()[1]
+        _, host, port = parse_docker_host(target.docker_host)
+        key, known = ssh_files(home, target)
+        forward_port(target.docker_host.split("://", 1)[1].split("@", 1)[0], host, port, key, known,
+                     local_port, "127.0.0.1", remote_port, keep=True)
+        _port_forwards[(target.name, remote_port)] = local_port
+    return _port_forwards[(target.name, remote_port)]
+
+
+def _pinned_node(store, resource: str) -> str | None:
+    from paas_svc.errors import NotFound as Missing
+    from paas_svc.naming import RESOURCE_PREFIX
+
+    if store is None or not resource.startswith(RESOURCE_PREFIX):
+        return None
+    try:
+        return store.get_service_by_id(resource[len(RESOURCE_PREFIX):]).node
+    except Missing:
+        return None
 
 
 def service_publish_host(store, service) -> str:

@@ -23,12 +23,14 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "env": ("paas_svc.cli.env_cmd",),
     "svc": ("paas_svc.cli.svc_cmd", "paas_svc.cli.data_cmd"),
     "key": ("paas_svc.cli.key_cmd",),
+    "target": ("paas_svc.cli.target_cmd",),
 }
 # Top-level commands: module, function.
 COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("paas_svc.cli.audit_cmd", "audit"),
     "doctor": ("paas_svc.cli.doctor_cmd", "doctor"),
     "run": ("paas_svc.cli.run_cmd", "run_command"),
+    "tunnel": ("paas_svc.cli.tunnel_cmd", "tunnel"),
 }
 
 

@@ -44,7 +44,7 @@ def service_manager(profile: Profile, reporter=None, target: str = "local"):
         if name not in managers:
             chosen = get_target(profile.store, name)
             managers[name] = ServiceManager(profile.store, profile.vault, profile.home,
-                                            lambda: open_engine(profile.home, chosen), reporter, chosen, manager_for)
+                                            lambda: open_engine(profile.home, chosen, profile.store), reporter, chosen, manager_for)
         return managers[name]
 
     return manager_for(target)

@@ -24,7 +24,17 @@ def _service(profile, project_option, env_option, slug):
     return profile.store.get_service(project, env, slug)
 
 
-def service_json(service, status: str) -> dict:
+def publish_hosts(store, services) -> dict[str, str]:
+    """The host-view address of each service (one read of the targets, none when all are local)."""
+    targets = {}
+    if any(service.target != "local" for service in services):
+        from paas_svc.targets import list_targets
+
+        targets = {target.name: target.publish_address for target in list_targets(store)}
+    return {s.id: s.spec.get("publish_address") or targets.get(s.target, HOST_VIEW_HOST) for s in services}
+
+
+def service_json(service, status: str, host: str = HOST_VIEW_HOST) -> dict:
     return {
         "id": service.id,
         "project": service.project,
@@ -37,7 +47,9 @@ def service_json(service, status: str) -> dict:
         "env_var": service.env_var,
         "container": service.container_name,
         "volume": service.volume_name,
-        "host": HOST_VIEW_HOST,
+        "host": host,
+        "target": service.target,
+        "node": service.node,
         "host_port": service.host_port,
         "ports": {str(k): v for k, v in service.host_ports.items()},
         "network_host": service.container_name,
@@ -58,6 +70,7 @@ def add(
     port: Annotated[Optional[int], typer.Option("--port", help="Host port on 127.0.0.1 for the main port (default: a free one, kept for good).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the service to accept connections.")] = 120.0,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once the container is started, without waiting for readiness.")] = False,
+    node: Annotated[Optional[str], typer.Option("--node", help="Swarm targets: pin the service to this node (default: the ready node with the fewest paas services).")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Provision a service from the catalog and wait until it accepts connections."""
@@ -71,7 +84,7 @@ def add(
     project_name = resolve_project(profile.store, project)
     env_name = resolve_env(profile.store, project_name, env)
     result = service_manager(profile, StderrReporter()).add(
-        project_name, env_name, slug, template, image=image, timeout=timeout, wait=not no_wait, host_port=port)
+        project_name, env_name, slug, template, image=image, timeout=timeout, wait=not no_wait, host_port=port, node=node)
     service = result.service
     status = "Ready" if result.waited else "Provisioning"
     if json_output:
@@ -103,12 +116,14 @@ def list_services(
     services = store.list_services(project=project_name, env=env, include_removed=removed)
     statuses = live_statuses(profile.home, store.profile_id(), services, store)
     rows = [(service, statuses[service.id]) for service in services]
+    hosts = publish_hosts(store, services)
     if json_output:
-        print_json([service_json(service, status) for service, status in rows])
+        print_json([service_json(service, status, hosts[service.id]) for service, status in rows])
         return
     print_table(
-        ("PROJECT", "ENV", "SLUG", "TEMPLATE", "STATUS", "ENV VAR", "HOST PORT", "CONTAINER"),
-        [(s.project, s.env, s.slug, s.template, status, s.env_var, s.host_port, s.container_name) for s, status in rows],
+        ("PROJECT", "ENV", "SLUG", "TEMPLATE", "TARGET", "STATUS", "ENV VAR", "HOST", "CONTAINER"),
+        [(s.project, s.env, s.slug, s.template, s.target + (f"/{s.node}" if s.node else ""), status, s.env_var,
+          f"{hosts[s.id]}:{s.host_port}", s.container_name) for s, status in rows],
         empty="No services yet. Add one with `paas svc add SLUG --template KEY`.",
     )
 
@@ -121,7 +136,7 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
     profile = open_profile()
     service = _service(profile, project, env, slug)
     status = live_statuses(profile.home, profile.store.profile_id(), [service], profile.store)[service.id]
-    info = service_json(service, status)
+    info = service_json(service, status, publish_hosts(profile.store, [service])[service.id])
     info["volume_path"] = service.spec["volume"]
     info["dsn_format"] = service.spec["dsn"]
     if json_output:

@@ -6,6 +6,7 @@
 #   paas-test/postgres:16     Debian's PostgreSQL 15 with an official-image-like entrypoint
 #   paas-test/standin:1       one Python process faking MongoDB/Meilisearch/MinIO/Mailpit
 #   paas-test/registry:2      Debian's docker-registry (Distribution 2.8), plain HTTP on :5000, for pull tests
+#   paas-test/node:1          Debian's docker.io + sshd: a Docker engine in a container (multinode tests)
 #
 # No container registry is needed: everything comes from the Debian mirror (the
 # registry image above is itself built from a Debian package).
@@ -195,6 +196,7 @@ main() {
     build_dockerfile paas-test/postgres:16 postgres
     build_dockerfile paas-test/standin:1 standin
     build_dockerfile paas-test/registry:2 registry
+    build_dockerfile paas-test/node:1 node
     # Drop the dangling layers left behind by rebuilds.
     docker image prune -f --filter label=paas-test.hash >/dev/null 2>&1 || true
     log "all images ready ($(( $(now) - t0 ))s)"
