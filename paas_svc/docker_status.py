@@ -14,7 +14,7 @@ import json
 import os
 from typing import NamedTuple
 
-from paas_svc.engine_api import ContainerState, ContainerView, view_from_list_item  # noqa: F401 - ContainerState: old name
+from paas_svc.engine_views import ContainerState, ContainerView, view_from_list_item  # noqa: F401 - ContainerState: old name
 from paas_svc.errors import DockerUnavailable
 
 DEFAULT_SOCKET = "/var/run/docker.sock"

@@ -158,45 +158,53 @@ def _check_network(engine, report: Report, target: str = "local") -> None:
 
 
 def _check_services(manager: ServiceManager, services: list[ServiceRecord], report: Report) -> None:
+    for service in services:
+        try:
+            _check_service(manager, service, report)
+        except DockerUnavailable as error:  # Swarm: the engine of the node holding it is down
+            report.add("container", False, f"{service.project}/{service.env}/{service.slug}: not checked: {error.message}",
+                       fix=error.hint)
+
+
+def _check_service(manager: ServiceManager, service: ServiceRecord, report: Report) -> None:
     engine = manager.engine
     profile_id = manager.store.profile_id()
-    for service in services:
-        where = f"{service.project}/{service.env}/{service.slug}"
-        if service.status == REMOVED:
-            if not engine.volume_exists(service.volume_name):
-                report.add("volume", False, f"{where} was removed and its kept volume {service.volume_name} is gone",
-                           fix=f"paas svc rm {service.slug} --env {service.env} --purge --yes  (forgets its credentials)")
-            continue
+    where = f"{service.project}/{service.env}/{service.slug}"
+    if service.status == REMOVED:
         if not engine.volume_exists(service.volume_name):
-            report.add("volume", False, f"{where}: volume {service.volume_name} is missing (its data is gone)",
-                       fix=f"paas svc repair {service.slug} --env {service.env} re-creates it EMPTY with the same credentials")
-            continue
-        container = engine.inspect_container(service.container_name)
-        if container is None:
-            report.add("container", False, f"{where}: container {service.container_name} is missing",
-                       fix=f"paas svc repair {service.slug} --env {service.env}", action=REPAIR, target=service.id)
-            continue
-        problems = _container_mismatches(container, service, profile_id, manager.target.bind_address)
-        if problems:
-            report.add("container", False, f"{where}: container does not match the state ({'; '.join(problems)})",
-                       fix=f"docker rm -f {service.container_name} && paas svc repair {service.slug} --env {service.env}")
-            continue
-        if service.status in (FAILED, PROVISIONING):
-            report.add("container", False, f"{where}: last add did not finish ({service.status_reason or service.status})",
-                       fix=f"paas svc repair {service.slug} --env {service.env}", action=REPAIR, target=service.id)
-        elif container.state in ("pending", "starting", "failed"):  # Swarm: the swarm findings say why
-            report.add("container", container.state != "failed", f"{where}: task {container.state}: {container.status}",
-                       fix=None if container.state != "failed" else f"paas svc logs {service.slug} --env {service.env}")
-        elif not container.running:
-            taken = [port for port in service.host_ports.values() if not port_is_free(port)]
-            if taken:
-                report.add("ports", False, f"{where}: host port(s) {', '.join(map(str, taken))} are taken by another process, so it cannot start",
-                           fix="stop that process (see `ss -ltnp`), then `paas svc start`")
-            else:
-                report.add("container", False, f"{where}: container is {container.state}",
-                           fix=f"paas svc start {service.slug} --env {service.env}", action=START, target=service.id)
+            report.add("volume", False, f"{where} was removed and its kept volume {service.volume_name} is gone",
+                       fix=f"paas svc rm {service.slug} --env {service.env} --purge --yes  (forgets its credentials)")
+        return
+    if not engine.volume_exists(service.volume_name):
+        report.add("volume", False, f"{where}: volume {service.volume_name} is missing (its data is gone)",
+                   fix=f"paas svc repair {service.slug} --env {service.env} re-creates it EMPTY with the same credentials")
+        return
+    container = engine.inspect_container(service.container_name)
+    if container is None:
+        report.add("container", False, f"{where}: container {service.container_name} is missing",
+                   fix=f"paas svc repair {service.slug} --env {service.env}", action=REPAIR, target=service.id)
+        return
+    problems = _container_mismatches(container, service, profile_id, manager.target.bind_address)
+    if problems:
+        report.add("container", False, f"{where}: container does not match the state ({'; '.join(problems)})",
+                   fix=f"docker rm -f {service.container_name} && paas svc repair {service.slug} --env {service.env}")
+        return
+    if service.status in (FAILED, PROVISIONING):
+        report.add("container", False, f"{where}: last add did not finish ({service.status_reason or service.status})",
+                   fix=f"paas svc repair {service.slug} --env {service.env}", action=REPAIR, target=service.id)
+    elif container.state in ("pending", "starting", "failed"):  # Swarm: the swarm findings say why
+        report.add("container", container.state != "failed", f"{where}: task {container.state}: {container.status}",
+                   fix=None if container.state != "failed" else f"paas svc logs {service.slug} --env {service.env}")
+    elif not container.running:
+        taken = [port for port in service.host_ports.values() if not port_is_free(port)] if manager.target.is_local else []
+        if taken:
+            report.add("ports", False, f"{where}: host port(s) {', '.join(map(str, taken))} are taken by another process, so it cannot start",
+                       fix="stop that process (see `ss -ltnp`), then `paas svc start`")
         else:
-            report.add("container", True, f"{where}: running, matches the state")
+            report.add("container", False, f"{where}: container is {container.state}",
+                       fix=f"paas svc start {service.slug} --env {service.env}", action=START, target=service.id)
+    else:
+        report.add("container", True, f"{where}: running, matches the state")
 
 
 def _container_mismatches(container, service: ServiceRecord, profile_id: str, bind_address: str = HOST_VIEW_HOST) -> list[str]:

@@ -304,6 +304,16 @@ class ServiceManager:
         if state is None or not state.running:
             engine.start(service.container_name)
 
+    def recreate(self, service: ServiceRecord, timeout: float | None) -> None:
+        """Network, volume, container, start (each step finds what exists), then wait for
+        Ready unless timeout is None. For use cases that re-create a service (svc move)."""
+        self._provision(service)
+        if timeout is not None:
+            self._wait_ready(service, timeout)
+
+    def wait_ready(self, service: ServiceRecord, timeout: float) -> None:
+        self._wait_ready(service, timeout)
+
     def _wait_ready(self, service: ServiceRecord, timeout: float) -> None:
         """Poll the protocol probe with a short, growing interval until the deadline."""
         credentials = self.vault.credentials(service)

@@ -12,7 +12,6 @@ from paas_svc.dsn import HOST_VIEW_HOST, render_dsn
 from paas_svc.errors import ProvisioningFailed
 from paas_svc.models import ServiceRecord
 from paas_svc.store import StateStore
-from paas_svc.targets import service_publish_host
 from paas_svc.vault import Vault
 
 
@@ -31,6 +30,15 @@ def reveal_dsn(store: StateStore, vault: Vault, service: ServiceRecord, network_
     dsn = connection_string(service, vault.credentials(service), network_view, service_publish_host(store, service))
     store.audit("reveal-dsn", service.project, service.env, service.slug, "view=network" if network_view else "view=host")
     return dsn
+
+
+def service_publish_host(store: StateStore, service: ServiceRecord) -> str:
+    """127.0.0.1 for a local service without loading the targets module (the hot path)."""
+    if service.target == "local" and not service.spec.get("publish_address"):
+        return HOST_VIEW_HOST
+    from paas_svc import targets
+
+    return targets.service_publish_host(store, service)
 
 
 @dataclass

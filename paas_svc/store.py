@@ -378,9 +378,11 @@ class StateStore:
                                hint="Move the data with backup/restore into an environment bound to the new target.")
             db.execute("UPDATE environments SET target = ? WHERE id = ?", (target, environment.id))
 
-    def set_service_node(self, service_id: str, node: str | None) -> None:
+    def set_service_node(self, service_id: str, node: str | None, spec: dict) -> None:
+        """A Swarm service's node, and its spec (which holds the node's address)."""
         with self.write() as db:
-            db.execute("UPDATE services SET node = ?, updated_at = ? WHERE id = ?", (node, utc_now(), service_id))
+            db.execute("UPDATE services SET node = ?, spec = ?, updated_at = ? WHERE id = ?",
+                       (node, json.dumps(spec), utc_now(), service_id))
 
     # -- audit --------------------------------------------------------------------
 

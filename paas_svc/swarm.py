@@ -31,6 +31,11 @@ from paas_svc.engine_api import ContainerSpec, ContainerView, ExecResult, PullPr
 from paas_svc.errors import Conflict, DockerUnavailable, InvalidInput, ProvisioningFailed
 from paas_svc.naming import NETWORK_NAME
 
+# Passwords the official images also read from NAME_FILE: on Swarm they become Docker secrets
+# (encrypted in the managers' raft log, mounted in tmpfs at /run/secrets, absent from
+# `docker service inspect`). Redis (a command-line flag), Meilisearch and MinIO keep them in
+# the environment, as on a plain engine.
+FILE_SECRET_VARIABLES = ("POSTGRES_PASSWORD", "MONGO_INITDB_ROOT_PASSWORD")
 SETTLE_TIMEOUT_SECONDS = 90  # a scale to 0, or a removal, reaching the node
 HELPER_PREFIX = "paas-helper-"
 
@@ -136,7 +141,10 @@ class SwarmEngine(DockerEngine):
                 except docker.errors.NotFound:
                     pass
             try:
-                return node.remove_volume(name)
+                removed = node.remove_volume(name)
+                if self._running_container(name) is None and not self._service_exists(name):
+                    self._remove_secrets(name)  # the data is gone: so are its passwords
+                return removed
             except Conflict:
                 if time.monotonic() > deadline:
                     raise
@@ -172,8 +180,9 @@ class SwarmEngine(DockerEngine):
         if spec.node is None:
             raise Conflict(f"{spec.name} has no node to be pinned to.")
         labels = {**spec.labels, LABEL_NODE: spec.node}
+        environment, secrets = self._secrets_for(spec)
         container_spec = docker.types.ContainerSpec(
-            spec.image, args=spec.command, env=spec.environment, labels=labels,
+            spec.image, args=spec.command, env=environment, labels=labels, secrets=secrets,
             mounts=[docker.types.Mount(spec.volume_path, spec.volume, type="volume", labels=spec.labels)],
             hostname=spec.name, stop_grace_period=30 * 10**9)
         template = docker.types.TaskTemplate(
@@ -193,6 +202,30 @@ class SwarmEngine(DockerEngine):
                 raise Conflict(f"A Swarm service named {spec.name} already exists.") from None
             raise ProvisioningFailed(f"Could not create Swarm service {spec.name}: {error.explanation}") from None
         return created["ID"]
+
+    def _secrets_for(self, spec: ContainerSpec) -> tuple[dict[str, str], list]:
+        """The environment with each FILE_SECRET_VARIABLES value replaced by NAME_FILE pointing
+        at a Docker secret (one per service and variable; a service's password never changes,
+        so an existing secret of that name is reused)."""
+        environment, references = dict(spec.environment), []
+        for variable in FILE_SECRET_VARIABLES:
+            if variable not in environment:
+                continue
+            value = environment.pop(variable)
+            name = f"{spec.name}-{variable.lower().replace('_', '-')}"
+            found = [s for s in self._api.secrets(filters={"name": name}) if s["Spec"]["Name"] == name]
+            secret_id = found[0]["ID"] if found else self._api.create_secret(name, value.encode(), labels=spec.labels)["ID"]
+            references.append(docker.types.SecretReference(secret_id, name, filename=name))
+            environment[f"{variable}_FILE"] = f"/run/secrets/{name}"
+        return environment, references
+
+    def _remove_secrets(self, name: str) -> None:
+        for secret in self._api.secrets(filters={"name": name}):
+            if secret["Spec"]["Name"].startswith(name + "-"):
+                try:
+                    self._api.remove_secret(secret["ID"])
+                except docker.errors.APIError:
+                    pass  # still referenced by a service being removed: doctor reports leftovers
 
     def _scale(self, name: str, replicas: int) -> None:
         try:
@@ -249,6 +282,13 @@ class SwarmEngine(DockerEngine):
         return self._api.service_logs(name, stdout=True, stderr=True, follow=follow, tail=tail, is_tty=False)
 
     # -- exec and archives on the pinned node ------------------------------------------------
+
+    def _service_exists(self, name: str) -> bool:
+        try:
+            self._api.inspect_service(name)
+            return True
+        except docker.errors.NotFound:
+            return False
 
     def _running_container(self, name: str) -> str | None:
         try:

@@ -13,7 +13,7 @@ COMMANDS = [
     ["svc"], ["svc", "add"], ["svc", "list"], ["svc", "show"], ["svc", "dsn"], ["svc", "rm"],
     ["svc", "start"], ["svc", "stop"], ["svc", "restart"], ["svc", "logs"], ["audit"],
     ["env", "set-target"], ["target"], ["target", "add"], ["target", "list"], ["target", "show"], ["target", "rm"],
-    ["tunnel"],
+    ["tunnel"], ["svc", "move"],
 ]
 
 

@@ -21,7 +21,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "catalog": ("paas_svc.cli.catalog_cmd",),
     "project": ("paas_svc.cli.project_cmd",),
     "env": ("paas_svc.cli.env_cmd",),
-    "svc": ("paas_svc.cli.svc_cmd", "paas_svc.cli.data_cmd"),
+    "svc": ("paas_svc.cli.svc_cmd", "paas_svc.cli.data_cmd", "paas_svc.cli.move_cmd"),
     "key": ("paas_svc.cli.key_cmd",),
     "target": ("paas_svc.cli.target_cmd",),
 }

@@ -7,4 +7,7 @@ if [ -s /root/.ssh/authorized_keys ]; then
     ssh-keygen -A >/dev/null
     /usr/sbin/sshd
 fi
+# A node container that was stopped and started again (the "lost node" test) keeps the pid
+# files of the engine that was killed: dockerd refuses to start over them.
+rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid
 exec dockerd "$@"
