@@ -17,12 +17,14 @@ import hashlib
 import io
 import json
 import os
+import posixpath
 import re
 import tarfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator, Protocol
 
 from paas_svc.errors import InvalidInput, PaasError, ProvisioningFailed
 from paas_svc.models import ServiceRecord
@@ -39,6 +41,10 @@ COPY_CHUNK = 1024 * 1024
 NATIVE_OPERATION_TIMEOUT = 1800.0  # BGSAVE, a Meilisearch dump task
 
 HEADER_FIELDS = ("template", "image", "created_at", "tool_version", "project", "env", "slug", "payload_bytes", "payload_sha256")
+# Longest value each text field may hold; every one must be printable (no escape sequences,
+# control characters or newlines: restore and its prompt print them).
+HEADER_TEXT_LIMITS = {"template": 64, "image": 512, "created_at": 64, "tool_version": MAX_TOOL_VERSION_CHARS,
+                      "project": 64, "env": 64, "slug": 64}
 
 
 class InvalidBackup(InvalidInput):
@@ -106,9 +112,15 @@ def parse_header(line: bytes, source: str = "the file") -> BackupHeader:
         raise InvalidBackup(f"{source} has an invalid payload size {size!r} in its header. Nothing was changed.")
     if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise InvalidBackup(f"{source} has an invalid payload checksum in its header. Nothing was changed.")
-    text_fields = [name for name in HEADER_FIELDS if name not in ("payload_bytes", "payload_sha256")]
-    if any(not isinstance(document[name], str) for name in text_fields):
+    if any(not isinstance(document[name], str) for name in HEADER_TEXT_LIMITS):
         raise InvalidBackup(f"{source} has a malformed backup header. Nothing was changed.")
+    for name, limit in HEADER_TEXT_LIMITS.items():
+        value = document[name]
+        if len(value) > limit or not value.isprintable() or (not value and name != "tool_version"):
+            # The value itself is not shown: it is what may hold the escape sequences.
+            raise InvalidBackup(f"{source} has an invalid backup header: its {name} is empty, longer than {limit} characters, "
+                                "or holds control characters. Nothing was changed.",
+                                hint="Pass a file written by `paas svc backup`.")
     return BackupHeader(**{name: document[name] for name in HEADER_FIELDS})
 
 
@@ -244,19 +256,55 @@ def redis_aof_files(rdb_size: int) -> list[tuple[str, int, int]]:
     ]
 
 
+MAX_SHOWN_NAME_CHARS = 120
+
+
+def shown(text: str) -> str:
+    """A name from a file, safe to print: quoted, escapes and control characters made visible, bounded."""
+    return repr(text[:MAX_SHOWN_NAME_CHARS] + ("..." if len(text) > MAX_SHOWN_NAME_CHARS else ""))
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root + "/")
+
+
 def check_volume_tar(payload: BinaryIO, root: str) -> int:
-    """Every member of a volume archive sits under `root` (the mount point's name, as Docker's
-    archive of it names it): no absolute path, no `..`, no device file. Returns the member
-    count. Reads the stream once."""
+    """Every member of a volume archive stays in the volume: it sits under `root` (the mount
+    point's name, as Docker's archive of it names it), with no absolute path and no `..`, is a
+    regular file, a folder, a symlink whose target resolves inside the volume, or a hard link to
+    an earlier file of the archive; never a FIFO, a device or a set-id file; and no member's path
+    (nor a hard link's target) goes through a symlink made by an earlier member. Returns the
+    member count. Reads the stream once."""
+    kinds: dict[str, str] = {}  # path -> "file" | "dir" | "link", as extracting so far would leave it
     count = 0
     try:
         with tarfile.open(fileobj=payload, mode="r|") as archive:
             for member in archive:
-                parts = member.name.rstrip("/").split("/")
-                if member.name.startswith("/") or ".." in parts or parts[0] != root:
-                    raise InvalidBackup(f"the archive holds {member.name!r}, outside {root}/. Nothing was changed.")
-                if member.ischr() or member.isblk():
-                    raise InvalidBackup(f"the archive holds a device file {member.name!r}. Nothing was changed.")
+                name = _member_path(member.name, root)
+                if name == root and not member.isdir():
+                    raise InvalidBackup(f"the archive's top entry {shown(member.name)} is not a folder. Nothing was changed.")
+                _check_not_through_a_link(name, kinds, member.name)
+                if member.issym():
+                    _check_symlink(member, name, root)
+                    kinds[name] = "link"
+                elif member.islnk():
+                    target = _member_path(member.linkname, root, what=f"the hard link {shown(member.name)} to")
+                    _check_not_through_a_link(target, kinds, member.linkname)
+                    if kinds.get(target) != "file":
+                        raise InvalidBackup(f"the archive holds a hard link {shown(member.name)} to {shown(member.linkname)}, "
+                                            "which is not a file earlier in the archive. Nothing was changed.")
+                    kinds[name] = "file"
+                elif member.isdir():
+                    kinds[name] = "dir"
+                elif member.isfile():
+                    if member.mode & 0o6000:
+                        raise InvalidBackup(f"the archive holds a set-user-id or set-group-id file {shown(member.name)}. "
+                                            "Nothing was changed.")
+                    kinds[name] = "file"
+                else:
+                    what = ("a FIFO" if member.isfifo() else "a device file" if member.ischr() or member.isblk()
+                            else "an entry of an unsupported type")
+                    raise InvalidBackup(f"the archive holds {what} {shown(member.name)}. Nothing was changed.")
                 count += 1
     except tarfile.TarError as error:
         raise InvalidBackup(f"its data is not a readable tar archive ({error}). Nothing was changed.") from None
@@ -265,17 +313,58 @@ def check_volume_tar(payload: BinaryIO, root: str) -> int:
     return count
 
 
-def single_file_tar(name: str, payload: BinaryIO, size: int, mode: int = 0o600, uid: int = 0, gid: int = 0) -> BinaryIO:
-    """A tar (spooled to disk when large) holding one file read from `payload`."""
+def _member_path(raw: str, root: str, what: str = "") -> str:
+    """The member's path, normalised; refused when absolute, with `..`, or outside root/."""
+    name = raw.rstrip("/")
+    while name.startswith("./"):
+        name = name[2:]
+    parts = name.split("/")
+    where = f"{what} " if what else ""
+    if raw.startswith("/") or ".." in parts:
+        raise InvalidBackup(f"the archive holds {where}{shown(raw)}, a path that leaves the volume. Nothing was changed.")
+    if not _inside(name, root) or "" in parts or "." in parts:
+        raise InvalidBackup(f"the archive holds {where}{shown(raw)}, outside {root}/. Nothing was changed.")
+    return name
+
+
+def _check_not_through_a_link(name: str, kinds: dict[str, str], raw: str) -> None:
+    parts = name.split("/")
+    for depth in range(1, len(parts)):
+        if kinds.get("/".join(parts[:depth])) == "link":
+            raise InvalidBackup(f"the archive holds {shown(raw)}, a path through the symlink {shown('/'.join(parts[:depth]))} "
+                                "of an earlier entry. Nothing was changed.")
+
+
+def _check_symlink(member: tarfile.TarInfo, name: str, root: str) -> None:
+    target = member.linkname
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target)) if target else ""
+    # No `..` at all: lexically `b/../x` can stay inside while `b` (a link to `.`) makes it leave.
+    if not target or target.startswith("/") or ".." in target.split("/") or not _inside(resolved, root):
+        raise InvalidBackup(f"the archive holds a symlink {shown(member.name)} -> {shown(target)}, which points outside "
+                            "the volume. Nothing was changed.")
+
+
+SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
+
+
+def spool(scratch_dir: Path | None) -> BinaryIO:
+    """A temp file kept in memory while small, then on disk in `scratch_dir` (unnamed where the
+    system allows, so even a killed process leaves nothing)."""
     import tempfile
 
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
-    with tarfile.open(fileobj=spool, mode="w") as archive:
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES, dir=scratch_dir)
+
+
+def single_file_tar(name: str, payload: BinaryIO, size: int, mode: int = 0o600, uid: int = 0, gid: int = 0,
+                    scratch_dir: Path | None = None) -> BinaryIO:
+    """A tar (spooled to disk when large) holding one file read from `payload`."""
+    spool_file = spool(scratch_dir)
+    with tarfile.open(fileobj=spool_file, mode="w") as archive:
         info = tarfile.TarInfo(name)
         info.size, info.mode, info.uid, info.gid, info.mtime = size, mode, uid, gid, int(time.time())
         archive.addfile(info, payload)
-    spool.seek(0)
-    return spool
+    spool_file.seek(0)
+    return spool_file
 
 
 def first_tar_member(chunks: Iterable[bytes]) -> tarfile.TarInfo | None:
@@ -312,6 +401,7 @@ class ServiceContext:
     operation_timeout: float = NATIVE_OPERATION_TIMEOUT
     sleep: Callable[[float], None] = time.sleep
     notes: list[str] = field(default_factory=list)
+    scratch_dir: Path | None = None  # private folder for spooled plaintext copies (None: the system's temp dir)
 
     @property
     def container(self) -> str:
@@ -342,7 +432,10 @@ def _first_line(result: ExecResult, fallback: str) -> str:
     if result.exit_code != 0:
         return fallback
     lines = (result.stdout or result.stderr).decode("utf-8", errors="replace").strip().splitlines()
-    return lines[0][:MAX_TOOL_VERSION_CHARS] if lines else fallback
+    if not lines:
+        return fallback
+    # The tool's output goes into the header, which must stay printable (see parse_header).
+    return "".join(char if char.isprintable() else "?" for char in lines[0][:MAX_TOOL_VERSION_CHARS]) or fallback
 
 
 def _check_magic(backup: BackupFile, magic: bytes, what: str) -> None:
@@ -392,7 +485,7 @@ class PostgresStrategy:
         creds = ctx.credentials
         name = _temp_name("pgdump")
         with backup.open_payload() as payload:
-            engine.put_archive(ctx.container, "/tmp", single_file_tar(name, payload, backup.payload_bytes))
+            engine.put_archive(ctx.container, "/tmp", single_file_tar(name, payload, backup.payload_bytes, scratch_dir=ctx.scratch_dir))
         try:
             # One transaction: if anything fails, the database is left exactly as it was.
             result = engine.exec_capture(ctx.container, [
@@ -480,16 +573,14 @@ class RedisStrategy:
         except (PaasError, tarfile.TarError):
             owner = None  # e.g. a rollback after the container was removed
         uid, gid = (owner.uid, owner.gid) if owner is not None else (0, 0)
-        archive = self.aof_archive(backup, uid, gid)
+        archive = self.aof_archive(backup, uid, gid, ctx.scratch_dir)
         _load_into_fresh_volume(engine, ctx, ctx.mount_path, archive)
 
     @staticmethod
-    def aof_archive(backup: BackupFile, uid: int, gid: int) -> BinaryIO:
-        import tempfile
-
-        spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    def aof_archive(backup: BackupFile, uid: int, gid: int, scratch_dir: Path | None = None) -> BinaryIO:
+        spool_file = spool(scratch_dir)
         now = int(time.time())
-        with tarfile.open(fileobj=spool, mode="w") as archive:
+        with tarfile.open(fileobj=spool_file, mode="w") as archive:
             for name, size, mode in redis_aof_files(backup.payload_bytes):
                 info = tarfile.TarInfo(name)
                 info.uid, info.gid, info.mode, info.mtime = uid, gid, mode, now
@@ -505,8 +596,26 @@ class RedisStrategy:
                     archive.addfile(info, io.BytesIO(REDIS_AOF_MANIFEST_TEXT))
                 else:
                     archive.addfile(info, io.BytesIO(b""))
-        spool.seek(0)
-        return spool
+        spool_file.seek(0)
+        return spool_file
+
+
+# Runs a MongoDB tool with its password in a `--config` YAML file that exists only inside the
+# container and only while the tool runs: the password comes in through the exec's environment
+# (never an argv), the file is made under umask 077 and removed when the tool ends or the shell
+# is signalled. `printf` is a shell builtin, so the YAML text is on no command line either.
+MONGO_CONFIG_VARIABLE = "PAAS_MONGO_CONFIG"
+MONGO_WITH_CONFIG_SCRIPT = (
+    'umask 077; conf=$(mktemp) || exit 97; '
+    'trap \'rm -f "$conf"\' EXIT; trap \'rm -f "$conf"; exit 143\' HUP INT TERM; '
+    f'printf \'%s\\n\' "${MONGO_CONFIG_VARIABLE}" > "$conf" || exit 97; unset {MONGO_CONFIG_VARIABLE}; '
+    '"$@" --config "$conf"'
+)
+
+
+def mongo_config_text(password: str) -> str:
+    """The tools' YAML config: a JSON string is a valid YAML double-quoted scalar."""
+    return "password: " + json.dumps(password)
 
 
 class MongoStrategy:
@@ -515,14 +624,21 @@ class MongoStrategy:
     needs_running = True
     replaces_volume = False
 
-    def _auth(self, ctx) -> list[str]:
-        return ["-u", ctx.credentials["user"], "-p", ctx.credentials["password"], "--authenticationDatabase", "admin"]
+    def _run(self, engine, ctx, tool_args: list[str], sink: BinaryIO | None = None) -> ExecResult:
+        """A mongo tool as the root user; the password only in the exec's environment and a
+        short-lived 0600 file in the container (see MONGO_WITH_CONFIG_SCRIPT)."""
+        command = ["sh", "-c", MONGO_WITH_CONFIG_SCRIPT, "paas-mongo-tool", *tool_args,
+                   "--username", ctx.credentials["user"], "--authenticationDatabase", "admin"]
+        environment = {MONGO_CONFIG_VARIABLE: mongo_config_text(ctx.credentials["password"])}
+        if sink is None:
+            return engine.exec_capture(ctx.container, command, environment=environment)
+        return engine.exec_stream(ctx.container, command, sink, environment=environment)
 
     def tool_version(self, engine, ctx):
         return _first_line(engine.exec_capture(ctx.container, ["mongodump", "--version"]), "mongodump")
 
     def backup(self, engine, ctx, sink):
-        result = engine.exec_stream(ctx.container, ["mongodump", "--archive", "--gzip", *self._auth(ctx)], sink)
+        result = self._run(engine, ctx, ["mongodump", "--archive", "--gzip"], sink)
         if result.exit_code != 0:
             raise BackupFailed(f"mongodump failed in {ctx.container} (exit {result.exit_code}): {result.error_text()}")
 
@@ -532,12 +648,11 @@ class MongoStrategy:
     def restore(self, engine, ctx, backup):
         name = _temp_name("mongoarchive")
         with backup.open_payload() as payload:
-            engine.put_archive(ctx.container, "/tmp", single_file_tar(name, payload, backup.payload_bytes))
+            engine.put_archive(ctx.container, "/tmp", single_file_tar(name, payload, backup.payload_bytes, scratch_dir=ctx.scratch_dir))
         try:
             # admin.* holds the users: restoring it would replace this service's credentials
             # with the source's (a clone must keep its own).
-            result = engine.exec_capture(ctx.container, [
-                "mongorestore", f"--archive=/tmp/{name}", "--gzip", "--drop", "--nsExclude=admin.*", *self._auth(ctx)])
+            result = self._run(engine, ctx, ["mongorestore", f"--archive=/tmp/{name}", "--gzip", "--drop", "--nsExclude=admin.*"])
         finally:
             engine.exec_capture(ctx.container, ["rm", "-f", f"/tmp/{name}"])
         if result.exit_code != 0:
@@ -580,15 +695,22 @@ class MeilisearchStrategy:
 
     def check_payload(self, backup, mount_path):
         with backup.open_payload() as payload:
-            members = _tar_members(payload, backup)
-        if len(members) != 1 or not members[0].isfile() or "/" in members[0].name or not members[0].name.endswith(".dump"):
+            self._check_members(payload, backup)
+
+    @staticmethod
+    def _check_members(payload: BinaryIO, backup: BackupFile) -> str:
+        """The name of the one .dump file the archive must hold (nothing else)."""
+        members = _tar_members(payload, backup)
+        if (len(members) != 1 or not members[0].isfile() or "/" in members[0].name or members[0].name.startswith(".")
+                or not members[0].name.endswith(".dump") or not members[0].name.isprintable() or members[0].mode & 0o6000):
             raise InvalidBackup(f"{backup.path} does not hold exactly one Meilisearch .dump file. Nothing was changed.")
+        return members[0].name
 
     def restore(self, engine, ctx, backup):
-        with backup.open_payload() as payload:
-            dump_name = _tar_members(payload, backup)[0].name
-        dump_path = f"{ctx.mount_path}/{dump_name}"
-        with backup.open_payload() as payload:
+        with checked_copy(backup, ctx.scratch_dir, lambda copy: self._check_members(copy, backup)) as payload:
+            dump_name = self._check_members(payload, backup)
+            payload.seek(0)
+            dump_path = f"{ctx.mount_path}/{dump_name}"
             _load_into_fresh_volume(engine, ctx, ctx.mount_path, payload, {"MEILI_IMPORT_DUMP": dump_path})
         # The import happened at launch; run the container again without the import setting.
         engine.stop(ctx.container)
@@ -626,17 +748,44 @@ class VolumeArchiveStrategy:
                 ctx.wait_ready()
 
     def check_payload(self, backup, mount_path):
-        root = os.path.basename(mount_path.rstrip("/"))
         with backup.open_payload() as payload:
-            try:
-                check_volume_tar(payload, root)
-            except InvalidBackup as error:
-                raise InvalidBackup(f"{backup.path}: {error.message}") from None
+            self._check(payload, backup, mount_path)
 
     def restore(self, engine, ctx, backup):
+        # The file was checked before the restore began, but it could have been replaced since:
+        # the archive extracted is a private copy, checked again before anything is stopped.
         parent = os.path.dirname(ctx.mount_path) or "/"
-        with backup.open_payload() as payload:
+        with checked_copy(backup, ctx.scratch_dir, lambda copy: self._check(copy, backup, ctx.mount_path)) as payload:
             _load_into_fresh_volume(engine, ctx, parent, payload)
+
+    @staticmethod
+    def _check(payload: BinaryIO, backup: BackupFile, mount_path: str) -> None:
+        try:
+            check_volume_tar(payload, os.path.basename(mount_path.rstrip("/")))
+        except InvalidBackup as error:
+            raise InvalidBackup(f"{backup.path}: {error.message}") from None
+
+
+@contextmanager
+def checked_copy(backup: BackupFile, scratch_dir: Path | None, check: Callable[[BinaryIO], object]) -> Iterator[BinaryIO]:
+    """A private copy of the payload whose checksum matches the header and which passed `check`:
+    what a restore then uploads is exactly what was checked, whatever happens to the file."""
+    copy = spool(scratch_dir)
+    try:
+        digest = hashlib.sha256()
+        with backup.open_payload() as payload:
+            while chunk := payload.read(COPY_CHUNK):
+                digest.update(chunk)
+                copy.write(chunk)
+        if digest.hexdigest() != backup.header.payload_sha256:
+            raise InvalidBackup(f"{backup.path} changed after it was checked: its data no longer matches its checksum.",
+                                hint="Make sure nothing writes to the file during the restore.")
+        copy.seek(0)
+        check(copy)
+        copy.seek(0)
+        yield copy
+    finally:
+        copy.close()
 
 
 def _tar_members(payload: BinaryIO, backup: BackupFile) -> list[tarfile.TarInfo]:

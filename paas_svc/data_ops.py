@@ -170,6 +170,13 @@ class DataOps:
     def backup_dir(self) -> Path:
         return backup_dir(self.manager.home)
 
+    @property
+    def scratch_dir(self) -> Path:
+        """This process's private folder for plaintext temp copies (leftovers of dead runs removed)."""
+        from paas_svc.scratch import process_scratch_dir
+
+        return process_scratch_dir(self.manager.home)
+
     def step(self, text: str) -> None:
         self.manager.reporter.step(text)
 
@@ -184,6 +191,7 @@ class DataOps:
             wait_ready=lambda: self.manager._wait_ready(service, ready_timeout),
             container_spec=lambda extra_environment=None: self.manager.container_spec(service, extra_environment),
             http=_http_client(service, credentials, self.manager.publish_host(service)),
+            scratch_dir=self.scratch_dir,
         )
 
     @contextmanager
@@ -263,9 +271,9 @@ class DataOps:
         return BackupResult(path, header, time.monotonic() - started)
 
     def backup_to_stream(self, service: ServiceRecord, stream: BinaryIO) -> BackupResult:
-        """The same bytes as a file, staged in the data dir (the header needs the payload's checksum)."""
+        """The same bytes as a file, staged in the private scratch folder (the header needs the payload's checksum)."""
         started = time.monotonic()
-        staging = self.backup_dir / f".stream-{os.getpid()}-{os.urandom(4).hex()}"
+        staging = self.scratch_dir / f"stream-{os.urandom(4).hex()}"
         try:
             header = self._write_file(service, staging)
             with open(staging, "rb") as handle:
@@ -361,7 +369,8 @@ class DataOps:
         strategy = strategy_for(service.template)
         self.require_container(service, strategy)
         self.step(f"Backing up {service.project}/{service.env}/{service.slug}")
-        staging = self.safety_backup(service, f"clone-to-{to_env}-{to_slug}").path
+        staging = self.backup_to_path(service, self.scratch_dir / default_backup_name(service, strategy.extension, f"clone-to-{to_env}-{to_slug}"),
+                                      purpose=f"clone-to-{to_env}-{to_slug}").path
         try:
             backup = read_backup(staging)
             self.step(f"Creating {to_slug} in {service.project}/{to_env}")

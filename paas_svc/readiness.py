@@ -92,7 +92,15 @@ def _probe_redis(readiness, host, port, credentials) -> ProbeResult:
         return False, "PING answered " + answer.decode(errors="replace")[:80]
 
 
-# -- PostgreSQL: a real login (SCRAM-SHA-256, md5 or cleartext) ----------------------
+# -- PostgreSQL: a real login, SCRAM-SHA-256 only ----------------------------------
+#
+# Whatever listens on the published port gets no usable secret: a cleartext or md5 request
+# (which would hand it the password, or a hash that replays as well as the password) is
+# refused before anything is sent, and a login counts only once the server has proved, with
+# its SCRAM signature, that it knows the password itself.
+
+_PG_AUTH_NAMES = {3: "a cleartext password", 5: "an md5 password hash", 7: "GSSAPI", 9: "SSPI"}
+
 
 def _pg_message(kind: bytes, payload: bytes) -> bytes:
     return kind + struct.pack("!I", len(payload) + 4) + payload
@@ -101,6 +109,8 @@ def _pg_message(kind: bytes, payload: bytes) -> bytes:
 def _pg_read(sock: socket.socket) -> tuple[bytes, bytes]:
     header = _recv_exact(sock, 5)
     kind, length = header[:1], struct.unpack("!I", header[1:])[0]
+    if length < 4 or length > 1024 * 1024:
+        raise ValueError(f"implausible message length {length}")
     return kind, _recv_exact(sock, length - 4)
 
 
@@ -109,7 +119,12 @@ def _pg_error_text(payload: bytes) -> str:
     for part in payload.split(b"\0"):
         if part:
             fields[part[:1]] = part[1:].decode(errors="replace")
-    return fields.get(b"M", "error")
+    return _printable(fields.get(b"M", "error"))
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """Text from the server, safe to show: control characters replaced, bounded."""
+    return "".join(char if char.isprintable() else "?" for char in text[:limit])
 
 
 def _probe_postgres(readiness, host, port, credentials) -> ProbeResult:
@@ -119,25 +134,26 @@ def _probe_postgres(readiness, host, port, credentials) -> ProbeResult:
     with _connect(host, port) as sock:
         sock.sendall(startup)
         scram: _Scram | None = None
+        verified = False
         while True:
             kind, payload = _pg_read(sock)
             if kind == b"E":
                 return False, _pg_error_text(payload)
             if kind == b"Z":
                 sock.sendall(_pg_message(b"X", b""))
-                return True, "logged in over TCP"
+                return True, "logged in over TCP (SCRAM-SHA-256, server verified)"
             if kind != b"R":
                 continue  # ParameterStatus, BackendKeyData, notices
             code = struct.unpack("!I", payload[:4])[0]
             if code == 0:
+                if not verified:
+                    return False, "the server let the login in without proving it knows the password (no SCRAM exchange)"
                 continue
-            if code == 3:
-                sock.sendall(_pg_message(b"p", password.encode() + b"\0"))
-            elif code == 5:
-                salt = payload[4:8]
-                inner = hashlib.md5(password.encode() + user.encode()).hexdigest().encode()
-                sock.sendall(_pg_message(b"p", b"md5" + hashlib.md5(inner + salt).hexdigest().encode() + b"\0"))
-            elif code == 10:
+            if code == 10:
+                mechanisms = [name for name in payload[4:].split(b"\0") if name]
+                if b"SCRAM-SHA-256" not in mechanisms:
+                    offered = ", ".join(_printable(name.decode(errors="replace"), 40) for name in mechanisms[:5]) or "none"
+                    return False, f"the server offers no SCRAM-SHA-256 login (offers: {offered}); the password was not sent"
                 scram = _Scram(password)
                 first = scram.client_first().encode()
                 sock.sendall(_pg_message(b"p", b"SCRAM-SHA-256\0" + struct.pack("!I", len(first)) + first))
@@ -146,6 +162,10 @@ def _probe_postgres(readiness, host, port, credentials) -> ProbeResult:
             elif code == 12 and scram is not None:
                 if not scram.verify_server(payload[4:].decode()):
                     return False, "server signature did not verify"
+                verified = True
+            elif code in _PG_AUTH_NAMES:
+                return False, (f"the server asked for {_PG_AUTH_NAMES[code]}; paas logs in only with SCRAM-SHA-256 "
+                               "and did not send the password")
             else:
                 return False, f"unsupported authentication request {code}"
 

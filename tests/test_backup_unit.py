@@ -523,8 +523,10 @@ def test_mongodb_backup_contract():
     service = make_service("mongodb-7", slug="docs")
     sink = io.BytesIO()
     strategy_for(service.template).backup(engine, fake_context(engine, service), sink)
+    config = (("PAAS_MONGO_CONFIG", f'password: "{PASSWORD}"'),)  # the password reaches the tool through its environment
     assert engine.calls == [("exec_stream", service.container_name,
-                             ("mongodump", "--archive", "--gzip", "-u", "app", "-p", PASSWORD, "--authenticationDatabase", "admin"), ())]
+                             ("sh", "-c", bk.MONGO_WITH_CONFIG_SCRIPT, "paas-mongo-tool", "mongodump", "--archive", "--gzip",
+                              "--username", "app", "--authenticationDatabase", "admin"), config)]
     assert sink.getvalue() == b"\x1f\x8barchive"
 
 
@@ -540,8 +542,9 @@ def test_mongodb_restore_contract_keeps_the_target_users(tmp_path):
     c = service.container_name
     assert engine.calls == [
         ("put_archive", c, "/tmp"),
-        ("exec", c, ("mongorestore", f"--archive=/tmp/{name}", "--gzip", "--drop", "--nsExclude=admin.*",
-                     "-u", "app", "-p", PASSWORD, "--authenticationDatabase", "admin"), ()),
+        ("exec", c, ("sh", "-c", bk.MONGO_WITH_CONFIG_SCRIPT, "paas-mongo-tool",
+                     "mongorestore", f"--archive=/tmp/{name}", "--gzip", "--drop", "--nsExclude=admin.*",
+                     "--username", "app", "--authenticationDatabase", "admin"), (("PAAS_MONGO_CONFIG", f'password: "{PASSWORD}"'),)),
         ("exec", c, ("rm", "-f", f"/tmp/{name}"), ()),
     ]
 
@@ -780,3 +783,149 @@ def test_tool_errors_never_show_the_password(manager_with_fake_engine):
     assert PASSWORD not in caught.value.message and "********" in caught.value.message
     assert not (manager.home / "docs.mongoarchive").exists()
     assert [p.name for p in manager.home.iterdir() if p.name.startswith(".docs")] == [], "no temp file left"
+
+
+def test_mongo_config_script_hands_the_password_to_the_tool_in_a_private_file_it_then_removes(tmp_path):
+    """The script really runs (in a local sh): the tool finds `--config FILE`, mode 0600, holding
+    the password; the file is gone afterwards and the tool's exit code comes back."""
+    import os
+    import subprocess
+
+    seen = tmp_path / "seen"
+    tool = tmp_path / "tool"
+    tool.write_text('#!/bin/sh\nfor last; do :; done\nstat -c %a "$last" > "$SEEN"; cat "$last" >> "$SEEN"; echo "$last" >> "$SEEN"\n'
+                    'echo "$@" >> "$SEEN"; env >> "$SEEN"; exit 3\n')
+    tool.chmod(0o755)
+    password = "pa'ss\"wo rd$x\\1"
+    completed = subprocess.run(["sh", "-c", bk.MONGO_WITH_CONFIG_SCRIPT, "paas-mongo-tool", str(tool), "--archive"],
+                               env={"PATH": os.environ["PATH"], "SEEN": str(seen), "TMPDIR": str(tmp_path),
+                                    bk.MONGO_CONFIG_VARIABLE: bk.mongo_config_text(password)})
+    assert completed.returncode == 3
+    mode, config, path, argv, *environment = seen.read_text().splitlines()
+    assert mode == "600"
+    assert json.loads(config.removeprefix("password: ")) == password, "a YAML double-quoted scalar"
+    assert argv == f"--archive --config {path}" and password not in argv
+    assert not any(line.startswith(bk.MONGO_CONFIG_VARIABLE) for line in environment), "the tool does not inherit it"
+    assert not Path(path).exists()
+
+
+# -- hostile volume archives ------------------------------------------------------------------------
+
+def _entry(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "", content: bytes = b"", mode: int = 0o644):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = kind, linkname, mode
+    info.size = len(content) if kind == tarfile.REGTYPE else 0
+    return info, (io.BytesIO(content) if kind == tarfile.REGTYPE else None)
+
+
+def crafted_tar(*entries) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for info, content in entries:
+            archive.addfile(info, content)
+    return buffer.getvalue()
+
+
+ROOT_DIR = _entry("data", tarfile.DIRTYPE, mode=0o755)
+
+HOSTILE_ARCHIVES = {
+    "symlink-to-root-then-through-it": (crafted_tar(ROOT_DIR, _entry("data/x", tarfile.SYMTYPE, "/"),
+                                                    _entry("data/x/etc/passwd", content=b"root::0:0::/:/bin/sh\n")), "symlink"),
+    "relative-symlink-escape": (crafted_tar(ROOT_DIR, _entry("data/up", tarfile.SYMTYPE, "../../etc")), "points outside"),
+    "symlink-through-dot-then-dotdot": (crafted_tar(ROOT_DIR, _entry("data/b", tarfile.SYMTYPE, "."),
+                                                    _entry("data/a", tarfile.SYMTYPE, "b/../x")), "points outside"),
+    "inner-symlink-then-through-it": (crafted_tar(ROOT_DIR, _entry("data/sub", tarfile.DIRTYPE),
+                                                  _entry("data/l", tarfile.SYMTYPE, "sub"), _entry("data/l/f", content=b"x")),
+                                      "through the symlink"),
+    "hardlink-to-etc-shadow": (crafted_tar(ROOT_DIR, _entry("data/shadow", tarfile.LNKTYPE, "/etc/shadow")), "leaves the volume"),
+    "hardlink-outside-root": (crafted_tar(ROOT_DIR, _entry("data/passwd", tarfile.LNKTYPE, "etc/passwd")), "outside data/"),
+    "hardlink-through-symlink": (crafted_tar(ROOT_DIR, _entry("data/x", tarfile.SYMTYPE, "sub"), _entry("data/sub", tarfile.DIRTYPE),
+                                             _entry("data/h", tarfile.LNKTYPE, "data/x/f")), "through the symlink"),
+    "fifo": (crafted_tar(ROOT_DIR, _entry("data/fifo", tarfile.FIFOTYPE)), "FIFO"),
+    "char-device": (crafted_tar(ROOT_DIR, _entry("data/null", tarfile.CHRTYPE)), "device"),
+    "block-device": (crafted_tar(ROOT_DIR, _entry("data/sda", tarfile.BLKTYPE)), "device"),
+    "dotdot-path": (crafted_tar(ROOT_DIR, _entry("data/../etc/cron.d/x", content=b"* * * * * root sh\n")), "leaves the volume"),
+    "absolute-path": (crafted_tar(_entry("/data/x", content=b"x")), "leaves the volume"),
+    "root-is-a-symlink": (crafted_tar(_entry("data", tarfile.SYMTYPE, "/"), _entry("data/etc/passwd", content=b"x")), "not a folder"),
+    "setuid-file": (crafted_tar(ROOT_DIR, _entry("data/sh", content=b"\x7fELF", mode=0o4755)), "set-user-id"),
+    "escape-in-name": (crafted_tar(ROOT_DIR, _entry("data/\x1b[2Jx\n", tarfile.FIFOTYPE)), "FIFO"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_ARCHIVES))
+def test_hostile_volume_archives_are_refused(name):
+    data, fragment = HOSTILE_ARCHIVES[name]
+    with pytest.raises(InvalidBackup) as caught:
+        check_volume_tar(io.BytesIO(data), "data")
+    message = caught.value.message
+    assert fragment in message and "Nothing was changed" in message
+    assert message.isprintable(), "names from the archive are shown escaped"
+
+
+def test_volume_archive_links_inside_the_volume_are_fine():
+    data = crafted_tar(ROOT_DIR, _entry("data/sub", tarfile.DIRTYPE), _entry("data/sub/f", content=b"x"),
+                       _entry("data/link", tarfile.SYMTYPE, "sub/f"), _entry("data/sub/up", tarfile.SYMTYPE, "f"),
+                       _entry("data/hard", tarfile.LNKTYPE, "data/sub/f"), _entry("./data/sub/g", content=b"y"),
+                       _entry("data/shared", tarfile.DIRTYPE, mode=0o2775))
+    assert check_volume_tar(io.BytesIO(data), "data") == 8
+
+
+@pytest.mark.parametrize("template_key", ["minio", "mailpit"])
+def test_volume_restore_uploads_only_what_it_checked(tmp_path, template_key):
+    """The file is checked, then replaced by a hostile one before the restore runs: the restore
+    checks its own private copy and stops before touching the service."""
+    good = tar_bytes({"data/file": b"content"}, dirs=("data",))
+    backup = read_backup(write_backup(tmp_path / "v.tar", template_key, good))
+    service = make_service(template_key)
+    strategy = strategy_for(template_key)
+    strategy.check_payload(backup, service.spec["volume"])
+    evil, _ = HOSTILE_ARCHIVES["symlink-to-root-then-through-it"]
+    write_backup(tmp_path / "v.tar", template_key, evil)  # same path, new header and payload
+    swapped = read_backup(tmp_path / "v.tar")
+    engine = RecordingEngine()
+    with pytest.raises(InvalidBackup, match="symlink"):
+        strategy.restore(engine, fake_context(engine, service), swapped)
+    assert engine.calls == []
+    (tmp_path / "v.tar").write_bytes(encode_header(header_for(template_key, good), pad_to=bk.RESERVED_HEADER_BYTES) + evil[:len(good)])
+    with pytest.raises(InvalidBackup, match="changed after it was checked"):
+        strategy.restore(engine, fake_context(engine, service), read_backup(tmp_path / "v.tar"))
+    assert engine.calls == []
+
+
+# -- header text: printable and bounded -------------------------------------------------------------
+
+HOSTILE_HEADER_VALUES = {
+    "escape-sequence": "\x1b[2J\x1b[31mowned",
+    "newline": "cache\nerror: fake message",
+    "carriage-return": "cache\rX",
+    "nul": "cache\x00",
+    "bidi-override": "cache\u202eexe.txt",
+    "too-long": "x" * 10_000,
+}
+
+
+@pytest.mark.parametrize("field", sorted(bk.HEADER_TEXT_LIMITS))
+@pytest.mark.parametrize("value_name", sorted(HOSTILE_HEADER_VALUES))
+def test_header_text_must_be_printable_and_bounded(field, value_name):
+    value = HOSTILE_HEADER_VALUES[value_name]
+    line = json.dumps({**header_for().to_dict(), field: value}).encode()
+    with pytest.raises(InvalidBackup) as caught:
+        parse_header(line, "f.rdb")
+    assert f"its {field} is empty, longer than" in caught.value.message
+    assert value not in caught.value.message and caught.value.message.isprintable()
+
+
+def test_header_limits_fit_what_paas_writes():
+    longest = header_for(image="registry.example.com:5000/team/" + "p" * 200 + ":16@sha256:" + "a" * 64,
+                         tool_version="v" * bk.MAX_TOOL_VERSION_CHARS, slug="s" * 40, project="p" * 40, env="e" * 40)
+    assert parse_header(encode_header(longest)) == longest
+    with pytest.raises(InvalidBackup):
+        parse_header(json.dumps({**header_for().to_dict(), "slug": ""}).encode())
+
+
+def test_a_tool_version_with_control_characters_is_made_printable():
+    engine = RecordingEngine(exec_reply=lambda command: ExecResult(0, b"pg_dump \x1b[31m(PostgreSQL)\x07 16\n", b""))
+    service = make_service("postgres-16")
+    version = strategy_for("postgres-16").tool_version(engine, fake_context(engine, service))
+    assert version == "pg_dump ?[31m(PostgreSQL)? 16"
+    parse_header(encode_header(header_for("postgres-16", tool_version=version)))

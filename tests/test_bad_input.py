@@ -212,3 +212,45 @@ def test_interrupted_add_is_reported_not_traced(paas_process, engine, isolated_h
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and stdout == ""
     assert stderr.strip().splitlines()[-1] == "interrupted"
+
+
+# -- issue 9: hostile backup files are refused before anything changes ----------------------------
+
+@pytest.mark.parametrize("field, value", [("slug", "cache\x1b[2J\x1b[31m"), ("project", "shop\nerror: all data deleted"),
+                                          ("created_at", "2025\r"), ("tool_version", "x" * 5000)],
+                         ids=["escape-in-slug", "newline-in-project", "cr-in-date", "long-tool-version"])
+def test_restore_refuses_a_header_with_escapes_or_newlines(paas, engine, isolated_home, tmp_path, field, value):
+    import json
+
+    from paas_svc.backup import RESERVED_HEADER_BYTES, encode_header
+    from tests.test_backup_unit import header_for
+
+    assert paas(*ADD, "cache", "--template", "redis-7", "--image", REDIS_IMAGE).exit_code == 0
+    payload = b"REDIS0011" + b"\xff" * 32
+    line = encode_header(header_for("redis-7", payload), pad_to=RESERVED_HEADER_BYTES)
+    document = {**json.loads(line), field: value}
+    path = tmp_path / "hostile.rdb"
+    path.write_bytes(json.dumps(document).encode() + b"\n" + payload)
+    state_before, engine_before = _state_dump(isolated_home), _engine_snapshot(engine, isolated_home)
+    result = paas("svc", "restore", "cache", str(path), "--yes")
+    _assert_clean_failure(result, Case("header", (), 2, f"invalid backup header: its {field}"))
+    assert value not in result.stderr and "\x1b" not in result.stderr and "\r" not in result.stderr
+    assert _state_dump(isolated_home) == state_before
+    assert _engine_snapshot(engine, isolated_home) == engine_before
+
+
+def test_restore_refuses_a_hostile_volume_archive(paas, engine, isolated_home, tmp_path):
+    """One case of the matrix in tests/test_hostile_archives_engine.py, here with the common checks."""
+    from paas_svc.backup import RESERVED_HEADER_BYTES, encode_header
+    from tests.conftest import STANDIN_IMAGE
+    from tests.test_backup_unit import HOSTILE_ARCHIVES, header_for
+
+    assert paas(*ADD, "mail", "--template", "mailpit", "--image", STANDIN_IMAGE).exit_code == 0
+    payload, _ = HOSTILE_ARCHIVES["symlink-to-root-then-through-it"]
+    path = tmp_path / "mail.tar"
+    path.write_bytes(encode_header(header_for("mailpit", payload), pad_to=RESERVED_HEADER_BYTES) + payload)
+    state_before, engine_before = _state_dump(isolated_home), _engine_snapshot(engine, isolated_home)
+    result = paas("svc", "restore", "mail", str(path), "--yes")
+    _assert_clean_failure(result, Case("archive", (), 2, "a symlink 'data/x' -> '/', which points outside the volume"))
+    assert _state_dump(isolated_home) == state_before
+    assert _engine_snapshot(engine, isolated_home) == engine_before

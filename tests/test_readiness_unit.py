@@ -206,3 +206,137 @@ def test_mongo_probe_garbage_reply_is_not_ready():
     port = _serve_once(struct.pack("<iiii", 26, 1, 1, 2013) + b"\x00\x00\x00\x00\x00" + b"\x05\x00\x00\x00\x01")
     ready, detail = readiness.probe(MONGO, "127.0.0.1", port, ROOT)
     assert not ready and detail == "malformed BSON document"
+
+
+# -- PostgreSQL: SCRAM-SHA-256 only, and the server must prove it knows the password -------------
+
+import hashlib  # noqa: E402
+import hmac  # noqa: E402
+
+PG = {"probe": "postgres"}
+PG_CREDENTIALS = {"user": "app", "password": "PgSecretPgSecretPgSecret12345678", "db": "db"}
+
+
+def _pg_auth(code: int, extra: bytes = b"") -> bytes:
+    payload = struct.pack("!I", code) + extra
+    return b"R" + struct.pack("!I", len(payload) + 4) + payload
+
+
+def _pg_ready() -> bytes:
+    return b"Z" + struct.pack("!I", 5) + b"I"
+
+
+class FakePostgres:
+    """A socket thread on 127.0.0.1 playing a PostgreSQL server (or a squatter on its port):
+    it answers the startup message as `script` says and keeps every byte the client sends."""
+
+    def __init__(self, script):
+        self.received = bytearray()
+        self._script = script
+        self._server = socket.socket()
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(1)
+        self.port = self._server.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def recv_message(self, connection) -> bytes:
+        header = self._exact(connection, 5)
+        return header + self._exact(connection, struct.unpack("!I", header[1:])[0] - 4)
+
+    def _exact(self, connection, count: int) -> bytes:
+        data = b""
+        while len(data) < count:
+            chunk = connection.recv(count - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+            self.received += chunk
+        return data
+
+    def _serve(self):
+        connection, _ = self._server.accept()
+        connection.settimeout(5)
+        try:
+            length = struct.unpack("!I", self._exact(connection, 4))[0]
+            self._exact(connection, length - 4)  # the startup message
+            self._script(self, connection)
+            while chunk := connection.recv(4096):  # whatever else the client says, until it closes
+                self.received += chunk
+        except (EOFError, OSError):
+            pass
+        finally:
+            connection.close()
+            self._server.close()
+
+    def finished(self) -> bytes:
+        self._thread.join(timeout=10)
+        return bytes(self.received)
+
+
+def _scram_server(signature: str = "right", finish: bool = True):
+    password = PG_CREDENTIALS["password"].encode()
+
+    def script(server: FakePostgres, connection):
+        connection.sendall(_pg_auth(10, b"SCRAM-SHA-256\0\0"))
+        initial = server.recv_message(connection)
+        client_first = initial[5:].split(b"\0", 1)[1][4:].decode()
+        client_first_bare = client_first[3:]
+        nonce = client_first_bare.split("r=", 1)[1] + "ServerNonce"
+        salt = b"0123456789abcdef"
+        server_first = f"r={nonce},s={base64.b64encode(salt).decode()},i=4096"
+        connection.sendall(_pg_auth(11, server_first.encode()))
+        client_final = server.recv_message(connection)[5:].decode()
+        without_proof = client_final.rsplit(",p=", 1)[0]
+        salted = hashlib.pbkdf2_hmac("sha256", password, salt, 4096)
+        auth_message = f"{client_first_bare},{server_first},{without_proof}".encode()
+        server_signature = hmac.digest(hmac.digest(salted, b"Server Key", "sha256"), auth_message, "sha256")
+        if signature == "wrong":
+            server_signature = bytes(32)
+        connection.sendall(_pg_auth(12, b"v=" + base64.b64encode(server_signature)))
+        if finish:
+            connection.sendall(_pg_auth(0) + _pg_ready())
+
+    return script
+
+
+@pytest.mark.parametrize("code, extra, reason", [
+    (3, b"", "asked for a cleartext password"),
+    (5, b"salt", "asked for an md5 password hash"),
+])
+def test_postgres_probe_never_sends_the_password_to_a_cleartext_or_md5_request(code, extra, reason):
+    server = FakePostgres(lambda srv, connection: connection.sendall(_pg_auth(code, extra)))
+    ready, detail = readiness.probe(PG, "127.0.0.1", server.port, PG_CREDENTIALS)
+    received = server.finished()
+    assert not ready and reason in detail and "did not send the password" in detail
+    password = PG_CREDENTIALS["password"].encode()
+    assert password not in received
+    md5_inner = hashlib.md5(password + b"app").hexdigest().encode()
+    assert b"md5" not in received and md5_inner not in received
+    assert len(received) == struct.unpack("!I", received[:4])[0], "nothing after the startup message: no PasswordMessage at all"
+
+
+def test_postgres_probe_refuses_a_login_without_scram():
+    server = FakePostgres(lambda srv, connection: connection.sendall(_pg_auth(0) + _pg_ready()))
+    ready, detail = readiness.probe(PG, "127.0.0.1", server.port, PG_CREDENTIALS)
+    server.finished()
+    assert not ready and "without proving it knows the password" in detail
+
+
+def test_postgres_probe_needs_scram_sha_256_among_the_mechanisms():
+    server = FakePostgres(lambda srv, connection: connection.sendall(_pg_auth(10, b"SCRAM-SHA-1\0\x1b[31m\0\0")))
+    ready, detail = readiness.probe(PG, "127.0.0.1", server.port, PG_CREDENTIALS)
+    assert PG_CREDENTIALS["password"].encode() not in server.finished()
+    assert not ready and "offers no SCRAM-SHA-256" in detail and "\x1b" not in detail
+
+
+def test_postgres_probe_logs_in_with_scram_and_a_right_server_signature():
+    server = FakePostgres(_scram_server("right"))
+    assert readiness.probe(PG, "127.0.0.1", server.port, PG_CREDENTIALS) == (True, "logged in over TCP (SCRAM-SHA-256, server verified)")
+    assert PG_CREDENTIALS["password"].encode() not in server.finished()
+
+
+def test_postgres_probe_refuses_a_wrong_server_signature():
+    server = FakePostgres(_scram_server("wrong"))
+    assert readiness.probe(PG, "127.0.0.1", server.port, PG_CREDENTIALS) == (False, "server signature did not verify")
+    assert PG_CREDENTIALS["password"].encode() not in server.finished()
