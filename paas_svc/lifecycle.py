@@ -154,7 +154,7 @@ class ServiceManager:
         from paas_svc.targets import is_loopback, open_port_forward
 
         host = self.publish_host(service)
-        if self.target.is_local or not is_loopback(host):
+        if self.target.is_local or self.target.scheme == "unix" or not is_loopback(host):  # unix://: this machine
             return host, host_port
         return "127.0.0.1", open_port_forward(self.home, self.target, host_port)
 

@@ -114,8 +114,13 @@ class Cluster:
             archive = docker("export", container, timeout=300).stdout
         finally:
             docker("rm", "-f", container, check=False)
-        for node in nodes:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def load(node: Node) -> None:
             docker("exec", "-i", node.name, "docker", "import", *changes, "-", image, input=archive, timeout=600)
+
+        with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+            list(pool.map(load, nodes))
 
     def stop(self) -> None:
         for node in self.nodes.values():

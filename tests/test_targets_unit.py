@@ -80,3 +80,31 @@ def test_swarm_status_from_tasks_and_nodes(service, tasks, nodes, state):
     view = swarm_service_view(service, tasks, nodes)
     assert view.state == state
     assert view.image == "pg:16" and view.ports == {5432: ("", 41000)}
+
+
+@pytest.mark.parametrize("adapter", ["paas_svc.engine:DockerEngine", "paas_svc.swarm:SwarmEngine"])
+def test_every_adapter_implements_the_engine_protocol(adapter):
+    """Each adapter has every method of engine_api.Engine with the same parameters."""
+    import importlib
+    import inspect
+
+    from paas_svc.engine_api import Engine
+
+    module, name = adapter.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    for method in [m for m in vars(Engine) if not m.startswith("_") and callable(getattr(Engine, m))]:
+        assert hasattr(cls, method), f"{name} lacks {method}"
+        wanted = [(p.name, p.kind, p.default) for p in inspect.signature(getattr(Engine, method)).parameters.values()]
+        actual = [(p.name, p.kind, p.default) for p in inspect.signature(getattr(cls, method)).parameters.values()]
+        assert actual == wanted, f"{name}.{method}"
+
+
+def test_the_status_path_does_not_import_the_sdk_adapter():
+    """engine.py and docker_status.py imported each other; the fast path now stands alone."""
+    import subprocess
+    import sys
+
+    code = ("import sys, paas_svc.status, paas_svc.docker_status, paas_svc.targets, paas_svc.reveal;"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'docker' or m in ('paas_svc.engine', 'paas_svc.engine_api')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
