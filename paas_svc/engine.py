@@ -188,6 +188,21 @@ class DockerEngine:
         except docker.errors.NotFound:
             return False
 
+    def remove_containers_using(self, volume: str) -> None:
+        """Force-remove every container, running or not, that mounts the volume."""
+        for container in self._api.containers(all=True, filters={"volume": volume}):
+            try:
+                self._api.remove_container(container["Id"], force=True)
+            except docker.errors.NotFound:
+                pass
+
+    def create_volume_holder(self, name: str, image: str, volume: str, path: str, labels: dict[str, str]) -> None:
+        """A created, never started container with the volume at `path`: archives reach the
+        volume through it while no other container runs."""
+        host_config = self._api.create_host_config(
+            mounts=[docker.types.Mount(path, volume, type="volume")], network_mode="none")
+        self._api.create_container(image, name=name, host_config=host_config, labels=labels, entrypoint=["true"])
+
     def inspect_container(self, name: str) -> ContainerView | None:
         try:
             return view_from_inspect(self._api.inspect_container(name))

@@ -26,6 +26,7 @@ class MoveResult:
     new_node: str
     backup: Path
     elapsed_seconds: float
+    note: str | None = None  # a clean-up left to the user
 
 
 def move_service(data_ops: DataOps, service: ServiceRecord, node: str, timeout: float = 120.0) -> MoveResult:
@@ -62,11 +63,16 @@ def move_service(data_ops: DataOps, service: ServiceRecord, node: str, timeout: 
             if isinstance(error, PaasError):
                 error.message += f"\n{service.slug} is back on {old_node} with its data; the backup is {safety}."
             raise
+        store.set_status(service.id, READY)
+        store.audit("move", service.project, service.env, service.slug, f"from={old_node} to={new_node}")
         data_ops.step(f"Removing the old volume on {old_node}")
-        engine.node_engine(old_node).remove_volume(service.volume_name)
-    store.set_status(service.id, READY)
-    store.audit("move", service.project, service.env, service.slug, f"from={old_node} to={new_node}")
-    return MoveResult(store.get_service_by_id(service.id), old_node, new_node, safety, time.monotonic() - started)
+        note = None
+        try:
+            engine.remove_volume_on(old_node, service.volume_name)
+        except PaasError as error:  # the move is done; only the clean-up is left
+            note = (f"The old volume {service.volume_name} is still on {old_node} ({error.message}); "
+                    f"remove it there with `docker volume rm {service.volume_name}`.")
+    return MoveResult(store.get_service_by_id(service.id), old_node, new_node, safety, time.monotonic() - started, note)
 
 
 def _pin(store, service: ServiceRecord, node: str, address: str | None) -> None:
@@ -85,7 +91,7 @@ def _put_back(manager, store, service: ServiceRecord, node: str, address: str | 
         new_node = service.node
         _pin(store, service, node, address)
         if new_node != node:
-            engine.node_engine(new_node).remove_volume(service.volume_name)
+            engine.remove_volume_on(new_node, service.volume_name)
         manager.recreate(service, None)
     except PaasError as error:
         raise Conflict(f"Putting {service.slug} back on {node} failed too: {error.message}",

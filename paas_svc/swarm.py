@@ -132,17 +132,18 @@ class SwarmEngine(DockerEngine):
 
     def remove_volume(self, name: str) -> bool:
         """On the pinned node, once the service's old task containers (which keep it in use) are gone."""
-        node = self._pinned(name)
+        return self.remove_volume_on(None, name)
+
+    def remove_volume_on(self, node_name: str | None, name: str) -> bool:
+        """The volume on that node (None: the pinned one), removing the stopped task containers
+        Swarm keeps as history, which hold it in use."""
+        node = self._pinned(name) if node_name is None else self.node_engine(node_name)
         deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
         while True:
-            for container in node._api.containers(all=True, filters={"volume": name}):
-                try:
-                    node._api.remove_container(container["Id"], force=True)
-                except docker.errors.NotFound:
-                    pass
+            node.remove_containers_using(name)
             try:
                 removed = node.remove_volume(name)
-                if self._running_container(name) is None and not self._service_exists(name):
+                if node_name is None and self._running_container(name) is None and not self._service_exists(name):
                     self._remove_secrets(name)  # the data is gone: so are its passwords
                 return removed
             except Conflict:
@@ -340,10 +341,8 @@ class SwarmEngine(DockerEngine):
             node = self._pinned(name)
             helper_name = HELPER_PREFIX + name
             node.remove_container(helper_name)
-            host_config = node._api.create_host_config(
-                mounts=[docker.types.Mount(mount["Target"], mount["Source"], type="volume")], network_mode="none")
-            node._api.create_container(spec["Image"].split("@", 1)[0], name=helper_name, host_config=host_config,
-                                       labels=spec.get("Labels") or {}, entrypoint=["true"])
+            node.create_volume_holder(helper_name, spec["Image"].split("@", 1)[0], mount["Source"], mount["Target"],
+                                      spec.get("Labels") or {})
             try:
                 yield node, helper_name
             finally:

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from paas_svc.cli.options import EnvOption, JsonOption, ProjectOption
-from paas_svc.cli.output import StderrReporter, data, print_json
+from paas_svc.cli.output import StderrReporter, data, print_json, warn
 from paas_svc.cli.state import open_profile, service_manager
 from paas_svc.cli.svc_cmd import SlugArgument, app
 
@@ -28,6 +28,8 @@ def move(slug: SlugArgument,
     project_name = resolve_project(profile.store, project)
     service = profile.store.get_service(project_name, resolve_env_for_slug(profile.store, project_name, env, slug), slug)
     result = move_service(DataOps(service_manager(profile, StderrReporter(), service.target)), service, node, timeout)
+    if result.note:
+        warn(result.note)
     if json_output:
         print_json({"slug": slug, "from": result.old_node, "to": result.new_node, "backup": str(result.backup),
                     "host": result.service.spec.get("publish_address"), "elapsed_seconds": round(result.elapsed_seconds, 3)})
