@@ -195,6 +195,9 @@ class DockerEngine:
                 self._api.remove_container(container["Id"], force=True)
             except docker.errors.NotFound:
                 pass
+            except docker.errors.APIError as error:
+                if error.status_code != 409:  # 409: the engine is already removing it (Swarm's task clean-up)
+                    raise Conflict(f"Could not remove container {container['Id'][:12]}: {error.explanation or error}") from None
 
     def create_volume_holder(self, name: str, image: str, volume: str, path: str, labels: dict[str, str]) -> None:
         """A created, never started container with the volume at `path`: archives reach the
