@@ -229,11 +229,23 @@ class SwarmEngine(DockerEngine):
                     pass  # still referenced by a service being removed: doctor reports leftovers
 
     def _scale(self, name: str, replicas: int) -> None:
-        try:
-            service = self._client.services.get(name)
-        except docker.errors.NotFound:
-            raise Conflict(f"Swarm service {name} is missing.") from None
-        service.scale(replicas)
+        self._update(name, lambda service: None if _replicas(service) == replicas else service.scale(replicas))
+
+    def _update(self, name: str, change: Callable) -> None:
+        """Apply `change` to a freshly read service; the manager bumps a new service's version
+        on its own (allocation), so an update can meet "update out of sequence": read again."""
+        for attempt in range(20):
+            try:
+                service = self._client.services.get(name)
+            except docker.errors.NotFound:
+                raise Conflict(f"Swarm service {name} is missing.") from None
+            try:
+                change(service)
+                return
+            except docker.errors.APIError as error:
+                if "out of sequence" not in str(error) or attempt == 19:
+                    raise ProvisioningFailed(f"Could not update Swarm service {name}: {error.explanation or error}") from None
+                time.sleep(0.2)
 
     def start(self, name: str) -> None:
         self._scale(name, 1)
@@ -247,7 +259,7 @@ class SwarmEngine(DockerEngine):
         self._wait(lambda: self._running_container(name) is None, f"{name} to stop")
 
     def restart(self, name: str, timeout: int = 10) -> None:
-        self._client.services.get(name).force_update()
+        self._update(name, lambda service: service.force_update())
 
     def remove_container(self, name: str) -> bool:
         try:
@@ -396,6 +408,10 @@ class SwarmEngine(DockerEngine):
         if not findings:
             findings.append((True, f"swarm: {len(nodes)} nodes; every service's node is ready and its placement matches", None))
         return findings
+
+
+def _replicas(service) -> int | None:
+    return ((service.attrs["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas")
 
 
 def _node_address(node: dict) -> str:
