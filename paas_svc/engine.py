@@ -139,12 +139,15 @@ class DockerEngine:
             mounts=[docker.types.Mount(target=spec.volume_path, source=spec.volume, type="volume")],
             restart_policy={"Name": spec.restart_policy},
             network_mode=spec.network,
+            mem_limit=spec.mem_limit,
+            nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
         )
         try:
             created = self._api.create_container(
                 spec.image,
                 command=spec.command,
                 name=spec.name,
+                hostname=spec.hostname,
                 environment=spec.environment,
                 labels=spec.labels,
                 ports=[(port, "tcp") for port in spec.port_bindings],
@@ -262,6 +265,36 @@ class DockerEngine:
                     del stderr[:-STDERR_TAIL_BYTES]
         exit_code = api.exec_inspect(exec_id)["ExitCode"]
         return ExecResult(exit_code if exit_code is not None else -1, b"", bytes(stderr))
+
+    def exec_stdin(self, name: str, command: list[str], source: BinaryIO, environment: dict[str, str] | None = None) -> ExecResult:
+        """Run a command in a running container with `source` as its stdin (read to EOF, then
+        closed); stdout and stderr are kept (their last 16 KiB each)."""
+        import socket as socket_module
+
+        from docker.utils.socket import frames_iter
+
+        api = self._api
+        try:
+            exec_id = api.exec_create(name, command, environment=environment, stdin=True, stdout=True, stderr=True)
+        except docker.errors.APIError as error:
+            raise Conflict(f"Cannot run {command[0]} in {name}: {error.explanation or error}",
+                           hint="Is the service running? See `paas svc list`.") from None
+        output = {1: bytearray(), 2: bytearray()}
+        with self._without_timeout():
+            stream = api.exec_start(exec_id, socket=True)
+            raw = getattr(stream, "_sock", stream)
+            try:
+                while chunk := source.read(COPY_CHUNK):
+                    raw.sendall(chunk)
+                raw.shutdown(socket_module.SHUT_WR)  # EOF on the command's stdin
+                for stream_id, data in frames_iter(stream, tty=False):
+                    if stream_id in output:
+                        output[stream_id].extend(data)
+                        del output[stream_id][:-STDERR_TAIL_BYTES]
+            finally:
+                stream.close()
+        exit_code = api.exec_inspect(exec_id)["ExitCode"]
+        return ExecResult(exit_code if exit_code is not None else -1, bytes(output[1]), bytes(output[2]))
 
     def get_archive(self, name: str, path: str) -> Iterator[bytes]:
         """A tar stream of `path` in the container (running or stopped; volumes included)."""

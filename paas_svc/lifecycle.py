@@ -8,16 +8,17 @@ import secrets
 import signal
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
-from paas_svc.catalog import Template, get_template
+from paas_svc.catalog import Template, get_template, kind_of_service, spec_from_template
 from paas_svc.credentials import generate_credentials
 from paas_svc.dsn import HOST_VIEW_HOST, render_command, render_environment
-from paas_svc.errors import Conflict, Interrupted, InvalidInput, ProvisioningFailed
-from paas_svc.locks import blocking_lock, host_lock_path, service_lock
-from paas_svc.models import FAILED, PROVISIONING, READY, REMOVED, ServiceRecord
+from paas_svc.errors import Conflict, Interrupted, InvalidInput, NotFound, ProvisioningFailed
+from paas_svc.locks import blocking_lock, busy_error, host_lock_path, service_lock
+from paas_svc.models import FAILED, OPERATION_STATUSES, PROVISIONING, PURGING, READY, REMOVED, ServiceRecord
 from paas_svc.naming import (
     LABEL_ENV, LABEL_MANAGED, LABEL_PROFILE, LABEL_PROJECT, LABEL_SERVICE_ID, LABEL_SLUG, LABEL_TEMPLATE, validate_name,
 )
@@ -49,6 +50,9 @@ class SilentReporter:
         pass
 
 
+OPERATION_NAMES = {"restoring": "restore", "upgrading": "upgrade", "purging": "purge (rm --purge)"}
+
+
 @dataclass
 class AddResult:
     service: ServiceRecord
@@ -68,18 +72,6 @@ def service_labels(profile_id: str, service: ServiceRecord) -> dict[str, str]:
         LABEL_ENV: service.env,
         LABEL_SLUG: service.slug,
         LABEL_TEMPLATE: service.template,
-    }
-
-
-def spec_from_template(template: Template) -> dict:
-    return {
-        "port": template.port,
-        "extra_ports": list(template.extra_ports),
-        "volume": template.volume,
-        "environment": dict(template.environment),
-        "command": list(template.command) if template.command is not None else None,
-        "dsn": template.dsn,
-        "readiness": dict(template.readiness),
     }
 
 
@@ -130,11 +122,14 @@ class ServiceManager:
         self.reporter = reporter or SilentReporter()
         self.target = target or local_target()
         self._sibling = sibling
+        self.fault_phase: str | None = None  # crash tests: the operation whose engine calls are kill points
 
     @property
     def engine(self):
         if self._engine is None:
             self._engine = self._engine_factory()
+            if os.environ.get("PAAS_FAULT_INJECT"):
+                self._engine = _FaultInjectingEngine(self._engine, self)
         return self._engine
 
     def for_target(self, name: str) -> "ServiceManager":
@@ -157,11 +152,54 @@ class ServiceManager:
         if self.target.is_local or self.target.scheme == "unix" or not is_loopback(host):  # unix://: this machine
             return host, host_port
         return "127.0.0.1", open_port_forward(self.home, self.target, host_port)
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Name the steps of a destructive operation for the crash tests (PAAS_FAULT_INJECT=name.method)."""
+        outer, self.fault_phase = self.fault_phase, name
+        try:
+            yield
+        finally:
+            self.fault_phase = outer
+
+    # -- the service lock -----------------------------------------------------------
+
+    @contextmanager
+    def locked(self, service: ServiceRecord, purpose: str) -> Iterator[ServiceRecord]:
+        """Hold the service's lock (every change to a service does) and yield its record as
+        stored now: another process may have changed it since the caller read it. A lock held
+        by another process is a "busy" Conflict (exit 4) naming what holds it."""
+        where = f"{service.project}/{service.env}/{service.slug}"
+        with service_lock(self.home, service.env_id, service.slug, purpose) as got:
+            if not got:
+                raise busy_error(self.home, service.env_id, where, service.slug, service.env)
+            try:
+                current = self.store.get_service_by_id(service.id)
+            except NotFound:
+                raise NotFound(f"{where} no longer exists: another paas process removed it.") from None
+            yield current
+
+    @staticmethod
+    def require_no_operation(service: ServiceRecord, action: str) -> None:
+        """Refuse to `action` a service whose restore, upgrade or purge was interrupted: it
+        must never be used as if nothing had happened. Call it holding the lock."""
+        if service.status in OPERATION_STATUSES:
+            raise Conflict(
+                f"Cannot {action} {service.slug} in {service.project}/{service.env}: its {OPERATION_NAMES[service.status]} "
+                f"was interrupted and its data may be incomplete.",
+                hint=f"Run `paas svc repair {service.slug} --env {service.env}`: it finishes the {OPERATION_NAMES[service.status]} "
+                     f"or puts the data back as it was, and says which.")
 
     # -- add ------------------------------------------------------------------------
 
     def add(self, project: str, env: str, slug: str, template_key: str, image: str | None = None,
-            timeout: float = 120.0, wait: bool = True, host_port: int | None = None, node: str | None = None) -> AddResult:
+            timeout: float = 120.0, wait: bool = True, host_port: int | None = None,
+            on_recorded: Callable[[ServiceRecord], None] | None = None,
+            definition: Template | None = None, node: str | None = None) -> AddResult:
+        """With `on_recorded` (the API's background add), the record is written BEFORE the image
+        is pulled and handed to the callback, so the caller can answer at once; a failed pull then
+        leaves the service Failed with its reason. Without it, a failed pull leaves nothing.
+        `definition`: the template to create from (a clone's source's), else the catalog's `template_key`.
+        `node`: on a Swarm target, the node to pin the service to."""
         started = time.monotonic()
         validate_name(slug, "slug")
         validate_timeout(timeout)
@@ -169,16 +207,20 @@ class ServiceManager:
             raise InvalidInput(f"--port must be between 1 and 65535, not {host_port}.")
         environment = self.store.get_environment(project, env)
         if environment.target != self.target.name:  # the environment's services live on its target
-            return self.for_target(environment.target).add(project, env, slug, template_key, image, timeout, wait, host_port, node)
+            return self.for_target(environment.target).add(
+                project, env, slug, template_key, image=image, timeout=timeout, wait=wait, host_port=host_port,
+                on_recorded=on_recorded, definition=definition, node=node)
         if node is not None and not self.target.swarm:
             raise InvalidInput(f"--node applies to Swarm targets; {project}/{env} runs on {self.target.name} ({self.target.kind}).")
-        template = get_template(template_key)
+        template = definition or get_template(template_key, self.home)
         self.engine  # connect now: an unreachable engine fails before any state changes
 
-        with service_lock(self.home, environment.id, slug) as locked:
+        with service_lock(self.home, environment.id, slug, "add") as locked:
             if not locked:
                 raise Conflict(f"Service {slug!r} already exists in {project}/{env} (another paas process is provisioning it right now).")
             existing = self.store.find_service(project, env, slug)
+            if existing is not None:
+                self.require_no_operation(existing, "add")
             reattached = existing is not None and existing.status == REMOVED
             resumed = existing is not None and existing.status in (PROVISIONING, FAILED)  # crashed or failed add
             if existing is not None and not reattached and not (resumed and existing.template == template.key):
@@ -189,21 +231,24 @@ class ServiceManager:
                     f"{project}/{env}/{slug} was a {existing.template} service whose volume {existing.volume_name} is kept.",
                     hint=f"Add it back with --template {existing.template}, or drop its data first with `paas svc rm {slug} --env {env} --purge`.")
             wanted_image = image or (existing.image if existing else template.image)
-            self.ensure_image(wanted_image)  # before any state or engine change: a failed pull leaves nothing
+            if on_recorded is None:
+                self.ensure_image(wanted_image)  # before any state or engine change: a failed pull leaves nothing
             if existing is None:
                 # Choosing host ports and recording them is one step for all paas processes; the
                 # key lock keeps a `paas key rotate` from slipping in between encrypt and insert.
-                with blocking_lock(self.home / "ports.lock"), key_lock(self.home):
+                with blocking_lock(self.home / "ports.lock", what="the port lock"), key_lock(self.home):
                     self.vault.forget_cached_key()
                     service = self._new_record(project, env, environment.id, slug, template, wanted_image, host_port)
                     self._place(service, node)
                     self.store.insert_service(service)
-                _fault_point("after-state")
+                fault_point("after-state")
             else:
                 service = existing
                 service.image = wanted_image
                 self.store.set_status(service.id, PROVISIONING, None, image=service.image)
-            self._bring_up(service, timeout, wait)
+            if on_recorded is not None:
+                on_recorded(service)
+            self._bring_up(service, timeout, wait, pull=on_recorded is not None)
         action = "reattach" if reattached else ("resume" if resumed else "add")
         self.store.audit(action, project, env, slug, f"template={template.key} image={service.image}")
         return AddResult(service, time.monotonic() - started, reattached, resumed, wait)
@@ -218,10 +263,12 @@ class ServiceManager:
         finally:
             self.reporter.pull_finished()  # whatever happened, the progress display ends here
 
-    def _bring_up(self, service: ServiceRecord, timeout: float, wait: bool = True) -> None:
-        """Provision and (with `wait`) wait for Ready; a failure or Ctrl-C leaves the service
-        Failed with its reason, for `svc add` or `svc repair` to finish later."""
+    def _bring_up(self, service: ServiceRecord, timeout: float, wait: bool = True, pull: bool = False) -> None:
+        """(Pull when asked,) provision and (with `wait`) wait for Ready; a failure or Ctrl-C
+        leaves the service Failed with its reason, for `svc add` or `svc repair` to finish later."""
         try:
+            if pull:
+                self.ensure_image(service.image)
             self._provision(service)
             if wait:
                 self._wait_ready(service, timeout)
@@ -282,6 +329,9 @@ class ServiceManager:
             port_bindings=dict(service.host_ports),
             publish_ip=self.target.bind_address,
             node=service.node,
+            hostname=service.spec.get("hostname"),
+            mem_limit=(service.spec.get("resources") or {}).get("memory"),
+            cpus=(service.spec.get("resources") or {}).get("cpus"),
         )
 
     def _provision(self, service: ServiceRecord) -> None:
@@ -289,17 +339,17 @@ class ServiceManager:
         engine = self.engine
         profile_id = self.store.profile_id()
         labels = service_labels(profile_id, service)
-        with blocking_lock(host_lock_path("network")):  # concurrent creates could make two paas-apps
+        with blocking_lock(host_lock_path("network"), what="the host-wide network lock"):  # concurrent creates could make two paas-apps
             engine.ensure_network({LABEL_MANAGED: "true"})
         engine.ensure_volume(service.volume_name, labels)
-        _fault_point("after-volume")
+        fault_point("after-volume")
         state = engine.inspect_container(service.container_name)
         if state is not None and state.image != service.image:
             engine.remove_container(service.container_name)  # a leftover with another image: replace it
             state = None
         if state is None:
             engine.create_container(self.container_spec(service))
-            _fault_point("after-container")
+            fault_point("after-container")
             self.reporter.step(f"Starting {service.container_name}")
         if state is None or not state.running:
             engine.start(service.container_name)
@@ -318,13 +368,18 @@ class ServiceManager:
         """Poll the protocol probe with a short, growing interval until the deadline."""
         credentials = self.vault.credentials(service)
         readiness = service.spec["readiness"]
+        kind = kind_of_service(service.template, service.spec)
         probe_host, probe_port = self.probe_address(service, service.host_ports[int(readiness.get("port", service.container_port))])
+
+        def run_in_container(command: list[str]):
+            return self.engine.exec_capture(service.container_name, command)
+
         deadline = time.monotonic() + timeout
         interval = FIRST_POLL_INTERVAL
         detail = "not probed yet"
         self.reporter.step(f"Waiting for {service.slug} to accept connections")
         while True:
-            ready, detail = probe(readiness, probe_host, probe_port, credentials)
+            ready, detail = probe(readiness, probe_host, probe_port, credentials, kind, run_in_container)
             if ready:
                 return
             state = self.engine.inspect_container(service.container_name)
@@ -357,9 +412,8 @@ class ServiceManager:
         if service.status == REMOVED:
             raise Conflict(f"{service.slug} was removed; its volume is kept.",
                            hint=f"Re-create it with `paas svc add {service.slug} --env {service.env} --template {service.template}`.")
-        with service_lock(self.home, service.env_id, service.slug) as locked:
-            if not locked:
-                raise Conflict(f"{service.slug} is being provisioned by another paas process right now.")
+        with self.locked(service, "repair") as service:
+            self.require_no_operation(service, "repair this way")  # DataOps.repair handles those
             self.ensure_image(service.image)
             self.store.set_status(service.id, PROVISIONING)
             self._bring_up(service, timeout)
@@ -368,34 +422,68 @@ class ServiceManager:
 
     # -- rm, start, stop, restart -----------------------------------------------------
 
-    def remove(self, service: ServiceRecord, purge: bool) -> None:
+    def remove(self, service: ServiceRecord, purge: bool,
+               final_backup: Callable[[ServiceRecord], Path | None] | None = None) -> Path | None:
+        """rm: the container goes, the volume stays. rm --purge: `final_backup` (when given)
+        writes a complete backup first; the purge is recorded with its path BEFORE the
+        container and volume go, so an interrupted purge is finished by `svc repair`.
+        Returns the final backup's path."""
+        with self.locked(service, "rm --purge" if purge else "rm") as service:
+            if not purge:
+                self.require_no_operation(service, "remove (without --purge)")
+                self.engine.remove_container(service.container_name)
+                self.store.set_status(service.id, REMOVED, "removed; volume kept")
+                self.store.audit("rm", service.project, service.env, service.slug, f"volume kept={service.volume_name}")
+                return None
+            operation = self.store.get_operation(service.id) if service.status == PURGING else None
+            if operation is not None:  # an interrupted purge: finish it, keep its final backup
+                path = Path(operation.safety_backup) if operation.safety_backup else None
+            else:
+                path = final_backup(service) if final_backup is not None else None
+                self.store.begin_operation(service.id, PURGING, safety_backup=str(path) if path else None)
+            try:
+                self.finish_purge(service, path)
+            except (Interrupted, KeyboardInterrupt) as error:
+                raise Interrupted(getattr(error, "signum", signal.SIGINT)).recorded(
+                    f"interrupted: the purge of {service.slug} in {service.project}/{service.env} did not finish.",
+                    hint=f"Finish it with `paas svc repair {service.slug} --env {service.env}`"
+                         + (f"; the final backup is {path}." if path else ".")) from None
+            return path
+
+    def finish_purge(self, service: ServiceRecord, final_backup: Path | None) -> None:
+        """The destructive part of a recorded purge; every step finds what an earlier try left."""
         engine = self.engine
-        engine.remove_container(service.container_name)
-        if purge:
+        with self.phase("purge"):
+            fault_point("purge.recorded")
+            engine.remove_container(service.container_name)
             engine.remove_volume(service.volume_name)
-            self.store.delete_service(service.id)
-            self.store.audit("purge", service.project, service.env, service.slug, f"volume={service.volume_name}")
-        else:
-            self.store.set_status(service.id, REMOVED, "removed; volume kept")
-            self.store.audit("rm", service.project, service.env, service.slug, f"volume kept={service.volume_name}")
+            fault_point("purge.volume-removed")
+        self.store.delete_service(service.id)  # the operation record goes with it
+        self.store.audit("purge", service.project, service.env, service.slug,
+                         f"volume={service.volume_name} final_backup={final_backup or 'none'}")
 
     def start(self, service: ServiceRecord, timeout: float = 60.0) -> None:
-        self._require_container(service)
-        self.engine.start(service.container_name)
-        self._wait_ready(service, timeout)
-        self.store.set_status(service.id, READY)
+        with self.locked(service, "start") as service:
+            self.require_no_operation(service, "start")
+            self._require_container(service)
+            self.engine.start(service.container_name)
+            self._wait_ready(service, timeout)
+            self.store.set_status(service.id, READY)
         self.store.audit("start", service.project, service.env, service.slug)
 
     def stop(self, service: ServiceRecord) -> None:
-        self._require_container(service)
-        self.engine.stop(service.container_name)
+        with self.locked(service, "stop") as service:
+            self._require_container(service)
+            self.engine.stop(service.container_name)
         self.store.audit("stop", service.project, service.env, service.slug)
 
     def restart(self, service: ServiceRecord, timeout: float = 60.0) -> None:
-        self._require_container(service)
-        self.engine.restart(service.container_name)
-        self._wait_ready(service, timeout)
-        self.store.set_status(service.id, READY)
+        with self.locked(service, "restart") as service:
+            self.require_no_operation(service, "restart")
+            self._require_container(service)
+            self.engine.restart(service.container_name)
+            self._wait_ready(service, timeout)
+            self.store.set_status(service.id, READY)
         self.store.audit("restart", service.project, service.env, service.slug)
 
     def _require_container(self, service: ServiceRecord) -> None:
@@ -407,10 +495,43 @@ class ServiceManager:
                            hint=f"Re-create it on its volume with `paas svc add {service.slug} --env {service.env} --template {service.template}` after `paas svc rm {service.slug} --env {service.env}`.")
 
 
-def _fault_point(name: str) -> None:
-    """Crash tests kill the process here (PAAS_FAULT_INJECT=after-state|after-volume|after-container)."""
-    if os.environ.get("PAAS_FAULT_INJECT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+def fault_point(name: str) -> None:
+    """Crash tests stop the process here. PAAS_FAULT_INJECT=NAME kills it (SIGKILL);
+    NAME:stop stops it (SIGSTOP) so a test can send it a signal or race another command,
+    then let it go on with SIGCONT. Names: after-state|after-volume|after-container (add),
+    restore.recorded|restore.done, upgrade.recorded|upgrade.ready, purge.recorded|
+    purge.volume-removed, and PHASE.METHOD[#N] for the Nth engine call of a restore,
+    upgrade or purge (e.g. restore.remove_volume)."""
+    wanted = os.environ.get("PAAS_FAULT_INJECT")
+    if not wanted:
+        return
+    point, _, mode = wanted.partition(":")
+    if point == name:
+        os.kill(os.getpid(), signal.SIGSTOP if mode == "stop" else signal.SIGKILL)
+
+
+class _FaultInjectingEngine:
+    """Only with PAAS_FAULT_INJECT: every engine call made during a named phase of a
+    destructive operation is a kill point `phase.method` (`phase.method#2` for the second...)."""
+
+    def __init__(self, engine, manager: ServiceManager):
+        self._engine = engine
+        self._manager = manager
+        self._calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._engine, name)
+        phase = self._manager.fault_phase
+        if phase is None or not callable(attribute):
+            return attribute
+
+        def call(*args, **kwargs):
+            point = f"{phase}.{name}"
+            self._calls[point] = count = self._calls.get(point, 0) + 1
+            fault_point(point if count == 1 else f"{point}#{count}")
+            return attribute(*args, **kwargs)
+
+        return call
 
 
 def mask_secrets(text: str, credentials: dict[str, str]) -> str:

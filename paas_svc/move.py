@@ -15,7 +15,6 @@ from pathlib import Path
 from paas_svc.backup import read_backup, strategy_for
 from paas_svc.data_ops import DataOps
 from paas_svc.errors import Conflict, InvalidInput, PaasError
-from paas_svc.locks import service_lock
 from paas_svc.models import READY, ServiceRecord
 
 
@@ -41,9 +40,8 @@ def move_service(data_ops: DataOps, service: ServiceRecord, node: str, timeout: 
     new_node, new_address = engine.choose_node(node, {})  # refuses an unknown, down or drained node
     strategy = strategy_for(service.template)
     data_ops.require_container(service, strategy)
-    with service_lock(manager.home, service.env_id, service.slug) as locked:
-        if not locked:
-            raise Conflict(f"Another paas process is working on {service.slug} right now.", hint="Try again when it has finished.")
+    with manager.locked(service, f"moving it to {node}") as service:
+        manager.require_no_operation(service, "move")
         data_ops.step(f"Backing up {service.slug} on {old_node}")
         safety = data_ops.safety_backup(service, f"move-from-{old_node}").path
         backup = read_backup(safety)

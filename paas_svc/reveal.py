@@ -15,15 +15,31 @@ from paas_svc.store import StateStore
 from paas_svc.vault import Vault
 
 
-def connection_string(service: ServiceRecord, credentials: dict[str, str], network_view: bool,
-                      host: str = HOST_VIEW_HOST) -> str:
+def _address(service: ServiceRecord, network_view: bool, host: str = HOST_VIEW_HOST) -> tuple[str, int]:
     """Host view: the target's publish address (127.0.0.1 locally) and the published port.
     Network view: the container's (or Swarm service's) name on paas-apps."""
     if network_view:
-        return render_dsn(service.spec["dsn"], credentials, service.container_name, service.container_port)
+        return service.container_name, service.container_port
     if service.host_port is None:
         raise ProvisioningFailed(f"{service.slug} has no published port.")
-    return render_dsn(service.spec["dsn"], credentials, host, service.host_port)
+    return host, service.host_port
+
+
+def connection_string(service: ServiceRecord, credentials: dict[str, str], network_view: bool,
+                      host: str = HOST_VIEW_HOST) -> str:
+    host, port = _address(service, network_view, host)
+    return render_dsn(service.spec["dsn"], credentials, host, port)
+
+
+def service_variables(service: ServiceRecord, credentials: dict[str, str], network_view: bool,
+                      host: str = HOST_VIEW_HOST) -> dict[str, str]:
+    """{SLUG}_URL, plus {SLUG}_<NAME> for each extra variable of the service's template."""
+    host, port = _address(service, network_view, host)
+    variables = {service.env_var: render_dsn(service.spec["dsn"], credentials, host, port)}
+    prefix = service.env_var[:-len("URL")]
+    for name, value_format in (service.spec.get("variables") or {}).items():
+        variables[prefix + name] = render_dsn(value_format, credentials, host, port)
+    return variables
 
 
 def reveal_dsn(store: StateStore, vault: Vault, service: ServiceRecord, network_view: bool) -> str:
@@ -49,7 +65,8 @@ class EnvironmentVariables:
 
 def environment_variables(store: StateStore, vault: Vault, services: list[tuple[ServiceRecord, str]],
                           network_view: bool, purpose: str) -> EnvironmentVariables:
-    """{SLUG}_URL for every service whose live status is Ready; each reveal is audited."""
+    """{SLUG}_URL (and the template's extra variables) for every service whose live status is
+    Ready; each reveal is audited."""
     variables: dict[str, str] = {}
     skipped: list[tuple[ServiceRecord, str]] = []
     revealed: list[tuple[str, str, str, str]] = []
@@ -57,8 +74,8 @@ def environment_variables(store: StateStore, vault: Vault, services: list[tuple[
         if status != "Ready":
             skipped.append((service, status))
             continue
-        variables[service.env_var] = connection_string(service, vault.credentials(service), network_view,
-                                                       service_publish_host(store, service))
+        variables.update(service_variables(service, vault.credentials(service), network_view,
+                                           service_publish_host(store, service)))
         revealed.append((service.project, service.env, service.slug, purpose))
     if revealed:
         with store.write() as db:

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from paas_svc.errors import Conflict, NotFound, StateError
 from paas_svc.home import DATABASE_FILE
-from paas_svc.models import REMOVED, AuditEntry, Environment, Project, ServiceRecord
+from paas_svc.models import REMOVED, AuditEntry, Environment, Operation, Project, ServiceRecord
 from paas_svc.naming import validate_name
 
 BUSY_TIMEOUT_SECONDS = 15
@@ -65,7 +65,32 @@ MIGRATIONS: list[str] = [
         detail TEXT NOT NULL DEFAULT ''
     );
     """,
-    # 2: targets (remote engines, Swarm managers); each environment and service names its target.
+    # API tokens of `paas serve` (paas_svc/tokens.py): only a SHA-256 of each token is kept.
+    """
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        revoked_at TEXT
+    );
+    """,
+    # 3: the destructive operation (restore, upgrade, purge) a service is in, recorded before
+    # its first destructive step so a crash or a kill leaves a way back (`svc repair`).
+    """
+    CREATE TABLE operations (
+        service_id TEXT PRIMARY KEY REFERENCES services(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        safety_backup TEXT,
+        source TEXT,
+        old_image TEXT,
+        new_image TEXT,
+        started_at TEXT NOT NULL
+    );
+    """,
+    # 4: targets (remote engines, Swarm managers); each environment and service names its target.
     """
     CREATE TABLE targets (
         name TEXT PRIMARY KEY,
@@ -162,6 +187,10 @@ class StateStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Rows of a read-only statement, for modules that keep their own table (tokens)."""
+        return self._execute(sql, params).fetchall()
 
     # -- meta ---------------------------------------------------------------------
 
@@ -319,6 +348,30 @@ class StateStore:
             else:
                 db.execute("UPDATE services SET status = ?, status_reason = ?, image = ?, updated_at = ? WHERE id = ?",
                            (status, reason, image, utc_now(), service_id))
+
+    # -- destructive operations (restore, upgrade, purge) ------------------------
+
+    def begin_operation(self, service_id: str, kind: str, safety_backup: str | None = None, source: str | None = None,
+                        old_image: str | None = None, new_image: str | None = None) -> None:
+        """Record the operation and set the service's status to `kind`, in one transaction."""
+        with self.write() as db:
+            db.execute("INSERT OR REPLACE INTO operations(service_id, kind, safety_backup, source, old_image, new_image,"
+                       " started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (service_id, kind, safety_backup, source, old_image, new_image, utc_now()))
+            db.execute("UPDATE services SET status = ?, status_reason = NULL, updated_at = ? WHERE id = ?",
+                       (kind, utc_now(), service_id))
+
+    def get_operation(self, service_id: str) -> Operation | None:
+        row = self._execute("SELECT service_id, kind, safety_backup, source, old_image, new_image, started_at"
+                            " FROM operations WHERE service_id = ?", (service_id,)).fetchone()
+        return Operation(*row) if row else None
+
+    def end_operation(self, service_id: str, status: str, reason: str | None = None, image: str | None = None) -> None:
+        """Forget the operation and set the service's status, in one transaction."""
+        with self.write() as db:
+            db.execute("DELETE FROM operations WHERE service_id = ?", (service_id,))
+            db.execute("UPDATE services SET status = ?, status_reason = ?, image = coalesce(?, image), updated_at = ?"
+                       " WHERE id = ?", (status, reason, image, utc_now(), service_id))
 
     def delete_service(self, service_id: str) -> None:
         with self.write() as db:

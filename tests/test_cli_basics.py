@@ -8,12 +8,14 @@ from paas_svc.cli.main import app
 
 COMMANDS = [
     [], ["catalog"], ["catalog", "list"], ["catalog", "search"], ["catalog", "show"],
+    ["catalog", "add"], ["catalog", "validate"], ["catalog", "rm"],
     ["project"], ["project", "create"], ["project", "list"], ["project", "use"],
     ["env"], ["env", "create"], ["env", "list"], ["env", "rm"],
     ["svc"], ["svc", "add"], ["svc", "list"], ["svc", "show"], ["svc", "dsn"], ["svc", "rm"],
     ["svc", "start"], ["svc", "stop"], ["svc", "restart"], ["svc", "logs"], ["audit"],
     ["env", "set-target"], ["target"], ["target", "add"], ["target", "list"], ["target", "show"], ["target", "rm"],
     ["tunnel"], ["svc", "move"],
+    ["serve"], ["token"], ["token", "create"], ["token", "list"], ["token", "revoke"],
 ]
 
 
