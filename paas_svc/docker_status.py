@@ -208,9 +208,11 @@ def swarm_service_view(service: dict, tasks: list[dict], nodes: dict[str, dict])
     ports = {p["TargetPort"]: ("", p["PublishedPort"]) for p in (spec.get("EndpointSpec") or {}).get("Ports") or []
              if p.get("PublishedPort")}
     replicas = ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas", 1)
+    limits = ((spec["TaskTemplate"].get("Resources") or {}).get("Limits") or {})
 
     def view(state: str, status: str, exit_code: int | None = None) -> ContainerView:
-        return ContainerView(spec["Name"], state, status, image, labels, exit_code, ports, node_name)
+        return ContainerView(spec["Name"], state, status, image, labels, exit_code, ports, node_name,
+                             limits.get("MemoryBytes") or None, limits.get("NanoCPUs") or None)
 
     if replicas == 0:
         return view("exited", "stopped (0 replicas)")

@@ -139,8 +139,8 @@ class DockerEngine:
             mounts=[docker.types.Mount(target=spec.volume_path, source=spec.volume, type="volume")],
             restart_policy={"Name": spec.restart_policy},
             network_mode=spec.network,
-            mem_limit=spec.mem_limit,
-            nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
+            mem_limit=spec.memory_bytes,
+            nano_cpus=int(round(spec.cpus * 1e9)) if spec.cpus else None,
         )
         try:
             created = self._api.create_container(
@@ -226,6 +226,22 @@ class DockerEngine:
 
     def list_containers(self, label_filters: list[str]) -> list[ContainerState]:
         return [view_from_list_item(item) for item in self._api.containers(all=True, filters={"label": label_filters})]
+
+    def cpu_count(self) -> int:
+        """CPUs the engine's host has (the most a container's --cpus may ask for)."""
+        return int(self._api.info().get("NCPU") or 1)
+
+    def container_stats(self, name: str) -> dict | None:
+        """One stats sample (with the previous one, for CPU use); None when the container is gone."""
+        try:
+            return self._api.stats(name, stream=False)
+        except docker.errors.NotFound:
+            return None
+
+    def volume_sizes(self) -> dict[str, int]:
+        """Bytes used per volume, from ONE `docker system df` request (-1 when the engine does not know)."""
+        volumes = self._api.df().get("Volumes") or []
+        return {volume["Name"]: int((volume.get("UsageData") or {}).get("Size", -1)) for volume in volumes}
 
     # -- exec, archives, throwaway containers (backup, restore, upgrade) ------------
 

@@ -20,6 +20,8 @@ class ContainerView(NamedTuple):
     exit_code: int | None = None
     ports: dict | None = None  # container port -> (host ip, host port)
     node: str | None = None  # Swarm: the node the task is (or would be) on
+    memory_limit: int | None = None  # the hard memory limit applied, in bytes (None: none, or not known)
+    nano_cpus: int | None = None  # the CPU quota applied, in billionths of a core (None: none)
 
     @property
     def running(self) -> bool:
@@ -57,5 +59,7 @@ def view_from_inspect(document: dict) -> ContainerView:
     status = state.get("Status", "")
     if state.get("Restarting"):
         status = "restarting"
+    host = document.get("HostConfig") or {}
     return ContainerView(document.get("Name", "").lstrip("/"), status, state.get("Error") or status,
-                         config.get("Image", ""), config.get("Labels") or {}, state.get("ExitCode"), ports)
+                         config.get("Image", ""), config.get("Labels") or {}, state.get("ExitCode"), ports,
+                         memory_limit=host.get("Memory") or None, nano_cpus=host.get("NanoCpus") or None)

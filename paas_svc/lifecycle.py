@@ -14,18 +14,19 @@ from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 from paas_svc.catalog import Template, get_template, kind_of_service, spec_from_template
-from paas_svc.credentials import generate_credentials
+from paas_svc.secrets.generate import generate_credentials
 from paas_svc.dsn import HOST_VIEW_HOST, render_command, render_environment
 from paas_svc.errors import Conflict, Interrupted, InvalidInput, NotFound, ProvisioningFailed
 from paas_svc.locks import blocking_lock, busy_error, host_lock_path, service_lock
-from paas_svc.models import FAILED, OPERATION_STATUSES, PROVISIONING, PURGING, READY, REMOVED, ServiceRecord
+from paas_svc.models import FAILED, OPERATION_STATUSES, PROVISIONING, PURGING, READY, REMOVED, STARTING, ServiceRecord
 from paas_svc.naming import (
     LABEL_ENV, LABEL_MANAGED, LABEL_PROFILE, LABEL_PROJECT, LABEL_SERVICE_ID, LABEL_SLUG, LABEL_TEMPLATE, validate_name,
 )
 from paas_svc.readiness import probe
 from paas_svc.store import StateStore
 from paas_svc.targets import Target, local_target
-from paas_svc.vault import Vault, key_lock
+from paas_svc.secrets.keyfile import key_lock
+from paas_svc.secrets.vault import Vault
 
 LOG_LINES_ON_FAILURE = 20
 FIRST_POLL_INTERVAL = 0.01  # most servers answer within tens of ms of starting
@@ -103,8 +104,8 @@ def check_port_free(port: int) -> None:
 
 
 def validate_timeout(timeout: float) -> float:
-    if not timeout > 0:
-        raise InvalidInput(f"--timeout must be a positive number of seconds, not {timeout:g}.")
+    if not 0 < timeout < float("inf"):  # also refuses nan, which compares false with everything
+        raise InvalidInput(f"--timeout must be a positive, finite number of seconds, not {timeout:g}.")
     return timeout
 
 
@@ -193,6 +194,7 @@ class ServiceManager:
 
     def add(self, project: str, env: str, slug: str, template_key: str, image: str | None = None,
             timeout: float = 120.0, wait: bool = True, host_port: int | None = None,
+            limits: dict | None = None, url_scheme: str | None = None,
             on_recorded: Callable[[ServiceRecord], None] | None = None,
             definition: Template | None = None, node: str | None = None) -> AddResult:
         """With `on_recorded` (the API's background add), the record is written BEFORE the image
@@ -213,7 +215,13 @@ class ServiceManager:
         if node is not None and not self.target.swarm:
             raise InvalidInput(f"--node applies to Swarm targets; {project}/{env} runs on {self.target.name} ({self.target.kind}).")
         template = definition or get_template(template_key, self.home)
+        if url_scheme is not None:
+            from paas_svc.variables import check_url_scheme
+
+            check_url_scheme(template.kind, url_scheme)
         self.engine  # connect now: an unreachable engine fails before any state changes
+        if limits and limits.get("cpus") and limits["cpus"] > self.engine.cpu_count():
+            raise InvalidInput(f"--cpus {limits['cpus']:g} is more than the {self.engine.cpu_count()} CPUs of the engine's host.")
 
         with service_lock(self.home, environment.id, slug, "add") as locked:
             if not locked:
@@ -230,6 +238,10 @@ class ServiceManager:
                 raise Conflict(
                     f"{project}/{env}/{slug} was a {existing.template} service whose volume {existing.volume_name} is kept.",
                     hint=f"Add it back with --template {existing.template}, or drop its data first with `paas svc rm {slug} --env {env} --purge`.")
+            if existing is not None and host_port is not None and host_port != existing.host_port:
+                raise Conflict(  # its DSN (and every app's copy of it) names the stored port
+                    f"{project}/{env}/{slug} keeps its host port {existing.host_port}; --port {host_port} cannot change it.",
+                    hint=f"Drop --port (or pass --port {existing.host_port}). For another port, purge it and add it again.")
             wanted_image = image or (existing.image if existing else template.image)
             if on_recorded is None:
                 self.ensure_image(wanted_image)  # before any state or engine change: a failed pull leaves nothing
@@ -240,11 +252,18 @@ class ServiceManager:
                     self.vault.forget_cached_key()
                     service = self._new_record(project, env, environment.id, slug, template, wanted_image, host_port)
                     self._place(service, node)
+                    if limits:
+                        service.spec["limits"] = limits
+                    if url_scheme:
+                        service.spec["url_scheme"] = url_scheme
                     self.store.insert_service(service)
                 fault_point("after-state")
             else:
                 service = existing
                 service.image = wanted_image
+                if limits or url_scheme:
+                    service.spec.update({"limits": limits} if limits else {}, **({"url_scheme": url_scheme} if url_scheme else {}))
+                    self.store.set_spec(service.id, service.spec)
                 self.store.set_status(service.id, PROVISIONING, None, image=service.image)
             if on_recorded is not None:
                 on_recorded(service)
@@ -270,10 +289,13 @@ class ServiceManager:
             if pull:
                 self.ensure_image(service.image)
             self._provision(service)
+            status = STARTING
             if wait:
                 self._wait_ready(service, timeout)
-                self.store.set_status(service.id, READY)
-                service.status = READY
+                self._after_ready(service)
+                status = READY
+            self.store.set_status(service.id, status)
+            service.status = status
         except (KeyboardInterrupt, Interrupted):
             self.store.set_status(service.id, FAILED, "interrupted; run `paas svc add` again or `paas svc repair` to finish")
             raise
@@ -318,6 +340,7 @@ class ServiceManager:
         credentials = self.vault.credentials(service)
         environment = render_environment(service.spec.get("environment") or {}, credentials)
         environment.update(extra_environment or {})
+        limits = service.spec.get("limits") or {}
         return ContainerSpec(
             name=service.container_name,
             image=service.image,
@@ -330,8 +353,8 @@ class ServiceManager:
             publish_ip=self.target.bind_address,
             node=service.node,
             hostname=service.spec.get("hostname"),
-            mem_limit=(service.spec.get("resources") or {}).get("memory"),
-            cpus=(service.spec.get("resources") or {}).get("cpus"),
+            memory_bytes=limits.get("memory") or template_memory(service.spec),
+            cpus=limits.get("cpus") or (service.spec.get("resources") or {}).get("cpus"),
         )
 
     def _provision(self, service: ServiceRecord) -> None:
@@ -353,13 +376,6 @@ class ServiceManager:
             self.reporter.step(f"Starting {service.container_name}")
         if state is None or not state.running:
             engine.start(service.container_name)
-
-    def recreate(self, service: ServiceRecord, timeout: float | None) -> None:
-        """Network, volume, container, start (each step finds what exists), then wait for
-        Ready unless timeout is None. For use cases that re-create a service (svc move)."""
-        self._provision(service)
-        if timeout is not None:
-            self._wait_ready(service, timeout)
 
     def wait_ready(self, service: ServiceRecord, timeout: float) -> None:
         self._wait_ready(service, timeout)
@@ -419,6 +435,44 @@ class ServiceManager:
             self._bring_up(service, timeout)
         self.store.audit("repair", service.project, service.env, service.slug)
         return AddResult(service, time.monotonic() - started, False, True, True)
+
+    def recreate(self, service: ServiceRecord, timeout: float | None = 120.0) -> None:
+        """With the service's lock held: replace its container (or Swarm service) by one made from
+        the record as it is now (credentials, limits, node), on the same volume and ports: network,
+        volume, container, start (each step finds what exists), then wait for Ready unless timeout
+        is None (svc move waits after its restore). svc update, rotate-password and move use it."""
+        self.engine.remove_container(service.container_name)
+        self._provision(service)
+        if timeout is not None:
+            self._wait_ready(service, timeout)
+
+    def wait(self, service: ServiceRecord, timeout: float = 120.0) -> float:
+        """Wait until a running service accepts connections and record it Ready (what a
+        `svc add --no-wait` leaves to do). Returns the seconds waited."""
+        started = time.monotonic()
+        validate_timeout(timeout)
+        with service_lock(self.home, service.env_id, service.slug) as locked:
+            if not locked:
+                raise Conflict(f"{service.slug} is being provisioned by another paas process right now; that process waits for it.")
+            self._require_container(service)
+            self._wait_ready(service, timeout)
+            self._after_ready(service)
+            self.store.set_status(service.id, READY)
+            service.status = READY
+        return time.monotonic() - started
+
+    def _after_ready(self, service: ServiceRecord) -> None:
+        """What a kind needs once it first answers: an S3 service gets its default bucket."""
+        from paas_svc.engine_clients import service_kind
+
+        if service_kind(service.template, service.spec) == "s3":
+            from paas_svc.s3 import ensure_bucket
+            from paas_svc.variables import S3_REGION, default_bucket
+
+            credentials = self.vault.credentials(service)
+            host, port = self.probe_address(service, service.host_port)  # the target's address (or an ssh forward)
+            ensure_bucket(host, port, credentials["user"], credentials["password"],
+                          default_bucket(service.slug), S3_REGION)
 
     # -- rm, start, stop, restart -----------------------------------------------------
 
@@ -532,6 +586,14 @@ class _FaultInjectingEngine:
             return attribute(*args, **kwargs)
 
         return call
+
+
+def template_memory(spec: dict) -> int | None:
+    """The template's default memory limit (`resources.memory: 256m`) in bytes, if it has one."""
+    from paas_svc.limits import parse_memory
+
+    memory = (spec.get("resources") or {}).get("memory")
+    return parse_memory(str(memory)) if memory else None
 
 
 def mask_secrets(text: str, credentials: dict[str, str]) -> str:

@@ -161,6 +161,23 @@ class SwarmEngine(DockerEngine):
                     pass
         return volumes
 
+    def volume_sizes(self) -> dict[str, int]:
+        """Each ready node's volumes (a service's volume lives on its pinned node)."""
+        sizes: dict[str, int] = {}
+        for node in self._ready_nodes():
+            try:
+                sizes.update(self.node_engine(node).volume_sizes())
+            except DockerUnavailable:
+                pass
+        return sizes
+
+    def container_stats(self, name: str) -> dict | None:
+        """One stats sample of the service's running task, on its node; None when none runs."""
+        container = self._running_container(name)
+        if container is None:
+            return None
+        return self._pinned(name).container_stats(container)
+
     def _ready_nodes(self) -> list[str]:
         return [name for name, n in self.nodes().items() if n["Status"]["State"] == "ready"]
 
@@ -190,6 +207,9 @@ class SwarmEngine(DockerEngine):
             container_spec,
             restart_policy=docker.types.RestartPolicy(condition="any", delay=2 * 10**9, max_attempts=0),
             placement=docker.types.Placement(constraints=[f"node.hostname=={spec.node}"]),
+            resources=docker.types.Resources(
+                cpu_limit=int(round(spec.cpus * 1e9)) if spec.cpus else None,
+                mem_limit=spec.memory_bytes or None),
             networks=[docker.types.NetworkAttachmentConfig(spec.network)])
         ports = [{"Protocol": "tcp", "TargetPort": port, "PublishedPort": host_port, "PublishMode": "host"}
                  for port, host_port in spec.port_bindings.items()]

@@ -231,6 +231,20 @@ def open_engine(home: Path, target: Target, store=None):
     return DockerEngine(base_url, point.tls, address=target.docker_host)
 
 
+def docker_cli_environment(home: Path, target: Target) -> dict[str, str]:
+    """The variables that point the docker CLI at the target's engine (none for local)."""
+    if target.is_local:
+        return {}
+    if target.swarm:
+        raise InvalidInput(f"`svc connect` runs `docker exec` on one engine; {target.name} is a Swarm target.",
+                           hint="Connect with your own client: `paas svc env SLUG` (or `paas tunnel`) gives the variables.")
+    environment = {"DOCKER_HOST": target.docker_host}
+    tls = tls_files(home, target)
+    if tls is not None:
+        environment.update(DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=str(target_dir(home, target.name)))
+    return environment
+
+
 _port_forwards: dict[tuple[str, int], int] = {}
 
 

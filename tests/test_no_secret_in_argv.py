@@ -227,7 +227,7 @@ def test_no_data_operation_puts_a_credential_on_a_command_line(template_key, iso
     from paas_svc.home import ensure_home
     from paas_svc.lifecycle import ServiceManager
     from paas_svc.store import open_store
-    from paas_svc.vault import Vault
+    from paas_svc.secrets.vault import Vault
 
     home = ensure_home(isolated_home)
     store = open_store(home)
@@ -235,6 +235,7 @@ def test_no_data_operation_puts_a_credential_on_a_command_line(template_key, iso
     reporter = RecordingReporter()
     manager = ServiceManager(store, Vault(store, home), home, lambda: engine, reporter)
     manager._wait_ready = lambda service, timeout: None  # no server behind the fake engine
+    manager._after_ready = lambda service: None  # nor an S3 API to create the minio bucket in
     try:
         service = manager.add("default", "production", "svc", template_key).service
         seen_http = meilisearch_on(service.host_port) if strategy_for(template_key).kind == "meilisearch" else []
