@@ -14,6 +14,7 @@ from paas_svc.naming import env_var_name, resource_name
 # derived from this plus the container's live state: see status.live_status.
 PROVISIONING = "provisioning"
 READY = "ready"
+STARTING = "starting"  # started with --no-wait: running, not yet confirmed ready (`svc wait` confirms)
 FAILED = "failed"
 REMOVED = "removed"  # container removed, volume and credentials kept for a later add
 # A destructive operation recorded before its first destructive step (details in the
@@ -35,6 +36,7 @@ class Environment(NamedTuple):
     project: str
     name: str
     created_at: str
+    target: str = "local"  # the Docker engine (or Swarm) its services run on: see paas_svc.targets
 
 
 @dataclass
@@ -53,6 +55,8 @@ class ServiceRecord:
     created_at: str = ""
     updated_at: str = ""
     env_id: int = 0
+    target: str = "local"  # the target (engine or Swarm) the service runs on, fixed at add
+    node: str | None = None  # Swarm: the node the service is pinned to
 
     @property
     def env_var(self) -> str:

@@ -9,17 +9,23 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
 from paas_svc.errors import Conflict, NotFound, StateError
-from paas_svc.home import DATABASE_FILE
+from paas_svc.home import DATABASE_FILE, KEY_FILE
 from paas_svc.models import REMOVED, AuditEntry, Environment, Operation, Project, ServiceRecord
 from paas_svc.naming import validate_name
 
 BUSY_TIMEOUT_SECONDS = 15
+# In WAL mode NORMAL never corrupts the file and survives a crashed process; only a power cut
+# can drop the last commits. It saves an fsync per write (~5 ms per `svc dsn`, which audits
+# every reveal). Commits that key files depend on use write(durable=True).
+DEFAULT_SYNCHRONOUS = "NORMAL"
+KEY_CHECK_META = "key_check"
 DEFAULT_PROJECT = "default"
 DEFAULT_ENVIRONMENTS = ("development", "staging", "production")
 
@@ -90,6 +96,23 @@ MIGRATIONS: list[str] = [
         started_at TEXT NOT NULL
     );
     """,
+    # A password rotation records the new credentials here BEFORE it changes the engine, so a
+    # crash between the two never loses the password the engine now has.
+    "ALTER TABLE services ADD COLUMN pending_secret TEXT;",
+    # 5: targets (remote engines, Swarm managers); each environment and service names its target.
+    """
+    CREATE TABLE targets (
+        name TEXT PRIMARY KEY,
+        docker_host TEXT NOT NULL,
+        publish_address TEXT NOT NULL,
+        insecure INTEGER NOT NULL DEFAULT 0,
+        swarm INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    ALTER TABLE environments ADD COLUMN target TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE services ADD COLUMN target TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE services ADD COLUMN node TEXT;
+    """,
 ]
 
 
@@ -116,7 +139,7 @@ def os_user() -> str:
 
 _SERVICE_COLUMNS = """
     s.id, s.env_id, p.name, e.name, s.slug, s.template, s.image, s.spec, s.secret,
-    s.host_ports, s.status, s.status_reason, s.created_at, s.updated_at
+    s.host_ports, s.status, s.status_reason, s.created_at, s.updated_at, s.target, s.node
 """
 _SERVICE_FROM = """
     FROM services s JOIN environments e ON e.id = s.env_id JOIN projects p ON p.id = e.project_id
@@ -137,7 +160,7 @@ def _service_from_row(row: tuple) -> ServiceRecord:
 
 def _parse_service_row(row: tuple) -> ServiceRecord:
     (service_id, env_id, project, env, slug, template, image, spec, secret,
-     host_ports, status, reason, created_at, updated_at) = row
+     host_ports, status, reason, created_at, updated_at, target, node) = row
     return ServiceRecord(
         id=service_id,
         env_id=env_id,
@@ -153,6 +176,8 @@ def _parse_service_row(row: tuple) -> ServiceRecord:
         status_reason=reason,
         created_at=created_at,
         updated_at=updated_at,
+        target=target,
+        node=node,
     )
 
 
@@ -164,22 +189,32 @@ class StateStore:
     # -- transactions -------------------------------------------------------------
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the lock up front (no deferred read-then-write)."""
-        self._execute("BEGIN IMMEDIATE")
+    def write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the lock up front (no deferred read-then-write).
+
+        `durable`: the commit is fsynced before this returns (synchronous=FULL), for a commit
+        that files outside the database will depend on (a key rotation, a key import)."""
+        if durable:
+            self._execute("PRAGMA synchronous = FULL")
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        else:
-            self._execute("COMMIT")
+            self._execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._execute("COMMIT")
+        finally:
+            if durable:
+                self._execute(f"PRAGMA synchronous = {DEFAULT_SYNCHRONOUS}")
 
     def _execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
-        try:
-            return self._db.execute(sql, params)
-        except sqlite3.OperationalError as error:
-            raise _state_error(error, self.path) from None
+        return self._db.execute(sql, params)  # _Connection maps SQLite's errors to StateError
+
+    def integrity_check(self) -> str:
+        """SQLite's `PRAGMA integrity_check` verdict: "ok", or its first complaint."""
+        return self._execute("PRAGMA integrity_check").fetchone()[0]
 
     def close(self) -> None:
         self._db.close()
@@ -197,6 +232,18 @@ class StateStore:
     def set_meta(self, key: str, value: str) -> None:
         with self.write() as db:
             db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def key_check(self) -> str | None:
+        """The token made under the master key that encrypted the secrets (None before the first key)."""
+        return self.get_meta(KEY_CHECK_META)
+
+    def set_key_check(self, token: str) -> None:
+        self.set_meta(KEY_CHECK_META, token)
+
+    def put_key_check(self, db: sqlite3.Connection, token: str) -> None:
+        """Inside an open write transaction: replace the key check."""
+        db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                   (KEY_CHECK_META, token))
 
     def profile_id(self) -> str:
         value = self.get_meta("profile_id")
@@ -231,9 +278,9 @@ class StateStore:
     def list_environments(self, project: str) -> list[Environment]:
         project_row = self.get_project(project)
         rows = self._execute(
-            "SELECT id, name, created_at FROM environments WHERE project_id = ? ORDER BY id", (project_row.id,)
+            "SELECT id, name, created_at, target FROM environments WHERE project_id = ? ORDER BY id", (project_row.id,)
         ).fetchall()
-        return [Environment(id=r[0], project=project, name=r[1], created_at=r[2]) for r in rows]
+        return [Environment(id=r[0], project=project, name=r[1], created_at=r[2], target=r[3]) for r in rows]
 
     def get_environment(self, project: str, name: str) -> Environment:
         for env in self.list_environments(project):
@@ -245,14 +292,14 @@ class StateStore:
             hint=f"Known environments: {known}. Create one with `paas env create {name}`.",
         )
 
-    def create_environment(self, project: str, name: str) -> Environment:
+    def create_environment(self, project: str, name: str, target: str = "local") -> Environment:
         validate_name(name, "environment name")
         project_row = self.get_project(project)
         with self.write() as db:
             try:
                 db.execute(
-                    "INSERT INTO environments(project_id, name, created_at) VALUES (?, ?, ?)",
-                    (project_row.id, name, utc_now()),
+                    "INSERT INTO environments(project_id, name, created_at, target) VALUES (?, ?, ?, ?)",
+                    (project_row.id, name, utc_now(), target),
                 )
             except sqlite3.IntegrityError:
                 raise Conflict(f"Environment {name!r} already exists in project {project!r}.") from None
@@ -295,9 +342,10 @@ class StateStore:
             try:
                 db.execute(
                     "INSERT INTO services(id, env_id, slug, template, image, spec, secret, host_ports, status,"
-                    " status_reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " status_reason, created_at, updated_at, target, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (record.id, record.env_id, record.slug, record.template, record.image, json.dumps(record.spec),
-                     record.secret, json.dumps(record.host_ports), record.status, record.status_reason, now, now),
+                     record.secret, json.dumps(record.host_ports), record.status, record.status_reason, now, now,
+                     record.target, record.node),
                 )
             except sqlite3.IntegrityError:
                 raise Conflict(
@@ -390,6 +438,26 @@ class StateStore:
         with self.write() as db:
             db.execute("DELETE FROM services WHERE id = ?", (service_id,))
 
+    def set_spec(self, service_id: str, spec: dict) -> None:
+        with self.write() as db:
+            db.execute("UPDATE services SET spec = ?, updated_at = ? WHERE id = ?", (json.dumps(spec), utc_now(), service_id))
+
+    def pending_secret(self, service_id: str) -> str | None:
+        row = self._execute("SELECT pending_secret FROM services WHERE id = ?", (service_id,)).fetchone()
+        return row[0] if row else None
+
+    def set_pending_secret(self, service_id: str, token: str | None) -> None:
+        with self.write() as db:
+            db.execute("UPDATE services SET pending_secret = ? WHERE id = ?", (token, service_id))
+
+    def commit_pending_secret(self, service_id: str, audit: tuple[str, str, str, str, str]) -> None:
+        """The pending credentials become the service's, with their audit entry, in one transaction."""
+        with self.write() as db:
+            db.execute("UPDATE services SET secret = pending_secret, pending_secret = NULL, updated_at = ?"
+                       " WHERE id = ? AND pending_secret IS NOT NULL", (utc_now(), service_id))
+            action, project, env, slug, detail = audit
+            self.audit_many(db, action, [(project, env, slug, detail)])
+
     def used_host_ports(self) -> set[int]:
         ports: set[int] = set()
         for (host_ports,) in self._execute("SELECT host_ports FROM services"):
@@ -399,6 +467,16 @@ class StateStore:
     def secret_count(self) -> int:
         return self._execute("SELECT count(*) FROM services WHERE secret IS NOT NULL").fetchone()[0]
 
+    def secret_of(self, service_id: str) -> str | None:
+        """The service's encrypted credentials as stored now (None when it has none or is gone)."""
+        row = self._execute("SELECT secret FROM services WHERE id = ?", (service_id,)).fetchone()
+        return row[0] if row else None
+
+    def service_name(self, service_id: str) -> str:
+        """project/env/slug of a service, for messages."""
+        service = self.get_service_by_id(service_id)
+        return f"{service.project}/{service.env}/{service.slug}"
+
     def all_secrets(self) -> list[tuple[str, str]]:
         return list(self._execute("SELECT id, secret FROM services WHERE secret IS NOT NULL"))
 
@@ -406,6 +484,49 @@ class StateStore:
         """Inside an open write transaction: store re-encrypted secrets."""
         for service_id, token in new_secrets.items():
             db.execute("UPDATE services SET secret = ? WHERE id = ?", (token, service_id))
+
+    # -- targets (the rules live in paas_svc.targets) --------------------------------
+
+    def list_target_rows(self) -> list[tuple]:
+        return self._execute("SELECT name, docker_host, publish_address, insecure, swarm, created_at FROM targets ORDER BY name").fetchall()
+
+    def insert_target_row(self, row: tuple) -> None:
+        with self.write() as db:
+            try:
+                db.execute("INSERT INTO targets(name, docker_host, publish_address, insecure, swarm, created_at) VALUES (?, ?, ?, ?, ?, ?)", row)
+            except sqlite3.IntegrityError:
+                raise Conflict(f"Target {row[0]!r} already exists.", hint="Remove it first with `paas target rm`.") from None
+
+    def delete_target_row(self, name: str) -> None:
+        """Refused while an environment or a service (removed ones included: their volume is there) uses it."""
+        with self.write() as db:
+            services = [f"{p}/{e}/{s}" for p, e, s in db.execute(
+                f"SELECT p.name, e.name, s.slug {_SERVICE_FROM} WHERE s.target = ? ORDER BY 1, 2, 3", (name,))]
+            envs = [f"{p}/{e}" for p, e in db.execute(
+                "SELECT p.name, e.name FROM environments e JOIN projects p ON p.id = e.project_id WHERE e.target = ?", (name,))]
+            if services:
+                raise Conflict(f"Target {name!r} still holds services: {', '.join(services)}.",
+                               hint="Remove them with `paas svc rm SLUG --purge` first.")
+            if envs:
+                raise Conflict(f"Environments are bound to target {name!r}: {', '.join(envs)}.",
+                               hint="Bind them elsewhere with `paas env set-target ENV local` first.")
+            db.execute("DELETE FROM targets WHERE name = ?", (name,))
+
+    def set_environment_target(self, project: str, env: str, target: str) -> None:
+        """Refused while the environment has services (their data lives on the old target)."""
+        environment = self.get_environment(project, env)
+        with self.write() as db:
+            slugs = [row[0] for row in db.execute("SELECT slug FROM services WHERE env_id = ? ORDER BY slug", (environment.id,))]
+            if slugs:
+                raise Conflict(f"{project}/{env} still has services on target {environment.target}: {', '.join(slugs)}.",
+                               hint="Move the data with backup/restore into an environment bound to the new target.")
+            db.execute("UPDATE environments SET target = ? WHERE id = ?", (target, environment.id))
+
+    def set_service_node(self, service_id: str, node: str | None, spec: dict) -> None:
+        """A Swarm service's node, and its spec (which holds the node's address)."""
+        with self.write() as db:
+            db.execute("UPDATE services SET node = ?, spec = ?, updated_at = ? WHERE id = ?",
+                       (node, json.dumps(spec), utc_now(), service_id))
 
     # -- audit --------------------------------------------------------------------
 
@@ -441,10 +562,75 @@ def _state_error(error: sqlite3.Error, path: Path) -> StateError:
                           hint="Try again when the other command has finished.")
     if "readonly" in text or "unable to open" in text:
         return StateError(f"Cannot write the state database {path}: {text}.", hint="Check the folder's permissions or set PAAS_HOME.")
-    if "not a database" in text or "malformed" in text:
+    if "not a database" in text:
         return StateError(f"{path} is not a paas state database (SQLite says: {text}).",
                           hint="Move it aside or point PAAS_HOME at another folder.")
+    if "malformed" in text or "corrupt" in text:
+        return StateError(f"The state database {path} is damaged (SQLite says: {text}).",
+                          hint=f"Restore it from a backup; `sqlite3 {path} .recover` may save what is left. "
+                               "Keep master.key: the recovered secrets still need it.")
     return StateError(f"State database error in {path}: {text}.")
+
+
+def _mapping_errors(method):
+    """SQLite errors as StateError with the file's path, wherever they surface (execute, fetch,
+    commit). Constraint and API-misuse errors pass through: callers (or tests) handle those."""
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise
+        except sqlite3.DatabaseError as error:
+            connection = self if isinstance(self, _Connection) else self.connection
+            raise _state_error(error, connection.state_path) from None
+    return wrapper
+
+
+class _Cursor(sqlite3.Cursor):
+    execute = _mapping_errors(sqlite3.Cursor.execute)
+    executemany = _mapping_errors(sqlite3.Cursor.executemany)
+    fetchone = _mapping_errors(sqlite3.Cursor.fetchone)
+    fetchmany = _mapping_errors(sqlite3.Cursor.fetchmany)
+    fetchall = _mapping_errors(sqlite3.Cursor.fetchall)
+    __next__ = _mapping_errors(sqlite3.Cursor.__next__)
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose cursors report damaged, locked or read-only files as StateError."""
+
+    state_path: Path = Path(DATABASE_FILE)
+
+    def cursor(self, factory=None):
+        return super().cursor(factory or _Cursor)
+
+    def execute(self, sql: str, parameters=()):
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters):
+        return self.cursor().executemany(sql, parameters)
+
+
+def _check_database_file(path: Path, home: Path) -> bool:
+    """Refuse a state.db that is not a usable file; True when it exists."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        raise StateError(f"Cannot open the state database {path}: {error.strerror}.",
+                         hint="Check the folder's permissions or set PAAS_HOME to another folder.") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise StateError(f"The state database {path} is not a regular file.", hint="Move it aside or set PAAS_HOME.")
+    if info.st_size == 0 and (home / KEY_FILE).exists():
+        # Never a silent fresh state: the secrets that key encrypted were in this file.
+        raise StateError(
+            f"The state database {path} is empty, but {home / KEY_FILE} exists: the state it belongs to is gone "
+            "(truncated, or replaced by an empty file).",
+            hint=f"Restore {path.name} from a backup. To start over on purpose, move {KEY_FILE} and {path.name} aside first.")
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise StateError(f"The state database {path} is read-only for you (mode {stat.S_IMODE(info.st_mode):o}).",
+                         hint=f"Make it writable again (`chmod 600 {path}`; it must be owned by you), or set PAAS_HOME.")
+    return True
 
 
 def open_store(home: Path) -> StateStore:
@@ -455,16 +641,20 @@ def open_store(home: Path) -> StateStore:
         # closing any descriptor drops the process's POSIX locks on it, including those of
         # SQLite connections still open in this process (the WAL index could then be reset
         # under them: "disk I/O error").
-        if not path.exists():
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        if not _check_database_file(path, home):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
     except FileExistsError:
         pass
     except OSError as error:
         raise StateError(f"Cannot open the state database {path}: {error.strerror}.",
                          hint="Check the folder's permissions or set PAAS_HOME to a writable folder.") from None
     try:
-        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-        store = StateStore(connection, path)
+        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, factory=_Connection)
+    except sqlite3.DatabaseError as error:
+        raise _state_error(error, path) from None
+    connection.state_path = path
+    store = StateStore(connection, path)
+    try:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if version < len(MIGRATIONS):
             _migrate(store)
@@ -472,12 +662,10 @@ def open_store(home: Path) -> StateStore:
             raise StateError(f"{path} was written by a newer paas (schema {version}, this one knows {len(MIGRATIONS)}).",
                              hint="Upgrade paas-svc.")
         connection.execute("PRAGMA foreign_keys = ON")
-        # In WAL mode NORMAL never corrupts the file and survives a crashed process; only a
-        # power cut can drop the last commits. It saves an fsync per write (~5 ms per `svc dsn`,
-        # which audits every reveal).
-        connection.execute("PRAGMA synchronous = NORMAL")
-    except sqlite3.DatabaseError as error:
-        raise _state_error(error, path) from None
+        connection.execute(f"PRAGMA synchronous = {DEFAULT_SYNCHRONOUS}")
+    except BaseException:
+        connection.close()
+        raise
     return store
 
 

@@ -26,8 +26,9 @@ MARIADB_IMAGE = "paas-test/mariadb:11"
 RABBITMQ_IMAGE = "paas-test/rabbitmq:4"
 MOSQUITTO_IMAGE = "paas-test/mosquitto:2"  # a service that is not in the catalog (user templates)
 VALKEY_IMAGE = "paas-test/valkey:8"
+MINIO_IMAGE = "paas-test/minio:standin"  # moto's real S3 API with MinIO's health paths
 STANDIN_IMAGES = (REDIS_IMAGE, POSTGRES_IMAGE, STANDIN_IMAGE, BASE_IMAGE, REGISTRY_IMAGE,
-                  MARIADB_IMAGE, RABBITMQ_IMAGE, MOSQUITTO_IMAGE, VALKEY_IMAGE)
+                  MARIADB_IMAGE, RABBITMQ_IMAGE, MOSQUITTO_IMAGE, VALKEY_IMAGE, MINIO_IMAGE)
 PAAS_BIN = str(Path(sys.executable).with_name("paas"))
 
 

@@ -29,7 +29,7 @@ def stored_service(home: Path, slug: str = "cache", env: str = "production", sta
     from paas_svc.lifecycle import spec_from_template
     from paas_svc.models import ServiceRecord
     from paas_svc.store import open_store
-    from paas_svc.vault import Vault
+    from paas_svc.secrets.vault import Vault
 
     ensure_home(home)
     store = open_store(home)

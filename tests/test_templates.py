@@ -227,14 +227,14 @@ def test_services_stored_before_kinds_keep_working(key):
 
 def test_environment_variables_include_the_templates_extra_variables():
     from paas_svc.models import READY, ServiceRecord
-    from paas_svc.reveal import service_variables
+    from paas_svc.reveal import variables_of
 
     template = parse_template_text(VALID, "t")
     service = ServiceRecord(id="abcdefabcdef", project="p", env="e", slug="my-broker", template=template.key,
                             image=template.image, spec=spec_from_template(template), secret=None,
                             host_ports={1883: 41883, 9001: 49001}, status=READY)
     credentials = {"user": "app", "password": "f" * 32}
-    assert service_variables(service, credentials, network_view=False) == {
+    assert variables_of(service, credentials, network_view=False) == {
         "MY_BROKER_URL": f"mqtt://app:{'f' * 32}@127.0.0.1:41883", "MY_BROKER_USER": "app", "MY_BROKER_WS_PORT": "9001"}
-    assert service_variables(service, credentials, network_view=True)["MY_BROKER_URL"] == \
+    assert variables_of(service, credentials, network_view=True)["MY_BROKER_URL"] == \
         f"mqtt://app:{'f' * 32}@paas-svc-abcdefabcdef:1883"

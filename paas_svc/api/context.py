@@ -8,15 +8,15 @@ import threading
 from pathlib import Path
 
 from paas_svc.store import StateStore, open_store
-from paas_svc.vault import Vault
+from paas_svc.secrets.vault import Vault
 
 DEFAULT_ORG = "default"
 
 
 def _engine():
-    from paas_svc.engine import Engine
+    from paas_svc.engine import DockerEngine
 
-    return Engine()
+    return DockerEngine()
 
 
 class ServerContext:

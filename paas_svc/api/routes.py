@@ -110,7 +110,7 @@ SERVICE_FIELDS = {  # what service_view returns: the OpenAPI document's Service 
     "container": "string", "volume": "string", "host": "string", "hostPort": "integer|null",
     "createdAt": "string", "updatedAt": "string",
 }
-SERVICE_STATUSES = ("Provisioning", "Ready", "Failed", "Stopped", "Missing", "Removed")
+SERVICE_STATUSES = ("Provisioning", "Starting", "Ready", "Failed", "Stopped", "Missing", "Removed")
 
 
 def service_view(service: ServiceRecord, status: str) -> dict:
@@ -317,7 +317,7 @@ ENDPOINTS: list[Endpoint] = [
              role=ADMIN, produces="application/octet-stream",
              responses=_tag({200: "The backup file (JSON header line, then the native payload)", 403: "Member token",
                              409: "Removed, stopped or container missing"})),
-    Endpoint("GET", SCOPE + "/variables", export_variables, "{SLUG}_URL of every Ready service, as `paas env export` (admin, audited)",
+    Endpoint("GET", SCOPE + "/variables", export_variables, "The variables ({SLUG}_URL, _HOST, ...) of every Ready or Starting service, as `paas env export` (admin, audited)",
              role=ADMIN, query={"view": "host (default) or network"},
              responses=_tag({200: "Variables and the services left out", 403: "Member token"})),
 ]

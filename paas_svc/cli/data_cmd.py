@@ -44,10 +44,10 @@ class ByteProgress:
             self._progress = None
 
 
-def _data_ops(profile):
+def _data_ops(profile, service):
     from paas_svc.data_ops import DataOps
 
-    return DataOps(service_manager(profile, StderrReporter()), ByteProgress())
+    return DataOps(service_manager(profile, StderrReporter(), service.target), ByteProgress())
 
 
 def _output_path(output: str | None, service, extension: str) -> Path:
@@ -86,7 +86,7 @@ def backup(
     service = _service(profile, project, env, slug)
     if output != "-":  # checked (and a folder/ made) before the engine is asked for anything
         path = _output_path(output, service, strategy_for(service).extension)
-    data_ops = _data_ops(profile)
+    data_ops = _data_ops(profile, service)
     where = f"{service.project}/{service.env}/{service.slug}"
     if output == "-":
         stream = getattr(sys.stdout, "buffer", None)
@@ -124,7 +124,7 @@ def restore(
     validate_timeout(timeout)
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    data_ops = _data_ops(profile)
+    data_ops = _data_ops(profile, service)
     checked = data_ops.check_backup(service, file)
     header = checked.header
     where = f"{service.project}/{service.env}/{service.slug}"
@@ -165,7 +165,7 @@ def clone(
         raise InvalidInput("Say where the copy goes: --to-env ENV and/or --to-slug SLUG.")
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    result = _data_ops(profile).clone(service, to_env or service.env, to_slug, timeout=timeout)
+    result = _data_ops(profile, service).clone(service, to_env or service.env, to_slug, timeout=timeout)
     copy = result.service
     if json_output:
         print_json({**service_json(copy, "Ready"), "action": "clone", "cloned_from": {"env": service.env, "slug": service.slug},
@@ -200,7 +200,7 @@ def upgrade(
         confirm(f"Upgrade {where} from {service.image} to {image}? A backup is taken first; the service restarts.",
                 f"Refusing to upgrade {where} without confirmation.",
                 f"paas svc upgrade {service.slug} --image {image} --env {service.env} --yes")
-    result = _data_ops(profile).upgrade(service, image, timeout=timeout)
+    result = _data_ops(profile, service).upgrade(service, image, timeout=timeout)
     if json_output:
         print_json({"action": "upgrade", "project": service.project, "slug": service.slug, "env": service.env, "old_image": result.old_image, "new_image": result.new_image,
                     "backup": str(result.backup), "elapsed_seconds": round(result.elapsed_seconds, 3)})

@@ -2,13 +2,13 @@
 
 
 import sys
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from paas_svc.cli.completion import complete_env
 from paas_svc.cli.options import JsonOption, ProjectOption
-from paas_svc.cli.output import message, print_json, print_table, warn
+from paas_svc.cli.output import message, print_json, print_table, protect_stdout, warn, write_output_file
 from paas_svc.cli.state import open_profile
 
 app = typer.Typer(help="Environments of a project, and the variables apps get from them.", no_args_is_help=True)
@@ -16,17 +16,40 @@ app = typer.Typer(help="Environments of a project, and the variables apps get fr
 NameArgument = Annotated[str, typer.Argument(help="Environment name, e.g. staging.")]
 
 
+TargetOption = Annotated[Optional[str], typer.Option(
+    "--target", help="The target (Docker engine or Swarm) its services run on (default: local). See `paas target list`.")]
+
+
 @app.command("create")
-def create(name: NameArgument, project: ProjectOption = None, json_output: JsonOption = False) -> None:
-    """Create an environment in the project."""
+def create(name: NameArgument, project: ProjectOption = None, target: TargetOption = None,
+           json_output: JsonOption = False) -> None:
+    """Create an environment in the project, bound to a target."""
     from paas_svc.cli.render import result
     from paas_svc.scope import resolve_project
+    from paas_svc.targets import LOCAL, get_target
 
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
-    created = profile.store.create_environment(project_name, name)
-    result(f"Created environment {name} in project {project_name}.",
-           {"action": "create", "project": project_name, "env": name, "created_at": created.created_at}, json_output)
+    chosen = get_target(profile.store, target or LOCAL)
+    created = profile.store.create_environment(project_name, name, chosen.name)
+    result(f"Created environment {name} in project {project_name} on target {chosen.name}.",
+           {"action": "create", "project": project_name, "env": name, "target": chosen.name,
+            "created_at": created.created_at}, json_output)
+
+
+@app.command("set-target")
+def set_target(name: NameArgument, target: Annotated[str, typer.Argument(help="Target name (see `paas target list`).")],
+               project: ProjectOption = None, json_output: JsonOption = False) -> None:
+    """Bind an environment to another target (refused while it has services)."""
+    from paas_svc.cli.render import result
+    from paas_svc.scope import resolve_project
+    from paas_svc.targets import set_environment_target
+
+    profile = open_profile()
+    project_name = resolve_project(profile.store, project)
+    set_environment_target(profile.store, project_name, name, target)
+    result(f"Environment {name} of project {project_name} now runs its services on target {target}.",
+           {"action": "set-target", "project": project_name, "env": name, "target": target}, json_output)
 
 
 @app.command("list")
@@ -37,12 +60,12 @@ def list_envs(project: ProjectOption = None, json_output: JsonOption = False) ->
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
     services = profile.store.list_services(project=project_name)
-    rows = [(e.name, sum(1 for s in services if s.env == e.name), e.created_at)
+    rows = [(e.name, e.target, sum(1 for s in services if s.env == e.name), e.created_at)
             for e in profile.store.list_environments(project_name)]
     if json_output:
-        print_json([{"project": project_name, "name": n, "services": c, "created_at": at} for n, c, at in rows])
+        print_json([{"project": project_name, "name": n, "target": t, "services": c, "created_at": at} for n, t, c, at in rows])
     else:
-        print_table(("ENV", "SERVICES", "CREATED"), rows)
+        print_table(("ENV", "TARGET", "SERVICES", "CREATED"), rows)
 
 
 @app.command("rm")
@@ -59,17 +82,19 @@ def rm(name: NameArgument, project: ProjectOption = None, json_output: JsonOptio
 
 
 ExportEnvOption = Annotated[Optional[str], typer.Option(
-    "--env", "-e", envvar="PAAS_ENV", show_envvar=True, help="Environment (default: development).")]
+    "--env", "-e", envvar="PAAS_ENV", show_envvar=True, autocompletion=complete_env, help="Environment (default: development).")]
 NetworkOption = Annotated[bool, typer.Option(
     "--network", help="The view of a container on the paas-apps network (default: the host view, 127.0.0.1).")]
 StrictOption = Annotated[bool, typer.Option(
-    "--strict", help="Fail when a service is not Ready instead of leaving it out with a warning.")]
+    "--strict", help="Fail when a service is not Ready (Starting included) instead of a warning.")]
 
 
 def ready_variables(project_option: str | None, env_option: str | None, network: bool, strict: bool,
-                    purpose: str, left_out_of: str, delivered=None) -> tuple[str, str, dict[str, str]]:
-    """(project, env, {SLUG}_URL of each Ready service); the reveal is audited with `purpose`,
-    after `delivered(variables)` wrote them when given (a failed write records nothing)."""
+                    purpose: str, left_out_of: str, only: list[str] | None = None,
+                    delivered=None) -> tuple[str, str, dict[str, str]]:
+    """(project, env, the variables of each Ready service, or of the `only` slugs); the reveal is
+    audited with `purpose`, after `delivered(project, env, variables)` wrote them when given (a
+    failed write records nothing)."""
     from paas_svc.reveal import environment_variables
     from paas_svc.scope import resolve_env, resolve_project
 
@@ -77,12 +102,18 @@ def ready_variables(project_option: str | None, env_option: str | None, network:
     project = resolve_project(profile.store, project_option)
     env = resolve_env(profile.store, project, env_option)
     services = _with_live_status(profile.store, project, env)
+    if only is not None:
+        services = _only(services, only, project, env)
     not_ready = sorted((service.slug, status) for service, status in services if status != "Ready")
     if strict and not_ready:  # before revealing anything: a refused export is not audited
         _refuse_not_ready(project, env, not_ready)
     result = environment_variables(profile.store, profile.vault, services, network, purpose, record=False)
     for service, status in result.skipped:
         warn(f"{service.slug} is {status}; left out of {left_out_of}")
+    for service, status in services:
+        if status == "Starting":
+            warn(f"{service.slug} is Starting (not yet confirmed ready); included. "
+                 f"`paas svc wait {service.slug} --env {env}` waits for it; --strict refuses it.")
     if delivered is not None:
         delivered(project, env, result.variables)
     result.record(profile.store)
@@ -98,12 +129,35 @@ def _with_live_status(store, project: str, env: str) -> list:
     if not services:
         return []
     try:
-        statuses = live_statuses(store.path.parent, store.profile_id(), services)
+        statuses = live_statuses(store.path.parent, store.profile_id(), services, store)
     except DockerUnavailable as error:
         # Exporting nothing would look like an environment without services: fail loudly instead.
         raise DockerUnavailable(f"{error.message} Nothing was exported: which services are Ready is unknown.",
                                 hint=error.hint) from None
     return [(service, statuses[service.id]) for service in services]
+
+
+def _only(services: list, slugs: list[str], project: str, env: str) -> list:
+    from paas_svc.errors import NotFound
+
+    known = {service.slug for service, _ in services}
+    unknown = [slug for slug in slugs if slug not in known]
+    if unknown:
+        raise NotFound(f"No service {', '.join(map(repr, unknown))} in {project}/{env}.",
+                       hint=f"Its services: {', '.join(sorted(known)) or 'none'}.")
+    return [(service, status) for service, status in services if service.slug in slugs]
+
+
+def parse_only(text: str | None) -> list[str] | None:
+    """`--only cache,db` -> ["cache", "db"]."""
+    if text is None:
+        return None
+    from paas_svc.errors import InvalidInput
+
+    slugs = [slug.strip() for slug in text.split(",") if slug.strip()]
+    if not slugs:
+        raise InvalidInput("--only needs at least one slug, e.g. --only cache,db.")
+    return slugs
 
 
 def _refuse_not_ready(project: str, env: str, not_ready: list[tuple[str, str]]) -> None:
@@ -124,43 +178,35 @@ def export(
     env: ExportEnvOption = None,
     fmt: Annotated[str, typer.Option("--format", help="dotenv, json, shell (for eval) or docker (for --env-file).")] = "dotenv",
     network: NetworkOption = False,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file (atomically, mode 0600) instead of stdout.")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file (atomically, mode 0600; never through a link, FIFO or device) instead of stdout.")] = None,
     strict: StrictOption = False,
+    only: Annotated[Optional[str], typer.Option("--only", help="Only these services, comma-separated: --only cache,db.")] = None,
 ) -> None:
-    """Print {SLUG}_URL for every Ready service of the environment. Audited as a reveal."""
+    """Print the variables ({SLUG}_URL, _HOST, _PORT, ...) of every Ready service of the environment. Audited as a reveal."""
     from paas_svc.envfile import check_format, render
 
     from paas_svc.cli.paths import check_output_path
     from paas_svc.cli.render import result
 
     check_format(fmt)  # a typo must not cost a reveal
-    if output is not None:
-        check_output_path(output)  # an unusable -o must not cost a reveal either
+    slugs = parse_only(only)
+    target = None if output is None else check_output_path(output)  # an unusable -o must not cost a reveal either
     view = "network" if network else "host"
 
     def deliver(project_name: str, env_name: str, variables: dict[str, str]) -> None:
         text = render(variables, fmt)
         if not variables:
             message(f"note: no Ready service in {project_name}/{env_name}; nothing to export.")
-        if output is None:
+        if target is None:
+            if variables:
+                protect_stdout("connection strings with passwords")
             sys.stdout.write(text)
             sys.stdout.flush()  # before the reveal is recorded: a closed or full stdout records nothing
             return
-        _write_export(Path(output).expanduser(), text)
+        write_output_file(target, text.encode(), "the variables")
         count = len(variables)
         result(f"Wrote {count} variable{'' if count == 1 else 's'} to {output}",
                {"action": "export", "file": str(output), "variables": sorted(variables)}, False)
 
     ready_variables(project, env, network, strict, purpose=f"format={fmt} view={view}",
-                    left_out_of="the export", delivered=deliver)
-
-
-def _write_export(path: Path, text: str) -> None:
-    from paas_svc.errors import InvalidInput
-    from paas_svc.home import write_private_file
-
-    try:
-        write_private_file(path, text.encode())
-    except OSError as error:
-        raise InvalidInput(f"Cannot write {path}: {error.strerror or error}.",
-                           hint="Check that its folder exists and is writable.") from None
+                    left_out_of="the export", only=slugs, delivered=deliver)

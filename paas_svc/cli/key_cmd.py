@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from paas_svc.cli.options import JsonOption
-from paas_svc.cli.output import data, message, print_json, warn
+from paas_svc.cli.output import data, message, print_json, protect_stdout, warn, write_output_file
 from paas_svc.cli.render import result
 from paas_svc.cli.state import open_profile
 
@@ -36,13 +36,11 @@ def rotate(
     The previous key is kept as master.key.old-<UTC time> (mode 0600) until
     `paas key rotate --drop-old`. Connection strings do not change.
     """
-    from paas_svc.keys import drop_old_keys, rotate_key
+    from paas_svc.secrets.rotation import drop_old_keys, rotate_key
 
     profile = open_profile()
     if drop_old:
-        removed = drop_old_keys(profile.home, profile.store)
-        if removed:
-            profile.store.audit("key-drop-old", "-", "-", "-", f"deleted={len(removed)}")
+        removed = drop_old_keys(profile.vault)
         if json_output:
             print_json({"action": "drop-old", "deleted": [str(path) for path in removed]})
             return
@@ -53,7 +51,7 @@ def rotate(
         else:
             message(f"No old key backups in {profile.home}.")
         return
-    rotated = rotate_key(profile.store, profile.home)
+    rotated = rotate_key(profile.vault)
     payload = {"action": "rotate", "key_file": str(rotated.key_file), "created": rotated.created,
                "reencrypted": rotated.reencrypted, "backup": str(rotated.backup) if rotated.backup else None}
     if rotated.created:
@@ -77,27 +75,19 @@ def export(
     Anyone holding the key and a copy of state.db can decrypt every credential: store it like a password.
     """
     from paas_svc.cli.paths import check_output_path
-    from paas_svc.errors import InvalidInput
-    from paas_svc.home import write_private_file
-    from paas_svc.keyfile import ENV_VAR, key_path
-    from paas_svc.keys import export_key
+    from paas_svc.secrets.transfer import export_key
 
-    if output is not None and output != STDIN:
-        check_output_path(output)  # an unusable target is refused before the key is read
+    # an unusable target is refused before the key is read
+    target = None if output is None or output == STDIN else check_output_path(output)
     profile = open_profile()
-    key = export_key(profile.home, profile.store)  # checked against the state first
-    source = f"${ENV_VAR}" if os.environ.get(ENV_VAR) else str(key_path(profile.home))
-    warn(f"this key (from {source}) decrypts every credential in {profile.store.path}; keep it secret.")
-    if output is None or output == STDIN:
-        data(key.decode())  # delivered first: a key that could not be written is not a recorded export
+    exported = export_key(profile.vault)  # checked against the state first
+    warn(f"this key (from {exported.source}) decrypts every credential in {profile.store.path}; keep it secret.")
+    if target is None:
+        protect_stdout("the master key")
+        data(exported.key.decode())  # delivered first: a key that could not be written is not a recorded export
         profile.store.audit("key-export", "-", "-", "-", "to=stdout")
         return
-    target = Path(output).expanduser()
-    try:
-        write_private_file(target, key + b"\n")
-    except OSError as error:
-        raise InvalidInput(f"Cannot write the key to {target}: {error.strerror}.",
-                           hint="Choose a writable path for --output.") from None
+    write_output_file(target, exported.key + b"\n", "the key")
     profile.store.audit("key-export", "-", "-", "-", f"to={target.absolute()}")
     result(f"Wrote the master key to {target} (mode 0600).", {}, False)
 
@@ -117,12 +107,12 @@ def import_(
     Refused when this profile already holds secrets the key cannot open. A different key
     file already in place is kept as master.key.old-<UTC time> (mode 0600).
     """
-    from paas_svc.keyfile import ENV_VAR
-    from paas_svc.keys import import_key
+    from paas_svc.secrets.keyfile import ENV_VAR
+    from paas_svc.secrets.transfer import import_key
 
     raw, source = _read_key_input(file)
     profile = open_profile()
-    imported = import_key(profile.store, profile.home, raw, force=force, source=source)
+    imported = import_key(profile.vault, raw, force=force, source=source)
     for backup in imported.backups:
         message(f"Kept the previous key in {backup} (mode 0600).")
     result(f"Installed the key from {source} in {imported.key_file} (mode 0600)." if imported.changed

@@ -47,7 +47,7 @@ def check_output_path(raw: str, folder_ok: bool = False) -> Path:
                            hint="Give the real path of the file for -o.")
     if not stat.S_ISREG(info.st_mode):
         kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-        raise InvalidInput(f"{path} is {kind}; -o writes a regular file.", hint="Choose a file path for -o.")
+        raise InvalidInput(f"Refusing to write {path}: it is {kind}; -o writes a regular file.", hint="Choose a file path for -o.")
     return path
 
 

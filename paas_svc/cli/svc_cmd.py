@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from paas_svc.cli.completion import complete_env, complete_slug, complete_template
 from paas_svc.cli.options import DEFAULT_TIMEOUT, EnvOption, JsonOption, ProjectOption, TimeoutOption, YesOption
 from paas_svc.cli.output import StderrReporter, data, message, print_fields, print_json, print_table, warn
 from paas_svc.cli.render import confirm, result
@@ -14,7 +15,7 @@ from paas_svc.dsn import HOST_VIEW_HOST
 
 app = typer.Typer(help="Add, inspect and remove services.", no_args_is_help=True)
 
-SlugArgument = Annotated[str, typer.Argument(help="The service's slug, e.g. cache or db.")]
+SlugArgument = Annotated[str, typer.Argument(help="The service's slug, e.g. cache or db.", autocompletion=complete_slug)]
 
 
 def _service(profile, project_option, env_option, slug):
@@ -25,7 +26,19 @@ def _service(profile, project_option, env_option, slug):
     return profile.store.get_service(project, env, slug)
 
 
-def service_json(service, status: str) -> dict:
+def publish_hosts(store, services) -> dict[str, str]:
+    """The host-view address of each service (one read of the targets, none when all are local)."""
+    targets = {}
+    if any(service.target != "local" for service in services):
+        from paas_svc.targets import list_targets
+
+        targets = {target.name: target.publish_address for target in list_targets(store)}
+    return {s.id: s.spec.get("publish_address") or targets.get(s.target, HOST_VIEW_HOST) for s in services}
+
+
+def service_json(service, status: str, host: str = HOST_VIEW_HOST) -> dict:
+    from paas_svc.limits import limits_json
+
     return {
         "id": service.id,
         "project": service.project,
@@ -38,11 +51,15 @@ def service_json(service, status: str) -> dict:
         "env_var": service.env_var,
         "container": service.container_name,
         "volume": service.volume_name,
-        "host": HOST_VIEW_HOST,
+        "host": host,
+        "target": service.target,
+        "node": service.node,
         "host_port": service.host_port,
         "ports": {str(k): v for k, v in service.host_ports.items()},
         "network_host": service.container_name,
         "network_port": service.container_port,
+        "limits": limits_json(service.spec),
+        "url_scheme": service.spec.get("url_scheme"),
         "created_at": service.created_at,
         "updated_at": service.updated_at,
     }
@@ -51,14 +68,18 @@ def service_json(service, status: str) -> dict:
 @app.command("add")
 def add(
     slug: SlugArgument,
-    template: Annotated[str, typer.Option("--template", "-t", help="Catalog key, e.g. redis-7 (see `paas catalog list`).")],
+    template: Annotated[str, typer.Option("--template", "-t", autocompletion=complete_template, help="Catalog key, e.g. redis-7 (see `paas catalog list`).")],
     project: ProjectOption = None,
-    env: Annotated[Optional[str], typer.Option("--env", "-e", envvar="PAAS_ENV", show_envvar=True,
+    env: Annotated[Optional[str], typer.Option("--env", "-e", envvar="PAAS_ENV", show_envvar=True, autocompletion=complete_env,
                                                help="Environment (default: development).")] = None,
     image: Annotated[Optional[str], typer.Option("--image", help="Use this image instead of the template's (mirror, pinned version, local build).")] = None,
     port: Annotated[Optional[int], typer.Option("--port", help="Host port on 127.0.0.1 for the main port (default: a free one, kept for good).")] = None,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once the container is started, without waiting for readiness.")] = False,
+    node: Annotated[Optional[str], typer.Option("--node", help="Swarm targets: pin the service to this node (default: the ready node with the fewest paas services).")] = None,
+    url_scheme: Annotated[Optional[str], typer.Option("--url-scheme", help="PostgreSQL: postgres (default) or postgresql (what SQLAlchemy needs) in {SLUG}_URL.")] = None,
+    memory: Annotated[Optional[str], typer.Option("--memory", help="Memory limit of the container, e.g. 512m or 1g (default: none).")] = None,
+    cpus: Annotated[Optional[str], typer.Option("--cpus", help="CPU limit in cores, e.g. 1.5 (default: none).")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Provision a service from the catalog and wait until it accepts connections."""
@@ -66,21 +87,28 @@ def add(
     from paas_svc.naming import validate_name
     from paas_svc.scope import resolve_env, resolve_project
 
+    from paas_svc.limits import parse_cpus, parse_memory
+
     validate_name(slug, "slug")
     validate_timeout(timeout)
+    limits = {"memory": parse_memory(memory) if memory else None, "cpus": parse_cpus(cpus) if cpus else None}
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
     env_name = resolve_env(profile.store, project_name, env)
     added = service_manager(profile, StderrReporter()).add(
-        project_name, env_name, slug, template, image=image, timeout=timeout, wait=not no_wait, host_port=port)
+        project_name, env_name, slug, template, image=image, timeout=timeout, wait=not no_wait, host_port=port,
+        limits=limits if any(limits.values()) else None, url_scheme=url_scheme, node=node)
     service = added.service
-    status = "Ready" if added.waited else "Provisioning"
+    status = "Ready" if added.waited else "Starting"
     how = " (reattached its volume with the original credentials)" if added.reattached else ""
     notes = [f"Apps get {service.env_var}; reveal it with: paas svc dsn {service.slug} --env {service.env}"]
+    if not added.waited:
+        notes.append(f"Not waited for; `paas svc wait {service.slug} --env {service.env}` confirms it accepts connections.")
     if env is None and not added.reattached:
         notes += _removed_elsewhere_notes(profile.store, service)
     result(f"{service.slug} ({service.template}) in {service.project}/{service.env}: {status} in {added.elapsed_seconds:.1f}s{how}",
-           {**service_json(service, status), "action": "reattach" if added.reattached else ("resume" if added.resumed else "add"),
+           {**service_json(service, status, publish_hosts(profile.store, [service])[service.id]),
+            "action": "reattach" if added.reattached else ("resume" if added.resumed else "add"),
             "elapsed_seconds": round(added.elapsed_seconds, 3), "reattached": added.reattached},
            json_output, notes)
 
@@ -100,7 +128,7 @@ def _removed_elsewhere_notes(store, service) -> list[str]:
 @app.command("list")
 def list_services(
     project: ProjectOption = None,
-    env: Annotated[Optional[str], typer.Option("--env", "-e", envvar="PAAS_ENV", help="Only this environment.")] = None,
+    env: Annotated[Optional[str], typer.Option("--env", "-e", envvar="PAAS_ENV", autocompletion=complete_env, help="Only this environment.")] = None,
     all_projects: Annotated[bool, typer.Option("--all", help="Services of every project.")] = False,
     removed: Annotated[bool, typer.Option("--removed", help="Include removed services whose volume is kept.")] = False,
     json_output: JsonOption = False,
@@ -117,17 +145,19 @@ def list_services(
     elif env:  # --all: the environment must exist in some project, as without --all
         _require_env_somewhere(store, env)
     services = store.list_services(project=project_name, env=env, include_removed=removed)
-    statuses = live_statuses(profile.home, store.profile_id(), services)
+    statuses = live_statuses(profile.home, store.profile_id(), services, store)
     rows = [(service, statuses[service.id]) for service in services]
+    hosts = publish_hosts(store, services)
     if json_output:
-        print_json([service_json(service, status) for service, status in rows])
+        print_json([service_json(service, status, hosts[service.id]) for service, status in rows])
         return
     print_table(
-        ("PROJECT", "ENV", "SLUG", "TEMPLATE", "STATUS", "ENV VAR", "HOST PORT", "CONTAINER"),
-        [(s.project, s.env, s.slug, s.template, status, s.env_var, s.host_port, s.container_name) for s, status in rows],
+        ("PROJECT", "ENV", "SLUG", "TEMPLATE", "TARGET", "STATUS", "ENV VAR", "HOST", "CONTAINER"),
+        [(s.project, s.env, s.slug, s.template, s.target + (f"/{s.node}" if s.node else ""), status, s.env_var,
+          f"{hosts[s.id]}:{s.host_port}", s.container_name) for s, status in rows],
         empty="No services yet. Add one with `paas svc add SLUG --template KEY`.",
         # at a narrow terminal the least useful columns go first, whole
-        priority=("SLUG", "STATUS", "ENV", "ENV VAR", "HOST PORT", "TEMPLATE", "PROJECT", "CONTAINER"),
+        priority=("SLUG", "STATUS", "ENV", "ENV VAR", "HOST", "TEMPLATE", "TARGET", "PROJECT", "CONTAINER"),
     )
 
 
@@ -147,8 +177,8 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
 
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    status = live_statuses(profile.home, profile.store.profile_id(), [service])[service.id]
-    info = service_json(service, status)
+    status = live_statuses(profile.home, profile.store.profile_id(), [service], profile.store)[service.id]
+    info = service_json(service, status, publish_hosts(profile.store, [service])[service.id])
     info["volume_path"] = service.spec["volume"]
     info["dsn_format"] = service.spec["dsn"]
     info.update(template_definition(profile.home, service))
@@ -160,6 +190,8 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
     if json_output:
         print_json(info)
         return
+    limits = info["limits"]
+    info["limits"] = ", ".join(f"{k} {v}" for k, v in (("memory", limits["memory"]), ("cpus", limits["cpus"])) if v) or "none"
     operation_fields = [] if operation is None else [
         (f"operation.{key}", value) for key, value in info["operation"].items() if value is not None]
     print_fields([(key, value) for key, value in info.items() if key not in ("ports", "operation")]
@@ -188,28 +220,60 @@ def template_definition(home, service) -> dict:
     return info
 
 
+NetworkFlag = Annotated[bool, typer.Option("--network", help="The view from a container on the paas-apps network.")]
+RemovedFlag = Annotated[bool, typer.Option(
+    "--removed", help="Print it even though the service is removed (nothing listens there until it is added back).")]
+
+
 @app.command("dsn")
-def dsn(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
-        network: Annotated[bool, typer.Option("--network", help="The view from a container on the paas-apps network.")] = False,
-        removed: Annotated[bool, typer.Option("--removed", help="Print it even though the service is removed (nothing listens there until it is added back).")] = False) -> None:
-    """Print the connection string (host view: 127.0.0.1 and the published port). Audited."""
-    from paas_svc.models import REMOVED
-    from paas_svc.reveal import connection_string, record_dsn_reveal
+def dsn(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None, network: NetworkFlag = False,
+        all_variables: Annotated[bool, typer.Option("--all", help="Every variable of the service (as `svc env`), not just the URL.")] = False,
+        removed: RemovedFlag = False) -> None:
+    """Print the connection string, {SLUG}_URL (host view: 127.0.0.1 and the published port). Audited."""
+    if all_variables:
+        return env_vars(slug, project, env, "dotenv", network, removed)
+    from paas_svc.reveal import connection_string, record_dsn_reveal, service_publish_host
 
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    if service.status == REMOVED:
-        if not removed:
-            from paas_svc.errors import Conflict
-            from paas_svc.hints import reattach_command
-
-            raise Conflict(f"{slug} in {service.project}/{service.env} was removed: nothing listens at its address.",
-                           hint=f"Bring it back with `{reattach_command(slug, service.env, service.template)}` "
-                                "(or pass --removed to print the DSN anyway).")
-        warn(f"{slug} is removed: nothing listens at this address until it is added back.")
-    value = connection_string(service, profile.vault.credentials(service), network)
+    _check_removed(service, removed)
+    value = connection_string(service, profile.vault.credentials(service), network,
+                              service_publish_host(profile.store, service))
     data(value)  # delivered first: a reveal that could not be written is not recorded
     record_dsn_reveal(profile.store, service, network)
+
+
+def _check_removed(service, removed: bool) -> None:
+    """A removed service's DSN points at nothing: an error, or with --removed a warning."""
+    from paas_svc.models import REMOVED
+
+    if service.status != REMOVED:
+        return
+    if not removed:
+        from paas_svc.errors import Conflict
+        from paas_svc.hints import reattach_command
+
+        raise Conflict(f"{service.slug} in {service.project}/{service.env} was removed: nothing listens at its address.",
+                       hint=f"Bring it back with `{reattach_command(service.slug, service.env, service.template)}` "
+                            "(or pass --removed to print it anyway).")
+    warn(f"{service.slug} is removed: nothing listens at this address until it is added back.")
+
+
+@app.command("env")
+def env_vars(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
+             fmt: Annotated[str, typer.Option("--format", help="dotenv, json, shell or docker.")] = "dotenv",
+             network: NetworkFlag = False, removed: RemovedFlag = False) -> None:
+    """Print every variable of one service ({SLUG}_URL, _HOST, _PORT, _USER, ...). Audited."""
+    from paas_svc.envfile import check_format, render
+    from paas_svc.reveal import record_dsn_reveal, reveal_variables
+
+    check_format(fmt)
+    profile = open_profile()
+    service = _service(profile, project, env, slug)
+    _check_removed(service, removed)
+    sys.stdout.write(render(reveal_variables(profile.store, profile.vault, service, network, record=False), fmt))
+    sys.stdout.flush()  # delivered first: a reveal that could not be written is not recorded
+    record_dsn_reveal(profile.store, service, network, " all")
 
 
 @app.command("rm")
@@ -241,7 +305,7 @@ def rm(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
 
     # Under the service's lock; with --purge the final backup is complete before the volume
     # goes (a failed backup raises and deletes nothing).
-    final_backup = remove_service(service_manager(profile, StderrReporter()), service, purge, final_backup=not no_backup)
+    final_backup = remove_service(service_manager(profile, StderrReporter(), service.target), service, purge, final_backup=not no_backup)
     payload = {**service_json(service, "Removed"), "action": "rm", "purged": purge,
                "final_backup": str(final_backup) if final_backup else None}
     if purge:
@@ -265,7 +329,7 @@ def _simple_action(verb: str, past: str, help_text: str, waits: bool):
         profile = open_profile()
         service = _service(profile, project, env, slug)
         started = time.monotonic()
-        action = getattr(service_manager(profile, StderrReporter()), verb)
+        action = getattr(service_manager(profile, StderrReporter(), service.target), verb)
         if waits:
             action(service, timeout)
         else:
@@ -308,7 +372,8 @@ def repair(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
 
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    repaired = DataOps(service_manager(profile, StderrReporter())).repair(service, timeout, allow_empty=allow_empty or yes)
+    repaired = DataOps(service_manager(profile, StderrReporter(), service.target)).repair(
+        service, timeout, allow_empty=allow_empty or yes)
     after = repaired.service
     result(f"{slug} in {service.project}/{service.env}: {repaired.outcome} ({repaired.elapsed_seconds:.1f}s)",
            {**service_json(after or service, "Ready" if after is not None else "Removed"), "action": "repair",
@@ -323,7 +388,7 @@ def logs(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
     """Print a service's container logs."""
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    stream = service_manager(profile).logs(service, follow=follow, tail=tail if tail is not None else "all")
+    stream = service_manager(profile, target=service.target).logs(service, follow=follow, tail=tail if tail is not None else "all")
     out = sys.stdout.buffer
     for chunk in stream:
         out.write(chunk)
