@@ -438,3 +438,43 @@ def test_a_bad_docker_host_is_the_same_error_in_list_and_add(paas, isolated_home
     listed, added = paas("svc", "list"), paas("svc", "add", "other", "--template", "redis-7")
     assert listed.exit_code == added.exit_code == ExitCode.DOCKER, listed.output + added.output
     assert listed.stderr.startswith("error:") and added.stderr.startswith("error:")
+
+
+# -- the whole tree (new commands inherit these by failing here) ----------------------------
+
+from tests.test_command_tree import TREE, WAITING  # noqa: E402
+
+# The arguments and required options that bring each waiting command as far as its --timeout.
+WAITING_ARGS = {
+    "svc add": ("other", "--template", "redis-7"),
+    "svc clone": ("cache", "--to-env", "staging"),
+    "svc upgrade": ("cache", "--image", "redis:7", "--yes"),
+    "svc move": ("cache", "--node", "nowhere"),
+    "svc restore": ("cache", "backup.rdb", "--yes"),
+    "svc update": ("cache", "--memory", "512m"),
+    "doctor": ("--fix",),
+}
+
+
+@pytest.mark.parametrize("name", sorted(set(TREE) - {"run"}))  # run passes unknown options to its command
+def test_an_unknown_option_is_a_paas_usage_error_in_every_command(paas, name):
+    result = paas(*name.split(), "--no-such-option")
+    assert result.exit_code == ExitCode.USAGE, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("error:") and "--no-such-option" in lines[0], result.output
+    assert lines[-1].startswith("hint: See `paas ") and result.stdout == "", result.output
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-5"])
+@pytest.mark.parametrize("name", sorted(WAITING))
+def test_every_waiting_command_refuses_an_unusable_timeout_before_it_does_anything(paas, isolated_home, monkeypatch,
+                                                                                    tmp_path, name, value):
+    stored_service(isolated_home)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "backup.rdb").write_bytes(b"REDIS0011")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/paas-timeout.sock")  # reaching the engine would be exit 5
+    args = WAITING_ARGS.get(name, ("cache",))
+    result = paas(*name.split(), *args, "--timeout", value)
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "timeout" in result.stderr.lower() and result.stderr.splitlines()[-1].startswith("hint:"), result.output
+    assert result.stdout == ""

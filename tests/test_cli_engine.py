@@ -147,3 +147,28 @@ def test_a_broken_link_where_a_lock_belongs_is_a_home_problem(paas, engine, isol
     result = paas("svc", "add", "cache", "--template", "redis-7", "--image", REDIS_IMAGE)
     assert result.exit_code == ExitCode.STATE, result.output
     assert result.stderr.startswith("error: Cannot use the lock") and "Traceback" not in result.stderr
+
+
+def test_the_new_commands_report_one_result_line_or_json_with_an_action(paas, engine):
+    """svc wait, update, rotate-password and target add/rm follow the output rule: one result
+    line on stdout (the next step on stderr), or one JSON document naming the action."""
+    add(paas, "cache", "production", "--no-wait")
+    waited = paas("svc", "wait", "cache", "--env", "production", "--json")
+    assert waited.exit_code == 0, waited.output
+    shown = json.loads(waited.stdout)
+    assert shown["action"] == "wait" and shown["status"] == "Ready" and shown["slug"] == "cache"
+    updated = paas("svc", "update", "cache", "--env", "production", "--memory", "256m", "--json")
+    assert updated.exit_code == 0, updated.output
+    assert json.loads(updated.stdout)["action"] == "update" and json.loads(updated.stdout)["recreated"] is True
+    rotated = paas("svc", "rotate-password", "cache", "--env", "production")
+    assert rotated.exit_code == 0, rotated.output
+    assert len(rotated.stdout.splitlines()) == 1 and "paas env export --env production" in rotated.stderr
+    socket = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if not socket.startswith("unix://"):
+        return  # target add of this engine needs its TLS files; the rest is checked above
+    added = paas("target", "add", "again", "--docker-host", socket)
+    assert added.exit_code == 0, added.output
+    assert len(added.stdout.splitlines()) == 1 and "paas env create NAME --target again" in added.stderr
+    removed = paas("target", "rm", "again", "--json")
+    assert removed.exit_code == 0, removed.output
+    assert json.loads(removed.stdout) == {"action": "rm", "target": "again"}

@@ -10,12 +10,16 @@ import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
-# Commands whose stdout IS the data in a fixed format (a DSN, variables, logs, a key, the
-# command's own output) or that serve until stopped: --json would add nothing. Every other
-# command reports a result.
-RAW_OUTPUT = {"svc dsn", "svc logs", "env export", "run", "key export", "serve"}
+# Commands whose stdout IS the data in a fixed format (a DSN, variables, logs, a key, a shell
+# script, the command's or client's own output) or that serve until stopped: --json would add
+# nothing. Every other command reports a result.
+RAW_OUTPUT = {"svc dsn", "svc env", "svc logs", "svc connect", "env export", "run", "key export", "completion",
+              "serve", "tunnel"}
 # Commands that wait for a service to accept connections.
-WAITING = {"svc add", "svc start", "svc restart", "svc repair", "svc restore", "svc clone", "svc upgrade", "doctor"}
+WAITING = {"svc add", "svc start", "svc restart", "svc repair", "svc restore", "svc clone", "svc upgrade", "doctor",
+           "svc wait", "svc update", "svc rotate-password", "svc move"}
+# Commands without subcommands.
+SINGLE = {"run", "audit", "doctor", "serve", "tunnel", "completion"}
 
 
 def _tree() -> dict[str, object]:
@@ -49,7 +53,14 @@ def _options(command) -> dict[str, object]:
 
 def test_the_tree_has_every_command():
     assert {"svc add", "svc list", "project rm", "env export", "key import", "doctor", "audit", "run"} <= set(TREE)
-    assert len(TREE) >= 30
+    assert {"target add", "tunnel", "svc move", "serve", "token create", "catalog validate", "svc wait", "completion"} <= set(TREE)
+    assert len(TREE) >= 50
+    assert SINGLE == {name for name in TREE if " " not in name}
+
+
+@pytest.mark.parametrize("name", sorted(RAW_OUTPUT | WAITING))
+def test_the_lists_name_real_commands(name):
+    assert name in TREE
 
 
 @pytest.mark.parametrize("name", sorted(TREE))
@@ -110,7 +121,7 @@ def _readme_commands() -> list[tuple[str, list[str]]]:
             words = usage.split()[1:]
             group = words[0]
             options = re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", usage)
-            if group in ("run", "audit", "doctor", "serve"):
+            if group in SINGLE:
                 found.append((group, options))
                 continue
             for sub in words[1].split("|"):

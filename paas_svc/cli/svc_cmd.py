@@ -8,7 +8,7 @@ import typer
 
 from paas_svc.cli.completion import complete_env, complete_slug, complete_template
 from paas_svc.cli.options import DEFAULT_TIMEOUT, EnvOption, JsonOption, ProjectOption, TimeoutOption, YesOption
-from paas_svc.cli.output import StderrReporter, data, message, print_fields, print_json, print_table, warn
+from paas_svc.cli.output import StderrReporter, data, print_fields, print_json, print_table, warn
 from paas_svc.cli.render import confirm, result
 from paas_svc.cli.state import open_profile, service_manager
 from paas_svc.dsn import HOST_VIEW_HOST
