@@ -95,11 +95,13 @@ def test_start_export_and_doctor_give_the_same_fix_for_a_service_that_is_not_run
 
 def test_doctor_fix_waits_for_its_services_in_parallel_and_reports_each(paas, engine):
     # A Redis image behind the MongoDB template: the container runs, the probe never passes.
+    # Stopped, so doctor finds them down and --fix starts them (a running --no-wait service is Starting, not a problem).
     for slug in ("docs", "more-docs"):
         add(paas, slug, "production", "--no-wait", template="mongodb-7")
+        assert paas("svc", "stop", slug, "--env", "production").exit_code == 0
     fixed = paas("doctor", "--fix", "--timeout", "3", "--json")
     assert fixed.exit_code == ExitCode.UNHEALTHY, fixed.output
-    failed = [f for f in json.loads(fixed.stdout)["findings"] if f["action"] == "repair"]
+    failed = [f for f in json.loads(fixed.stdout)["findings"] if f["action"] == "start"]
     assert len(failed) == 2 and all(not f["fixed"] and "not ready after 3s" in f["fix_error"] for f in failed), failed
     lines = fixed.stderr.splitlines()
     waits = [i for i, line in enumerate(lines) if line.startswith("- Waiting for")]

@@ -43,7 +43,7 @@ def check_output_path(raw: str, folder_ok: bool = False) -> Path:
     if stat.S_ISDIR(info.st_mode) and folder_ok:
         return path
     if stat.S_ISLNK(info.st_mode):
-        raise InvalidInput(f"{path} is a symbolic link; paas does not write through links.",
+        raise InvalidInput(f"Refusing to write {path}: it is a symbolic link; paas does not write through links.",
                            hint="Give the real path of the file for -o.")
     if not stat.S_ISREG(info.st_mode):
         kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
