@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from paas_svc.errors import Conflict, NotFound, StateError
+from paas_svc.errors import Conflict, InvalidInput, NotFound, StateError
 from paas_svc.home import DATABASE_FILE, KEY_FILE
 from paas_svc.models import REMOVED, AuditEntry, Environment, Operation, Project, ServiceRecord
 from paas_svc.naming import validate_name
@@ -287,10 +287,11 @@ class StateStore:
             if env.name == name:
                 return env
         known = ", ".join(e.name for e in self.list_environments(project))
-        raise NotFound(
-            f"Unknown environment {name!r} in project {project!r}.",
-            hint=f"Known environments: {known}. Create one with `paas env create {name}`.",
-        )
+        try:
+            create = f" Create one with `paas env create {validate_name(name, 'environment name')}`."
+        except InvalidInput:  # never echo a name no environment can have (a line break would end the hint)
+            create = ""
+        raise NotFound(f"Unknown environment {name!r} in project {project!r}.", hint=f"Known environments: {known}.{create}")
 
     def create_environment(self, project: str, name: str, target: str = "local") -> Environment:
         validate_name(name, "environment name")

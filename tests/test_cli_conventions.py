@@ -478,3 +478,13 @@ def test_every_waiting_command_refuses_an_unusable_timeout_before_it_does_anythi
     assert result.exit_code == ExitCode.USAGE, result.output
     assert "timeout" in result.stderr.lower() and result.stderr.splitlines()[-1].startswith("hint:"), result.output
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("name", ["\n", "Qa Test", "\x1b[31m"])
+def test_an_unknown_env_that_cannot_be_a_name_is_not_echoed_into_the_hint(paas, name):
+    """Found by the fuzz test: `--env $'\\n'` put a line break inside the `paas env create` hint."""
+    result = paas("env", "export", "--env", name)
+    assert result.exit_code == ExitCode.NOT_FOUND, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and lines[-1].startswith("hint: Known environments:"), result.output
+    assert "paas env create" not in result.stderr
