@@ -94,6 +94,54 @@ def test_connect_never_puts_the_password_in_argv(paas, engine, monkeypatch):
     assert f"PGPASSWORD={password}" in environ.splitlines()
 
 
+def test_connect_pipes_sql_into_mariadb_password_only_in_the_environment(paas, engine):
+    since = int(time.time()) - 1
+    add(paas, "db", "mariadb-11", MARIADB_IMAGE)
+    password = urlsplit(dsn(paas, "db")).password
+    # The client's own `system` command shows the running client's argv and whether its
+    # environment carries the password ($PPID of the shell it starts is the client).
+    script = ("SELECT CONCAT('hello ', CURRENT_USER(), ' in ', DATABASE());\n"
+              "\\! tr '\\0' ' ' < /proc/$PPID/cmdline && echo\n"
+              "\\! tr '\\0' '\\n' < /proc/$PPID/environ | grep -c '^MYSQL_PWD='\n")
+    result = run_paas_process("svc", "connect", "db", "--env", "production", input=script)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "hello app@% in db" in lines
+    client = next(line for line in lines if "-u app" in line)
+    assert client.split()[1:] == ["-h", "127.0.0.1", "-P", "3306", "-u", "app", "db"] and password not in client
+    assert "1" in lines  # MYSQL_PWD is in the client's environment
+    argvs = _exec_argvs(engine, _container(paas, "db"), since)
+    assert any("mariadb" in argv and "127.0.0.1" in argv for argv in argvs), argvs  # the exec the docker CLI made
+    assert not any(password in argv for argv in argvs)
+
+
+def test_connect_pipes_commands_into_valkey_cli_authenticated(paas, engine):
+    since = int(time.time()) - 1
+    add(paas, "cache", "valkey-8", VALKEY_IMAGE)
+    password = urlsplit(dsn(paas, "cache")).password
+    result = run_paas_process("svc", "connect", "cache", input="SET greeting hi\nGET greeting\nACL WHOAMI\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == ["OK", "hi", "default"]
+    argvs = [argv for argv in _exec_argvs(engine, _container(paas, "cache"), since) if "cli" in argv]
+    assert argvs and not any(password in argv for argv in argvs)
+
+
+def test_connect_mongodb_builds_the_login_in_mongosh_from_the_environment(paas, engine, monkeypatch):
+    # No image here has mongosh (the MongoDB stand-in is a protocol fake): this checks the
+    # command the docker CLI is given, and that only the environment carries the password.
+    add(paas, "docs", "mongodb-7", STANDIN_IMAGE)
+    password = urlsplit(dsn(paas, "docs")).password
+    result = run_paas_process("svc", "connect", "docs", env={"PATH": _fake_docker_path(monkeypatch)})
+    assert result.exit_code == 0, result.output
+    argv, _, environ = result.stdout.partition("--env--\n")
+    argv = argv.splitlines()
+    assert password not in "\n".join(argv)
+    assert argv[:6] == ["exec", "-i", "-e", "PAAS_USER", "-e", "PAAS_PASSWORD"]
+    assert argv[7:11] == ["mongosh", "--nodb", "--quiet", "--shell"]
+    assert "process.env.PAAS_PASSWORD" in argv[-1] and "authSource=admin" in argv[-1]
+    assert f"PAAS_PASSWORD={password}" in environ.splitlines() and "PAAS_USER=app" in environ.splitlines()
+
+
 def test_connect_to_a_service_without_a_client_says_so(paas, engine):
     add(paas, "mail", "mailpit", "paas-test/standin:1")
     result = run_paas_process("svc", "connect", "mail")
