@@ -13,6 +13,7 @@ import io
 import json
 import smtplib
 from email.message import EmailMessage
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 import pytest
@@ -96,7 +97,6 @@ def test_redis_py_with_the_url_and_with_the_parts(paas, engine):
 
 def test_pymysql_with_the_parts_and_the_url(paas, engine):
     import pymysql
-    from urllib.parse import unquote, urlsplit
 
     add(paas, "db", "mariadb-11", MARIADB_IMAGE)
     variables = exported(paas)
@@ -144,6 +144,9 @@ def test_pika_publishes_and_consumes_with_the_amqp_url_and_the_parts(paas, engin
     add(paas, "bus", "rabbitmq-4", RABBITMQ_IMAGE)
     variables = exported(paas)
     assert set(variables) == {"BUS_URL", "BUS_HOST", "BUS_PORT", "BUS_USER", "BUS_PASSWORD"}
+    # The RabbitMQ URI spec (and amqplib, Node's client): the vhost is the unescaped path after
+    # the first "/", so a bare trailing "/" asks for a vhost named "" that does not exist.
+    assert unquote(urlsplit(variables["BUS_URL"]).path[1:]) == "/"
     connection = pika.BlockingConnection(pika.URLParameters(variables["BUS_URL"]))
     try:
         channel = connection.channel()
