@@ -62,13 +62,16 @@ def rotate_password(slug: SlugArgument, project: ProjectOption = None, env: EnvO
     service = _service(profile, project, env, slug)
     rotated = rotate(service_manager(profile, StderrReporter(), service.target), service, timeout)
     payload = {"action": "rotate-password", "project": service.project, "env": service.env, "slug": slug,
-               "field": rotated.field, "recreated": rotated.recreated, "finished_interrupted": rotated.finished_earlier}
+               "field": rotated.field, "also": list(rotated.also), "recreated": rotated.recreated,
+               "finished_interrupted": rotated.finished_earlier}
     if rotated.finished_earlier:
         result(f"{slug} in {service.project}/{service.env}: finished an interrupted rotation; the stored {rotated.field} works again",
                payload, json_output)
         return
     how = " (container re-created so the engine keeps it across restarts)" if rotated.recreated else ""
-    result(f"{slug} in {service.project}/{service.env}: new {rotated.field} in place{how}; the old one is refused",
+    also = "".join(f" and new {name}" for name in rotated.also)
+    result(f"{slug} in {service.project}/{service.env}: new {rotated.field}{also} in place{how}; "
+           + ("the old ones are refused" if also else "the old one is refused"),
            payload, json_output,
            [f"Apps must read it again: `paas env export --env {service.env}` or `paas run` give the new value."])
 
