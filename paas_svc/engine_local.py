@@ -191,7 +191,9 @@ class LocalEngine:
         return status != 404
 
     def remove_volume(self, name: str) -> bool:
-        status, data = self._request("DELETE", _path("/volumes/{}", name, force=1), ok=ANY_ERROR)
+        # No force: docker-py's remove_volume(force=True) never sends it, and with it the engine
+        # answers 204 for a missing volume, which must stay False.
+        status, data = self._request("DELETE", _path("/volumes/{}", name), ok=ANY_ERROR)
         if status == 404:
             return False
         if status >= 400:
