@@ -11,6 +11,13 @@ nothing else lists the kinds. Each module defines:
                       None when the kind has no protocol (its templates use tcp/http/command)
     BACKUP            its native backup strategy (see paas_svc.backup.Strategy), or None
 
+and may define:
+
+    container_command container_command(command, credentials) -> (command, environment):
+                      the container's command (as rendered from the template) made to carry
+                      no secret, plus the variables that carry it instead (redis: the
+                      password goes to the server through a stdin config, never an argv)
+
 The generic kind (kinds/generic.py) holds the options every template may use instead:
 tcp/http/command readiness checks, command and volume-archive backups.
 """
