@@ -19,6 +19,8 @@ from paas_svc.naming import LABEL_PROFILE, LABEL_SERVICE_ID, NETWORK_NAME
 
 # fix actions --fix knows how to apply
 CHMOD, CREATE_NETWORK, START, REPAIR = "chmod", "create-network", "start", "repair"
+SWEEP_VERIFY = "sweep-verify"  # throwaway containers/volumes of a killed `backup verify`
+LABEL_PURPOSE = "paas.purpose"  # set on throwaway resources (verify): not orphans of the state
 
 
 @dataclass
@@ -66,7 +68,15 @@ def diagnose(manager: ServiceManager) -> Report:
     _check_services(manager, services, report)
     _check_orphans(manager, services, report)
     _check_ports(services, report)
+    _check_backups(manager, report, engine)
     return report
+
+
+def _check_backups(manager: ServiceManager, report: Report, engine=None) -> None:
+    from paas_svc.backups.health import backup_findings
+
+    for item in backup_findings(manager, engine=engine):
+        report.add(item.check, item.ok, item.message, fix=item.fix, action=SWEEP_VERIFY if item.sweep_verify else None)
 
 
 def _check_files(manager: ServiceManager, report: Report) -> None:
@@ -171,12 +181,12 @@ def _check_orphans(manager: ServiceManager, services: list[ServiceRecord], repor
     label = f"{LABEL_PROFILE}={manager.store.profile_id()}"
     orphans = 0
     for container in engine.list_containers([label]):
-        if container.labels.get(LABEL_SERVICE_ID) not in known:
+        if container.labels.get(LABEL_SERVICE_ID) not in known and LABEL_PURPOSE not in container.labels:
             orphans += 1
             report.add("orphan", False, f"container {container.name} is labelled for this profile but unknown to the state",
                        fix=f"inspect it, then `docker rm -f {container.name}` if it is not needed")
     for volume in engine.list_volumes([label]):
-        if (volume.get("Labels") or {}).get(LABEL_SERVICE_ID) not in known:
+        if (volume.get("Labels") or {}).get(LABEL_SERVICE_ID) not in known and LABEL_PURPOSE not in (volume.get("Labels") or {}):
             orphans += 1
             report.add("orphan", False, f"volume {volume['Name']} is labelled for this profile but unknown to the state",
                        fix=f"back it up if it holds data you need, then `docker volume rm {volume['Name']}`")
@@ -214,6 +224,10 @@ def apply_fixes(manager: ServiceManager, report: Report) -> None:
                 manager.start(manager.store.get_service_by_id(finding.target))
             elif finding.action == REPAIR:
                 manager.repair(manager.store.get_service_by_id(finding.target))
+            elif finding.action == SWEEP_VERIFY:
+                from paas_svc.backups.verify import sweep_leftovers
+
+                sweep_leftovers(manager.engine, manager.store.profile_id())
             finding.fixed = True
         except PaasError as error:
             finding.fix_error = error.message

@@ -23,6 +23,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "env": ("paas_svc.cli.env_cmd",),
     "svc": ("paas_svc.cli.svc_cmd", "paas_svc.cli.data_cmd"),
     "key": ("paas_svc.cli.key_cmd",),
+    "backup": ("paas_svc.cli.backup_cmd",),
 }
 # Top-level commands: module, function.
 COMMANDS: dict[str, tuple[str, str]] = {
