@@ -148,6 +148,8 @@ def test_encrypted_s3_copy_restore_and_lost_master_key(paas, engine, isolated_ho
     with psycopg.connect(url) as connection:
         assert connection.execute("SELECT count(*) FROM orders WHERE item LIKE %s", (MARKER + "%",)).fetchone()[0] == 500
     assert not list((isolated_home / "tmp").rglob("fetched-*"))  # the decrypted copy is gone
+    [safety] = listing(paas, "db")["local_files"]  # the restore's safety backup is listed too
+    assert "pre-restore" in safety["location"] and safety["service"] == "default/production/db"
 
     # The master key and the whole home are lost; a new home with only the exported backup key reads the backup.
     new_home = tmp_path / "new-home"

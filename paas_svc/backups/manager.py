@@ -22,6 +22,7 @@ from paas_svc.models import ServiceRecord
 from paas_svc.naming import validate_name
 
 if TYPE_CHECKING:
+    from paas_svc.backup import BackupHeader
     from paas_svc.data_ops import DataOps
 
 OVERDUE_GRACE_SECONDS = 15 * 60  # a due backup not attempted this long after its time: the scheduler is not running it
@@ -226,6 +227,24 @@ class Backups:
             self.records.mark_deleted(backup.id)
             removed.append(backup)
         return removed
+
+    def unrecorded_local_files(self, service: ServiceRecord | None = None) -> list[tuple[Path, "BackupHeader"]]:
+        """Backup files in PAAS_HOME/backups that no record names: the safety, pre-upgrade and
+        final backups of restore, upgrade and `rm --purge`, with their checked headers."""
+        from paas_svc.backup import read_backup
+
+        recorded = {r.location for r in self.records.records(include_deleted=True) if r.location}
+        found = []
+        for path in sorted(self.data_ops.backup_dir.iterdir()):
+            if str(path) in recorded or path.name.startswith(".") or not path.is_file():
+                continue
+            try:
+                header = read_backup(path).header
+            except PaasError:
+                continue
+            if service is None or (header.project, header.env, header.slug) == (service.project, service.env, service.slug):
+                found.append((path, header))
+        return found
 
     # -- fetching a backup back ---------------------------------------------------------
 

@@ -238,19 +238,23 @@ def list_backups(
     service = _find_service(profile, project, env, slug) if slug else None
     records = backups.records.records(service.id if service else None)
     overdue = [late for late in backups.overdue(clock.now(now)) if service is None or late.schedule.service_id == service.id]
+    files = backups.unrecorded_local_files(service)
     if json_output:
         print_json({"backups": [_record_json(r) for r in records],
+                    "local_files": [{"service": f"{h.project}/{h.env}/{h.slug}", "template": h.template, "created_at": h.created_at,
+                                     "location": str(path), "size_bytes": path.stat().st_size} for path, h in files],
                     "overdue": [{"service": _where(late.service), "destination": late.schedule.destination or "local",
                                  "due_at": late.schedule.next_due_at, "reason": late.reason} for late in overdue]})
         return
     for late in overdue:
         warn(f"OVERDUE {_where(late.service)} -> {late.schedule.destination or 'local'}: {late.reason}")
     verified = {None: "-", True: "yes", False: "FAILED"}
-    print_table(["ID", "SERVICE", "TIME", "SIZE", "WHERE", "VERIFIED", "STATUS"],
-                [(r.id, f"{r.project}/{r.env}/{r.slug}", r.created_at, human_size(r.size_bytes) if r.size_bytes is not None else "-",
-                  r.location or f"{r.destination or 'local'} (nothing stored)", verified[r.verify_ok],
-                  r.status if r.status != "failed" else f"failed: {r.error}") for r in records],
-                empty="No backups recorded yet.")
+    rows = [(r.id, f"{r.project}/{r.env}/{r.slug}", r.created_at, human_size(r.size_bytes) if r.size_bytes is not None else "-",
+             r.location or f"{r.destination or 'local'} (nothing stored)", verified[r.verify_ok],
+             r.status if r.status != "failed" else f"failed: {r.error}") for r in records]
+    rows += [("-", f"{h.project}/{h.env}/{h.slug}", h.created_at, human_size(path.stat().st_size), str(path), "-", "ok (safety/final)")
+             for path, h in files]
+    print_table(["ID", "SERVICE", "TIME", "SIZE", "WHERE", "VERIFIED", "STATUS"], rows, empty="No backups recorded yet.")
 
 
 # -- verify -------------------------------------------------------------------------------
