@@ -92,7 +92,15 @@ def test_schedule_run_due_retention_local_store(paas, engine, isolated_home, sch
     assert "backup run-due" in cron_file.read_text() and str(isolated_home) in cron_file.read_text()
 
     assert "No backup due" in ok(paas("backup", "run-due", "--now", "2026-11-26T10:59:00Z")).stderr
-    for hour in (11, 12, 13):
+    # The cron entry's command, run by hand as cron would (sh -c, with the clock moved), takes the 11:00 backup.
+    [line] = [line for line in cron_file.read_text().splitlines() if line.startswith("* * * * *")]
+    command = line.split(None, 6)[6].replace("\\%", "%")
+    redis.Redis.from_url(url).set("hour", 11)
+    env = {k: v for k, v in os.environ.items() if k != "PAAS_HOME"}
+    subprocess.run(["sh", "-c", command], env={**env, "PAAS_NOW": "2026-11-26T11:00:30Z"}, check=True, timeout=180)
+    assert "backed up default/production/cache" in (isolated_home / "logs" / "run-due.log").read_text()
+    assert len(listing(paas, "cache")["backups"]) == 1
+    for hour in (12, 13):
         redis.Redis.from_url(url).set("hour", hour)
         result = ok(paas("backup", "run-due", "--now", f"2026-11-26T{hour}:00:30Z"))
         assert "backed up default/production/cache" in result.stdout
