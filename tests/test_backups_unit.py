@@ -226,3 +226,32 @@ def test_cron_entry_is_installed_removed_and_its_command_runs(tmp_path, monkeypa
     assert (home / "state.db").exists()
     removed = scheduler_install.sync(home, "abc123", 0)
     assert removed is not None and not path.exists()
+
+
+def test_key_rotation_re_encrypts_destination_keys(isolated_home):
+    """S3 keys of a destination are stored like service credentials: a rotation must re-encrypt them too."""
+    from paas_svc.backups.records import BackupRecords
+    from paas_svc.home import ensure_home
+    from paas_svc.keys import rotate_key
+    from paas_svc.store import open_store
+    from paas_svc.vault import Vault
+
+    home = ensure_home(isolated_home)
+    store = open_store(home)
+    token = Vault(store, home).encrypt({"access_key": "AK", "secret_key": "SK-secret"})
+    BackupRecords(store).add_destination("offsite", "s3", {"bucket": "b", "prefix": ""}, token, "2026-11-26T00:00:00Z")
+    result = rotate_key(store, home)
+    assert result.reencrypted == 1
+    [row] = BackupRecords(store).destinations()
+    assert row.secret != token
+    assert Vault(store, home).box().decrypt(row.secret) == {"access_key": "AK", "secret_key": "SK-secret"}
+    store.close()
+
+
+def test_schedule_and_dest_bad_input_exit_2_without_traceback(paas, tmp_path):
+    for args in (["backup", "schedule", "nope"], ["backup", "schedule", "rm"], ["backup", "schedule", "list", "x"],
+                 ["backup", "dest", "add", "x"], ["backup", "dest", "add", "x", "--path", str(tmp_path / "missing")],
+                 ["backup", "dest", "add", "x", "--s3", "http://b/p"], ["backup", "run-due", "--now", "yesterday"]):
+        result = paas(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.stderr and result.stdout == ""

@@ -287,6 +287,12 @@ def verify(
     elif backup.isdigit():
         record = backups.records.record(int(backup))
     else:
+        from pathlib import Path
+
+        from paas_svc.errors import InvalidInput
+
+        if not backup.startswith("s3://") and not Path(backup).is_file():
+            raise InvalidInput(f"{backup} is neither a backup id, a file, nor an s3:// URL.", hint="See `paas backup list`.")
         destination, location = backups.locate(service, backup, None, False)
     result = verify_backup(backups, service, record, clock.now(now), location=location, destination=destination)
     if json_output:
