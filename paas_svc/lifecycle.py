@@ -135,7 +135,11 @@ class ServiceManager:
     # -- add ------------------------------------------------------------------------
 
     def add(self, project: str, env: str, slug: str, template_key: str, image: str | None = None,
-            timeout: float = 120.0, wait: bool = True, host_port: int | None = None) -> AddResult:
+            timeout: float = 120.0, wait: bool = True, host_port: int | None = None,
+            on_recorded: Callable[[ServiceRecord], None] | None = None) -> AddResult:
+        """With `on_recorded` (the API's background add), the record is written BEFORE the image
+        is pulled and handed to the callback, so the caller can answer at once; a failed pull then
+        leaves the service Failed with its reason. Without it, a failed pull leaves nothing."""
         started = time.monotonic()
         validate_name(slug, "slug")
         validate_timeout(timeout)
@@ -159,7 +163,8 @@ class ServiceManager:
                     f"{project}/{env}/{slug} was a {existing.template} service whose volume {existing.volume_name} is kept.",
                     hint=f"Add it back with --template {existing.template}, or drop its data first with `paas svc rm {slug} --env {env} --purge`.")
             wanted_image = image or (existing.image if existing else template.image)
-            self.ensure_image(wanted_image)  # before any state or engine change: a failed pull leaves nothing
+            if on_recorded is None:
+                self.ensure_image(wanted_image)  # before any state or engine change: a failed pull leaves nothing
             if existing is None:
                 # Choosing host ports and recording them is one step for all paas processes; the
                 # key lock keeps a `paas key rotate` from slipping in between encrypt and insert.
@@ -172,7 +177,9 @@ class ServiceManager:
                 service = existing
                 service.image = wanted_image
                 self.store.set_status(service.id, PROVISIONING, None, image=service.image)
-            self._bring_up(service, timeout, wait)
+            if on_recorded is not None:
+                on_recorded(service)
+            self._bring_up(service, timeout, wait, pull=on_recorded is not None)
         action = "reattach" if reattached else ("resume" if resumed else "add")
         self.store.audit(action, project, env, slug, f"template={template.key} image={service.image}")
         return AddResult(service, time.monotonic() - started, reattached, resumed, wait)
@@ -187,10 +194,12 @@ class ServiceManager:
         finally:
             self.reporter.pull_finished()  # whatever happened, the progress display ends here
 
-    def _bring_up(self, service: ServiceRecord, timeout: float, wait: bool = True) -> None:
-        """Provision and (with `wait`) wait for Ready; a failure or Ctrl-C leaves the service
-        Failed with its reason, for `svc add` or `svc repair` to finish later."""
+    def _bring_up(self, service: ServiceRecord, timeout: float, wait: bool = True, pull: bool = False) -> None:
+        """(Pull when asked,) provision and (with `wait`) wait for Ready; a failure or Ctrl-C
+        leaves the service Failed with its reason, for `svc add` or `svc repair` to finish later."""
         try:
+            if pull:
+                self.ensure_image(service.image)
             self._provision(service)
             if wait:
                 self._wait_ready(service, timeout)

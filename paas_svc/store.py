@@ -66,6 +66,18 @@ MIGRATIONS: list[str] = [
         detail TEXT NOT NULL DEFAULT ''
     );
     """,
+    # API tokens of `paas serve` (paas_svc/tokens.py): only a SHA-256 of each token is kept.
+    """
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        revoked_at TEXT
+    );
+    """,
     # Scheduled and off-host backups (paas_svc/backups): destinations (S3 keys as Fernet tokens
     # under the master key, like service credentials), schedules, and every backup taken.
     """
@@ -197,6 +209,10 @@ class StateStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Rows of a read-only statement, for modules that keep their own table (tokens)."""
+        return self._execute(sql, params).fetchall()
 
     # -- meta ---------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ COMMANDS = [
     ["svc", "start"], ["svc", "stop"], ["svc", "restart"], ["svc", "logs"], ["audit"],
     ["backup"], ["backup", "schedule"], ["backup", "run-due"], ["backup", "now"], ["backup", "list"], ["backup", "verify"],
     ["backup", "dest"], ["backup", "dest", "add"], ["backup", "dest", "list"], ["backup", "dest", "rm"],
+    ["serve"], ["token"], ["token", "create"], ["token", "list"], ["token", "revoke"],
 ]
 
 

@@ -24,12 +24,14 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "svc": ("paas_svc.cli.svc_cmd", "paas_svc.cli.data_cmd"),
     "key": ("paas_svc.cli.key_cmd",),
     "backup": ("paas_svc.cli.backup_cmd",),
+    "token": ("paas_svc.cli.token_cmd",),
 }
 # Top-level commands: module, function.
 COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("paas_svc.cli.audit_cmd", "audit"),
     "doctor": ("paas_svc.cli.doctor_cmd", "doctor"),
     "run": ("paas_svc.cli.run_cmd", "run_command"),
+    "serve": ("paas_svc.cli.serve_cmd", "serve"),
 }
 
 

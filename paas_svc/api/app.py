@@ -1,0 +1,153 @@
+"""The Starlette application: routes from routes.ENDPOINTS, bearer-token checks with audited
+refusals, JSON errors for everything (never a traceback), and the dashboard at `/`."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from importlib import resources
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from paas_svc.api.context import ServerContext
+from paas_svc.api.http import ApiError, BodyLimit, api_error_from, bearer_token, parse_json_body, unauthorized
+from paas_svc.api.provisioning import Provisioner
+from paas_svc.api.routes import ENDPOINTS, Call, Endpoint, Reply
+from paas_svc.errors import PaasError
+from paas_svc.tokens import ADMIN, Token, TokenRejected, authenticate
+
+AUDIT_PATH_CHARS = 200
+DOWNLOAD_CHUNK = 1024 * 1024
+
+
+def create_app(context: ServerContext, provisioner: Provisioner | None = None) -> Starlette:
+    provisioner = provisioner or Provisioner(context)
+    routes = [Route(endpoint.path, _view(endpoint, context, provisioner), methods=[endpoint.method], name=endpoint.handler.__name__)
+              for endpoint in ENDPOINTS]
+    routes += [Route("/", _dashboard_page(context), methods=["GET"], name="dashboard"),
+               Route("/dashboard.js", _dashboard_script, methods=["GET"], name="dashboard_script")]
+    app = Starlette(routes=routes, middleware=[Middleware(BodyLimit)],
+                    exception_handlers={HTTPException: _http_exception, Exception: _internal_error})
+    app.state.provisioner = provisioner
+    app.state.context = context
+    return app
+
+
+def _view(endpoint: Endpoint, context: ServerContext, provisioner: Provisioner):
+    async def view(request: Request) -> Response:
+        try:
+            raw = await request.body() if endpoint.body is not None else b""
+            call = Call(context=context, params=dict(request.path_params), query=dict(request.query_params), body=None,
+                        token=None, method=request.method, path=request.url.path, provisioner=provisioner)
+            reply = await run_in_threadpool(_handle, endpoint, call, request.headers.get("authorization"),
+                                            request.headers.get("content-type"), raw)
+        except ApiError as error:
+            return _error_response(error)
+        except PaasError as error:
+            return _error_response(api_error_from(error))
+        except Exception:  # noqa: BLE001 - a bug: logged on the server, a plain 500 to the client
+            return _bug_response()
+        return _response(reply)
+
+    return view
+
+
+def _handle(endpoint: Endpoint, call: Call, authorization: str | None, content_type: str | None, raw: bytes) -> Reply:
+    """In a worker thread: authenticate, authorize, parse the body, run the handler."""
+    if endpoint.role is not None:
+        call.token = _authorize(call, endpoint, authorization)
+    if endpoint.body is not None:
+        call.body = parse_json_body(content_type, raw, endpoint.body)
+    return endpoint.handler(call)
+
+
+def _authorize(call: Call, endpoint: Endpoint, authorization: str | None) -> Token:
+    store = call.context.store()
+    try:
+        token = authenticate(store, bearer_token(authorization))
+    except ApiError as error:
+        _audit_refusal(call, 401, error.code, None)
+        raise
+    except TokenRejected as rejected:
+        _audit_refusal(call, 401, rejected.reason.replace(" ", "-"), rejected.token)
+        raise unauthorized("invalid_token", "The token is unknown, expired or revoked.") from None
+    if endpoint.role == ADMIN and token.role != ADMIN:
+        _audit_refusal(call, 403, "admin-only", token)
+        raise ApiError(403, "forbidden", f"Only admin tokens may do this; {token.name!r} is a {token.role}.",
+                       hint="Ask an admin, or use an admin token (`paas token create NAME --role admin`).")
+    return token
+
+
+def _audit_refusal(call: Call, status: int, reason: str, token: Token | None) -> None:
+    """Who was refused and why; never the presented token."""
+    params = call.params
+    detail = f"status={status} reason={reason} token={token.name if token else '-'} {call.method} {call.path[:AUDIT_PATH_CHARS]}"
+    call.context.store().audit("api-denied", params.get("project", ""), params.get("env", ""), params.get("slug", ""), detail)
+
+
+def _response(reply: Reply) -> Response:
+    if reply.file is not None:
+        # Opened, then unlinked at once: the bytes stream from the open handle and no copy of
+        # the data outlives the response, however the client leaves.
+        handle = open(reply.file, "rb")
+        os.unlink(reply.file)
+        size = os.fstat(handle.fileno()).st_size
+        return StreamingResponse(_chunks(handle), status_code=reply.status, media_type="application/octet-stream",
+                                 headers={"Content-Disposition": f'attachment; filename="{reply.filename}"',
+                                          "Content-Length": str(size)})
+    return JSONResponse(reply.payload, status_code=reply.status)
+
+
+def _chunks(handle):
+    with handle:
+        while chunk := handle.read(DOWNLOAD_CHUNK):
+            yield chunk
+
+
+def _error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(error.payload(), status_code=error.status, headers=error.headers)
+
+
+def _bug_response() -> JSONResponse:
+    traceback.print_exc(file=sys.stderr)  # the server's log; the client gets no traceback
+    return JSONResponse({"error": "internal", "message": "Internal error; the server log has the details."}, status_code=500)
+
+
+async def _http_exception(request: Request, error: HTTPException) -> Response:
+    if error.status_code == 404:
+        return _error_response(ApiError(404, "no_such_endpoint", f"No endpoint at {request.url.path[:AUDIT_PATH_CHARS]}.",
+                                        hint="See /api/openapi.json."))
+    if error.status_code == 405:
+        return _error_response(ApiError(405, "method_not_allowed", f"{request.method} is not allowed here.",
+                                        headers=dict(error.headers or {})))
+    return _error_response(ApiError(error.status_code, "http_error", str(error.detail)))
+
+
+async def _internal_error(request: Request, error: Exception) -> Response:
+    return _bug_response()
+
+
+def _dashboard_page(context: ServerContext):
+    import html
+
+    template = resources.files("paas_svc.api").joinpath("dashboard.html").read_text(encoding="utf-8")
+    page = template.replace("{{ORG}}", html.escape(context.org, quote=True))
+
+    async def dashboard(request: Request) -> Response:
+        return HTMLResponse(page, headers={"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
+                                           "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+                                           "Cache-Control": "no-store"})
+
+    return dashboard
+
+
+async def _dashboard_script(request: Request) -> Response:
+    script = resources.files("paas_svc.api").joinpath("dashboard.js").read_text(encoding="utf-8")
+    return Response(script, media_type="text/javascript", headers={"Cache-Control": "no-store"})

@@ -1,0 +1,55 @@
+"""What every request of one server shares: the profile's home, the org it answers for,
+image overrides, and per-thread database connections (sqlite3 connections stay in the
+thread that opened them; Starlette runs sync handlers on a pool of threads)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from paas_svc.store import StateStore, open_store
+from paas_svc.vault import Vault
+
+DEFAULT_ORG = "default"
+
+
+def _engine():
+    from paas_svc.engine import Engine
+
+    return Engine()
+
+
+class ServerContext:
+    def __init__(self, home: Path, org: str = DEFAULT_ORG, image_overrides: dict[str, str] | None = None,
+                 ready_timeout: float = 120.0):
+        self.home = home
+        self.org = org
+        self.image_overrides = dict(image_overrides or {})
+        self.ready_timeout = ready_timeout
+        self._local = threading.local()
+        from paas_svc.api.status_cache import StatusCache
+
+        self.status_cache = StatusCache(home)
+        open_store(home).close()  # migrate once, up front, before any request thread opens it
+
+    def store(self) -> StateStore:
+        """This thread's connection (opened on first use, kept for the thread's life)."""
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = open_store(self.home)
+        return store
+
+    def vault(self) -> Vault:
+        # A new Vault per use: it reads the key again, so a `paas key rotate` run while the
+        # server is up is seen by the next request instead of a stale cached key.
+        return Vault(self.store(), self.home)
+
+    def manager(self, store: StateStore | None = None):
+        """A ServiceManager on this thread's connection (or the given one), with its own engine client."""
+        from paas_svc.lifecycle import ServiceManager
+
+        store = store or self.store()
+        return ServiceManager(store, Vault(store, self.home), self.home, _engine)
+
+    def image_for(self, template_key: str) -> str | None:
+        return self.image_overrides.get(template_key)

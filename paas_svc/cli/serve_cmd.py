@@ -1,0 +1,94 @@
+"""`paas serve`: the REST API and the dashboard (Starlette + uvicorn, the `serve` extra)."""
+
+
+import ipaddress
+from typing import Annotated, Optional
+
+import typer
+
+from paas_svc.cli.output import message, warn
+from paas_svc.errors import ExitCode, InvalidInput, PaasError
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+COMMAND_SETTINGS = {"no_args_is_help": False}
+
+
+class MissingExtra(PaasError):
+    exit_code = ExitCode.USAGE
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise InvalidInput(f"--listen must be HOST:PORT (e.g. {DEFAULT_LISTEN}), not {listen!r}.")
+    return host.strip("[]"), int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_image_overrides(values: list[str]) -> dict[str, str]:
+    overrides = {}
+    for value in values:
+        key, sep, image = value.partition("=")
+        if not sep or not key or not image:
+            raise InvalidInput(f"--image must be TEMPLATE=IMAGE (e.g. redis-7=registry.example.com/redis:7), not {value!r}.")
+        overrides[key] = image
+    return overrides
+
+
+def serve(
+    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on.")] = DEFAULT_LISTEN,
+    tls_cert: Annotated[Optional[str], typer.Option("--tls-cert", help="PEM certificate (with --tls-key): serve HTTPS.")] = None,
+    tls_key: Annotated[Optional[str], typer.Option("--tls-key", help="PEM private key for --tls-cert.")] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Allow plain HTTP on a non-loopback address (tokens cross the network in clear).")] = False,
+    org: Annotated[str, typer.Option("--org", help="The org name this profile answers for in /api/orgs/{org}/...")] = "default",
+    image: Annotated[Optional[list[str]], typer.Option("--image", help="TEMPLATE=IMAGE: provision that template with this image (a mirror or a local build). Repeatable.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds a background add waits for the service to accept connections.")] = 120.0,
+) -> None:
+    """Serve the REST API and the dashboard over the same state and engine as the CLI."""
+    from paas_svc.home import ensure_home, home_dir
+    from paas_svc.lifecycle import validate_timeout
+    from paas_svc.naming import validate_name
+
+    host, port = parse_listen(listen)
+    validate_name(org, "org name")
+    validate_timeout(timeout)
+    overrides = parse_image_overrides(image or [])
+    if bool(tls_cert) != bool(tls_key):
+        raise InvalidInput("--tls-cert and --tls-key go together.")
+    if not is_loopback(host) and not tls_cert:
+        if not insecure:
+            raise InvalidInput(f"Refusing to serve plain HTTP on {host}: bearer tokens would cross the network in clear.",
+                               hint="Pass --tls-cert and --tls-key, or --insecure if a TLS proxy sits in front.")
+        warn(f"serving plain HTTP on {host}: tokens and DSNs cross the network unencrypted (--insecure)")
+    try:
+        import uvicorn
+
+        from paas_svc.api.app import create_app
+        from paas_svc.api.context import ServerContext
+        from paas_svc.api.provisioning import Provisioner
+    except ImportError as error:
+        raise MissingExtra(f"`paas serve` needs Starlette and uvicorn ({error.name} is not installed).",
+                           hint="Install the extra: pip install 'paas-svc[serve]'.") from None
+
+    context = ServerContext(ensure_home(home_dir()), org=org, image_overrides=overrides, ready_timeout=timeout)
+    provisioner = Provisioner(context)
+    app = create_app(context, provisioner)
+    resumed = provisioner.resume_interrupted()
+    if resumed:
+        message(f"Finishing {len(resumed)} interrupted add(s): {', '.join(resumed)}")
+    scheme = "https" if tls_cert else "http"
+    shown_host = f"[{host}]" if ":" in host else host
+    message(f"Serving the API and dashboard on {scheme}://{shown_host}:{port}/ (org {org!r}); Ctrl-C stops.")
+    config = uvicorn.Config(app, host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+                            log_level="warning", access_log=False, server_header=False, lifespan="off",
+                            timeout_graceful_shutdown=5)
+    uvicorn.Server(config).run()
+    provisioner.wait()

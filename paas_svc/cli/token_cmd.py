@@ -1,0 +1,61 @@
+"""`paas token create|list|revoke`: bearer tokens for `paas serve`."""
+
+
+from typing import Annotated, Optional
+
+import typer
+
+from paas_svc.cli.options import JsonOption
+from paas_svc.cli.output import data, message, print_json, print_table
+from paas_svc.cli.state import open_profile
+
+app = typer.Typer(help="API tokens for `paas serve` (admin or member).", no_args_is_help=True)
+
+NameArgument = Annotated[str, typer.Argument(help="A name for the token, e.g. ci-preview or alice.")]
+
+
+def _token_json(token) -> dict:
+    return {"name": token.name, "role": token.role, "state": token.state(), "created_at": token.created_at,
+            "expires_at": token.expires_at, "revoked_at": token.revoked_at}
+
+
+@app.command("create")
+def create(
+    name: NameArgument,
+    role: Annotated[str, typer.Option("--role", help="admin (may reveal DSNs and export variables) or member (list, add, remove).")],
+    expires: Annotated[Optional[int], typer.Option("--expires", help="Days until the token stops working (default: never).")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Make a token and print it ONCE (only its hash is stored)."""
+    from paas_svc.tokens import create_token
+
+    token, secret = create_token(open_profile().store, name, role, expires)
+    if json_output:
+        print_json({**_token_json(token), "token": secret})
+        return
+    data(secret)
+    message(f"Token {token.name!r} ({token.role}, expires {token.expires_at or 'never'}). "
+            "It is shown only now: keep it in a secret store.")
+
+
+@app.command("list")
+def list_command(json_output: JsonOption = False) -> None:
+    """List tokens: name, role, state (active, expired, revoked), dates. Never the token."""
+    from paas_svc.tokens import list_tokens
+
+    tokens = list_tokens(open_profile().store)
+    if json_output:
+        print_json([_token_json(token) for token in tokens])
+        return
+    print_table(("NAME", "ROLE", "STATE", "CREATED", "EXPIRES", "REVOKED"),
+                [(t.name, t.role, t.state(), t.created_at, t.expires_at or "never", t.revoked_at or "") for t in tokens],
+                empty="No tokens yet. Make one with `paas token create NAME --role admin`.")
+
+
+@app.command("revoke")
+def revoke(name: NameArgument) -> None:
+    """Revoke a token: the API refuses it from now on (401)."""
+    from paas_svc.tokens import revoke_token
+
+    token = revoke_token(open_profile().store, name)
+    data(f"Token {token.name!r} revoked at {token.revoked_at}.")
