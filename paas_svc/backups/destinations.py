@@ -162,6 +162,9 @@ class S3Destination:
         key = self.key_for(relative_name)
         config = TransferConfig(multipart_threshold=S3_PART_BYTES, multipart_chunksize=S3_PART_BYTES,
                                 max_concurrency=S3_CONCURRENCY, use_threads=True)
+        # A non-seekable stream is read ahead into memory part by part; s3transfer allows 10
+        # parts (80 MiB) by default. Parts in flight are enough.
+        config.max_in_memory_upload_chunks = S3_CONCURRENCY
         with self._errors(f"uploading {key}"):
             self.client().upload_fileobj(source, self.bucket, key, Config=config)
         return self.url(key)
