@@ -11,20 +11,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Iterator, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from paas_svc.backup import (
     RESERVED_HEADER_BYTES, BackupFailed, BackupFile, BackupHeader, ServiceContext, Strategy, check_compatible,
     encode_header, postgres_major_from_image, postgres_major_from_version_output, read_backup, strategy_for, verify_payload,
 )
-from paas_svc.errors import Conflict, InvalidInput, PaasError, ProvisioningFailed
+from paas_svc.errors import Conflict, Interrupted, InvalidInput, PaasError, ProvisioningFailed
 from paas_svc.home import atomic_private_file
-from paas_svc.lifecycle import ServiceManager, mask_secrets, service_labels, validate_timeout
-from paas_svc.models import FAILED, PROVISIONING, READY, REMOVED, ServiceRecord
+from paas_svc.lifecycle import ServiceManager, fault_point, mask_secrets, service_labels, validate_timeout
+from paas_svc.models import PURGING, READY, REMOVED, RESTORING, UPGRADING, Operation, ServiceRecord
 from paas_svc.naming import LABEL_MANAGED, LABEL_PROFILE, validate_name
 from paas_svc.store import utc_now, utc_stamp
 
@@ -35,6 +34,10 @@ BACKUP_DIR_NAME = "backups"
 DEFAULT_READY_TIMEOUT = 120.0
 COPY_CHUNK = 1024 * 1024
 UPGRADE_STOP_SECONDS = 30
+# Template kinds whose restore is one transaction (pg_restore --single-transaction): a failure
+# leaves the data exactly as it was. Every other restore (mongorestore --drop drops and
+# rewrites collection by collection) needs the safety backup put back when it fails.
+ATOMIC_RESTORE_KINDS = frozenset({"postgres"})
 
 
 class Progress(Protocol):
@@ -83,6 +86,13 @@ class CloneResult:
 
 
 @dataclass
+class RepairResult:
+    service: ServiceRecord | None  # None: the purge it finished removed the service
+    outcome: str  # what repair did, in a sentence for the user
+    elapsed_seconds: float
+
+
+@dataclass
 class UpgradeResult:
     service: ServiceRecord
     old_image: str
@@ -109,6 +119,15 @@ def unique_path(path: Path) -> Path:
         if not candidate.exists():
             return candidate
     raise Conflict(f"Too many backups named like {path}.")
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in `folder` survive a power cut."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def backup_dir(home: Path) -> Path:
@@ -194,17 +213,6 @@ class DataOps:
             scratch_dir=self.scratch_dir,
         )
 
-    @contextmanager
-    def _locked(self, service: ServiceRecord) -> Iterator[None]:
-        """The service's add lock: no add, repair, restore or upgrade of it runs meanwhile."""
-        from paas_svc.locks import service_lock
-
-        with service_lock(self.manager.home, service.env_id, service.slug) as locked:
-            if not locked:
-                raise Conflict(f"Another paas process is working on {service.project}/{service.env}/{service.slug} right now.",
-                               hint="Try again when it has finished.")
-            yield
-
     def require_container(self, service: ServiceRecord, strategy: Strategy) -> dict:
         """The container's state; a Conflict when the data cannot be reached."""
         if service.status == REMOVED:
@@ -264,9 +272,17 @@ class DataOps:
                          f"purpose={purpose} file={destination} bytes={header.payload_bytes} sha256={header.payload_sha256[:16]}")
 
     def backup_to_path(self, service: ServiceRecord, path: Path, purpose: str = "backup") -> BackupResult:
+        """Under the service's lock: no restore, upgrade or rm runs while the data is read."""
         started = time.monotonic()
         path = Path(path).absolute()
-        header = self._write_file(service, path)
+        with self.manager.locked(service, purpose) as current:
+            if purpose == "backup":
+                self.manager.require_no_operation(current, "back up")
+                service = current
+            # else: a safety or final backup, inside an operation that holds the lock already
+            # and passes the record as it needs it (e.g. a removed service started for its final backup)
+            with self.manager.phase("backup"):
+                header = self._write_file(service, path)
         self._audit_backup(service, purpose, str(path), header)
         return BackupResult(path, header, time.monotonic() - started)
 
@@ -275,7 +291,9 @@ class DataOps:
         started = time.monotonic()
         staging = self.scratch_dir / f"stream-{os.urandom(4).hex()}"
         try:
-            header = self._write_file(service, staging)
+            with self.manager.locked(service, "backup") as service:
+                self.manager.require_no_operation(service, "back up")
+                header = self._write_file(service, staging)
             with open(staging, "rb") as handle:
                 while chunk := handle.read(COPY_CHUNK):
                     stream.write(chunk)
@@ -289,9 +307,14 @@ class DataOps:
         return BackupResult(None, header, time.monotonic() - started)
 
     def safety_backup(self, service: ServiceRecord, purpose: str) -> BackupResult:
+        """A complete backup in PAAS_HOME/backups: written, fsynced and renamed to its final
+        name (and that name made durable) before it is returned."""
         strategy = strategy_for(service.template)
-        path = unique_path(self.backup_dir / default_backup_name(service, strategy.extension, purpose))
-        return self.backup_to_path(service, path, purpose=purpose)
+        folder = self.backup_dir
+        path = unique_path(folder / default_backup_name(service, strategy.extension, purpose))
+        result = self.backup_to_path(service, path, purpose=purpose)
+        fsync_dir(folder)
+        return result
 
     # -- restore ---------------------------------------------------------------------------
 
@@ -312,7 +335,8 @@ class DataOps:
     def restore(self, service: ServiceRecord, path: Path, checked: BackupFile | None = None,
                 ready_timeout: float = DEFAULT_READY_TIMEOUT) -> RestoreResult:
         backup = checked or self.check_backup(service, path)
-        with self._locked(service):
+        with self.manager.locked(service, "restore") as service:
+            self.manager.require_no_operation(service, "restore")
             return self._restore(service, backup, ready_timeout)
 
     def _restore(self, service: ServiceRecord, backup: BackupFile, ready_timeout: float) -> RestoreResult:
@@ -322,33 +346,130 @@ class DataOps:
         self.step(f"Taking a safety backup of {service.slug}'s current data")
         safety = self.safety_backup(service, "pre-restore").path
         self.step(f"Safety backup: {safety}")
+        # Recorded before the first destructive step: a crash or kill from here on leaves a
+        # service that shows "Restoring (interrupted)" and that only `svc repair` brings back.
+        self.store.begin_operation(service.id, RESTORING, safety_backup=str(safety), source=str(Path(backup.path).absolute()))
         self.step(f"Restoring {service.slug} from {backup.path}")
         ctx = self.context(service, ready_timeout)
         try:
-            strategy.restore(self.engine, ctx, backup)
-        except BaseException as error:
-            outcome = "The data is unchanged."
-            if strategy.replaces_volume:
-                outcome = self._roll_back_restore(strategy, ctx, safety)
-            if isinstance(error, KeyboardInterrupt):
-                raise
+            with self.manager.phase("restore"):
+                fault_point("restore.recorded")
+                strategy.restore(self.engine, ctx, backup)
+                fault_point("restore.done")
+        except (Interrupted, KeyboardInterrupt) as error:
+            raise _interrupted(error, service, "restore", safety) from None
+        except Exception as error:
+            outcome = self._after_failed_restore(service, strategy, ctx, safety)
             self.store.audit("restore-failed", service.project, service.env, service.slug, f"file={backup.path} safety={safety}")
             raise BackupFailed(f"Restoring {service.slug} from {backup.path} failed: {_describe(error, ctx.credentials)}\n{outcome}",
                                hint=f"The data as it was before the restore is saved in {safety}.") from None
-        self.store.set_status(service.id, READY)
+        self.store.end_operation(service.id, READY)
         header = backup.header
         self.store.audit("restore", service.project, service.env, service.slug,
                          f"file={backup.path} from={header.project}/{header.env}/{header.slug} created_at={header.created_at} safety={safety}")
         return RestoreResult(header, safety, time.monotonic() - started)
 
-    def _roll_back_restore(self, strategy: Strategy, ctx: ServiceContext, safety: Path) -> str:
+    def _after_failed_restore(self, service: ServiceRecord, strategy: Strategy, ctx: ServiceContext, safety: Path) -> str:
+        """What a failed restore leaves, in words. Only a one-transaction restore leaves the
+        data unchanged; any other puts the safety backup back."""
+        if strategy.kind in ATOMIC_RESTORE_KINDS:
+            self.store.end_operation(service.id, READY)
+            return "The data is unchanged (the restore runs as one transaction)."
         self.step(f"Restore failed; putting back the previous data from {safety}")
         try:
-            strategy.restore(self.engine, ctx, read_backup(safety))
+            self._restore_from(service, strategy, ctx, safety)
+        except Interrupted as error:
+            raise _interrupted(error, service, "restore", safety) from None
         except Exception as error:  # noqa: BLE001 - reported with the first error
-            self.store.set_status(ctx.service.id, FAILED, "restore failed and its rollback failed")
-            return f"Putting the previous data back failed too ({_describe(error, ctx.credentials)})."
+            # The operation stays recorded: the service shows "Restoring (interrupted)" and
+            # is never used as if nothing had happened.
+            partial = ("mongorestore --drop is not transactional: some collections may already be dropped or replaced "
+                       "by the backup's, others not" if strategy.kind == "mongodb" else
+                       "the volume may be empty or hold part of the backup")
+            return (f"Putting the previous data back failed too ({_describe(error, ctx.credentials)}).\n"
+                    f"The data is now in an unknown, partly restored state: {partial}.\n"
+                    f"Get the previous data back with `paas svc repair {service.slug} --env {service.env}` "
+                    f"(it restores {safety} again).")
+        self.store.end_operation(service.id, READY)
         return "The previous data was put back."
+
+    def _restore_from(self, service: ServiceRecord, strategy: Strategy, ctx: ServiceContext, path: Path) -> None:
+        """Restore `path` whatever state an interrupted or failed restore left the container in."""
+        state = self.engine.inspect_container(service.container_name)
+        if not strategy.replaces_volume and not (state and state["State"]["Running"]):
+            # the tool runs in the container: bring it up on its volume first
+            self.manager._provision(service)
+            self.manager._wait_ready(service, DEFAULT_READY_TIMEOUT)
+        backup = read_backup(Path(path))
+        verify_payload(backup)
+        strategy.restore(self.engine, ctx, backup)
+
+    # -- repair: finish or roll back an interrupted operation ---------------------------------
+
+    def repair(self, service: ServiceRecord, timeout: float = DEFAULT_READY_TIMEOUT) -> RepairResult:
+        """`svc repair`: an interrupted restore is rolled back to its safety backup, an
+        interrupted upgrade to its old image, an interrupted purge is finished; anything else
+        is an interrupted add or a missing container (ServiceManager.repair)."""
+        started = time.monotonic()
+        validate_timeout(timeout)
+        with self.manager.locked(service, "repair") as service:
+            operation = self.store.get_operation(service.id)
+            if operation is None:
+                result = self.manager.repair(service, timeout)
+                return RepairResult(result.service, "finished the add or re-created the container; Ready", time.monotonic() - started)
+            where = f"{service.project}/{service.env}/{service.slug}"
+            if operation.kind == PURGING:
+                self.step(f"Finishing the interrupted purge of {where}")
+                final = Path(operation.safety_backup) if operation.safety_backup else None
+                self.manager.finish_purge(service, final)
+                kept = f"; its final backup is {final}" if final else " (it was purged without a final backup)"
+                return RepairResult(None, f"finished the interrupted purge: {where} and its volume are gone{kept}",
+                                    time.monotonic() - started)
+            if operation.kind == RESTORING:
+                outcome = self._roll_back_interrupted_restore(service, operation, timeout)
+            elif operation.kind == UPGRADING:
+                outcome = self._roll_back_interrupted_upgrade(service, operation, timeout)
+            else:
+                raise Conflict(f"{where} is in an operation this paas does not know ({operation.kind}).", hint="Upgrade paas-svc.")
+        self.store.audit("repair", service.project, service.env, service.slug, f"{operation.kind}: {outcome}")
+        return RepairResult(self.store.get_service_by_id(service.id), outcome, time.monotonic() - started)
+
+    def _roll_back_interrupted_restore(self, service: ServiceRecord, operation: Operation, timeout: float) -> str:
+        strategy = strategy_for(service.template)
+        ctx = self.context(service, timeout)
+        safety = Path(operation.safety_backup or "")
+        self.step(f"Rolling back the interrupted restore of {service.slug}: putting back {safety}")
+        try:
+            with self.manager.phase("repair"):
+                self._restore_from(service, strategy, ctx, safety)
+        except (Interrupted, KeyboardInterrupt) as error:
+            raise _interrupted(error, service, "repair", safety) from None
+        except PaasError as error:
+            raise BackupFailed(f"Putting back the data from before the interrupted restore of {service.slug} failed: "
+                               f"{_describe(error, ctx.credentials)}",
+                               hint=f"The data as it was before the restore is in {safety}; the service stays "
+                                    f"'Restoring (interrupted)' until `paas svc repair` succeeds.") from None
+        self.store.end_operation(service.id, READY)
+        return f"rolled back the interrupted restore: the data from before it is back (from {safety}); Ready"
+
+    def _roll_back_interrupted_upgrade(self, service: ServiceRecord, operation: Operation, timeout: float) -> str:
+        old_image = operation.old_image or service.image
+        old = dataclasses.replace(service, image=old_image)
+        self.step(f"Rolling back the interrupted upgrade of {service.slug} to {old_image} on volume {service.volume_name}")
+        try:
+            with self.manager.phase("repair"):
+                self.engine.stop(service.container_name, timeout=UPGRADE_STOP_SECONDS)
+                self.manager._provision(old)  # a container of the new image is replaced
+                self.manager._wait_ready(old, timeout)
+        except (Interrupted, KeyboardInterrupt) as error:
+            raise _interrupted(error, service, "repair", Path(operation.safety_backup or "")) from None
+        except PaasError as error:
+            raise ProvisioningFailed(
+                f"Rolling back the interrupted upgrade of {service.slug} to {old_image} failed: {error.message}",
+                hint=f"The backup taken before the upgrade is {operation.safety_backup}; the service stays "
+                     f"'Upgrading (interrupted)' until `paas svc repair` succeeds.") from None
+        self.store.end_operation(service.id, READY, image=old_image)
+        return f"rolled back the interrupted upgrade: running {old_image} again on its volume; Ready"
 
     # -- clone -----------------------------------------------------------------------------
 
@@ -388,7 +509,7 @@ class DataOps:
                 strategy.restore(self.engine, target_ctx, backup)
             except BaseException as error:
                 self.manager.remove(target, purge=True)  # it was ours and holds nothing else
-                if isinstance(error, KeyboardInterrupt):
+                if isinstance(error, (KeyboardInterrupt, Interrupted)):
                     raise
                 raise BackupFailed(f"Copying the data into {service.project}/{to_env}/{to_slug} failed: "
                                    f"{_describe(error, target_ctx.credentials)}\n"
@@ -409,7 +530,8 @@ class DataOps:
         validate_timeout(timeout)
         if new_image == service.image:
             raise InvalidInput(f"{service.slug} already runs {new_image}.")
-        with self._locked(service):
+        with self.manager.locked(service, "upgrade") as service:
+            self.manager.require_no_operation(service, "upgrade")
             return self._upgrade(service, new_image, timeout, rollback_timeout)
 
     def _upgrade(self, service: ServiceRecord, new_image: str, timeout: float, rollback_timeout: float | None) -> UpgradeResult:
@@ -425,22 +547,26 @@ class DataOps:
         backup = self.safety_backup(service, "pre-upgrade").path
         self.step(f"Backup: {backup}")
         upgraded = dataclasses.replace(service, image=new_image)
-        self.store.set_status(service.id, PROVISIONING, f"upgrading to {new_image}")
+        # Recorded before the old container goes: `svc repair` rolls back to old_image.
+        self.store.begin_operation(service.id, UPGRADING, safety_backup=str(backup), old_image=old_image, new_image=new_image)
         try:
-            self.step(f"Re-creating {service.container_name} with {new_image} on volume {service.volume_name}")
-            self.engine.stop(service.container_name, timeout=UPGRADE_STOP_SECONDS)  # a clean shutdown before the new image opens the data
-            self.manager._provision(upgraded)  # removes the container of the old image, keeps the volume
-            self.manager._wait_ready(upgraded, timeout)
-        except BaseException as error:
+            with self.manager.phase("upgrade"):
+                fault_point("upgrade.recorded")
+                self.step(f"Re-creating {service.container_name} with {new_image} on volume {service.volume_name}")
+                self.engine.stop(service.container_name, timeout=UPGRADE_STOP_SECONDS)  # a clean shutdown before the new image opens the data
+                self.manager._provision(upgraded)  # removes the container of the old image, keeps the volume
+                self.manager._wait_ready(upgraded, timeout)
+                fault_point("upgrade.ready")
+        except (Interrupted, KeyboardInterrupt) as error:
+            raise _interrupted(error, service, "upgrade", backup) from None
+        except Exception as error:
             reason = _describe(error)
             self._roll_back_upgrade(service, new_image, backup, reason, rollback_timeout or max(timeout, 60.0))
-            if isinstance(error, KeyboardInterrupt):
-                raise
             raise ProvisioningFailed(
                 f"{service.slug} did not become ready on {new_image}; rolled back to {old_image}, which is Ready with its data intact.\n"
                 f"Why: {reason}",
                 hint=f"The backup taken before the upgrade is {backup}.") from None
-        self.store.set_status(service.id, READY, None, image=new_image)
+        self.store.end_operation(service.id, READY, image=new_image)
         self.store.audit("upgrade", service.project, service.env, service.slug, f"from={old_image} to={new_image} backup={backup}")
         return UpgradeResult(self.store.get_service_by_id(service.id), old_image, new_image, backup, time.monotonic() - started)
 
@@ -450,15 +576,17 @@ class DataOps:
             self.engine.stop(service.container_name)
             self.manager._provision(service)  # the image differs: the new container is removed first
             self.manager._wait_ready(service, timeout)
+        except Interrupted as error:
+            raise _interrupted(error, service, "upgrade", backup) from None
         except PaasError as error:
-            self.store.set_status(service.id, FAILED, f"upgrade to {new_image} failed and so did the rollback")
+            # The operation stays recorded ("Upgrading (interrupted)"): `svc repair` tries again.
             self.store.audit("upgrade-failed", service.project, service.env, service.slug,
                              f"to={new_image} rollback failed backup={backup}")
             raise ProvisioningFailed(
                 f"{service.slug} did not become ready on {new_image} ({reason}), and rolling back to {service.image} failed: {error.message}",
-                hint=f"The data backup taken before the upgrade is {backup}; restore it with "
-                     f"`paas svc restore {service.slug} {backup} --env {service.env}` once the service runs.") from None
-        self.store.set_status(service.id, READY, None, image=service.image)
+                hint=f"Try the rollback again with `paas svc repair {service.slug} --env {service.env}`. The data backup taken "
+                     f"before the upgrade is {backup}.") from None
+        self.store.end_operation(service.id, READY, image=service.image)
         self.store.audit("upgrade-rollback", service.project, service.env, service.slug,
                          f"to={new_image} back to={service.image} backup={backup}")
 
@@ -490,6 +618,13 @@ class DataOps:
 
 # -- rm --purge ---------------------------------------------------------------------------
 
+def remove_service(manager: ServiceManager, service: ServiceRecord, purge: bool, final_backup: bool = True) -> Path | None:
+    """`svc rm [--purge]` under the service's lock. With --purge (and a backup), the final
+    backup is complete, fsynced and named, and recorded with the purge, before the volume goes."""
+    take = (lambda current: final_backup_before_purge(manager, current)) if purge and final_backup else None
+    return manager.remove(service, purge, final_backup=take)
+
+
 def final_backup_before_purge(manager: ServiceManager, service: ServiceRecord) -> Path | None:
     """A last backup into PAAS_HOME/backups before `rm --purge` deletes the volume. None when
     there is no volume (nothing to save). A stopped or removed service is started for the
@@ -509,6 +644,8 @@ def final_backup_before_purge(manager: ServiceManager, service: ServiceRecord) -
             manager._wait_ready(service, DEFAULT_READY_TIMEOUT)
         as_running = dataclasses.replace(service, status=READY) if service.status == REMOVED else service
         path = data_ops.safety_backup(as_running, "final").path
+    except Interrupted:
+        raise  # nothing was deleted and nothing recorded yet: plain "interrupted"
     except PaasError as error:
         raise BackupFailed(f"The final backup of {service.slug} failed, so its data was NOT deleted: {error.message}",
                            hint="Fix the service, or delete the data without a backup with --no-backup.") from None
@@ -519,6 +656,17 @@ def final_backup_before_purge(manager: ServiceManager, service: ServiceRecord) -
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+def _interrupted(error: BaseException, service: ServiceRecord, operation: str, safety: Path) -> Interrupted:
+    """SIGINT/SIGTERM in the middle of an operation: nothing more is done (a second step
+    could be killed too); the recorded operation tells `svc repair` how to come back."""
+    signum = error.signum if isinstance(error, Interrupted) else 2
+    return Interrupted(signum).recorded(
+        f"interrupted: the {operation} of {service.slug} in {service.project}/{service.env} did not finish; "
+        f"the service shows as interrupted and is not used until it is repaired.",
+        hint=f"Run `paas svc repair {service.slug} --env {service.env}` to put it back as it was before "
+             f"(the backup taken first is {safety}).")
+
 
 def _describe(error: BaseException, credentials: dict[str, str] | None = None) -> str:
     if isinstance(error, PaasError):

@@ -1,8 +1,9 @@
 """`paas doctor`: compare the state with the engine and the files, and fix what is safe to fix.
 
 Safe fixes: tighten file modes, create the missing network, start a stopped container,
-re-create a missing container on its kept volume (or finish a crashed add). A volume is
-never deleted, and orphans are only reported.
+re-create a missing container on its kept volume (or finish a crashed add), each under
+the service's lock. A volume is never deleted, orphans are only reported, and so is a
+service whose restore, upgrade or purge was interrupted (`svc repair` is the way back).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from dataclasses import asdict, dataclass, field
 
 from paas_svc.errors import DockerUnavailable, PaasError
 from paas_svc.dsn import HOST_VIEW_HOST
-from paas_svc.lifecycle import ServiceManager, port_is_free
-from paas_svc.models import FAILED, PROVISIONING, REMOVED, ServiceRecord
+from paas_svc.lifecycle import OPERATION_NAMES, ServiceManager, port_is_free
+from paas_svc.locks import service_lock_held
+from paas_svc.models import FAILED, OPERATION_STATUSES, PROVISIONING, REMOVED, ServiceRecord
 from paas_svc.naming import LABEL_PROFILE, LABEL_SERVICE_ID, NETWORK_NAME
 
 # fix actions --fix knows how to apply
@@ -125,6 +127,19 @@ def _check_services(manager: ServiceManager, services: list[ServiceRecord], repo
     profile_id = manager.store.profile_id()
     for service in services:
         where = f"{service.project}/{service.env}/{service.slug}"
+        if service.status in OPERATION_STATUSES:
+            # Never fixed by --fix: starting it would use a half-restored or half-upgraded volume
+            # as if nothing had happened. `svc repair` knows how to finish or roll back.
+            name = OPERATION_NAMES[service.status]
+            if service_lock_held(manager.home, service.env_id, service.slug):
+                report.add("operation", True, f"{where}: a {name} is running right now")
+            else:
+                report.add("operation", False, f"{where}: its {name} was interrupted (the data may be incomplete)",
+                           fix=f"paas svc repair {service.slug} --env {service.env}  (finishes it or rolls it back; --fix does not)")
+            continue
+        if service.status == PROVISIONING and service_lock_held(manager.home, service.env_id, service.slug):
+            report.add("container", True, f"{where}: an add is running right now")
+            continue
         if service.status == REMOVED:
             if not engine.volume_exists(service.volume_name):
                 report.add("volume", False, f"{where} was removed and its kept volume {service.volume_name} is gone",
@@ -217,9 +232,11 @@ def apply_fixes(manager: ServiceManager, report: Report) -> None:
                 mode, path = finding.target.split(":", 1)
                 os.chmod(path, int(mode, 8))
             elif finding.action == CREATE_NETWORK:
+                from paas_svc.locks import blocking_lock, host_lock_path
                 from paas_svc.naming import LABEL_MANAGED
 
-                manager.engine.ensure_network({LABEL_MANAGED: "true"})
+                with blocking_lock(host_lock_path("network"), what="the host-wide network lock"):
+                    manager.engine.ensure_network({LABEL_MANAGED: "true"})
             elif finding.action == START:
                 manager.start(manager.store.get_service_by_id(finding.target))
             elif finding.action == REPAIR:

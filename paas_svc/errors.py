@@ -18,7 +18,8 @@ class ExitCode:
     SECRETS = 7  # master key missing, wrong or unreadable; corrupted secret
     STATE = 8  # state database or home folder unusable
     UNHEALTHY = 9  # `paas doctor` found problems
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # Ctrl-C (SIGINT); SIGTERM exits 143
+    TERMINATED = 143
 
 
 class PaasError(Exception):
@@ -59,9 +60,16 @@ class StateError(PaasError):
 
 
 class Interrupted(PaasError):
-    """Raised from the SIGINT handler (instead of KeyboardInterrupt, which Typer would swallow)."""
+    """Raised from the SIGINT and SIGTERM handlers (instead of KeyboardInterrupt, which Typer
+    would swallow). Exit 128 + the signal's number: 130 for Ctrl-C, 143 for SIGTERM."""
 
     exit_code = ExitCode.INTERRUPTED
 
-    def __init__(self) -> None:
-        super().__init__("interrupted")
+    def __init__(self, signum: int = 2, message: str = "interrupted", hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+    def recorded(self, message: str, hint: str | None = None) -> "Interrupted":
+        """The same interruption, saying what it left behind and how to recover."""
+        return Interrupted(self.signum, message, hint)

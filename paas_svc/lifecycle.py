@@ -8,16 +8,17 @@ import secrets
 import signal
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 from paas_svc.catalog import Template, get_template
 from paas_svc.credentials import generate_credentials
 from paas_svc.dsn import HOST_VIEW_HOST, render_command, render_environment
-from paas_svc.errors import Conflict, Interrupted, InvalidInput, ProvisioningFailed
-from paas_svc.locks import blocking_lock, host_lock_path, service_lock
-from paas_svc.models import FAILED, PROVISIONING, READY, REMOVED, ServiceRecord
+from paas_svc.errors import Conflict, Interrupted, InvalidInput, NotFound, ProvisioningFailed
+from paas_svc.locks import blocking_lock, busy_error, host_lock_path, service_lock
+from paas_svc.models import FAILED, OPERATION_STATUSES, PROVISIONING, PURGING, READY, REMOVED, ServiceRecord
 from paas_svc.naming import (
     LABEL_ENV, LABEL_MANAGED, LABEL_PROFILE, LABEL_PROJECT, LABEL_SERVICE_ID, LABEL_SLUG, LABEL_TEMPLATE, validate_name,
 )
@@ -46,6 +47,9 @@ class SilentReporter:
 
     def pull_finished(self) -> None:
         pass
+
+
+OPERATION_NAMES = {"restoring": "restore", "upgrading": "upgrade", "purging": "purge (rm --purge)"}
 
 
 @dataclass
@@ -125,12 +129,52 @@ class ServiceManager:
         self._engine_factory = engine_factory
         self._engine = None
         self.reporter = reporter or SilentReporter()
+        self.fault_phase: str | None = None  # crash tests: the operation whose engine calls are kill points
 
     @property
     def engine(self):
         if self._engine is None:
             self._engine = self._engine_factory()
+            if os.environ.get("PAAS_FAULT_INJECT"):
+                self._engine = _FaultInjectingEngine(self._engine, self)
         return self._engine
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Name the steps of a destructive operation for the crash tests (PAAS_FAULT_INJECT=name.method)."""
+        outer, self.fault_phase = self.fault_phase, name
+        try:
+            yield
+        finally:
+            self.fault_phase = outer
+
+    # -- the service lock -----------------------------------------------------------
+
+    @contextmanager
+    def locked(self, service: ServiceRecord, purpose: str) -> Iterator[ServiceRecord]:
+        """Hold the service's lock (every change to a service does) and yield its record as
+        stored now: another process may have changed it since the caller read it. A lock held
+        by another process is a "busy" Conflict (exit 4) naming what holds it."""
+        where = f"{service.project}/{service.env}/{service.slug}"
+        with service_lock(self.home, service.env_id, service.slug, purpose) as got:
+            if not got:
+                raise busy_error(self.home, service.env_id, where, service.slug, service.env)
+            try:
+                current = self.store.get_service_by_id(service.id)
+            except NotFound:
+                raise NotFound(f"{where} no longer exists: another paas process removed it.") from None
+            yield current
+
+    @staticmethod
+    def require_no_operation(service: ServiceRecord, action: str) -> None:
+        """Refuse to `action` a service whose restore, upgrade or purge was interrupted: it
+        must never be used as if nothing had happened. Call it holding the lock."""
+        if service.status in OPERATION_STATUSES:
+            raise Conflict(
+                f"Cannot {action} {service.slug} in {service.project}/{service.env}: its {OPERATION_NAMES[service.status]} "
+                f"was interrupted and its data may be incomplete.",
+                hint=f"Run `paas svc repair {service.slug} --env {service.env}`: it finishes the {OPERATION_NAMES[service.status]} "
+                     f"or puts the data back as it was, and says which.")
 
     # -- add ------------------------------------------------------------------------
 
@@ -149,10 +193,12 @@ class ServiceManager:
         template = get_template(template_key)
         self.engine  # connect now: an unreachable engine fails before any state changes
 
-        with service_lock(self.home, environment.id, slug) as locked:
+        with service_lock(self.home, environment.id, slug, "add") as locked:
             if not locked:
                 raise Conflict(f"Service {slug!r} already exists in {project}/{env} (another paas process is provisioning it right now).")
             existing = self.store.find_service(project, env, slug)
+            if existing is not None:
+                self.require_no_operation(existing, "add")
             reattached = existing is not None and existing.status == REMOVED
             resumed = existing is not None and existing.status in (PROVISIONING, FAILED)  # crashed or failed add
             if existing is not None and not reattached and not (resumed and existing.template == template.key):
@@ -168,11 +214,11 @@ class ServiceManager:
             if existing is None:
                 # Choosing host ports and recording them is one step for all paas processes; the
                 # key lock keeps a `paas key rotate` from slipping in between encrypt and insert.
-                with blocking_lock(self.home / "ports.lock"), key_lock(self.home):
+                with blocking_lock(self.home / "ports.lock", what="the port lock"), key_lock(self.home):
                     self.vault.forget_cached_key()
                     service = self._new_record(project, env, environment.id, slug, template, wanted_image, host_port)
                     self.store.insert_service(service)
-                _fault_point("after-state")
+                fault_point("after-state")
             else:
                 service = existing
                 service.image = wanted_image
@@ -252,17 +298,17 @@ class ServiceManager:
         engine = self.engine
         profile_id = self.store.profile_id()
         labels = service_labels(profile_id, service)
-        with blocking_lock(host_lock_path("network")):  # concurrent creates could make two paas-apps
+        with blocking_lock(host_lock_path("network"), what="the host-wide network lock"):  # concurrent creates could make two paas-apps
             engine.ensure_network({LABEL_MANAGED: "true"})
         engine.ensure_volume(service.volume_name, labels)
-        _fault_point("after-volume")
+        fault_point("after-volume")
         state = engine.inspect_container(service.container_name)
         if state is not None and state["Config"]["Image"] != service.image:
             engine.remove_container(service.container_name)  # a leftover with another image: replace it
             state = None
         if state is None:
             engine.create_container(self.container_spec(service))
-            _fault_point("after-container")
+            fault_point("after-container")
             self.reporter.step(f"Starting {service.container_name}")
         if state is None or not state["State"]["Running"]:
             engine.start(service.container_name)
@@ -310,9 +356,8 @@ class ServiceManager:
         if service.status == REMOVED:
             raise Conflict(f"{service.slug} was removed; its volume is kept.",
                            hint=f"Re-create it with `paas svc add {service.slug} --env {service.env} --template {service.template}`.")
-        with service_lock(self.home, service.env_id, service.slug) as locked:
-            if not locked:
-                raise Conflict(f"{service.slug} is being provisioned by another paas process right now.")
+        with self.locked(service, "repair") as service:
+            self.require_no_operation(service, "repair this way")  # DataOps.repair handles those
             self.ensure_image(service.image)
             self.store.set_status(service.id, PROVISIONING)
             self._bring_up(service, timeout)
@@ -321,34 +366,68 @@ class ServiceManager:
 
     # -- rm, start, stop, restart -----------------------------------------------------
 
-    def remove(self, service: ServiceRecord, purge: bool) -> None:
+    def remove(self, service: ServiceRecord, purge: bool,
+               final_backup: Callable[[ServiceRecord], Path | None] | None = None) -> Path | None:
+        """rm: the container goes, the volume stays. rm --purge: `final_backup` (when given)
+        writes a complete backup first; the purge is recorded with its path BEFORE the
+        container and volume go, so an interrupted purge is finished by `svc repair`.
+        Returns the final backup's path."""
+        with self.locked(service, "rm --purge" if purge else "rm") as service:
+            if not purge:
+                self.require_no_operation(service, "remove (without --purge)")
+                self.engine.remove_container(service.container_name)
+                self.store.set_status(service.id, REMOVED, "removed; volume kept")
+                self.store.audit("rm", service.project, service.env, service.slug, f"volume kept={service.volume_name}")
+                return None
+            operation = self.store.get_operation(service.id) if service.status == PURGING else None
+            if operation is not None:  # an interrupted purge: finish it, keep its final backup
+                path = Path(operation.safety_backup) if operation.safety_backup else None
+            else:
+                path = final_backup(service) if final_backup is not None else None
+                self.store.begin_operation(service.id, PURGING, safety_backup=str(path) if path else None)
+            try:
+                self.finish_purge(service, path)
+            except (Interrupted, KeyboardInterrupt) as error:
+                raise Interrupted(getattr(error, "signum", signal.SIGINT)).recorded(
+                    f"interrupted: the purge of {service.slug} in {service.project}/{service.env} did not finish.",
+                    hint=f"Finish it with `paas svc repair {service.slug} --env {service.env}`"
+                         + (f"; the final backup is {path}." if path else ".")) from None
+            return path
+
+    def finish_purge(self, service: ServiceRecord, final_backup: Path | None) -> None:
+        """The destructive part of a recorded purge; every step finds what an earlier try left."""
         engine = self.engine
-        engine.remove_container(service.container_name)
-        if purge:
+        with self.phase("purge"):
+            fault_point("purge.recorded")
+            engine.remove_container(service.container_name)
             engine.remove_volume(service.volume_name)
-            self.store.delete_service(service.id)
-            self.store.audit("purge", service.project, service.env, service.slug, f"volume={service.volume_name}")
-        else:
-            self.store.set_status(service.id, REMOVED, "removed; volume kept")
-            self.store.audit("rm", service.project, service.env, service.slug, f"volume kept={service.volume_name}")
+            fault_point("purge.volume-removed")
+        self.store.delete_service(service.id)  # the operation record goes with it
+        self.store.audit("purge", service.project, service.env, service.slug,
+                         f"volume={service.volume_name} final_backup={final_backup or 'none'}")
 
     def start(self, service: ServiceRecord, timeout: float = 60.0) -> None:
-        self._require_container(service)
-        self.engine.start(service.container_name)
-        self._wait_ready(service, timeout)
-        self.store.set_status(service.id, READY)
+        with self.locked(service, "start") as service:
+            self.require_no_operation(service, "start")
+            self._require_container(service)
+            self.engine.start(service.container_name)
+            self._wait_ready(service, timeout)
+            self.store.set_status(service.id, READY)
         self.store.audit("start", service.project, service.env, service.slug)
 
     def stop(self, service: ServiceRecord) -> None:
-        self._require_container(service)
-        self.engine.stop(service.container_name)
+        with self.locked(service, "stop") as service:
+            self._require_container(service)
+            self.engine.stop(service.container_name)
         self.store.audit("stop", service.project, service.env, service.slug)
 
     def restart(self, service: ServiceRecord, timeout: float = 60.0) -> None:
-        self._require_container(service)
-        self.engine.restart(service.container_name)
-        self._wait_ready(service, timeout)
-        self.store.set_status(service.id, READY)
+        with self.locked(service, "restart") as service:
+            self.require_no_operation(service, "restart")
+            self._require_container(service)
+            self.engine.restart(service.container_name)
+            self._wait_ready(service, timeout)
+            self.store.set_status(service.id, READY)
         self.store.audit("restart", service.project, service.env, service.slug)
 
     def _require_container(self, service: ServiceRecord) -> None:
@@ -360,10 +439,43 @@ class ServiceManager:
                            hint=f"Re-create it on its volume with `paas svc add {service.slug} --env {service.env} --template {service.template}` after `paas svc rm {service.slug} --env {service.env}`.")
 
 
-def _fault_point(name: str) -> None:
-    """Crash tests kill the process here (PAAS_FAULT_INJECT=after-state|after-volume|after-container)."""
-    if os.environ.get("PAAS_FAULT_INJECT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+def fault_point(name: str) -> None:
+    """Crash tests stop the process here. PAAS_FAULT_INJECT=NAME kills it (SIGKILL);
+    NAME:stop stops it (SIGSTOP) so a test can send it a signal or race another command,
+    then let it go on with SIGCONT. Names: after-state|after-volume|after-container (add),
+    restore.recorded|restore.done, upgrade.recorded|upgrade.ready, purge.recorded|
+    purge.volume-removed, and PHASE.METHOD[#N] for the Nth engine call of a restore,
+    upgrade or purge (e.g. restore.remove_volume)."""
+    wanted = os.environ.get("PAAS_FAULT_INJECT")
+    if not wanted:
+        return
+    point, _, mode = wanted.partition(":")
+    if point == name:
+        os.kill(os.getpid(), signal.SIGSTOP if mode == "stop" else signal.SIGKILL)
+
+
+class _FaultInjectingEngine:
+    """Only with PAAS_FAULT_INJECT: every engine call made during a named phase of a
+    destructive operation is a kill point `phase.method` (`phase.method#2` for the second...)."""
+
+    def __init__(self, engine, manager: ServiceManager):
+        self._engine = engine
+        self._manager = manager
+        self._calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._engine, name)
+        phase = self._manager.fault_phase
+        if phase is None or not callable(attribute):
+            return attribute
+
+        def call(*args, **kwargs):
+            point = f"{phase}.{name}"
+            self._calls[point] = count = self._calls.get(point, 0) + 1
+            fault_point(point if count == 1 else f"{point}#{count}")
+            return attribute(*args, **kwargs)
+
+        return call
 
 
 def mask_secrets(text: str, credentials: dict[str, str]) -> str:

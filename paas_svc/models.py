@@ -16,6 +16,12 @@ PROVISIONING = "provisioning"
 READY = "ready"
 FAILED = "failed"
 REMOVED = "removed"  # container removed, volume and credentials kept for a later add
+# A destructive operation recorded before its first destructive step (details in the
+# operations table); until it ends, `svc repair` is the way back.
+RESTORING = "restoring"
+UPGRADING = "upgrading"
+PURGING = "purging"
+OPERATION_STATUSES = (RESTORING, UPGRADING, PURGING)
 
 
 class Project(NamedTuple):
@@ -78,3 +84,15 @@ class AuditEntry(NamedTuple):
     env: str
     slug: str
     detail: str
+
+
+class Operation(NamedTuple):
+    """A restore, upgrade or purge in progress (or interrupted): what `svc repair` needs."""
+
+    service_id: str
+    kind: str  # restoring | upgrading | purging (the service's stored status meanwhile)
+    safety_backup: str | None  # the backup taken before the first destructive step
+    source: str | None  # restore: the file being restored
+    old_image: str | None  # upgrade: the image to roll back to
+    new_image: str | None
+    started_at: str

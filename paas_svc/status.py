@@ -6,18 +6,26 @@ from __future__ import annotations
 from pathlib import Path
 
 from paas_svc.docker_status import ContainerState
-from paas_svc.models import FAILED, PROVISIONING, REMOVED, ServiceRecord
+from paas_svc.models import FAILED, OPERATION_STATUSES, PROVISIONING, REMOVED, ServiceRecord
 from paas_svc.naming import LABEL_PROFILE, LABEL_SERVICE_ID
+
+OPERATION_LABELS = {"restoring": "Restoring", "upgrading": "Upgrading", "purging": "Purging"}
 
 
 def live_status(service: ServiceRecord, container: ContainerState | None, add_running: bool = True) -> str:
-    """What `list` shows: Ready, Provisioning, Stopped, Failed, Missing (or Removed).
+    """What `list` shows: Ready, Provisioning, Stopped, Failed, Missing, Removed, or
+    Restoring / Upgrading / Purging, with " (interrupted)" when the command doing it died.
 
     `add_running` is False when no process holds the service's lock: a row still marked
-    provisioning then belongs to an add that crashed, which is Failed until repaired.
+    provisioning then belongs to an add that crashed, which is Failed until repaired; a row
+    marked restoring, upgrading or purging belongs to an interrupted operation that only
+    `paas svc repair` finishes or rolls back.
     """
     if service.status == REMOVED:
         return "Removed"
+    if service.status in OPERATION_STATUSES:
+        label = OPERATION_LABELS[service.status]
+        return label if add_running else f"{label} (interrupted)"
     if service.status == FAILED or (service.status == PROVISIONING and not add_running):
         return "Failed"
     if service.status == PROVISIONING:
@@ -35,17 +43,17 @@ def live_statuses(home: Path, profile_id: str, services: list[ServiceRecord]) ->
     """Live status per service id: ONE engine request for all rows, whatever their number."""
     states = live_states(profile_id) if services else {}
     return {
-        service.id: live_status(service, states.get(service.id), add_running=_add_running(home, service))
+        service.id: live_status(service, states.get(service.id), add_running=_lock_held(home, service))
         for service in services
     }
 
 
-def _add_running(home: Path, service: ServiceRecord) -> bool:
-    if service.status != PROVISIONING:
+def _lock_held(home: Path, service: ServiceRecord) -> bool:
+    if service.status != PROVISIONING and service.status not in OPERATION_STATUSES:
         return True
-    from paas_svc.locks import add_in_progress
+    from paas_svc.locks import service_lock_held  # tests the lock without taking it
 
-    return add_in_progress(home, service.env_id, service.slug)
+    return service_lock_held(home, service.env_id, service.slug)
 
 
 def live_states(profile_id: str) -> dict[str, ContainerState]:

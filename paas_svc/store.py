@@ -16,7 +16,7 @@ from typing import Iterator
 
 from paas_svc.errors import Conflict, NotFound, StateError
 from paas_svc.home import DATABASE_FILE
-from paas_svc.models import REMOVED, AuditEntry, Environment, Project, ServiceRecord
+from paas_svc.models import REMOVED, AuditEntry, Environment, Operation, Project, ServiceRecord
 from paas_svc.naming import validate_name
 
 BUSY_TIMEOUT_SECONDS = 15
@@ -78,7 +78,20 @@ MIGRATIONS: list[str] = [
         revoked_at TEXT
     );
     """,
-    # Scheduled and off-host backups (paas_svc/backups): destinations (S3 keys as Fernet tokens
+    # 3: the destructive operation (restore, upgrade, purge) a service is in, recorded before
+    # its first destructive step so a crash or a kill leaves a way back (`svc repair`).
+    """
+    CREATE TABLE operations (
+        service_id TEXT PRIMARY KEY REFERENCES services(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        safety_backup TEXT,
+        source TEXT,
+        old_image TEXT,
+        new_image TEXT,
+        started_at TEXT NOT NULL
+    );
+    """,
+    # 4: scheduled and off-host backups (paas_svc/backups): destinations (S3 keys as Fernet tokens
     # under the master key, like service credentials), schedules, and every backup taken.
     """
     CREATE TABLE backup_destinations (
@@ -369,6 +382,30 @@ class StateStore:
             else:
                 db.execute("UPDATE services SET status = ?, status_reason = ?, image = ?, updated_at = ? WHERE id = ?",
                            (status, reason, image, utc_now(), service_id))
+
+    # -- destructive operations (restore, upgrade, purge) ------------------------
+
+    def begin_operation(self, service_id: str, kind: str, safety_backup: str | None = None, source: str | None = None,
+                        old_image: str | None = None, new_image: str | None = None) -> None:
+        """Record the operation and set the service's status to `kind`, in one transaction."""
+        with self.write() as db:
+            db.execute("INSERT OR REPLACE INTO operations(service_id, kind, safety_backup, source, old_image, new_image,"
+                       " started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (service_id, kind, safety_backup, source, old_image, new_image, utc_now()))
+            db.execute("UPDATE services SET status = ?, status_reason = NULL, updated_at = ? WHERE id = ?",
+                       (kind, utc_now(), service_id))
+
+    def get_operation(self, service_id: str) -> Operation | None:
+        row = self._execute("SELECT service_id, kind, safety_backup, source, old_image, new_image, started_at"
+                            " FROM operations WHERE service_id = ?", (service_id,)).fetchone()
+        return Operation(*row) if row else None
+
+    def end_operation(self, service_id: str, status: str, reason: str | None = None, image: str | None = None) -> None:
+        """Forget the operation and set the service's status, in one transaction."""
+        with self.write() as db:
+            db.execute("DELETE FROM operations WHERE service_id = ?", (service_id,))
+            db.execute("UPDATE services SET status = ?, status_reason = ?, image = coalesce(?, image), updated_at = ?"
+                       " WHERE id = ?", (status, reason, image, utc_now(), service_id))
 
     def delete_service(self, service_id: str) -> None:
         with self.write() as db:

@@ -16,7 +16,7 @@ from concurrent.futures import Future, TimeoutError as FutureTimeout
 from paas_svc.api.context import ServerContext
 from paas_svc.errors import DockerUnavailable, PaasError
 from paas_svc.lifecycle import mask_secrets
-from paas_svc.locks import add_in_progress
+from paas_svc.locks import service_lock_held
 from paas_svc.models import FAILED, PROVISIONING, ServiceRecord
 
 RECORD_TIMEOUT_SECONDS = 60  # engine connect + lock + one SQLite write; far more than they take
@@ -47,7 +47,7 @@ class Provisioner:
         store = self.context.store()
         resumed = []
         for service in store.list_services():
-            if service.status == PROVISIONING and not add_in_progress(self.context.home, service.env_id, service.slug):
+            if service.status == PROVISIONING and not service_lock_held(self.context.home, service.env_id, service.slug):
                 self._start(f"paas-repair-{service.slug}", self._run_repair, service)
                 resumed.append(f"{service.project}/{service.env}/{service.slug}")
         return resumed

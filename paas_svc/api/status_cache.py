@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from paas_svc.errors import NotFound
-from paas_svc.locks import add_in_progress
+from paas_svc.locks import service_lock_held
 from paas_svc.models import PROVISIONING, ServiceRecord
 from paas_svc.status import live_states, live_status
 
@@ -40,7 +40,7 @@ class StatusCache:
         for index, service in enumerate(services):
             if service.status != PROVISIONING:
                 continue
-            if add_in_progress(self.home, service.env_id, service.slug):
+            if service_lock_held(self.home, service.env_id, service.slug):
                 add_running[service.id] = True
                 continue
             try:

@@ -111,13 +111,16 @@ def run(argv: list[str] | None = None) -> int:
     from paas_svc.errors import ExitCode, Interrupted, PaasError
 
     os.umask(0o077)  # every file we create in the home (db, WAL, key, exports) is 0600
-    previous_handler = _install_interrupt_handler()
+    previous_handlers = _install_interrupt_handlers()
     try:
         argv = sys.argv[1:] if argv is None else argv
         result = build_app(argv)(args=argv, prog_name="paas", standalone_mode=False)
-    except Interrupted:
-        print("\ninterrupted", file=sys.stderr)
-        return ExitCode.INTERRUPTED
+    except Interrupted as error:
+        if error.message == "interrupted":
+            print("\ninterrupted", file=sys.stderr)
+            return error.exit_code
+        print(file=sys.stderr)
+        return _fail(error.message, error.hint, error.exit_code)
     except PaasError as error:
         return _fail(error.message, error.hint, error.exit_code)
     except ClickException as error:
@@ -134,18 +137,24 @@ def run(argv: list[str] | None = None) -> int:
         return _fail(f"internal error: {type(error).__name__}: {error}",
                      "Run again with PAAS_DEBUG=1 for a traceback and report it.", ExitCode.INTERNAL)
     finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
         if "paas_svc.cli.state" in sys.modules:
             sys.modules["paas_svc.cli.state"].close_profiles()
     return result if isinstance(result, int) else 0
 
 
-def _install_interrupt_handler():
-    try:
-        return signal.signal(signal.SIGINT, _raise_interrupted)
-    except ValueError:  # not the main thread (embedded use): keep the default behaviour
-        return None
+def _install_interrupt_handlers() -> dict:
+    """Ctrl-C (SIGINT) and SIGTERM (sent by `timeout`, systemd, CI runners) both raise
+    Interrupted: the command cleans up what it can, records what it cannot, and exits
+    130 or 143."""
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[signum] = signal.signal(signum, _raise_interrupted)
+        except ValueError:  # not the main thread (embedded use): keep the default behaviour
+            break
+    return previous
 
 
 def _raise_interrupted(signum, frame) -> None:
@@ -153,7 +162,7 @@ def _raise_interrupted(signum, frame) -> None:
     # command record what was interrupted and tells the user.
     from paas_svc.errors import Interrupted
 
-    raise Interrupted()
+    raise Interrupted(signum)
 
 
 def main() -> None:

@@ -69,14 +69,15 @@ def serve(
                                hint="Pass --tls-cert and --tls-key, or --insecure if a TLS proxy sits in front.")
         warn(f"serving plain HTTP on {host}: tokens and DSNs cross the network unencrypted (--insecure)")
     try:
+        import starlette  # noqa: F401  - only probing that the extra is installed
         import uvicorn
-
-        from paas_svc.api.app import create_app
-        from paas_svc.api.context import ServerContext
-        from paas_svc.api.provisioning import Provisioner
-    except ImportError as error:
+    except ModuleNotFoundError as error:
         raise MissingExtra(f"`paas serve` needs Starlette and uvicorn ({error.name} is not installed).",
                            hint="Install the extra: pip install 'paas-svc[serve]'.") from None
+    # Imported outside the probe: a broken import of our own is a bug, not a missing extra.
+    from paas_svc.api.app import create_app
+    from paas_svc.api.context import ServerContext
+    from paas_svc.api.provisioning import Provisioner
 
     context = ServerContext(ensure_home(home_dir()), org=org, image_overrides=overrides, ready_timeout=timeout)
     provisioner = Provisioner(context)

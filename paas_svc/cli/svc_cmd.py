@@ -1,4 +1,4 @@
-"""`paas svc add|list|show|dsn|rm|start|stop|restart|logs`."""
+"""`paas svc add|list|show|dsn|rm|start|stop|restart|repair|logs`."""
 
 
 import sys
@@ -124,11 +124,18 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
     info = service_json(service, status)
     info["volume_path"] = service.spec["volume"]
     info["dsn_format"] = service.spec["dsn"]
+    operation = profile.store.get_operation(service.id)
+    info["operation"] = None if operation is None else {
+        "kind": operation.kind, "safety_backup": operation.safety_backup, "source": operation.source,
+        "old_image": operation.old_image, "new_image": operation.new_image, "started_at": operation.started_at,
+        "recover_with": f"paas svc repair {service.slug} --env {service.env}"}
     if json_output:
         print_json(info)
         return
-    print_fields([(key, value) for key, value in info.items() if key != "ports"]
-                 + [("ports", ", ".join(f"{h}->{c}" for c, h in service.host_ports.items()))])
+    operation_fields = [] if operation is None else [
+        (f"operation.{key}", value) for key, value in info["operation"].items() if value is not None]
+    print_fields([(key, value) for key, value in info.items() if key not in ("ports", "operation")]
+                 + [("ports", ", ".join(f"{h}->{c}" for c, h in service.host_ports.items()))] + operation_fields)
 
 
 @app.command("dsn")
@@ -162,13 +169,11 @@ def rm(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
             raise InvalidInput(f"Refusing to delete the data of {slug} without confirmation.", hint="Pass --yes.")
         if not typer.confirm(f"Delete {service.project}/{service.env}/{slug} and ALL its data (volume {service.volume_name})?", err=True):
             raise typer.Exit(1)
-    manager = service_manager(profile, StderrReporter())
-    final_backup = None
-    if purge and not no_backup:
-        from paas_svc.data_ops import final_backup_before_purge
+    from paas_svc.data_ops import remove_service
 
-        final_backup = final_backup_before_purge(manager, service)  # raises (deleting nothing) when it fails
-    manager.remove(service, purge)
+    # Under the service's lock; with --purge the final backup is complete before the volume
+    # goes (a failed backup raises and deletes nothing).
+    final_backup = remove_service(service_manager(profile, StderrReporter()), service, purge, final_backup=not no_backup)
     if purge:
         data(f"Removed {slug} from {service.project}/{service.env} with its volume {service.volume_name}; its credentials are forgotten.")
         if final_backup:
@@ -198,11 +203,17 @@ _simple_action("restart", "Restart a service and wait until it accepts connectio
 @app.command("repair")
 def repair(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
            timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the service to accept connections.")] = 120.0) -> None:
-    """Finish an interrupted add or re-create a missing container, with the stored credentials and volume."""
+    """Bring a service back after an interruption, and say what was done.
+
+    An interrupted add is finished and a missing container re-created (stored credentials,
+    kept volume); an interrupted restore is rolled back to its safety backup, an interrupted
+    upgrade to its old image; an interrupted `rm --purge` is finished."""
+    from paas_svc.data_ops import DataOps
+
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    result = service_manager(profile, StderrReporter()).repair(service, timeout)
-    data(f"{slug} in {service.project}/{service.env}: Ready in {result.elapsed_seconds:.1f}s")
+    result = DataOps(service_manager(profile, StderrReporter())).repair(service, timeout)
+    data(f"{slug} in {service.project}/{service.env}: {result.outcome} ({result.elapsed_seconds:.1f}s)")
 
 
 @app.command("logs")
