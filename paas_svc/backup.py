@@ -1,8 +1,13 @@
-"""Backup files and the per-engine backup/restore strategies.
+"""Backup files, and what every backup strategy shares.
+
+The strategies themselves belong to the service kinds (paas_svc/kinds/<kind>.py: pg_dump,
+BGSAVE, mongodump, a Meilisearch dump, mariadb-dump; kinds/generic.py: a template's own
+dump/restore commands, or the volume archive); strategy_for picks the one a service's
+template chose.
 
 A backup file is one line of JSON (the header) ended by `\\n`, then the engine's native
-payload: a pg_dump custom-format archive, a Redis RDB, a mongodump archive, or a tar
-(the volume of MinIO/Mailpit, the dump file of Meilisearch). `tail -n +2 FILE` gives the
+payload: a pg_dump custom-format archive, a Redis RDB, a mongodump archive, an SQL dump, or
+a tar (a volume, the dump file of Meilisearch). `tail -n +2 FILE` gives the
 payload back for the native tools. The header never holds a credential; its payload size
 and sha256 let `restore` refuse a truncated or corrupted file before touching anything.
 
@@ -194,8 +199,13 @@ def verify_payload(backup: BackupFile, on_bytes: Callable[[int], None] | None = 
 
 
 def check_compatible(header: BackupHeader, service: ServiceRecord, source: str) -> None:
-    """Refuse a backup of another kind of service (a Redis RDB into PostgreSQL, ...)."""
-    if kind_of(header.template) != kind_of(service.template):
+    """Refuse a backup of another kind of service (a Redis RDB into PostgreSQL, ...). Backups
+    of the generic kind only fit services of the very same template."""
+    from paas_svc.catalog import kind_of_service
+
+    kind = kind_of_service(service.template, service.spec)
+    same = kind_of(header.template) == kind and (kind != "generic" or header.template == service.template)
+    if not same:
         raise InvalidBackup(
             f"{source} is a {header.template} backup (of {header.project}/{header.env}/{header.slug}); "
             f"{service.slug} is a {service.template} service. Nothing was changed.",
@@ -204,57 +214,46 @@ def check_compatible(header: BackupHeader, service: ServiceRecord, source: str) 
 
 
 def kind_of(template_key: str) -> str:
-    """Backups are interchangeable within a family: postgres-16 -> postgres."""
-    for kind in STRATEGIES:
-        if template_key == kind or template_key.startswith(kind + "-"):
-            return kind
-    return template_key
+    """The kind of a template by its key: the catalog's (built-in or user) when it knows the
+    key, else the kind older keys imply (postgres-16 -> postgres, minio -> s3)."""
+    from paas_svc.catalog import InvalidTemplate, kind_of_service, load_catalog
+
+    try:
+        template = load_catalog().get(template_key)
+    except (InvalidTemplate, PaasError):
+        template = None
+    return template.kind if template is not None else kind_of_service(template_key, {})
 
 
-def strategy_for(template_key: str) -> "Strategy":
-    strategy = STRATEGIES.get(kind_of(template_key))
-    if strategy is None:
-        raise InvalidInput(f"paas cannot back up {template_key} services.")
-    return strategy
+def strategy_for(service: ServiceRecord | str) -> "Strategy":
+    """The backup strategy a service's stored template chose (native, command, volume);
+    given a template key, the catalog's current definition of it."""
+    from paas_svc.catalog import kind_of_service, load_catalog, spec_from_template
+    from paas_svc.kinds import kind_module
+    from paas_svc.kinds.generic import CommandStrategy, VolumeArchiveStrategy
+
+    if isinstance(service, str):
+        template = load_catalog().get(service)
+        key, spec = service, (spec_from_template(template) if template is not None else {})
+    else:
+        key, spec = service.template, service.spec
+    kind = kind_of_service(key, spec)
+    try:
+        native = kind_module(kind).BACKUP
+    except KeyError:
+        native = None
+    choice = spec.get("backup") or {"strategy": "native" if native is not None else "volume"}
+    strategy = choice.get("strategy")
+    if strategy == "native" and native is not None:
+        return native
+    if strategy == "volume":
+        return VolumeArchiveStrategy(kind)
+    if strategy == "command":
+        return CommandStrategy(kind, choice["dump"], choice["restore"], choice.get("environment"), choice.get("extension", "dump"))
+    raise InvalidInput(f"paas cannot back up {key} services (its template says backup: {strategy}).")
 
 
 # -- pure helpers ------------------------------------------------------------------------
-
-def postgres_major_from_image(image: str) -> int | None:
-    """`postgres:16-alpine` -> 16, `registry:5000/postgres:17.2` -> 17; None when the tag says nothing."""
-    from docker.utils import parse_repository_tag
-
-    if "@" in image:
-        image = image.split("@", 1)[0]
-    _, tag = parse_repository_tag(image)
-    match = re.match(r"^(\d+)(?:$|[._-])", tag or "")
-    return int(match.group(1)) if match else None
-
-
-def postgres_major_from_version_output(text: str) -> int | None:
-    """`postgres (PostgreSQL) 15.18 (Debian ...)` -> 15."""
-    match = re.search(r"\(PostgreSQL\)\s+(\d+)", text)
-    return int(match.group(1)) if match else None
-
-
-def parse_redis_info(text: str) -> dict[str, str]:
-    fields = {}
-    for line in text.splitlines():
-        if ":" in line and not line.startswith("#"):
-            name, _, value = line.partition(":")
-            fields[name.strip()] = value.strip()
-    return fields
-
-
-def redis_aof_files(rdb_size: int) -> list[tuple[str, int, int]]:
-    """(name, size, mode) of the files a Redis 7 AOF directory needs to load an RDB as its base."""
-    return [
-        ("appendonlydir", 0, 0o700),
-        (f"appendonlydir/{REDIS_AOF_BASE}", rdb_size, 0o600),
-        (f"appendonlydir/{REDIS_AOF_INCR}", 0, 0o600),
-        (f"appendonlydir/{REDIS_AOF_MANIFEST}", len(REDIS_AOF_MANIFEST_TEXT), 0o600),
-    ]
-
 
 MAX_SHOWN_NAME_CHARS = 120
 
@@ -428,7 +427,7 @@ class Strategy(Protocol):
     def restore(self, engine: Engine, ctx: ServiceContext, backup: BackupFile) -> None: ...
 
 
-def _first_line(result: ExecResult, fallback: str) -> str:
+def first_line(result: ExecResult, fallback: str) -> str:
     if result.exit_code != 0:
         return fallback
     lines = (result.stdout or result.stderr).decode("utf-8", errors="replace").strip().splitlines()
@@ -438,21 +437,22 @@ def _first_line(result: ExecResult, fallback: str) -> str:
     return "".join(char if char.isprintable() else "?" for char in lines[0][:MAX_TOOL_VERSION_CHARS]) or fallback
 
 
-def _check_magic(backup: BackupFile, magic: bytes, what: str) -> None:
+def check_magic(backup: BackupFile, magic: bytes, what: str) -> None:
     with backup.open_payload() as payload:
         start = payload.read(len(magic))
     if start != magic:
         raise InvalidBackup(f"{backup.path} claims to be a {backup.header.template} backup but its data is not {what}. Nothing was changed.")
 
 
-def _temp_name(extension: str) -> str:
+def temp_name(extension: str) -> str:
     return f"paas-restore-{os.urandom(6).hex()}.{extension}"
 
 
-def _load_into_fresh_volume(engine: Engine, ctx: ServiceContext, path: str, archive: BinaryIO,
-                            extra_environment: dict[str, str] | None = None) -> None:
+def load_into_fresh_volume(engine: Engine, ctx: ServiceContext, path: str, archive: BinaryIO,
+                            extra_environment: dict[str, str] | None = None, wait: bool = True) -> None:
     """Stop and remove the container, replace its volume by an empty one, re-create the
-    container (not started), extract `archive` into `path` in it, start, wait until ready."""
+    container (not started), extract `archive` into `path` in it, start, and (with `wait`)
+    wait until ready."""
     engine.stop(ctx.container)
     engine.remove_container(ctx.container)
     engine.remove_volume(ctx.volume)
@@ -460,310 +460,8 @@ def _load_into_fresh_volume(engine: Engine, ctx: ServiceContext, path: str, arch
     engine.create_container(ctx.container_spec(extra_environment))
     engine.put_archive(ctx.container, path, archive)
     engine.start(ctx.container)
-    ctx.wait_ready()
-
-
-class PostgresStrategy:
-    kind = "postgres"
-    extension = "pgdump"
-    needs_running = True
-    replaces_volume = False
-
-    def tool_version(self, engine, ctx):
-        return _first_line(engine.exec_capture(ctx.container, ["pg_dump", "--version"]), "pg_dump")
-
-    def backup(self, engine, ctx, sink):
-        creds = ctx.credentials
-        result = engine.exec_stream(ctx.container, ["pg_dump", "-Fc", "--no-acl", "--no-owner", "-U", creds["user"], creds["db"]], sink)
-        if result.exit_code != 0:
-            raise BackupFailed(f"pg_dump failed in {ctx.container} (exit {result.exit_code}): {result.error_text()}")
-
-    def check_payload(self, backup, mount_path):
-        _check_magic(backup, b"PGDMP", "a pg_dump custom-format archive")
-
-    def restore(self, engine, ctx, backup):
-        creds = ctx.credentials
-        name = _temp_name("pgdump")
-        with backup.open_payload() as payload:
-            engine.put_archive(ctx.container, "/tmp", single_file_tar(name, payload, backup.payload_bytes, scratch_dir=ctx.scratch_dir))
-        try:
-            # One transaction: if anything fails, the database is left exactly as it was.
-            result = engine.exec_capture(ctx.container, [
-                "pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction",
-                "-U", creds["user"], "-d", creds["db"], f"/tmp/{name}"])
-        finally:
-            engine.exec_capture(ctx.container, ["rm", "-f", f"/tmp/{name}"])
-        if result.exit_code != 0:
-            raise BackupFailed(f"pg_restore failed in {ctx.container} (exit {result.exit_code}); the database is unchanged: "
-                               f"{result.error_text()}")
-
-
-REDIS_AOF_DIR = "appendonlydir"
-REDIS_AOF_BASE = "appendonly.aof.1.base.rdb"
-REDIS_AOF_INCR = "appendonly.aof.1.incr.aof"
-REDIS_AOF_MANIFEST = "appendonly.aof.manifest"
-REDIS_AOF_MANIFEST_TEXT = (f"file {REDIS_AOF_BASE} seq 1 type b\n"
-                           f"file {REDIS_AOF_INCR} seq 1 type i\n").encode()
-
-
-class RedisStrategy:
-    """BGSAVE + the RDB file. The service runs with `--appendonly yes`, and Redis 7 then loads
-    ONLY its AOF directory: with no appendonlydir it starts EMPTY and ignores dump.rdb. So a
-    restore writes the RDB as the base of a fresh multi-part AOF (manifest: base + empty incr)."""
-
-    kind = "redis"
-    extension = "rdb"
-    needs_running = True
-    replaces_volume = True
-
-    def _cli(self, engine, ctx, *args: str) -> str:
-        result = engine.exec_capture(ctx.container, ["redis-cli", *args], environment={"REDISCLI_AUTH": ctx.credentials["password"]})
-        text = result.stdout.decode("utf-8", errors="replace").strip()
-        if result.exit_code != 0 or text.startswith(("ERR", "NOAUTH", "WRONGPASS", "(error)")):
-            raise BackupFailed(f"redis-cli {args[0]} failed in {ctx.container}: {text or result.error_text()}")
-        return text
-
-    def tool_version(self, engine, ctx):
-        return _first_line(engine.exec_capture(ctx.container, ["redis-server", "--version"]), "redis-server")
-
-    def backup(self, engine, ctx, sink):
-        deadline = time.monotonic() + ctx.operation_timeout
-        before = parse_redis_info(self._cli(engine, ctx, "INFO", "persistence"))
-        last_save = int(before.get("rdb_last_save_time", "0"))  # = LASTSAVE
-        saves = before.get("rdb_saves")  # Redis >= 7.0 counts its snapshots
-        if saves is None:
-            # Only LASTSAVE tells a new snapshot apart, in whole seconds: a save finishing in the
-            # second of the previous one would not move it.
-            while int(self._cli(engine, ctx, "TIME").split()[0]) <= last_save:
-                self._wait(ctx, deadline, 0.2)
-        while True:
-            reply = self._cli(engine, ctx, "BGSAVE", "SCHEDULE")
-            if "already in progress" not in reply:
-                break
-            self._wait(ctx, deadline, 0.2)  # a save started before ours: wait for it, then ask again
-        seen_running = reply.startswith("Background saving started")
-        interval = 0.05
-        while True:
-            info = parse_redis_info(self._cli(engine, ctx, "INFO", "persistence"))
-            if saves is not None:
-                newer = int(info.get("rdb_saves", "0")) > int(saves)
-            else:
-                newer = int(info.get("rdb_last_save_time", "0")) > last_save
-            if info.get("rdb_bgsave_in_progress") == "1":
-                seen_running = True
-            elif newer and info.get("rdb_last_bgsave_status") == "ok":
-                break
-            elif seen_running and info.get("rdb_last_bgsave_status") != "ok":
-                raise BackupFailed(f"Redis could not write its snapshot (BGSAVE failed in {ctx.container}); see `paas svc logs`.")
-            self._wait(ctx, deadline, interval)
-            interval = min(interval * 1.5, 0.5)
-        copy_single_member(engine.get_archive(ctx.container, f"{ctx.mount_path}/dump.rdb"), sink)
-
-    def _wait(self, ctx, deadline: float, seconds: float) -> None:
-        if time.monotonic() > deadline:
-            raise BackupFailed(f"Redis did not finish its snapshot within {ctx.operation_timeout:g}s.")
-        ctx.sleep(seconds)
-
-    def check_payload(self, backup, mount_path):
-        _check_magic(backup, b"REDIS", "a Redis RDB file")
-
-    def restore(self, engine, ctx, backup):
-        try:  # the new files get the data dir's owner (the image's entrypoint would chown them anyway)
-            owner = first_tar_member(engine.get_archive(ctx.container, ctx.mount_path))
-        except (PaasError, tarfile.TarError):
-            owner = None  # e.g. a rollback after the container was removed
-        uid, gid = (owner.uid, owner.gid) if owner is not None else (0, 0)
-        archive = self.aof_archive(backup, uid, gid, ctx.scratch_dir)
-        _load_into_fresh_volume(engine, ctx, ctx.mount_path, archive)
-
-    @staticmethod
-    def aof_archive(backup: BackupFile, uid: int, gid: int, scratch_dir: Path | None = None) -> BinaryIO:
-        spool_file = spool(scratch_dir)
-        now = int(time.time())
-        with tarfile.open(fileobj=spool_file, mode="w") as archive:
-            for name, size, mode in redis_aof_files(backup.payload_bytes):
-                info = tarfile.TarInfo(name)
-                info.uid, info.gid, info.mode, info.mtime = uid, gid, mode, now
-                if name == REDIS_AOF_DIR:
-                    info.type = tarfile.DIRTYPE
-                    archive.addfile(info)
-                    continue
-                info.size = size
-                if name.endswith(REDIS_AOF_BASE):
-                    with backup.open_payload() as payload:
-                        archive.addfile(info, payload)
-                elif name.endswith(REDIS_AOF_MANIFEST):
-                    archive.addfile(info, io.BytesIO(REDIS_AOF_MANIFEST_TEXT))
-                else:
-                    archive.addfile(info, io.BytesIO(b""))
-        spool_file.seek(0)
-        return spool_file
-
-
-# Runs a MongoDB tool with its password in a `--config` YAML file that exists only inside the
-# container and only while the tool runs: the password comes in through the exec's environment
-# (never an argv), the file is made under umask 077 and removed when the tool ends or the shell
-# is signalled. `printf` is a shell builtin, so the YAML text is on no command line either.
-MONGO_CONFIG_VARIABLE = "PAAS_MONGO_CONFIG"
-MONGO_WITH_CONFIG_SCRIPT = (
-    'umask 077; conf=$(mktemp) || exit 97; '
-    'trap \'rm -f "$conf"\' EXIT; trap \'rm -f "$conf"; exit 143\' HUP INT TERM; '
-    f'printf \'%s\\n\' "${MONGO_CONFIG_VARIABLE}" > "$conf" || exit 97; unset {MONGO_CONFIG_VARIABLE}; '
-    '"$@" --config "$conf"'
-)
-
-
-def mongo_config_text(password: str) -> str:
-    """The tools' YAML config: a JSON string is a valid YAML double-quoted scalar."""
-    return "password: " + json.dumps(password)
-
-
-class MongoStrategy:
-    kind = "mongodb"
-    extension = "mongoarchive"
-    needs_running = True
-    replaces_volume = False
-
-    def _run(self, engine, ctx, tool_args: list[str], sink: BinaryIO | None = None) -> ExecResult:
-        """A mongo tool as the root user; the password only in the exec's environment and a
-        short-lived 0600 file in the container (see MONGO_WITH_CONFIG_SCRIPT)."""
-        command = ["sh", "-c", MONGO_WITH_CONFIG_SCRIPT, "paas-mongo-tool", *tool_args,
-                   "--username", ctx.credentials["user"], "--authenticationDatabase", "admin"]
-        environment = {MONGO_CONFIG_VARIABLE: mongo_config_text(ctx.credentials["password"])}
-        if sink is None:
-            return engine.exec_capture(ctx.container, command, environment=environment)
-        return engine.exec_stream(ctx.container, command, sink, environment=environment)
-
-    def tool_version(self, engine, ctx):
-        return _first_line(engine.exec_capture(ctx.container, ["mongodump", "--version"]), "mongodump")
-
-    def backup(self, engine, ctx, sink):
-        result = self._run(engine, ctx, ["mongodump", "--archive", "--gzip"], sink)
-        if result.exit_code != 0:
-            raise BackupFailed(f"mongodump failed in {ctx.container} (exit {result.exit_code}): {result.error_text()}")
-
-    def check_payload(self, backup, mount_path):
-        _check_magic(backup, b"\x1f\x8b", "a gzip mongodump archive")
-
-    def restore(self, engine, ctx, backup):
-        name = _temp_name("mongoarchive")
-        with backup.open_payload() as payload:
-            engine.put_archive(ctx.container, "/tmp", single_file_tar(name, payload, backup.payload_bytes, scratch_dir=ctx.scratch_dir))
-        try:
-            # admin.* holds the users: restoring it would replace this service's credentials
-            # with the source's (a clone must keep its own).
-            result = self._run(engine, ctx, ["mongorestore", f"--archive=/tmp/{name}", "--gzip", "--drop", "--nsExclude=admin.*"])
-        finally:
-            engine.exec_capture(ctx.container, ["rm", "-f", f"/tmp/{name}"])
-        if result.exit_code != 0:
-            raise BackupFailed(f"mongorestore failed in {ctx.container} (exit {result.exit_code}): {result.error_text()}")
-
-
-class MeilisearchStrategy:
-    """POST /dumps, wait for the task, copy the .dump file out (as a one-file tar). A dump can
-    only be imported when Meilisearch starts on an empty database (MEILI_IMPORT_DUMP)."""
-
-    kind = "meilisearch"
-    extension = "meilidump.tar"
-    needs_running = True
-    replaces_volume = True
-
-    def tool_version(self, engine, ctx):
-        return _first_line(engine.exec_capture(ctx.container, ["meilisearch", "--version"]), "meilisearch")
-
-    def backup(self, engine, ctx, sink):
-        status, task = ctx.http("POST", "/dumps")
-        if status != 202 or not isinstance(task, dict) or "taskUid" not in task:
-            raise BackupFailed(f"Meilisearch refused to create a dump (HTTP {status}: {task}).")
-        deadline = time.monotonic() + ctx.operation_timeout
-        interval = 0.1
-        while True:
-            status, body = ctx.http("GET", f"/tasks/{task['taskUid']}")
-            state = body.get("status") if isinstance(body, dict) else None
-            if state == "succeeded":
-                break
-            if state in ("failed", "canceled"):
-                raise BackupFailed(f"Meilisearch dump task {task['taskUid']} {state}: {body.get('error')}")
-            if time.monotonic() > deadline:
-                raise BackupFailed(f"Meilisearch dump task {task['taskUid']} did not finish within {ctx.operation_timeout:g}s.")
-            ctx.sleep(interval)
-            interval = min(interval * 1.5, 1.0)
-        dump_path = f"{ctx.mount_path}/dumps/{body['details']['dumpUid']}.dump"
-        for chunk in engine.get_archive(ctx.container, dump_path):
-            sink.write(chunk)
-        engine.exec_capture(ctx.container, ["rm", "-f", dump_path])  # dumps are full copies: do not pile them up
-
-    def check_payload(self, backup, mount_path):
-        with backup.open_payload() as payload:
-            self._check_members(payload, backup)
-
-    @staticmethod
-    def _check_members(payload: BinaryIO, backup: BackupFile) -> str:
-        """The name of the one .dump file the archive must hold (nothing else)."""
-        members = _tar_members(payload, backup)
-        if (len(members) != 1 or not members[0].isfile() or "/" in members[0].name or members[0].name.startswith(".")
-                or not members[0].name.endswith(".dump") or not members[0].name.isprintable() or members[0].mode & 0o6000):
-            raise InvalidBackup(f"{backup.path} does not hold exactly one Meilisearch .dump file. Nothing was changed.")
-        return members[0].name
-
-    def restore(self, engine, ctx, backup):
-        with checked_copy(backup, ctx.scratch_dir, lambda copy: self._check_members(copy, backup)) as payload:
-            dump_name = self._check_members(payload, backup)
-            payload.seek(0)
-            dump_path = f"{ctx.mount_path}/{dump_name}"
-            _load_into_fresh_volume(engine, ctx, ctx.mount_path, payload, {"MEILI_IMPORT_DUMP": dump_path})
-        # The import happened at launch; run the container again without the import setting.
-        engine.stop(ctx.container)
-        engine.remove_container(ctx.container)
-        engine.create_container(ctx.container_spec(None))
-        engine.start(ctx.container)
+    if wait:
         ctx.wait_ready()
-        engine.exec_capture(ctx.container, ["rm", "-f", dump_path])
-
-
-class VolumeArchiveStrategy:
-    """A tar of the whole volume, taken with the container stopped (no writes in flight)."""
-
-    extension = "tar"
-    needs_running = False
-    replaces_volume = True
-
-    def __init__(self, kind: str):
-        self.kind = kind
-
-    def tool_version(self, engine, ctx):
-        return "docker-archive"
-
-    def backup(self, engine, ctx, sink):
-        state = engine.inspect_container(ctx.container)
-        was_running = bool(state and state["State"]["Running"])
-        if was_running:
-            engine.stop(ctx.container)
-        try:
-            for chunk in engine.get_archive(ctx.container, ctx.mount_path):
-                sink.write(chunk)
-        finally:
-            if was_running:
-                engine.start(ctx.container)
-                ctx.wait_ready()
-
-    def check_payload(self, backup, mount_path):
-        with backup.open_payload() as payload:
-            self._check(payload, backup, mount_path)
-
-    def restore(self, engine, ctx, backup):
-        # The file was checked before the restore began, but it could have been replaced since:
-        # the archive extracted is a private copy, checked again before anything is stopped.
-        parent = os.path.dirname(ctx.mount_path) or "/"
-        with checked_copy(backup, ctx.scratch_dir, lambda copy: self._check(copy, backup, ctx.mount_path)) as payload:
-            _load_into_fresh_volume(engine, ctx, parent, payload)
-
-    @staticmethod
-    def _check(payload: BinaryIO, backup: BackupFile, mount_path: str) -> None:
-        try:
-            check_volume_tar(payload, os.path.basename(mount_path.rstrip("/")))
-        except InvalidBackup as error:
-            raise InvalidBackup(f"{backup.path}: {error.message}") from None
 
 
 @contextmanager
@@ -788,22 +486,12 @@ def checked_copy(backup: BackupFile, scratch_dir: Path | None, check: Callable[[
         copy.close()
 
 
-def _tar_members(payload: BinaryIO, backup: BackupFile) -> list[tarfile.TarInfo]:
+def tar_members(payload: BinaryIO, backup: BackupFile) -> list[tarfile.TarInfo]:
     try:
         with tarfile.open(fileobj=payload, mode="r|") as archive:
             return [member for member in archive]
     except tarfile.TarError as error:
         raise InvalidBackup(f"{backup.path}: its data is not a readable tar archive ({error}). Nothing was changed.") from None
-
-
-STRATEGIES: dict[str, Strategy] = {
-    "postgres": PostgresStrategy(),
-    "redis": RedisStrategy(),
-    "mongodb": MongoStrategy(),
-    "meilisearch": MeilisearchStrategy(),
-    "minio": VolumeArchiveStrategy("minio"),
-    "mailpit": VolumeArchiveStrategy("mailpit"),
-}
 
 
 # -- small I/O adapters ---------------------------------------------------------------------

@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from paas_svc.backup import (
     RESERVED_HEADER_BYTES, BackupFailed, BackupFile, BackupHeader, ServiceContext, Strategy, check_compatible,
-    encode_header, postgres_major_from_image, postgres_major_from_version_output, read_backup, strategy_for, verify_payload,
+    encode_header, read_backup, strategy_for, verify_payload,
 )
+from paas_svc.catalog import template_from_spec
 from paas_svc.errors import Conflict, Interrupted, InvalidInput, PaasError, ProvisioningFailed
 from paas_svc.home import atomic_private_file
+from paas_svc.kinds import postgres
 from paas_svc.lifecycle import ServiceManager, fault_point, mask_secrets, service_labels, validate_timeout
 from paas_svc.models import PURGING, READY, REMOVED, RESTORING, UPGRADING, Operation, ServiceRecord
 from paas_svc.naming import LABEL_MANAGED, LABEL_PROFILE, validate_name
@@ -252,7 +254,7 @@ class DataOps:
 
     def _write_file(self, service: ServiceRecord, path: Path) -> BackupHeader:
         """Write a backup file atomically (temp file + rename), mode 0600."""
-        strategy = strategy_for(service.template)
+        strategy = strategy_for(service)
         self.require_container(service, strategy)
         if not path.parent.is_dir():
             raise InvalidInput(f"Cannot write {path}: the folder {path.parent} does not exist.")
@@ -309,7 +311,7 @@ class DataOps:
     def safety_backup(self, service: ServiceRecord, purpose: str) -> BackupResult:
         """A complete backup in PAAS_HOME/backups: written, fsynced and renamed to its final
         name (and that name made durable) before it is returned."""
-        strategy = strategy_for(service.template)
+        strategy = strategy_for(service)
         folder = self.backup_dir
         path = unique_path(folder / default_backup_name(service, strategy.extension, purpose))
         result = self.backup_to_path(service, path, purpose=purpose)
@@ -321,7 +323,7 @@ class DataOps:
     def check_backup(self, service: ServiceRecord, path: Path) -> BackupFile:
         """Everything that can be checked without touching the service: header, size,
         checksum, kind, and the payload's own format."""
-        strategy = strategy_for(service.template)
+        strategy = strategy_for(service)
         backup = read_backup(Path(path))
         check_compatible(backup.header, service, str(path))
         self.progress.start("Checking the backup", backup.payload_bytes)
@@ -341,7 +343,7 @@ class DataOps:
 
     def _restore(self, service: ServiceRecord, backup: BackupFile, ready_timeout: float) -> RestoreResult:
         started = time.monotonic()
-        strategy = strategy_for(service.template)
+        strategy = strategy_for(service)
         self.require_container(service, strategy)
         self.step(f"Taking a safety backup of {service.slug}'s current data")
         safety = self.safety_backup(service, "pre-restore").path
@@ -435,7 +437,7 @@ class DataOps:
         return RepairResult(self.store.get_service_by_id(service.id), outcome, time.monotonic() - started)
 
     def _roll_back_interrupted_restore(self, service: ServiceRecord, operation: Operation, timeout: float) -> str:
-        strategy = strategy_for(service.template)
+        strategy = strategy_for(service)
         ctx = self.context(service, timeout)
         safety = Path(operation.safety_backup or "")
         self.step(f"Rolling back the interrupted restore of {service.slug}: putting back {safety}")
@@ -487,7 +489,7 @@ class DataOps:
             kept = " (removed, its volume is kept)" if existing.status == REMOVED else ""
             raise Conflict(f"{service.project}/{to_env}/{to_slug} already exists{kept}; a clone is always a new service.",
                            hint=f"Pick another --to-slug, or restore a backup into it with `paas svc restore {to_slug} FILE --env {to_env}`.")
-        strategy = strategy_for(service.template)
+        strategy = strategy_for(service)
         self.require_container(service, strategy)
         self.step(f"Backing up {service.project}/{service.env}/{service.slug}")
         staging = self.backup_to_path(service, self.scratch_dir / default_backup_name(service, strategy.extension, f"clone-to-{to_env}-{to_slug}"),
@@ -496,8 +498,9 @@ class DataOps:
             backup = read_backup(staging)
             self.step(f"Creating {to_slug} in {service.project}/{to_env}")
             try:
+                # The clone runs the definition its source was created with, not the catalog's today.
                 target = self.manager.add(service.project, to_env, to_slug, service.template, image=service.image,
-                                          timeout=timeout).service
+                                          timeout=timeout, definition=template_from_spec(service.template, service.spec)).service
             except ProvisioningFailed:
                 half_made = self.store.find_service(service.project, to_env, to_slug)
                 if half_made is not None:  # ours: it did not exist a moment ago and holds no data
@@ -537,7 +540,7 @@ class DataOps:
     def _upgrade(self, service: ServiceRecord, new_image: str, timeout: float, rollback_timeout: float | None) -> UpgradeResult:
         started = time.monotonic()
         old_image = service.image
-        strategy = strategy_for(service.template)
+        strategy = strategy_for(service)
         self.require_container(service, strategy)
         self.manager.ensure_image(new_image)
         if strategy.kind == "postgres":
@@ -595,11 +598,11 @@ class DataOps:
         read = self.engine.exec_capture(service.container_name, ["sh", "-c", f'cat "${{PGDATA:-{service.spec["volume"]}}}/PG_VERSION"'])
         text = read.stdout.decode("utf-8", errors="replace").strip()
         data_major = int(text) if read.exit_code == 0 and text.isdigit() else None
-        new_major = postgres_major_from_image(new_image)
+        new_major = postgres.major_from_image(new_image)
         if new_major is None:
             labels = {LABEL_MANAGED: "true", LABEL_PROFILE: self.store.profile_id()}
             version = self.engine.run_once(new_image, ["--version"], ["postgres"], labels)
-            new_major = postgres_major_from_version_output(version.stdout.decode("utf-8", errors="replace"))
+            new_major = postgres.major_from_version_output(version.stdout.decode("utf-8", errors="replace"))
         if data_major is not None and new_major is not None and data_major != new_major:
             new_slug = f"{service.slug}-pg{new_major}"
             file = f"{service.slug}.pgdump"
@@ -633,7 +636,7 @@ def final_backup_before_purge(manager: ServiceManager, service: ServiceRecord) -
     if not engine.volume_exists(service.volume_name):
         return None
     data_ops = DataOps(manager)
-    strategy = strategy_for(service.template)
+    strategy = strategy_for(service)
     state = engine.inspect_container(service.container_name)
     undo = None
     try:

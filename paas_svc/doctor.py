@@ -12,11 +12,12 @@ import os
 import stat
 from dataclasses import asdict, dataclass, field
 
-from paas_svc.errors import DockerUnavailable, PaasError
+from paas_svc.errors import DockerUnavailable, PaasError, StateError
 from paas_svc.dsn import HOST_VIEW_HOST
 from paas_svc.lifecycle import OPERATION_NAMES, ServiceManager, port_is_free
 from paas_svc.locks import service_lock_held
 from paas_svc.models import FAILED, OPERATION_STATUSES, PROVISIONING, REMOVED, ServiceRecord
+from paas_svc.operate import limits_mismatch
 from paas_svc.naming import LABEL_PROFILE, LABEL_SERVICE_ID, NETWORK_NAME
 
 # fix actions --fix knows how to apply
@@ -43,6 +44,7 @@ class Finding:
 @dataclass
 class Report:
     findings: list[Finding] = field(default_factory=list)
+    state_unusable: bool = False  # the state database is damaged: `paas doctor` exits 8
 
     @property
     def problems(self) -> list[Finding]:
@@ -57,8 +59,13 @@ class Report:
 def diagnose(manager: ServiceManager) -> Report:
     report = Report()
     _check_files(manager, report)
-    _check_database(manager, report)
-    services = manager.store.list_services(include_removed=True)
+    try:
+        _check_database(manager, report)
+        services = manager.store.list_services(include_removed=True)
+    except StateError as error:  # a damaged database: report it; nothing else can be trusted
+        report.add("database", False, error.message, fix=error.hint)
+        report.state_unusable = True
+        return report
     _check_key(manager, services, report)
     try:
         engine = manager.engine
@@ -82,23 +89,41 @@ def _check_backups(manager: ServiceManager, report: Report, engine=None) -> None
 
 
 def _check_files(manager: ServiceManager, report: Report) -> None:
+    """Modes of the home and everything in it, by lstat: a symbolic link is reported, never
+    followed (chmod-ing its target could open up a file outside the home)."""
     home = manager.home
-    expected = [(path, 0o700 if path.is_dir() else 0o600) for path in [home, *sorted(home.rglob("*"))]]
-    wrong = [(path, mode) for path, mode in expected if stat.S_IMODE(path.stat().st_mode) & ~mode]
-    for path, mode in wrong:
-        report.add("permissions", False, f"{path} is mode {stat.S_IMODE(path.stat().st_mode):o}, should be {mode:o}",
-                   fix=f"chmod {mode:o} {path}", action=CHMOD, target=f"{mode:o}:{path}")
-    if not wrong:
+    problems = 0
+    for path in [home, *sorted(home.rglob("*"))]:
+        try:
+            info = path.lstat()
+        except FileNotFoundError:  # removed meanwhile (a temp file, a lock)
+            continue
+        if stat.S_ISLNK(info.st_mode) and path != home:
+            problems += 1
+            report.add("permissions", False, f"{path} is a symbolic link (to {os.readlink(path)}); paas never makes links in its home",
+                       fix=f"check what it points at, then replace it with the real file or remove it: rm {path}")
+            continue
+        expected = 0o700 if stat.S_ISDIR(info.st_mode) else 0o600
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & ~expected:
+            problems += 1
+            if path == home:  # may be the user's own folder: only tell (ensure_home refuses it when others can write)
+                report.add("permissions", False, f"{path} is mode {mode:o}, should be {expected:o}", fix=f"chmod {expected:o} {path}")
+            else:
+                report.add("permissions", False, f"{path} is mode {mode:o}, should be {expected:o}",
+                           fix=f"chmod {expected:o} {path}", action=CHMOD, target=f"{expected:o}:{path}")
+    if not problems:
         report.add("permissions", True, f"files under {home} are private (0600/0700)")
 
 
 def _check_database(manager: ServiceManager, report: Report) -> None:
-    result = manager.store._db.execute("PRAGMA integrity_check").fetchone()[0]
+    result = manager.store.integrity_check()
     if result == "ok":
         report.add("database", True, f"{manager.store.path}: integrity_check ok")
     else:
         report.add("database", False, f"{manager.store.path}: integrity_check says {result}",
-                   fix="Restore state.db from a backup; `sqlite3 state.db .recover` may save what is left.")
+                   fix=f"Restore state.db from a backup; `sqlite3 {manager.store.path} .recover` may save what is left.")
+        report.state_unusable = True
 
 
 def _check_key(manager: ServiceManager, services: list[ServiceRecord], report: Report) -> None:
@@ -187,6 +212,9 @@ def _container_mismatches(container: dict, service: ServiceRecord, profile_id: s
         problems.append(f"ports {actual} instead of {service.host_ports}")
     if any(b[0].get("HostIp") != HOST_VIEW_HOST for b in bindings.values() if b):
         problems.append("a port is published beyond 127.0.0.1")
+    limits = limits_mismatch(container, service)
+    if limits:
+        problems.append(limits)
     return problems
 
 
@@ -230,7 +258,7 @@ def apply_fixes(manager: ServiceManager, report: Report) -> None:
         try:
             if finding.action == CHMOD:
                 mode, path = finding.target.split(":", 1)
-                os.chmod(path, int(mode, 8))
+                _chmod_no_follow(path, int(mode, 8))
             elif finding.action == CREATE_NETWORK:
                 from paas_svc.locks import blocking_lock, host_lock_path
                 from paas_svc.naming import LABEL_MANAGED
@@ -248,3 +276,14 @@ def apply_fixes(manager: ServiceManager, report: Report) -> None:
             finding.fixed = True
         except PaasError as error:
             finding.fix_error = error.message
+        except OSError as error:
+            finding.fix_error = f"{error.strerror or error}"
+
+
+def _chmod_no_follow(path: str, mode: int) -> None:
+    """chmod the file itself: opened with O_NOFOLLOW, so a link put there since the check fails."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)

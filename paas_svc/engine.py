@@ -34,6 +34,9 @@ class ContainerSpec:
     port_bindings: dict[int, int]  # container port -> host port (published on 127.0.0.1)
     network: str = NETWORK_NAME
     restart_policy: str = "unless-stopped"
+    hostname: str | None = None  # a fixed hostname (RabbitMQ keys its data by node name)
+    memory_bytes: int | None = None  # hard memory limit (None: unlimited)
+    cpus: float | None = None  # CPU quota in cores (None: unlimited)
 
 
 @dataclass(frozen=True)
@@ -136,12 +139,15 @@ class Engine:
             mounts=[docker.types.Mount(target=spec.volume_path, source=spec.volume, type="volume")],
             restart_policy={"Name": spec.restart_policy},
             network_mode=spec.network,
+            mem_limit=spec.memory_bytes,
+            nano_cpus=int(round(spec.cpus * 1e9)) if spec.cpus else None,
         )
         try:
             created = self._api.create_container(
                 spec.image,
                 command=spec.command,
                 name=spec.name,
+                hostname=spec.hostname,
                 environment=spec.environment,
                 labels=spec.labels,
                 ports=[(port, "tcp") for port in spec.port_bindings],
@@ -203,6 +209,22 @@ class Engine:
     def list_containers(self, label_filters: list[str]) -> list[ContainerState]:
         return [_state_from_json(item) for item in self._api.containers(all=True, filters={"label": label_filters})]
 
+    def cpu_count(self) -> int:
+        """CPUs the engine's host has (the most a container's --cpus may ask for)."""
+        return int(self._api.info().get("NCPU") or 1)
+
+    def container_stats(self, name: str) -> dict | None:
+        """One stats sample (with the previous one, for CPU use); None when the container is gone."""
+        try:
+            return self._api.stats(name, stream=False)
+        except docker.errors.NotFound:
+            return None
+
+    def volume_sizes(self) -> dict[str, int]:
+        """Bytes used per volume, from ONE `docker system df` request (-1 when the engine does not know)."""
+        volumes = self._api.df().get("Volumes") or []
+        return {volume["Name"]: int((volume.get("UsageData") or {}).get("Size", -1)) for volume in volumes}
+
     # -- exec, archives, throwaway containers (backup, restore, upgrade) ------------
 
     @contextmanager
@@ -241,6 +263,36 @@ class Engine:
                     del stderr[:-STDERR_TAIL_BYTES]
         exit_code = api.exec_inspect(exec_id)["ExitCode"]
         return ExecResult(exit_code if exit_code is not None else -1, b"", bytes(stderr))
+
+    def exec_stdin(self, name: str, command: list[str], source: BinaryIO, environment: dict[str, str] | None = None) -> ExecResult:
+        """Run a command in a running container with `source` as its stdin (read to EOF, then
+        closed); stdout and stderr are kept (their last 16 KiB each)."""
+        import socket as socket_module
+
+        from docker.utils.socket import frames_iter
+
+        api = self._api
+        try:
+            exec_id = api.exec_create(name, command, environment=environment, stdin=True, stdout=True, stderr=True)
+        except docker.errors.APIError as error:
+            raise Conflict(f"Cannot run {command[0]} in {name}: {error.explanation or error}",
+                           hint="Is the service running? See `paas svc list`.") from None
+        output = {1: bytearray(), 2: bytearray()}
+        with self._without_timeout():
+            stream = api.exec_start(exec_id, socket=True)
+            raw = getattr(stream, "_sock", stream)
+            try:
+                while chunk := source.read(COPY_CHUNK):
+                    raw.sendall(chunk)
+                raw.shutdown(socket_module.SHUT_WR)  # EOF on the command's stdin
+                for stream_id, data in frames_iter(stream, tty=False):
+                    if stream_id in output:
+                        output[stream_id].extend(data)
+                        del output[stream_id][:-STDERR_TAIL_BYTES]
+            finally:
+                stream.close()
+        exit_code = api.exec_inspect(exec_id)["ExitCode"]
+        return ExecResult(exit_code if exit_code is not None else -1, bytes(output[1]), bytes(output[2]))
 
     def get_archive(self, name: str, path: str) -> Iterator[bytes]:
         """A tar stream of `path` in the container (running or stopped; volumes included)."""

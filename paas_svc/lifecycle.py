@@ -13,18 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-from paas_svc.catalog import Template, get_template
-from paas_svc.credentials import generate_credentials
+from paas_svc.catalog import Template, get_template, kind_of_service, spec_from_template
+from paas_svc.secrets.generate import generate_credentials
 from paas_svc.dsn import HOST_VIEW_HOST, render_command, render_environment
 from paas_svc.errors import Conflict, Interrupted, InvalidInput, NotFound, ProvisioningFailed
 from paas_svc.locks import blocking_lock, busy_error, host_lock_path, service_lock
-from paas_svc.models import FAILED, OPERATION_STATUSES, PROVISIONING, PURGING, READY, REMOVED, ServiceRecord
+from paas_svc.models import FAILED, OPERATION_STATUSES, PROVISIONING, PURGING, READY, REMOVED, STARTING, ServiceRecord
 from paas_svc.naming import (
     LABEL_ENV, LABEL_MANAGED, LABEL_PROFILE, LABEL_PROJECT, LABEL_SERVICE_ID, LABEL_SLUG, LABEL_TEMPLATE, validate_name,
 )
 from paas_svc.readiness import probe
 from paas_svc.store import StateStore
-from paas_svc.vault import Vault, key_lock
+from paas_svc.secrets.keyfile import key_lock
+from paas_svc.secrets.vault import Vault
 
 LOG_LINES_ON_FAILURE = 20
 FIRST_POLL_INTERVAL = 0.01  # most servers answer within tens of ms of starting
@@ -74,18 +75,6 @@ def service_labels(profile_id: str, service: ServiceRecord) -> dict[str, str]:
     }
 
 
-def spec_from_template(template: Template) -> dict:
-    return {
-        "port": template.port,
-        "extra_ports": list(template.extra_ports),
-        "volume": template.volume,
-        "environment": dict(template.environment),
-        "command": list(template.command) if template.command is not None else None,
-        "dsn": template.dsn,
-        "readiness": dict(template.readiness),
-    }
-
-
 def pick_host_port(taken: set[int]) -> int:
     """A port free on 127.0.0.1 now and not promised to another service."""
     for _ in range(50):
@@ -114,8 +103,8 @@ def check_port_free(port: int) -> None:
 
 
 def validate_timeout(timeout: float) -> float:
-    if not timeout > 0:
-        raise InvalidInput(f"--timeout must be a positive number of seconds, not {timeout:g}.")
+    if not 0 < timeout < float("inf"):  # also refuses nan, which compares false with everything
+        raise InvalidInput(f"--timeout must be a positive, finite number of seconds, not {timeout:g}.")
     return timeout
 
 
@@ -180,18 +169,27 @@ class ServiceManager:
 
     def add(self, project: str, env: str, slug: str, template_key: str, image: str | None = None,
             timeout: float = 120.0, wait: bool = True, host_port: int | None = None,
-            on_recorded: Callable[[ServiceRecord], None] | None = None) -> AddResult:
+            limits: dict | None = None, url_scheme: str | None = None,
+            on_recorded: Callable[[ServiceRecord], None] | None = None,
+            definition: Template | None = None) -> AddResult:
         """With `on_recorded` (the API's background add), the record is written BEFORE the image
         is pulled and handed to the callback, so the caller can answer at once; a failed pull then
-        leaves the service Failed with its reason. Without it, a failed pull leaves nothing."""
+        leaves the service Failed with its reason. Without it, a failed pull leaves nothing.
+        `definition`: the template to create from (a clone's source's), else the catalog's `template_key`."""
         started = time.monotonic()
         validate_name(slug, "slug")
         validate_timeout(timeout)
         if host_port is not None and not 1 <= host_port <= 65535:
             raise InvalidInput(f"--port must be between 1 and 65535, not {host_port}.")
         environment = self.store.get_environment(project, env)
-        template = get_template(template_key)
+        template = definition or get_template(template_key, self.home)
+        if url_scheme is not None:
+            from paas_svc.variables import check_url_scheme
+
+            check_url_scheme(template.kind, url_scheme)
         self.engine  # connect now: an unreachable engine fails before any state changes
+        if limits and limits.get("cpus") and limits["cpus"] > self.engine.cpu_count():
+            raise InvalidInput(f"--cpus {limits['cpus']:g} is more than the {self.engine.cpu_count()} CPUs of the engine's host.")
 
         with service_lock(self.home, environment.id, slug, "add") as locked:
             if not locked:
@@ -208,6 +206,10 @@ class ServiceManager:
                 raise Conflict(
                     f"{project}/{env}/{slug} was a {existing.template} service whose volume {existing.volume_name} is kept.",
                     hint=f"Add it back with --template {existing.template}, or drop its data first with `paas svc rm {slug} --env {env} --purge`.")
+            if existing is not None and host_port is not None and host_port != existing.host_port:
+                raise Conflict(  # its DSN (and every app's copy of it) names the stored port
+                    f"{project}/{env}/{slug} keeps its host port {existing.host_port}; --port {host_port} cannot change it.",
+                    hint=f"Drop --port (or pass --port {existing.host_port}). For another port, purge it and add it again.")
             wanted_image = image or (existing.image if existing else template.image)
             if on_recorded is None:
                 self.ensure_image(wanted_image)  # before any state or engine change: a failed pull leaves nothing
@@ -217,11 +219,18 @@ class ServiceManager:
                 with blocking_lock(self.home / "ports.lock", what="the port lock"), key_lock(self.home):
                     self.vault.forget_cached_key()
                     service = self._new_record(project, env, environment.id, slug, template, wanted_image, host_port)
+                    if limits:
+                        service.spec["limits"] = limits
+                    if url_scheme:
+                        service.spec["url_scheme"] = url_scheme
                     self.store.insert_service(service)
                 fault_point("after-state")
             else:
                 service = existing
                 service.image = wanted_image
+                if limits or url_scheme:
+                    service.spec.update({"limits": limits} if limits else {}, **({"url_scheme": url_scheme} if url_scheme else {}))
+                    self.store.set_spec(service.id, service.spec)
                 self.store.set_status(service.id, PROVISIONING, None, image=service.image)
             if on_recorded is not None:
                 on_recorded(service)
@@ -247,10 +256,13 @@ class ServiceManager:
             if pull:
                 self.ensure_image(service.image)
             self._provision(service)
+            status = STARTING
             if wait:
                 self._wait_ready(service, timeout)
-                self.store.set_status(service.id, READY)
-                service.status = READY
+                self._after_ready(service)
+                status = READY
+            self.store.set_status(service.id, status)
+            service.status = status
         except (KeyboardInterrupt, Interrupted):
             self.store.set_status(service.id, FAILED, "interrupted; run `paas svc add` again or `paas svc repair` to finish")
             raise
@@ -282,6 +294,7 @@ class ServiceManager:
         credentials = self.vault.credentials(service)
         environment = render_environment(service.spec.get("environment") or {}, credentials)
         environment.update(extra_environment or {})
+        limits = effective_limits(service.spec)
         return ContainerSpec(
             name=service.container_name,
             image=service.image,
@@ -291,6 +304,9 @@ class ServiceManager:
             volume=service.volume_name,
             volume_path=service.spec["volume"],
             port_bindings=dict(service.host_ports),
+            hostname=service.spec.get("hostname"),
+            memory_bytes=limits["memory"],
+            cpus=limits["cpus"],
         )
 
     def _provision(self, service: ServiceRecord) -> None:
@@ -317,13 +333,18 @@ class ServiceManager:
         """Poll the protocol probe with a short, growing interval until the deadline."""
         credentials = self.vault.credentials(service)
         readiness = service.spec["readiness"]
+        kind = kind_of_service(service.template, service.spec)
         probe_port = service.host_ports[int(readiness.get("port", service.container_port))]
+
+        def run_in_container(command: list[str]):
+            return self.engine.exec_capture(service.container_name, command)
+
         deadline = time.monotonic() + timeout
         interval = FIRST_POLL_INTERVAL
         detail = "not probed yet"
         self.reporter.step(f"Waiting for {service.slug} to accept connections")
         while True:
-            ready, detail = probe(readiness, HOST_VIEW_HOST, probe_port, credentials)
+            ready, detail = probe(readiness, HOST_VIEW_HOST, probe_port, credentials, kind, run_in_container)
             if ready:
                 return
             state = self.engine.inspect_container(service.container_name)
@@ -363,6 +384,40 @@ class ServiceManager:
             self._bring_up(service, timeout)
         self.store.audit("repair", service.project, service.env, service.slug)
         return AddResult(service, time.monotonic() - started, False, True, True)
+
+    def recreate(self, service: ServiceRecord, timeout: float = 120.0) -> None:
+        """With the service's lock held: replace its container by one made from the record as it
+        is now (credentials, limits), on the same volume and ports, and wait for Ready."""
+        self.engine.remove_container(service.container_name)
+        self._provision(service)
+        self._wait_ready(service, timeout)
+
+    def wait(self, service: ServiceRecord, timeout: float = 120.0) -> float:
+        """Wait until a running service accepts connections and record it Ready (what a
+        `svc add --no-wait` leaves to do). Returns the seconds waited."""
+        started = time.monotonic()
+        validate_timeout(timeout)
+        with service_lock(self.home, service.env_id, service.slug) as locked:
+            if not locked:
+                raise Conflict(f"{service.slug} is being provisioned by another paas process right now; that process waits for it.")
+            self._require_container(service)
+            self._wait_ready(service, timeout)
+            self._after_ready(service)
+            self.store.set_status(service.id, READY)
+            service.status = READY
+        return time.monotonic() - started
+
+    def _after_ready(self, service: ServiceRecord) -> None:
+        """What a kind needs once it first answers: an S3 service gets its default bucket."""
+        from paas_svc.engine_clients import service_kind
+
+        if service_kind(service.template, service.spec) == "s3":
+            from paas_svc.s3 import ensure_bucket
+            from paas_svc.variables import S3_REGION, default_bucket
+
+            credentials = self.vault.credentials(service)
+            ensure_bucket(HOST_VIEW_HOST, service.host_port, credentials["user"], credentials["password"],
+                          default_bucket(service.slug), S3_REGION)
 
     # -- rm, start, stop, restart -----------------------------------------------------
 
@@ -476,6 +531,18 @@ class _FaultInjectingEngine:
             return attribute(*args, **kwargs)
 
         return call
+
+
+def effective_limits(spec: dict) -> dict:
+    """{"memory": bytes | None, "cpus": cores | None} the container gets: the service's own
+    `--memory/--cpus`, else its template's resource defaults (`resources: {memory: 256m}`)."""
+    from paas_svc.limits import parse_memory
+
+    own = spec.get("limits") or {}
+    defaults = spec.get("resources") or {}
+    memory = own.get("memory") or (parse_memory(str(defaults["memory"])) if defaults.get("memory") else None)
+    cpus = own.get("cpus") or (float(defaults["cpus"]) if defaults.get("cpus") else None)
+    return {"memory": memory, "cpus": cpus}
 
 
 def mask_secrets(text: str, credentials: dict[str, str]) -> str:

@@ -14,6 +14,7 @@ from paas_svc.naming import env_var_name, resource_name
 # derived from this plus the container's live state: see status.live_status.
 PROVISIONING = "provisioning"
 READY = "ready"
+STARTING = "starting"  # started with --no-wait: running, not yet confirmed ready (`svc wait` confirms)
 FAILED = "failed"
 REMOVED = "removed"  # container removed, volume and credentials kept for a later add
 # A destructive operation recorded before its first destructive step (details in the

@@ -1,4 +1,4 @@
-"""Connection strings for apps: one service's DSN, or the {SLUG}_URL variables of an environment.
+"""Connection strings for apps: one service's DSN or variables, or the variables of an environment.
 
 This is the hot path of scripts and shell prompts: it must not import the Docker SDK,
 the YAML catalog or Rich. Live container states come from docker_status (one raw request).
@@ -8,20 +8,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from paas_svc.dsn import HOST_VIEW_HOST, render_dsn
-from paas_svc.errors import ProvisioningFailed
+from paas_svc.dsn import HOST_VIEW_HOST
+from paas_svc.errors import Conflict, ProvisioningFailed
 from paas_svc.models import ServiceRecord
 from paas_svc.store import StateStore
-from paas_svc.vault import Vault
+from paas_svc.variables import service_url, service_variables
+from paas_svc.secrets.vault import Vault
+
+
+def _address(service: ServiceRecord, network_view: bool) -> tuple[str, int]:
+    """Host view: 127.0.0.1 and the published port. Network view: the container's name on paas-apps."""
+    if network_view:
+        return service.container_name, service.container_port
+    if service.host_port is None:
+        raise ProvisioningFailed(f"{service.slug} has no published port.")
+    return HOST_VIEW_HOST, service.host_port
 
 
 def connection_string(service: ServiceRecord, credentials: dict[str, str], network_view: bool) -> str:
-    """Host view: 127.0.0.1 and the published port. Network view: the container's name on paas-apps."""
-    if network_view:
-        return render_dsn(service.spec["dsn"], credentials, service.container_name, service.container_port)
-    if service.host_port is None:
-        raise ProvisioningFailed(f"{service.slug} has no published port.")
-    return render_dsn(service.spec["dsn"], credentials, HOST_VIEW_HOST, service.host_port)
+    return service_url(service.template, service.spec, credentials, *_address(service, network_view))
+
+
+def variables_of(service: ServiceRecord, credentials: dict[str, str], network_view: bool) -> dict[str, str]:
+    """{SLUG}_URL and the variables real clients of its kind read."""
+    return service_variables(service.slug, service.template, service.spec, credentials, *_address(service, network_view))
 
 
 def reveal_dsn(store: StateStore, vault: Vault, service: ServiceRecord, network_view: bool) -> str:
@@ -30,25 +40,42 @@ def reveal_dsn(store: StateStore, vault: Vault, service: ServiceRecord, network_
     return dsn
 
 
+def reveal_variables(store: StateStore, vault: Vault, service: ServiceRecord, network_view: bool) -> dict[str, str]:
+    variables = variables_of(service, vault.credentials(service), network_view)
+    store.audit("reveal-dsn", service.project, service.env, service.slug,
+                ("view=network" if network_view else "view=host") + " all")
+    return variables
+
+
+EXPORTED_STATUSES = ("Ready", "Starting")
+
+
 @dataclass
 class EnvironmentVariables:
-    variables: dict[str, str]  # sorted by name
+    variables: dict[str, str]  # per service by slug, {SLUG}_URL first
     skipped: list[tuple[ServiceRecord, str]]  # services left out, with their live status
 
 
 def environment_variables(store: StateStore, vault: Vault, services: list[tuple[ServiceRecord, str]],
                           network_view: bool, purpose: str) -> EnvironmentVariables:
-    """{SLUG}_URL for every service whose live status is Ready; each reveal is audited."""
+    """The variables of every service whose live status is Ready or Starting (a `--no-wait` service
+    not yet confirmed: the caller warns about it); each reveal is audited."""
     variables: dict[str, str] = {}
+    owners: dict[str, str] = {}
     skipped: list[tuple[ServiceRecord, str]] = []
     revealed: list[tuple[str, str, str, str]] = []
-    for service, status in services:
-        if status != "Ready":
+    for service, status in sorted(services, key=lambda pair: pair[0].slug):
+        if status not in EXPORTED_STATUSES:
             skipped.append((service, status))
             continue
-        variables[service.env_var] = connection_string(service, vault.credentials(service), network_view)
+        for name, value in variables_of(service, vault.credentials(service), network_view).items():
+            if name in owners:
+                raise Conflict(f"{service.slug} and {owners[name]} would both export {name}.",
+                               hint="Export them separately with --only, or rename one (rm, then add under another slug).")
+            owners[name] = service.slug
+            variables[name] = value
         revealed.append((service.project, service.env, service.slug, purpose))
     if revealed:
         with store.write() as db:
             store.audit_many(db, "reveal-env", revealed)
-    return EnvironmentVariables(dict(sorted(variables.items())), skipped)
+    return EnvironmentVariables(variables, skipped)

@@ -6,15 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from paas_svc.docker_status import ContainerState
-from paas_svc.models import FAILED, OPERATION_STATUSES, PROVISIONING, REMOVED, ServiceRecord
+from paas_svc.models import FAILED, OPERATION_STATUSES, PROVISIONING, REMOVED, STARTING, ServiceRecord
 from paas_svc.naming import LABEL_PROFILE, LABEL_SERVICE_ID
 
 OPERATION_LABELS = {"restoring": "Restoring", "upgrading": "Upgrading", "purging": "Purging"}
 
 
 def live_status(service: ServiceRecord, container: ContainerState | None, add_running: bool = True) -> str:
-    """What `list` shows: Ready, Provisioning, Stopped, Failed, Missing, Removed, or
-    Restoring / Upgrading / Purging, with " (interrupted)" when the command doing it died.
+    """What `list` shows: Ready, Starting (after `svc add --no-wait`), Provisioning, Stopped, Failed,
+    Missing, Removed, or Restoring / Upgrading / Purging, with " (interrupted)" when the command doing it died.
 
     `add_running` is False when no process holds the service's lock: a row still marked
     provisioning then belongs to an add that crashed, which is Failed until repaired; a row
@@ -35,7 +35,7 @@ def live_status(service: ServiceRecord, container: ContainerState | None, add_ru
     if container.state in ("dead", "restarting"):
         return "Failed"
     if container.state == "running":
-        return "Ready"
+        return "Starting" if service.status == STARTING else "Ready"
     return "Stopped"
 
 

@@ -9,17 +9,23 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
 from paas_svc.errors import Conflict, NotFound, StateError
-from paas_svc.home import DATABASE_FILE
+from paas_svc.home import DATABASE_FILE, KEY_FILE
 from paas_svc.models import REMOVED, AuditEntry, Environment, Operation, Project, ServiceRecord
 from paas_svc.naming import validate_name
 
 BUSY_TIMEOUT_SECONDS = 15
+# In WAL mode NORMAL never corrupts the file and survives a crashed process; only a power cut
+# can drop the last commits. It saves an fsync per write (~5 ms per `svc dsn`, which audits
+# every reveal). Commits that key files depend on use write(durable=True).
+DEFAULT_SYNCHRONOUS = "NORMAL"
+KEY_CHECK_META = "key_check"
 DEFAULT_PROJECT = "default"
 DEFAULT_ENVIRONMENTS = ("development", "staging", "production")
 DESTINATION_SECRET_PREFIX = "dest:"
@@ -91,7 +97,10 @@ MIGRATIONS: list[str] = [
         started_at TEXT NOT NULL
     );
     """,
-    # 4: scheduled and off-host backups (paas_svc/backups): destinations (S3 keys as Fernet tokens
+    # A password rotation records the new credentials here BEFORE it changes the engine, so a
+    # crash between the two never loses the password the engine now has.
+    "ALTER TABLE services ADD COLUMN pending_secret TEXT;",
+    # 5: scheduled and off-host backups (paas_svc/backups): destinations (S3 keys as Fernet tokens
     # under the master key, like service credentials), schedules, and every backup taken.
     """
     CREATE TABLE backup_destinations (
@@ -203,22 +212,32 @@ class StateStore:
     # -- transactions -------------------------------------------------------------
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the lock up front (no deferred read-then-write)."""
-        self._execute("BEGIN IMMEDIATE")
+    def write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the lock up front (no deferred read-then-write).
+
+        `durable`: the commit is fsynced before this returns (synchronous=FULL), for a commit
+        that files outside the database will depend on (a key rotation, a key import)."""
+        if durable:
+            self._execute("PRAGMA synchronous = FULL")
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        else:
-            self._execute("COMMIT")
+            self._execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._execute("COMMIT")
+        finally:
+            if durable:
+                self._execute(f"PRAGMA synchronous = {DEFAULT_SYNCHRONOUS}")
 
     def _execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
-        try:
-            return self._db.execute(sql, params)
-        except sqlite3.OperationalError as error:
-            raise _state_error(error, self.path) from None
+        return self._db.execute(sql, params)  # _Connection maps SQLite's errors to StateError
+
+    def integrity_check(self) -> str:
+        """SQLite's `PRAGMA integrity_check` verdict: "ok", or its first complaint."""
+        return self._execute("PRAGMA integrity_check").fetchone()[0]
 
     def close(self) -> None:
         self._db.close()
@@ -236,6 +255,18 @@ class StateStore:
     def set_meta(self, key: str, value: str) -> None:
         with self.write() as db:
             db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def key_check(self) -> str | None:
+        """The token made under the master key that encrypted the secrets (None before the first key)."""
+        return self.get_meta(KEY_CHECK_META)
+
+    def set_key_check(self, token: str) -> None:
+        self.set_meta(KEY_CHECK_META, token)
+
+    def put_key_check(self, db: sqlite3.Connection, token: str) -> None:
+        """Inside an open write transaction: replace the key check."""
+        db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                   (KEY_CHECK_META, token))
 
     def profile_id(self) -> str:
         value = self.get_meta("profile_id")
@@ -411,6 +442,26 @@ class StateStore:
         with self.write() as db:
             db.execute("DELETE FROM services WHERE id = ?", (service_id,))
 
+    def set_spec(self, service_id: str, spec: dict) -> None:
+        with self.write() as db:
+            db.execute("UPDATE services SET spec = ?, updated_at = ? WHERE id = ?", (json.dumps(spec), utc_now(), service_id))
+
+    def pending_secret(self, service_id: str) -> str | None:
+        row = self._execute("SELECT pending_secret FROM services WHERE id = ?", (service_id,)).fetchone()
+        return row[0] if row else None
+
+    def set_pending_secret(self, service_id: str, token: str | None) -> None:
+        with self.write() as db:
+            db.execute("UPDATE services SET pending_secret = ? WHERE id = ?", (token, service_id))
+
+    def commit_pending_secret(self, service_id: str, audit: tuple[str, str, str, str, str]) -> None:
+        """The pending credentials become the service's, with their audit entry, in one transaction."""
+        with self.write() as db:
+            db.execute("UPDATE services SET secret = pending_secret, pending_secret = NULL, updated_at = ?"
+                       " WHERE id = ? AND pending_secret IS NOT NULL", (utc_now(), service_id))
+            action, project, env, slug, detail = audit
+            self.audit_many(db, action, [(project, env, slug, detail)])
+
     def used_host_ports(self) -> set[int]:
         ports: set[int] = set()
         for (host_ports,) in self._execute("SELECT host_ports FROM services"):
@@ -420,6 +471,18 @@ class StateStore:
     def secret_count(self) -> int:
         return sum(self._execute(f"SELECT count(*) FROM {table} WHERE secret IS NOT NULL").fetchone()[0]
                    for table in ("services", "backup_destinations"))
+
+    def secret_of(self, service_id: str) -> str | None:
+        """The service's encrypted credentials as stored now (None when it has none or is gone)."""
+        row = self._execute("SELECT secret FROM services WHERE id = ?", (service_id,)).fetchone()
+        return row[0] if row else None
+
+    def service_name(self, service_id: str) -> str:
+        """project/env/slug of a service (or `backup destination NAME`), for messages."""
+        if service_id.startswith(DESTINATION_SECRET_PREFIX):
+            return f"backup destination {service_id[len(DESTINATION_SECRET_PREFIX):]}"
+        service = self.get_service_by_id(service_id)
+        return f"{service.project}/{service.env}/{service.slug}"
 
     def all_secrets(self) -> list[tuple[str, str]]:
         """(id, token) of every stored secret: services by id, backup destinations as `dest:NAME`."""
@@ -468,10 +531,75 @@ def _state_error(error: sqlite3.Error, path: Path) -> StateError:
                           hint="Try again when the other command has finished.")
     if "readonly" in text or "unable to open" in text:
         return StateError(f"Cannot write the state database {path}: {text}.", hint="Check the folder's permissions or set PAAS_HOME.")
-    if "not a database" in text or "malformed" in text:
+    if "not a database" in text:
         return StateError(f"{path} is not a paas state database (SQLite says: {text}).",
                           hint="Move it aside or point PAAS_HOME at another folder.")
+    if "malformed" in text or "corrupt" in text:
+        return StateError(f"The state database {path} is damaged (SQLite says: {text}).",
+                          hint=f"Restore it from a backup; `sqlite3 {path} .recover` may save what is left. "
+                               "Keep master.key: the recovered secrets still need it.")
     return StateError(f"State database error in {path}: {text}.")
+
+
+def _mapping_errors(method):
+    """SQLite errors as StateError with the file's path, wherever they surface (execute, fetch,
+    commit). Constraint and API-misuse errors pass through: callers (or tests) handle those."""
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise
+        except sqlite3.DatabaseError as error:
+            connection = self if isinstance(self, _Connection) else self.connection
+            raise _state_error(error, connection.state_path) from None
+    return wrapper
+
+
+class _Cursor(sqlite3.Cursor):
+    execute = _mapping_errors(sqlite3.Cursor.execute)
+    executemany = _mapping_errors(sqlite3.Cursor.executemany)
+    fetchone = _mapping_errors(sqlite3.Cursor.fetchone)
+    fetchmany = _mapping_errors(sqlite3.Cursor.fetchmany)
+    fetchall = _mapping_errors(sqlite3.Cursor.fetchall)
+    __next__ = _mapping_errors(sqlite3.Cursor.__next__)
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose cursors report damaged, locked or read-only files as StateError."""
+
+    state_path: Path = Path(DATABASE_FILE)
+
+    def cursor(self, factory=None):
+        return super().cursor(factory or _Cursor)
+
+    def execute(self, sql: str, parameters=()):
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters):
+        return self.cursor().executemany(sql, parameters)
+
+
+def _check_database_file(path: Path, home: Path) -> bool:
+    """Refuse a state.db that is not a usable file; True when it exists."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        raise StateError(f"Cannot open the state database {path}: {error.strerror}.",
+                         hint="Check the folder's permissions or set PAAS_HOME to another folder.") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise StateError(f"The state database {path} is not a regular file.", hint="Move it aside or set PAAS_HOME.")
+    if info.st_size == 0 and (home / KEY_FILE).exists():
+        # Never a silent fresh state: the secrets that key encrypted were in this file.
+        raise StateError(
+            f"The state database {path} is empty, but {home / KEY_FILE} exists: the state it belongs to is gone "
+            "(truncated, or replaced by an empty file).",
+            hint=f"Restore {path.name} from a backup. To start over on purpose, move {KEY_FILE} and {path.name} aside first.")
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise StateError(f"The state database {path} is read-only for you (mode {stat.S_IMODE(info.st_mode):o}).",
+                         hint=f"Make it writable again (`chmod 600 {path}`; it must be owned by you), or set PAAS_HOME.")
+    return True
 
 
 def open_store(home: Path) -> StateStore:
@@ -482,16 +610,20 @@ def open_store(home: Path) -> StateStore:
         # closing any descriptor drops the process's POSIX locks on it, including those of
         # SQLite connections still open in this process (the WAL index could then be reset
         # under them: "disk I/O error").
-        if not path.exists():
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        if not _check_database_file(path, home):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
     except FileExistsError:
         pass
     except OSError as error:
         raise StateError(f"Cannot open the state database {path}: {error.strerror}.",
                          hint="Check the folder's permissions or set PAAS_HOME to a writable folder.") from None
     try:
-        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-        store = StateStore(connection, path)
+        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, factory=_Connection)
+    except sqlite3.DatabaseError as error:
+        raise _state_error(error, path) from None
+    connection.state_path = path
+    store = StateStore(connection, path)
+    try:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if version < len(MIGRATIONS):
             _migrate(store)
@@ -499,12 +631,10 @@ def open_store(home: Path) -> StateStore:
             raise StateError(f"{path} was written by a newer paas (schema {version}, this one knows {len(MIGRATIONS)}).",
                              hint="Upgrade paas-svc.")
         connection.execute("PRAGMA foreign_keys = ON")
-        # In WAL mode NORMAL never corrupts the file and survives a crashed process; only a
-        # power cut can drop the last commits. It saves an fsync per write (~5 ms per `svc dsn`,
-        # which audits every reveal).
-        connection.execute("PRAGMA synchronous = NORMAL")
-    except sqlite3.DatabaseError as error:
-        raise _state_error(error, path) from None
+        connection.execute(f"PRAGMA synchronous = {DEFAULT_SYNCHRONOUS}")
+    except BaseException:
+        connection.close()
+        raise
     return store
 
 

@@ -20,14 +20,16 @@ from pathlib import Path
 import pytest
 
 from paas_svc import backup as bk
+from paas_svc.kinds import mongodb as mongodb_kind
 from paas_svc.backup import (
     BackupFailed, BackupHeader, InvalidBackup, ServiceContext, check_compatible, check_volume_tar,
-    encode_header, kind_of, parse_header, postgres_major_from_image, postgres_major_from_version_output, read_backup,
-    strategy_for, verify_payload,
+    encode_header, kind_of, parse_header, read_backup, strategy_for, verify_payload,
 )
+from paas_svc.kinds.postgres import major_from_image as postgres_major_from_image
+from paas_svc.kinds.postgres import major_from_version_output as postgres_major_from_version_output
 from paas_svc.catalog import get_template
 from paas_svc.engine import Engine, ExecResult
-from paas_svc.lifecycle import spec_from_template
+from paas_svc.catalog import spec_from_template
 from paas_svc.models import READY, ServiceRecord
 
 PASSWORD = "S3cretS3cretS3cretS3cretS3cret12"
@@ -286,7 +288,7 @@ def test_corrupted_payload_is_refused_by_checksum(tmp_path):
 
 
 def test_kind_of_and_wrong_kind_refused():
-    assert kind_of("postgres-16") == "postgres" and kind_of("redis-7") == "redis" and kind_of("minio") == "minio"
+    assert kind_of("postgres-16") == "postgres" and kind_of("redis-7") == "redis" and kind_of("minio") == "s3"
     assert kind_of("meilisearch-1.10") == "meilisearch" and kind_of("mongodb-7") == "mongodb"
     check_compatible(header_for("redis-7"), make_service("redis-7"), "f")  # same family: fine
     check_compatible(header_for("postgres-15"), make_service("postgres-16"), "f")  # pg_dump archives cross majors
@@ -525,7 +527,7 @@ def test_mongodb_backup_contract():
     strategy_for(service.template).backup(engine, fake_context(engine, service), sink)
     config = (("PAAS_MONGO_CONFIG", f'password: "{PASSWORD}"'),)  # the password reaches the tool through its environment
     assert engine.calls == [("exec_stream", service.container_name,
-                             ("sh", "-c", bk.MONGO_WITH_CONFIG_SCRIPT, "paas-mongo-tool", "mongodump", "--archive", "--gzip",
+                             ("sh", "-c", mongodb_kind.MONGO_WITH_CONFIG_SCRIPT, "paas-mongo-tool", "mongodump", "--archive", "--gzip",
                               "--username", "app", "--authenticationDatabase", "admin"), config)]
     assert sink.getvalue() == b"\x1f\x8barchive"
 
@@ -542,7 +544,7 @@ def test_mongodb_restore_contract_keeps_the_target_users(tmp_path):
     c = service.container_name
     assert engine.calls == [
         ("put_archive", c, "/tmp"),
-        ("exec", c, ("sh", "-c", bk.MONGO_WITH_CONFIG_SCRIPT, "paas-mongo-tool",
+        ("exec", c, ("sh", "-c", mongodb_kind.MONGO_WITH_CONFIG_SCRIPT, "paas-mongo-tool",
                      "mongorestore", f"--archive=/tmp/{name}", "--gzip", "--drop", "--nsExclude=admin.*",
                      "--username", "app", "--authenticationDatabase", "admin"), (("PAAS_MONGO_CONFIG", f'password: "{PASSWORD}"'),)),
         ("exec", c, ("rm", "-f", f"/tmp/{name}"), ()),
@@ -670,7 +672,7 @@ def manager_with_fake_engine(isolated_home):
     from paas_svc.home import ensure_home
     from paas_svc.lifecycle import ServiceManager
     from paas_svc.store import open_store
-    from paas_svc.vault import Vault
+    from paas_svc.secrets.vault import Vault
 
     home = ensure_home(isolated_home)
     store = open_store(home)
@@ -797,15 +799,15 @@ def test_mongo_config_script_hands_the_password_to_the_tool_in_a_private_file_it
                     'echo "$@" >> "$SEEN"; env >> "$SEEN"; exit 3\n')
     tool.chmod(0o755)
     password = "pa'ss\"wo rd$x\\1"
-    completed = subprocess.run(["sh", "-c", bk.MONGO_WITH_CONFIG_SCRIPT, "paas-mongo-tool", str(tool), "--archive"],
+    completed = subprocess.run(["sh", "-c", mongodb_kind.MONGO_WITH_CONFIG_SCRIPT, "paas-mongo-tool", str(tool), "--archive"],
                                env={"PATH": os.environ["PATH"], "SEEN": str(seen), "TMPDIR": str(tmp_path),
-                                    bk.MONGO_CONFIG_VARIABLE: bk.mongo_config_text(password)})
+                                    mongodb_kind.MONGO_CONFIG_VARIABLE: mongodb_kind.mongo_config_text(password)})
     assert completed.returncode == 3
     mode, config, path, argv, *environment = seen.read_text().splitlines()
     assert mode == "600"
     assert json.loads(config.removeprefix("password: ")) == password, "a YAML double-quoted scalar"
     assert argv == f"--archive --config {path}" and password not in argv
-    assert not any(line.startswith(bk.MONGO_CONFIG_VARIABLE) for line in environment), "the tool does not inherit it"
+    assert not any(line.startswith(mongodb_kind.MONGO_CONFIG_VARIABLE) for line in environment), "the tool does not inherit it"
     assert not Path(path).exists()
 
 

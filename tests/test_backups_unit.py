@@ -171,7 +171,7 @@ def test_short_reads_from_a_network_body_still_decrypt():
 # -- backup key ---------------------------------------------------------------------------
 
 def test_backup_key_file_import_keeps_the_previous_key(tmp_path):
-    from paas_svc.backups.backup_key import encode_key, ensure_key, import_key, known_keys
+    from paas_svc.secrets.backup_key import encode_key, ensure_key, import_key, known_keys
 
     first = ensure_key(tmp_path)
     assert (tmp_path / "backup.key").stat().st_mode & 0o777 == 0o600
@@ -232,15 +232,15 @@ def test_key_rotation_re_encrypts_destination_keys(isolated_home):
     """S3 keys of a destination are stored like service credentials: a rotation must re-encrypt them too."""
     from paas_svc.backups.records import BackupRecords
     from paas_svc.home import ensure_home
-    from paas_svc.keys import rotate_key
+    from paas_svc.secrets.rotation import rotate_key
     from paas_svc.store import open_store
-    from paas_svc.vault import Vault
+    from paas_svc.secrets.vault import Vault
 
     home = ensure_home(isolated_home)
     store = open_store(home)
     token = Vault(store, home).encrypt({"access_key": "AK", "secret_key": "SK-secret"})
     BackupRecords(store).add_destination("offsite", "s3", {"bucket": "b", "prefix": ""}, token, "2026-11-26T00:00:00Z")
-    result = rotate_key(store, home)
+    result = rotate_key(Vault(store, home))
     assert result.reencrypted == 1
     [row] = BackupRecords(store).destinations()
     assert row.secret != token

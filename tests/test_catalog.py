@@ -3,7 +3,7 @@ import re
 import pytest
 
 from paas_svc.catalog import get_template, load_catalog, search_templates
-from paas_svc.credentials import ALPHABET, generate_credentials
+from paas_svc.secrets.generate import ALPHABET, generate_credentials
 from paas_svc.dsn import render_command, render_dsn, render_environment
 from paas_svc.errors import NotFound
 
@@ -14,8 +14,12 @@ SEED_IMAGES = {
     "meilisearch-1.10": "getmeili/meilisearch:v1.10",
     "minio": "minio/minio:latest",
     "mailpit": "axllent/mailpit:latest",
+    "mariadb-11": "mariadb:11",
+    "rabbitmq-4": "rabbitmq:4-management-alpine",
+    "valkey-8": "valkey/valkey:8-alpine",
 }
-SEED_PORTS = {"postgres-16": 5432, "redis-7": 6379, "mongodb-7": 27017, "meilisearch-1.10": 7700, "minio": 9000, "mailpit": 1025}
+SEED_PORTS = {"postgres-16": 5432, "redis-7": 6379, "mongodb-7": 27017, "meilisearch-1.10": 7700, "minio": 9000, "mailpit": 1025,
+              "mariadb-11": 3306, "rabbitmq-4": 5672, "valkey-8": 6379}
 
 
 def test_catalog_has_exactly_the_seed_templates():
@@ -28,6 +32,23 @@ def test_catalog_has_exactly_the_seed_templates():
                                             ("S3", "minio"), ("smtp", "mailpit"), ("document", "mongodb-7")])
 def test_search_finds(query, expected):
     assert expected in [t.key for t in search_templates(query)]
+
+
+@pytest.mark.parametrize("query,expected", [("sql", ["mariadb-11"]), ("queue", ["rabbitmq-4", "redis-7", "valkey-8"]),
+                                            ("cache", ["redis-7", "valkey-8"]), ("mysql", ["mariadb-11"]), ("amqp", ["rabbitmq-4"])])
+def test_search_finds_the_new_builtins(query, expected):
+    assert [t.key for t in search_templates(query)][:len(expected)] == expected
+
+
+def test_new_builtin_facts():
+    mariadb, rabbitmq, valkey = get_template("mariadb-11"), get_template("rabbitmq-4"), get_template("valkey-8")
+    assert (mariadb.kind, mariadb.port, mariadb.volume, mariadb.dsn) == (
+        "mysql", 3306, "/var/lib/mysql", "mysql://{user}:{password}@{host}:{port}/{db}")
+    assert set(mariadb.environment) == {"MARIADB_USER", "MARIADB_PASSWORD", "MARIADB_DATABASE", "MARIADB_ROOT_PASSWORD"}
+    assert (rabbitmq.kind, rabbitmq.ports, rabbitmq.volume, rabbitmq.hostname) == ("amqp", (5672, 15672), "/var/lib/rabbitmq", "rabbitmq")
+    assert rabbitmq.dsn == "amqp://{user}:{password}@{host}:{port}/"
+    assert set(rabbitmq.environment) == {"RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS"}
+    assert (valkey.kind, valkey.port, valkey.volume, valkey.dsn) == ("redis", 6379, "/data", get_template("redis-7").dsn)
 
 
 def test_search_ranks_name_matches_first():
@@ -76,7 +97,7 @@ def test_meilisearch_facts():
     template, creds, dsn, env, _ = _rendered("meilisearch-1.10")
     assert env["MEILI_ENV"] == "production" and len(env["MEILI_MASTER_KEY"]) >= 16
     assert template.volume == "/meili_data"
-    assert dsn == f"http://:{creds['key']}@h:1"
+    assert dsn == "http://h:1"  # the key is {SLUG}_API_KEY: Meilisearch clients take it apart
 
 
 def test_minio_facts():

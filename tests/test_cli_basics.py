@@ -8,12 +8,14 @@ from paas_svc.cli.main import app
 
 COMMANDS = [
     [], ["catalog"], ["catalog", "list"], ["catalog", "search"], ["catalog", "show"],
+    ["catalog", "add"], ["catalog", "validate"], ["catalog", "rm"],
     ["project"], ["project", "create"], ["project", "list"], ["project", "use"],
     ["env"], ["env", "create"], ["env", "list"], ["env", "rm"],
     ["svc"], ["svc", "add"], ["svc", "list"], ["svc", "show"], ["svc", "dsn"], ["svc", "rm"],
     ["svc", "start"], ["svc", "stop"], ["svc", "restart"], ["svc", "logs"], ["audit"],
     ["backup"], ["backup", "schedule"], ["backup", "run-due"], ["backup", "now"], ["backup", "list"], ["backup", "verify"],
     ["backup", "dest"], ["backup", "dest", "add"], ["backup", "dest", "list"], ["backup", "dest", "rm"],
+    ["svc", "wait"], ["svc", "env"], ["svc", "connect"], ["svc", "rotate-password"], ["svc", "update"], ["svc", "stats"], ["completion"],
     ["serve"], ["token"], ["token", "create"], ["token", "list"], ["token", "revoke"],
 ]
 

@@ -25,7 +25,7 @@ def manager(isolated_home):
     from paas_svc.home import ensure_home
     from paas_svc.lifecycle import ServiceManager
     from paas_svc.store import open_store
-    from paas_svc.vault import Vault
+    from paas_svc.secrets.vault import Vault
 
     home = ensure_home(isolated_home)
     store = open_store(home)

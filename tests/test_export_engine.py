@@ -33,6 +33,15 @@ def dsn(paas, slug: str, env: str = "production", *flags: str) -> str:
     return result.stdout.strip()
 
 
+def svc_env(paas, slug: str, env: str = "production", *flags: str) -> dict:
+    """Every variable of one service, as `svc env` prints them."""
+    result = paas("svc", "env", slug, "--env", env, "--format", "json", *flags)
+    assert result.exit_code == 0, result.output
+    variables = json.loads(result.stdout)
+    assert variables[slug.upper().replace("-", "_") + "_URL"] == dsn(paas, slug, env, *flags)
+    return variables
+
+
 def export(paas, *args: str) -> str:
     result = paas("env", "export", *args)
     assert result.exit_code == 0, result.output
@@ -71,7 +80,9 @@ def test_sdk_container_on_paas_apps_with_the_exported_variables_reaches_the_serv
     add_redis(paas, "cache")
     add_redis(paas, "feature-flags")
     variables = json.loads(export(paas, "--env", "production", "--network", "--format", "json"))
-    assert sorted(variables) == ["CACHE_URL", "FEATURE_FLAGS_URL"]
+    assert variables == {**svc_env(paas, "cache", "production", "--network"),
+                         **svc_env(paas, "feature-flags", "production", "--network")}
+    assert variables["CACHE_HOST"] == container_name(paas, "cache") and variables["CACHE_PORT"] == "6379"
     name = f"paas-test-app-{uuid.uuid4().hex[:8]}"
     try:
         output = engine.containers.run(
@@ -103,9 +114,10 @@ def test_dotenv_export_read_by_python_dotenv_equals_svc_dsn(engine, paas):
     add_redis(paas, "my-db")
     for view in ((), ("--network",)):
         text = export(paas, "--env", "production", *view)
-        expected = {"CACHE_URL": dsn(paas, "cache", "production", *view), "MY_DB_URL": dsn(paas, "my-db", "production", *view)}
+        expected = {**svc_env(paas, "cache", "production", *view), **svc_env(paas, "my-db", "production", *view)}
         assert dict(dotenv_values(stream=io.StringIO(text))) == expected
-        assert list(dotenv_values(stream=io.StringIO(text))) == ["CACHE_URL", "MY_DB_URL"]  # sorted
+        names = list(dotenv_values(stream=io.StringIO(text)))
+        assert names[0] == "CACHE_URL" and names[5] == "MY_DB_URL"  # per service by slug, its URL first
 
 
 @pytest.mark.parametrize("shell", ["bash", "sh"])
@@ -121,9 +133,9 @@ def test_shell_export_evaluated_sets_the_variables(engine, paas, shell):
 
 def test_json_and_docker_formats_equal_svc_dsn(engine, paas):
     add_redis(paas, "cache")
-    expected = dsn(paas, "cache", "production", "--network")
-    assert json.loads(export(paas, "-e", "production", "--network", "-f", "json")) == {"CACHE_URL": expected}
-    assert export(paas, "-e", "production", "--network", "-f", "docker") == f"CACHE_URL={expected}\n"
+    expected = svc_env(paas, "cache", "production", "--network")
+    assert json.loads(export(paas, "-e", "production", "--network", "-f", "json")) == expected
+    assert export(paas, "-e", "production", "--network", "-f", "docker") == "".join(f"{k}={v}\n" for k, v in expected.items())
 
 
 @pytest.mark.skipif(shutil.which("docker") is None, reason="needs the docker CLI for --env-file")
@@ -153,9 +165,9 @@ def test_a_staging_service_never_appears_in_a_production_export(engine, paas):
     add_redis(paas, "search", "production", "--project", "other")
 
     production = json.loads(export(paas, "--env", "production", "--format", "json"))
-    assert production == {"CACHE_URL": dsn(paas, "cache", "production")}
+    assert production == svc_env(paas, "cache", "production")
     staging = json.loads(export(paas, "--env", "staging", "--format", "json"))
-    assert staging == {"CACHE_URL": dsn(paas, "cache", "staging"), "QUEUE_URL": dsn(paas, "queue", "staging")}
+    assert staging == {**svc_env(paas, "cache", "staging"), **svc_env(paas, "queue", "staging")}
     assert staging["CACHE_URL"] != production["CACHE_URL"]
     for fmt in ("dotenv", "shell", "docker"):
         text = export(paas, "--env", "production", "--format", fmt)
@@ -165,9 +177,9 @@ def test_a_staging_service_never_appears_in_a_production_export(engine, paas):
 def test_default_environment_is_development(engine, paas, monkeypatch):
     add_redis(paas, "cache", "development")
     add_redis(paas, "cache", "production")
-    assert export(paas) == f"CACHE_URL={dsn(paas, 'cache', 'development')}\n"
+    assert export(paas).startswith(f"CACHE_URL={dsn(paas, 'cache', 'development')}\n")
     monkeypatch.setenv("PAAS_ENV", "production")
-    assert export(paas) == f"CACHE_URL={dsn(paas, 'cache', 'production')}\n"
+    assert export(paas).startswith(f"CACHE_URL={dsn(paas, 'cache', 'production')}\n")
 
 
 def test_services_not_ready_are_left_out_with_a_warning(engine, paas):
@@ -179,7 +191,7 @@ def test_services_not_ready_are_left_out_with_a_warning(engine, paas):
 
     result = paas("env", "export", "--env", "production")
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"CACHE_URL={dsn(paas, 'cache')}\n"
+    assert set(dotenv_values(stream=io.StringIO(result.stdout))) == set(svc_env(paas, "cache"))
     assert "warning: queue is Stopped; left out of the export" in result.stderr.splitlines()
     assert "warning: search is Missing; left out of the export" in result.stderr.splitlines()
 
@@ -238,7 +250,7 @@ def test_output_file_is_private_and_replaces_atomically(engine, paas, tmp_path):
     result = paas("env", "export", "--env", "production", "-o", str(target))
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
-    assert f"Wrote 1 variable to {target}" in result.stderr
+    assert f"Wrote 5 variables to {target}" in result.stderr
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert target.read_text() == export(paas, "--env", "production")
     assert [p.name for p in folder.iterdir()] == ["app.env"]  # no temporary file left behind

@@ -12,10 +12,12 @@ import pytest
 
 from paas_svc.errors import ExitCode, InvalidInput, SecretsError
 from paas_svc.home import ensure_home
-from paas_svc.keys import drop_old_keys, export_key, import_key, old_key_files, rotate_key
+from paas_svc.secrets.keyfile import old_key_files, pending_key_path
+from paas_svc.secrets.rotation import drop_old_keys, rotate_key
+from paas_svc.secrets.transfer import export_key, import_key
+from paas_svc.secrets.vault import Vault
 from paas_svc.models import ServiceRecord
-from paas_svc.store import open_store
-from paas_svc.vault import KEY_CHECK_META, Vault, pending_key_path
+from paas_svc.store import KEY_CHECK_META, open_store
 
 PASSWORDS = {"cache": "pw-cache-Zq81xLm", "queue": "pw-queue-Rt55vNc", "db": "pw-db-Kk09aPo"}
 PORTS = {"cache": 40001, "queue": 40002, "db": 40003}
@@ -100,7 +102,7 @@ def test_rotate_reencrypts_every_secret_and_keeps_a_backup(home):
     old_tokens = _tokens(store)
     old_check = store.get_meta(KEY_CHECK_META)
 
-    result = rotate_key(store, home)
+    result = rotate_key(Vault(store, home))
 
     assert result.reencrypted == 3
     new_tokens = _tokens(store)
@@ -132,7 +134,7 @@ def test_rotate_is_one_transaction_a_corrupted_secret_aborts_everything(home):
     before = _tokens(store)
 
     with pytest.raises(SecretsError, match="default/production/queue.*Nothing was changed"):
-        rotate_key(store, home)
+        rotate_key(Vault(store, home))
 
     assert _tokens(store) == before
     assert key_file.read_bytes() == old_key
@@ -142,13 +144,13 @@ def test_rotate_is_one_transaction_a_corrupted_secret_aborts_everything(home):
 
 def test_rotate_twice_then_drop_old_removes_the_backups(home):
     store = _profile_with_secrets(home)
-    first = rotate_key(store, home).backup
-    second = rotate_key(store, home).backup
+    first = rotate_key(Vault(store, home)).backup
+    second = rotate_key(Vault(store, home)).backup
     assert first != second and first.exists() and second.exists()
     assert first.read_bytes() != second.read_bytes()
     assert old_key_files(home) == sorted([first, second])
 
-    removed = drop_old_keys(home, store)
+    removed = drop_old_keys(Vault(store, home))
 
     assert sorted(removed) == sorted([first, second])
     assert old_key_files(home) == []
@@ -157,21 +159,21 @@ def test_rotate_twice_then_drop_old_removes_the_backups(home):
 
 def test_drop_old_refuses_while_a_secret_still_needs_a_backup_and_rotate_heals_it(home):
     """E.g. a `svc add` that encrypted under the old key and wrote its row just after a rotation."""
-    from paas_svc.secret_box import SecretBox
+    from paas_svc.secrets.box import SecretBox
 
     store = _profile_with_secrets(home, ("cache",))
     old_key = (home / "master.key").read_bytes().strip()
-    rotate_key(store, home)
+    rotate_key(Vault(store, home))
     late = _add_service(store, home, "queue")
     store._db.execute("UPDATE services SET secret = ? WHERE id = ?",
                       (SecretBox([old_key]).encrypt({"password": PASSWORDS["queue"]}), late.id))
 
     with pytest.raises(SecretsError, match="default/production/queue.*master.key.old-"):
-        drop_old_keys(home, store)
+        drop_old_keys(Vault(store, home))
     assert len(old_key_files(home)) == 1
 
-    assert rotate_key(store, home).reencrypted == 2  # the backups are decrypt-only keys of the rotation
-    assert len(drop_old_keys(home, store)) == 2
+    assert rotate_key(Vault(store, home)).reencrypted == 2  # the backups are decrypt-only keys of the rotation
+    assert len(drop_old_keys(Vault(store, home))) == 2
     assert _credentials(home) == {slug: {"password": PASSWORDS[slug]} for slug in ("cache", "queue")}
 
 
@@ -180,11 +182,11 @@ def test_drop_old_refuses_when_the_current_key_is_wrong(home):
     from cryptography.fernet import Fernet
 
     store = _profile_with_secrets(home)
-    backup = rotate_key(store, home).backup
+    backup = rotate_key(Vault(store, home)).backup
     good = (home / "master.key").read_bytes()
     (home / "master.key").write_bytes(Fernet.generate_key() + b"\n")
     with pytest.raises(SecretsError, match="does not match"):
-        drop_old_keys(home, store)
+        drop_old_keys(Vault(store, home))
     assert backup.exists()
     (home / "master.key").write_bytes(good)
 
@@ -193,14 +195,14 @@ def test_crash_between_commit_and_rename_is_recovered_by_the_next_run(home):
     """Steps 1-3 of a rotation done, the process dies before renaming master.key.next."""
     from cryptography.fernet import Fernet, MultiFernet
 
-    from paas_svc.keys import _backup
-    from paas_svc.secret_box import SecretBox
+    from paas_svc.secrets.keyfile import write_key_backup
+    from paas_svc.secrets.box import SecretBox
 
     store = _profile_with_secrets(home)
     key_file = home / "master.key"
     old = key_file.read_bytes().strip()
     new = Fernet.generate_key()
-    _backup(home, key_file.read_bytes())
+    write_key_backup(home, key_file.read_bytes())
     (pending := pending_key_path(home)).write_bytes(new + b"\n")
     os.chmod(pending, 0o600)
     rotator = MultiFernet([Fernet(new), Fernet(old)])
@@ -215,7 +217,7 @@ def test_crash_between_commit_and_rename_is_recovered_by_the_next_run(home):
     assert key_file.read_bytes().strip() == new
     assert not pending.exists()
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    rotate_key(open_store(home), home)  # and the profile keeps working
+    rotate_key(Vault(open_store(home), home))  # and the profile keeps working
     assert _credentials(home) == _expected()
 
 
@@ -224,7 +226,7 @@ class _Killed(BaseException):
 
 
 def test_rotate_killed_just_before_the_rename_is_finished_by_any_later_command(home, monkeypatch, paas):
-    import paas_svc.keys as keys_module
+    import paas_svc.secrets.rotation as keys_module
 
     store = _profile_with_secrets(home)
     before = _dsns(paas)
@@ -238,12 +240,12 @@ def test_rotate_killed_just_before_the_rename_is_finished_by_any_later_command(h
 
     monkeypatch.setattr(keys_module.os, "replace", dying_replace)
     with pytest.raises(_Killed):
-        rotate_key(store, home)
+        rotate_key(Vault(store, home))
     monkeypatch.setattr(keys_module.os, "replace", real_replace)
     assert (home / "master.key").read_bytes() == old and pending_key_path(home).exists()
     new = pending_key_path(home).read_bytes().strip()
 
-    assert export_key(home, open_store(home)) == new  # export finishes the rotation first: never the stale key
+    assert export_key(Vault(open_store(home), home)).key == new  # export finishes the rotation first: never the stale key
     assert not pending_key_path(home).exists()
     assert _dsns(paas) == before
     assert [b.read_bytes() for b in old_key_files(home)] == [old]
@@ -253,7 +255,7 @@ def test_rotate_killed_just_before_the_rename_is_finished_by_any_later_command(h
 def test_cli_recovery_note_on_stderr(home, paas):
     from cryptography.fernet import Fernet, MultiFernet
 
-    from paas_svc.secret_box import SecretBox
+    from paas_svc.secrets.box import SecretBox
 
     store = _profile_with_secrets(home)
     old = (home / "master.key").read_bytes().strip()
@@ -298,7 +300,7 @@ def test_a_rotation_between_commit_and_rename_blocks_other_key_users(home, monke
     import threading
     import time
 
-    import paas_svc.keys as keys_module
+    import paas_svc.secrets.rotation as keys_module
 
     _profile_with_secrets(home)
     real_replace = os.replace
@@ -315,7 +317,7 @@ def test_a_rotation_between_commit_and_rename_blocks_other_key_users(home, monke
 
     def first():
         try:
-            rotate_key(open_store(home), home)
+            rotate_key(Vault(open_store(home), home))
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
@@ -323,7 +325,7 @@ def test_a_rotation_between_commit_and_rename_blocks_other_key_users(home, monke
     thread.start()
     assert in_window.wait(10)
     if second == "rotate":
-        rotate_key(open_store(home), home)
+        rotate_key(Vault(open_store(home), home))
         assert len(old_key_files(home)) == 2
     else:
         assert _credentials(home) == _expected()
@@ -342,7 +344,7 @@ def test_crash_before_commit_leaves_the_old_key_in_charge(home):
     pending_key_path(home).write_bytes(Fernet.generate_key() + b"\n")
     assert _credentials(home) == _expected()
     assert (home / "master.key").read_bytes() == old, "a master.key.next that does not open the state is ignored"
-    rotate_key(store, home)  # overwrites the stale pending key
+    rotate_key(Vault(store, home))  # overwrites the stale pending key
     assert _credentials(home) == _expected()
 
 
@@ -353,7 +355,7 @@ def test_rotate_refused_when_the_key_comes_from_the_environment(home, monkeypatc
     store = _profile_with_secrets(home)
     before = _tokens(store)
     with pytest.raises(SecretsError, match="PAAS_MASTER_KEY") as error:
-        rotate_key(store, home)
+        rotate_key(Vault(store, home))
     assert error.value.exit_code == ExitCode.SECRETS
     assert "unset" in error.value.hint
     assert _tokens(store) == before
@@ -364,7 +366,7 @@ def test_rotate_without_secrets_replaces_the_key_with_a_backup(home):
     store = open_store(home)
     Vault(store, home).box(create=True)
     old = (home / "master.key").read_bytes()
-    result = rotate_key(store, home)
+    result = rotate_key(Vault(store, home))
     assert result.reencrypted == 0 and not result.created
     assert result.backup.read_bytes() == old
     assert (home / "master.key").read_bytes() != old
@@ -373,7 +375,7 @@ def test_rotate_without_secrets_replaces_the_key_with_a_backup(home):
 
 def test_rotate_without_any_key_just_creates_one(home):
     store = open_store(home)
-    result = rotate_key(store, home)
+    result = rotate_key(Vault(store, home))
     assert result.created and result.backup is None
     assert (home / "master.key").exists()
     assert old_key_files(home) == []
@@ -386,7 +388,7 @@ def test_rotate_refuses_a_wrong_key_and_changes_nothing(home):
     (home / "master.key").write_bytes(Fernet.generate_key() + b"\n")
     before = _tokens(store)
     with pytest.raises(SecretsError, match="does not match"):
-        rotate_key(store, home)
+        rotate_key(Vault(store, home))
     assert _tokens(store) == before
     assert old_key_files(home) == [] and not pending_key_path(home).exists()
 
@@ -396,12 +398,12 @@ def test_rotate_refuses_a_wrong_key_and_changes_nothing(home):
 
 def test_export_then_import_into_a_fresh_home_with_a_copy_of_the_state(home, tmp_path):
     store = _profile_with_secrets(home)
-    key = export_key(home)
+    key = export_key(Vault(open_store(home), home)).key
     assert key == (home / "master.key").read_bytes().strip()
 
     other = tmp_path / "other-machine"
     _copy_database(home / "state.db", other)
-    result = import_key(open_store(other), other, key + b"\n", source="key.txt")
+    result = import_key(Vault(open_store(other), other), key + b"\n", source="key.txt")
 
     assert result.matches_state is True and result.backups == []
     assert (other / "master.key").read_bytes().strip() == key
@@ -421,7 +423,7 @@ def test_import_of_a_wrong_key_is_refused_and_the_existing_key_untouched(home):
     key_file = home / "master.key"
     before = key_file.read_bytes()
     with pytest.raises(SecretsError, match=f"does not open the credentials stored in {store.path}") as error:
-        import_key(store, home, Fernet.generate_key(), source="/tmp/other.key")
+        import_key(Vault(store, home), Fernet.generate_key(), source="/tmp/other.key")
     assert error.value.exit_code == ExitCode.SECRETS
     assert "/tmp/other.key" in error.value.message
     assert key_file.read_bytes() == before
@@ -435,20 +437,20 @@ def test_forced_import_keeps_the_previous_key_as_a_backup(home):
     store = _profile_with_secrets(home)
     before = (home / "master.key").read_bytes()
     other = Fernet.generate_key()
-    result = import_key(store, home, other, force=True)
+    result = import_key(Vault(store, home), other, force=True)
     assert result.matches_state is False
     assert (home / "master.key").read_bytes().strip() == other
     assert [b.read_bytes() for b in result.backups] == [before]
     # the right key comes back from the backup
-    import_key(store, home, result.backups[0].read_bytes())
+    import_key(Vault(store, home), result.backups[0].read_bytes())
     assert _credentials(home) == _expected()
     _assert_private_files(home)
 
 
 def test_import_of_the_same_key_changes_nothing(home):
     store = _profile_with_secrets(home)
-    key = export_key(home)
-    result = import_key(store, home, key)
+    key = export_key(Vault(open_store(home), home)).key
+    result = import_key(Vault(store, home), key)
     assert not result.changed and result.backups == []
 
 
@@ -460,7 +462,7 @@ def test_import_over_a_different_key_without_secrets_backs_it_up(home):
     store._db.execute("DELETE FROM meta WHERE key = ?", (KEY_CHECK_META,))
     before = (home / "master.key").read_bytes()
     new = Fernet.generate_key()
-    result = import_key(store, home, new)
+    result = import_key(Vault(store, home), new)
     assert result.matches_state is None
     assert [b.read_bytes() for b in result.backups] == [before]
     assert (home / "master.key").read_bytes().strip() == new
@@ -471,7 +473,7 @@ def test_import_of_garbage_is_refused(home, garbage):
     store = _profile_with_secrets(home)
     before = (home / "master.key").read_bytes()
     with pytest.raises(InvalidInput, match="does not hold a master key"):
-        import_key(store, home, garbage, source="junk.txt")
+        import_key(Vault(store, home), garbage, source="junk.txt")
     assert (home / "master.key").read_bytes() == before
 
 
@@ -481,7 +483,7 @@ def test_import_refuses_when_the_existing_key_file_cannot_be_backed_up(home):
     from cryptography.fernet import Fernet
 
     with pytest.raises(SecretsError, match="master.key to keep a backup"):
-        import_key(store, home, Fernet.generate_key())
+        import_key(Vault(store, home), Fernet.generate_key())
     assert (home / "master.key").is_dir()
 
 
@@ -498,7 +500,7 @@ def test_missing_key_file_with_secrets_names_the_file_and_the_recovery(home):
     assert "paas key import" in error.value.hint
     assert not (home / "master.key").exists(), "never a new key over existing secrets"
     with pytest.raises(SecretsError, match="is missing"):
-        rotate_key(store, home)
+        rotate_key(Vault(store, home))
     assert not (home / "master.key").exists()
 
 
@@ -657,7 +659,7 @@ def test_cli_export_import_moves_a_profile(home, paas, tmp_path, monkeypatch):
 
 def test_cli_import_from_stdin(home, paas, tmp_path, monkeypatch):
     _profile_with_secrets(home)
-    key = export_key(home)
+    key = export_key(Vault(open_store(home), home)).key
     before = _dsns(paas)
     other = tmp_path / "other"
     _copy_database(home / "state.db", other)

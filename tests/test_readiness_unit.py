@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from paas_svc import readiness
-from paas_svc.readiness import _Scram
+from paas_svc.protocols import mongo as bson
+from paas_svc.protocols.scram import ScramClient as _Scram
 
 
 def test_scram_matches_rfc7677_example():
@@ -101,17 +102,17 @@ def test_bson_round_trip_of_every_supported_type():
     document = {"double": 1.5, "string": "héllo", "empty": "", "document": {"inner": {"deep": True}},
                 "binary": b"\x00\xffpayload", "true": True, "false": False, "int32": -(2**31), "int64": 2**40,
                 "negative64": -(2**40), "$db": "admin"}
-    encoded = readiness._bson_encode(document)
-    assert readiness._bson_decode(encoded) == document
+    encoded = bson.encode(document)
+    assert bson.decode(encoded) == document
     assert standin.bson_decode(encoded) == document  # the stand-in's independent codec agrees
     assert standin.bson_encode(document) == encoded
 
 
 def test_bson_wire_bytes():
-    assert readiness._bson_encode({"ok": 1.0}) == standin.bson_ok()
-    assert readiness._bson_encode({"n": 1}) == b"\x0c\x00\x00\x00\x10n\x00\x01\x00\x00\x00\x00"
-    assert readiness._bson_encode({"b": b"ab"}) == b"\x0f\x00\x00\x00\x05b\x00\x02\x00\x00\x00\x00ab\x00"
-    assert readiness._bson_encode({"big": 2**31}) == b"\x12\x00\x00\x00\x12big\x00" + struct.pack("<q", 2**31) + b"\x00"
+    assert bson.encode({"ok": 1.0}) == standin.bson_ok()
+    assert bson.encode({"n": 1}) == b"\x0c\x00\x00\x00\x10n\x00\x01\x00\x00\x00\x00"
+    assert bson.encode({"b": b"ab"}) == b"\x0f\x00\x00\x00\x05b\x00\x02\x00\x00\x00\x00ab\x00"
+    assert bson.encode({"big": 2**31}) == b"\x12\x00\x00\x00\x12big\x00" + struct.pack("<q", 2**31) + b"\x00"
 
 
 def _raw_document(elements: bytes) -> bytes:
@@ -122,13 +123,13 @@ def test_bson_decode_skips_fixed_size_types_and_rejects_the_rest():
     # An ObjectId and a Timestamp (as in $clusterTime/operationTime) are skipped; null and arrays are kept.
     elements = (b"\x07_id\x00" + b"\x01" * 12 + b"\x11operationTime\x00" + b"\x02" * 8 + b"\x0anothing\x00"
                 + b"\x04list\x00" + _raw_document(b"\x100\x00\x01\x00\x00\x00") + b"\x01ok\x00" + struct.pack("<d", 1.0))
-    assert readiness._bson_decode(_raw_document(elements)) == {"nothing": None, "list": [1], "ok": 1.0}
+    assert bson.decode(_raw_document(elements)) == {"nothing": None, "list": [1], "ok": 1.0}
     with pytest.raises(ValueError, match="unsupported BSON type 0x0b"):
-        readiness._bson_decode(_raw_document(b"\x0bre\x00a\x00\x00"))  # a regex
-    whole = readiness._bson_encode({"s": "text", "n": 5})
+        bson.decode(_raw_document(b"\x0bre\x00a\x00\x00"))  # a regex
+    whole = bson.encode({"s": "text", "n": 5})
     for broken in (whole[:-1], whole[:9] + b"\x7f" + whole[10:], b"\x03\x00", whole[:4] + b"\x02s\x00\xff\xff\xff\x7f" + whole[12:]):
         with pytest.raises((ValueError, struct.error)):
-            readiness._bson_decode(broken)
+            bson.decode(broken)
 
 
 def test_scram_puts_the_escaped_user_name_in_client_first():
@@ -195,10 +196,10 @@ def test_mongo_probe_finishes_an_exchange_without_skip_empty_exchange(mongo_serv
 def test_mongo_stand_in_refuses_ping_before_login(mongo_server):
     port = mongo_server(standin.MongoRootUser(ROOT["user"], ROOT["password"]))
     with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-        readiness._op_msg_send(sock, 7, {"hello": 1, "$db": "admin"})
-        assert readiness._op_msg_receive(sock, 7) == {"ok": 1.0, "isWritablePrimary": True, "maxWireVersion": 21}
-        readiness._op_msg_send(sock, 8, {"ping": 1, "$db": "admin"})
-        reply = readiness._op_msg_receive(sock, 8)
+        bson.op_msg_send(sock, 7, {"hello": 1, "$db": "admin"})
+        assert bson.op_msg_receive(sock, 7) == {"ok": 1.0, "isWritablePrimary": True, "maxWireVersion": 21}
+        bson.op_msg_send(sock, 8, {"ping": 1, "$db": "admin"})
+        reply = bson.op_msg_receive(sock, 8)
     assert reply["ok"] == 0.0 and reply["code"] == 13 and "requires authentication" in reply["errmsg"]
 
 

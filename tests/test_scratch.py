@@ -62,7 +62,7 @@ def test_a_streamed_backup_stages_in_the_private_folder(isolated_home):
     from paas_svc.home import ensure_home
     from paas_svc.lifecycle import ServiceManager
     from paas_svc.store import open_store
-    from paas_svc.vault import Vault
+    from paas_svc.secrets.vault import Vault
 
     home = ensure_home(isolated_home)
     stale = leave_leftover(home, f"{dead_pid()}-99")

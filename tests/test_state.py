@@ -9,7 +9,7 @@ from paas_svc.errors import Conflict, NotFound, SecretsError, StateError
 from paas_svc.home import ensure_home
 from paas_svc.models import ServiceRecord
 from paas_svc.store import MIGRATIONS, open_store
-from paas_svc.vault import Vault
+from paas_svc.secrets.vault import Vault
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import pytest
 
 from paas_svc.docker_status import ContainerState
-from paas_svc.models import FAILED, PROVISIONING, READY, REMOVED, ServiceRecord
+from paas_svc.models import FAILED, PROVISIONING, READY, REMOVED, STARTING, ServiceRecord
 from paas_svc.status import live_status
 
 
@@ -29,6 +29,10 @@ def _container(state):
     (PROVISIONING, "running", False, "Failed"),
     (FAILED, "running", True, "Failed"),
     (REMOVED, None, True, "Removed"),
+    # `svc add --no-wait` finished without the lock: Starting until `svc wait` confirms, never Failed
+    (STARTING, "running", False, "Starting"),
+    (STARTING, "exited", False, "Stopped"),
+    (STARTING, None, False, "Missing"),
 ])
 def test_live_status(stored, container, add_running, shown):
     assert live_status(_service(stored), _container(container) if container else None, add_running) == shown

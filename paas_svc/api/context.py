@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from paas_svc.store import StateStore, open_store
-from paas_svc.vault import Vault
+from paas_svc.secrets.vault import Vault
 
 DEFAULT_ORG = "default"
 

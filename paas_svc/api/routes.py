@@ -110,7 +110,7 @@ SERVICE_FIELDS = {  # what service_view returns: the OpenAPI document's Service 
     "container": "string", "volume": "string", "host": "string", "hostPort": "integer|null",
     "createdAt": "string", "updatedAt": "string",
 }
-SERVICE_STATUSES = ("Provisioning", "Ready", "Failed", "Stopped", "Missing", "Removed")
+SERVICE_STATUSES = ("Provisioning", "Starting", "Ready", "Failed", "Stopped", "Missing", "Removed")
 
 
 def service_view(service: ServiceRecord, status: str) -> dict:
@@ -150,7 +150,8 @@ def search_templates(call: Call) -> Reply:
     query = call.query.get("q", "").strip()
     templates = search(query) if query else sorted(load_catalog().values(), key=lambda t: t.key)
     return Reply(200, [{"key": t.key, "name": t.name, "description": t.description, "category": t.category,
-                        "tags": list(t.tags), "image": t.image, "port": t.port} for t in templates])
+                        "tags": list(t.tags), "image": t.image, "port": t.port, "kind": t.kind, "source": t.source}
+                       for t in templates])
 
 
 def whoami(call: Call) -> Reply:
@@ -266,7 +267,7 @@ def download_backup(call: Call) -> Reply:
     from paas_svc.data_ops import DataOps, default_backup_name
 
     service = _service(call)
-    strategy = strategy_for(service.template)
+    strategy = strategy_for(service)
     data_ops = DataOps(call.context.manager())
     # staged in the server's private scratch folder; the response unlinks it as it opens it
     staging = data_ops.scratch_dir / f"api-{service.id}-{secrets.token_hex(4)}"
@@ -316,7 +317,7 @@ ENDPOINTS: list[Endpoint] = [
              role=ADMIN, produces="application/octet-stream",
              responses=_tag({200: "The backup file (JSON header line, then the native payload)", 403: "Member token",
                              409: "Removed, stopped or container missing"})),
-    Endpoint("GET", SCOPE + "/variables", export_variables, "{SLUG}_URL of every Ready service, as `paas env export` (admin, audited)",
+    Endpoint("GET", SCOPE + "/variables", export_variables, "The variables ({SLUG}_URL, _HOST, ...) of every Ready or Starting service, as `paas env export` (admin, audited)",
              role=ADMIN, query={"view": "host (default) or network"},
              responses=_tag({200: "Variables and the services left out", 403: "Member token"})),
 ]

@@ -131,7 +131,7 @@ class Backups:
         return f"{url} at {config.get('endpoint') or 'AWS'} ({config.get('region')})"
 
     def _ensure_backup_key(self) -> None:
-        from paas_svc.backups.backup_key import ensure_key
+        from paas_svc.secrets.backup_key import ensure_key
 
         ensure_key(self.home)
 
@@ -192,7 +192,7 @@ class Backups:
             result = self.data_ops.backup_to_path(service, path, purpose="scheduled" if schedule_id else "backup")
             return self.records.add_record(service=service, schedule_id=schedule_id, created_at=created_at, status=rec.OK,
                                            location=str(path), size_bytes=path.stat().st_size, sha256=result.header.payload_sha256)
-        from paas_svc.backups.backup_key import ensure_key
+        from paas_svc.secrets.backup_key import ensure_key
         from paas_svc.backups.crypto import EXTENSION, EncryptingReader, key_id
 
         key = ensure_key(self.home)
@@ -286,7 +286,7 @@ class Backups:
     def fetch(self, service: ServiceRecord, destination_name: str, location: str) -> Path:
         """A local plain backup file for `location`: the file itself when it is a plain local
         file, else a decrypted copy in this process's private scratch folder (the caller removes it)."""
-        from paas_svc.backups.backup_key import known_keys
+        from paas_svc.secrets.backup_key import known_keys
         from paas_svc.backups.crypto import HEADER_BYTES, decrypt_stream, is_encrypted
 
         if not location.startswith("s3://"):

@@ -343,7 +343,7 @@ def dest_add(
     """Add a destination. S3 keys come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --keys-stdin or a
     prompt (never the command line) and are stored encrypted like service credentials."""
     from paas_svc.backups import clock, records
-    from paas_svc.backups.backup_key import key_path, read_key
+    from paas_svc.secrets.backup_key import key_path, read_key
     from paas_svc.errors import InvalidInput
 
     if (path is None) == (s3 is None):

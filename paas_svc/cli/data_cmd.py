@@ -100,7 +100,7 @@ def backup(
         result = data_ops.backup_to_stream(service, stream)
         message(f"Backed up {where} ({service.template}) to stdout: {human_size(result.size)} in {result.elapsed_seconds:.1f}s")
         return
-    path = _output_path(output, service, strategy_for(service.template).extension)
+    path = _output_path(output, service, strategy_for(service).extension)
     result = data_ops.backup_to_path(service, path)
     header = result.header
     if json_output:

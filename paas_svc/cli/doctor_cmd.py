@@ -13,13 +13,18 @@ from paas_svc.cli.state import open_profile, service_manager
 def doctor(json_output: JsonOption = False,
            fix: Annotated[bool, typer.Option("--fix", help="Fix what is safe: file modes, network, stopped or missing containers. Never deletes a volume.")] = False) -> None:
     """Check the engine, network, containers, volumes, orphans, file modes, database and ports."""
-    from paas_svc.doctor import apply_fixes, diagnose
-    from paas_svc.errors import ExitCode
+    from paas_svc.doctor import Report, apply_fixes, diagnose
+    from paas_svc.errors import ExitCode, StateError
 
-    manager = service_manager(open_profile(), StderrReporter())
-    report = diagnose(manager)
-    if fix:
-        apply_fixes(manager, report)
+    try:
+        manager = service_manager(open_profile(), StderrReporter())
+    except StateError as error:  # the home or the database cannot even be opened: that is the finding
+        report = Report(state_unusable=True)
+        report.add("database", False, error.message, fix=error.hint)
+    else:
+        report = diagnose(manager)
+        if fix and not report.state_unusable:
+            apply_fixes(manager, report)
     if json_output:
         print_json({"ok": not report.problems, "findings": [f.to_json() for f in report.findings]})
     else:
@@ -32,4 +37,4 @@ def doctor(json_output: JsonOption = False,
                 data(f"        --fix failed: {finding.fix_error}")
         data(f"{len(report.problems)} problem(s) found." if report.problems else "Everything is in order.")
     if report.problems:
-        raise typer.Exit(ExitCode.UNHEALTHY)
+        raise typer.Exit(ExitCode.STATE if report.state_unusable else ExitCode.UNHEALTHY)

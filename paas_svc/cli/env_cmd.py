@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from paas_svc.cli.completion import complete_env
 from paas_svc.cli.options import JsonOption, ProjectOption
-from paas_svc.cli.output import message, print_json, print_table, warn
+from paas_svc.cli.output import message, print_json, print_table, protect_stdout, warn, write_output_file
 from paas_svc.cli.state import open_profile
 
 app = typer.Typer(help="Environments of a project, and the variables apps get from them.", no_args_is_help=True)
@@ -55,16 +56,17 @@ def rm(name: NameArgument, project: ProjectOption = None) -> None:
 
 
 ExportEnvOption = Annotated[Optional[str], typer.Option(
-    "--env", "-e", envvar="PAAS_ENV", show_envvar=True, help="Environment (default: development).")]
+    "--env", "-e", envvar="PAAS_ENV", show_envvar=True, autocompletion=complete_env, help="Environment (default: development).")]
 NetworkOption = Annotated[bool, typer.Option(
     "--network", help="The view of a container on the paas-apps network (default: the host view, 127.0.0.1).")]
 StrictOption = Annotated[bool, typer.Option(
-    "--strict", help="Fail when a service is not Ready instead of leaving it out with a warning.")]
+    "--strict", help="Fail when a service is not Ready (Starting included) instead of a warning.")]
 
 
 def ready_variables(project_option: str | None, env_option: str | None, network: bool, strict: bool,
-                    purpose: str, left_out_of: str) -> tuple[str, str, dict[str, str]]:
-    """(project, env, {SLUG}_URL of each Ready service); the reveal is audited with `purpose`."""
+                    purpose: str, left_out_of: str, only: list[str] | None = None) -> tuple[str, str, dict[str, str]]:
+    """(project, env, the variables of each Ready service, or of the `only` slugs); the reveal is
+    audited with `purpose`."""
     from paas_svc.reveal import environment_variables
     from paas_svc.scope import resolve_env, resolve_project
 
@@ -72,12 +74,18 @@ def ready_variables(project_option: str | None, env_option: str | None, network:
     project = resolve_project(profile.store, project_option)
     env = resolve_env(profile.store, project, env_option)
     services = _with_live_status(profile.store, project, env)
+    if only is not None:
+        services = _only(services, only, project, env)
     not_ready = sorted((service.slug, status) for service, status in services if status != "Ready")
     if strict and not_ready:  # before revealing anything: a refused export is not audited
         _refuse_not_ready(project, env, not_ready)
     result = environment_variables(profile.store, profile.vault, services, network, purpose)
     for service, status in result.skipped:
         warn(f"{service.slug} is {status}; left out of {left_out_of}")
+    for service, status in services:
+        if status == "Starting":
+            warn(f"{service.slug} is Starting (not yet confirmed ready); included. "
+                 f"`paas svc wait {service.slug} --env {env}` waits for it; --strict refuses it.")
     return project, env, result.variables
 
 
@@ -98,6 +106,29 @@ def _with_live_status(store, project: str, env: str) -> list:
     return [(service, statuses[service.id]) for service in services]
 
 
+def _only(services: list, slugs: list[str], project: str, env: str) -> list:
+    from paas_svc.errors import NotFound
+
+    known = {service.slug for service, _ in services}
+    unknown = [slug for slug in slugs if slug not in known]
+    if unknown:
+        raise NotFound(f"No service {', '.join(map(repr, unknown))} in {project}/{env}.",
+                       hint=f"Its services: {', '.join(sorted(known)) or 'none'}.")
+    return [(service, status) for service, status in services if service.slug in slugs]
+
+
+def parse_only(text: str | None) -> list[str] | None:
+    """`--only cache,db` -> ["cache", "db"]."""
+    if text is None:
+        return None
+    from paas_svc.errors import InvalidInput
+
+    slugs = [slug.strip() for slug in text.split(",") if slug.strip()]
+    if not slugs:
+        raise InvalidInput("--only needs at least one slug, e.g. --only cache,db.")
+    return slugs
+
+
 def _refuse_not_ready(project: str, env: str, not_ready: list[tuple[str, str]]) -> None:
     from paas_svc.errors import Conflict
 
@@ -112,43 +143,39 @@ def export(
     env: ExportEnvOption = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="dotenv, json, shell (for eval) or docker (for --env-file).")] = "dotenv",
     network: NetworkOption = False,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file (atomically, mode 0600) instead of stdout.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file (atomically, mode 0600; never through a link, FIFO or device) instead of stdout.")] = None,
     strict: StrictOption = False,
+    only: Annotated[Optional[str], typer.Option("--only", help="Only these services, comma-separated: --only cache,db.")] = None,
 ) -> None:
-    """Print {SLUG}_URL for every Ready service of the environment. Audited as a reveal."""
+    """Print the variables ({SLUG}_URL, _HOST, _PORT, ...) of every Ready service of the environment. Audited as a reveal."""
     from paas_svc.envfile import check_format, render
 
     check_format(fmt)  # a typo must not cost a reveal
+    slugs = parse_only(only)
     if output is not None:
         _check_output_folder(output)
     view = "network" if network else "host"
     project_name, env_name, variables = ready_variables(
-        project, env, network, strict, purpose=f"format={fmt} view={view}", left_out_of="the export")
+        project, env, network, strict, purpose=f"format={fmt} view={view}", left_out_of="the export", only=slugs)
     text = render(variables, fmt)
     if not variables:
         message(f"note: no Ready service in {project_name}/{env_name}; nothing to export.")
     if output is None:
+        if variables:
+            protect_stdout("connection strings with passwords")
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    _write_export(output, text)
+    write_output_file(output, text.encode(), "the variables")
     message(f"Wrote {len(variables)} variable{'' if len(variables) == 1 else 's'} to {output}")
 
 
 def _check_output_folder(path: Path) -> None:
+    """Before any reveal: -o names a file in an existing folder, and nothing but a regular file is there."""
     from paas_svc.errors import InvalidInput
+    from paas_svc.home import check_replaceable
 
     if not path.parent.is_dir():
         raise InvalidInput(f"Cannot write {path}: {path.parent} is not an existing folder.",
                            hint="Create it first, or pick another path for -o.")
-
-
-def _write_export(path: Path, text: str) -> None:
-    from paas_svc.errors import InvalidInput
-    from paas_svc.home import write_private_file
-
-    try:
-        write_private_file(path, text.encode())
-    except OSError as error:
-        raise InvalidInput(f"Cannot write {path}: {error.strerror or error}.",
-                           hint="Check that its folder exists and is writable.") from None
+    check_replaceable(path)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from paas_svc.cli.output import data, message, warn
+from paas_svc.cli.output import data, message, protect_stdout, warn, write_output_file
 from paas_svc.cli.state import open_profile
 
 app = typer.Typer(
@@ -31,20 +31,19 @@ def rotate(
     The previous key is kept as master.key.old-<UTC time> (mode 0600) until
     `paas key rotate --drop-old`. Connection strings do not change.
     """
-    from paas_svc.keys import drop_old_keys, rotate_key
+    from paas_svc.secrets.rotation import drop_old_keys, rotate_key
 
     profile = open_profile()
     if drop_old:
-        removed = drop_old_keys(profile.home, profile.store)
+        removed = drop_old_keys(profile.vault)
         for path in removed:
             data(str(path))
         if removed:
-            profile.store.audit("key-drop-old", "-", "-", "-", f"deleted={len(removed)}")
             message(f"Deleted {len(removed)} old key backup{'s' if len(removed) != 1 else ''} from {profile.home}.")
         else:
             message(f"No old key backups in {profile.home}.")
         return
-    result = rotate_key(profile.store, profile.home)
+    result = rotate_key(profile.vault)
     if result.created:
         message(f"There was no master key yet: created {result.key_file}. No secrets to re-encrypt.")
         return
@@ -70,27 +69,23 @@ def export(
     With --backup: the backup key, which alone opens the encrypted off-host backups (keep it apart
     from this machine: it is what restores them if the machine and its master key are lost).
     """
-    from paas_svc.errors import InvalidInput
-    from paas_svc.home import write_private_file
-    from paas_svc.keyfile import ENV_VAR, key_path
-    from paas_svc.keys import export_key
+    from paas_svc.home import check_replaceable
+    from paas_svc.secrets.transfer import export_key
 
+    target = None if output is None or output == STDIN else Path(output).expanduser()
+    if target is not None:
+        check_replaceable(target)  # before the key is revealed
     if backup:
-        return _export_backup_key(output)
+        return _export_backup_key(target)
     profile = open_profile()
-    key = export_key(profile.home, profile.store)  # checked against the state first
-    source = f"${ENV_VAR}" if os.environ.get(ENV_VAR) else str(key_path(profile.home))
-    warn(f"this key (from {source}) decrypts every credential in {profile.store.path}; keep it secret.")
-    if output is None or output == STDIN:
+    exported = export_key(profile.vault)  # checked against the state first
+    warn(f"this key (from {exported.source}) decrypts every credential in {profile.store.path}; keep it secret.")
+    if target is None:
+        protect_stdout("the master key")
         profile.store.audit("key-export", "-", "-", "-", "to=stdout")
-        data(key.decode())
+        data(exported.key.decode())
         return
-    target = Path(output).expanduser()
-    try:
-        write_private_file(target, key + b"\n")
-    except OSError as error:
-        raise InvalidInput(f"Cannot write the key to {target}: {error.strerror}.",
-                           hint="Choose a writable path for --output.") from None
+    write_output_file(target, exported.key + b"\n", "the key")
     profile.store.audit("key-export", "-", "-", "-", f"to={target.absolute()}")
     message(f"Wrote the master key to {target} (mode 0600).")
 
@@ -111,14 +106,14 @@ def import_(
     Refused when this profile already holds secrets the key cannot open. A different key
     file already in place is kept as master.key.old-<UTC time> (mode 0600).
     """
-    from paas_svc.keyfile import ENV_VAR
-    from paas_svc.keys import import_key
+    from paas_svc.secrets.keyfile import ENV_VAR
+    from paas_svc.secrets.transfer import import_key
 
     raw, source = _read_key_input(file)
     if backup:
         return _import_backup_key(raw, source)
     profile = open_profile()
-    result = import_key(profile.store, profile.home, raw, force=force, source=source)
+    result = import_key(profile.vault, raw, force=force, source=source)
     for backup in result.backups:
         message(f"Kept the previous key in {backup} (mode 0600).")
     if not result.changed:
@@ -152,11 +147,10 @@ def _read_key_input(file: str) -> tuple[bytes, str]:
     return raw, str(path)
 
 
-def _export_backup_key(output: str | None) -> None:
-    from paas_svc.backups.backup_key import encode_key, key_path, read_key
+def _export_backup_key(target: Path | None) -> None:
     from paas_svc.backups.crypto import key_id
-    from paas_svc.errors import InvalidInput, NotFound
-    from paas_svc.home import write_private_file
+    from paas_svc.errors import NotFound
+    from paas_svc.secrets.backup_key import encode_key, key_path, read_key
 
     profile = open_profile()
     key = read_key(profile.home)
@@ -165,22 +159,19 @@ def _export_backup_key(output: str | None) -> None:
                        hint="It is made with the first backup destination (`paas backup dest add`).")
     warn(f"this key ({key_id(key)}) decrypts every backup paas sent off this host; keep it apart from this machine.")
     text = encode_key(key)
-    if output is None or output == STDIN:
+    if target is None:
+        protect_stdout("the backup key")
         profile.store.audit("key-export", "-", "-", "-", f"backup key={key_id(key)} to=stdout")
         data(text)
         return
-    target = Path(output).expanduser()
-    try:
-        write_private_file(target, (text + "\n").encode())
-    except OSError as error:
-        raise InvalidInput(f"Cannot write the key to {target}: {error.strerror}.", hint="Choose a writable path for --output.") from None
+    write_output_file(target, (text + "\n").encode(), "the backup key")
     profile.store.audit("key-export", "-", "-", "-", f"backup key={key_id(key)} to={target.absolute()}")
     message(f"Wrote the backup key {key_id(key)} to {target} (mode 0600).")
 
 
 def _import_backup_key(raw: bytes, source: str) -> None:
-    from paas_svc.backups.backup_key import ENV_VAR as BACKUP_ENV_VAR
-    from paas_svc.backups.backup_key import import_key as import_backup_key
+    from paas_svc.secrets.backup_key import ENV_VAR as BACKUP_ENV_VAR
+    from paas_svc.secrets.backup_key import import_key as import_backup_key
 
     profile = open_profile()
     result = import_backup_key(profile.home, raw, source)

@@ -21,7 +21,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "catalog": ("paas_svc.cli.catalog_cmd",),
     "project": ("paas_svc.cli.project_cmd",),
     "env": ("paas_svc.cli.env_cmd",),
-    "svc": ("paas_svc.cli.svc_cmd", "paas_svc.cli.data_cmd"),
+    "svc": ("paas_svc.cli.svc_cmd", "paas_svc.cli.data_cmd", "paas_svc.cli.operate_cmd"),
     "key": ("paas_svc.cli.key_cmd",),
     "backup": ("paas_svc.cli.backup_cmd",),
     "token": ("paas_svc.cli.token_cmd",),
@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("paas_svc.cli.audit_cmd", "audit"),
     "doctor": ("paas_svc.cli.doctor_cmd", "doctor"),
     "run": ("paas_svc.cli.run_cmd", "run_command"),
+    "completion": ("paas_svc.cli.completion_cmd", "completion"),
     "serve": ("paas_svc.cli.serve_cmd", "serve"),
 }
 
@@ -110,7 +111,13 @@ def run(argv: list[str] | None = None) -> int:
 
     from paas_svc.errors import ExitCode, Interrupted, PaasError
 
-    os.umask(0o077)  # every file we create in the home (db, WAL, key, exports) is 0600
+    from paas_svc.home import use_private_umask
+
+    use_private_umask()  # every file we create in the home (db, WAL, key, exports) is 0600
+    if "_PAAS_COMPLETE" in os.environ:  # the shell asks for completions (see `paas completion`)
+        from paas_svc.cli.completion import prepare
+
+        prepare()
     previous_handlers = _install_interrupt_handlers()
     try:
         argv = sys.argv[1:] if argv is None else argv

@@ -27,6 +27,41 @@ def data(text: str) -> None:
     sys.stdout.flush()
 
 
+def protect_stdout(what: str) -> None:
+    """Before writing `what` (a secret) to stdout: when stdout is a regular file (`> .env`),
+    make it 0600 if it is ours, else warn that others can read it. Pipes and terminals are left alone."""
+    import stat
+
+    try:
+        fd = sys.stdout.fileno()
+        info = os.fstat(fd)
+    except (AttributeError, OSError, ValueError):  # not a real file (tests capture it, or it is closed)
+        return
+    if not stat.S_ISREG(info.st_mode) or not info.st_mode & 0o077:
+        return
+    if info.st_uid == os.geteuid():
+        try:
+            os.fchmod(fd, 0o600)
+            return
+        except OSError:
+            pass
+    warn(f"stdout is a file that other users can read (mode {stat.S_IMODE(info.st_mode):o}, not yours to change) "
+         f"and it now holds {what}; use -o FILE to get a private file.")
+
+
+def write_output_file(path, content: bytes, what: str) -> None:
+    """`-o FILE`: written privately and atomically (see home.atomic_private_file); anything but a
+    regular file at `path` is refused, and so is an unusable path (both exit 2)."""
+    from paas_svc.errors import InvalidInput
+    from paas_svc.home import write_private_file
+
+    try:
+        write_private_file(path, content)
+    except OSError as error:
+        raise InvalidInput(f"Cannot write {what} to {path}: {error.strerror or error}.",
+                           hint="Check that its folder exists and is writable, or choose another path for -o.") from None
+
+
 def print_json(value: Any) -> None:
     # Indented for a person at a terminal; compact when piped, where the C encoder renders
     # 200 services in ~1 ms instead of ~10 ms (indent forces the pure-Python encoder).
@@ -48,13 +83,15 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], empty: st
         message(empty)
         return
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        # Cells are stored text (paths, reasons, names): shown literally, never read as Rich markup.
+        table.add_row(*("" if cell is None else escape(str(cell)) for cell in row))
     _console().print(table)
 
 

@@ -4,12 +4,14 @@
 import os
 import signal
 import subprocess
+from typing import Mapping
 
 import typer
 
 from paas_svc.cli.env_cmd import ExportEnvOption, NetworkOption, StrictOption
 from paas_svc.cli.options import ProjectOption
 from paas_svc.cli.output import message
+from paas_svc.home import caller_umask
 
 # The command's own options must not be parsed as ours: option parsing stops at the
 # first word of COMMAND (or at `--`), and everything from there on is handed to it.
@@ -38,7 +40,17 @@ def run_command(ctx: typer.Context, project: ProjectOption = None, env: ExportEn
     view = "network" if network else "host"
     _, _, variables = ready_variables(project, env, network, strict, purpose=f"run view={view}",
                                       left_out_of="the environment of the command")
-    raise typer.Exit(run_with_signals(command, {**os.environ, **variables}))
+    raise typer.Exit(run_with_signals(command, child_environment(os.environ, variables)))
+
+
+def child_environment(parent: Mapping[str, str], variables: dict[str, str]) -> dict[str, str]:
+    """The command's environment: ours with the variables added, minus the master key (the command
+    gets the connection strings it needs, never what decrypts every credential)."""
+    from paas_svc.secrets.keyfile import ENV_VAR
+
+    environment = {**parent, **variables}
+    environment.pop(ENV_VAR, None)
+    return environment
 
 
 def run_with_signals(command: list[str], environment: dict[str, str]) -> int:
@@ -55,7 +67,7 @@ def run_with_signals(command: list[str], environment: dict[str, str]) -> int:
     previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
     try:
         try:
-            child = subprocess.Popen(command, env=environment)
+            child = subprocess.Popen(command, env=environment, umask=caller_umask())  # paas's own umask is 077
         except FileNotFoundError:
             message(f"error: command not found: {command[0]}")
             return EXIT_NOT_FOUND

@@ -6,8 +6,8 @@ from typing import NamedTuple
 from pathlib import Path
 
 from paas_svc.home import ensure_home, home_dir
+from paas_svc.secrets.vault import Vault
 from paas_svc.store import StateStore, open_store
-from paas_svc.vault import Vault
 
 
 class Profile(NamedTuple):
@@ -16,20 +16,27 @@ class Profile(NamedTuple):
     vault: Vault
 
 
-_open_stores: list[StateStore] = []
+_open_profiles: list[Profile] = []
 
 
 def open_profile() -> Profile:
     home = ensure_home(home_dir())
     store = open_store(home)
-    _open_stores.append(store)
-    return Profile(home, store, Vault(store, home))
+    profile = Profile(home, store, Vault(store, home))
+    _open_profiles.append(profile)
+    return profile
 
 
 def close_profiles() -> None:
-    """Close every database connection a command opened (main.run calls it at the end)."""
-    while _open_stores:
-        _open_stores.pop().close()
+    """Report what the vaults repaired on the way, and close every database connection a
+    command opened (main.run calls it at the end)."""
+    from paas_svc.cli.output import message
+
+    while _open_profiles:
+        profile = _open_profiles.pop()
+        for finished in profile.vault.finished_rotations:
+            message(f"note: finished an interrupted key rotation: {finished.pending.name} is now {finished.key_file}.")
+        profile.store.close()
 
 
 def service_manager(profile: Profile, reporter=None):

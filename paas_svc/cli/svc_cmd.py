@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from paas_svc.cli.completion import complete_env, complete_slug, complete_template
 from paas_svc.cli.options import EnvOption, JsonOption, ProjectOption
 from paas_svc.cli.output import StderrReporter, data, is_interactive, message, print_fields, print_json, print_table
 from paas_svc.cli.state import open_profile, service_manager
@@ -13,7 +14,7 @@ from paas_svc.dsn import HOST_VIEW_HOST
 
 app = typer.Typer(help="Add, inspect and remove services.", no_args_is_help=True)
 
-SlugArgument = Annotated[str, typer.Argument(help="The service's slug, e.g. cache or db.")]
+SlugArgument = Annotated[str, typer.Argument(help="The service's slug, e.g. cache or db.", autocompletion=complete_slug)]
 
 
 def _service(profile, project_option, env_option, slug):
@@ -25,6 +26,8 @@ def _service(profile, project_option, env_option, slug):
 
 
 def service_json(service, status: str) -> dict:
+    from paas_svc.limits import limits_json
+
     return {
         "id": service.id,
         "project": service.project,
@@ -42,6 +45,8 @@ def service_json(service, status: str) -> dict:
         "ports": {str(k): v for k, v in service.host_ports.items()},
         "network_host": service.container_name,
         "network_port": service.container_port,
+        "limits": limits_json(service.spec),
+        "url_scheme": service.spec.get("url_scheme"),
         "created_at": service.created_at,
         "updated_at": service.updated_at,
     }
@@ -50,14 +55,17 @@ def service_json(service, status: str) -> dict:
 @app.command("add")
 def add(
     slug: SlugArgument,
-    template: Annotated[str, typer.Option("--template", "-t", help="Catalog key, e.g. redis-7 (see `paas catalog list`).")],
+    template: Annotated[str, typer.Option("--template", "-t", autocompletion=complete_template, help="Catalog key, e.g. redis-7 (see `paas catalog list`).")],
     project: ProjectOption = None,
-    env: Annotated[Optional[str], typer.Option("--env", "-e", envvar="PAAS_ENV", show_envvar=True,
+    env: Annotated[Optional[str], typer.Option("--env", "-e", envvar="PAAS_ENV", show_envvar=True, autocompletion=complete_env,
                                                help="Environment (default: development).")] = None,
     image: Annotated[Optional[str], typer.Option("--image", help="Use this image instead of the template's (mirror, pinned version, local build).")] = None,
     port: Annotated[Optional[int], typer.Option("--port", help="Host port on 127.0.0.1 for the main port (default: a free one, kept for good).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the service to accept connections.")] = 120.0,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once the container is started, without waiting for readiness.")] = False,
+    url_scheme: Annotated[Optional[str], typer.Option("--url-scheme", help="PostgreSQL: postgres (default) or postgresql (what SQLAlchemy needs) in {SLUG}_URL.")] = None,
+    memory: Annotated[Optional[str], typer.Option("--memory", help="Memory limit of the container, e.g. 512m or 1g (default: none).")] = None,
+    cpus: Annotated[Optional[str], typer.Option("--cpus", help="CPU limit in cores, e.g. 1.5 (default: none).")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Provision a service from the catalog and wait until it accepts connections."""
@@ -65,15 +73,19 @@ def add(
     from paas_svc.naming import validate_name
     from paas_svc.scope import resolve_env, resolve_project
 
+    from paas_svc.limits import parse_cpus, parse_memory
+
     validate_name(slug, "slug")
     validate_timeout(timeout)
+    limits = {"memory": parse_memory(memory) if memory else None, "cpus": parse_cpus(cpus) if cpus else None}
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
     env_name = resolve_env(profile.store, project_name, env)
     result = service_manager(profile, StderrReporter()).add(
-        project_name, env_name, slug, template, image=image, timeout=timeout, wait=not no_wait, host_port=port)
+        project_name, env_name, slug, template, image=image, timeout=timeout, wait=not no_wait, host_port=port,
+        limits=limits if any(limits.values()) else None, url_scheme=url_scheme)
     service = result.service
-    status = "Ready" if result.waited else "Provisioning"
+    status = "Ready" if result.waited else "Starting"
     if json_output:
         print_json({**service_json(service, status), "elapsed_seconds": round(result.elapsed_seconds, 3),
                     "reattached": result.reattached})
@@ -81,12 +93,14 @@ def add(
     how = " (reattached its volume with the original credentials)" if result.reattached else ""
     data(f"{service.slug} ({service.template}) in {service.project}/{service.env}: {status} in {result.elapsed_seconds:.1f}s{how}")
     data(f"Apps get {service.env_var}; reveal it with: paas svc dsn {service.slug} --env {service.env}")
+    if not result.waited:
+        message(f"Not waited for; `paas svc wait {service.slug} --env {service.env}` confirms it accepts connections.")
 
 
 @app.command("list")
 def list_services(
     project: ProjectOption = None,
-    env: Annotated[Optional[str], typer.Option("--env", "-e", envvar="PAAS_ENV", help="Only this environment.")] = None,
+    env: Annotated[Optional[str], typer.Option("--env", "-e", envvar="PAAS_ENV", autocompletion=complete_env, help="Only this environment.")] = None,
     all_projects: Annotated[bool, typer.Option("--all", help="Services of every project.")] = False,
     removed: Annotated[bool, typer.Option("--removed", help="Include removed services whose volume is kept.")] = False,
     json_output: JsonOption = False,
@@ -124,6 +138,7 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
     info = service_json(service, status)
     info["volume_path"] = service.spec["volume"]
     info["dsn_format"] = service.spec["dsn"]
+    info.update(template_definition(profile.home, service))
     operation = profile.store.get_operation(service.id)
     info["operation"] = None if operation is None else {
         "kind": operation.kind, "safety_backup": operation.safety_backup, "source": operation.source,
@@ -132,21 +147,65 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
     if json_output:
         print_json(info)
         return
+    limits = info["limits"]
+    info["limits"] = ", ".join(f"{k} {v}" for k, v in (("memory", limits["memory"]), ("cpus", limits["cpus"])) if v) or "none"
     operation_fields = [] if operation is None else [
         (f"operation.{key}", value) for key, value in info["operation"].items() if value is not None]
     print_fields([(key, value) for key, value in info.items() if key not in ("ports", "operation")]
                  + [("ports", ", ".join(f"{h}->{c}" for c, h in service.host_ports.items()))] + operation_fields)
 
 
+def template_definition(home, service) -> dict:
+    """Which definition the service runs: the one stored with it at creation."""
+    from paas_svc.catalog import definition_digest, kind_of_service, load_catalog
+
+    definition = service.spec.get("definition")
+    info = {"kind": kind_of_service(service.template, service.spec),
+            "template_source": service.spec.get("template_source", "built-in")}
+    if definition is None:
+        info["template_definition"] = "not stored (created before definitions were kept); runs the settings stored with it"
+        return info
+    digest = definition_digest(definition)
+    current = load_catalog(home).get(service.template)
+    if current is None:
+        note = "the template is no longer installed"
+    elif current.digest == digest:
+        note = "same as the catalog's"
+    else:
+        note = f"the catalog's is now sha256:{current.digest[:16]}"
+    info["template_definition"] = f"sha256:{digest[:16]} (stored with the service; {note})"
+    return info
+
+
+NetworkFlag = Annotated[bool, typer.Option("--network", help="The view from a container on the paas-apps network.")]
+
+
 @app.command("dsn")
-def dsn(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
-        network: Annotated[bool, typer.Option("--network", help="The view from a container on the paas-apps network.")] = False) -> None:
-    """Print the connection string (host view: 127.0.0.1 and the published port). Audited."""
+def dsn(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None, network: NetworkFlag = False,
+        all_variables: Annotated[bool, typer.Option("--all", help="Every variable of the service (as `svc env`), not just the URL.")] = False) -> None:
+    """Print the connection string, {SLUG}_URL (host view: 127.0.0.1 and the published port). Audited."""
+    if all_variables:
+        return env_vars(slug, project, env, "dotenv", network)
     from paas_svc.reveal import reveal_dsn
 
     profile = open_profile()
     service = _service(profile, project, env, slug)
     data(reveal_dsn(profile.store, profile.vault, service, network))
+
+
+@app.command("env")
+def env_vars(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
+             fmt: Annotated[str, typer.Option("--format", "-f", help="dotenv, json, shell or docker.")] = "dotenv",
+             network: NetworkFlag = False) -> None:
+    """Print every variable of one service ({SLUG}_URL, _HOST, _PORT, _USER, ...). Audited."""
+    from paas_svc.envfile import check_format, render
+    from paas_svc.reveal import reveal_variables
+
+    check_format(fmt)
+    profile = open_profile()
+    service = _service(profile, project, env, slug)
+    sys.stdout.write(render(reveal_variables(profile.store, profile.vault, service, network), fmt))
+    sys.stdout.flush()
 
 
 @app.command("rm")

@@ -6,6 +6,11 @@
 #   paas-test/postgres:16     Debian's PostgreSQL 15 with an official-image-like entrypoint
 #   paas-test/standin:1       one Python process faking MongoDB/Meilisearch/MinIO/Mailpit
 #   paas-test/registry:2      Debian's docker-registry (Distribution 2.8), plain HTTP on :5000, for pull tests
+#   paas-test/mariadb:11      Debian's MariaDB 10.11 with an official-image-like entrypoint
+#   paas-test/rabbitmq:4      Debian's RabbitMQ 3.10 honouring RABBITMQ_DEFAULT_USER/PASS/VHOST
+#   paas-test/mosquitto:2     Debian's Mosquitto 2.0: a service NOT in the catalog (user templates)
+#   paas-test/valkey:8        Debian's redis-server 7.0 as valkey-server/valkey-cli (Debian has no Valkey)
+#   paas-test/minio:standin   moto's S3 server on :9000 + MinIO's health paths (wheels fetched on the host)
 #
 # No container registry is needed: everything comes from the Debian mirror (the
 # registry image above is itself built from a Debian package).
@@ -179,6 +184,24 @@ build_dockerfile() {
     log "$tag: built in $(( $(now) - t0 ))s ($(docker image inspect -f '{{.Size}}' "$tag" | numfmt --to=si))"
 }
 
+# Containers reach the Debian mirror but not PyPI: wheels are downloaded on the host into
+# $1/wheels (for the image's Python 3.11 on x86_64), once per requirements.txt content.
+fetch_wheels() {
+    local dir="$IMAGES_DIR/$1" want have pip
+    want="$(sha256sum "$dir/requirements.txt" | cut -d' ' -f1)"
+    have="$(cat "$dir/wheels/.requirements-hash" 2>/dev/null || true)"
+    [ "$have" = "$want" ] && return 0
+    pip="${PIP:-$(command -v "$IMAGES_DIR/../../.venv/bin/pip" || echo "python3 -m pip")}"
+    log "$1: downloading wheels on the host ($pip)"
+    rm -rf "$dir/wheels"
+    $pip download --quiet --only-binary=:all: --python-version 3.11 --implementation cp \
+        --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
+        --platform manylinux_2_34_x86_64 --platform any -d "$dir/wheels" -r "$dir/requirements.txt" >&2 \
+        || die "pip download for $1 failed"
+    # Part of the hashed content (the image is rebuilt when the wheels change): deterministic.
+    printf '%s' "$want" >"$dir/wheels/.requirements-hash"
+}
+
 main() {
     command -v docker >/dev/null || die "docker CLI not found"
     docker info >/dev/null 2>&1 || die "the Docker engine is not reachable (is dockerd running?)"
@@ -195,6 +218,12 @@ main() {
     build_dockerfile paas-test/postgres:16 postgres
     build_dockerfile paas-test/standin:1 standin
     build_dockerfile paas-test/registry:2 registry
+    build_dockerfile paas-test/mariadb:11 mariadb
+    build_dockerfile paas-test/rabbitmq:4 rabbitmq
+    build_dockerfile paas-test/mosquitto:2 mosquitto
+    build_dockerfile paas-test/valkey:8 valkey
+    fetch_wheels minio
+    build_dockerfile paas-test/minio:standin minio
     # Drop the dangling layers left behind by rebuilds.
     docker image prune -f --filter label=paas-test.hash >/dev/null 2>&1 || true
     log "all images ready ($(( $(now) - t0 ))s)"

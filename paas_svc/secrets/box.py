@@ -23,10 +23,19 @@ class SecretBox:
         return json.loads(self._fernet.decrypt(token.encode()))
 
     def rotate(self, token: str) -> str:
+        """`token` re-encrypted under the first key (any key may open it); raises InvalidToken."""
         return self._fernet.rotate(token.encode()).decode()
 
     def key_check_token(self) -> str:
         return self._fernet.encrypt(KEY_CHECK_PLAINTEXT).decode()
+
+    def opens_token(self, token: str) -> bool:
+        """True when one of the keys decrypts `token`."""
+        try:
+            self._fernet.decrypt(token.encode())
+        except InvalidToken:
+            return False
+        return True
 
     def opens(self, key_check_token: str) -> bool:
         try:

@@ -1,0 +1,36 @@
+"""Service kinds: one module per kind holds all of that kind's behaviour.
+
+A template names its kind (`kind: postgres`); the module `paas_svc.kinds.<kind>` says what
+the kind can do and does it. Adding a kind is adding one module here plus catalog data;
+nothing else lists the kinds. Each module defines:
+
+    NAME              the kind's name (= the module name)
+    CREDENTIALS       the secret names its protocol probe and native backup read
+    probe             probe(host, port, credentials) -> detail: a real login through the
+                      published port, raising (ProtocolError, OSError, ...) while not ready;
+                      None when the kind has no protocol (its templates use tcp/http/command)
+    BACKUP            its native backup strategy (see paas_svc.backup.Strategy), or None
+
+The generic kind (kinds/generic.py) holds the options every template may use instead:
+tcp/http/command readiness checks, command and volume-archive backups.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from functools import lru_cache
+from types import ModuleType
+
+GENERIC = "generic"
+
+
+@lru_cache(maxsize=1)
+def kind_names() -> tuple[str, ...]:
+    return tuple(sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")))
+
+
+def kind_module(name: str) -> ModuleType:
+    if name not in kind_names():
+        raise KeyError(name)
+    return importlib.import_module(f"{__name__}.{name}")

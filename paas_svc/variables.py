@@ -1,0 +1,105 @@
+"""The variables an app gets for one service: `{SLUG}_URL` plus what real clients of its kind
+read (host, port, user, password, database; S3 endpoint, keys, bucket, region; a search API key).
+
+Pure functions on the hot path of `svc dsn` and `env export`: no engine, no YAML, no Rich.
+One entry per kind, meant to move into the per-kind modules of the catalog.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from paas_svc.dsn import render_dsn
+from paas_svc.errors import InvalidInput
+
+# Template key prefix -> kind, for services created before templates named their kind.
+_KIND_BY_PREFIX = (
+    ("postgres", "postgres"), ("redis", "redis"), ("valkey", "redis"), ("mongo", "mongodb"),
+    ("mariadb", "mysql"), ("mysql", "mysql"), ("meilisearch", "meilisearch"), ("minio", "s3"),
+    ("mailpit", "smtp"), ("rabbitmq", "amqp"),
+)
+
+
+def service_kind(template_key: str, spec: Mapping) -> str:
+    """The service's kind: the template's own `kind` when its spec has one, else from its key."""
+    if spec.get("kind"):
+        return str(spec["kind"])
+    for prefix, kind in _KIND_BY_PREFIX:
+        if template_key.startswith(prefix):
+            return kind
+    return str(spec.get("readiness", {}).get("probe", "unknown"))
+
+
+S3_REGION = "us-east-1"  # what MinIO (and moto) answer for when no region is configured
+URL_SCHEMES = {"postgres": ("postgres", "postgresql")}  # kinds whose URL scheme a service may choose
+
+
+def variable_prefix(slug: str) -> str:
+    """`feature-flags` -> `FEATURE_FLAGS` (every variable of the service starts with it)."""
+    return slug.upper().replace("-", "_")
+
+
+def default_bucket(slug: str) -> str:
+    """The bucket an S3 service is created with: its slug (S3 names need 3-63 characters)."""
+    return slug if len(slug) >= 3 else f"{slug}-files"
+
+
+def check_url_scheme(kind: str, scheme: str) -> str:
+    allowed = URL_SCHEMES.get(kind)
+    if not allowed:
+        raise InvalidInput(f"A {kind} service has one URL scheme; --url-scheme applies to PostgreSQL services.")
+    if scheme not in allowed:
+        raise InvalidInput(f"--url-scheme {scheme!r} is not one of {', '.join(allowed)}.",
+                           hint="postgresql:// is what SQLAlchemy requires; libpq, psycopg and most others take both.")
+    return scheme
+
+
+def service_url(template: str, spec: Mapping, credentials: Mapping[str, str], host: str, port: int) -> str:
+    """`{SLUG}_URL`, the one line `svc dsn` prints."""
+    kind = service_kind(template, spec)
+    if kind == "meilisearch":
+        return f"http://{host}:{port}"  # clients take the key apart: see {SLUG}_API_KEY
+    url = render_dsn(spec["dsn"], credentials, host, port)
+    scheme = spec.get("url_scheme")
+    if scheme and "://" in url:
+        url = f"{scheme}://{url.split('://', 1)[1]}"
+    return url
+
+
+def service_variables(slug: str, template: str, spec: Mapping, credentials: Mapping[str, str],
+                      host: str, port: int) -> dict[str, str]:
+    """Every variable of one service, `{SLUG}_URL` first."""
+    prefix = variable_prefix(slug)
+    kind = service_kind(template, spec)
+    values = {"URL": service_url(template, spec, credentials, host, port)}
+    where = {"HOST": host, "PORT": str(port)}
+    user, password = credentials.get("user", ""), credentials.get("password", "")
+    if kind in ("postgres", "mysql"):
+        values.update(where, USER=user, PASSWORD=password, DATABASE=credentials.get("db", ""))
+    elif kind in ("mongodb", "amqp"):
+        values.update(where, USER=user, PASSWORD=password)
+    elif kind == "redis":
+        values.update(where, USER=credentials.get("user", "default"), PASSWORD=password)
+    elif kind == "s3":
+        values.update(ENDPOINT=f"http://{host}:{port}", ACCESS_KEY_ID=user, SECRET_ACCESS_KEY=password,
+                      BUCKET=default_bucket(slug), REGION=S3_REGION)
+    elif kind == "meilisearch":
+        values.update(API_KEY=credentials.get("key", ""))  # the master key: full rights on this instance
+    elif kind == "smtp":
+        values.update(where)
+    for name, value_format in (spec.get("variables") or {}).items():  # a template's own extra variables
+        values[name] = render_dsn(value_format, credentials, host, port)
+    return {f"{prefix}_{name}": value for name, value in values.items()}
+
+
+# For the README and `catalog show`: the variable names per kind, after {SLUG}_URL.
+VARIABLES_BY_KIND = {
+    "postgres": ("HOST", "PORT", "USER", "PASSWORD", "DATABASE"),
+    "mysql": ("HOST", "PORT", "USER", "PASSWORD", "DATABASE"),
+    "mongodb": ("HOST", "PORT", "USER", "PASSWORD"),
+    "amqp": ("HOST", "PORT", "USER", "PASSWORD"),
+    "redis": ("HOST", "PORT", "USER", "PASSWORD"),
+    "s3": ("ENDPOINT", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "BUCKET", "REGION"),
+    "meilisearch": ("API_KEY",),
+    "smtp": ("HOST", "PORT"),
+}
