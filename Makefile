@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install images test unit demo bench clean
+.PHONY: install images test unit multinode demo bench clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,10 @@ test: install images
 # Only the tests that need no Docker engine.
 unit: install
 	$(BIN)/pytest -m "not docker"
+
+# Only the multinode tier: engines in containers (remote targets over TLS and ssh, a 3-node Swarm).
+multinode: install images
+	$(BIN)/pytest -m multinode
 
 # Provision a Redis in a throwaway home, print its DSN and dotenv line, remove it.
 demo: install

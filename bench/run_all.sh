@@ -16,7 +16,7 @@ if ! docker image inspect paas-test/redis:7 >/dev/null 2>&1; then
     exit 5
 fi
 
-for script in importtime phases cli_latency scale provisioning; do
+for script in importtime phases cli_latency scale provisioning targets_list; do
     echo
     echo "=== bench/$script.py ==="
     "$PY" "bench/$script.py"

@@ -211,11 +211,11 @@ class DataOps:
             labels=service_labels(self.store.profile_id(), service),
             wait_ready=lambda: self.manager._wait_ready(service, ready_timeout),
             container_spec=lambda extra_environment=None: self.manager.container_spec(service, extra_environment),
-            http=_http_client(service, credentials),
+            http=_http_client(service, credentials, self.manager.publish_host(service)),
             scratch_dir=self.scratch_dir,
         )
 
-    def require_container(self, service: ServiceRecord, strategy: Strategy) -> dict:
+    def require_container(self, service: ServiceRecord, strategy: Strategy):
         """The container's state; a Conflict when the data cannot be reached."""
         if service.status == REMOVED:
             raise Conflict(f"{service.slug} in {service.project}/{service.env} was removed (its volume is kept).",
@@ -224,7 +224,7 @@ class DataOps:
         if state is None:
             raise Conflict(f"The container of {service.slug} ({service.container_name}) is missing.",
                            hint="Run `paas doctor` to see how it relates to the state.")
-        if strategy.needs_running and not state["State"]["Running"]:
+        if strategy.needs_running and not state.running:
             raise Conflict(f"{service.slug} in {service.project}/{service.env} is stopped; its data is read by a tool running in it.",
                            hint=f"Start it first: paas svc start {service.slug} --env {service.env}")
         return state
@@ -398,7 +398,7 @@ class DataOps:
     def _restore_from(self, service: ServiceRecord, strategy: Strategy, ctx: ServiceContext, path: Path) -> None:
         """Restore `path` whatever state an interrupted or failed restore left the container in."""
         state = self.engine.inspect_container(service.container_name)
-        if not strategy.replaces_volume and not (state and state["State"]["Running"]):
+        if not strategy.replaces_volume and not (state and state.running):
             # the tool runs in the container: bring it up on its volume first
             self.manager._provision(service)
             self.manager._wait_ready(service, DEFAULT_READY_TIMEOUT)
@@ -504,14 +504,15 @@ class DataOps:
             except ProvisioningFailed:
                 half_made = self.store.find_service(service.project, to_env, to_slug)
                 if half_made is not None:  # ours: it did not exist a moment ago and holds no data
-                    self.manager.remove(half_made, purge=True)
+                    self.manager.for_target(half_made.target).remove(half_made, purge=True)
                 raise
             self.step(f"Copying the data into {to_slug}")
-            target_ctx = self.context(target, timeout)
+            destination = DataOps(self.manager.for_target(target.target), self.progress)  # its env may be on another target
+            target_ctx = destination.context(target, timeout)
             try:
-                strategy.restore(self.engine, target_ctx, backup)
+                strategy.restore(destination.engine, target_ctx, backup)
             except BaseException as error:
-                self.manager.remove(target, purge=True)  # it was ours and holds nothing else
+                destination.manager.remove(target, purge=True)  # it was ours and holds nothing else
                 if isinstance(error, (KeyboardInterrupt, Interrupted)):
                     raise
                 raise BackupFailed(f"Copying the data into {service.project}/{to_env}/{to_slug} failed: "
@@ -640,7 +641,7 @@ def final_backup_before_purge(manager: ServiceManager, service: ServiceRecord) -
     state = engine.inspect_container(service.container_name)
     undo = None
     try:
-        if state is None or (strategy.needs_running and not state["State"]["Running"]):
+        if state is None or (strategy.needs_running and not state.running):
             manager.reporter.step(f"Starting {service.slug} for a final backup")
             undo = (lambda: engine.remove_container(service.container_name)) if state is None else (lambda: engine.stop(service.container_name))
             manager._provision(service)
@@ -681,16 +682,14 @@ def _describe(error: BaseException, credentials: dict[str, str] | None = None) -
     return mask_secrets(text, credentials or {})
 
 
-def _http_client(service: ServiceRecord, credentials: dict[str, str]):
+def _http_client(service: ServiceRecord, credentials: dict[str, str], host: str = "127.0.0.1"):
     """(method, path) -> (status, JSON or text), on the service's main port from the host."""
 
     def call(method: str, path: str):
         import http.client
         import json
 
-        from paas_svc.dsn import HOST_VIEW_HOST
-
-        connection = http.client.HTTPConnection(HOST_VIEW_HOST, service.host_port, timeout=30)
+        connection = http.client.HTTPConnection(host, service.host_port, timeout=30)
         headers = {"Authorization": f"Bearer {credentials['key']}"} if credentials.get("key") else {}
         try:
             connection.request(method, path, body=b"" if method in ("POST", "PUT") else None, headers=headers)

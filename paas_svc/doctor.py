@@ -67,25 +67,82 @@ def diagnose(manager: ServiceManager) -> Report:
         report.state_unusable = True
         return report
     _check_key(manager, services, report)
+    _check_ports(services, report)
+    for target in _targets_in_use(manager, services):
+        _check_target(manager.for_target(target), [s for s in services if s.target == target], report)
+    _check_backups(manager, report)
+    return report
+
+
+def _targets_in_use(manager: ServiceManager, services: list[ServiceRecord]) -> list[str]:
+    """local, and every target a service or an environment names."""
+    from paas_svc.targets import LOCAL, list_targets
+
+    used = {LOCAL} | {service.target for service in services}
+    for project in manager.store.list_projects():
+        used |= {env.target for env in manager.store.list_environments(project.name)}
+    return [target.name for target in list_targets(manager.store) if target.name in used]
+
+
+def _check_target(manager: ServiceManager, services: list[ServiceRecord], report: Report) -> None:
+    """engine, network, services, orphans and clock skew of one target; findings name it."""
+    first = len(report.findings)
     try:
         engine = manager.engine
     except DockerUnavailable as error:
         report.add("engine", False, error.message, fix=error.hint)
-        return report
-    report.add("engine", True, "Docker engine reachable")
-    _check_network(engine, report)
-    _check_services(manager, services, report)
-    _check_orphans(manager, services, report)
-    _check_ports(services, report)
-    _check_backups(manager, report, engine)
-    return report
+    else:
+        report.add("engine", True, f"Docker engine reachable ({manager.target.kind} at {engine.address})")
+        _check_network(engine, report, manager.target.name)
+        _check_services(manager, services, report)
+        _check_orphans(manager, services, report)
+        _check_clock(engine, report)
+        _check_verify_leftovers(manager, engine, report)
+        if manager.target.swarm:
+            for ok, text, fix in engine.swarm_findings(services):
+                report.add("swarm", ok, text, fix=fix)
+    if not manager.target.is_local:
+        for finding in report.findings[first:]:
+            finding.message = f"[{manager.target.name}] {finding.message}"
 
 
-def _check_backups(manager: ServiceManager, report: Report, engine=None) -> None:
-    from paas_svc.backups.health import backup_findings
+MAX_CLOCK_SKEW_SECONDS = 30
 
-    for item in backup_findings(manager, engine=engine):
-        report.add(item.check, item.ok, item.message, fix=item.fix, action=SWEEP_VERIFY if item.sweep_verify else None)
+
+def _check_clock(engine, report: Report) -> None:
+    """TLS certificates and backup time stamps go wrong when the engine's clock is far off ours."""
+    from datetime import datetime, timezone
+
+    text = engine.server_time()
+    try:
+        theirs = datetime.fromisoformat(text[:26].rstrip("Z") if "." in text[:26] else text.rstrip("Z"))
+    except ValueError:
+        report.add("clock", True, f"engine clock not readable ({text!r}); skipped")
+        return
+    if theirs.tzinfo is None:
+        theirs = theirs.replace(tzinfo=timezone.utc)
+    skew = abs((datetime.now(timezone.utc) - theirs).total_seconds())
+    if skew > MAX_CLOCK_SKEW_SECONDS:
+        report.add("clock", False, f"the engine's clock is {skew:.0f}s off this machine's",
+                   fix="run NTP (chrony, systemd-timesyncd) on both machines")
+    else:
+        report.add("clock", True, f"engine clock within {skew:.1f}s of this machine's")
+
+
+def _check_backups(manager: ServiceManager, report: Report) -> None:
+    """Schedules are the profile's, whatever target their services are on: checked once."""
+    from paas_svc.backups.health import schedule_findings
+
+    for item in schedule_findings(manager):
+        report.add(item.check, item.ok, item.message, fix=item.fix)
+
+
+def _check_verify_leftovers(manager: ServiceManager, engine, report: Report) -> None:
+    from paas_svc.backups.health import verify_leftover_findings
+
+    for item in verify_leftover_findings(engine, manager.store.profile_id()):
+        report.add(item.check, item.ok, item.message, fix=item.fix,
+                   action=SWEEP_VERIFY if item.sweep_verify else None, target=manager.target.name)
 
 
 def _check_files(manager: ServiceManager, report: Report) -> None:
@@ -139,78 +196,89 @@ def _check_key(manager: ServiceManager, services: list[ServiceRecord], report: R
     report.add("key", True, f"master key opens all {len(services)} stored credentials")
 
 
-def _check_network(engine, report: Report) -> None:
+def _check_network(engine, report: Report, target: str = "local") -> None:
     if engine.network_exists():
         report.add("network", True, f"network {NETWORK_NAME} exists")
     else:
         report.add("network", False, f"network {NETWORK_NAME} is missing", fix="paas doctor --fix creates it",
-                   action=CREATE_NETWORK)
+                   action=CREATE_NETWORK, target=target)
 
 
 def _check_services(manager: ServiceManager, services: list[ServiceRecord], report: Report) -> None:
+    for service in services:
+        try:
+            _check_service(manager, service, report)
+        except DockerUnavailable as error:  # Swarm: the engine of the node holding it is down
+            report.add("container", False, f"{service.project}/{service.env}/{service.slug}: not checked: {error.message}",
+                       fix=error.hint)
+
+
+def _check_service(manager: ServiceManager, service: ServiceRecord, report: Report) -> None:
     engine = manager.engine
     profile_id = manager.store.profile_id()
-    for service in services:
-        where = f"{service.project}/{service.env}/{service.slug}"
-        if service.status in OPERATION_STATUSES:
-            # Never fixed by --fix: starting it would use a half-restored or half-upgraded volume
-            # as if nothing had happened. `svc repair` knows how to finish or roll back.
-            name = OPERATION_NAMES[service.status]
-            if service_lock_held(manager.home, service.env_id, service.slug):
-                report.add("operation", True, f"{where}: a {name} is running right now")
-            else:
-                report.add("operation", False, f"{where}: its {name} was interrupted (the data may be incomplete)",
-                           fix=f"paas svc repair {service.slug} --env {service.env}  (finishes it or rolls it back; --fix does not)")
-            continue
-        if service.status == PROVISIONING and service_lock_held(manager.home, service.env_id, service.slug):
-            report.add("container", True, f"{where}: an add is running right now")
-            continue
-        if service.status == REMOVED:
-            if not engine.volume_exists(service.volume_name):
-                report.add("volume", False, f"{where} was removed and its kept volume {service.volume_name} is gone",
-                           fix=f"paas svc rm {service.slug} --env {service.env} --purge --yes  (forgets its credentials)")
-            continue
-        if not engine.volume_exists(service.volume_name):
-            report.add("volume", False, f"{where}: volume {service.volume_name} is missing (its data is gone)",
-                       fix=f"paas svc repair {service.slug} --env {service.env} re-creates it EMPTY with the same credentials")
-            continue
-        container = engine.inspect_container(service.container_name)
-        if container is None:
-            report.add("container", False, f"{where}: container {service.container_name} is missing",
-                       fix=f"paas svc repair {service.slug} --env {service.env}", action=REPAIR, target=service.id)
-            continue
-        problems = _container_mismatches(container, service, profile_id)
-        if problems:
-            report.add("container", False, f"{where}: container does not match the state ({'; '.join(problems)})",
-                       fix=f"docker rm -f {service.container_name} && paas svc repair {service.slug} --env {service.env}")
-            continue
-        if service.status in (FAILED, PROVISIONING):
-            report.add("container", False, f"{where}: last add did not finish ({service.status_reason or service.status})",
-                       fix=f"paas svc repair {service.slug} --env {service.env}", action=REPAIR, target=service.id)
-        elif not container["State"]["Running"]:
-            taken = [port for port in service.host_ports.values() if not port_is_free(port)]
-            if taken:
-                report.add("ports", False, f"{where}: host port(s) {', '.join(map(str, taken))} are taken by another process, so it cannot start",
-                           fix="stop that process (see `ss -ltnp`), then `paas svc start`")
-            else:
-                report.add("container", False, f"{where}: container is {container['State']['Status']}",
-                           fix=f"paas svc start {service.slug} --env {service.env}", action=START, target=service.id)
+    where = f"{service.project}/{service.env}/{service.slug}"
+    if service.status in OPERATION_STATUSES:
+        # Never fixed by --fix: starting it would use a half-restored or half-upgraded volume
+        # as if nothing had happened. `svc repair` knows how to finish or roll back.
+        name = OPERATION_NAMES[service.status]
+        if service_lock_held(manager.home, service.env_id, service.slug):
+            report.add("operation", True, f"{where}: a {name} is running right now")
         else:
-            report.add("container", True, f"{where}: running, matches the state")
+            report.add("operation", False, f"{where}: its {name} was interrupted (the data may be incomplete)",
+                       fix=f"paas svc repair {service.slug} --env {service.env}  (finishes it or rolls it back; --fix does not)")
+        return
+    if service.status == PROVISIONING and service_lock_held(manager.home, service.env_id, service.slug):
+        report.add("container", True, f"{where}: an add is running right now")
+        return
+    if service.status == REMOVED:
+        if not engine.volume_exists(service.volume_name):
+            report.add("volume", False, f"{where} was removed and its kept volume {service.volume_name} is gone",
+                       fix=f"paas svc rm {service.slug} --env {service.env} --purge --yes  (forgets its credentials)")
+        return
+    if not engine.volume_exists(service.volume_name):
+        report.add("volume", False, f"{where}: volume {service.volume_name} is missing (its data is gone)",
+                   fix=f"paas svc repair {service.slug} --env {service.env} re-creates it EMPTY with the same credentials")
+        return
+    container = engine.inspect_container(service.container_name)
+    if container is None:
+        report.add("container", False, f"{where}: container {service.container_name} is missing",
+                   fix=f"paas svc repair {service.slug} --env {service.env}", action=REPAIR, target=service.id)
+        return
+    problems = _container_mismatches(container, service, profile_id, manager.target.bind_address)
+    if problems:
+        report.add("container", False, f"{where}: container does not match the state ({'; '.join(problems)})",
+                   fix=f"docker rm -f {service.container_name} && paas svc repair {service.slug} --env {service.env}")
+        return
+    if service.status in (FAILED, PROVISIONING):
+        report.add("container", False, f"{where}: last add did not finish ({service.status_reason or service.status})",
+                   fix=f"paas svc repair {service.slug} --env {service.env}", action=REPAIR, target=service.id)
+    elif container.state in ("pending", "starting", "failed"):  # Swarm: the swarm findings say why
+        report.add("container", container.state != "failed", f"{where}: task {container.state}: {container.status}",
+                   fix=None if container.state != "failed" else f"paas svc logs {service.slug} --env {service.env}")
+    elif not container.running:
+        taken = [port for port in service.host_ports.values() if not port_is_free(port)] if manager.target.is_local else []
+        if taken:
+            report.add("ports", False, f"{where}: host port(s) {', '.join(map(str, taken))} are taken by another process, so it cannot start",
+                       fix="stop that process (see `ss -ltnp`), then `paas svc start`")
+        else:
+            report.add("container", False, f"{where}: container is {container.state}",
+                       fix=f"paas svc start {service.slug} --env {service.env}", action=START, target=service.id)
+    else:
+        report.add("container", True, f"{where}: running, matches the state")
 
 
-def _container_mismatches(container: dict, service: ServiceRecord, profile_id: str) -> list[str]:
+def _container_mismatches(container, service: ServiceRecord, profile_id: str, bind_address: str = HOST_VIEW_HOST) -> list[str]:
     problems = []
-    if container["Config"]["Image"] != service.image:
-        problems.append(f"image {container['Config']['Image']} instead of {service.image}")
-    labels = container["Config"].get("Labels") or {}
+    if container.image != service.image:
+        problems.append(f"image {container.image} instead of {service.image}")
+    labels = container.labels
     if labels.get(LABEL_SERVICE_ID) != service.id or labels.get(LABEL_PROFILE) != profile_id:
         problems.append("labels belong to another service or profile")
-    bindings = container["HostConfig"].get("PortBindings") or {}
-    actual = {int(key.split("/")[0]): int(b[0]["HostPort"]) for key, b in bindings.items() if b and b[0].get("HostPort")}
+    ports = container.ports or {}
+    actual = {port: host_port for port, (_, host_port) in ports.items()}
     if actual != service.host_ports:
         problems.append(f"ports {actual} instead of {service.host_ports}")
-    if any(b[0].get("HostIp") != HOST_VIEW_HOST for b in bindings.values() if b):
+    if bind_address == HOST_VIEW_HOST and any(ip not in ("", HOST_VIEW_HOST) for ip, _ in ports.values()):
         problems.append("a port is published beyond 127.0.0.1")
     limits = limits_mismatch(container, service)
     if limits:
@@ -264,15 +332,17 @@ def apply_fixes(manager: ServiceManager, report: Report) -> None:
                 from paas_svc.naming import LABEL_MANAGED
 
                 with blocking_lock(host_lock_path("network"), what="the host-wide network lock"):
-                    manager.engine.ensure_network({LABEL_MANAGED: "true"})
+                    manager.for_target(finding.target or "local").engine.ensure_network({LABEL_MANAGED: "true"})
             elif finding.action == START:
-                manager.start(manager.store.get_service_by_id(finding.target))
+                service = manager.store.get_service_by_id(finding.target)
+                manager.for_target(service.target).start(service)
             elif finding.action == REPAIR:
-                manager.repair(manager.store.get_service_by_id(finding.target))
+                service = manager.store.get_service_by_id(finding.target)
+                manager.for_target(service.target).repair(service)
             elif finding.action == SWEEP_VERIFY:
                 from paas_svc.backups.verify import sweep_leftovers
 
-                sweep_leftovers(manager.engine, manager.store.profile_id())
+                sweep_leftovers(manager.for_target(finding.target or "local").engine, manager.store.profile_id())
             finding.fixed = True
         except PaasError as error:
             finding.fix_error = error.message

@@ -1,18 +1,22 @@
-"""The Docker engine adapter: every call paas makes to Docker through the SDK lives here."""
+"""The Docker SDK adapter of the engine protocol (paas_svc.engine_api.Engine), for the local
+engine and for remote ones (the same API over tcp+TLS, or over ssh through a forwarded unix
+socket). The Swarm adapter (paas_svc.swarm) builds on it. Every SDK call paas makes lives here
+or there."""
 
 from __future__ import annotations
 
 import io
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator
 
 import docker
 import docker.errors
 from docker.utils import parse_repository_tag
 
-from paas_svc.docker_status import ContainerState, _state_from_json, engine_address, unreachable
-from paas_svc.dsn import HOST_VIEW_HOST
+from paas_svc.docker_status import engine_address, unreachable
+from paas_svc.engine_api import (  # noqa: F401 - re-exported: the protocol's types are imported from here too
+    ContainerSpec, ContainerView, Engine, ExecResult, PullProgress, view_from_inspect, view_from_list_item,
+)
 from paas_svc.errors import Conflict, DockerUnavailable, ProvisioningFailed
 from paas_svc.naming import NETWORK_NAME
 
@@ -22,57 +26,53 @@ COPY_CHUNK = 1024 * 1024  # chunk size of archive streams
 STDERR_TAIL_BYTES = 16 * 1024  # what exec_stream keeps of a command's stderr
 
 
-@dataclass(frozen=True)
-class ContainerSpec:
-    name: str
-    image: str
-    command: list[str] | None
-    environment: dict[str, str]
-    labels: dict[str, str]
-    volume: str
-    volume_path: str
-    port_bindings: dict[int, int]  # container port -> host port (published on 127.0.0.1)
-    network: str = NETWORK_NAME
-    restart_policy: str = "unless-stopped"
-    hostname: str | None = None  # a fixed hostname (RabbitMQ keys its data by node name)
-    memory_bytes: int | None = None  # hard memory limit (None: unlimited)
-    cpus: float | None = None  # CPU quota in cores (None: unlimited)
-
-
-@dataclass(frozen=True)
-class PullProgress:
-    layer: str
-    status: str
-    current: int | None
-    total: int | None
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    exit_code: int
-    stdout: bytes
-    stderr: bytes
-
-    def error_text(self) -> str:
-        text = (self.stderr or self.stdout).decode("utf-8", errors="replace").strip()
-        return text[-2000:] if text else "no output"
-
-
-def _connection_error(error: Exception) -> DockerUnavailable:
+def _connection_error(error: Exception, address: str) -> DockerUnavailable:
     text = str(error)
     if "ermission denied" in text:
-        return unreachable(engine_address(), "Permission denied")
-    return unreachable(engine_address(), "connection refused" if "efused" in text else "no engine answered")
+        return unreachable(address, "Permission denied")
+    if "CERTIFICATE" in text or "SSL" in text:
+        return DockerUnavailable(f"TLS with the Docker engine at {address} failed: {text[:300]}",
+                                 hint="Check the target's --tls-ca/--tls-cert/--tls-key files (`paas target show`).")
+    return unreachable(address, "connection refused" if "efused" in text else "no engine answered")
 
 
-class Engine:
-    def __init__(self) -> None:
+class DockerEngine:
+    """One Docker engine through the SDK. `base_url` None means the environment's (DOCKER_HOST)."""
+
+    def __init__(self, base_url: str | None = None, tls_files: tuple[str, str, str] | None = None,
+                 address: str | None = None) -> None:
+        self.address = address or base_url or engine_address()
         try:
-            # from_env asks the engine for its API version: that request doubles as the ping.
-            self._client = docker.from_env(timeout=API_TIMEOUT_SECONDS)
+            # Asking the engine for its API version doubles as the ping.
+            if base_url is None:
+                self._client = docker.from_env(timeout=API_TIMEOUT_SECONDS)
+            else:
+                tls = None
+                if tls_files is not None:
+                    ca, cert, key = tls_files
+                    tls = docker.tls.TLSConfig(client_cert=(cert, key), ca_cert=ca, verify=True)
+                with _without_ca_bundle_variables():
+                    self._client = docker.DockerClient(base_url=base_url, tls=tls, timeout=API_TIMEOUT_SECONDS, version="auto")
+                # requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE replace the target's own CA on
+                # every request (psf/requests#3829): the target's CA is the only one to trust.
+                self._client.api.trust_env = False
             self._api = self._client.api
         except Exception as error:  # DockerException, and requests' ConnectionError and friends
-            raise _connection_error(error) from None
+            raise _connection_error(error, self.address) from None
+
+    @classmethod
+    def from_environment(cls) -> "DockerEngine":
+        return cls()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def info(self) -> dict:
+        return self._api.info()
+
+    def server_time(self) -> str:
+        """The engine's clock (RFC 3339), for the clock-skew check of `doctor`."""
+        return self._api.info().get("SystemTime", "")
 
     # -- network, volumes, images -------------------------------------------------
 
@@ -135,7 +135,7 @@ class Engine:
 
     def create_container(self, spec: ContainerSpec) -> str:
         host_config = self._api.create_host_config(
-            port_bindings={f"{port}/tcp": (HOST_VIEW_HOST, host_port) for port, host_port in spec.port_bindings.items()},
+            port_bindings={f"{port}/tcp": (spec.publish_ip, host_port) for port, host_port in spec.port_bindings.items()},
             mounts=[docker.types.Mount(target=spec.volume_path, source=spec.volume, type="volume")],
             restart_policy={"Name": spec.restart_policy},
             network_mode=spec.network,
@@ -191,9 +191,27 @@ class Engine:
         except docker.errors.NotFound:
             return False
 
-    def inspect_container(self, name: str) -> dict | None:
+    def remove_containers_using(self, volume: str) -> None:
+        """Force-remove every container, running or not, that mounts the volume."""
+        for container in self._api.containers(all=True, filters={"volume": volume}):
+            try:
+                self._api.remove_container(container["Id"], force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as error:
+                if error.status_code != 409:  # 409: the engine is already removing it (Swarm's task clean-up)
+                    raise Conflict(f"Could not remove container {container['Id'][:12]}: {error.explanation or error}") from None
+
+    def create_volume_holder(self, name: str, image: str, volume: str, path: str, labels: dict[str, str]) -> None:
+        """A created, never started container with the volume at `path`: archives reach the
+        volume through it while no other container runs."""
+        host_config = self._api.create_host_config(
+            mounts=[docker.types.Mount(path, volume, type="volume")], network_mode="none")
+        self._api.create_container(image, name=name, host_config=host_config, labels=labels, entrypoint=["true"])
+
+    def inspect_container(self, name: str) -> ContainerView | None:
         try:
-            return self._api.inspect_container(name)
+            return view_from_inspect(self._api.inspect_container(name))
         except docker.errors.NotFound:
             return None
 
@@ -207,7 +225,7 @@ class Engine:
         return self._api.logs(name, stdout=True, stderr=True, stream=True, follow=follow, tail=tail)
 
     def list_containers(self, label_filters: list[str]) -> list[ContainerState]:
-        return [_state_from_json(item) for item in self._api.containers(all=True, filters={"label": label_filters})]
+        return [view_from_list_item(item) for item in self._api.containers(all=True, filters={"label": label_filters})]
 
     def cpu_count(self) -> int:
         """CPUs the engine's host has (the most a container's --cpus may ask for)."""
@@ -334,7 +352,17 @@ class Engine:
                 pass
 
 
+@contextmanager
+def _without_ca_bundle_variables() -> Iterator[None]:
+    import os
+
+    saved = {name: os.environ.pop(name) for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE") if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
 def _pull_hint(image: str) -> str:
     return (f"Check the image name and your registry access (`docker pull {image}`). On a host without registry access, "
             "load the image with `docker load` or pass --image with a mirror or local build.")
-

@@ -24,6 +24,7 @@ from paas_svc.naming import (
 )
 from paas_svc.readiness import probe
 from paas_svc.store import StateStore
+from paas_svc.targets import Target, local_target
 from paas_svc.secrets.keyfile import key_lock
 from paas_svc.secrets.vault import Vault
 
@@ -109,15 +110,19 @@ def validate_timeout(timeout: float) -> float:
 
 
 class ServiceManager:
-    """Drives one profile's services on one engine. The engine is created on first use."""
+    """Drives one profile's services on one target's engine. The engine is created on first use;
+    `for_target` gives the manager of another target (an add into an environment bound there)."""
 
-    def __init__(self, store: StateStore, vault: Vault, home: Path, engine_factory: Callable, reporter: Reporter | None = None):
+    def __init__(self, store: StateStore, vault: Vault, home: Path, engine_factory: Callable, reporter: Reporter | None = None,
+                 target: Target | None = None, sibling: Callable[[str], "ServiceManager"] | None = None):
         self.store = store
         self.vault = vault
         self.home = home
         self._engine_factory = engine_factory
         self._engine = None
         self.reporter = reporter or SilentReporter()
+        self.target = target or local_target()
+        self._sibling = sibling
         self.fault_phase: str | None = None  # crash tests: the operation whose engine calls are kill points
 
     @property
@@ -128,6 +133,26 @@ class ServiceManager:
                 self._engine = _FaultInjectingEngine(self._engine, self)
         return self._engine
 
+    def for_target(self, name: str) -> "ServiceManager":
+        if name == self.target.name:
+            return self
+        if self._sibling is None:
+            raise Conflict(f"This command cannot reach target {name!r}.")
+        return self._sibling(name)
+
+    def publish_host(self, service: ServiceRecord) -> str:
+        """The address the host view (DSN, readiness probe) uses for this service."""
+        return service.spec.get("publish_address") or self.target.publish_address
+
+    def probe_address(self, service: ServiceRecord, host_port: int) -> tuple[str, int]:
+        """Where this machine reaches a published port: directly, or for a remote target that
+        publishes on its own 127.0.0.1 only, through an ssh forward (kept for this process)."""
+        from paas_svc.targets import is_loopback, open_port_forward
+
+        host = self.publish_host(service)
+        if self.target.is_local or self.target.scheme == "unix" or not is_loopback(host):  # unix://: this machine
+            return host, host_port
+        return "127.0.0.1", open_port_forward(self.home, self.target, host_port)
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         """Name the steps of a destructive operation for the crash tests (PAAS_FAULT_INJECT=name.method)."""
@@ -171,17 +196,24 @@ class ServiceManager:
             timeout: float = 120.0, wait: bool = True, host_port: int | None = None,
             limits: dict | None = None, url_scheme: str | None = None,
             on_recorded: Callable[[ServiceRecord], None] | None = None,
-            definition: Template | None = None) -> AddResult:
+            definition: Template | None = None, node: str | None = None) -> AddResult:
         """With `on_recorded` (the API's background add), the record is written BEFORE the image
         is pulled and handed to the callback, so the caller can answer at once; a failed pull then
         leaves the service Failed with its reason. Without it, a failed pull leaves nothing.
-        `definition`: the template to create from (a clone's source's), else the catalog's `template_key`."""
+        `definition`: the template to create from (a clone's source's), else the catalog's `template_key`.
+        `node`: on a Swarm target, the node to pin the service to."""
         started = time.monotonic()
         validate_name(slug, "slug")
         validate_timeout(timeout)
         if host_port is not None and not 1 <= host_port <= 65535:
             raise InvalidInput(f"--port must be between 1 and 65535, not {host_port}.")
         environment = self.store.get_environment(project, env)
+        if environment.target != self.target.name:  # the environment's services live on its target
+            return self.for_target(environment.target).add(
+                project, env, slug, template_key, image=image, timeout=timeout, wait=wait, host_port=host_port,
+                on_recorded=on_recorded, definition=definition, node=node)
+        if node is not None and not self.target.swarm:
+            raise InvalidInput(f"--node applies to Swarm targets; {project}/{env} runs on {self.target.name} ({self.target.kind}).")
         template = definition or get_template(template_key, self.home)
         if url_scheme is not None:
             from paas_svc.variables import check_url_scheme
@@ -219,6 +251,7 @@ class ServiceManager:
                 with blocking_lock(self.home / "ports.lock", what="the port lock"), key_lock(self.home):
                     self.vault.forget_cached_key()
                     service = self._new_record(project, env, environment.id, slug, template, wanted_image, host_port)
+                    self._place(service, node)
                     if limits:
                         service.spec["limits"] = limits
                     if url_scheme:
@@ -270,6 +303,19 @@ class ServiceManager:
             self.store.set_status(service.id, FAILED, error.message)
             raise
 
+    def _place(self, service: ServiceRecord, node: str | None) -> None:
+        """Swarm: pin the service to a node (the one asked for, else the ready node holding the
+        fewest of our services); its host view is that node's address."""
+        service.target = self.target.name
+        if not self.target.swarm:
+            return
+        held: dict[str, int] = {}
+        for other in self.store.list_services(include_removed=True):
+            if other.target == self.target.name and other.node:
+                held[other.node] = held.get(other.node, 0) + 1
+        service.node, address = self.engine.choose_node(node, held)
+        service.spec["publish_address"] = address
+
     def _new_record(self, project, env, env_id, slug, template: Template, image, host_port) -> ServiceRecord:
         taken = self.store.used_host_ports()
         if host_port is not None:
@@ -289,7 +335,7 @@ class ServiceManager:
     def container_spec(self, service: ServiceRecord, extra_environment: dict[str, str] | None = None):
         """The container of a service: its image, rendered command and environment (plus any
         extra variables, e.g. for a restore), labels, volume and published ports."""
-        from paas_svc.engine import ContainerSpec
+        from paas_svc.engine_api import ContainerSpec
 
         credentials = self.vault.credentials(service)
         environment = render_environment(service.spec.get("environment") or {}, credentials)
@@ -304,6 +350,8 @@ class ServiceManager:
             volume=service.volume_name,
             volume_path=service.spec["volume"],
             port_bindings=dict(service.host_ports),
+            publish_ip=self.target.bind_address,
+            node=service.node,
             hostname=service.spec.get("hostname"),
             memory_bytes=limits["memory"],
             cpus=limits["cpus"],
@@ -319,22 +367,25 @@ class ServiceManager:
         engine.ensure_volume(service.volume_name, labels)
         fault_point("after-volume")
         state = engine.inspect_container(service.container_name)
-        if state is not None and state["Config"]["Image"] != service.image:
+        if state is not None and state.image != service.image:
             engine.remove_container(service.container_name)  # a leftover with another image: replace it
             state = None
         if state is None:
             engine.create_container(self.container_spec(service))
             fault_point("after-container")
             self.reporter.step(f"Starting {service.container_name}")
-        if state is None or not state["State"]["Running"]:
+        if state is None or not state.running:
             engine.start(service.container_name)
+
+    def wait_ready(self, service: ServiceRecord, timeout: float) -> None:
+        self._wait_ready(service, timeout)
 
     def _wait_ready(self, service: ServiceRecord, timeout: float) -> None:
         """Poll the protocol probe with a short, growing interval until the deadline."""
         credentials = self.vault.credentials(service)
         readiness = service.spec["readiness"]
         kind = kind_of_service(service.template, service.spec)
-        probe_port = service.host_ports[int(readiness.get("port", service.container_port))]
+        probe_host, probe_port = self.probe_address(service, service.host_ports[int(readiness.get("port", service.container_port))])
 
         def run_in_container(command: list[str]):
             return self.engine.exec_capture(service.container_name, command)
@@ -344,16 +395,16 @@ class ServiceManager:
         detail = "not probed yet"
         self.reporter.step(f"Waiting for {service.slug} to accept connections")
         while True:
-            ready, detail = probe(readiness, HOST_VIEW_HOST, probe_port, credentials, kind, run_in_container)
+            ready, detail = probe(readiness, probe_host, probe_port, credentials, kind, run_in_container)
             if ready:
                 return
             state = self.engine.inspect_container(service.container_name)
             if state is None:
                 raise ProvisioningFailed(f"{service.slug}: container {service.container_name} disappeared while starting.")
-            if state["State"]["Status"] in ("exited", "dead") or state["State"].get("Restarting"):
-                exit_code = state["State"].get("ExitCode")
+            if state.state in ("exited", "dead", "failed") or state.restarting:
+                why = f"exited with code {state.exit_code}" if state.state != "failed" else f"failed: {state.status}"
                 raise ProvisioningFailed(
-                    f"{service.slug}: container exited with code {exit_code} before it was ready.\n"
+                    f"{service.slug}: container {why} before it was ready.\n"
                     + self._log_tail(service, credentials))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -385,12 +436,15 @@ class ServiceManager:
         self.store.audit("repair", service.project, service.env, service.slug)
         return AddResult(service, time.monotonic() - started, False, True, True)
 
-    def recreate(self, service: ServiceRecord, timeout: float = 120.0) -> None:
-        """With the service's lock held: replace its container by one made from the record as it
-        is now (credentials, limits), on the same volume and ports, and wait for Ready."""
+    def recreate(self, service: ServiceRecord, timeout: float | None = 120.0) -> None:
+        """With the service's lock held: replace its container (or Swarm service) by one made from
+        the record as it is now (credentials, limits, node), on the same volume and ports: network,
+        volume, container, start (each step finds what exists), then wait for Ready unless timeout
+        is None (svc move waits after its restore). svc update, rotate-password and move use it."""
         self.engine.remove_container(service.container_name)
         self._provision(service)
-        self._wait_ready(service, timeout)
+        if timeout is not None:
+            self._wait_ready(service, timeout)
 
     def wait(self, service: ServiceRecord, timeout: float = 120.0) -> float:
         """Wait until a running service accepts connections and record it Ready (what a
@@ -416,7 +470,8 @@ class ServiceManager:
             from paas_svc.variables import S3_REGION, default_bucket
 
             credentials = self.vault.credentials(service)
-            ensure_bucket(HOST_VIEW_HOST, service.host_port, credentials["user"], credentials["password"],
+            host, port = self.probe_address(service, service.host_port)  # the target's address (or an ssh forward)
+            ensure_bucket(host, port, credentials["user"], credentials["password"],
                           default_bucket(service.slug), S3_REGION)
 
     # -- rm, start, stop, restart -----------------------------------------------------

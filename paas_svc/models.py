@@ -36,6 +36,7 @@ class Environment(NamedTuple):
     project: str
     name: str
     created_at: str
+    target: str = "local"  # the Docker engine (or Swarm) its services run on: see paas_svc.targets
 
 
 @dataclass
@@ -54,6 +55,8 @@ class ServiceRecord:
     created_at: str = ""
     updated_at: str = ""
     env_id: int = 0
+    target: str = "local"  # the target (engine or Swarm) the service runs on, fixed at add
+    node: str | None = None  # Swarm: the node the service is pinned to
 
     @property
     def env_var(self) -> str:

@@ -12,13 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from paas_svc.secrets.generate import generate_secret
+from paas_svc.engine_views import ContainerView
 from paas_svc.engine_clients import client_command, rotation, service_kind
 from paas_svc.errors import Conflict, InvalidInput, PaasError, ProvisioningFailed
-from paas_svc.lifecycle import ServiceManager, effective_limits, mask_secrets, validate_timeout
+from paas_svc.lifecycle import ServiceManager, effective_limits, kind_of_service, mask_secrets, validate_timeout
 from paas_svc.locks import service_lock
 from paas_svc.models import FAILED, READY, REMOVED, ServiceRecord
 from paas_svc.readiness import probe
-from paas_svc.dsn import HOST_VIEW_HOST
 from paas_svc.secrets.keyfile import key_lock
 
 
@@ -31,7 +31,7 @@ def _require_running(manager: ServiceManager, service: ServiceRecord) -> None:
         raise Conflict(f"{service.slug} was removed (its volume is kept).",
                        hint=f"Re-create it with `paas svc add {service.slug} --env {service.env} --template {service.template}`.")
     state = manager.engine.inspect_container(service.container_name)
-    if state is None or not state["State"]["Running"]:
+    if state is None or not state.running:
         raise Conflict(f"{service.slug} is not running.", hint=f"Start it with `paas svc start {service.slug} --env {service.env}`.")
 
 
@@ -45,19 +45,24 @@ class ConnectCommand:
 
 def connect_command(manager: ServiceManager, service: ServiceRecord, tty: bool) -> ConnectCommand:
     """`docker exec -i [-t] -e NAME... CONTAINER CLIENT...`: the docker CLI copies each named
-    variable from its own environment into the exec, so no value is ever on a command line."""
+    variable from its own environment into the exec, so no value is ever on a command line.
+    For a remote target the docker CLI is pointed at its engine (DOCKER_HOST and its TLS files)."""
+    from paas_svc.targets import docker_cli_environment
+
+    manager = manager.for_target(service.target)
     docker = shutil.which("docker")
     if docker is None:
         raise InvalidInput("`svc connect` runs the docker CLI, which is not on PATH.",
                            hint="Install the docker CLI, or connect with your own client using `paas svc env SLUG`.")
     command = client_command(service_kind(service.template, service.spec), manager.vault.credentials(service),
                              service.container_port)
+    engine_environment = docker_cli_environment(manager.home, manager.target)
     _require_running(manager, service)
     argv = [docker, "exec", "-i"] + (["-t"] if tty else [])
     for name in command.environment:
         argv += ["-e", name]
     manager.store.audit("connect", service.project, service.env, service.slug, "tty" if tty else "pipe")
-    return ConnectCommand(argv + [service.container_name, *command.argv], dict(command.environment))
+    return ConnectCommand(argv + [service.container_name, *command.argv], {**engine_environment, **command.environment})
 
 
 # -- svc rotate-password ---------------------------------------------------------------------
@@ -76,6 +81,7 @@ def rotate_password(manager: ServiceManager, service: ServiceRecord, timeout: fl
     The new credentials are recorded (encrypted, as pending) BEFORE the engine changes, so a crash
     in between leaves both passwords known; the next rotation finds which one the engine takes."""
     validate_timeout(timeout)
+    manager = manager.for_target(service.target)
     kind = service_kind(service.template, service.spec)
     with _locked(manager, service) as locked:
         if not locked:
@@ -113,7 +119,7 @@ def _rotate_locked(manager: ServiceManager, service: ServiceRecord, kind: str, t
             manager.store.set_status(service.id, FAILED, "password rotation interrupted; run `paas svc rotate-password` again")
             raise
         manager.store.set_status(service.id, READY)
-    elif not _accepts(service, new):
+    elif not _accepts(manager, service, new):
         raise ProvisioningFailed(f"{service.slug} does not accept its new password; the old one is kept.",
                                  hint="Run `paas svc rotate-password` again.")
     manager.store.commit_pending_secret(service.id, ("rotate-password", service.project, service.env, service.slug,
@@ -121,10 +127,14 @@ def _rotate_locked(manager: ServiceManager, service: ServiceRecord, kind: str, t
     return RotateResult(manager.store.get_service_by_id(service.id), plan.field, plan.recreate, False)
 
 
-def _accepts(service: ServiceRecord, credentials: dict[str, str]) -> bool:
+def _accepts(manager: ServiceManager, service: ServiceRecord, credentials: dict[str, str]) -> bool:
+    """A real login through the published port, where this machine reaches it (the target's
+    publish address, or an ssh forward to it)."""
     readiness = service.spec["readiness"]
-    port = service.host_ports[int(readiness.get("port", service.container_port))]
-    return probe(readiness, HOST_VIEW_HOST, port, credentials, kind=service_kind(service.template, service.spec))[0]
+    host, port = manager.probe_address(service, service.host_ports[int(readiness.get("port", service.container_port))])
+    kind = kind_of_service(service.template, service.spec)
+    return probe(readiness, host, port, credentials, kind,
+                 lambda command: manager.engine.exec_capture(service.container_name, command))[0]
 
 
 def _finish_interrupted_rotation(manager: ServiceManager, service: ServiceRecord) -> RotateResult | None:
@@ -136,7 +146,7 @@ def _finish_interrupted_rotation(manager: ServiceManager, service: ServiceRecord
     except PaasError:  # e.g. encrypted under a key rotated away since: unusable
         manager.store.set_pending_secret(service.id, None)
         return None
-    if _accepts(service, pending) and not _accepts(service, manager.vault.credentials(service)):
+    if _accepts(manager, service, pending) and not _accepts(manager, service, manager.vault.credentials(service)):
         manager.store.commit_pending_secret(service.id, ("rotate-password", service.project, service.env, service.slug,
                                                          "finished an interrupted rotation"))
         return RotateResult(manager.store.get_service_by_id(service.id), "password", False, True)
@@ -158,6 +168,7 @@ def update_service(manager: ServiceManager, service: ServiceRecord, changes: dic
     container on its volume (same credentials and ports); if the new one never gets Ready, the
     old settings are put back."""
     validate_timeout(timeout)
+    manager = manager.for_target(service.target)
     with _locked(manager, service) as locked:
         if not locked:
             raise Conflict(f"{service.slug} is being changed by another paas process right now.")
@@ -191,15 +202,13 @@ def _normal(key: str, value):
     return {"memory": None, "cpus": None, **(value or {})} if key == "limits" else value
 
 
-def container_limits(container: dict) -> dict:
+def container_limits(container: ContainerView) -> dict:
     """What the engine applies: {"memory": bytes | None, "cpus": cores | None}."""
-    host = container.get("HostConfig") or {}
-    memory = host.get("Memory") or None
-    nano = host.get("NanoCpus") or None
-    return {"memory": memory, "cpus": round(nano / 1e9, 2) if nano else None}
+    nano = container.nano_cpus
+    return {"memory": container.memory_limit, "cpus": round(nano / 1e9, 2) if nano else None}
 
 
-def limits_mismatch(container: dict, service: ServiceRecord) -> str | None:
+def limits_mismatch(container: ContainerView, service: ServiceRecord) -> str | None:
     wanted = effective_limits(service.spec)
     actual = container_limits(container)
     if actual != wanted:
@@ -221,11 +230,14 @@ class ServiceStats:
 
 
 def service_stats(manager: ServiceManager, services: list[ServiceRecord]) -> list[ServiceStats]:
-    """One engine pass: the sizes of all volumes in one request, the containers' samples in parallel."""
-    engine = manager.engine
-    sizes = engine.volume_sizes() if services else {}
+    """One pass per target: the sizes of all its volumes in one request, the containers' samples
+    in parallel; the results in the order of `services`."""
+    engines = {name: manager.for_target(name).engine for name in dict.fromkeys(s.target for s in services)}
+    sizes: dict[str, int] = {}
+    for engine in engines.values():
+        sizes.update(engine.volume_sizes())
     with ThreadPoolExecutor(max_workers=min(8, max(1, len(services)))) as pool:
-        samples = list(pool.map(lambda s: engine.container_stats(s.container_name), services))
+        samples = list(pool.map(lambda s: engines[s.target].container_stats(s.container_name), services))
     results = []
     for service, sample in zip(services, samples):
         running = bool(sample and (sample.get("memory_stats") or {}).get("usage") is not None)

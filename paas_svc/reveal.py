@@ -16,32 +16,46 @@ from paas_svc.variables import service_url, service_variables
 from paas_svc.secrets.vault import Vault
 
 
-def _address(service: ServiceRecord, network_view: bool) -> tuple[str, int]:
-    """Host view: 127.0.0.1 and the published port. Network view: the container's name on paas-apps."""
+def _address(service: ServiceRecord, network_view: bool, host: str = HOST_VIEW_HOST) -> tuple[str, int]:
+    """Host view: the target's publish address (127.0.0.1 locally) and the published port.
+    Network view: the container's (or Swarm service's) name on paas-apps."""
     if network_view:
         return service.container_name, service.container_port
     if service.host_port is None:
         raise ProvisioningFailed(f"{service.slug} has no published port.")
-    return HOST_VIEW_HOST, service.host_port
+    return host, service.host_port
 
 
-def connection_string(service: ServiceRecord, credentials: dict[str, str], network_view: bool) -> str:
-    return service_url(service.template, service.spec, credentials, *_address(service, network_view))
+def connection_string(service: ServiceRecord, credentials: dict[str, str], network_view: bool,
+                      host: str = HOST_VIEW_HOST) -> str:
+    return service_url(service.template, service.spec, credentials, *_address(service, network_view, host))
 
 
-def variables_of(service: ServiceRecord, credentials: dict[str, str], network_view: bool) -> dict[str, str]:
+def variables_of(service: ServiceRecord, credentials: dict[str, str], network_view: bool,
+                 host: str = HOST_VIEW_HOST) -> dict[str, str]:
     """{SLUG}_URL and the variables real clients of its kind read."""
-    return service_variables(service.slug, service.template, service.spec, credentials, *_address(service, network_view))
+    return service_variables(service.slug, service.template, service.spec, credentials,
+                             *_address(service, network_view, host))
 
 
 def reveal_dsn(store: StateStore, vault: Vault, service: ServiceRecord, network_view: bool) -> str:
-    dsn = connection_string(service, vault.credentials(service), network_view)
+    dsn = connection_string(service, vault.credentials(service), network_view, service_publish_host(store, service))
     store.audit("reveal-dsn", service.project, service.env, service.slug, "view=network" if network_view else "view=host")
     return dsn
 
 
+def service_publish_host(store: StateStore, service: ServiceRecord) -> str:
+    """127.0.0.1 for a local service without loading the targets module (the hot path)."""
+    if service.target == "local" and not service.spec.get("publish_address"):
+        return HOST_VIEW_HOST
+    from paas_svc import targets
+
+    return targets.service_publish_host(store, service)
+
+
 def reveal_variables(store: StateStore, vault: Vault, service: ServiceRecord, network_view: bool) -> dict[str, str]:
-    variables = variables_of(service, vault.credentials(service), network_view)
+    variables = variables_of(service, vault.credentials(service), network_view,
+                             service_publish_host(store, service))
     store.audit("reveal-dsn", service.project, service.env, service.slug,
                 ("view=network" if network_view else "view=host") + " all")
     return variables
@@ -68,7 +82,8 @@ def environment_variables(store: StateStore, vault: Vault, services: list[tuple[
         if status not in EXPORTED_STATUSES:
             skipped.append((service, status))
             continue
-        for name, value in variables_of(service, vault.credentials(service), network_view).items():
+        host = service_publish_host(store, service)
+        for name, value in variables_of(service, vault.credentials(service), network_view, host).items():
             if name in owners:
                 raise Conflict(f"{service.slug} and {owners[name]} would both export {name}.",
                                hint="Export them separately with --only, or rename one (rm, then add under another slug).")

@@ -1,5 +1,6 @@
 """The live status `list`, `show` and `env export` show: the stored status plus the
-container's state, from ONE engine request for all rows (no Docker SDK import)."""
+container's (or Swarm task's) state, from ONE engine request per target for all rows, the
+targets asked in parallel (no Docker SDK import)."""
 
 from __future__ import annotations
 
@@ -32,20 +33,54 @@ def live_status(service: ServiceRecord, container: ContainerState | None, add_ru
         return "Provisioning"  # an add is running; its container may not exist yet
     if container is None:
         return "Missing"
-    if container.state in ("dead", "restarting"):
+    if container.state in ("dead", "restarting", "failed"):
         return "Failed"
+    if container.state in ("pending", "starting"):  # Swarm: waiting for its node, or starting on it
+        return container.state.capitalize()
     if container.state == "running":
         return "Starting" if service.status == STARTING else "Ready"
     return "Stopped"
 
 
-def live_statuses(home: Path, profile_id: str, services: list[ServiceRecord]) -> dict[str, str]:
-    """Live status per service id: ONE engine request for all rows, whatever their number."""
-    states = live_states(profile_id) if services else {}
+UNREACHABLE = "Unreachable"
+
+
+def live_statuses(home: Path, profile_id: str, services: list[ServiceRecord], store=None) -> dict[str, str]:
+    """Live status per service id: ONE engine request per target for all rows, whatever their
+    number. With several targets, one that does not answer shows its services Unreachable."""
+    targets = sorted({service.target for service in services})
+    if len(targets) <= 1:
+        states = live_states(profile_id, home, store, targets[0]) if services else {}
+        unreachable: set[str] = set()
+    else:
+        states, unreachable = _states_in_parallel(profile_id, home, store, targets)
     return {
-        service.id: live_status(service, states.get(service.id), add_running=_lock_held(home, service))
+        service.id: UNREACHABLE if service.target in unreachable
+        else live_status(service, states.get(service.id), add_running=_lock_held(home, service))
         for service in services
     }
+
+
+def _states_in_parallel(profile_id: str, home: Path, store, targets: list[str]) -> tuple[dict, set[str]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from paas_svc.errors import PaasError
+    from paas_svc.targets import get_target
+
+    resolved = [get_target(store, name) for name in targets]  # the store stays in this thread
+
+    def ask(target):
+        try:
+            return _target_states(profile_id, home, target)
+        except PaasError:
+            return None
+
+    with ThreadPoolExecutor(max_workers=len(resolved)) as pool:
+        answers = list(pool.map(ask, resolved))
+    states: dict = {}
+    for answer in answers:
+        states.update(answer or {})
+    return states, {target for target, answer in zip(targets, answers) if answer is None}
 
 
 def _lock_held(home: Path, service: ServiceRecord) -> bool:
@@ -56,9 +91,26 @@ def _lock_held(home: Path, service: ServiceRecord) -> bool:
     return service_lock_held(home, service.env_id, service.slug)
 
 
-def live_states(profile_id: str) -> dict[str, ContainerState]:
-    """Container state per service id, from ONE engine request."""
-    from paas_svc.docker_status import list_containers
+def live_states(profile_id: str, home: Path | None = None, store=None, target_name: str = "local") -> dict[str, ContainerState]:
+    """Container (or Swarm service) state per service id, from ONE request to the target."""
+    if target_name == "local":
+        from paas_svc.docker_status import list_containers
 
-    states = list_containers([f"{LABEL_PROFILE}={profile_id}"])
+        states = list_containers([f"{LABEL_PROFILE}={profile_id}"])
+        return {state.labels.get(LABEL_SERVICE_ID, ""): state for state in states}
+    from paas_svc.targets import get_target
+
+    return _target_states(profile_id, home, get_target(store, target_name))
+
+
+def _target_states(profile_id: str, home: Path, target) -> dict[str, ContainerState]:
+    from paas_svc import docker_status
+    from paas_svc.targets import endpoint
+
+    labels = [f"{LABEL_PROFILE}={profile_id}"]
+    point = endpoint(home, target)
+    if target.swarm:
+        states = docker_status.list_swarm_services(labels, point)
+    else:
+        states = docker_status.list_containers(labels, point)
     return {state.labels.get(LABEL_SERVICE_ID, ""): state for state in states}

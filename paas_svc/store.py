@@ -100,7 +100,21 @@ MIGRATIONS: list[str] = [
     # A password rotation records the new credentials here BEFORE it changes the engine, so a
     # crash between the two never loses the password the engine now has.
     "ALTER TABLE services ADD COLUMN pending_secret TEXT;",
-    # 5: scheduled and off-host backups (paas_svc/backups): destinations (S3 keys as Fernet tokens
+    # 5: targets (remote engines, Swarm managers); each environment and service names its target.
+    """
+    CREATE TABLE targets (
+        name TEXT PRIMARY KEY,
+        docker_host TEXT NOT NULL,
+        publish_address TEXT NOT NULL,
+        insecure INTEGER NOT NULL DEFAULT 0,
+        swarm INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    ALTER TABLE environments ADD COLUMN target TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE services ADD COLUMN target TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE services ADD COLUMN node TEXT;
+    """,
+    # 6: scheduled and off-host backups (paas_svc/backups): destinations (S3 keys as Fernet tokens
     # under the master key, like service credentials), schedules, and every backup taken.
     """
     CREATE TABLE backup_destinations (
@@ -176,7 +190,7 @@ def os_user() -> str:
 
 _SERVICE_COLUMNS = """
     s.id, s.env_id, p.name, e.name, s.slug, s.template, s.image, s.spec, s.secret,
-    s.host_ports, s.status, s.status_reason, s.created_at, s.updated_at
+    s.host_ports, s.status, s.status_reason, s.created_at, s.updated_at, s.target, s.node
 """
 _SERVICE_FROM = """
     FROM services s JOIN environments e ON e.id = s.env_id JOIN projects p ON p.id = e.project_id
@@ -185,7 +199,7 @@ _SERVICE_FROM = """
 
 def _service_from_row(row: tuple) -> ServiceRecord:
     (service_id, env_id, project, env, slug, template, image, spec, secret,
-     host_ports, status, reason, created_at, updated_at) = row
+     host_ports, status, reason, created_at, updated_at, target, node) = row
     return ServiceRecord(
         id=service_id,
         env_id=env_id,
@@ -201,6 +215,8 @@ def _service_from_row(row: tuple) -> ServiceRecord:
         status_reason=reason,
         created_at=created_at,
         updated_at=updated_at,
+        target=target,
+        node=node,
     )
 
 
@@ -301,9 +317,9 @@ class StateStore:
     def list_environments(self, project: str) -> list[Environment]:
         project_row = self.get_project(project)
         rows = self._execute(
-            "SELECT id, name, created_at FROM environments WHERE project_id = ? ORDER BY id", (project_row.id,)
+            "SELECT id, name, created_at, target FROM environments WHERE project_id = ? ORDER BY id", (project_row.id,)
         ).fetchall()
-        return [Environment(id=r[0], project=project, name=r[1], created_at=r[2]) for r in rows]
+        return [Environment(id=r[0], project=project, name=r[1], created_at=r[2], target=r[3]) for r in rows]
 
     def get_environment(self, project: str, name: str) -> Environment:
         for env in self.list_environments(project):
@@ -315,14 +331,14 @@ class StateStore:
             hint=f"Known environments: {known}. Create one with `paas env create {name}`.",
         )
 
-    def create_environment(self, project: str, name: str) -> Environment:
+    def create_environment(self, project: str, name: str, target: str = "local") -> Environment:
         validate_name(name, "environment name")
         project_row = self.get_project(project)
         with self.write() as db:
             try:
                 db.execute(
-                    "INSERT INTO environments(project_id, name, created_at) VALUES (?, ?, ?)",
-                    (project_row.id, name, utc_now()),
+                    "INSERT INTO environments(project_id, name, created_at, target) VALUES (?, ?, ?, ?)",
+                    (project_row.id, name, utc_now(), target),
                 )
             except sqlite3.IntegrityError:
                 raise Conflict(f"Environment {name!r} already exists in project {project!r}.") from None
@@ -347,9 +363,10 @@ class StateStore:
             try:
                 db.execute(
                     "INSERT INTO services(id, env_id, slug, template, image, spec, secret, host_ports, status,"
-                    " status_reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " status_reason, created_at, updated_at, target, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (record.id, record.env_id, record.slug, record.template, record.image, json.dumps(record.spec),
-                     record.secret, json.dumps(record.host_ports), record.status, record.status_reason, now, now),
+                     record.secret, json.dumps(record.host_ports), record.status, record.status_reason, now, now,
+                     record.target, record.node),
                 )
             except sqlite3.IntegrityError:
                 raise Conflict(
@@ -500,6 +517,49 @@ class StateStore:
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Rows of a read-only statement (for modules that keep their own tables here)."""
         return self._execute(sql, params).fetchall()
+
+    # -- targets (the rules live in paas_svc.targets) --------------------------------
+
+    def list_target_rows(self) -> list[tuple]:
+        return self._execute("SELECT name, docker_host, publish_address, insecure, swarm, created_at FROM targets ORDER BY name").fetchall()
+
+    def insert_target_row(self, row: tuple) -> None:
+        with self.write() as db:
+            try:
+                db.execute("INSERT INTO targets(name, docker_host, publish_address, insecure, swarm, created_at) VALUES (?, ?, ?, ?, ?, ?)", row)
+            except sqlite3.IntegrityError:
+                raise Conflict(f"Target {row[0]!r} already exists.", hint="Remove it first with `paas target rm`.") from None
+
+    def delete_target_row(self, name: str) -> None:
+        """Refused while an environment or a service (removed ones included: their volume is there) uses it."""
+        with self.write() as db:
+            services = [f"{p}/{e}/{s}" for p, e, s in db.execute(
+                f"SELECT p.name, e.name, s.slug {_SERVICE_FROM} WHERE s.target = ? ORDER BY 1, 2, 3", (name,))]
+            envs = [f"{p}/{e}" for p, e in db.execute(
+                "SELECT p.name, e.name FROM environments e JOIN projects p ON p.id = e.project_id WHERE e.target = ?", (name,))]
+            if services:
+                raise Conflict(f"Target {name!r} still holds services: {', '.join(services)}.",
+                               hint="Remove them with `paas svc rm SLUG --purge` first.")
+            if envs:
+                raise Conflict(f"Environments are bound to target {name!r}: {', '.join(envs)}.",
+                               hint="Bind them elsewhere with `paas env set-target ENV local` first.")
+            db.execute("DELETE FROM targets WHERE name = ?", (name,))
+
+    def set_environment_target(self, project: str, env: str, target: str) -> None:
+        """Refused while the environment has services (their data lives on the old target)."""
+        environment = self.get_environment(project, env)
+        with self.write() as db:
+            slugs = [row[0] for row in db.execute("SELECT slug FROM services WHERE env_id = ? ORDER BY slug", (environment.id,))]
+            if slugs:
+                raise Conflict(f"{project}/{env} still has services on target {environment.target}: {', '.join(slugs)}.",
+                               hint="Move the data with backup/restore into an environment bound to the new target.")
+            db.execute("UPDATE environments SET target = ? WHERE id = ?", (target, environment.id))
+
+    def set_service_node(self, service_id: str, node: str | None, spec: dict) -> None:
+        """A Swarm service's node, and its spec (which holds the node's address)."""
+        with self.write() as db:
+            db.execute("UPDATE services SET node = ?, spec = ?, updated_at = ? WHERE id = ?",
+                       (node, json.dumps(spec), utc_now(), service_id))
 
     # -- audit --------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from paas_svc.backup import (
 from paas_svc.kinds.postgres import major_from_image as postgres_major_from_image
 from paas_svc.kinds.postgres import major_from_version_output as postgres_major_from_version_output
 from paas_svc.catalog import get_template
-from paas_svc.engine import Engine, ExecResult
+from paas_svc.engine import ContainerView, Engine, ExecResult
 from paas_svc.catalog import spec_from_template
 from paas_svc.models import READY, ServiceRecord
 
@@ -120,9 +120,9 @@ class RecordingEngine:
         self.calls.append(("create_container", spec.image, tuple(sorted(spec.environment.items()))))
         return "id"
 
-    def inspect_container(self, name: str) -> dict | None:
+    def inspect_container(self, name: str) -> ContainerView | None:
         self.calls.append(("inspect_container", name))
-        return {"State": {"Running": self.running, "Status": "running" if self.running else "exited"}}
+        return ContainerView(name, "running" if self.running else "exited", "", "", {})
 
     # exec, archives, throwaway containers
     def exec_capture(self, name: str, command: list[str], environment: dict[str, str] | None = None) -> ExecResult:

@@ -21,7 +21,7 @@ import pytest
 
 from paas_svc.backup import strategy_for
 from paas_svc.catalog import get_template, load_catalog
-from paas_svc.engine import Engine, ExecResult
+from paas_svc.engine import ContainerView, Engine, ExecResult
 from tests.test_backup_unit import RecordingEngine, parameters
 
 TEMPLATES = sorted(load_catalog())
@@ -69,23 +69,23 @@ class ArgvRecordingEngine(RecordingEngine):
         return ""
 
     def create_container(self, spec) -> str:
-        self.containers[spec.name] = {"Config": {"Image": spec.image}, "State": {"Running": False, "Status": "created"}}
+        self.containers[spec.name] = ContainerView(spec.name, "created", "", spec.image, {})
         return super().create_container(spec)
 
     def start(self, name: str) -> None:
-        self.containers[name]["State"] = {"Running": True, "Status": "running"}
+        self.containers[name] = self.containers[name]._replace(state="running")
         super().start(name)
 
     def stop(self, name: str, timeout: int = 10) -> None:
         if name in self.containers:
-            self.containers[name]["State"] = {"Running": False, "Status": "exited"}
+            self.containers[name] = self.containers[name]._replace(state="exited")
         super().stop(name, timeout)
 
     def remove_container(self, name: str) -> bool:
         self.containers.pop(name, None)
         return super().remove_container(name)
 
-    def inspect_container(self, name: str) -> dict | None:
+    def inspect_container(self, name: str) -> ContainerView | None:
         self.calls.append(("inspect_container", name))
         return self.containers.get(name)
 

@@ -163,9 +163,9 @@ def test_rotation_interrupted_after_the_engine_changed_is_finished_by_the_next_r
     new = {**old, "password": "N3wPassw0rdN3wPassw0rdN3wPassw0rd"}
     profile.store.set_pending_secret(service.id, profile.vault.encrypt(new))
     plan = rotation(service_kind(service.template, service.spec), old, new["password"], 5432)
-    from paas_svc.engine import Engine
+    from paas_svc.engine import DockerEngine
 
-    assert Engine().exec_capture(service.container_name, plan.command.argv, plan.command.environment).exit_code == 0
+    assert DockerEngine().exec_capture(service.container_name, plan.command.argv, plan.command.environment).exit_code == 0
     profile.store.close()
     result = paas("svc", "rotate-password", "db")
     assert result.exit_code == 0, result.output

@@ -20,9 +20,20 @@ pytestmark = pytest.mark.skipif(not os.environ.get("PAAS_ALLOW_ENGINE_RESTART"),
                                 reason="restarts dockerd; set PAAS_ALLOW_ENGINE_RESTART=1 (CI does)")
 
 
+def _pid_namespace(pid: str) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:  # gone meanwhile
+        return None
+
+
 def _dockerd_pid() -> int:
-    output = subprocess.run(["pidof", "dockerd"], capture_output=True, text=True).stdout.split()
-    assert len(output) == 1, f"expected one dockerd, found {output}"
+    # Engines of the multi-node tier's node containers are dockerd processes too, in their own
+    # PID namespaces: only the one in ours is the host's engine.
+    ours = os.readlink("/proc/self/ns/pid")
+    output = [pid for pid in subprocess.run(["pidof", "dockerd"], capture_output=True, text=True).stdout.split()
+              if _pid_namespace(pid) == ours]
+    assert len(output) == 1, f"expected one dockerd in this PID namespace, found {output}"
     return int(output[0])
 
 

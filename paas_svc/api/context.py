@@ -14,9 +14,9 @@ DEFAULT_ORG = "default"
 
 
 def _engine():
-    from paas_svc.engine import Engine
+    from paas_svc.engine import DockerEngine
 
-    return Engine()
+    return DockerEngine()
 
 
 class ServerContext:

@@ -16,7 +16,7 @@ class BackupFinding:
     sweep_verify: bool = False  # doctor --fix may remove the throwaway verify resources
 
 
-def backup_findings(manager, now: datetime | None = None, engine=None) -> list[BackupFinding]:
+def schedule_findings(manager, now: datetime | None = None) -> list[BackupFinding]:
     from paas_svc.backups import clock
     from paas_svc.backups.records import BackupRecords
     from paas_svc.backups.scheduler_install import installed
@@ -39,13 +39,17 @@ def backup_findings(manager, now: datetime | None = None, engine=None) -> list[B
         if not installed(manager.home, store.profile_id()):
             findings.append(BackupFinding("backups", False, "backup schedules exist but the host scheduler entry that runs them is missing",
                                           fix="`paas backup schedule SLUG --every ...` on any schedule installs it again"))
-    if engine is not None:
-        from paas_svc.backups.verify import LABEL_PURPOSE, PURPOSE_VERIFY
-        from paas_svc.naming import LABEL_PROFILE
-
-        filters = [f"{LABEL_PROFILE}={store.profile_id()}", f"{LABEL_PURPOSE}={PURPOSE_VERIFY}"]
-        leftovers = [c.name for c in engine.list_containers(filters)] + [v["Name"] for v in engine.list_volumes(filters)]
-        if leftovers:
-            findings.append(BackupFinding("backups", False, f"a killed `backup verify` left {', '.join(leftovers)}",
-                                          fix="paas doctor --fix removes them (throwaway copies)", sweep_verify=True))
     return findings
+
+
+def verify_leftover_findings(engine, profile_id: str) -> list[BackupFinding]:
+    """Throwaway containers and volumes of a killed `backup verify` on this engine."""
+    from paas_svc.backups.verify import LABEL_PURPOSE, PURPOSE_VERIFY
+    from paas_svc.naming import LABEL_PROFILE
+
+    filters = [f"{LABEL_PROFILE}={profile_id}", f"{LABEL_PURPOSE}={PURPOSE_VERIFY}"]
+    leftovers = [c.name for c in engine.list_containers(filters)] + [v["Name"] for v in engine.list_volumes(filters)]
+    if not leftovers:
+        return []
+    return [BackupFinding("backups", False, f"a killed `backup verify` left {', '.join(leftovers)}",
+                          fix="paas doctor --fix removes them (throwaway copies)", sweep_verify=True)]

@@ -45,10 +45,10 @@ class ByteProgress:
             self._progress = None
 
 
-def _data_ops(profile):
+def _data_ops(profile, service):
     from paas_svc.data_ops import DataOps
 
-    return DataOps(service_manager(profile, StderrReporter()), ByteProgress())
+    return DataOps(service_manager(profile, StderrReporter(), service.target), ByteProgress())
 
 
 def _confirm(question: str, refusal: str) -> None:
@@ -91,7 +91,7 @@ def backup(
 
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    data_ops = _data_ops(profile)
+    data_ops = _data_ops(profile, service)
     where = f"{service.project}/{service.env}/{service.slug}"
     if output == "-":
         stream = getattr(sys.stdout, "buffer", None)
@@ -137,7 +137,7 @@ def restore(
     validate_timeout(timeout)
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    data_ops = _data_ops(profile)
+    data_ops = _data_ops(profile, service)
     if file is not None and from_dest is None and not latest and not file.startswith("s3://"):
         source, path = file, Path(file)
     else:
@@ -193,7 +193,7 @@ def clone(
         raise InvalidInput("Say where the copy goes: --to-env ENV and/or --to-slug SLUG.")
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    result = _data_ops(profile).clone(service, to_env or service.env, to_slug, timeout=timeout)
+    result = _data_ops(profile, service).clone(service, to_env or service.env, to_slug, timeout=timeout)
     copy = result.service
     if json_output:
         print_json({**service_json(copy, "Ready"), "cloned_from": {"env": service.env, "slug": service.slug},
@@ -227,7 +227,7 @@ def upgrade(
     if not yes:
         _confirm(f"Upgrade {where} from {service.image} to {image}? A backup is taken first; the service restarts.",
                  f"Refusing to upgrade {where} without confirmation.")
-    result = _data_ops(profile).upgrade(service, image, timeout=timeout)
+    result = _data_ops(profile, service).upgrade(service, image, timeout=timeout)
     if json_output:
         print_json({"slug": service.slug, "env": service.env, "old_image": result.old_image, "new_image": result.new_image,
                     "backup": str(result.backup), "elapsed_seconds": round(result.elapsed_seconds, 3)})

@@ -17,15 +17,34 @@ app = typer.Typer(help="Environments of a project, and the variables apps get fr
 NameArgument = Annotated[str, typer.Argument(help="Environment name, e.g. staging.")]
 
 
+TargetOption = Annotated[Optional[str], typer.Option(
+    "--target", help="The target (Docker engine or Swarm) its services run on (default: local). See `paas target list`.")]
+
+
 @app.command("create")
-def create(name: NameArgument, project: ProjectOption = None) -> None:
-    """Create an environment in the project."""
+def create(name: NameArgument, project: ProjectOption = None, target: TargetOption = None) -> None:
+    """Create an environment in the project, bound to a target."""
     from paas_svc.scope import resolve_project
+    from paas_svc.targets import LOCAL, get_target
 
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
-    profile.store.create_environment(project_name, name)
-    message(f"Created environment {name} in project {project_name}.")
+    chosen = get_target(profile.store, target or LOCAL)
+    profile.store.create_environment(project_name, name, chosen.name)
+    message(f"Created environment {name} in project {project_name} on target {chosen.name}.")
+
+
+@app.command("set-target")
+def set_target(name: NameArgument, target: Annotated[str, typer.Argument(help="Target name (see `paas target list`).")],
+               project: ProjectOption = None) -> None:
+    """Bind an environment to another target (refused while it has services)."""
+    from paas_svc.scope import resolve_project
+    from paas_svc.targets import set_environment_target
+
+    profile = open_profile()
+    project_name = resolve_project(profile.store, project)
+    set_environment_target(profile.store, project_name, name, target)
+    message(f"Environment {name} of project {project_name} now runs its services on target {target}.")
 
 
 @app.command("list")
@@ -36,12 +55,12 @@ def list_envs(project: ProjectOption = None, json_output: JsonOption = False) ->
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
     services = profile.store.list_services(project=project_name)
-    rows = [(e.name, sum(1 for s in services if s.env == e.name), e.created_at)
+    rows = [(e.name, e.target, sum(1 for s in services if s.env == e.name), e.created_at)
             for e in profile.store.list_environments(project_name)]
     if json_output:
-        print_json([{"project": project_name, "name": n, "services": c, "created_at": at} for n, c, at in rows])
+        print_json([{"project": project_name, "name": n, "target": t, "services": c, "created_at": at} for n, t, c, at in rows])
     else:
-        print_table(("ENV", "SERVICES", "CREATED"), rows)
+        print_table(("ENV", "TARGET", "SERVICES", "CREATED"), rows)
 
 
 @app.command("rm")
@@ -98,7 +117,7 @@ def _with_live_status(store, project: str, env: str) -> list:
     if not services:
         return []
     try:
-        statuses = live_statuses(store.path.parent, store.profile_id(), services)
+        statuses = live_statuses(store.path.parent, store.profile_id(), services, store)
     except DockerUnavailable as error:
         # Exporting nothing would look like an environment without services: fail loudly instead.
         raise DockerUnavailable(f"{error.message} Nothing was exported: which services are Ready is unknown.",

@@ -21,9 +21,10 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "catalog": ("paas_svc.cli.catalog_cmd",),
     "project": ("paas_svc.cli.project_cmd",),
     "env": ("paas_svc.cli.env_cmd",),
-    "svc": ("paas_svc.cli.svc_cmd", "paas_svc.cli.data_cmd", "paas_svc.cli.operate_cmd"),
+    "svc": ("paas_svc.cli.svc_cmd", "paas_svc.cli.data_cmd", "paas_svc.cli.move_cmd", "paas_svc.cli.operate_cmd"),
     "key": ("paas_svc.cli.key_cmd",),
     "backup": ("paas_svc.cli.backup_cmd",),
+    "target": ("paas_svc.cli.target_cmd",),
     "token": ("paas_svc.cli.token_cmd",),
 }
 # Top-level commands: module, function.
@@ -31,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("paas_svc.cli.audit_cmd", "audit"),
     "doctor": ("paas_svc.cli.doctor_cmd", "doctor"),
     "run": ("paas_svc.cli.run_cmd", "run_command"),
+    "tunnel": ("paas_svc.cli.tunnel_cmd", "tunnel"),
     "completion": ("paas_svc.cli.completion_cmd", "completion"),
     "serve": ("paas_svc.cli.serve_cmd", "serve"),
 }

@@ -24,7 +24,7 @@ def wait(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
     validate_timeout(timeout)
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    waited = service_manager(profile, StderrReporter()).wait(service, timeout)
+    waited = service_manager(profile, StderrReporter(), service.target).wait(service, timeout)
     data(f"{slug} in {service.project}/{service.env}: Ready after {waited:.1f}s")
 
 
@@ -39,12 +39,15 @@ def connect(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = 
 
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    command = connect_command(service_manager(profile), service, tty=sys.stdin.isatty())
+    command = connect_command(service_manager(profile, target=service.target), service, tty=sys.stdin.isatty())
     close_profiles()
     sys.stdout.flush()
     sys.stderr.flush()
     # The docker CLI takes over this process: the terminal, signals and the exit code are the client's.
-    os.execve(command.argv[0], command.argv, {**os.environ, **command.environment})
+    environment = {**os.environ, **command.environment}
+    if "DOCKER_HOST" in command.environment:  # a remote target: a docker context would conflict with it
+        environment.pop("DOCKER_CONTEXT", None)
+    os.execve(command.argv[0], command.argv, environment)
 
 
 @app.command("rotate-password")
@@ -55,7 +58,7 @@ def rotate_password(slug: SlugArgument, project: ProjectOption = None, env: EnvO
 
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    result = rotate(service_manager(profile, StderrReporter()), service, timeout)
+    result = rotate(service_manager(profile, StderrReporter(), service.target), service, timeout)
     if json_output:
         print_json({"project": service.project, "env": service.env, "slug": slug, "field": result.field,
                     "recreated": result.recreated, "finished_interrupted": result.finished_earlier})
@@ -83,7 +86,7 @@ def update(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
         raise InvalidInput("Nothing to update.", hint="Pass --memory, --cpus and/or --url-scheme.")
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    manager = service_manager(profile, StderrReporter())
+    manager = service_manager(profile, StderrReporter(), service.target)
     changes = {}
     if url_scheme is not None:
         from paas_svc.engine_clients import service_kind

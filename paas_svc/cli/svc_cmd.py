@@ -25,7 +25,17 @@ def _service(profile, project_option, env_option, slug):
     return profile.store.get_service(project, env, slug)
 
 
-def service_json(service, status: str) -> dict:
+def publish_hosts(store, services) -> dict[str, str]:
+    """The host-view address of each service (one read of the targets, none when all are local)."""
+    targets = {}
+    if any(service.target != "local" for service in services):
+        from paas_svc.targets import list_targets
+
+        targets = {target.name: target.publish_address for target in list_targets(store)}
+    return {s.id: s.spec.get("publish_address") or targets.get(s.target, HOST_VIEW_HOST) for s in services}
+
+
+def service_json(service, status: str, host: str = HOST_VIEW_HOST) -> dict:
     from paas_svc.limits import limits_json
 
     return {
@@ -40,7 +50,9 @@ def service_json(service, status: str) -> dict:
         "env_var": service.env_var,
         "container": service.container_name,
         "volume": service.volume_name,
-        "host": HOST_VIEW_HOST,
+        "host": host,
+        "target": service.target,
+        "node": service.node,
         "host_port": service.host_port,
         "ports": {str(k): v for k, v in service.host_ports.items()},
         "network_host": service.container_name,
@@ -63,6 +75,7 @@ def add(
     port: Annotated[Optional[int], typer.Option("--port", help="Host port on 127.0.0.1 for the main port (default: a free one, kept for good).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the service to accept connections.")] = 120.0,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once the container is started, without waiting for readiness.")] = False,
+    node: Annotated[Optional[str], typer.Option("--node", help="Swarm targets: pin the service to this node (default: the ready node with the fewest paas services).")] = None,
     url_scheme: Annotated[Optional[str], typer.Option("--url-scheme", help="PostgreSQL: postgres (default) or postgresql (what SQLAlchemy needs) in {SLUG}_URL.")] = None,
     memory: Annotated[Optional[str], typer.Option("--memory", help="Memory limit of the container, e.g. 512m or 1g (default: none).")] = None,
     cpus: Annotated[Optional[str], typer.Option("--cpus", help="CPU limit in cores, e.g. 1.5 (default: none).")] = None,
@@ -83,7 +96,7 @@ def add(
     env_name = resolve_env(profile.store, project_name, env)
     result = service_manager(profile, StderrReporter()).add(
         project_name, env_name, slug, template, image=image, timeout=timeout, wait=not no_wait, host_port=port,
-        limits=limits if any(limits.values()) else None, url_scheme=url_scheme)
+        limits=limits if any(limits.values()) else None, url_scheme=url_scheme, node=node)
     service = result.service
     status = "Ready" if result.waited else "Starting"
     if json_output:
@@ -115,14 +128,16 @@ def list_services(
     if env and project_name:
         store.get_environment(project_name, env)
     services = store.list_services(project=project_name, env=env, include_removed=removed)
-    statuses = live_statuses(profile.home, store.profile_id(), services)
+    statuses = live_statuses(profile.home, store.profile_id(), services, store)
     rows = [(service, statuses[service.id]) for service in services]
+    hosts = publish_hosts(store, services)
     if json_output:
-        print_json([service_json(service, status) for service, status in rows])
+        print_json([service_json(service, status, hosts[service.id]) for service, status in rows])
         return
     print_table(
-        ("PROJECT", "ENV", "SLUG", "TEMPLATE", "STATUS", "ENV VAR", "HOST PORT", "CONTAINER"),
-        [(s.project, s.env, s.slug, s.template, status, s.env_var, s.host_port, s.container_name) for s, status in rows],
+        ("PROJECT", "ENV", "SLUG", "TEMPLATE", "TARGET", "STATUS", "ENV VAR", "HOST", "CONTAINER"),
+        [(s.project, s.env, s.slug, s.template, s.target + (f"/{s.node}" if s.node else ""), status, s.env_var,
+          f"{hosts[s.id]}:{s.host_port}", s.container_name) for s, status in rows],
         empty="No services yet. Add one with `paas svc add SLUG --template KEY`.",
     )
 
@@ -134,8 +149,8 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
 
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    status = live_statuses(profile.home, profile.store.profile_id(), [service])[service.id]
-    info = service_json(service, status)
+    status = live_statuses(profile.home, profile.store.profile_id(), [service], profile.store)[service.id]
+    info = service_json(service, status, publish_hosts(profile.store, [service])[service.id])
     info["volume_path"] = service.spec["volume"]
     info["dsn_format"] = service.spec["dsn"]
     info.update(template_definition(profile.home, service))
@@ -232,7 +247,7 @@ def rm(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
 
     # Under the service's lock; with --purge the final backup is complete before the volume
     # goes (a failed backup raises and deletes nothing).
-    final_backup = remove_service(service_manager(profile, StderrReporter()), service, purge, final_backup=not no_backup)
+    final_backup = remove_service(service_manager(profile, StderrReporter(), service.target), service, purge, final_backup=not no_backup)
     if purge:
         data(f"Removed {slug} from {service.project}/{service.env} with its volume {service.volume_name}; its credentials are forgotten.")
         if final_backup:
@@ -247,7 +262,7 @@ def _simple_action(verb: str, help_text: str):
     def command(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None) -> None:
         profile = open_profile()
         service = _service(profile, project, env, slug)
-        getattr(service_manager(profile, StderrReporter()), verb)(service)
+        getattr(service_manager(profile, StderrReporter(), service.target), verb)(service)
         data(f"{slug} in {service.project}/{service.env}: {verb}ed" if verb != "stop" else f"{slug} in {service.project}/{service.env}: stopped")
 
     command.__doc__ = help_text
@@ -271,7 +286,7 @@ def repair(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
 
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    result = DataOps(service_manager(profile, StderrReporter())).repair(service, timeout)
+    result = DataOps(service_manager(profile, StderrReporter(), service.target)).repair(service, timeout)
     data(f"{slug} in {service.project}/{service.env}: {result.outcome} ({result.elapsed_seconds:.1f}s)")
 
 
@@ -282,7 +297,7 @@ def logs(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
     """Print a service's container logs."""
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    engine = service_manager(profile).engine
+    engine = service_manager(profile, target=service.target).engine
     out = sys.stdout.buffer
     for chunk in engine.stream_logs(service.container_name, follow=follow, tail=tail if tail is not None else "all"):
         out.write(chunk)

@@ -124,7 +124,7 @@ class VolumeArchiveStrategy:
 
     def backup(self, engine, ctx, sink):
         state = engine.inspect_container(ctx.container)
-        was_running = bool(state and state["State"]["Running"])
+        was_running = bool(state and state.running)
         if was_running:
             engine.stop(ctx.container)
         try:

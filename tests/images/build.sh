@@ -6,6 +6,7 @@
 #   paas-test/postgres:16     Debian's PostgreSQL 15 with an official-image-like entrypoint
 #   paas-test/standin:1       one Python process faking MongoDB/Meilisearch/MinIO/Mailpit
 #   paas-test/registry:2      Debian's docker-registry (Distribution 2.8), plain HTTP on :5000, for pull tests
+#   paas-test/node:1          Debian's docker.io + sshd: a Docker engine in a container (multinode tests)
 #   paas-test/mariadb:11      Debian's MariaDB 10.11 with an official-image-like entrypoint
 #   paas-test/rabbitmq:4      Debian's RabbitMQ 3.10 honouring RABBITMQ_DEFAULT_USER/PASS/VHOST
 #   paas-test/mosquitto:2     Debian's Mosquitto 2.0: a service NOT in the catalog (user templates)
@@ -218,6 +219,7 @@ main() {
     build_dockerfile paas-test/postgres:16 postgres
     build_dockerfile paas-test/standin:1 standin
     build_dockerfile paas-test/registry:2 registry
+    build_dockerfile paas-test/node:1 node
     build_dockerfile paas-test/mariadb:11 mariadb
     build_dockerfile paas-test/rabbitmq:4 rabbitmq
     build_dockerfile paas-test/mosquitto:2 mosquitto

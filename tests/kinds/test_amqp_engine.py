@@ -4,9 +4,12 @@ restore into a new service with new credentials; the container hostname is fixed
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pika
 
-from tests.conftest import RABBITMQ_IMAGE
+from tests.conftest import RABBITMQ_IMAGE, profile_id
 from tests.kinds._helpers import add, backup, destroy, dsn, restore
 
 
@@ -54,5 +57,6 @@ def test_rabbitmq_round_trip(engine, tmp_path):
 
 
 def _service_id(engine, slug: str) -> str:
-    [container] = [c for c in engine.containers.list(all=True, filters={"label": f"paas.slug={slug}"})]
+    mine = f"paas.profile={profile_id(Path(os.environ['PAAS_HOME']))}"  # other profiles may use the slug too
+    [container] = engine.containers.list(all=True, filters={"label": [f"paas.slug={slug}", mine]})
     return container.labels["paas.service-id"]

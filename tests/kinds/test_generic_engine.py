@@ -7,10 +7,11 @@ made with the real mosquitto clients."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
-from tests.conftest import MOSQUITTO_IMAGE
+from tests.conftest import MOSQUITTO_IMAGE, profile_id
 from tests.kinds._helpers import READY_TIMEOUT, backup, dsn, restore, run_paas, show
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -56,7 +57,8 @@ def test_readme_example_through_every_command(engine, tmp_path):
     info = show("mq")
     assert info["kind"] == "generic" and info["template_source"] == "user" and info["status"] == "Ready"
     assert "same as the catalog's" in info["template_definition"]
-    [container] = engine.containers.list(filters={"label": ["paas.slug=mq", "paas.env=production"]})
+    mine = f"paas.profile={profile_id(Path(os.environ['PAAS_HOME']))}"  # other profiles may use the slug too
+    [container] = engine.containers.list(filters={"label": ["paas.slug=mq", "paas.env=production", mine]})
     assert container.attrs["HostConfig"]["Memory"] == 128 * 1024 * 1024  # resources.memory of the template
 
     url = dsn("mq")

@@ -1,0 +1,177 @@
+"""Remote targets on a real second engine: a Docker engine in a container on a bridge network
+made by the test, reached over tcp with TLS (certificates made here) and over ssh (sshd in
+that container, a key made here). Real clients (redis-py, psycopg) connect to the node's
+address. The node is shared by the tests of this module and removed at the end."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import POSTGRES_IMAGE, REDIS_IMAGE
+from tests.nodes import Certificates, Cluster, Node, known_hosts_for, make_cluster, ssh_keypair
+
+pytestmark = [pytest.mark.multinode, pytest.mark.docker]
+
+
+@dataclass
+class RemoteNode:
+    cluster: Cluster
+    node: Node
+    ssh_key: Path
+    known_hosts: Path
+
+    @property
+    def certs(self) -> Certificates:
+        return self.cluster.certs
+
+
+@pytest.fixture(scope="session")
+def remote_node(docker_client, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("remote-node")
+    cluster = make_cluster(workdir)
+    try:
+        cluster.certs = Certificates(workdir / "certs")
+        key, public = ssh_keypair(workdir / "ssh")
+        node = cluster.start_node("remote1", tls=True, ssh_public_key=public)
+        node.wait_engine()
+        cluster.load_flat_image(REDIS_IMAGE, [node])
+        cluster.load_flat_image(POSTGRES_IMAGE, [node])
+        yield RemoteNode(cluster, node, key, known_hosts_for(node, workdir))
+    finally:
+        cluster.stop()
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def add_tls_target(paas, remote: RemoteNode, name: str = "prod"):
+    certs = remote.certs
+    return ok(paas("target", "add", name, "--docker-host", remote.node.url, "--publish-address", remote.node.ip,
+                   "--tls-ca", str(certs.ca_file), "--tls-cert", str(certs.cert_file), "--tls-key", str(certs.key_file)))
+
+
+def add_ssh_target(paas, remote: RemoteNode, name: str = "box", publish: str | None = None):
+    args = ["target", "add", name, "--docker-host", f"ssh://root@{remote.node.ip}",
+            "--ssh-key", str(remote.ssh_key), "--known-hosts", str(remote.known_hosts)]
+    if publish:
+        args += ["--publish-address", publish]
+    return ok(paas(*args))
+
+
+def listed(paas, *args) -> dict:
+    return {row["slug"]: row for row in json.loads(ok(paas("svc", "list", "--json", *args)).stdout)}
+
+
+def test_tls_target_redis_add_dsn_backup_restore_doctor_rm(paas, remote_node, isolated_home, tmp_path):
+    import redis
+
+    added = add_tls_target(paas, remote_node)
+    assert "reachable from that network" not in added.stdout and "warning" in added.stderr  # non-loopback publish
+    folder = isolated_home / "targets" / "prod"
+    assert sorted(p.name for p in folder.iterdir()) == ["ca.pem", "cert.pem", "key.pem"]
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in folder.iterdir())
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    shown = ok(paas("target", "show", "prod", "--json")).stdout
+    assert "PRIVATE KEY" not in shown and json.loads(shown)["tls"] is True and json.loads(shown)["kind"] == "engine"
+
+    ok(paas("env", "create", "live", "--target", "prod"))
+    ok(paas("svc", "add", "cache", "--template", "redis-7", "--env", "live", "--image", REDIS_IMAGE))
+    dsn = ok(paas("svc", "dsn", "cache")).stdout.strip()
+    assert f"@{remote_node.node.ip}:" in dsn
+    client = redis.Redis.from_url(dsn)
+    client.set("greeting", "hello from afar")
+    row = listed(paas)["cache"]
+    assert (row["status"], row["target"], row["host"]) == ("Ready", "prod", remote_node.node.ip)
+
+    backup = tmp_path / "cache.rdb"
+    ok(paas("svc", "backup", "cache", "-o", str(backup)))
+    client.set("greeting", "changed")
+    ok(paas("svc", "restore", "cache", str(backup), "--yes"))
+    assert redis.Redis.from_url(dsn).get("greeting") == b"hello from afar"
+
+    report = paas("doctor", "--json")
+    findings = json.loads(report.stdout)
+    remote = [f for f in findings["findings"] if f["message"].startswith("[prod]")] if isinstance(findings, dict) else \
+        [f for f in findings if f["message"].startswith("[prod]")]
+    assert {f["check"] for f in remote} >= {"engine", "network", "container", "orphan", "clock"}, report.output
+    assert all(f["ok"] for f in remote), report.output
+
+    refused = paas("target", "rm", "prod")
+    assert refused.exit_code == 4 and "cache" in refused.stderr
+    assert paas("env", "set-target", "live", "local").exit_code == 4  # it has services
+    ok(paas("svc", "rm", "cache", "--purge", "--yes", "--no-backup"))
+    ok(paas("env", "set-target", "live", "local"))
+    ok(paas("target", "rm", "prod"))
+    assert not folder.exists()
+    gone = remote_node.node.sh("docker ps -aq --filter label=paas.slug=cache; docker volume ls -q --filter label=paas.slug=cache")
+    assert gone.strip() == ""
+
+
+def test_ssh_target_postgres_rows_survive_backup_and_restore(paas, paas_process, remote_node, tmp_path):
+    import psycopg
+
+    add_ssh_target(paas, remote_node, publish=remote_node.node.ip)
+    ok(paas("env", "create", "edge", "--target", "box"))
+    ok(paas("svc", "add", "db", "--template", "postgres-16", "--env", "edge", "--image", POSTGRES_IMAGE))
+    dsn = ok(paas("svc", "dsn", "db")).stdout.strip()
+    assert f"@{remote_node.node.ip}:" in dsn
+    with psycopg.connect(dsn) as connection:
+        connection.execute("CREATE TABLE notes (body text)")
+        connection.execute("INSERT INTO notes SELECT 'row ' || n FROM generate_series(1, 100) n")
+    backup = tmp_path / "db.pgdump"
+    ok(paas("svc", "backup", "db", "-o", str(backup)))
+    with psycopg.connect(dsn) as connection:
+        connection.execute("DELETE FROM notes")
+    ok(paas("svc", "restore", "db", str(backup), "--yes"))
+    with psycopg.connect(dsn) as connection:
+        assert connection.execute("SELECT count(*) FROM notes").fetchone()[0] == 100
+    logs = paas_process("svc", "logs", "db", "--tail", "5")
+    assert logs.exit_code == 0 and logs.stdout, logs.output
+    ok(paas("svc", "rm", "db", "--purge", "--yes", "--no-backup"))
+
+
+def test_tunnel_reaches_a_loopback_only_service(paas, remote_node):
+    import redis
+
+    from paas_svc.cli.state import open_profile
+    from paas_svc.tunnel import open_tunnel
+
+    add_ssh_target(paas, remote_node, name="hidden")  # publishes on the node's 127.0.0.1 only
+    ok(paas("env", "create", "dev2", "--target", "hidden"))
+    ok(paas("svc", "add", "jobs", "--template", "redis-7", "--env", "dev2", "--image", REDIS_IMAGE))
+    published = remote_node.node.sh("docker ps --filter label=paas.slug=jobs --format '{{.Ports}}'")
+    assert published.startswith("127.0.0.1:"), published
+    profile = open_profile()
+    tunnel = open_tunnel(profile.store, profile.vault, profile.home, profile.store.get_service("default", "dev2", "jobs"))
+    try:
+        assert f"@127.0.0.1:{tunnel.local_port}/" in tunnel.dsn
+        assert redis.Redis.from_url(tunnel.dsn).ping()
+    finally:
+        tunnel.close()
+        profile.store.close()
+    ok(paas("svc", "rm", "jobs", "--purge", "--yes", "--no-backup"))
+
+
+def test_a_target_that_stops_answering_shows_unreachable_without_failing_the_rest(paas, engine, remote_node, isolated_home):
+    add_tls_target(paas, remote_node, "far")
+    ok(paas("env", "create", "far-env", "--target", "far"))
+    ok(paas("svc", "add", "near", "--template", "redis-7", "--env", "development", "--image", REDIS_IMAGE))
+    ok(paas("svc", "add", "remote", "--template", "redis-7", "--env", "far-env", "--image", REDIS_IMAGE))
+    assert {slug: row["status"] for slug, row in listed(paas).items()} == {"near": "Ready", "remote": "Ready"}
+    with sqlite3.connect(isolated_home / "state.db") as db:  # the engine moves away: nothing listens there any more
+        db.execute("UPDATE targets SET docker_host = ? WHERE name = 'far'", (f"tcp://{remote_node.node.ip}:1",))
+    rows = listed(paas)
+    assert (rows["near"]["status"], rows["remote"]["status"]) == ("Ready", "Unreachable")
+    exported = paas("env", "export", "--env", "development")
+    assert exported.exit_code == 0 and exported.stdout.startswith("NEAR_URL="), exported.output
+    with sqlite3.connect(isolated_home / "state.db") as db:
+        db.execute("UPDATE targets SET docker_host = ? WHERE name = 'far'", (remote_node.node.url,))
+    ok(paas("svc", "rm", "remote", "--purge", "--yes", "--no-backup"))
