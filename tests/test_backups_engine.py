@@ -261,3 +261,37 @@ def test_two_concurrent_run_due_take_each_backup_once(paas, paas_process, engine
     assert len(listing(paas)["backups"]) == 1
     with sqlite3.connect(isolated_home / "state.db") as db:
         assert db.execute("SELECT count(*) FROM backup_records").fetchone()[0] == 1
+
+
+def test_minio_service_of_another_environment_as_destination(paas, engine, isolated_home):
+    """A paas MinIO service (here the moto-based stand-in, in env `staging`) holds the encrypted
+    backups of a service in `production`: endpoint and keys come from that service."""
+    from tests.conftest import MINIO_IMAGE
+
+    add(paas, "store", "minio", MINIO_IMAGE, env="staging")
+    url = add(paas, "cache", "redis-7", REDIS_IMAGE)
+    client = redis.Redis.from_url(url)
+    client.mset({f"key{n}": n for n in range(40)})
+
+    refused = paas("backup", "dest", "add", "vault", "--s3", "s3://paas-vault/x", "--from-service", "cache")
+    assert refused.exit_code == 2 and "only an S3 service" in refused.stderr, refused.output
+    ok(paas("backup", "dest", "add", "vault", "--s3", "s3://paas-vault/x", "--from-service", "store", "--env", "staging",
+            "--create-bucket"))
+    [row] = json.loads(ok(paas("backup", "dest", "list", "--json")).stdout)
+    assert row["where"] == "s3://paas-vault/x on paas service default/staging/store"
+    ok(paas("backup", "schedule", "cache", "--every", "hourly", "--to", "vault", "--verify", "--now", "2026-11-26T10:00:00Z"))
+    ran = json.loads(ok(paas("backup", "run-due", "--now", "2026-11-26T11:00:05Z", "--json")).stdout)
+    [item] = ran["backups"]
+    assert item["ok"] and item["verified"] and item["verify_detail"] == "restored and ready; 40 keys", item
+
+    store = json.loads(ok(paas("svc", "show", "store", "--env", "staging", "--json")).stdout)
+    port = store.get("host_port") or store["host_ports"]["9000"]
+    s3 = s3_client(f"http://127.0.0.1:{port}")
+    [stored] = s3.list_objects_v2(Bucket="paas-vault", Prefix="x/default/production/cache/")["Contents"]
+    blob = s3.get_object(Bucket="paas-vault", Key=stored["Key"])["Body"].read()
+    assert blob.startswith(b"PAASBKE") and b"REDIS" not in blob and item["location"] == f"s3://paas-vault/{stored['Key']}"
+
+    client.flushall()
+    ok(paas("svc", "restore", "cache", "--from", "vault", "--latest", "--yes"))
+    assert redis.Redis.from_url(url).dbsize() == 40
+    assert verify_leftovers(engine, isolated_home) == []

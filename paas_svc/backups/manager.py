@@ -35,6 +35,10 @@ class Overdue:
     reason: str
 
 
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 class Backups:
     def __init__(self, data_ops: DataOps):
         self.data_ops = data_ops
@@ -42,6 +46,15 @@ class Backups:
         self.store = self.manager.store
         self.home: Path = self.manager.home
         self.records = BackupRecords(self.store)
+
+    def ops_for(self, service: ServiceRecord) -> DataOps:
+        """The data operations on the engine of the service's own target (a service on a remote
+        target or a Swarm is backed up, restored and verified there, not on this manager's)."""
+        if service.target == self.manager.target.name:
+            return self.data_ops
+        from paas_svc.data_ops import DataOps
+
+        return DataOps(self.manager.for_target(service.target), self.data_ops.progress)
 
     # -- destinations ------------------------------------------------------------------
 
@@ -74,8 +87,11 @@ class Backups:
         """A paas MinIO service (of any environment) as an S3 destination: endpoint and keys come
         from the service each time, so they follow its port and its password."""
         validate_name(name, "destination name")
-        if not service.template.startswith("minio"):
-            raise InvalidInput(f"{service.slug} is a {service.template} service; only a MinIO service can hold backups.")
+        from paas_svc.catalog import kind_of_service
+
+        if kind_of_service(service.template, service.spec) != "s3":
+            raise InvalidInput(f"{service.slug} is a {service.template} service; only an S3 service (MinIO) can hold backups.",
+                               hint="Pass --from-service the slug of a MinIO service (with --env/--project for another environment).")
         bucket, prefix = parse_s3_url(url)
         self.records.add_destination(name, "s3", {"bucket": bucket, "prefix": prefix, "from_service": service.id,
                                                   "region": "us-east-1"}, None, now)
@@ -96,11 +112,12 @@ class Backups:
             return FolderDestination(row.name, Path(row.config["path"]))
         config = row.config
         if config.get("from_service"):
-            from paas_svc.dsn import HOST_VIEW_HOST
-
             service = self.store.get_service_by_id(config["from_service"])
             credentials = self.manager.vault.credentials(service)
-            return S3Destination(row.name, config["bucket"], config["prefix"], f"http://{HOST_VIEW_HOST}:{service.host_port}",
+            # Where this machine reaches its S3 port: the publish address of its target (or node),
+            # through an ssh forward for a remote target that publishes on its own loopback only.
+            host, port = self.manager.for_target(service.target).probe_address(service, service.host_port)
+            return S3Destination(row.name, config["bucket"], config["prefix"], f"http://{_url_host(host)}:{port}",
                                  config.get("region") or "us-east-1", credentials["user"], credentials["password"])
         keys = self._open_secret(row)
         return S3Destination(row.name, config["bucket"], config["prefix"], config.get("endpoint"),
@@ -184,22 +201,23 @@ class Backups:
         from paas_svc.backup import strategy_for
         from paas_svc.data_ops import default_backup_name, unique_path
 
+        data_ops = self.ops_for(service)
         destination = self.destination(destination_name)
         name = default_backup_name(service, strategy_for(service.template).extension, when=now)
         created_at = rec.format_time(now)
         if not destination.encrypts:
-            path = unique_path(self.data_ops.backup_dir / name)
-            result = self.data_ops.backup_to_path(service, path, purpose="scheduled" if schedule_id else "backup")
+            path = unique_path(data_ops.backup_dir / name)
+            result = data_ops.backup_to_path(service, path, purpose="scheduled" if schedule_id else "backup")
             return self.records.add_record(service=service, schedule_id=schedule_id, created_at=created_at, status=rec.OK,
                                            location=str(path), size_bytes=path.stat().st_size, sha256=result.header.payload_sha256)
         from paas_svc.secrets.backup_key import ensure_key
         from paas_svc.backups.crypto import EXTENSION, EncryptingReader, key_id
 
         key = ensure_key(self.home)
-        staging = self.data_ops.scratch_dir / name
+        staging = data_ops.scratch_dir / name
         try:
-            self.data_ops.backup_to_path(service, staging, purpose="scheduled" if schedule_id else "backup")
-            self.data_ops.step(f"Encrypting and sending the backup to {destination.name}")
+            data_ops.backup_to_path(service, staging, purpose="scheduled" if schedule_id else "backup")
+            data_ops.step(f"Encrypting and sending the backup to {destination.name}")
             with open(staging, "rb") as plain:
                 reader = EncryptingReader(plain, key)
                 location = destination.put(reader, f"{service.project}/{service.env}/{service.slug}/{name}.{EXTENSION}")

@@ -1,7 +1,7 @@
 """`paas backup verify`: restore a backup into a throwaway container of the same template on a
 throwaway volume, check that the engine starts, that the kind's readiness passes and a
-kind-specific sanity check (table count for PostgreSQL, key count for Redis), record the
-result, and remove everything it made.
+kind-specific sanity check (each kind module's `sanity_check`: table count for PostgreSQL,
+key count for Redis, ...), record the result, and remove everything it made.
 
 The throwaway resources carry the profile's labels plus `paas.purpose=verify`, so the test
 sweep and `paas doctor` (which reports and removes leftovers of a killed verify) know them.
@@ -34,32 +34,6 @@ class VerifyResult:
     location: str
     record_id: int | None
     elapsed_seconds: float
-
-
-def _psql_table_count(engine, ctx) -> str:
-    creds = ctx.credentials
-    sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
-    result = engine.exec_capture(ctx.container, ["psql", "-U", creds["user"], "-d", creds["db"], "-Atc", sql])
-    text = result.stdout.decode("utf-8", errors="replace").strip()
-    if result.exit_code != 0 or not text.isdigit():
-        raise VerifyFailed(f"psql could not count the tables: {result.error_text() or text}")
-    return f"{text} tables"
-
-
-def _redis_key_count(engine, ctx) -> str:
-    result = engine.exec_capture(ctx.container, ["redis-cli", "DBSIZE"], environment={"REDISCLI_AUTH": ctx.credentials["password"]})
-    text = result.stdout.decode("utf-8", errors="replace").strip()
-    if result.exit_code != 0 or not text.isdigit():
-        raise VerifyFailed(f"redis-cli DBSIZE failed: {result.error_text() or text}")
-    return f"{text} keys"
-
-
-# The kind's sanity check after a restore (kinds without one are checked by readiness alone).
-SANITY_CHECKS = {"postgres": _psql_table_count, "redis": _redis_key_count}
-
-
-class VerifyFailed(PaasError):
-    pass
 
 
 def verify_labels(profile_id: str, throwaway: ServiceRecord, source: ServiceRecord) -> dict[str, str]:
@@ -103,7 +77,8 @@ def verify_backup(backups: Backups, service: ServiceRecord, record: rec.BackupRe
 def _restore_into_throwaway(backups: Backups, service: ServiceRecord, path: Path) -> str:
     from paas_svc.backup import strategy_for
 
-    data_ops, engine = backups.data_ops, backups.manager.engine
+    data_ops = backups.ops_for(service)  # the throwaway runs on the service's own target
+    engine = data_ops.engine
     checked = data_ops.check_backup(service, path)  # header, size, checksum, kind, payload format
     strategy = strategy_for(service.template)
     throwaway = throwaway_of(service, backups.store.used_host_ports())
@@ -122,12 +97,24 @@ def _restore_into_throwaway(backups: Backups, service: ServiceRecord, path: Path
         ctx.wait_ready()
         strategy.restore(engine, ctx, checked)
         ctx.wait_ready()
-        sanity = SANITY_CHECKS.get(strategy.kind)
-        found = sanity(engine, ctx) if sanity else "readiness only"
+        found = _sanity_check(engine, ctx, service)
     finally:
         engine.remove_container(throwaway.container_name)
         engine.remove_volume(throwaway.volume_name)
     return f"restored and ready; {found}"
+
+
+def _sanity_check(engine, ctx, service: ServiceRecord) -> str:
+    """The kind's own check of restored data (`sanity_check` in its paas_svc.kinds module: table
+    count for PostgreSQL and MySQL, key count for Redis, ...); kinds without one: readiness only."""
+    from paas_svc.catalog import kind_of_service
+    from paas_svc.kinds import kind_module
+
+    try:
+        check = getattr(kind_module(kind_of_service(service.template, service.spec)), "sanity_check", None)
+    except KeyError:
+        check = None
+    return check(engine, ctx) if check is not None else "readiness only"
 
 
 def sweep_leftovers(engine, profile_id: str) -> list[str]:
