@@ -50,7 +50,7 @@ def s3_endpoint():
 @pytest.fixture(autouse=True)
 def scheduler_in_tmp(tmp_path, monkeypatch):
     cron_dir = tmp_path / "cron.d"
-    cron_dir.mkdir()
+    cron_dir.mkdir(exist_ok=True)
     monkeypatch.setenv("PAAS_SCHEDULER", "cron")
     monkeypatch.setenv("PAAS_CRON_DIR", str(cron_dir))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-access-key")

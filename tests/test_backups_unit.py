@@ -203,7 +203,7 @@ def test_cron_entry_is_installed_removed_and_its_command_runs(tmp_path, monkeypa
     from paas_svc.backups import scheduler_install
 
     cron_dir = tmp_path / "cron.d"
-    cron_dir.mkdir()
+    cron_dir.mkdir(exist_ok=True)
     monkeypatch.setenv("PAAS_SCHEDULER", "cron")
     monkeypatch.setenv("PAAS_CRON_DIR", str(cron_dir))
     home = tmp_path / "home 50%"
@@ -226,6 +226,34 @@ def test_cron_entry_is_installed_removed_and_its_command_runs(tmp_path, monkeypa
     assert (home / "state.db").exists()
     removed = scheduler_install.sync(home, "abc123", 0)
     assert removed is not None and not path.exists()
+
+
+def test_systemd_timer_is_installed_removed_and_its_exec_start_runs(tmp_path, monkeypatch):
+    """The units paas writes (in PAAS_SYSTEMD_DIR instead of talking to systemctl), and the
+    service's ExecStart run by hand with its Environment= line, as systemd would run it."""
+    import shlex
+
+    from paas_svc.backups import scheduler_install
+
+    unit_dir = tmp_path / "systemd"
+    monkeypatch.setenv("PAAS_SCHEDULER", "systemd")
+    monkeypatch.setenv("PAAS_SYSTEMD_DIR", str(unit_dir))
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    entry = scheduler_install.sync(home, "def456", 1)
+    assert entry is not None and entry.kind == "systemd"
+    assert sorted(p.name for p in unit_dir.iterdir()) == ["paas-backup-def456.service", "paas-backup-def456.timer"]
+    assert scheduler_install.installed(home, "def456") and scheduler_install.sync(home, "def456", 3) is None
+    service = (unit_dir / "paas-backup-def456.service").read_text()
+    [environment] = [line[len("Environment="):] for line in service.splitlines() if line.startswith("Environment=")]
+    [exec_start] = [line[len("ExecStart="):] for line in service.splitlines() if line.startswith("ExecStart=")]
+    name, _, value = shlex.split(environment)[0].partition("=")
+    env = {k: v for k, v in os.environ.items() if k != "PAAS_HOME"}
+    result = subprocess.run(shlex.split(exec_start), env={**env, name: value}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "No backup due" in result.stderr, result.stderr
+    assert (home / "state.db").exists()
+    removed = scheduler_install.sync(home, "def456", 0)
+    assert removed is not None and removed.kind == "systemd" and list(unit_dir.iterdir()) == []
 
 
 def test_key_rotation_re_encrypts_destination_keys(isolated_home):

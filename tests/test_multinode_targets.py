@@ -175,3 +175,34 @@ def test_a_target_that_stops_answering_shows_unreachable_without_failing_the_res
     with sqlite3.connect(isolated_home / "state.db") as db:
         db.execute("UPDATE targets SET docker_host = ? WHERE name = 'far'", (remote_node.node.url,))
     ok(paas("svc", "rm", "remote", "--purge", "--yes", "--no-backup"))
+
+
+def test_run_due_and_verify_of_a_remote_service_use_its_target_engine(paas, engine, remote_node, isolated_home):
+    """A schedule on a service of a remote target: run-due backs it up from that engine, and the
+    verify's throwaway container runs there too (the local engine never sees one)."""
+    import time
+
+    import redis
+
+    add_tls_target(paas, remote_node, "vaulted")
+    ok(paas("env", "create", "far-live", "--target", "vaulted"))
+    ok(paas("svc", "add", "cache", "--template", "redis-7", "--env", "far-live", "--image", REDIS_IMAGE))
+    dsn = ok(paas("svc", "dsn", "cache")).stdout.strip()
+    redis.Redis.from_url(dsn).mset({f"far{n}": n for n in range(25)})
+    since = int(time.time()) - 5
+    ok(paas("backup", "schedule", "cache", "--every", "hourly", "--verify", "--now", "2026-11-26T10:00:00Z"))
+    ran = json.loads(ok(paas("backup", "run-due", "--now", "2026-11-26T11:00:01Z", "--json")).stdout)
+    [item] = ran["backups"]
+    assert item["ok"] and item["verified"] and item["verify_detail"] == "restored and ready; 25 keys", item
+    until = int(time.time()) + 1
+    events = remote_node.node.sh(f"docker events --since {since} --until {until} --filter label=paas.purpose=verify "
+                                 "--filter type=container --format '{{.Action}}'")
+    assert "create" in events.split() and "destroy" in events.split(), events
+    local = engine.containers.list(all=True, filters={"label": ["paas.purpose=verify"]})
+    assert local == []
+
+    redis.Redis.from_url(dsn).flushall()
+    ok(paas("svc", "restore", "cache", "--latest", "--yes"))
+    assert redis.Redis.from_url(dsn).dbsize() == 25
+    ok(paas("backup", "schedule", "rm", "cache"))
+    ok(paas("svc", "rm", "cache", "--purge", "--yes", "--no-backup"))
