@@ -206,6 +206,13 @@ def test_verify_passes_on_good_backups_and_fails_on_corrupted_ones(paas, engine,
     s3.put_object(Bucket=BUCKET + "-v", Key=key, Body=bytes(blob))
     bad = paas("backup", "verify", "db", str(remote["id"]), "--json")
     assert bad.exit_code == 6 and not json.loads(bad.stdout)["ok"]
+    # A restore from that URL is refused the same way before anything changes; no plaintext stays behind.
+    refused = paas("svc", "restore", "db", remote["location"], "--yes")
+    assert refused.exit_code == 2 and "Traceback" not in refused.stderr, refused.output
+    with psycopg.connect(url) as connection:
+        assert connection.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'").fetchone()[0] == 3
+    assert not list((isolated_home / "tmp").rglob("fetched-*"))
+    assert not [p for p in (isolated_home / "backups").iterdir() if "pre-restore" in p.name]
 
     # A file whose header and checksum are consistent but whose dump is garbage: only a restore finds it.
     from paas_svc.backup import RESERVED_HEADER_BYTES, encode_header, read_backup
@@ -295,3 +302,34 @@ def test_minio_service_of_another_environment_as_destination(paas, engine, isola
     ok(paas("svc", "restore", "cache", "--from", "vault", "--latest", "--yes"))
     assert redis.Redis.from_url(url).dbsize() == 40
     assert verify_leftovers(engine, isolated_home) == []
+
+
+def test_daily_weekly_retention_over_twelve_days_then_a_missed_run(paas, engine, isolated_home, scheduler_in_tmp, monkeypatch):
+    """--keep-daily 2 --keep-weekly 2 on a daily schedule, run once a day by a moved clock from
+    Sunday 1 to Thursday 12 November: what stays is exactly the 11th and 12th (the last two
+    days) and Sunday the 8th (the newest of the week before); then a day the scheduler did
+    not run shows as overdue in `backup list` and `doctor`, and so does its missing entry."""
+    url = add(paas, "cache", "redis-7", REDIS_IMAGE)
+    client = redis.Redis.from_url(url)
+    ok(paas("backup", "schedule", "cache", "--every", "daily", "--keep-daily", "2", "--keep-weekly", "2",
+            "--now", "2026-10-31T12:00:00Z"))
+    for day in range(1, 13):
+        client.set("day", day)
+        result = ok(paas("backup", "run-due", "--now", f"2026-11-{day:02d}T03:00:20Z"))
+        assert "backed up default/production/cache" in result.stdout
+
+    kept = listing(paas, "cache")["backups"]  # deleted ones are not listed
+    assert [(b["created_at"][:10], b["status"]) for b in kept] == [("2026-11-08", "ok"), ("2026-11-11", "ok"), ("2026-11-12", "ok")]
+    assert sorted(p.name for p in (isolated_home / "backups").iterdir()) == sorted(Path(b["location"]).name for b in kept)
+
+    # The 13th at 03:00 passes with no run: overdue after the grace period, in the list and in doctor.
+    assert listing(paas, "--now", "2026-11-13T03:05:00Z")["overdue"] == []
+    [late] = listing(paas, "--now", "2026-11-13T03:20:00Z")["overdue"]
+    assert late["due_at"] == "2026-11-13T03:00:00Z" and "not taken" in late["reason"]
+    monkeypatch.setenv("PAAS_NOW", "2026-11-13T03:20:00Z")
+    (scheduler_in_tmp / f"paas-backup-{profile_id(isolated_home)}").unlink()
+    doctor = paas("doctor", "--json")
+    assert doctor.exit_code == 9, doctor.output
+    problems = [f["message"] for f in json.loads(doctor.stdout)["findings"] if f["check"] == "backups" and not f["ok"]]
+    assert any("overdue" in m and "not taken" in m for m in problems), problems
+    assert any("scheduler entry that runs them is missing" in m for m in problems), problems
