@@ -109,6 +109,23 @@ def validate_timeout(timeout: float) -> float:
     return timeout
 
 
+def target_managers(store: StateStore, vault: Vault, home: Path, reporter: Reporter | None = None) -> Callable[[str], "ServiceManager"]:
+    """One manager per target of a profile, made on first use and shared: `managers("local")`,
+    `managers(service.target)`. Each reaches the others through `for_target`."""
+    from paas_svc.targets import get_target, open_engine
+
+    managers: dict[str, ServiceManager] = {}
+
+    def manager_for(name: str) -> ServiceManager:
+        if name not in managers:
+            chosen = get_target(store, name)
+            managers[name] = ServiceManager(store, vault, home, lambda: open_engine(home, chosen, store),
+                                            reporter, chosen, manager_for)
+        return managers[name]
+
+    return manager_for
+
+
 class ServiceManager:
     """Drives one profile's services on one target's engine. The engine is created on first use;
     `for_target` gives the manager of another target (an add into an environment bound there)."""

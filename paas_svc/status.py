@@ -48,17 +48,23 @@ UNREACHABLE = "Unreachable"
 def live_statuses(home: Path, profile_id: str, services: list[ServiceRecord], store=None) -> dict[str, str]:
     """Live status per service id: ONE engine request per target for all rows, whatever their
     number. With several targets, one that does not answer shows its services Unreachable."""
-    targets = sorted({service.target for service in services})
-    if len(targets) <= 1:
-        states = live_states(profile_id, home, store, targets[0]) if services else {}
-        unreachable: set[str] = set()
-    else:
-        states, unreachable = _states_in_parallel(profile_id, home, store, targets)
+    states, unreachable = target_states(profile_id, home, store, sorted({service.target for service in services}))
     return {
         service.id: UNREACHABLE if service.target in unreachable
         else live_status(service, states.get(service.id), add_running=_lock_held(home, service))
         for service in services
     }
+
+
+def target_states(profile_id: str, home: Path, store, targets: list[str], tolerant: bool = False) -> tuple[dict, set[str]]:
+    """Container states per service id on the given targets, and the targets that did not
+    answer. One target is asked directly (its failure raises: a single-target command says
+    why, unless `tolerant`), several in parallel."""
+    if not targets:
+        return {}, set()
+    if len(targets) == 1 and not tolerant:
+        return live_states(profile_id, home, store, targets[0]), set()
+    return _states_in_parallel(profile_id, home, store, targets)
 
 
 def _states_in_parallel(profile_id: str, home: Path, store, targets: list[str]) -> tuple[dict, set[str]]:

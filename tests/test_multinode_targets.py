@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,3 +207,62 @@ def test_run_due_and_verify_of_a_remote_service_use_its_target_engine(paas, engi
     assert redis.Redis.from_url(dsn).dbsize() == 25
     ok(paas("backup", "schedule", "rm", "cache"))
     ok(paas("svc", "rm", "cache", "--purge", "--yes", "--no-backup"))
+
+
+def test_api_provisions_shows_reveals_and_removes_on_the_environments_target(paas, docker_client, remote_node, isolated_home):
+    """`paas serve` is target-aware: an add into an environment bound to a remote target runs
+    there, the service reads as that target's, its DSN names the target's address, start/stop/
+    remove reach that engine, and a target that stops answering shows Unreachable without
+    failing the local services of the same list."""
+    import httpx
+    import redis
+
+    from tests.api_server import Server, wait_for_status
+
+    add_tls_target(paas, remote_node, "api-far")
+    ok(paas("env", "create", "api-live", "--target", "api-far"))
+    server = Server(isolated_home).start()
+    try:
+        headers = {"Authorization": f"Bearer {server.token('ops', 'admin')}"}
+        with httpx.Client(headers=headers, timeout=60) as client:
+            remote_url = server.scope("api-live") + "/services/"
+            local_url = server.scope("production") + "/services/"
+            created = client.post(remote_url, json={"slug": "farcache", "templateKey": "redis-7"})
+            assert created.status_code == 202, created.text
+            assert (created.json()["target"], created.json()["host"]) == ("api-far", remote_node.node.ip)
+            assert client.post(local_url, json={"slug": "nearcache", "templateKey": "redis-7"}).status_code == 202
+            assert wait_for_status(client, remote_url + "farcache", {"Ready", "Failed"})["status"] == "Ready"
+            assert wait_for_status(client, local_url + "nearcache", {"Ready", "Failed"})["status"] == "Ready"
+
+            on_node = remote_node.node.sh("docker ps -q --filter label=paas.slug=farcache").split()
+            assert len(on_node) == 1, "the container runs on the target's engine"
+            assert docker_client.containers.list(all=True, filters={"label": "paas.slug=farcache"}) == []
+
+            dsn = client.get(remote_url + "farcache/dsn").json()["dsn"]
+            assert f"@{remote_node.node.ip}:" in dsn
+            redis.Redis.from_url(dsn).set("k", "v")
+
+            stopped = client.post(remote_url + "farcache/stop")
+            assert stopped.status_code == 200 and stopped.json()["status"] == "Stopped", stopped.text
+            assert remote_node.node.sh("docker ps -q --filter label=paas.slug=farcache").strip() == ""
+            started = client.post(remote_url + "farcache/start")
+            assert started.status_code == 200 and started.json()["status"] == "Ready", started.text
+            assert redis.Redis.from_url(dsn).get("k") == b"v"
+
+            with sqlite3.connect(isolated_home / "state.db") as db:  # the engine moves away
+                db.execute("UPDATE targets SET docker_host = ? WHERE name = 'api-far'", (f"tcp://{remote_node.node.ip}:1",))
+            deadline = time.monotonic() + 10  # the server's status cache lives half a second
+            while (remote_rows := client.get(remote_url).json())[0]["status"] == "Ready" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert [(s["slug"], s["status"]) for s in remote_rows] == [("farcache", "Unreachable")]
+            assert [(s["slug"], s["status"]) for s in client.get(local_url).json()] == [("nearcache", "Ready")]
+            with sqlite3.connect(isolated_home / "state.db") as db:
+                db.execute("UPDATE targets SET docker_host = ? WHERE name = 'api-far'", (remote_node.node.url,))
+
+            removed = client.delete(remote_url + "farcache")
+            assert removed.status_code == 200 and removed.json()["status"] == "Removed", removed.text
+            assert remote_node.node.sh("docker ps -aq --filter label=paas.slug=farcache").strip() == ""
+    finally:
+        server.stop()
+    ok(paas("svc", "rm", "farcache", "--env", "api-live", "--purge", "--yes", "--no-backup"))
+    ok(paas("svc", "rm", "nearcache", "--env", "production", "--purge", "--yes", "--no-backup"))

@@ -13,12 +13,6 @@ from paas_svc.secrets.vault import Vault
 DEFAULT_ORG = "default"
 
 
-def _engine():
-    from paas_svc.engine import DockerEngine
-
-    return DockerEngine()
-
-
 class ServerContext:
     def __init__(self, home: Path, org: str = DEFAULT_ORG, image_overrides: dict[str, str] | None = None,
                  ready_timeout: float = 120.0):
@@ -44,12 +38,14 @@ class ServerContext:
         # server is up is seen by the next request instead of a stale cached key.
         return Vault(self.store(), self.home)
 
-    def manager(self, store: StateStore | None = None):
-        """A ServiceManager on this thread's connection (or the given one), with its own engine client."""
-        from paas_svc.lifecycle import ServiceManager
+    def manager(self, store: StateStore | None = None, target: str = "local"):
+        """The ServiceManager of one target (the service's, or `local` for an add: it goes on
+        to the environment's target itself) on this thread's connection (or the given one),
+        with its own engine client."""
+        from paas_svc.lifecycle import target_managers
 
         store = store or self.store()
-        return ServiceManager(store, Vault(store, self.home), self.home, _engine)
+        return target_managers(store, Vault(store, self.home), self.home)(target)
 
     def image_for(self, template_key: str) -> str | None:
         return self.image_overrides.get(template_key)

@@ -106,7 +106,7 @@ class Provisioner:
         from paas_svc.store import open_store
 
         store = open_store(self.context.home)
-        manager = self.context.manager(store)
+        manager = self.context.manager(store, service.target)
         try:
             with self._slots:
                 manager.repair(service, self.context.ready_timeout)

@@ -101,19 +101,29 @@ def _service(call: Call) -> ServiceRecord:
 def _statuses(context: ServerContext, services: list[ServiceRecord]) -> dict[str, str]:
     """Live status per id; rows that changed meanwhile are replaced in `services` (see StatusCache)."""
     store = context.store()
-    return context.status_cache.statuses(store.profile_id(), services, store.get_service_by_id)
+    return context.status_cache.statuses(store.profile_id(), services, store.get_service_by_id, store)
 
 
 SERVICE_FIELDS = {  # what service_view returns: the OpenAPI document's Service schema
     "slug": "string", "templateKey": "string", "project": "string", "env": "string",
     "status": "string", "statusReason": "string|null", "envVar": "string", "image": "string",
-    "container": "string", "volume": "string", "host": "string", "hostPort": "integer|null",
+    "container": "string", "volume": "string", "target": "string", "host": "string", "hostPort": "integer|null",
     "createdAt": "string", "updatedAt": "string",
 }
-SERVICE_STATUSES = ("Provisioning", "Starting", "Ready", "Failed", "Stopped", "Missing", "Removed")
+SERVICE_STATUSES = ("Provisioning", "Starting", "Ready", "Failed", "Stopped", "Missing", "Removed",
+                    "Unreachable")  # Unreachable: the service's target engine did not answer
 
 
-def service_view(service: ServiceRecord, status: str) -> dict:
+def publish_hosts(context: ServerContext, services: list[ServiceRecord]) -> dict[str, str]:
+    """The host of each service's host-view DSN: 127.0.0.1 locally, its target's publish
+    address (or its Swarm node's) elsewhere."""
+    from paas_svc.reveal import service_publish_host
+
+    store = context.store()
+    return {service.id: service_publish_host(store, service) for service in services}
+
+
+def service_view(service: ServiceRecord, status: str, host: str = HOST_VIEW_HOST) -> dict:
     reason = service.status_reason
     if status == "Failed" and not reason:
         reason = (f"interrupted while provisioning; `paas svc repair {service.slug} --env {service.env}` "
@@ -129,7 +139,8 @@ def service_view(service: ServiceRecord, status: str) -> dict:
         "image": service.image,
         "container": service.container_name,
         "volume": service.volume_name,
-        "host": HOST_VIEW_HOST,
+        "target": service.target,
+        "host": host,
         "hostPort": service.host_port,
         "createdAt": service.created_at,
         "updatedAt": service.updated_at,
@@ -170,7 +181,8 @@ def list_services(call: Call) -> Reply:
     project, env = _scope(call)
     services = call.context.store().list_services(project=project, env=env)
     statuses = _statuses(call.context, services)
-    return Reply(200, [service_view(service, statuses[service.id]) for service in services])
+    hosts = publish_hosts(call.context, services)
+    return Reply(200, [service_view(service, statuses[service.id], hosts[service.id]) for service in services])
 
 
 def add_service(call: Call) -> Reply:
@@ -186,13 +198,13 @@ def add_service(call: Call) -> Reply:
         raise ApiError(422, "unknown_template", error.message, error.hint) from None
     service = call.provisioner.add(project, env, slug, template_key)
     _audit(call, "api-add", project, env, slug, f"template={template_key}")
-    return Reply(202, service_view(service, "Provisioning"))
+    return Reply(202, service_view(service, "Provisioning", publish_hosts(call.context, [service])[service.id]))
 
 
 def show_service(call: Call) -> Reply:
     services = [_service(call)]
     statuses = _statuses(call.context, services)
-    return Reply(200, service_view(services[0], statuses[services[0].id]))
+    return Reply(200, service_view(services[0], statuses[services[0].id], publish_hosts(call.context, services)[services[0].id]))
 
 
 def remove_service(call: Call) -> Reply:
@@ -203,11 +215,12 @@ def remove_service(call: Call) -> Reply:
         with service_lock(call.context.home, service.env_id, service.slug) as locked:
             if not locked:
                 raise Conflict(f"{service.slug} is being provisioned right now.", hint="Remove it once it is Ready or Failed.")
-            call.context.manager().remove(service, purge=False)
+            call.context.manager(target=service.target).remove(service, purge=False)
         call.context.status_cache.invalidate()
         _audit(call, "api-rm", service.project, service.env, service.slug)
     service = call.context.store().get_service(service.project, service.env, service.slug)
-    return Reply(200, {**service_view(service, "Removed"), "volumeKept": True})
+    host = publish_hosts(call.context, [service])[service.id]
+    return Reply(200, {**service_view(service, "Removed", host), "volumeKept": True})
 
 
 def _locked_action(call: Call, action: str) -> Reply:
@@ -217,7 +230,7 @@ def _locked_action(call: Call, action: str) -> Reply:
     with service_lock(call.context.home, service.env_id, service.slug) as locked:
         if not locked:
             raise Conflict(f"{service.slug} is being provisioned right now.", hint="Try again once it is Ready or Failed.")
-        manager = call.context.manager()
+        manager = call.context.manager(target=service.target)
         if action == "start":
             manager.start(service, timeout=call.context.ready_timeout)
         else:
@@ -244,7 +257,8 @@ def reveal_dsn(call: Call) -> Reply:
         raise ApiError(400, "invalid_query", f"view must be host or network, not {view!r}.")
     if service.status == REMOVED:
         raise Conflict(f"{service.slug} was removed; it has no DSN until it is added again.")
-    dsn = connection_string(service, call.context.vault().credentials(service), view == "network")
+    dsn = connection_string(service, call.context.vault().credentials(service), view == "network",
+                            publish_hosts(call.context, [service])[service.id])
     _audit(call, "reveal-dsn", service.project, service.env, service.slug, f"view={view}")
     return Reply(200, {"slug": service.slug, "envVar": service.env_var, "dsn": dsn, "view": view})
 
@@ -268,7 +282,7 @@ def download_backup(call: Call) -> Reply:
 
     service = _service(call)
     strategy = strategy_for(service)
-    data_ops = DataOps(call.context.manager())
+    data_ops = DataOps(call.context.manager(target=service.target))
     # staged in the server's private scratch folder; the response unlinks it as it opens it
     staging = data_ops.scratch_dir / f"api-{service.id}-{secrets.token_hex(4)}"
     data_ops.backup_to_path(service, staging, purpose=f"api-download token={call.token.name}")

@@ -42,16 +42,6 @@ def close_profiles() -> None:
 def service_manager(profile: Profile, reporter=None, target: str = "local"):
     """The manager of one target's services (`local` unless the service or environment says
     otherwise); it reaches the other targets through `for_target`."""
-    from paas_svc.lifecycle import ServiceManager
-    from paas_svc.targets import get_target, open_engine
+    from paas_svc.lifecycle import target_managers
 
-    managers: dict = {}
-
-    def manager_for(name: str):
-        if name not in managers:
-            chosen = get_target(profile.store, name)
-            managers[name] = ServiceManager(profile.store, profile.vault, profile.home,
-                                            lambda: open_engine(profile.home, chosen, profile.store), reporter, chosen, manager_for)
-        return managers[name]
-
-    return manager_for(target)
+    return target_managers(profile.store, profile.vault, profile.home, reporter)(target)
