@@ -279,7 +279,8 @@ def test_key_rotation_re_encrypts_destination_keys(isolated_home):
 def test_schedule_and_dest_bad_input_exit_2_without_traceback(paas, tmp_path):
     for args in (["backup", "schedule", "nope"], ["backup", "schedule", "rm"], ["backup", "schedule", "list", "x"],
                  ["backup", "dest", "add", "x"], ["backup", "dest", "add", "x", "--path", str(tmp_path / "missing")],
-                 ["backup", "dest", "add", "x", "--s3", "http://b/p"], ["backup", "run-due", "--now", "yesterday"]):
+                 ["backup", "dest", "add", "x", "--s3", "http://b/p"], ["backup", "run-due", "--now", "yesterday"],
+                 ["backup", "verify", "db", "--timeout", "0"], ["backup", "verify", "db", "--timeout", "nan"]):
         result = paas(*args)
         assert result.exit_code == 2, (args, result.output)
         assert "Traceback" not in result.stderr and result.stdout == ""

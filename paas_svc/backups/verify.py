@@ -52,7 +52,8 @@ def throwaway_of(service: ServiceRecord, taken_ports: set[int]) -> ServiceRecord
 
 
 def verify_backup(backups: Backups, service: ServiceRecord, record: rec.BackupRecord | None, now: datetime,
-                  location: str | None = None, destination: str | None = None) -> VerifyResult:
+                  location: str | None = None, destination: str | None = None,
+                  ready_timeout: float = VERIFY_READY_TIMEOUT) -> VerifyResult:
     """Verify `record` (or a file/URL at `location`); never raises for a bad backup: the result says why."""
     started = time.monotonic()
     if record is not None:
@@ -61,7 +62,7 @@ def verify_backup(backups: Backups, service: ServiceRecord, record: rec.BackupRe
     fetched: Path | None = None
     try:
         fetched = backups.fetch(service, destination or "", location)
-        detail = _restore_into_throwaway(backups, service, fetched)
+        detail = _restore_into_throwaway(backups, service, fetched, ready_timeout)
     except PaasError as error:
         ok, detail = False, error.message
     finally:
@@ -74,7 +75,7 @@ def verify_backup(backups: Backups, service: ServiceRecord, record: rec.BackupRe
     return VerifyResult(ok, detail, location, record.id if record else None, time.monotonic() - started)
 
 
-def _restore_into_throwaway(backups: Backups, service: ServiceRecord, path: Path) -> str:
+def _restore_into_throwaway(backups: Backups, service: ServiceRecord, path: Path, ready_timeout: float) -> str:
     from paas_svc.backup import strategy_for
 
     data_ops = backups.ops_for(service)  # the throwaway runs on the service's own target
@@ -83,7 +84,7 @@ def _restore_into_throwaway(backups: Backups, service: ServiceRecord, path: Path
     strategy = strategy_for(service.template)
     throwaway = throwaway_of(service, backups.store.used_host_ports())
     labels = verify_labels(backups.store.profile_id(), throwaway, service)
-    base_ctx = data_ops.context(throwaway, VERIFY_READY_TIMEOUT)
+    base_ctx = data_ops.context(throwaway, ready_timeout)
 
     def container_spec(extra_environment=None):
         return dataclasses.replace(base_ctx.container_spec(extra_environment), labels=labels)

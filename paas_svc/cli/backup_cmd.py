@@ -266,6 +266,7 @@ def verify(
         help="A backup id from `paas backup list`, a file, or an s3:// URL (default: the service's latest backup).")] = None,
     project: ProjectOption = None,
     env: EnvOption = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the throwaway copy to accept connections.")] = 120.0,
     json_output: JsonOption = False,
     now: NowOption = None,
 ) -> None:
@@ -275,7 +276,9 @@ def verify(
     from paas_svc.backups import clock
     from paas_svc.backups.verify import verify_backup
     from paas_svc.errors import ExitCode, NotFound
+    from paas_svc.lifecycle import validate_timeout
 
+    validate_timeout(timeout)
     profile = open_profile()
     service = _find_service(profile, project, env, slug)
     backups = _backups(profile)
@@ -294,7 +297,8 @@ def verify(
         if not backup.startswith("s3://") and not Path(backup).is_file():
             raise InvalidInput(f"{backup} is neither a backup id, a file, nor an s3:// URL.", hint="See `paas backup list`.")
         destination, location = backups.locate(service, backup, None, False)
-    result = verify_backup(backups, service, record, clock.now(now), location=location, destination=destination)
+    result = verify_backup(backups, service, record, clock.now(now), location=location, destination=destination,
+                           ready_timeout=timeout)
     if json_output:
         print_json({"ok": result.ok, "detail": result.detail, "location": result.location, "backup_id": result.record_id,
                     "elapsed_seconds": round(result.elapsed_seconds, 3)})
