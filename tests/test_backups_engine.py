@@ -292,7 +292,7 @@ def test_minio_service_of_another_environment_as_destination(paas, engine, isola
     assert item["ok"] and item["verified"] and item["verify_detail"] == "restored and ready; 40 keys", item
 
     store = json.loads(ok(paas("svc", "show", "store", "--env", "staging", "--json")).stdout)
-    port = store.get("host_port") or store["host_ports"]["9000"]
+    port = store["host_port"]
     s3 = s3_client(f"http://127.0.0.1:{port}")
     [stored] = s3.list_objects_v2(Bucket="paas-vault", Prefix="x/default/production/cache/")["Contents"]
     blob = s3.get_object(Bucket="paas-vault", Key=stored["Key"])["Body"].read()

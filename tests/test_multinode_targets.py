@@ -266,3 +266,36 @@ def test_api_provisions_shows_reveals_and_removes_on_the_environments_target(paa
         server.stop()
     ok(paas("svc", "rm", "farcache", "--env", "api-live", "--purge", "--yes", "--no-backup"))
     ok(paas("svc", "rm", "nearcache", "--env", "production", "--purge", "--yes", "--no-backup"))
+
+
+def test_a_minio_service_on_a_remote_target_holds_local_backups(paas, engine, remote_node, isolated_home):
+    """`backup dest add --from-service` with a MinIO on another machine's target: the endpoint is
+    that target's publish address (not this host's loopback), so the backups leave this host."""
+    import boto3
+    import redis
+
+    from tests.conftest import MINIO_IMAGE
+
+    remote_node.cluster.load_flat_image(MINIO_IMAGE, [remote_node.node])
+    add_tls_target(paas, remote_node, "offsite")
+    ok(paas("env", "create", "vault-env", "--target", "offsite"))
+    ok(paas("svc", "add", "store", "--template", "minio", "--env", "vault-env", "--image", MINIO_IMAGE))
+    ok(paas("svc", "add", "cache", "--template", "redis-7", "--env", "production", "--image", REDIS_IMAGE))
+    url = ok(paas("svc", "dsn", "cache", "--env", "production")).stdout.strip()
+    redis.Redis.from_url(url).mset({f"near{n}": n for n in range(12)})
+
+    ok(paas("backup", "dest", "add", "far", "--s3", "s3://far-backups/p", "--from-service", "store", "--env", "vault-env",
+            "--create-bucket"))
+    taken = json.loads(ok(paas("backup", "now", "cache", "--env", "production", "--to", "far", "--json")).stdout)
+    assert taken["encrypted"] and taken["location"].startswith("s3://far-backups/p/default/production/cache/")
+    port = json.loads(ok(paas("svc", "show", "store", "--env", "vault-env", "--json")).stdout)["host_port"]
+    s3 = boto3.client("s3", endpoint_url=f"http://{remote_node.node.ip}:{port}", region_name="us-east-1",
+                      aws_access_key_id="any", aws_secret_access_key="any")
+    [stored] = s3.list_objects_v2(Bucket="far-backups", Prefix="p/")["Contents"]
+    assert taken["location"] == f"s3://far-backups/{stored['Key']}" and stored["Size"] == taken["size_bytes"]
+
+    redis.Redis.from_url(url).flushall()
+    ok(paas("svc", "restore", "cache", "--env", "production", "--from", "far", "--latest", "--yes"))
+    assert redis.Redis.from_url(url).dbsize() == 12
+    ok(paas("backup", "dest", "rm", "far"))
+    ok(paas("svc", "rm", "store", "--env", "vault-env", "--purge", "--yes", "--no-backup"))
