@@ -24,6 +24,34 @@ OLD = "PAAS_PASSWORD"
 NEW = "PAAS_NEW_PASSWORD"
 USER = "PAAS_USER"
 DB = "PAAS_DB"
+NEW_ROOT = "PAAS_NEW_ROOT_PASSWORD"
+
+# MariaDB / MySQL: one `SET PASSWORD` (MariaDB; it keeps an account's other plugins, e.g. the
+# official image's `OR unix_socket` on root@localhost) or `ALTER USER` (MySQL) per account, for
+# every host an account name has. Run as root over the socket: root may change every account,
+# and the session stays logged in while root's own password changes under it.
+_MYSQL_ROTATE_AS_ROOT = (
+    'cli="$(command -v mariadb || command -v mysql)"; tab="$(printf "\\t")"; '
+    'if command -v mariadb >/dev/null; then fmt="SET PASSWORD FOR \'%s\'@\'%s\' = PASSWORD(\'%s\');\\n"; '
+    'else fmt="ALTER USER \'%s\'@\'%s\' IDENTIFIED BY \'%s\';\\n"; fi; '
+    f'accounts="$(printf "SELECT user, host FROM mysql.user WHERE user IN (\'%s\', \'root\');\\n" "${USER}" '
+    '| "$cli" -u root -N -B)" || exit 1; '
+    # Both names must have an account, or one password would change and not the other.
+    f'for name in "${USER}" root; do printf "%s\\n" "$accounts" | grep -q "^$name$tab" '
+    '|| { echo "no account named $name" >&2; exit 1; }; done; '
+    'printf "%s\\n" "$accounts" | while IFS="$tab" read -r name host; do '
+    f'if [ "$name" = root ]; then pw="${NEW_ROOT}"; else pw="${NEW}"; fi; '
+    'printf "$fmt" "$name" "$host" "$pw"; done | "$cli" -u root'
+)
+# Without a root password (a user template that has none): the app user changes its own,
+# which needs no privilege.
+_MYSQL_ROTATE_OWN = (
+    'cli="$(command -v mariadb || command -v mysql)"; '
+    'if command -v mariadb >/dev/null; then fmt="SET PASSWORD = PASSWORD(\'%s\');\\n"; '
+    'else fmt="ALTER USER USER() IDENTIFIED BY \'%s\';\\n"; fi; '
+    f'printf "$fmt" "${NEW}" | "$cli" -h 127.0.0.1 -P "$0" -u "${USER}"'
+)
+
 
 @dataclass(frozen=True)
 class ExecCommand:
@@ -58,10 +86,13 @@ class Rotation:
     field: str  # the credential that changes
     command: ExecCommand | None  # changes it in the running engine (None: the engine reads it only at start)
     recreate: bool  # the container's command or environment carries it, read at start: re-create it
+    also: tuple[str, ...] = ()  # further credentials renewed with it (MariaDB: root_password)
 
 
-def rotation(kind: str, credentials: Mapping[str, str], new_secret: str, port: int) -> Rotation:
-    """How to give a running service a new password (or master key)."""
+def rotation(kind: str, credentials: Mapping[str, str], new_secret: str, port: int,
+             new_credentials: Mapping[str, str] | None = None) -> Rotation:
+    """How to give a running service a new password (or master key). `new_credentials` holds
+    the new values of the `also` credentials."""
     user, password, db = credentials.get("user", ""), credentials.get("password", ""), credentials.get("db", "")
     if kind == "postgres":
         script = (f'printf "ALTER ROLE \\"%s\\" PASSWORD \'%s\';\\n" "${USER}" "${NEW}" '
@@ -76,9 +107,13 @@ def rotation(kind: str, credentials: Mapping[str, str], new_secret: str, port: i
         return Rotation("password", ExecCommand(["sh", "-c", script, str(port)],
                                                 {"REDISCLI_AUTH": password, "VALKEYCLI_AUTH": password, NEW: new_secret}), True)
     if kind == "mysql":
-        script = (f'printf "ALTER USER \'%s\'@\'%%\' IDENTIFIED BY \'%s\';\\n" "${USER}" "${NEW}" '
-                  f'| "$(command -v mariadb || command -v mysql)" -h 127.0.0.1 -P "$0" -u "${USER}"')
-        return Rotation("password", ExecCommand(["sh", "-c", script, str(port)],
+        root_password = credentials.get("root_password", "")
+        if root_password:  # the template made a root account: renew both, as root
+            new_root = (new_credentials or {}).get("root_password", "")
+            return Rotation("password", ExecCommand(["sh", "-c", _MYSQL_ROTATE_AS_ROOT],
+                                                    {"MYSQL_PWD": root_password, USER: user, NEW: new_secret,
+                                                     NEW_ROOT: new_root}), False, ("root_password",))
+        return Rotation("password", ExecCommand(["sh", "-c", _MYSQL_ROTATE_OWN, str(port)],
                                                 {"MYSQL_PWD": password, USER: user, NEW: new_secret}), False)
     if kind == "mongodb":
         script = (f"db = connect('mongodb://' + process.env.{USER} + ':' + process.env.{OLD} "

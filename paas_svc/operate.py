@@ -73,6 +73,7 @@ class RotateResult:
     field: str
     recreated: bool
     finished_earlier: bool  # an interrupted rotation was completed instead of starting a new one
+    also: tuple[str, ...] = ()  # further credentials renewed with it (MariaDB: root_password)
 
 
 def rotate_password(manager: ServiceManager, service: ServiceRecord, timeout: float = 120.0) -> RotateResult:
@@ -101,15 +102,16 @@ def _rotate_locked(manager: ServiceManager, service: ServiceRecord, kind: str, t
         return finished
     old = manager.vault.credentials(service)
     plan = rotation(kind, old, "", service.container_port)
-    new = {**old, plan.field: generate_secret(max(len(old.get(plan.field, "")), 32))}
-    plan = rotation(kind, old, new[plan.field], service.container_port)
+    fields = (plan.field, *plan.also)
+    new = {**old, **{name: generate_secret(max(len(old.get(name, "")), 32)) for name in fields}}
+    plan = rotation(kind, old, new[plan.field], service.container_port, new)
     manager.store.set_pending_secret(service.id, manager.vault.encrypt(new))
     if plan.command is not None:
         result = manager.engine.exec_capture(service.container_name, plan.command.argv, plan.command.environment)
         if result.exit_code != 0:
             manager.store.set_pending_secret(service.id, None)  # the engine kept the old password
             raise ProvisioningFailed(f"Could not change the password of {service.slug}: "
-                                     + mask_secrets(result.error_text(), {**old, "new": new[plan.field]}))
+                                     + mask_secrets(result.error_text(), {**old, **{f"new {n}": new[n] for n in fields}}))
     pending = manager.store.pending_secret(service.id)
     if plan.recreate:
         service.secret = pending  # the new container renders the new credentials
@@ -123,8 +125,8 @@ def _rotate_locked(manager: ServiceManager, service: ServiceRecord, kind: str, t
         raise ProvisioningFailed(f"{service.slug} does not accept its new password; the old one is kept.",
                                  hint="Run `paas svc rotate-password` again.")
     manager.store.commit_pending_secret(service.id, ("rotate-password", service.project, service.env, service.slug,
-                                                     f"field={plan.field}" + (" recreated" if plan.recreate else "")))
-    return RotateResult(manager.store.get_service_by_id(service.id), plan.field, plan.recreate, False)
+                                                     f"field={','.join(fields)}" + (" recreated" if plan.recreate else "")))
+    return RotateResult(manager.store.get_service_by_id(service.id), plan.field, plan.recreate, False, plan.also)
 
 
 def _accepts(manager: ServiceManager, service: ServiceRecord, credentials: dict[str, str]) -> bool:

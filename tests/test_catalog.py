@@ -46,7 +46,7 @@ def test_new_builtin_facts():
         "mysql", 3306, "/var/lib/mysql", "mysql://{user}:{password}@{host}:{port}/{db}")
     assert set(mariadb.environment) == {"MARIADB_USER", "MARIADB_PASSWORD", "MARIADB_DATABASE", "MARIADB_ROOT_PASSWORD"}
     assert (rabbitmq.kind, rabbitmq.ports, rabbitmq.volume, rabbitmq.hostname) == ("amqp", (5672, 15672), "/var/lib/rabbitmq", "rabbitmq")
-    assert rabbitmq.dsn == "amqp://{user}:{password}@{host}:{port}/"
+    assert rabbitmq.dsn == "amqp://{user}:{password}@{host}:{port}/%2F"
     assert set(rabbitmq.environment) == {"RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS"}
     assert (valkey.kind, valkey.port, valkey.volume, valkey.dsn) == ("redis", 6379, "/data", get_template("redis-7").dsn)
 

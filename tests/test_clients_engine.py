@@ -2,8 +2,9 @@
 
 Each test exports the environment as dotenv, reads it back with python-dotenv (what an app
 does), and hands the variables to the client library its ecosystem uses. Servers are the real
-engines where one exists here (PostgreSQL, Redis); MongoDB, Meilisearch and SMTP are the
-stand-in's protocol fakes, enough for the clients' own handshakes.
+engines where one exists here (PostgreSQL, Redis, MariaDB, RabbitMQ, and moto's S3 API as the
+MinIO stand-in); MongoDB, Meilisearch and SMTP are the stand-in's protocol fakes, enough for
+the clients' own handshakes.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import io
 import json
 import smtplib
 from email.message import EmailMessage
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 import pytest
 import redis
 from dotenv import dotenv_values
 
-from tests.conftest import MINIO_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, STANDIN_IMAGE
+from tests.conftest import MARIADB_IMAGE, MINIO_IMAGE, POSTGRES_IMAGE, RABBITMQ_IMAGE, REDIS_IMAGE, STANDIN_IMAGE
 
 
 def add(paas, slug, template, image, *extra):
@@ -91,6 +93,79 @@ def test_redis_py_with_the_url_and_with_the_parts(paas, engine):
     client = redis.Redis(host=variables["CACHE_HOST"], port=int(variables["CACHE_PORT"]),
                          username=variables["CACHE_USER"], password=variables["CACHE_PASSWORD"])
     assert client.get("k") == b"v"
+
+
+def test_pymysql_with_the_parts_and_the_url(paas, engine):
+    import pymysql
+
+    add(paas, "db", "mariadb-11", MARIADB_IMAGE)
+    variables = exported(paas)
+    assert set(variables) == {"DB_URL", "DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_DATABASE"}
+    with pymysql.connect(host=variables["DB_HOST"], port=int(variables["DB_PORT"]), user=variables["DB_USER"],
+                         password=variables["DB_PASSWORD"], database=variables["DB_DATABASE"], autocommit=True) as conn:
+        with conn.cursor() as cursor:
+            cursor.execute("CREATE TABLE t (v VARCHAR(8))")
+            cursor.execute("INSERT INTO t VALUES ('from env')")
+    url = urlsplit(variables["DB_URL"])  # what SQLAlchemy's mysql+pymysql:// and dj-database-url take apart
+    assert url.scheme == "mysql"
+    with pymysql.connect(host=url.hostname, port=url.port, user=unquote(url.username), password=unquote(url.password),
+                         database=url.path.lstrip("/")) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT v FROM t")
+        assert cursor.fetchall() == (("from env",),)
+
+
+def test_sqlalchemy_2_with_pymysql_on_the_mysql_url(paas, engine):
+    import sqlalchemy
+
+    add(paas, "db", "mariadb-11", MARIADB_IMAGE)
+    url = exported(paas)["DB_URL"]
+    # mysql:// names SQLAlchemy's mysql dialect; its default driver is mysqlclient, so name PyMySQL.
+    assert sqlalchemy.engine.make_url(url).get_backend_name() == "mysql"
+    database = sqlalchemy.create_engine(url.replace("mysql://", "mysql+pymysql://", 1))
+    with database.connect() as connection:
+        assert connection.execute(sqlalchemy.text("SELECT CURRENT_USER()")).scalar() == "app@%"
+    database.dispose()
+
+
+def test_dj_database_url_reads_the_mysql_url(paas, engine):
+    import dj_database_url
+
+    add(paas, "db", "mariadb-11", MARIADB_IMAGE)
+    variables = exported(paas)
+    config = dj_database_url.parse(variables["DB_URL"])
+    assert config["ENGINE"] == "django.db.backends.mysql"
+    assert (config["HOST"], str(config["PORT"]), config["USER"], config["PASSWORD"], config["NAME"]) == (
+        variables["DB_HOST"], variables["DB_PORT"], variables["DB_USER"], variables["DB_PASSWORD"], variables["DB_DATABASE"])
+
+
+def test_pika_publishes_and_consumes_with_the_amqp_url_and_the_parts(paas, engine):
+    import pika
+
+    add(paas, "bus", "rabbitmq-4", RABBITMQ_IMAGE)
+    variables = exported(paas)
+    assert set(variables) == {"BUS_URL", "BUS_HOST", "BUS_PORT", "BUS_USER", "BUS_PASSWORD"}
+    # The RabbitMQ URI spec (and amqplib, Node's client): the vhost is the unescaped path after
+    # the first "/", so a bare trailing "/" asks for a vhost named "" that does not exist.
+    assert unquote(urlsplit(variables["BUS_URL"]).path[1:]) == "/"
+    connection = pika.BlockingConnection(pika.URLParameters(variables["BUS_URL"]))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.queue_declare("jobs", durable=True)
+        channel.basic_publish("", "jobs", b"job 1", pika.BasicProperties(delivery_mode=2))
+    finally:
+        connection.close()
+    parts = pika.ConnectionParameters(host=variables["BUS_HOST"], port=int(variables["BUS_PORT"]),
+                                      credentials=pika.PlainCredentials(variables["BUS_USER"], variables["BUS_PASSWORD"]))
+    connection = pika.BlockingConnection(parts)
+    try:
+        method, _, body = connection.channel().basic_get("jobs", auto_ack=True)
+        assert method is not None and body == b"job 1"
+    finally:
+        connection.close()
+    wrong = pika.URLParameters(variables["BUS_URL"].replace(variables["BUS_PASSWORD"], "wrong-password"))
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+        pika.BlockingConnection(wrong)
 
 
 def test_pymongo_reads_the_url_and_pings(paas, engine):

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import json
+import time
+from urllib.parse import urlsplit
 
 import psycopg
+import pymysql
 import pytest
 import redis
 
-from tests.conftest import POSTGRES_IMAGE, REDIS_IMAGE, run_paas_process
+from tests.conftest import MARIADB_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, STANDIN_IMAGE, VALKEY_IMAGE, run_paas_process
 
 
 def add(paas, slug, template, image, *extra, env="production"):
@@ -89,6 +92,54 @@ def test_connect_never_puts_the_password_in_argv(paas, engine, monkeypatch):
     assert password not in argv
     assert argv.split("\n")[:4] == ["exec", "-i", "-e", "PGPASSWORD"]
     assert f"PGPASSWORD={password}" in environ.splitlines()
+
+
+def test_connect_pipes_sql_into_mariadb_password_only_in_the_environment(paas, engine):
+    since = int(time.time()) - 1
+    add(paas, "db", "mariadb-11", MARIADB_IMAGE)
+    password = urlsplit(dsn(paas, "db")).password
+    # The client's own `system` command shows the running client's argv and whether its
+    # environment carries the password ($PPID of the shell it starts is the client).
+    script = ("SELECT CONCAT('hello ', CURRENT_USER(), ' in ', DATABASE());\n"
+              "\\! tr '\\0' ' ' < /proc/$PPID/cmdline && echo\n"
+              "\\! tr '\\0' '\\n' < /proc/$PPID/environ | grep -c '^MYSQL_PWD='\n")
+    result = run_paas_process("svc", "connect", "db", "--env", "production", input=script)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "hello app@% in db" in lines
+    client = next(line for line in lines if "-u app" in line)
+    assert client.split()[1:] == ["-h", "127.0.0.1", "-P", "3306", "-u", "app", "db"] and password not in client
+    assert "1" in lines  # MYSQL_PWD is in the client's environment
+    argvs = _exec_argvs(engine, _container(paas, "db"), since)
+    assert any("mariadb" in argv and "127.0.0.1" in argv for argv in argvs), argvs  # the exec the docker CLI made
+    assert not any(password in argv for argv in argvs)
+
+
+def test_connect_pipes_commands_into_valkey_cli_authenticated(paas, engine):
+    since = int(time.time()) - 1
+    add(paas, "cache", "valkey-8", VALKEY_IMAGE)
+    password = urlsplit(dsn(paas, "cache")).password
+    result = run_paas_process("svc", "connect", "cache", input="SET greeting hi\nGET greeting\nACL WHOAMI\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == ["OK", "hi", "default"]
+    argvs = [argv for argv in _exec_argvs(engine, _container(paas, "cache"), since) if "cli" in argv]
+    assert argvs and not any(password in argv for argv in argvs)
+
+
+def test_connect_mongodb_builds_the_login_in_mongosh_from_the_environment(paas, engine, monkeypatch):
+    # No image here has mongosh (the MongoDB stand-in is a protocol fake): this checks the
+    # command the docker CLI is given, and that only the environment carries the password.
+    add(paas, "docs", "mongodb-7", STANDIN_IMAGE)
+    password = urlsplit(dsn(paas, "docs")).password
+    result = run_paas_process("svc", "connect", "docs", env={"PATH": _fake_docker_path(monkeypatch)})
+    assert result.exit_code == 0, result.output
+    argv, _, environ = result.stdout.partition("--env--\n")
+    argv = argv.splitlines()
+    assert password not in "\n".join(argv)
+    assert argv[:6] == ["exec", "-i", "-e", "PAAS_USER", "-e", "PAAS_PASSWORD"]
+    assert argv[7:11] == ["mongosh", "--nodb", "--quiet", "--shell"]
+    assert "process.env.PAAS_PASSWORD" in argv[-1] and "authSource=admin" in argv[-1]
+    assert f"PAAS_PASSWORD={password}" in environ.splitlines() and "PAAS_USER=app" in environ.splitlines()
 
 
 def test_connect_to_a_service_without_a_client_says_so(paas, engine):
@@ -172,6 +223,103 @@ def test_rotation_interrupted_after_the_engine_changed_is_finished_by_the_next_r
     assert "interrupted" in result.stdout
     psycopg.connect(dsn(paas, "db")).close()
     assert "N3wPassw0rd" in dsn(paas, "db")
+
+
+def _stored_credentials(slug, env="production") -> tuple[dict, bool]:
+    """What the store holds for the service: (credentials, a rotation still pending?)."""
+    from paas_svc.cli.state import open_profile
+
+    profile = open_profile()
+    try:
+        service = profile.store.get_service("default", env, slug)
+        return profile.vault.credentials(service), profile.store.pending_secret(service.id) is not None
+    finally:
+        profile.store.close()
+
+
+def _mysql(url, user=None, password=None):
+    return pymysql.connect(host=url.hostname, port=url.port, user=user or url.username,
+                           password=url.password if password is None else password,
+                           database=url.path.lstrip("/") if user is None else None, autocommit=True, connect_timeout=10)
+
+
+def _exec_argvs(engine, container, since: int) -> list[str]:
+    """The command line of every exec the engine ran in the container since then, as the engine
+    recorded it (its `exec_create` events; finished execs leave the container's ExecIDs)."""
+    events = engine.api.events(since=since, until=int(time.time()) + 1, decode=True,
+                               filters={"container": container, "event": "exec_create"})
+    argvs = []
+    for event in events:
+        process = engine.api.exec_inspect(event["Actor"]["Attributes"]["execID"])["ProcessConfig"]
+        argvs.append(" ".join([process["entrypoint"], *process.get("arguments", [])]))
+        assert argvs[-1] in event["Action"]
+    return argvs
+
+
+def _container(paas, slug):
+    return json.loads(paas("svc", "show", slug, "--json").stdout)["container"]
+
+
+def test_rotate_mariadb_app_and_root_passwords_old_refused_new_work_data_kept(paas, engine):
+    since = int(time.time()) - 1
+    add(paas, "db", "mariadb-11", MARIADB_IMAGE)
+    old_url = urlsplit(dsn(paas, "db"))
+    old_root = _stored_credentials("db")[0]["root_password"]
+    with _mysql(old_url) as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE kept (v VARCHAR(8))")
+        cursor.execute("INSERT INTO kept VALUES ('yes')")
+    with _mysql(old_url, "root", old_root) as conn:  # root@'%', as the template makes it
+        pass
+
+    result = paas("svc", "rotate-password", "db", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["also"] == ["root_password"]
+    new_url = urlsplit(dsn(paas, "db"))
+    stored, pending = _stored_credentials("db")
+    assert new_url.password != old_url.password and new_url.netloc.split("@")[1] == old_url.netloc.split("@")[1]
+    assert stored["password"] == new_url.password and not pending  # the stored secret replaced
+    assert stored["root_password"] != old_root and len(stored["root_password"]) == len(old_root)
+
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        _mysql(old_url).close()
+    assert refused.value.args[0] == 1045  # access denied
+    with _mysql(new_url) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT v FROM kept")
+        assert cursor.fetchall() == (("yes",),)
+    with pytest.raises(pymysql.err.OperationalError):
+        _mysql(old_url, "root", old_root).close()
+    with _mysql(new_url, "root", stored["root_password"]) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM mysql.user WHERE user = 'root'")
+        assert cursor.fetchone()[0] >= 2  # root@localhost too, inside the container:
+    container = _container(paas, "db")
+    local = engine.api.exec_create(container, ["mariadb", "-u", "root", "-N", "-e", "SELECT 1"],
+                                   environment={"MYSQL_PWD": stored["root_password"]})
+    assert engine.api.exec_start(local).strip() == b"1"
+    local_old = engine.api.exec_create(container, ["mariadb", "-u", "root", "-e", "SELECT 1"],
+                                       environment={"MYSQL_PWD": old_root})
+    assert b"Access denied" in engine.api.exec_start(local_old)
+
+    entries = json.loads(paas("audit", "--json").stdout)
+    rotated = [e for e in entries if e["action"] == "rotate-password"]
+    assert len(rotated) == 1 and "root_password" in json.dumps(rotated)
+    secrets = (old_url.password, old_root, new_url.password, stored["root_password"])
+    assert not any(s in json.dumps(entries) for s in secrets)
+    argvs = _exec_argvs(engine, container, since)
+    assert any("SET PASSWORD" in argv for argv in argvs), argvs  # the rotation ran as an exec ...
+    assert not any(s in argv for argv in argvs for s in secrets)  # ... and no exec's argv held a password
+    assert status(paas, "db") == "Ready"
+
+    # A mysql-kind template without a root account: the app user changes its own password.
+    from paas_svc.engine_clients import rotation
+
+    own = rotation("mysql", {"user": "app", "password": new_url.password, "db": "db"}, "0wnPassw0rd0wnPassw0rd", 3306)
+    assert own.also == () and "root" not in " ".join(own.command.argv)
+    changed = engine.api.exec_create(container, own.command.argv, environment=own.command.environment)
+    engine.api.exec_start(changed)
+    assert engine.api.exec_inspect(changed)["ExitCode"] == 0
+    _mysql(new_url, "app", "0wnPassw0rd0wnPassw0rd").close()
+    with pytest.raises(pymysql.err.OperationalError):
+        _mysql(new_url).close()
 
 
 def test_rotate_a_service_without_credentials_is_refused(paas, engine):

@@ -61,13 +61,15 @@ def rotate_password(slug: SlugArgument, project: ProjectOption = None, env: EnvO
     result = rotate(service_manager(profile, StderrReporter(), service.target), service, timeout)
     if json_output:
         print_json({"project": service.project, "env": service.env, "slug": slug, "field": result.field,
-                    "recreated": result.recreated, "finished_interrupted": result.finished_earlier})
+                    "also": list(result.also), "recreated": result.recreated, "finished_interrupted": result.finished_earlier})
         return
     if result.finished_earlier:
         data(f"{slug} in {service.project}/{service.env}: finished an interrupted rotation; the stored {result.field} works again")
         return
     how = " (container re-created so the engine keeps it across restarts)" if result.recreated else ""
-    data(f"{slug} in {service.project}/{service.env}: new {result.field} in place{how}; the old one is refused")
+    also = "".join(f" and new {name}" for name in result.also)
+    data(f"{slug} in {service.project}/{service.env}: new {result.field}{also} in place{how}; the old ones are refused"
+         if also else f"{slug} in {service.project}/{service.env}: new {result.field} in place{how}; the old one is refused")
     message(f"Apps must read it again: `paas env export --env {service.env}` or `paas run` give the new value.")
 
 

@@ -14,7 +14,7 @@ from tests.kinds._helpers import add, backup, destroy, dsn, restore
 
 
 def connection(url) -> pika.BlockingConnection:
-    assert url.scheme == "amqp" and url.username == "app" and url.path == "/"
+    assert url.scheme == "amqp" and url.username == "app" and url.path == "/%2F"  # the vhost "/"
     return pika.BlockingConnection(pika.URLParameters(url.geturl()))
 
 
