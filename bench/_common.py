@@ -96,7 +96,7 @@ def throwaway_home():
     """A fresh PAAS_HOME; on exit, remove every container and volume of its profile."""
     home = tempfile.mkdtemp(prefix="paas-bench-")
     env = {**os.environ, "PAAS_HOME": home, "NO_COLOR": "1", "PYTHONPYCACHEPREFIX": str(PYCACHE)}
-    for name in ("PAAS_PROJECT", "PAAS_ENV", "DOCKER_HOST", "PYTHONDONTWRITEBYTECODE"):
+    for name in ("PAAS_PROJECT", "PAAS_ENV", "DOCKER_HOST", "PAAS_ENGINE_CLIENT", "PYTHONDONTWRITEBYTECODE"):
         env.pop(name, None)
     try:
         yield env

@@ -8,6 +8,10 @@ alike. Removal (`paas svc rm --purge`, `docker rm -f` + volume rm) is not timed.
 
 Target: median `svc add` <= 1.2x the median raw run.
 
+paas runs twice per round, in alternating order: as installed (the local engine through
+paas_svc.engine_local, no Docker SDK) and with PAAS_ENGINE_CLIENT=sdk (the SDK adapter, as
+every engine call went before that adapter existed), so the before/after share the rounds.
+
 For the profile, two figures are reported besides: a raw run that also asks the engine
 for what paas asks (its user-defined network paas-apps, a restart policy), and the
 engine requests of one run each side, counted by a proxy on DOCKER_HOST.
@@ -84,16 +88,21 @@ def paas_add(slug: str, env: dict) -> tuple[float, float]:
     return wall, json.loads(result.stdout)["elapsed_seconds"]
 
 
+SDK = {"PAAS_ENGINE_CLIENT": "sdk"}
+
+
 def engine_requests(env: dict) -> dict[str, list[str]]:
-    """Untimed: the engine requests of one `svc add` and of one raw run, via a counting proxy."""
+    """Untimed: the engine requests of one `svc add` (each adapter) and of one raw run, via a counting proxy."""
     folder = tempfile.mkdtemp(prefix="paas-bench-sock-")
     proxy = CountingProxy(f"{folder}/proxy.sock")
     counted = {**env, "DOCKER_HOST": f"unix://{folder}/proxy.sock"}
     name = f"paas-bench-raw-{os.getpid()}-count"
     try:
-        paas_add("counted", counted)
-        seen = {"paas svc add": proxy.take()}
-        run([PAAS, "svc", "rm", "counted", "--purge", "--yes"], env)
+        seen = {}
+        for label, extra in (("paas svc add", {}), ("paas svc add, SDK adapter", SDK)):
+            paas_add("counted", {**counted, **extra})
+            seen[label] = proxy.take()
+            run([PAAS, "svc", "rm", "counted", "--purge", "--yes"], env)
         try:
             os.environ["DOCKER_HOST"] = counted["DOCKER_HOST"]  # raw_run uses the docker CLI
             raw_run(name)
@@ -120,11 +129,15 @@ def main() -> None:
     args = parser.parse_args()
 
     paas_wall, paas_inner, raw, raw_like = [], [], [], []
+    sdk_wall, sdk_inner = [], []
     with throwaway_home() as env:
         for i in range(args.rounds + 1):  # round 0 is a warm-up (network, page cache)
             slug, name = f"c{i}", f"paas-bench-raw-{os.getpid()}-{i}"
-            wall, inner = paas_add(slug, env)
-            run([PAAS, "svc", "rm", slug, "--purge", "--yes"], env)
+            measured = {}
+            for variant in (("local", "sdk") if i % 2 else ("sdk", "local")):
+                measured[variant] = paas_add(slug, {**env, **(SDK if variant == "sdk" else {})})
+                run([PAAS, "svc", "rm", slug, "--purge", "--yes"], env)
+            wall, inner = measured["local"]
             times = []
             for like_paas in (False, True):
                 try:
@@ -134,6 +147,8 @@ def main() -> None:
             if i:
                 paas_wall.append(wall)
                 paas_inner.append(inner)
+                sdk_wall.append(measured["sdk"][0])
+                sdk_inner.append(measured["sdk"][1])
                 raw.append(times[0])
                 raw_like.append(times[1])
         requests = engine_requests(env)
@@ -149,6 +164,17 @@ def main() -> None:
         ["paas svc add (wall)", ms(median(paas_wall)), ms(min(paas_wall)), f"{ratio:.2f}x", f"<= {TARGET}x", verdict(ok)],
         ["  of which inside ServiceManager.add (reported elapsed)", ms(median(paas_inner)), ms(min(paas_inner)),
          f"{median(paas_inner) / base:.2f}x", "-", "-"],
+        ["paas svc add, SDK adapter (PAAS_ENGINE_CLIENT=sdk: before)", ms(median(sdk_wall)), ms(min(sdk_wall)),
+         f"{median(sdk_wall) / base:.2f}x", "-", "-"],
+        ["  of which inside ServiceManager.add (reported elapsed)", ms(median(sdk_inner)), ms(min(sdk_inner)),
+         f"{median(sdk_inner) / base:.2f}x", "-", "-"],
+    ])
+    like = median(raw_like)
+    print()
+    print_table(["against the like-for-like raw run (same network and restart policy)", "ratio of medians"], [
+        ["paas svc add", f"{median(paas_wall) / like:.2f}x"],
+        ["paas svc add, SDK adapter (before)", f"{median(sdk_wall) / like:.2f}x"],
+        ["SDK adapter / raw adapter", f"{median(sdk_wall) / median(paas_wall):.2f}x"],
     ])
     print()
     print_table(["engine requests (counting proxy, one run each)", "count", "requests"],
@@ -157,7 +183,9 @@ def main() -> None:
         "engine_requests": requests,
         "rounds": args.rounds, "target": TARGET, "ratio": ratio, "pass": ok,
         "raw_median_s": base, "raw_like_paas_median_s": median(raw_like), "paas_median_s": median(paas_wall), "paas_inner_median_s": median(paas_inner),
-        "samples": {"raw_s": raw, "raw_like_paas_s": raw_like, "paas_wall_s": paas_wall, "paas_inner_s": paas_inner},
+        "sdk_adapter_median_s": median(sdk_wall), "sdk_adapter_inner_median_s": median(sdk_inner),
+        "samples": {"raw_s": raw, "raw_like_paas_s": raw_like, "paas_wall_s": paas_wall, "paas_inner_s": paas_inner,
+                    "sdk_adapter_wall_s": sdk_wall, "sdk_adapter_inner_s": sdk_inner},
     })
 
 

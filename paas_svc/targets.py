@@ -216,8 +216,20 @@ def probe_engine(home: Path, target: Target) -> dict:
     return get_json(endpoint(home, target), "/info")
 
 
+ENGINE_CLIENT_VARIABLE = "PAAS_ENGINE_CLIENT"  # "sdk": the local engine through the SDK adapter too
+
+
 def open_engine(home: Path, target: Target, store=None):
-    """The SDK adapter for the target: DockerEngine, or SwarmEngine on a Swarm manager."""
+    """The engine adapter for the target. The local engine on a unix socket: LocalEngine (the
+    Engine API on the socket, no SDK import); every other engine: the SDK adapter,
+    DockerEngine, or SwarmEngine on a Swarm manager. PAAS_ENGINE_CLIENT=sdk keeps the local
+    engine on the SDK adapter (the benchmark's before/after, and a way out)."""
+    import os
+
+    if target.is_local and os.environ.get(ENGINE_CLIENT_VARIABLE, "").lower() != "sdk" and _local_unix_socket():
+        from paas_svc.engine_local import LocalEngine
+
+        return LocalEngine()
     from paas_svc.engine import DockerEngine
 
     if target.is_local:
@@ -229,6 +241,17 @@ def open_engine(home: Path, target: Target, store=None):
 
         return SwarmEngine(home, target, base_url, point.tls, lambda name: _pinned_node(store, name))
     return DockerEngine(base_url, point.tls, address=target.docker_host)
+
+
+def _local_unix_socket() -> bool:
+    """Whether DOCKER_HOST (or its absence) names a unix socket; anything else (tcp, ssh, a
+    malformed value) stays with the SDK adapter, which reports it as it always did."""
+    from paas_svc.errors import DockerUnavailable
+
+    try:
+        return local_endpoint().kind == UNIX
+    except DockerUnavailable:
+        return False
 
 
 def docker_cli_environment(home: Path, target: Target) -> dict[str, str]:

@@ -130,3 +130,19 @@ def test_amqp_version_mismatch_is_explained():
     with socket.create_connection(listener.getsockname(), timeout=5) as sock:
         with pytest.raises(ProtocolError, match="speaks AMQP 1-0-0"):
             amqp.open_connection(sock, "app", "pw")
+
+
+def test_connect_to_an_ascii_host_does_not_load_the_idna_codec():
+    import subprocess
+    import sys
+
+    code = (
+        "import socket, sys\n"
+        "server = socket.socket(); server.bind(('127.0.0.1', 0)); server.listen(1)\n"
+        "from paas_svc.protocols import connect\n"
+        "connect('127.0.0.1', server.getsockname()[1]).close()\n"
+        "connect('localhost', server.getsockname()[1]).close()\n"
+        "print('encodings.idna' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -82,7 +82,7 @@ def test_swarm_status_from_tasks_and_nodes(service, tasks, nodes, state):
     assert view.image == "pg:16" and view.ports == {5432: ("", 41000)}
 
 
-@pytest.mark.parametrize("adapter", ["paas_svc.engine:DockerEngine", "paas_svc.swarm:SwarmEngine"])
+@pytest.mark.parametrize("adapter", ["paas_svc.engine:DockerEngine", "paas_svc.swarm:SwarmEngine", "paas_svc.engine_local:LocalEngine"])
 def test_every_adapter_implements_the_engine_protocol(adapter):
     """Each adapter has every method of engine_api.Engine with the same parameters."""
     import importlib

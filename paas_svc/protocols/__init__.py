@@ -30,4 +30,6 @@ CONNECT_TIMEOUT_SECONDS = 2.0
 
 
 def connect(host: str, port: int, timeout: float = CONNECT_TIMEOUT_SECONDS) -> socket.socket:
-    return socket.create_connection((host, port), timeout=timeout)
+    # An ASCII host goes to getaddrinfo as bytes: a str host makes CPython import the idna
+    # codec (with stringprep and unicodedata), a few ms on every readiness probe of `svc add`.
+    return socket.create_connection((host.encode("ascii") if host.isascii() else host, port), timeout=timeout)
