@@ -104,11 +104,12 @@ def _load_yaml(text: str, source: str):
         raise InvalidTemplate(f"{source} is not valid YAML{where}: {getattr(error, 'problem', None) or error}. Nothing was installed.") from None
 
 
-def template_from_document(document: dict, source: str, origin: str) -> Template:
-    """Validate one template document and build it; InvalidTemplate lists every problem."""
+def template_from_document(document: dict, source: str, origin: str, installed: bool = False) -> Template:
+    """Validate one template document and build it; InvalidTemplate lists every problem.
+    `installed`: a user template already in the profile (see template_schema.validate)."""
     from paas_svc.template_schema import validate
 
-    problems = validate(document, kind_capabilities())
+    problems = validate(document, kind_capabilities(), installed)
     if problems:
         listing = "\n".join(f"  {problem}" for problem in problems)
         raise InvalidTemplate(f"{source} is not a valid template ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n{listing}",
@@ -137,11 +138,11 @@ def _build(document: dict, origin: str) -> Template:
     )
 
 
-def parse_template_text(text: str, source: str, origin: str = USER) -> Template:
+def parse_template_text(text: str, source: str, origin: str = USER, installed: bool = False) -> Template:
     document = _load_yaml(text, source)
     if isinstance(document, dict) and "templates" in document and "key" not in document:
         raise InvalidTemplate(f"{source} holds a list of templates; give one template per file (key, name, image, ...).")
-    return template_from_document(document, source, origin)
+    return template_from_document(document, source, origin, installed)
 
 
 def parse_catalog(text: str, origin: str = BUILT_IN) -> dict[str, Template]:
@@ -184,7 +185,7 @@ def load_user_templates(home: Path | None = None) -> dict[str, Template]:
         return templates
     for path in sorted(folder.glob("*.yaml")):
         try:
-            template = parse_template_text(path.read_text(encoding="utf-8"), str(path))
+            template = parse_template_text(path.read_text(encoding="utf-8"), str(path), installed=True)
         except InvalidTemplate as error:
             raise StateError(f"The installed template {path} no longer validates:\n{error.message}",
                              hint=f"Fix it, or remove it with `paas catalog rm {path.stem}`.") from None

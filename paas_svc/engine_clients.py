@@ -101,7 +101,7 @@ def rotation(kind: str, credentials: Mapping[str, str], new_secret: str, port: i
                                                 {"PGPASSWORD": password, USER: user, DB: db, NEW: new_secret}), False)
     if kind == "redis":
         # CONFIG SET requirepass changes the default user's password at once (open connections stay
-        # authenticated); the container's command holds --requirepass, so it is re-created to persist it.
+        # authenticated); the container's start config holds requirepass, so it is re-created to persist it.
         script = ('cli="$(command -v redis-cli || command -v valkey-cli)"; '
                   f'printf "CONFIG SET requirepass %s\\n" "${NEW}" | "$cli" -p "$0"')
         return Rotation("password", ExecCommand(["sh", "-c", script, str(port)],

@@ -356,12 +356,15 @@ class ServiceManager:
 
         credentials = self.vault.credentials(service)
         environment = render_environment(service.spec.get("environment") or {}, credentials)
+        command, kind_environment = container_command(kind_of_service(service.template, service.spec),
+                                                      render_command(service.spec.get("command"), credentials), credentials)
+        environment.update(kind_environment)
         environment.update(extra_environment or {})
         limits = effective_limits(service.spec)
         return ContainerSpec(
             name=service.container_name,
             image=service.image,
-            command=render_command(service.spec.get("command"), credentials),
+            command=command,
             environment=environment,
             labels=service_labels(self.store.profile_id(), service),
             volume=service.volume_name,
@@ -603,6 +606,19 @@ class _FaultInjectingEngine:
             return attribute(*args, **kwargs)
 
         return call
+
+
+def container_command(kind: str, command: list[str] | None, credentials: dict[str, str]) -> tuple[list[str] | None, dict[str, str]]:
+    """The container's command and any environment its kind adds: a kind whose server would
+    otherwise take a secret on its command line (redis) defines `container_command` to move
+    it off (see paas_svc/kinds/__init__.py). Every container a service gets is made here."""
+    from paas_svc.kinds import kind_module
+
+    try:
+        hook = getattr(kind_module(kind), "container_command", None)
+    except KeyError:
+        hook = None
+    return hook(command, credentials) if hook is not None else (command, {})
 
 
 def effective_limits(spec: dict) -> dict:

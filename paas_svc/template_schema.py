@@ -33,7 +33,12 @@ one pass.
 Placeholders are secret names; `{host}` and `{port}` exist only in `variables` (they differ
 between the host view and the network view). Commands run inside the container
 (readiness.command, backup.dump/restore) are never filled: a secret there would show in the
-process list, so they read credentials from the environment. Pure: no I/O, no printing.
+process list, so they read credentials from the environment. The container's own `command`
+is filled, but a secret in it would show in host `ps` and `docker inspect`, so a template
+being checked or installed may not put one there (pass it in `environment`); the one
+exception is `--requirepass {secret}` after redis-server/valkey-server in a redis-kind
+template, which the redis kind moves into a config on the server's stdin. Templates installed
+before this rule keep loading (`installed=True`). Pure: no I/O, no printing.
 """
 
 from __future__ import annotations
@@ -154,6 +159,27 @@ def _argv(problems: Problems, value: Any, path: str, secrets: set[str], filled: 
             if "{" + name + "}" in part:
                 problems.add(f"{path}[{index}]", f"{{{name}}} is not filled in commands run in the container (a secret there "
                                                  "would show in its process list); read it from the environment, e.g. \"$NAME\"")
+
+
+REDIS_SERVERS = ("redis-server", "valkey-server")
+
+
+def _no_secret_in_container_command(problems: Problems, value: Any, kind: Any, secrets: set[str]) -> None:
+    """A secret placeholder in the container's command would put the secret in host `ps` and in
+    `docker inspect`; the redis kind takes `--requirepass {secret}` off the command line itself."""
+    if not isinstance(value, list) or not all(isinstance(part, str) for part in value):
+        return  # _argv reports it
+    server = bool(value) and value[0].rsplit("/", 1)[-1] in REDIS_SERVERS
+    for index, part in enumerate(value):
+        fields = _placeholders(part) or []
+        named = sorted(set(fields) & secrets)
+        if not named:
+            continue
+        if kind == "redis" and server and index > 1 and value[index - 1] == "--requirepass" and part == "{" + named[0] + "}":
+            continue
+        problems.add(f"command[{index}]", f"{{{named[0]}}} would put a secret on the container's command line (host `ps`, "
+                                          "`docker inspect`); pass it in `environment` for the image to read"
+                     + (" (a redis-kind template gets its `password` secret as requirepass without it)" if kind == "redis" else ""))
 
 
 def _environment(problems: Problems, value: Any, path: str, secrets: set[str]) -> None:
@@ -341,11 +367,12 @@ def _resources(problems: Problems, value: Any) -> None:
             problems.add("resources.cpus", "must be a number of CPUs like 0.5 or 2")
 
 
-def validate(document: Any, kinds: dict[str, dict]) -> list[str]:
+def validate(document: Any, kinds: dict[str, dict], installed: bool = False) -> list[str]:
     """Every problem of a template document, as `field.path: message` lines (empty: valid).
 
     `kinds` maps each known kind to its capabilities: {"probe": bool, "backup": bool,
-    "credentials": (secret names the kind's probe and native backup read)}."""
+    "credentials": (secret names the kind's probe and native backup read)}. `installed`: a
+    user template already in the profile, which keeps loading under rules added since."""
     problems = Problems()
     if not isinstance(document, dict):
         problems.add("(top)", "a template is a mapping of fields (key, name, image, ...)")
@@ -382,6 +409,8 @@ def validate(document: Any, kinds: dict[str, dict]) -> list[str]:
     _environment(problems, document.get("environment"), "environment", secrets)
     if document.get("command") is not None:
         _argv(problems, document["command"], "command", secrets)
+        if not installed:
+            _no_secret_in_container_command(problems, document["command"], kind, secrets)
     if "variables" in document:
         _variables(problems, document["variables"], secrets)
     if "readiness" in document:

@@ -81,9 +81,42 @@ def test_postgres_facts():
 
 def test_redis_facts():
     template, creds, dsn, env, command = _rendered("redis-7")
-    assert command == ["redis-server", "--requirepass", creds["password"], "--appendonly", "yes"]
+    assert command == ["redis-server", "--appendonly", "yes"]  # the password: a stdin config (kinds/redis.py)
+    assert creds["password"] not in " ".join(command) and env == {}
     assert template.volume == "/data"
     assert dsn == f"redis://default:{creds['password']}@h:1/0"
+
+
+def test_redis_container_command_carries_no_password():
+    from paas_svc.kinds.redis import CONFIG_VARIABLE, START_SCRIPT, container_command
+
+    for key, server in (("redis-7", "redis-server"), ("valkey-8", "valkey-server")):
+        template, creds, _, _, command = _rendered(key)
+        argv, environment = container_command(command, creds)
+        assert argv == ["sh", "-c", START_SCRIPT, server, "--appendonly", "yes"]
+        assert creds["password"] not in " ".join(argv)
+        assert environment == {CONFIG_VARIABLE: f'requirepass "{creds["password"]}"'}
+
+
+def test_redis_container_command_moves_an_old_requirepass_off_the_command_line():
+    from paas_svc.kinds.redis import CONFIG_VARIABLE, START_SCRIPT, container_command
+
+    legacy = ["/usr/local/bin/redis-server", "--requirepass", "Old0ne", "--appendonly", "yes"]
+    assert container_command(legacy, {"password": "Old0ne"}) == (
+        ["sh", "-c", START_SCRIPT, "/usr/local/bin/redis-server", "--appendonly", "yes"], {CONFIG_VARIABLE: 'requirepass "Old0ne"'})
+    # No password at all: the command as it was, without the config shell.
+    assert container_command(["redis-server", "--appendonly", "yes"], {}) == (["redis-server", "--appendonly", "yes"], {})
+    # Not the server itself (the image's own command, or another program): left alone.
+    assert container_command(None, {"password": "p"}) == (None, {})
+    assert container_command(["redis-sentinel", "/etc/s.conf"], {"password": "p"}) == (["redis-sentinel", "/etc/s.conf"], {})
+
+
+def test_redis_config_quote_escapes_everything_but_plain_characters():
+    from paas_svc.kinds.redis import config_quote
+
+    assert config_quote("Abc-1_2.3") == '"Abc-1_2.3"'
+    assert config_quote('a b"c\\d#\n') == '"a\\x20b\\x22c\\x5cd\\x23\\x0a"'
+    assert config_quote("é") == '"\\xc3\\xa9"'
 
 
 def test_mongodb_facts():

@@ -49,6 +49,7 @@ class ArgvRecordingEngine(RecordingEngine):
         super().__init__(exec_reply=self.reply)
         self.containers: dict[str, dict] = {}
         self.environments: list[dict[str, str]] = []
+        self.commands: list[tuple[str, ...]] = []  # every service container's command
         self.redis_saves = 0
         self.stdin_seen: list[bytes] = []
 
@@ -70,6 +71,7 @@ class ArgvRecordingEngine(RecordingEngine):
 
     def create_container(self, spec) -> str:
         self.containers[spec.name] = ContainerView(spec.name, "created", "", spec.image, {})
+        self.commands.append(tuple(spec.command or ()))
         return super().create_container(spec)
 
     def start(self, name: str) -> None:
@@ -140,8 +142,9 @@ class ArgvRecordingEngine(RecordingEngine):
         return ExecResult(0, b"", b"")
 
     def argvs(self) -> list[tuple[str, ...]]:
-        """Every argv this engine was asked to run: exec, streamed exec, throwaway container."""
-        found = []
+        """Every argv this engine was asked to run: exec, streamed exec, throwaway container, and
+        the command of every service container it made (add, restore, clone, upgrade)."""
+        found = list(self.commands)
         for call in self.calls:
             if call[0] in ("exec", "exec_stream", "exec_stdin"):
                 found.append(call[2])

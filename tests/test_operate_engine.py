@@ -192,7 +192,7 @@ def test_rotate_redis_password_survives_a_restart(paas, engine):
     with pytest.raises(redis.AuthenticationError):
         redis.Redis.from_url(old_url).ping()
     assert redis.Redis.from_url(new_url).get("k") == b"v"
-    # The engine reads --requirepass at start: a restart must keep the NEW password.
+    # The engine reads requirepass at start (its stdin config): a restart must keep the NEW password.
     assert paas("svc", "restart", "cache").exit_code == 0
     assert redis.Redis.from_url(new_url).get("k") == b"v"
     with pytest.raises(redis.AuthenticationError):

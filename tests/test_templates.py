@@ -198,6 +198,50 @@ def test_a_broken_installed_template_is_reported_not_crashed(tmp_path, paas, iso
     assert result.exit_code == 8 and "broker-2.yaml no longer validates" in result.stderr and "ports.main" in result.stderr
 
 
+SECRET_COMMAND = VALID.replace("command: null", 'command: [mosquitto, -c, /mosquitto/config/mosquitto.conf, -P, "{password}"]')
+REDIS_TEMPLATE = textwrap.dedent("""\
+    key: my-redis
+    name: My Redis
+    description: Redis as I like it.
+    category: cache
+    kind: redis
+    image: redis:7-alpine
+    ports: {main: 6379}
+    volume: /data
+    secrets:
+      password: {generate: 32}
+    command: [redis-server, --requirepass, "{password}", --maxmemory, 64mb]
+    variables:
+      url: "redis://default:{password}@{host}:{port}/0"
+    readiness: {check: protocol}
+    """)
+
+
+def test_a_secret_in_the_container_command_is_refused():
+    problems = problems_of(SECRET_COMMAND)
+    assert problems == ["command[4]: {password} would put a secret on the container's command line (host `ps`, "
+                        "`docker inspect`); pass it in `environment` for the image to read"]
+
+
+def test_a_redis_kind_template_may_keep_requirepass_which_the_kind_takes_off_the_command_line():
+    assert problems_of(REDIS_TEMPLATE) == []
+    masterauth = problems_of(REDIS_TEMPLATE.replace("--maxmemory, 64mb", '--masterauth, "{password}"'))
+    assert [problem.split(":")[0] for problem in masterauth] == ["command[4]"]
+    assert "requirepass without it" in masterauth[0]
+    embedded = problems_of(REDIS_TEMPLATE.replace('"{password}"', '"x{password}"'))
+    assert [problem.split(":")[0] for problem in embedded] == ["command[2]"]
+
+
+def test_a_template_installed_before_the_secret_command_rule_keeps_loading(tmp_path, paas, isolated_home):
+    result = paas("catalog", "add", str(write(tmp_path, SECRET_COMMAND)))
+    assert result.exit_code == 2 and "command[4]" in result.stderr
+    assert paas("catalog", "add", str(write(tmp_path, VALID))).exit_code == 0
+    (isolated_home / "templates" / "broker-2.yaml").write_text(SECRET_COMMAND)  # as an older paas installed it
+    result = paas("catalog", "list")
+    assert result.exit_code == 0, result.output
+    assert "broker-2" in result.stdout
+
+
 LEGACY_SPECS = {  # what services created before templates named their kind stored
     "postgres-16": ({"probe": "postgres"}, "postgres", "PostgresStrategy"),
     "redis-7": ({"probe": "redis"}, "redis", "RedisStrategy"),

@@ -104,7 +104,10 @@ def test_ctrl_c_during_add_is_recoverable(paas, engine, isolated_home):
                                 "--env", "production", "--timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        containers, _ = labelled(engine, isolated_home) if profile_id(isolated_home) else ([], [])
+        # sparse: the list answer alone (a full list inspects each container, and one removed in
+        # between made this 404)
+        containers = engine.containers.list(all=True, sparse=True, filters={"label": f"paas.profile={profile_id(isolated_home)}"}) \
+            if profile_id(isolated_home) else []
         if containers and containers[0].status == "running":
             break
         time.sleep(0.1)

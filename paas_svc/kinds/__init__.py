@@ -14,6 +14,13 @@ nothing else lists the kinds. Each module defines:
                       throwaway copy after a restore (e.g. "3 tables", "120 keys"); raises
                       BackupFailed when the restored data is not usable
 
+and may define:
+
+    container_command container_command(command, credentials) -> (command, environment):
+                      the container's command (as rendered from the template) made to carry
+                      no secret, plus the variables that carry it instead (redis: the
+                      password goes to the server through a stdin config, never an argv)
+
 The generic kind (kinds/generic.py) holds the options every template may use instead:
 tcp/http/command readiness checks, command and volume-archive backups.
 """

@@ -1,5 +1,6 @@
 """The redis kind: Redis 7 and Valkey 8 (same protocol, same files). AUTH + PING as its
-readiness probe; BGSAVE and the RDB file as its backup; `password` as its credential."""
+readiness probe; BGSAVE and the RDB file as its backup; `password` as its credential, given
+to the server in a config read from its stdin (never on a command line)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,59 @@ from paas_svc.protocols import ProtocolError, connect, resp
 
 NAME = "redis"
 CREDENTIALS: tuple[str, ...] = ("password",)
+
+# -- the container's command: the password reaches the server through no argv ------------------
+#
+# `redis-server --requirepass PW` puts PW in host `ps` (until the server rewrites its title)
+# and in `docker inspect` (Cmd/Args). Instead the container's command is a shell that takes the
+# `requirepass` line from an environment variable, forgets the variable, and execs the image's
+# own entrypoint (docker-entrypoint.sh: it chowns /data and drops to the redis user, as it does
+# for a plain `redis-server`) with `-` as the last argument: Redis >= 7.0 and Valkey read their
+# config from stdin when `-` comes first or last, and a here-document feeds that stdin from the
+# shell's memory (no process argv carries it). The shell execs, so the server stays PID 1 and
+# `docker stop` stops it gracefully. Images without docker-entrypoint.sh run the server directly.
+CONFIG_VARIABLE = "PAAS_REDIS_CONFIG"
+START_SCRIPT = (
+    f'config="${CONFIG_VARIABLE}"; unset {CONFIG_VARIABLE}\n'
+    'if command -v docker-entrypoint.sh >/dev/null 2>&1; then set -- docker-entrypoint.sh "$0" "$@" -\n'
+    'else set -- "$0" "$@" -; fi\n'
+    'exec "$@" <<PAAS_EOF\n'
+    '$config\n'
+    'PAAS_EOF\n'
+)
+SERVERS = ("redis-server", "valkey-server")
+_BARE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+
+def config_quote(value: str) -> str:
+    """A Redis config argument that reads back as exactly `value`: double-quoted, each byte other
+    than letters, digits and `_.-` as \\xHH (so spaces, quotes, backslashes, `#`, newlines and
+    non-ASCII survive Redis's config parser, and the text is plain ASCII for the environment)."""
+    return '"' + "".join(chr(byte) if byte in _BARE else f"\\x{byte:02x}" for byte in value.encode("utf-8")) + '"'
+
+
+def container_command(command: list[str] | None, credentials: dict[str, str]) -> tuple[list[str] | None, dict[str, str]]:
+    """(command, extra environment) for the container, from the rendered template command.
+
+    The `password` credential becomes `requirepass` in the stdin config. A `--requirepass VALUE`
+    on the command (services created before this, user templates written like the old built-in
+    one) is taken off it and its VALUE goes into the config instead, so a re-created container
+    moves to this form with the same password. A command that does not start the server itself
+    (null: the image's own; or another program) is left as it is."""
+    if not command or command[0].rsplit("/", 1)[-1] not in SERVERS:
+        return command, {}
+    arguments, password = [], credentials.get("password")
+    index = 1
+    while index < len(command):
+        if command[index] == "--requirepass" and index + 1 < len(command):
+            password = command[index + 1]
+            index += 2
+            continue
+        arguments.append(command[index])
+        index += 1
+    if not password:
+        return command[:1] + arguments, {}
+    return ["sh", "-c", START_SCRIPT, command[0], *arguments], {CONFIG_VARIABLE: f"requirepass {config_quote(password)}"}
 
 
 def probe(host: str, port: int, credentials: dict[str, str]) -> str:
