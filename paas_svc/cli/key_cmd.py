@@ -60,10 +60,14 @@ def export(
     output: Annotated[Optional[str], typer.Option(
         "--output", "-o", metavar="FILE",
         help="Write the key to FILE (created with mode 0600, replaced atomically) instead of stdout.")] = None,
+    backup: Annotated[bool, typer.Option(
+        "--backup", help="Export the backup key (encrypts backups sent to destinations) instead of the master key.")] = False,
 ) -> None:
     """Print the master key (one line) to move this profile to another machine. Audited.
 
     Anyone holding the key and a copy of state.db can decrypt every credential: store it like a password.
+    With --backup: the backup key, which alone opens the encrypted off-host backups (keep it apart
+    from this machine: it is what restores them if the machine and its master key are lost).
     """
     from paas_svc.home import check_replaceable
     from paas_svc.secrets.transfer import export_key
@@ -71,6 +75,8 @@ def export(
     target = None if output is None or output == STDIN else Path(output).expanduser()
     if target is not None:
         check_replaceable(target)  # before the key is revealed
+    if backup:
+        return _export_backup_key(target)
     profile = open_profile()
     exported = export_key(profile.vault)  # checked against the state first
     warn(f"this key (from {exported.source}) decrypts every credential in {profile.store.path}; keep it secret.")
@@ -92,6 +98,8 @@ def import_(
         "--force",
         help="Install the key even though it does not open the credentials already stored here "
              "(the current key is still kept as master.key.old-<UTC time>; nothing is deleted).")] = False,
+    backup: Annotated[bool, typer.Option(
+        "--backup", help="Import a backup key (from `paas key export --backup`); the current one is kept to open older backups.")] = False,
 ) -> None:
     """Install a master key exported from another machine (with that machine's state.db).
 
@@ -102,6 +110,8 @@ def import_(
     from paas_svc.secrets.transfer import import_key
 
     raw, source = _read_key_input(file)
+    if backup:
+        return _import_backup_key(raw, source)
     profile = open_profile()
     result = import_key(profile.vault, raw, force=force, source=source)
     for backup in result.backups:
@@ -135,3 +145,40 @@ def _read_key_input(file: str) -> tuple[bytes, str]:
         raise InvalidInput(f"Cannot read the key file {path}: {error.strerror}.",
                            hint="Check the path and its permissions.") from None
     return raw, str(path)
+
+
+def _export_backup_key(target: Path | None) -> None:
+    from paas_svc.backups.crypto import key_id
+    from paas_svc.errors import NotFound
+    from paas_svc.secrets.backup_key import encode_key, key_path, read_key
+
+    profile = open_profile()
+    key = read_key(profile.home)
+    if key is None:
+        raise NotFound(f"This profile has no backup key yet ({key_path(profile.home)}).",
+                       hint="It is made with the first backup destination (`paas backup dest add`).")
+    warn(f"this key ({key_id(key)}) decrypts every backup paas sent off this host; keep it apart from this machine.")
+    text = encode_key(key)
+    if target is None:
+        protect_stdout("the backup key")
+        profile.store.audit("key-export", "-", "-", "-", f"backup key={key_id(key)} to=stdout")
+        data(text)
+        return
+    write_output_file(target, (text + "\n").encode(), "the backup key")
+    profile.store.audit("key-export", "-", "-", "-", f"backup key={key_id(key)} to={target.absolute()}")
+    message(f"Wrote the backup key {key_id(key)} to {target} (mode 0600).")
+
+
+def _import_backup_key(raw: bytes, source: str) -> None:
+    from paas_svc.secrets.backup_key import ENV_VAR as BACKUP_ENV_VAR
+    from paas_svc.secrets.backup_key import import_key as import_backup_key
+
+    profile = open_profile()
+    result = import_backup_key(profile.home, raw, source)
+    profile.store.audit("key-import", "-", "-", "-", f"backup key={result.key_id}")
+    if result.previous is not None:
+        message(f"Kept the previous backup key in {result.previous} (mode 0600): backups made with it still open.")
+    message(f"Installed the backup key {result.key_id} from {source}." if result.changed
+            else f"This profile already has the backup key {result.key_id}.")
+    if os.environ.get(BACKUP_ENV_VAR):
+        warn(f"${BACKUP_ENV_VAR} is set and wins over the imported key; unset it to use the imported one.")
