@@ -23,6 +23,8 @@ from paas_svc.naming import LABEL_PROFILE, LABEL_SERVICE_ID, NETWORK_NAME
 
 # fix actions --fix knows how to apply
 CHMOD, CREATE_NETWORK, START, REPAIR = "chmod", "create-network", "start", "repair"
+SWEEP_VERIFY = "sweep-verify"  # throwaway containers/volumes of a killed `backup verify`
+LABEL_PURPOSE = "paas.purpose"  # set on throwaway resources (verify): not orphans of the state
 
 
 @dataclass
@@ -69,6 +71,7 @@ def diagnose(manager: ServiceManager) -> Report:
     _check_ports(services, report)
     for target in _targets_in_use(manager, services):
         _check_target(manager.for_target(target), [s for s in services if s.target == target], report)
+    _check_backups(manager, report)
     return report
 
 
@@ -95,6 +98,7 @@ def _check_target(manager: ServiceManager, services: list[ServiceRecord], report
         _check_services(manager, services, report)
         _check_orphans(manager, services, report)
         _check_clock(engine, report)
+        _check_verify_leftovers(manager, engine, report)
         if manager.target.swarm:
             for ok, text, fix in engine.swarm_findings(services):
                 report.add("swarm", ok, text, fix=fix)
@@ -124,6 +128,22 @@ def _check_clock(engine, report: Report) -> None:
                    fix="run NTP (chrony, systemd-timesyncd) on both machines")
     else:
         report.add("clock", True, f"engine clock within {skew:.1f}s of this machine's")
+
+
+def _check_backups(manager: ServiceManager, report: Report) -> None:
+    """Schedules are the profile's, whatever target their services are on: checked once."""
+    from paas_svc.backups.health import schedule_findings
+
+    for item in schedule_findings(manager):
+        report.add(item.check, item.ok, item.message, fix=item.fix)
+
+
+def _check_verify_leftovers(manager: ServiceManager, engine, report: Report) -> None:
+    from paas_svc.backups.health import verify_leftover_findings
+
+    for item in verify_leftover_findings(engine, manager.store.profile_id()):
+        report.add(item.check, item.ok, item.message, fix=item.fix,
+                   action=SWEEP_VERIFY if item.sweep_verify else None, target=manager.target.name)
 
 
 def _check_files(manager: ServiceManager, report: Report) -> None:
@@ -273,12 +293,12 @@ def _check_orphans(manager: ServiceManager, services: list[ServiceRecord], repor
     label = f"{LABEL_PROFILE}={manager.store.profile_id()}"
     orphans = 0
     for container in engine.list_containers([label]):
-        if container.labels.get(LABEL_SERVICE_ID) not in known:
+        if container.labels.get(LABEL_SERVICE_ID) not in known and LABEL_PURPOSE not in container.labels:
             orphans += 1
             report.add("orphan", False, f"container {container.name} is labelled for this profile but unknown to the state",
                        fix=f"inspect it, then `docker rm -f {container.name}` if it is not needed")
     for volume in engine.list_volumes([label]):
-        if (volume.get("Labels") or {}).get(LABEL_SERVICE_ID) not in known:
+        if (volume.get("Labels") or {}).get(LABEL_SERVICE_ID) not in known and LABEL_PURPOSE not in (volume.get("Labels") or {}):
             orphans += 1
             report.add("orphan", False, f"volume {volume['Name']} is labelled for this profile but unknown to the state",
                        fix=f"back it up if it holds data you need, then `docker volume rm {volume['Name']}`")
@@ -307,7 +327,7 @@ def apply_fixes(manager: ServiceManager, report: Report, timeout: float = 120.0,
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     pending = [f for f in report.findings if not f.ok and f.action]
-    for finding in [f for f in pending if f.action in (CHMOD, CREATE_NETWORK)]:
+    for finding in [f for f in pending if f.action in (CHMOD, CREATE_NETWORK, SWEEP_VERIFY)]:
         _apply(manager, finding, timeout)
         if on_outcome:
             on_outcome(finding)
@@ -361,6 +381,10 @@ def _apply(manager: ServiceManager, finding: Finding, timeout: float) -> None:
         elif finding.action == REPAIR:
             service = manager.store.get_service_by_id(finding.target)
             manager.for_target(service.target).repair(service, timeout)
+        elif finding.action == SWEEP_VERIFY:
+            from paas_svc.backups.verify import sweep_leftovers
+
+            sweep_leftovers(manager.for_target(finding.target or "local").engine, manager.store.profile_id())
         finding.fixed = True
     except PaasError as error:
         finding.fix_error = error.message.splitlines()[0]

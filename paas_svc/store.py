@@ -28,6 +28,7 @@ DEFAULT_SYNCHRONOUS = "NORMAL"
 KEY_CHECK_META = "key_check"
 DEFAULT_PROJECT = "default"
 DEFAULT_ENVIRONMENTS = ("development", "staging", "production")
+DESTINATION_SECRET_PREFIX = "dest:"
 
 # Applied in order, once each; PRAGMA user_version counts how many are applied.
 MIGRATIONS: list[str] = [
@@ -112,6 +113,56 @@ MIGRATIONS: list[str] = [
     ALTER TABLE environments ADD COLUMN target TEXT NOT NULL DEFAULT 'local';
     ALTER TABLE services ADD COLUMN target TEXT NOT NULL DEFAULT 'local';
     ALTER TABLE services ADD COLUMN node TEXT;
+    """,
+    # 6: scheduled and off-host backups (paas_svc/backups): destinations (S3 keys as Fernet tokens
+    # under the master key, like service credentials), schedules, and every backup taken.
+    """
+    CREATE TABLE backup_destinations (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        config TEXT NOT NULL,
+        secret TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE backup_schedules (
+        id INTEGER PRIMARY KEY,
+        service_id TEXT NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+        every TEXT NOT NULL,
+        keep_last INTEGER,
+        keep_daily INTEGER,
+        keep_weekly INTEGER,
+        destination TEXT NOT NULL DEFAULT '',
+        verify INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        next_due_at TEXT NOT NULL,
+        last_attempt_at TEXT,
+        last_success_at TEXT,
+        last_error TEXT,
+        failures INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (service_id, destination)
+    );
+    CREATE TABLE backup_records (
+        id INTEGER PRIMARY KEY,
+        service_id TEXT NOT NULL,
+        project TEXT NOT NULL,
+        env TEXT NOT NULL,
+        slug TEXT NOT NULL,
+        template TEXT NOT NULL,
+        schedule_id INTEGER,
+        created_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        destination TEXT NOT NULL DEFAULT '',
+        location TEXT,
+        encrypted INTEGER NOT NULL DEFAULT 0,
+        key_id TEXT,
+        size_bytes INTEGER,
+        sha256 TEXT,
+        error TEXT,
+        verified_at TEXT,
+        verify_ok INTEGER,
+        verify_detail TEXT
+    );
+    CREATE INDEX backup_records_service ON backup_records(service_id, created_at);
     """,
 ]
 
@@ -466,7 +517,8 @@ class StateStore:
         return ports
 
     def secret_count(self) -> int:
-        return self._execute("SELECT count(*) FROM services WHERE secret IS NOT NULL").fetchone()[0]
+        return sum(self._execute(f"SELECT count(*) FROM {table} WHERE secret IS NOT NULL").fetchone()[0]
+                   for table in ("services", "backup_destinations"))
 
     def secret_of(self, service_id: str) -> str | None:
         """The service's encrypted credentials as stored now (None when it has none or is gone)."""
@@ -474,17 +526,28 @@ class StateStore:
         return row[0] if row else None
 
     def service_name(self, service_id: str) -> str:
-        """project/env/slug of a service, for messages."""
+        """project/env/slug of a service (or `backup destination NAME`), for messages."""
+        if service_id.startswith(DESTINATION_SECRET_PREFIX):
+            return f"backup destination {service_id[len(DESTINATION_SECRET_PREFIX):]}"
         service = self.get_service_by_id(service_id)
         return f"{service.project}/{service.env}/{service.slug}"
 
     def all_secrets(self) -> list[tuple[str, str]]:
-        return list(self._execute("SELECT id, secret FROM services WHERE secret IS NOT NULL"))
+        """(id, token) of every stored secret: services by id, backup destinations as `dest:NAME`."""
+        return [*self._execute("SELECT id, secret FROM services WHERE secret IS NOT NULL"),
+                *self._execute(f"SELECT '{DESTINATION_SECRET_PREFIX}' || name, secret FROM backup_destinations WHERE secret IS NOT NULL")]
 
     def replace_secrets(self, db: sqlite3.Connection, new_secrets: dict[str, str]) -> None:
         """Inside an open write transaction: store re-encrypted secrets."""
-        for service_id, token in new_secrets.items():
-            db.execute("UPDATE services SET secret = ? WHERE id = ?", (token, service_id))
+        for secret_id, token in new_secrets.items():
+            if secret_id.startswith(DESTINATION_SECRET_PREFIX):
+                db.execute("UPDATE backup_destinations SET secret = ? WHERE name = ?", (token, secret_id[len(DESTINATION_SECRET_PREFIX):]))
+            else:
+                db.execute("UPDATE services SET secret = ? WHERE id = ?", (token, secret_id))
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Rows of a read-only statement (for modules that keep their own tables here)."""
+        return self._execute(sql, params).fetchall()
 
     # -- targets (the rules live in paas_svc.targets) --------------------------------
 

@@ -44,6 +44,10 @@ def isolated_home(tmp_path, monkeypatch) -> Path:
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
+    # A backup schedule installs the host's timer: tests keep it in their own cron.d folder.
+    (tmp_path / "cron.d").mkdir(exist_ok=True)
+    monkeypatch.setenv("PAAS_SCHEDULER", "cron")
+    monkeypatch.setenv("PAAS_CRON_DIR", str(tmp_path / "cron.d"))
     return home
 
 

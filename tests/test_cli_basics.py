@@ -13,6 +13,8 @@ COMMANDS = [
     ["env"], ["env", "create"], ["env", "list"], ["env", "rm"],
     ["svc"], ["svc", "add"], ["svc", "list"], ["svc", "show"], ["svc", "dsn"], ["svc", "rm"],
     ["svc", "start"], ["svc", "stop"], ["svc", "restart"], ["svc", "logs"], ["audit"],
+    ["backup"], ["backup", "schedule"], ["backup", "run-due"], ["backup", "now"], ["backup", "list"], ["backup", "verify"],
+    ["backup", "dest"], ["backup", "dest", "add"], ["backup", "dest", "list"], ["backup", "dest", "rm"],
     ["env", "set-target"], ["target"], ["target", "add"], ["target", "list"], ["target", "show"], ["target", "rm"],
     ["tunnel"], ["svc", "move"],
     ["svc", "wait"], ["svc", "env"], ["svc", "connect"], ["svc", "rotate-password"], ["svc", "update"], ["svc", "stats"], ["completion"],

@@ -120,10 +120,13 @@ def _readme_commands() -> list[tuple[str, list[str]]]:
             usage = usage.replace("\\|", "|")
             words = usage.split()[1:]
             group = words[0]
-            options = re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", usage)
+            options = re.findall(r"(?<![\w-])(--?[a-z][a-z0-9-]*)", usage)  # --s3
             if group in SINGLE:
                 found.append((group, options))
                 continue
+            if len(words) > 2 and f"{group} {words[1]}" not in TREE and any(n.startswith(f"{group} {words[1]} ") for n in TREE):
+                group = f"{group} {words[1]}"  # a nested group: `paas backup dest add|list ...`
+                words = words[1:]
             for sub in words[1].split("|"):
                 found.append((f"{group} {sub}", options))
     return found

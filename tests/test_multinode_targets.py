@@ -178,6 +178,37 @@ def test_a_target_that_stops_answering_shows_unreachable_without_failing_the_res
     ok(paas("svc", "rm", "remote", "--purge", "--yes", "--no-backup"))
 
 
+def test_run_due_and_verify_of_a_remote_service_use_its_target_engine(paas, engine, remote_node, isolated_home):
+    """A schedule on a service of a remote target: run-due backs it up from that engine, and the
+    verify's throwaway container runs there too (the local engine never sees one)."""
+    import time
+
+    import redis
+
+    add_tls_target(paas, remote_node, "vaulted")
+    ok(paas("env", "create", "far-live", "--target", "vaulted"))
+    ok(paas("svc", "add", "cache", "--template", "redis-7", "--env", "far-live", "--image", REDIS_IMAGE))
+    dsn = ok(paas("svc", "dsn", "cache")).stdout.strip()
+    redis.Redis.from_url(dsn).mset({f"far{n}": n for n in range(25)})
+    since = int(time.time()) - 5
+    ok(paas("backup", "schedule", "cache", "--every", "hourly", "--verify", "--now", "2026-11-26T10:00:00Z"))
+    ran = json.loads(ok(paas("backup", "run-due", "--now", "2026-11-26T11:00:01Z", "--json")).stdout)
+    [item] = ran["backups"]
+    assert item["ok"] and item["verified"] and item["verify_detail"] == "restored and ready; 25 keys", item
+    until = int(time.time()) + 1
+    events = remote_node.node.sh(f"docker events --since {since} --until {until} --filter label=paas.purpose=verify "
+                                 "--filter type=container --format '{{.Action}}'")
+    assert "create" in events.split() and "destroy" in events.split(), events
+    local = engine.containers.list(all=True, filters={"label": ["paas.purpose=verify"]})
+    assert local == []
+
+    redis.Redis.from_url(dsn).flushall()
+    ok(paas("svc", "restore", "cache", "--latest", "--yes"))
+    assert redis.Redis.from_url(dsn).dbsize() == 25
+    ok(paas("backup", "schedule", "rm", "cache"))
+    ok(paas("svc", "rm", "cache", "--purge", "--yes", "--no-backup"))
+
+
 def test_api_provisions_shows_reveals_and_removes_on_the_environments_target(paas, docker_client, remote_node, isolated_home):
     """`paas serve` is target-aware: an add into an environment bound to a remote target runs
     there, the service reads as that target's, its DSN names the target's address, start/stop/
@@ -235,3 +266,36 @@ def test_api_provisions_shows_reveals_and_removes_on_the_environments_target(paa
         server.stop()
     ok(paas("svc", "rm", "farcache", "--env", "api-live", "--purge", "--yes", "--no-backup"))
     ok(paas("svc", "rm", "nearcache", "--env", "production", "--purge", "--yes", "--no-backup"))
+
+
+def test_a_minio_service_on_a_remote_target_holds_local_backups(paas, engine, remote_node, isolated_home):
+    """`backup dest add --from-service` with a MinIO on another machine's target: the endpoint is
+    that target's publish address (not this host's loopback), so the backups leave this host."""
+    import boto3
+    import redis
+
+    from tests.conftest import MINIO_IMAGE
+
+    remote_node.cluster.load_flat_image(MINIO_IMAGE, [remote_node.node])
+    add_tls_target(paas, remote_node, "offsite")
+    ok(paas("env", "create", "vault-env", "--target", "offsite"))
+    ok(paas("svc", "add", "store", "--template", "minio", "--env", "vault-env", "--image", MINIO_IMAGE))
+    ok(paas("svc", "add", "cache", "--template", "redis-7", "--env", "production", "--image", REDIS_IMAGE))
+    url = ok(paas("svc", "dsn", "cache", "--env", "production")).stdout.strip()
+    redis.Redis.from_url(url).mset({f"near{n}": n for n in range(12)})
+
+    ok(paas("backup", "dest", "add", "far", "--s3", "s3://far-backups/p", "--from-service", "store", "--env", "vault-env",
+            "--create-bucket"))
+    taken = json.loads(ok(paas("backup", "now", "cache", "--env", "production", "--to", "far", "--json")).stdout)
+    assert taken["encrypted"] and taken["location"].startswith("s3://far-backups/p/default/production/cache/")
+    port = json.loads(ok(paas("svc", "show", "store", "--env", "vault-env", "--json")).stdout)["host_port"]
+    s3 = boto3.client("s3", endpoint_url=f"http://{remote_node.node.ip}:{port}", region_name="us-east-1",
+                      aws_access_key_id="any", aws_secret_access_key="any")
+    [stored] = s3.list_objects_v2(Bucket="far-backups", Prefix="p/")["Contents"]
+    assert taken["location"] == f"s3://far-backups/{stored['Key']}" and stored["Size"] == taken["size_bytes"]
+
+    redis.Redis.from_url(url).flushall()
+    ok(paas("svc", "restore", "cache", "--env", "production", "--from", "far", "--latest", "--yes"))
+    assert redis.Redis.from_url(url).dbsize() == 12
+    ok(paas("backup", "dest", "rm", "far"))
+    ok(paas("svc", "rm", "store", "--env", "vault-env", "--purge", "--yes", "--no-backup"))

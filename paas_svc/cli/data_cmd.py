@@ -109,7 +109,12 @@ def backup(
 @app.command("restore")
 def restore(
     slug: SlugArgument,
-    file: Annotated[Path, typer.Argument(help="A file written by `paas svc backup`.", show_default=False)],
+    file: Annotated[Optional[str], typer.Argument(
+        help="A file written by `paas svc backup`, an encrypted copy, or an s3://BUCKET/KEY of a backup destination.",
+        show_default=False)] = None,
+    from_dest: Annotated[Optional[str], typer.Option(
+        "--from", metavar="DEST", help="Restore from this backup destination (with --latest, or a FILE/URL in it).")] = None,
+    latest: Annotated[bool, typer.Option("--latest", help="The newest backup of the service (at --from DEST, else anywhere).")] = False,
     project: ProjectOption = None,
     env: EnvOption = None,
     yes: YesOption = False,
@@ -118,28 +123,47 @@ def restore(
 ) -> None:
     """Replace a service's data with a backup, after a safety backup of the current data.
 
-    The file is checked first (kind, size, checksum): a bad file changes nothing."""
+    The file is checked first (kind, size, checksum): a bad file changes nothing. A backup in
+    a destination is fetched (and decrypted) into a private scratch folder first, then checked
+    the same way."""
     from paas_svc.lifecycle import validate_timeout
 
     validate_timeout(timeout)
     profile = open_profile()
     service = _service(profile, project, env, slug)
     data_ops = _data_ops(profile, service)
-    checked = data_ops.check_backup(service, file)
+    if file is not None and from_dest is None and not latest and not file.startswith("s3://"):
+        source, path = file, Path(file)
+    else:
+        from paas_svc.backups.manager import Backups
+
+        backups = Backups(data_ops)
+        destination, source = backups.locate(service, file, from_dest, latest)
+        path = backups.fetch(service, destination, source)
+    again = " ".join(["paas svc restore", service.slug, *([file] if file else []), *(["--from", from_dest] if from_dest else []),
+                      *(["--latest"] if latest else []), "--env", service.env, "--yes"])
+    try:
+        _restore_checked(data_ops, service, source, path, yes, timeout, json_output, again)
+    finally:
+        if path.parent == data_ops.scratch_dir:  # a fetched copy: plaintext, remove it now
+            path.unlink(missing_ok=True)
+
+
+def _restore_checked(data_ops, service, source: str, path: Path, yes: bool, timeout: float, json_output: bool, again: str) -> None:
+    checked = data_ops.check_backup(service, path)
     header = checked.header
     where = f"{service.project}/{service.env}/{service.slug}"
     if not yes:
-        confirm(f"Replace ALL data of {where} with {file} (backup of {header.project}/{header.env}/{header.slug} "
+        confirm(f"Replace ALL data of {where} with {source} (backup of {header.project}/{header.env}/{header.slug} "
                 f"made {header.created_at})? A safety backup is taken first.",
-                f"Refusing to replace the data of {where} without confirmation.",
-                f"paas svc restore {service.slug} {file} --env {service.env} --yes")
-    result = data_ops.restore(service, file, checked=checked, ready_timeout=timeout)
+                f"Refusing to replace the data of {where} without confirmation.", again)
+    result = data_ops.restore(service, path, checked=checked, ready_timeout=timeout)
     if json_output:
-        print_json({"action": "restore", "file": str(checked.path), "safety_backup": str(result.safety_backup),
+        print_json({"action": "restore", "file": source, "safety_backup": str(result.safety_backup),
                     "bytes": header.payload_bytes, "elapsed_seconds": round(result.elapsed_seconds, 3),
                     "from": {"project": header.project, "env": header.env, "slug": header.slug, "created_at": header.created_at}})
         return
-    data(f"Restored {where} from {file} (backup of {header.project}/{header.env}/{header.slug} made {header.created_at}) "
+    data(f"Restored {where} from {source} (backup of {header.project}/{header.env}/{header.slug} made {header.created_at}) "
          f"in {result.elapsed_seconds:.1f}s")
     message(f"The data it had before is saved in {result.safety_backup}")
 

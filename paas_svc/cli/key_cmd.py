@@ -69,16 +69,22 @@ def export(
     output: Annotated[Optional[str], typer.Option(
         "--output", "-o", metavar="FILE",
         help="Write the key to FILE (created with mode 0600, replaced atomically) instead of stdout.")] = None,
+    backup: Annotated[bool, typer.Option(
+        "--backup", help="Export the backup key (encrypts backups sent to destinations) instead of the master key.")] = False,
 ) -> None:
     """Print the master key (one line) to move this profile to another machine. Audited.
 
     Anyone holding the key and a copy of state.db can decrypt every credential: store it like a password.
+    With --backup: the backup key, which alone opens the encrypted off-host backups (keep it apart
+    from this machine: it is what restores them if the machine and its master key are lost).
     """
     from paas_svc.cli.paths import check_output_path
     from paas_svc.secrets.transfer import export_key
 
     # an unusable target is refused before the key is read
     target = None if output is None or output == STDIN else check_output_path(output)
+    if backup:
+        return _export_backup_key(target)
     profile = open_profile()
     exported = export_key(profile.vault)  # checked against the state first
     warn(f"this key (from {exported.source}) decrypts every credential in {profile.store.path}; keep it secret.")
@@ -101,6 +107,8 @@ def import_(
         help="Install the key even though it does not open the credentials already stored here "
              "(the current key is still kept as master.key.old-<UTC time>; nothing is deleted).")] = False,
     json_output: JsonOption = False,
+    backup: Annotated[bool, typer.Option(
+        "--backup", help="Import a backup key (from `paas key export --backup`); the current one is kept to open older backups.")] = False,
 ) -> None:
     """Install a master key exported from another machine (with that machine's state.db).
 
@@ -111,10 +119,12 @@ def import_(
     from paas_svc.secrets.transfer import import_key
 
     raw, source = _read_key_input(file)
+    if backup:
+        return _import_backup_key(raw, source, json_output)
     profile = open_profile()
     imported = import_key(profile.vault, raw, force=force, source=source)
-    for backup in imported.backups:
-        message(f"Kept the previous key in {backup} (mode 0600).")
+    for kept in imported.backups:
+        message(f"Kept the previous key in {kept} (mode 0600).")
     result(f"Installed the key from {source} in {imported.key_file} (mode 0600)." if imported.changed
            else f"{imported.key_file} already holds this key.",
            {"action": "import", "key_file": str(imported.key_file), "changed": imported.changed,
@@ -152,3 +162,42 @@ def _read_key_input(file: str) -> tuple[bytes, str]:
         raise InvalidInput(f"Cannot read the key file {path}: {error.strerror}.",
                            hint="Check the path and its permissions.") from None
     return raw, str(path)
+
+
+def _export_backup_key(target: Path | None) -> None:
+    from paas_svc.backups.crypto import key_id
+    from paas_svc.errors import NotFound
+    from paas_svc.secrets.backup_key import encode_key, key_path, read_key
+
+    profile = open_profile()
+    key = read_key(profile.home)
+    if key is None:
+        raise NotFound(f"This profile has no backup key yet ({key_path(profile.home)}).",
+                       hint="It is made with the first backup destination (`paas backup dest add`).")
+    warn(f"this key ({key_id(key)}) decrypts every backup paas sent off this host; keep it apart from this machine.")
+    text = encode_key(key)
+    if target is None:
+        protect_stdout("the backup key")
+        data(text)  # delivered first: a key that could not be written is not a recorded export
+        profile.store.audit("key-export", "-", "-", "-", f"backup key={key_id(key)} to=stdout")
+        return
+    write_output_file(target, (text + "\n").encode(), "the backup key")
+    profile.store.audit("key-export", "-", "-", "-", f"backup key={key_id(key)} to={target.absolute()}")
+    result(f"Wrote the backup key {key_id(key)} to {target} (mode 0600).", {}, False)
+
+
+def _import_backup_key(raw: bytes, source: str, json_output: bool) -> None:
+    from paas_svc.secrets.backup_key import ENV_VAR as BACKUP_ENV_VAR
+    from paas_svc.secrets.backup_key import import_key as import_backup_key
+
+    profile = open_profile()
+    imported = import_backup_key(profile.home, raw, source)
+    profile.store.audit("key-import", "-", "-", "-", f"backup key={imported.key_id}")
+    if imported.previous is not None:
+        message(f"Kept the previous backup key in {imported.previous} (mode 0600): backups made with it still open.")
+    result(f"Installed the backup key {imported.key_id} from {source}." if imported.changed
+           else f"This profile already has the backup key {imported.key_id}.",
+           {"action": "import", "backup_key": imported.key_id, "changed": imported.changed,
+            "previous": str(imported.previous) if imported.previous else None}, json_output)
+    if os.environ.get(BACKUP_ENV_VAR):
+        warn(f"${BACKUP_ENV_VAR} is set and wins over the imported key; unset it to use the imported one.")

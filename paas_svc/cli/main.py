@@ -23,6 +23,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "env": ("paas_svc.cli.env_cmd",),
     "svc": ("paas_svc.cli.svc_cmd", "paas_svc.cli.data_cmd", "paas_svc.cli.move_cmd", "paas_svc.cli.operate_cmd"),
     "key": ("paas_svc.cli.key_cmd",),
+    "backup": ("paas_svc.cli.backup_cmd",),
     "target": ("paas_svc.cli.target_cmd",),
     "token": ("paas_svc.cli.token_cmd",),
 }

@@ -10,6 +10,9 @@ nothing else lists the kinds. Each module defines:
                       published port, raising (ProtocolError, OSError, ...) while not ready;
                       None when the kind has no protocol (its templates use tcp/http/command)
     BACKUP            its native backup strategy (see paas_svc.backup.Strategy), or None
+    sanity_check      optional: sanity_check(engine, ctx) -> detail, run by `backup verify` on a
+                      throwaway copy after a restore (e.g. "3 tables", "120 keys"); raises
+                      BackupFailed when the restored data is not usable
 
 and may define:
 

@@ -15,6 +15,14 @@ CREDENTIALS: tuple[str, ...] = ("key",)
 probe = None  # the template's http check is the real one
 
 
+def sanity_check(engine, ctx) -> str:
+    """After a restore (`backup verify`): the number of indexes (GET /indexes with the master key)."""
+    status, body = ctx.http("GET", "/indexes?limit=1")
+    if status != 200 or not isinstance(body, dict) or not isinstance(body.get("total"), int):
+        raise BackupFailed(f"GET /indexes answered {status}: {str(body)[:200]}")
+    return f"{body['total']} indexes"
+
+
 class MeilisearchStrategy:
     """POST /dumps, wait for the task, copy the .dump file out (as a one-file tar). A dump can
     only be imported when Meilisearch starts on an empty database (MEILI_IMPORT_DUMP)."""

@@ -8,6 +8,7 @@ clone or restore keeps the target's own users and passwords."""
 
 from __future__ import annotations
 
+from paas_svc.backup import BackupFailed
 from paas_svc.kinds.generic import CommandStrategy
 from paas_svc.protocols import connect
 from paas_svc.protocols import mysql as wire
@@ -21,6 +22,19 @@ def probe(host: str, port: int, credentials: dict[str, str]) -> str:
         handshake = wire.login(sock, credentials.get("user", "root"), credentials.get("password", ""), credentials.get("db", ""))
         wire.quit(sock)
     return f"logged in to {handshake.server_version.split('-')[0]} over TCP"
+
+
+def sanity_check(engine, ctx) -> str:
+    """After a restore (`backup verify`): the number of tables in the app database (password via MYSQL_PWD)."""
+    creds = ctx.credentials
+    sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE()"
+    result = engine.exec_capture(
+        ctx.container, ["sh", "-c", 'exec "$(command -v mariadb || echo mysql)" -N -B -u"$PAAS_DB_USER" "$PAAS_DB_NAME" -e "$PAAS_SQL"'],
+        environment={"MYSQL_PWD": creds["password"], "PAAS_DB_USER": creds["user"], "PAAS_DB_NAME": creds["db"], "PAAS_SQL": sql})
+    text = result.stdout.decode("utf-8", errors="replace").strip()
+    if result.exit_code != 0 or not text.isdigit():
+        raise BackupFailed(f"mariadb could not count the tables: {result.error_text() if result.exit_code else text}")
+    return f"{text} tables"
 
 
 class MysqlStrategy(CommandStrategy):

@@ -20,6 +20,17 @@ def probe(host: str, port: int, credentials: dict[str, str]) -> str:
     return "logged in over TCP (SCRAM-SHA-256, server verified)"
 
 
+def sanity_check(engine, ctx) -> str:
+    """After a restore (`backup verify`): the number of user tables, counted by psql in the container."""
+    creds = ctx.credentials
+    sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+    result = engine.exec_capture(ctx.container, ["psql", "-U", creds["user"], "-d", creds["db"], "-Atc", sql])
+    text = result.stdout.decode("utf-8", errors="replace").strip()
+    if result.exit_code != 0 or not text.isdigit():
+        raise BackupFailed(f"psql could not count the tables: {result.error_text() if result.exit_code else text}")
+    return f"{text} tables"
+
+
 def major_from_image(image: str) -> int | None:
     """`postgres:16-alpine` -> 16, `registry:5000/postgres:17.2` -> 17; None when the tag says nothing."""
     from docker.utils import parse_repository_tag

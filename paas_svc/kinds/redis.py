@@ -89,6 +89,14 @@ def probe(host: str, port: int, credentials: dict[str, str]) -> str:
     return "authenticated PING answered PONG"
 
 
+def sanity_check(engine, ctx) -> str:
+    """After a restore (`backup verify`): the number of keys (DBSIZE, with the image's own cli)."""
+    text = BACKUP._cli(engine, ctx, "DBSIZE")
+    if not text.isdigit():
+        raise BackupFailed(f"DBSIZE answered {text[:200]!r}")
+    return f"{text} keys"
+
+
 def parse_redis_info(text: str) -> dict[str, str]:
     fields = {}
     for line in text.splitlines():

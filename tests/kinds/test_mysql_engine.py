@@ -4,6 +4,8 @@ into a new service (new credentials), read back; a clone keeps its own credentia
 
 from __future__ import annotations
 
+import json
+
 import pymysql
 
 from tests.conftest import MARIADB_IMAGE
@@ -40,6 +42,10 @@ def test_mariadb_round_trip(engine, tmp_path):
         cursor.execute("UPDATE notes SET note = 'changed' WHERE id = 1")
     restore("db", archive)
     assert rows(first) == [(1, "before the backup"), (2, "kept")]
+    # `backup verify` restores the file into a throwaway MariaDB and asks the kind's own check.
+    verified = run_paas("backup", "verify", "db", str(archive), "--json")
+    assert verified.exit_code == 0, verified.output
+    assert json.loads(verified.stdout)["detail"] == "restored and ready; 1 tables"
 
     destroy("db")
     add("db", "mariadb-11", MARIADB_IMAGE)

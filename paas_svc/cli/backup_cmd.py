@@ -1,0 +1,400 @@
+"""`paas backup ...`: schedules, the run-due the host's timer calls, the list of backups,
+destinations and verified restores. Parse, call one use case of paas_svc.backups, render."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from paas_svc.cli.options import EnvOption, JsonOption, ProjectOption
+from paas_svc.cli.output import StderrReporter, data, message, print_json, print_table, warn
+from paas_svc.cli.state import open_profile, service_manager
+
+app = typer.Typer(help="Scheduled, off-host, encrypted and verified backups.", no_args_is_help=True)
+dest_app = typer.Typer(help="Where backups go: a folder (an NFS or other mount) or an S3-compatible store.", no_args_is_help=True)
+app.add_typer(dest_app, name="dest")
+
+NowOption = Annotated[Optional[str], typer.Option(
+    "--now", metavar="ISO", help="Act as if it were this UTC time (tests, catch-up); also PAAS_NOW.")]
+
+
+def _backups(profile, reporter=None):
+    from paas_svc.backups.manager import Backups
+    from paas_svc.data_ops import DataOps
+
+    return Backups(DataOps(service_manager(profile, reporter or StderrReporter())))
+
+
+def _find_service(profile, project_option, env_option, slug):
+    from paas_svc.scope import resolve_env_for_slug, resolve_project
+
+    project = resolve_project(profile.store, project_option)
+    env = resolve_env_for_slug(profile.store, project, env_option, slug)
+    return profile.store.get_service(project, env, slug)
+
+
+def _sync_scheduler(profile, backups) -> None:
+    from paas_svc.backups.scheduler_install import sync
+
+    entry = sync(profile.home, profile.store.profile_id(), backups.records.schedule_count())
+    if entry is not None and entry.note:
+        message(entry.note)
+
+
+# -- schedules ----------------------------------------------------------------------------
+
+@app.command("schedule", context_settings={"allow_interspersed_args": True})
+def schedule(
+    words: Annotated[list[str], typer.Argument(
+        metavar="SLUG | list | rm SLUG",
+        help="`SLUG --every ...` adds or replaces a schedule; `list` shows them; `rm SLUG` removes the service's schedules. "
+             "(A service named list or rm: `schedule add SLUG ...`.)")],
+    every: Annotated[Optional[str], typer.Option(
+        "--every", help="daily (03:00 UTC), hourly, weekly, or five cron fields in UTC, e.g. '30 2 * * *'.")] = None,
+    keep: Annotated[Optional[int], typer.Option("--keep", help="Keep the newest N backups of this schedule.")] = None,
+    keep_daily: Annotated[Optional[int], typer.Option("--keep-daily", help="Keep the newest backup of each of the last D days.")] = None,
+    keep_weekly: Annotated[Optional[int], typer.Option("--keep-weekly", help="Keep the newest backup of each of the last W weeks.")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="A destination (`paas backup dest add`); default: PAAS_HOME/backups.")] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Verify every backup in a throwaway container after taking it.")] = False,
+    project: ProjectOption = None,
+    env: EnvOption = None,
+    json_output: JsonOption = False,
+    now: NowOption = None,
+) -> None:
+    """Back up a service on a schedule, run by the host's timer (systemd, else cron)."""
+    from paas_svc.errors import InvalidInput
+
+    action, rest = words[0], words[1:]
+    if action == "list":
+        if rest:
+            raise InvalidInput("`backup schedule list` takes no argument.")
+        return _schedule_list(json_output)
+    if action == "rm":
+        if len(rest) != 1:
+            raise InvalidInput("Say which service: paas backup schedule rm SLUG [--to DEST].")
+        return _schedule_rm(rest[0], project, env, to, json_output)
+    if action == "add":
+        if len(rest) != 1:
+            raise InvalidInput("Say which service: paas backup schedule add SLUG --every daily.")
+        action, rest = rest[0], []
+    if rest:
+        raise InvalidInput(f"Unexpected arguments: {' '.join(rest)}.", hint="paas backup schedule SLUG --every daily [--keep N] [--to DEST]")
+    if every is None:
+        raise InvalidInput("Say how often: --every daily|hourly|weekly|'CRON'.")
+    _schedule_add(action, project, env, every, keep, keep_daily, keep_weekly, to, verify, json_output, now)
+
+
+def _schedule_add(slug, project, env, every, keep, keep_daily, keep_weekly, to, verify, json_output, now) -> None:
+    from paas_svc.backups import clock
+    from paas_svc.backups.retention import make_policy
+
+    profile = open_profile()
+    service = _find_service(profile, project, env, slug)
+    policy = make_policy(keep, keep_daily, keep_weekly)
+    backups = _backups(profile)
+    row, replaced = backups.set_schedule(service, every, policy, to or "", verify, clock.now(now))
+    profile.store.audit("backup-schedule", service.project, service.env, service.slug,
+                        f"every={row.every} keep={policy.describe()} to={to or 'local'} verify={int(verify)}")
+    _sync_scheduler(profile, backups)
+    if json_output:
+        print_json(_schedule_json(row, service))
+        return
+    data(f"{'Changed' if replaced else 'Scheduled'} backups of {service.project}/{service.env}/{service.slug}: every {row.every}, "
+         f"keep {policy.describe()}, to {to or 'local store'}; next at {row.next_due_at}")
+
+
+def _schedule_json(row, service) -> dict:
+    return {"id": row.id, "service": _where(service), "every": row.every, "keep_last": row.keep_last,
+            "keep_daily": row.keep_daily, "keep_weekly": row.keep_weekly, "destination": row.destination or "local",
+            "verify": row.verify, "next_due_at": row.next_due_at, "last_success_at": row.last_success_at,
+            "last_error": row.last_error, "failures": row.failures}
+
+
+def _where(service) -> str | None:
+    return f"{service.project}/{service.env}/{service.slug}" if service is not None else None
+
+
+def _schedule_list(json_output: bool) -> None:
+    from paas_svc.backups.retention import RetentionPolicy
+
+    profile = open_profile()
+    rows = _backups(profile).schedules()
+    if json_output:
+        print_json([_schedule_json(row, service) for row, service in rows])
+        return
+    print_table(["SERVICE", "EVERY", "KEEP", "TO", "VERIFY", "NEXT", "LAST OK", "LAST ERROR"],
+                [(_where(service) or "(gone)", row.every,
+                  RetentionPolicy(row.keep_last, row.keep_daily, row.keep_weekly).describe(), row.destination or "local",
+                  "yes" if row.verify else "no", row.next_due_at, row.last_success_at or "-", row.last_error or "")
+                 for row, service in rows], empty="No backup schedules.")
+
+
+def _schedule_rm(slug, project, env, to, json_output) -> None:
+    from paas_svc.errors import NotFound
+
+    profile = open_profile()
+    service = _find_service(profile, project, env, slug)
+    backups = _backups(profile)
+    removed = backups.records.remove_schedules(service.id, to)
+    if not removed:
+        raise NotFound(f"{service.project}/{service.env}/{service.slug} has no backup schedule{f' to {to}' if to else ''}.",
+                       hint="See them with `paas backup schedule list`.")
+    profile.store.audit("backup-unschedule", service.project, service.env, service.slug, f"removed={removed}")
+    _sync_scheduler(profile, backups)
+    if json_output:
+        print_json({"service": _where(service), "removed": removed})
+        return
+    data(f"Removed {removed} backup schedule(s) of {_where(service)}; its backups are kept.")
+
+
+# -- run-due ------------------------------------------------------------------------------
+
+@app.command("run-due")
+def run_due(now: NowOption = None, json_output: JsonOption = False) -> None:
+    """Take every backup that is due, apply retention, record each outcome (what the timer calls).
+
+    Exit 0 when every due backup succeeded (or nothing was due), 6 when one failed: it is
+    retried at the next run and shown as overdue by `backup list` and `doctor`."""
+    from dataclasses import asdict
+
+    from paas_svc.backups import clock
+    from paas_svc.backups.runner import run_due as run
+    from paas_svc.errors import ExitCode
+
+    profile = open_profile()
+    backups = _backups(profile)
+    report = run(backups, clock.now(now))
+    if not backups.records.schedule_count():
+        _sync_scheduler(profile, backups)  # a purge removed the last scheduled service
+    if json_output:
+        print_json({"ran": report.ran, "now": report.now, "backups": [asdict(item) for item in report.items]})
+    elif not report.ran:
+        message("Another `paas backup run-due` is running for this profile; nothing to do.")
+    else:
+        for item in report.items:
+            where = f"{item.project}/{item.env}/{item.slug}"
+            if item.ok:
+                data(f"backed up {where} to {item.location} ({item.size_bytes} bytes)")
+                for location in item.deleted:
+                    message(f"  retention removed {location}")
+                if item.verified is not None:
+                    message(f"  verify {'passed' if item.verified else 'FAILED'}: {item.verify_detail}")
+            if item.error:
+                warn(f"{where} -> {item.destination}: {item.error}")
+        if not report.items:
+            message(f"No backup due at {report.now}.")
+    if report.failures:
+        raise typer.Exit(ExitCode.PROVISIONING)
+
+
+@app.command("now")
+def backup_now(
+    slug: Annotated[str, typer.Argument(help="The service's slug.")],
+    to: Annotated[Optional[str], typer.Option("--to", help="A destination; default: PAAS_HOME/backups.")] = None,
+    project: ProjectOption = None,
+    env: EnvOption = None,
+    json_output: JsonOption = False,
+    now: NowOption = None,
+) -> None:
+    """Take one backup now into the backup store or a destination (encrypted when it leaves the host), and record it."""
+    from paas_svc.backups import clock
+
+    profile = open_profile()
+    service = _find_service(profile, project, env, slug)
+    record = _backups(profile).take(service, to or "", clock.now(now))
+    if json_output:
+        print_json(_record_json(record))
+        return
+    data(f"Backed up {_where(service)} to {record.location} ({record.size_bytes} bytes{', encrypted' if record.encrypted else ''})")
+
+
+# -- list ---------------------------------------------------------------------------------
+
+def _record_json(record) -> dict:
+    return {"id": record.id, "service": f"{record.project}/{record.env}/{record.slug}", "template": record.template,
+            "created_at": record.created_at, "status": record.status, "destination": record.destination or "local",
+            "location": record.location, "encrypted": record.encrypted, "key_id": record.key_id, "size_bytes": record.size_bytes,
+            "sha256": record.sha256, "error": record.error, "scheduled": record.schedule_id is not None,
+            "verified": record.verify_ok, "verified_at": record.verified_at, "verify_detail": record.verify_detail}
+
+
+@app.command("list")
+def list_backups(
+    slug: Annotated[Optional[str], typer.Argument(help="Only this service's backups.")] = None,
+    project: ProjectOption = None,
+    env: EnvOption = None,
+    json_output: JsonOption = False,
+    now: NowOption = None,
+) -> None:
+    """Every backup paas knows, local and remote, with whether it was verified; overdue schedules on top."""
+    from paas_svc.backups import clock
+    from paas_svc.data_ops import human_size
+
+    profile = open_profile()
+    backups = _backups(profile)
+    service = _find_service(profile, project, env, slug) if slug else None
+    records = backups.records.records(service.id if service else None)
+    overdue = [late for late in backups.overdue(clock.now(now)) if service is None or late.schedule.service_id == service.id]
+    files = backups.unrecorded_local_files(service)
+    if json_output:
+        print_json({"backups": [_record_json(r) for r in records],
+                    "local_files": [{"service": f"{h.project}/{h.env}/{h.slug}", "template": h.template, "created_at": h.created_at,
+                                     "location": str(path), "size_bytes": path.stat().st_size} for path, h in files],
+                    "overdue": [{"service": _where(late.service), "destination": late.schedule.destination or "local",
+                                 "due_at": late.schedule.next_due_at, "reason": late.reason} for late in overdue]})
+        return
+    for late in overdue:
+        warn(f"OVERDUE {_where(late.service)} -> {late.schedule.destination or 'local'}: {late.reason}")
+    verified = {None: "-", True: "yes", False: "FAILED"}
+    rows = [(r.id, f"{r.project}/{r.env}/{r.slug}", r.created_at, human_size(r.size_bytes) if r.size_bytes is not None else "-",
+             r.location or f"{r.destination or 'local'} (nothing stored)", verified[r.verify_ok],
+             r.status if r.status != "failed" else f"failed: {r.error}") for r in records]
+    rows += [("-", f"{h.project}/{h.env}/{h.slug}", h.created_at, human_size(path.stat().st_size), str(path), "-", "ok (safety/final)")
+             for path, h in files]
+    print_table(["ID", "SERVICE", "TIME", "SIZE", "WHERE", "VERIFIED", "STATUS"], rows, empty="No backups recorded yet.")
+
+
+# -- verify -------------------------------------------------------------------------------
+
+@app.command("verify")
+def verify(
+    slug: Annotated[str, typer.Argument(help="The service whose backup to verify (its template is used).")],
+    backup: Annotated[Optional[str], typer.Argument(
+        help="A backup id from `paas backup list`, a file, or an s3:// URL (default: the service's latest backup).")] = None,
+    project: ProjectOption = None,
+    env: EnvOption = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the throwaway copy to accept connections.")] = 120.0,
+    json_output: JsonOption = False,
+    now: NowOption = None,
+) -> None:
+    """Restore a backup into a throwaway container and volume, check it, record the result, remove them.
+
+    Exit 0 when the backup restores and passes its checks, 6 when it does not."""
+    from paas_svc.backups import clock
+    from paas_svc.backups.verify import verify_backup
+    from paas_svc.errors import ExitCode, NotFound
+    from paas_svc.lifecycle import validate_timeout
+
+    validate_timeout(timeout)
+    profile = open_profile()
+    service = _find_service(profile, project, env, slug)
+    backups = _backups(profile)
+    record, location, destination = None, None, None
+    if backup is None:
+        record = backups.latest(service)
+        if record is None:
+            raise NotFound(f"{_where(service)} has no recorded backup to verify.", hint="Pass a FILE, or take one with `paas backup now`.")
+    elif backup.isdigit():
+        record = backups.records.record(int(backup))
+    else:
+        from pathlib import Path
+
+        from paas_svc.errors import InvalidInput
+
+        if not backup.startswith("s3://") and not Path(backup).is_file():
+            raise InvalidInput(f"{backup} is neither a backup id, a file, nor an s3:// URL.", hint="See `paas backup list`.")
+        destination, location = backups.locate(service, backup, None, False)
+    result = verify_backup(backups, service, record, clock.now(now), location=location, destination=destination,
+                           ready_timeout=timeout)
+    if json_output:
+        print_json({"ok": result.ok, "detail": result.detail, "location": result.location, "backup_id": result.record_id,
+                    "elapsed_seconds": round(result.elapsed_seconds, 3)})
+    elif result.ok:
+        data(f"Verified {result.location}: {result.detail} ({result.elapsed_seconds:.1f}s)")
+    else:
+        data(f"Verify FAILED for {result.location}: {result.detail}")
+    if not result.ok:
+        raise typer.Exit(ExitCode.PROVISIONING)
+
+
+# -- destinations -------------------------------------------------------------------------
+
+def _read_s3_keys(keys_stdin: bool) -> tuple[str, str]:
+    """From stdin (two lines: access key, secret key), the AWS_* variables, or prompts. Never argv."""
+    from paas_svc.errors import InvalidInput
+
+    if keys_stdin:
+        lines = sys.stdin.read().splitlines()
+        if len(lines) < 2:
+            raise InvalidInput("--keys-stdin expects two lines: the access key, then the secret key.")
+        return lines[0].strip(), lines[1].strip()
+    access, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if access and secret:
+        return access, secret
+    if not sys.stdin.isatty():
+        raise InvalidInput("No S3 keys given.", hint="Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or pipe them with --keys-stdin.")
+    return typer.prompt("Access key", err=True), typer.prompt("Secret key", hide_input=True, err=True)
+
+
+@dest_app.command("add")
+def dest_add(
+    name: Annotated[str, typer.Argument(help="A name for the destination, e.g. offsite.")],
+    path: Annotated[Optional[str], typer.Option("--path", help="A folder (an NFS or other mount).")] = None,
+    s3: Annotated[Optional[str], typer.Option("--s3", metavar="s3://BUCKET/PREFIX", help="An S3 bucket and prefix.")] = None,
+    endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="The S3 endpoint URL (leave out for AWS).")] = None,
+    region: Annotated[Optional[str], typer.Option("--region", help="The S3 region.")] = None,
+    from_service: Annotated[Optional[str], typer.Option("--from-service", metavar="SLUG",
+                                                        help="A paas MinIO service (with --env/--project) as the S3 store.")] = None,
+    keys_stdin: Annotated[bool, typer.Option("--keys-stdin", help="Read the access key and secret key from stdin (two lines).")] = False,
+    create_bucket: Annotated[bool, typer.Option("--create-bucket", help="Create the bucket when it does not exist.")] = False,
+    project: ProjectOption = None,
+    env: EnvOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Add a destination. S3 keys come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --keys-stdin or a
+    prompt (never the command line) and are stored encrypted like service credentials."""
+    from paas_svc.backups import clock, records
+    from paas_svc.secrets.backup_key import key_path, read_key
+    from paas_svc.errors import InvalidInput
+
+    if (path is None) == (s3 is None):
+        raise InvalidInput("Give exactly one of --path DIR or --s3 s3://BUCKET/PREFIX.")
+    profile = open_profile()
+    backups = _backups(profile)
+    had_key = read_key(profile.home) is not None
+    stamp = records.format_time(clock.now())
+    if path is not None:
+        backups.add_folder_destination(name, path, stamp)
+    elif from_service is not None:
+        service = _find_service(profile, project, env, from_service)
+        backups.add_service_destination(name, s3, service, stamp, create_bucket)
+    else:
+        access, secret = _read_s3_keys(keys_stdin)
+        backups.add_s3_destination(name, s3, endpoint, region, access, secret, stamp, create_bucket)
+    profile.store.audit("backup-dest-add", "-", "-", "-", f"name={name}")
+    row = backups.records.destination(name)
+    if json_output:
+        print_json({"name": name, "kind": row.kind, "where": backups.describe_destination(row)})
+    else:
+        data(f"Added backup destination {name}: {backups.describe_destination(row)}")
+    if not had_key:
+        warn(f"backups sent to {name} are encrypted with a new backup key ({key_path(profile.home)}). Export it now and keep it "
+             "apart from this machine: `paas key export --backup -o FILE`. Without it those backups cannot be read.")
+
+
+@dest_app.command("list")
+def dest_list(json_output: JsonOption = False) -> None:
+    """The backup destinations (never their keys)."""
+    profile = open_profile()
+    backups = _backups(profile)
+    rows = backups.records.destinations()
+    if json_output:
+        print_json([{"name": r.name, "kind": r.kind, "where": backups.describe_destination(r), "created_at": r.created_at} for r in rows])
+        return
+    print_table(["NAME", "KIND", "WHERE"], [(r.name, r.kind, backups.describe_destination(r)) for r in rows],
+                empty="No backup destinations.")
+
+
+@dest_app.command("rm")
+def dest_rm(name: Annotated[str, typer.Argument(help="The destination's name.")], json_output: JsonOption = False) -> None:
+    """Forget a destination (its backups stay where they are). Refused while a schedule uses it."""
+    profile = open_profile()
+    _backups(profile).records.remove_destination(name)
+    profile.store.audit("backup-dest-rm", "-", "-", "-", f"name={name}")
+    if json_output:
+        print_json({"name": name, "removed": True})
+        return
+    data(f"Removed backup destination {name}; the backups stored there are untouched.")
