@@ -135,7 +135,15 @@ def fsync_dir(folder: Path) -> None:
 def backup_dir(home: Path) -> Path:
     """PAAS_HOME/backups (0700): safety, pre-upgrade and final backups."""
     folder = home / BACKUP_DIR_NAME
-    folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        if not folder.is_dir() or folder.is_symlink():
+            raise NotADirectoryError(f"{folder} is not a folder")
+    except OSError as error:
+        from paas_svc.errors import StateError
+
+        raise StateError(f"The backup folder {folder} is unusable: {error.strerror or error}.",
+                         hint=f"Move whatever is at {folder} away; paas makes the folder again.") from None
     if folder.stat().st_mode & 0o077:
         folder.chmod(0o700)
     return folder
@@ -408,7 +416,7 @@ class DataOps:
 
     # -- repair: finish or roll back an interrupted operation ---------------------------------
 
-    def repair(self, service: ServiceRecord, timeout: float = DEFAULT_READY_TIMEOUT) -> RepairResult:
+    def repair(self, service: ServiceRecord, timeout: float = DEFAULT_READY_TIMEOUT, allow_empty: bool = False) -> RepairResult:
         """`svc repair`: an interrupted restore is rolled back to its safety backup, an
         interrupted upgrade to its old image, an interrupted purge is finished; anything else
         is an interrupted add or a missing container (ServiceManager.repair)."""
@@ -417,7 +425,7 @@ class DataOps:
         with self.manager.locked(service, "repair") as service:
             operation = self.store.get_operation(service.id)
             if operation is None:
-                result = self.manager.repair(service, timeout)
+                result = self.manager.repair(service, timeout, allow_empty=allow_empty)
                 return RepairResult(result.service, "finished the add or re-created the container; Ready", time.monotonic() - started)
             where = f"{service.project}/{service.env}/{service.slug}"
             if operation.kind == PURGING:

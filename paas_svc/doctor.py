@@ -13,6 +13,7 @@ import stat
 from dataclasses import asdict, dataclass, field
 
 from paas_svc.errors import DockerUnavailable, PaasError, StateError
+from paas_svc.hints import repair_command
 from paas_svc.dsn import HOST_VIEW_HOST
 from paas_svc.lifecycle import OPERATION_NAMES, ServiceManager, port_is_free
 from paas_svc.locks import service_lock_held
@@ -237,21 +238,21 @@ def _check_service(manager: ServiceManager, service: ServiceRecord, report: Repo
         return
     if not engine.volume_exists(service.volume_name):
         report.add("volume", False, f"{where}: volume {service.volume_name} is missing (its data is gone)",
-                   fix=f"paas svc repair {service.slug} --env {service.env} re-creates it EMPTY with the same credentials")
+                   fix=f"{repair_command(service.slug, service.env)} --allow-empty  (re-creates it EMPTY with the same credentials)")
         return
     container = engine.inspect_container(service.container_name)
     if container is None:
         report.add("container", False, f"{where}: container {service.container_name} is missing",
-                   fix=f"paas svc repair {service.slug} --env {service.env}", action=REPAIR, target=service.id)
+                   fix=repair_command(service.slug, service.env), action=REPAIR, target=service.id)
         return
     problems = _container_mismatches(container, service, profile_id, manager.target.bind_address)
     if problems:
         report.add("container", False, f"{where}: container does not match the state ({'; '.join(problems)})",
-                   fix=f"docker rm -f {service.container_name} && paas svc repair {service.slug} --env {service.env}")
+                   fix=f"docker rm -f {service.container_name} && {repair_command(service.slug, service.env)}")
         return
     if service.status in (FAILED, PROVISIONING):
         report.add("container", False, f"{where}: last add did not finish ({service.status_reason or service.status})",
-                   fix=f"paas svc repair {service.slug} --env {service.env}", action=REPAIR, target=service.id)
+                   fix=repair_command(service.slug, service.env), action=REPAIR, target=service.id)
     elif container.state in ("pending", "starting", "failed"):  # Swarm: the swarm findings say why
         report.add("container", container.state != "failed", f"{where}: task {container.state}: {container.status}",
                    fix=None if container.state != "failed" else f"paas svc logs {service.slug} --env {service.env}")
@@ -259,10 +260,10 @@ def _check_service(manager: ServiceManager, service: ServiceRecord, report: Repo
         taken = [port for port in service.host_ports.values() if not port_is_free(port)] if manager.target.is_local else []
         if taken:
             report.add("ports", False, f"{where}: host port(s) {', '.join(map(str, taken))} are taken by another process, so it cannot start",
-                       fix="stop that process (see `ss -ltnp`), then `paas svc start`")
+                       fix=f"stop that process (see `ss -ltnp`), then `{repair_command(service.slug, service.env)}`")
         else:
             report.add("container", False, f"{where}: container is {container.state}",
-                       fix=f"paas svc start {service.slug} --env {service.env}", action=START, target=service.id)
+                       fix=repair_command(service.slug, service.env), action=START, target=service.id)
     else:
         report.add("container", True, f"{where}: running, matches the state")
 
@@ -319,35 +320,76 @@ def _check_ports(services: list[ServiceRecord], report: Report) -> None:
         report.add("ports", True, f"{len(owners)} host ports assigned, no two services share one")
 
 
-def apply_fixes(manager: ServiceManager, report: Report) -> None:
-    for finding in report.findings:
-        if finding.ok or not finding.action:
-            continue
+def apply_fixes(manager: ServiceManager, report: Report, timeout: float = 120.0, on_outcome=None) -> None:
+    """Apply the safe fixes. File and network fixes run first; the services to start or
+    repair are then brought up in parallel (one thread and database connection each), each
+    waiting at most `timeout` seconds; `on_outcome(finding)` hears of each as it ends."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    pending = [f for f in report.findings if not f.ok and f.action]
+    for finding in [f for f in pending if f.action in (CHMOD, CREATE_NETWORK, SWEEP_VERIFY)]:
+        _apply(manager, finding, timeout)
+        if on_outcome:
+            on_outcome(finding)
+    services = [f for f in pending if f.action in (START, REPAIR)]
+    if not services:
+        return
+    placed = []
+    for finding in services:  # the target's manager and engine are opened here, in the calling thread
         try:
-            if finding.action == CHMOD:
-                mode, path = finding.target.split(":", 1)
-                _chmod_no_follow(path, int(mode, 8))
-            elif finding.action == CREATE_NETWORK:
-                from paas_svc.locks import blocking_lock, host_lock_path
-                from paas_svc.naming import LABEL_MANAGED
-
-                with blocking_lock(host_lock_path("network"), what="the host-wide network lock"):
-                    manager.for_target(finding.target or "local").engine.ensure_network({LABEL_MANAGED: "true"})
-            elif finding.action == START:
-                service = manager.store.get_service_by_id(finding.target)
-                manager.for_target(service.target).start(service)
-            elif finding.action == REPAIR:
-                service = manager.store.get_service_by_id(finding.target)
-                manager.for_target(service.target).repair(service)
-            elif finding.action == SWEEP_VERIFY:
-                from paas_svc.backups.verify import sweep_leftovers
-
-                sweep_leftovers(manager.for_target(finding.target or "local").engine, manager.store.profile_id())
-            finding.fixed = True
+            target_manager = manager.for_target(manager.store.get_service_by_id(finding.target).target)
+            target_manager.engine
         except PaasError as error:
-            finding.fix_error = error.message
-        except OSError as error:
-            finding.fix_error = f"{error.strerror or error}"
+            finding.fix_error = error.message.splitlines()[0]
+            if on_outcome:
+                on_outcome(finding)
+            continue
+        placed.append((target_manager, finding))
+    with ThreadPoolExecutor(max_workers=min(8, max(1, len(placed))), thread_name_prefix="paas-doctor") as pool:
+        futures = [pool.submit(_apply_in_thread, target_manager, finding, timeout) for target_manager, finding in placed]
+        for future in as_completed(futures):
+            finding = future.result()
+            if on_outcome:
+                on_outcome(finding)
+
+
+def _apply_in_thread(manager: ServiceManager, finding: Finding, timeout: float) -> Finding:
+    own = manager.with_own_connection()  # a SQLite connection belongs to the thread that opened it
+    try:
+        _apply(own, finding, timeout)
+    except Exception as error:  # noqa: BLE001 - one service's bug must not hide the others' outcomes
+        finding.fix_error = f"{type(error).__name__}: {error}"
+    finally:
+        own.store.close()
+    return finding
+
+
+def _apply(manager: ServiceManager, finding: Finding, timeout: float) -> None:
+    try:
+        if finding.action == CHMOD:
+            mode, path = finding.target.split(":", 1)
+            _chmod_no_follow(path, int(mode, 8))
+        elif finding.action == CREATE_NETWORK:
+            from paas_svc.locks import blocking_lock, host_lock_path
+            from paas_svc.naming import LABEL_MANAGED
+
+            with blocking_lock(host_lock_path("network"), what="the host-wide network lock"):
+                manager.for_target(finding.target or "local").engine.ensure_network({LABEL_MANAGED: "true"})
+        elif finding.action == START:
+            service = manager.store.get_service_by_id(finding.target)
+            manager.for_target(service.target).start(service, timeout)
+        elif finding.action == REPAIR:
+            service = manager.store.get_service_by_id(finding.target)
+            manager.for_target(service.target).repair(service, timeout)
+        elif finding.action == SWEEP_VERIFY:
+            from paas_svc.backups.verify import sweep_leftovers
+
+            sweep_leftovers(manager.for_target(finding.target or "local").engine, manager.store.profile_id())
+        finding.fixed = True
+    except PaasError as error:
+        finding.fix_error = error.message.splitlines()[0]
+    except OSError as error:
+        finding.fix_error = error.strerror or str(error)
 
 
 def _chmod_no_follow(path: str, mode: int) -> None:

@@ -18,7 +18,10 @@ class ExitCode:
     SECRETS = 7  # master key missing, wrong or unreadable; corrupted secret
     STATE = 8  # state database or home folder unusable
     UNHEALTHY = 9  # `paas doctor` found problems
+    DECLINED = 10  # the user answered no to a confirmation: nothing changed
+    OUTPUT = 11  # stdout could not take the output: closed, or the device is full
     INTERRUPTED = 130  # Ctrl-C (SIGINT); SIGTERM exits 143
+    BROKEN_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE, as a shell reports it)
     TERMINATED = 143
 
 
@@ -57,6 +60,15 @@ class SecretsError(PaasError):
 
 class StateError(PaasError):
     exit_code = ExitCode.STATE
+
+
+class Declined(PaasError):
+    """The user answered no to a confirmation before anything changed."""
+
+    exit_code = ExitCode.DECLINED
+
+    def __init__(self, hint: str | None = None) -> None:
+        super().__init__("Aborted; nothing changed.", hint)
 
 
 class Interrupted(PaasError):

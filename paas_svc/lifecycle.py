@@ -17,6 +17,7 @@ from paas_svc.catalog import Template, get_template, kind_of_service, spec_from_
 from paas_svc.secrets.generate import generate_credentials
 from paas_svc.dsn import HOST_VIEW_HOST, render_command, render_environment
 from paas_svc.errors import Conflict, Interrupted, InvalidInput, NotFound, ProvisioningFailed
+from paas_svc.hints import backups_of, reattach_command, repair_command
 from paas_svc.locks import blocking_lock, busy_error, host_lock_path, service_lock
 from paas_svc.models import FAILED, OPERATION_STATUSES, PROVISIONING, PURGING, READY, REMOVED, STARTING, ServiceRecord
 from paas_svc.naming import (
@@ -99,7 +100,7 @@ def port_is_free(port: int) -> bool:
 
 def check_port_free(port: int) -> None:
     if not port_is_free(port):
-        raise InvalidInput(f"Host port {port} on 127.0.0.1 is already taken by another process.",
+        raise Conflict(f"Host port {port} on 127.0.0.1 is already taken by another process.",
                            hint="Choose another --port or leave it out to get a free one.")
 
 
@@ -318,6 +319,8 @@ class ServiceManager:
             raise
         except ProvisioningFailed as error:
             self.store.set_status(service.id, FAILED, error.message)
+            if error.hint is None:
+                error.hint = f"Fix the cause above, then finish it with `{repair_command(service.slug, service.env)}`."
             raise
 
     def _place(self, service: ServiceRecord, node: str | None) -> None:
@@ -337,7 +340,8 @@ class ServiceManager:
         taken = self.store.used_host_ports()
         if host_port is not None:
             if host_port in taken:
-                raise Conflict(f"Host port {host_port} is already assigned to another paas service.")
+                raise Conflict(f"Host port {host_port} is already assigned to another paas service.",
+                               hint="Choose another --port or leave it out to get a free one.")
             check_port_free(host_port)
         ports = {template.port: host_port or pick_host_port(taken)}
         for extra in template.extra_ports:
@@ -440,21 +444,53 @@ class ServiceManager:
             return "The container printed nothing."
         return f"Last {len(lines)} log lines of {service.container_name}:\n" + "\n".join("  " + line for line in lines)
 
-    def repair(self, service: ServiceRecord, timeout: float = 120.0) -> AddResult:
+    def repair(self, service: ServiceRecord, timeout: float = 120.0, allow_empty: bool = False) -> AddResult:
         """Finish an interrupted add, or re-create a missing container on its kept volume,
-        with the stored credentials and ports. Never touches the volume's data."""
+        with the stored credentials and ports. Never touches the volume's data; a volume that
+        is gone is re-created EMPTY only with `allow_empty`."""
         started = time.monotonic()
         validate_timeout(timeout)
         if service.status == REMOVED:
             raise Conflict(f"{service.slug} was removed; its volume is kept.",
-                           hint=f"Re-create it with `paas svc add {service.slug} --env {service.env} --template {service.template}`.")
+                           hint=f"Re-create it with `{reattach_command(service.slug, service.env, service.template)}`.")
         with self.locked(service, "repair") as service:
             self.require_no_operation(service, "repair this way")  # DataOps.repair handles those
+            if not allow_empty and self._was_ready(service) and not self.engine.volume_exists(service.volume_name):
+                self._refuse_empty(service)  # an add that never finished had no data to lose
             self.ensure_image(service.image)
             self.store.set_status(service.id, PROVISIONING)
             self._bring_up(service, timeout)
         self.store.audit("repair", service.project, service.env, service.slug)
         return AddResult(service, time.monotonic() - started, False, True, True)
+
+    def _was_ready(self, service: ServiceRecord) -> bool:
+        """True once an add, reattach, resume or repair of THIS service finished (audited after
+        Ready, never before this service's row was created)."""
+        finished = {"add", "reattach", "resume", "repair", "start", "restart"}
+        return any(entry.action in finished and entry.slug == service.slug and entry.at >= service.created_at
+                   for entry in self.store.list_audit(project=service.project, env=service.env))
+
+    def _refuse_empty(self, service: ServiceRecord) -> None:
+        backups = backups_of(self.home, service.project, service.env, service.slug)
+        found = ("Backups of it: " + ", ".join(str(path) for path in backups) + "." if backups
+                 else f"No backup of it in {self.home / 'backups'}.")
+        raise InvalidInput(
+            f"The volume {service.volume_name} of {service.slug} is gone: its data is lost. Repair would re-create it EMPTY "
+            f"with the same credentials. {found}",
+            hint=f"Accept an empty service with `{repair_command(service.slug, service.env)} --allow-empty`"
+                 + (", then `paas svc restore` a backup." if backups else "."))
+
+    def with_own_connection(self, reporter: Reporter | None = None) -> "ServiceManager":
+        """The same profile and target on a new database connection, for a worker thread (a SQLite
+        connection belongs to the thread that opened it); open `engine` first in the calling
+        thread. It reaches no other target. Close its store when done."""
+        from paas_svc.store import open_store
+
+        store = open_store(self.home)
+        own = ServiceManager(store, Vault(store, self.home), self.home, self._engine_factory, reporter or self.reporter,
+                             self.target)
+        own._engine = self._engine  # opened by the calling thread (a target's engine may read the state to open)
+        return own
 
     def recreate(self, service: ServiceRecord, timeout: float | None = 120.0) -> None:
         """With the service's lock held: replace its container (or Swarm service) by one made from
@@ -536,7 +572,7 @@ class ServiceManager:
         self.store.audit("purge", service.project, service.env, service.slug,
                          f"volume={service.volume_name} final_backup={final_backup or 'none'}")
 
-    def start(self, service: ServiceRecord, timeout: float = 60.0) -> None:
+    def start(self, service: ServiceRecord, timeout: float = 120.0) -> None:
         with self.locked(service, "start") as service:
             self.require_no_operation(service, "start")
             self._require_container(service)
@@ -551,7 +587,7 @@ class ServiceManager:
             self.engine.stop(service.container_name)
         self.store.audit("stop", service.project, service.env, service.slug)
 
-    def restart(self, service: ServiceRecord, timeout: float = 60.0) -> None:
+    def restart(self, service: ServiceRecord, timeout: float = 120.0) -> None:
         with self.locked(service, "restart") as service:
             self.require_no_operation(service, "restart")
             self._require_container(service)
@@ -560,13 +596,25 @@ class ServiceManager:
             self.store.set_status(service.id, READY)
         self.store.audit("restart", service.project, service.env, service.slug)
 
+    def logs(self, service: ServiceRecord, follow: bool, tail: int | str):
+        """The container's log stream (a removed service or a missing container is an error)."""
+        self._require_container(service)
+        return self.engine.stream_logs(service.container_name, follow=follow, tail=tail)
+
     def _require_container(self, service: ServiceRecord) -> None:
         if service.status == REMOVED:
             raise Conflict(f"{service.slug} was removed (its volume is kept).",
-                           hint=f"Re-create it with `paas svc add {service.slug} --env {service.env} --template {service.template}`.")
+                           hint=f"Re-create it with `{reattach_command(service.slug, service.env, service.template)}`.")
         if self.engine.inspect_container(service.container_name) is None:
             raise Conflict(f"The container of {service.slug} ({service.container_name}) is missing.",
-                           hint=f"Re-create it on its volume with `paas svc add {service.slug} --env {service.env} --template {service.template}` after `paas svc rm {service.slug} --env {service.env}`.")
+                           hint=f"Bring it back with `{repair_command(service.slug, service.env)}`.")
+
+
+def removed_elsewhere(store: StateStore, project: str, env: str, slug: str, template: str) -> list[ServiceRecord]:
+    """Removed services (volume kept) with this slug and template in the project's OTHER
+    environments: what a user who left out --env may have meant to bring back."""
+    return [service for service in store.list_services(project=project, include_removed=True)
+            if service.slug == slug and service.template == template and service.env != env and service.status == REMOVED]
 
 
 def fault_point(name: str) -> None:

@@ -43,8 +43,25 @@ _held: dict[tuple[str, int], int] = {}  # (lock file, thread) -> nested holders 
 
 def _lock_file(home: Path, env_id: int, slug: str) -> Path:
     folder = home / "locks"
-    folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+    except OSError as error:  # a dangling or looping link, or a file, where the folder belongs
+        raise _unusable(folder, error) from None
     return folder / f"{env_id}-{slug}.lock"
+
+
+def _open_lock(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as error:
+        raise _unusable(path, error) from None
+
+
+def _unusable(path: Path, error: OSError):
+    from paas_svc.errors import StateError
+
+    return StateError(f"Cannot use the lock {path}: {error.strerror or error}.",
+                      hint=f"Move {path} aside; paas makes it again.")
 
 
 def _try_lock(fd: int) -> bool:
@@ -104,7 +121,7 @@ def service_lock(home: Path, env_id: int, slug: str, purpose: str = "working on 
         finally:
             _held[key] -= 1
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _open_lock(path)
     try:
         if not _try_lock(fd):
             yield False
@@ -152,7 +169,7 @@ def busy_error(home: Path, env_id: int, where: str, slug: str, env: str) -> Conf
 @contextmanager
 def blocking_lock(path: Path, timeout: float = HOST_LOCK_TIMEOUT_SECONDS, what: str | None = None) -> Iterator[None]:
     """An exclusive flock on `path`, waited for at most `timeout` seconds (then a Conflict)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _open_lock(path)
     try:
         deadline = time.monotonic() + timeout
         interval = 0.01

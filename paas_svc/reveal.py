@@ -40,8 +40,14 @@ def variables_of(service: ServiceRecord, credentials: dict[str, str], network_vi
 
 def reveal_dsn(store: StateStore, vault: Vault, service: ServiceRecord, network_view: bool) -> str:
     dsn = connection_string(service, vault.credentials(service), network_view, service_publish_host(store, service))
-    store.audit("reveal-dsn", service.project, service.env, service.slug, "view=network" if network_view else "view=host")
+    record_dsn_reveal(store, service, network_view)
     return dsn
+
+
+def record_dsn_reveal(store: StateStore, service: ServiceRecord, network_view: bool, extra: str = "") -> None:
+    """Audit a DSN the caller has delivered (a reveal that could not be written is not one)."""
+    store.audit("reveal-dsn", service.project, service.env, service.slug,
+                ("view=network" if network_view else "view=host") + extra)
 
 
 def service_publish_host(store: StateStore, service: ServiceRecord) -> str:
@@ -53,11 +59,14 @@ def service_publish_host(store: StateStore, service: ServiceRecord) -> str:
     return targets.service_publish_host(store, service)
 
 
-def reveal_variables(store: StateStore, vault: Vault, service: ServiceRecord, network_view: bool) -> dict[str, str]:
+def reveal_variables(store: StateStore, vault: Vault, service: ServiceRecord, network_view: bool,
+                     record: bool = True) -> dict[str, str]:
+    """Every variable of one service; audited now, or with `record=False` by the caller's
+    `record_dsn_reveal(..., extra=" all")` once it delivered them."""
     variables = variables_of(service, vault.credentials(service), network_view,
                              service_publish_host(store, service))
-    store.audit("reveal-dsn", service.project, service.env, service.slug,
-                ("view=network" if network_view else "view=host") + " all")
+    if record:
+        record_dsn_reveal(store, service, network_view, " all")
     return variables
 
 
@@ -68,12 +77,20 @@ EXPORTED_STATUSES = ("Ready", "Starting")
 class EnvironmentVariables:
     variables: dict[str, str]  # per service by slug, {SLUG}_URL first
     skipped: list[tuple[ServiceRecord, str]]  # services left out, with their live status
+    revealed: list[tuple[str, str, str, str]] = None  # (project, env, slug, purpose) of each variable
+
+    def record(self, store: StateStore) -> None:
+        """Audit the reveals once they are delivered."""
+        if self.revealed:
+            with store.write() as db:
+                store.audit_many(db, "reveal-env", self.revealed)
 
 
 def environment_variables(store: StateStore, vault: Vault, services: list[tuple[ServiceRecord, str]],
-                          network_view: bool, purpose: str) -> EnvironmentVariables:
+                          network_view: bool, purpose: str, record: bool = True) -> EnvironmentVariables:
     """The variables of every service whose live status is Ready or Starting (a `--no-wait` service
-    not yet confirmed: the caller warns about it); each reveal is audited."""
+    not yet confirmed: the caller warns about it); each reveal is audited (now, or with
+    `record=False` by the caller's `record()` once it delivered them)."""
     variables: dict[str, str] = {}
     owners: dict[str, str] = {}
     skipped: list[tuple[ServiceRecord, str]] = []
@@ -90,7 +107,7 @@ def environment_variables(store: StateStore, vault: Vault, services: list[tuple[
             owners[name] = service.slug
             variables[name] = value
         revealed.append((service.project, service.env, service.slug, purpose))
-    if revealed:
-        with store.write() as db:
-            store.audit_many(db, "reveal-env", revealed)
-    return EnvironmentVariables(variables, skipped)
+    result = EnvironmentVariables(variables, skipped, revealed)
+    if record:
+        result.record(store)
+    return result

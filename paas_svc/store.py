@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from paas_svc.errors import Conflict, NotFound, StateError
+from paas_svc.errors import Conflict, InvalidInput, NotFound, StateError
 from paas_svc.home import DATABASE_FILE, KEY_FILE
 from paas_svc.models import REMOVED, AuditEntry, Environment, Operation, Project, ServiceRecord
 from paas_svc.naming import validate_name
@@ -198,6 +198,18 @@ _SERVICE_FROM = """
 
 
 def _service_from_row(row: tuple) -> ServiceRecord:
+    """A service from its row; a row damaged by hand (bad JSON, wrong types) is a state error (8)."""
+    try:
+        service = _parse_service_row(row)
+        if not isinstance(service.spec, dict):
+            raise ValueError("its spec is not a JSON object")
+    except (ValueError, TypeError, AttributeError, KeyError) as error:
+        raise StateError(f"The state database holds a damaged row for service {row[0]!r} ({row[2]}/{row[3]}/{row[4]}): {error}.",
+                         hint="Run `paas doctor`, and restore state.db from a backup if the row cannot be mended.") from None
+    return service
+
+
+def _parse_service_row(row: tuple) -> ServiceRecord:
     (service_id, env_id, project, env, slug, template, image, spec, secret,
      host_ports, status, reason, created_at, updated_at, target, node) = row
     return ServiceRecord(
@@ -326,10 +338,11 @@ class StateStore:
             if env.name == name:
                 return env
         known = ", ".join(e.name for e in self.list_environments(project))
-        raise NotFound(
-            f"Unknown environment {name!r} in project {project!r}.",
-            hint=f"Known environments: {known}. Create one with `paas env create {name}`.",
-        )
+        try:
+            create = f" Create one with `paas env create {validate_name(name, 'environment name')}`."
+        except InvalidInput:  # never echo a name no environment can have (a line break would end the hint)
+            create = ""
+        raise NotFound(f"Unknown environment {name!r} in project {project!r}.", hint=f"Known environments: {known}.{create}")
 
     def create_environment(self, project: str, name: str, target: str = "local") -> Environment:
         validate_name(name, "environment name")
@@ -354,6 +367,24 @@ class StateStore:
                     hint=f"Remove them first with `paas svc rm SLUG --env {name} --purge`.",
                 )
             db.execute("DELETE FROM environments WHERE id = ?", (env.id,))
+
+    def delete_project(self, name: str) -> None:
+        """Delete a project and its (empty) environments; refused while any service, even a
+        removed one whose volume is kept, belongs to it."""
+        project = self.get_project(name)
+        if name == DEFAULT_PROJECT:
+            raise Conflict(f"The project {name!r} is the fallback when none is chosen; it cannot be deleted.",
+                           hint="Leave it empty, or pick another one with `paas project use NAME`.")
+        with self.write() as db:
+            slugs = [f"{env}/{slug}" for env, slug in db.execute(
+                "SELECT e.name, s.slug FROM services s JOIN environments e ON e.id = s.env_id "
+                "WHERE e.project_id = ? ORDER BY e.id, s.slug", (project.id,))]
+            if slugs:
+                raise Conflict(f"Project {name!r} still has services: {', '.join(slugs)}.",
+                               hint=f"Remove them first with `paas svc rm SLUG --project {name} --env ENV --purge`.")
+            db.execute("DELETE FROM environments WHERE project_id = ?", (project.id,))
+            db.execute("DELETE FROM projects WHERE id = ?", (project.id,))
+            db.execute("DELETE FROM meta WHERE key = 'current_project' AND value = ?", (name,))
 
     # -- services -----------------------------------------------------------------
 
@@ -577,11 +608,15 @@ class StateStore:
             [(at, user, action, project, env, slug, detail) for project, env, slug, detail in rows],
         )
 
-    def list_audit(self, limit: int | None = None) -> list[AuditEntry]:
-        sql = "SELECT id, at, os_user, action, project, env, slug, detail FROM audit ORDER BY id DESC"
+    def list_audit(self, limit: int | None = None, project: str | None = None, env: str | None = None) -> list[AuditEntry]:
+        clauses = [(column, value) for column, value in (("project", project), ("env", env)) if value is not None]
+        sql = "SELECT id, at, os_user, action, project, env, slug, detail FROM audit"
+        if clauses:
+            sql += " WHERE " + " AND ".join(f"{column} = ?" for column, _ in clauses)
+        sql += " ORDER BY id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return [AuditEntry(*row) for row in self._execute(sql)][::-1]
+        return [AuditEntry(*row) for row in self._execute(sql, tuple(value for _, value in clauses))][::-1]
 
 
 def _state_error(error: sqlite3.Error, path: Path) -> StateError:

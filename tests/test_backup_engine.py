@@ -154,7 +154,7 @@ def test_redis_round_trip_500_keys_survives_a_restart(paas, engine, isolated_hom
     assert restored.exit_code == 0, restored.output
     check_redis(url)
     assert client.get("written-after-the-backup") is None
-    safety = safety_path(restored.stdout)
+    safety = safety_path(restored.stderr)
     assert safety.parent == isolated_home / "backups" and safety.name.endswith("-pre-restore.rdb")
     assert stat.S_IMODE(safety.parent.stat().st_mode) == 0o700 and stat.S_IMODE(safety.stat().st_mode) == 0o600
     assert read_backup(safety).header.payload_bytes > 0

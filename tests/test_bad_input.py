@@ -144,7 +144,7 @@ def test_host_port_already_taken(paas, engine, isolated_home):
         holder.listen(1)
         port = holder.getsockname()[1]
         result = paas(*ADD, "cache", "--template", "redis-7", "--image", REDIS_IMAGE, "--port", str(port))
-    _assert_clean_failure(result, Case("port", (), 2, f"Host port {port}"))
+    _assert_clean_failure(result, Case("port", (), 4, f"Host port {port}"))  # a conflict, as in doctor and for a paas-held port
     assert _state_dump(isolated_home) == state_before
     assert _engine_snapshot(engine, isolated_home) == engine_before
 

@@ -9,7 +9,7 @@ from paas_svc.cli.main import app
 COMMANDS = [
     [], ["catalog"], ["catalog", "list"], ["catalog", "search"], ["catalog", "show"],
     ["catalog", "add"], ["catalog", "validate"], ["catalog", "rm"],
-    ["project"], ["project", "create"], ["project", "list"], ["project", "use"],
+    ["project"], ["project", "create"], ["project", "list"], ["project", "use"], ["project", "rm"],
     ["env"], ["env", "create"], ["env", "list"], ["env", "rm"],
     ["svc"], ["svc", "add"], ["svc", "list"], ["svc", "show"], ["svc", "dsn"], ["svc", "rm"],
     ["svc", "start"], ["svc", "stop"], ["svc", "restart"], ["svc", "logs"], ["audit"],

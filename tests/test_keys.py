@@ -583,7 +583,7 @@ def _dsns(paas) -> dict[str, str]:
     return result
 
 
-def test_cli_rotate_keeps_every_dsn_and_reports_on_stderr(home, paas):
+def test_cli_rotate_keeps_every_dsn_and_reports_one_result_line(home, paas):
     _profile_with_secrets(home)
     before = _dsns(paas)
     assert before["cache"] == f"redis://:{PASSWORDS['cache']}@127.0.0.1:40001/0"
@@ -591,8 +591,7 @@ def test_cli_rotate_keeps_every_dsn_and_reports_on_stderr(home, paas):
     run = paas("key", "rotate")
 
     assert run.exit_code == 0, run.output
-    assert run.stdout == ""
-    assert "re-encrypted 3 secrets" in run.stderr
+    assert len(run.stdout.splitlines()) == 1 and "re-encrypted 3 secrets" in run.stdout  # the result; notes on stderr
     backups = old_key_files(home)
     assert len(backups) == 1 and str(backups[0]) in run.stderr
     assert _dsns(paas) == before
@@ -638,7 +637,7 @@ def test_cli_export_import_moves_a_profile(home, paas, tmp_path, monkeypatch):
     exported = tmp_path / "exported.key"
     run = paas("key", "export", "-o", str(exported))
     assert run.exit_code == 0, run.output
-    assert run.stdout == ""
+    assert run.stdout == f"Wrote the master key to {exported} (mode 0600).\n"  # the result line, never the key
     assert stat.S_IMODE(exported.stat().st_mode) == 0o600
     assert exported.read_bytes().strip() == (home / "master.key").read_bytes().strip()
     audit = paas("audit").stdout
@@ -651,7 +650,7 @@ def test_cli_export_import_moves_a_profile(home, paas, tmp_path, monkeypatch):
     assert run.exit_code == ExitCode.SECRETS and "is missing" in run.stderr
     run = paas("key", "import", str(exported))
     assert run.exit_code == 0, run.output
-    assert f"Installed the key from {exported}" in run.stderr
+    assert f"Installed the key from {exported}" in run.stdout  # the result line
     assert _dsns(paas) == before
     _assert_private_files(other)
     _assert_no_plaintext(other)

@@ -43,7 +43,8 @@ def listed(paas, *args):
 
 def test_redis_is_usable_through_its_dsn(paas, engine):
     result = add(paas, "cache", "redis-7")
-    assert "Ready in" in result.stdout and "CACHE_URL" in result.stdout
+    assert "Ready in" in result.stdout and len(result.stdout.splitlines()) == 1  # $(paas svc add ...) is one line
+    assert "CACHE_URL" in result.stderr
     url = dsn(paas, "cache")
     assert url.startswith("redis://default:") and "@127.0.0.1:" in url and url.endswith("/0")
     client = redis.Redis.from_url(url)
@@ -70,7 +71,7 @@ def test_postgres_rm_keeps_volume_and_re_add_recovers_data(paas, engine):
     removed = paas("svc", "rm", "db", "--env", "production")
     assert removed.exit_code == 0, removed.output
     assert f"volume {service['volume']} is kept" in removed.stdout
-    assert "paas svc add db --env production --template postgres-16" in removed.stdout
+    assert "paas svc add db --env production --template postgres-16" in removed.stderr
     assert engine.volumes.get(service["volume"])
     assert not engine.containers.list(all=True, filters={"name": service["container"]})
     assert ("production", "db") not in listed(paas)
@@ -83,7 +84,7 @@ def test_postgres_rm_keeps_volume_and_re_add_recovers_data(paas, engine):
 
     purged = paas("svc", "rm", "db", "--env", "production", "--purge", "--yes")
     assert purged.exit_code == 0, purged.output
-    final_backup = Path(purged.stdout.split("Final backup: ")[1].split()[0])
+    final_backup = Path(purged.stderr.split("Final backup: ")[1].split()[0])
     assert final_backup.is_file() and final_backup.stat().st_mode & 0o777 == 0o600
     assert json.loads(final_backup.read_bytes().split(b"\n", 1)[0])["template"] == "postgres-16"
     assert not engine.volumes.list(filters={"name": service["volume"]})
@@ -238,7 +239,7 @@ def test_purge_without_final_backup(paas, engine, isolated_home):
     add(paas, "cache", "redis-7")
     result = paas("svc", "rm", "cache", "--purge", "--yes", "--no-backup")
     assert result.exit_code == 0, result.output
-    assert "Final backup" not in result.stdout
+    assert "Final backup" not in result.stdout + result.stderr
     assert not list((isolated_home / "backups").glob("*")) if (isolated_home / "backups").exists() else True
 
 

@@ -5,15 +5,19 @@ from typing import Annotated, Optional
 
 import typer
 
-from paas_svc.cli.options import JsonOption
+from paas_svc.cli.options import JsonOption, ProjectOption
 from paas_svc.cli.output import print_json, print_table
 from paas_svc.cli.state import open_profile
 
+MAX_LIMIT = 2**63 - 1  # SQLite's largest LIMIT; above it is invalid input, not a crash
+
 
 def audit(json_output: JsonOption = False,
-          limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="Only the last N entries.")] = None) -> None:
+          limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, max=MAX_LIMIT, help="Only the last N entries.")] = None,
+          project: Annotated[Optional[str], typer.Option("--project", "-p", help="Only entries of this project (default: all).")] = None,
+          env: Annotated[Optional[str], typer.Option("--env", "-e", help="Only entries of this environment (default: all).")] = None) -> None:
     """Show the audit log: every add, removal and reveal of a connection string."""
-    entries = open_profile().store.list_audit(limit)
+    entries = open_profile().store.list_audit(limit, project=project, env=env)
     if json_output:
         print_json([entry._asdict() for entry in entries])
     else:

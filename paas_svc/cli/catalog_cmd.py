@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from paas_svc.cli.options import JsonOption
-from paas_svc.cli.output import data, message, print_fields, print_json, print_table
+from paas_svc.cli.output import data, print_fields, print_json, print_table
+from paas_svc.cli.render import result
 
 app = typer.Typer(help="Browse the service templates: built-in ones and your own.", no_args_is_help=True)
 
@@ -109,15 +110,13 @@ def add(file: FileArgument,
     from paas_svc.catalog import install_template
 
     template = install_template(_home(), file, replace)
-    if json_output:
-        print_json(template.to_public_dict())
-        return
-    data(f"Installed user template {template.key} ({template.kind}, {template.image})")
-    message(f"Use it with: paas svc add SLUG --template {template.key}")
+    result(f"Installed user template {template.key} ({template.kind}, {template.image})",
+           {**template.to_public_dict(), "action": "add"}, json_output,
+           [f"Use it with: paas svc add SLUG --template {template.key}"])
 
 
 @app.command("rm")
-def remove(key: KeyArgument) -> None:
+def remove(key: KeyArgument, json_output: JsonOption = False) -> None:
     """Remove a user template; refused while a service (even a removed one with a kept volume) uses it."""
     from paas_svc.catalog import remove_user_template
     from paas_svc.cli.state import open_profile
@@ -125,4 +124,5 @@ def remove(key: KeyArgument) -> None:
     profile = open_profile()
     used_by = [f"{s.project}/{s.env}/{s.slug}" for s in profile.store.list_services(include_removed=True) if s.template == key]
     remove_user_template(profile.home, key, used_by)
-    data(f"Removed user template {key}")
+
+    result(f"Removed user template {key}", {"action": "rm", "key": key}, json_output)

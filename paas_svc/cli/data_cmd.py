@@ -7,13 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from paas_svc.cli.options import EnvOption, JsonOption, ProjectOption
-from paas_svc.cli.output import StderrReporter, data, is_interactive, message, print_json
+from paas_svc.cli.options import DEFAULT_TIMEOUT, EnvOption, JsonOption, ProjectOption, TimeoutOption, YesOption
+from paas_svc.cli.output import StderrReporter, data, message, print_json
+from paas_svc.cli.render import confirm
 from paas_svc.cli.state import open_profile, service_manager
 from paas_svc.cli.svc_cmd import SlugArgument, _service, app
 
-YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the service to accept connections.")]
 
 
 class ByteProgress:
@@ -51,21 +50,15 @@ def _data_ops(profile, service):
     return DataOps(service_manager(profile, StderrReporter(), service.target), ByteProgress())
 
 
-def _confirm(question: str, refusal: str) -> None:
-    from paas_svc.errors import InvalidInput
-
-    if not is_interactive():
-        raise InvalidInput(refusal, hint="Pass --yes.")
-    if not typer.confirm(question, err=True):
-        raise typer.Exit(1)
-
-
 def _output_path(output: str | None, service, extension: str) -> Path:
+    """The backup file: the default name in the current folder, in the folder -o names (a
+    trailing / asks for a folder, created 0700 when missing), or the file -o names."""
+    from paas_svc.cli.paths import check_output_path
     from paas_svc.data_ops import default_backup_name, unique_path
 
     if output is None:
         return unique_path(Path.cwd() / default_backup_name(service, extension))
-    path = Path(output).expanduser()
+    path = check_output_path(output, folder_ok=True)
     if path.is_dir():
         return unique_path(path / default_backup_name(service, extension))
     return path
@@ -91,6 +84,8 @@ def backup(
 
     profile = open_profile()
     service = _service(profile, project, env, slug)
+    if output != "-":  # checked (and a folder/ made) before the engine is asked for anything
+        path = _output_path(output, service, strategy_for(service).extension)
     data_ops = _data_ops(profile, service)
     where = f"{service.project}/{service.env}/{service.slug}"
     if output == "-":
@@ -100,16 +95,15 @@ def backup(
         result = data_ops.backup_to_stream(service, stream)
         message(f"Backed up {where} ({service.template}) to stdout: {human_size(result.size)} in {result.elapsed_seconds:.1f}s")
         return
-    path = _output_path(output, service, strategy_for(service).extension)
     result = data_ops.backup_to_path(service, path)
     header = result.header
     if json_output:
-        print_json({"file": str(result.path), "bytes": header.payload_bytes, "sha256": header.payload_sha256,
+        print_json({"action": "backup", "file": str(result.path), "bytes": header.payload_bytes, "sha256": header.payload_sha256,
                     "elapsed_seconds": round(result.elapsed_seconds, 3), "template": header.template, "image": header.image,
                     "tool_version": header.tool_version, "created_at": header.created_at})
         return
     data(f"Backed up {where} ({service.template}) to {result.path}: {human_size(result.size)} in {result.elapsed_seconds:.1f}s")
-    data(f"Restore it with: paas svc restore {service.slug} {result.path} --env {service.env}")
+    message(f"Restore it with: paas svc restore {service.slug} {result.path} --env {service.env}")
 
 
 @app.command("restore")
@@ -124,7 +118,7 @@ def restore(
     project: ProjectOption = None,
     env: EnvOption = None,
     yes: YesOption = False,
-    timeout: TimeoutOption = 120.0,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
     json_output: JsonOption = False,
 ) -> None:
     """Replace a service's data with a backup, after a safety backup of the current data.
@@ -146,30 +140,32 @@ def restore(
         backups = Backups(data_ops)
         destination, source = backups.locate(service, file, from_dest, latest)
         path = backups.fetch(service, destination, source)
+    again = " ".join(["paas svc restore", service.slug, *([file] if file else []), *(["--from", from_dest] if from_dest else []),
+                      *(["--latest"] if latest else []), "--env", service.env, "--yes"])
     try:
-        _restore_checked(data_ops, service, source, path, yes, timeout, json_output)
+        _restore_checked(data_ops, service, source, path, yes, timeout, json_output, again)
     finally:
         if path.parent == data_ops.scratch_dir:  # a fetched copy: plaintext, remove it now
             path.unlink(missing_ok=True)
 
 
-def _restore_checked(data_ops, service, source: str, path: Path, yes: bool, timeout: float, json_output: bool) -> None:
+def _restore_checked(data_ops, service, source: str, path: Path, yes: bool, timeout: float, json_output: bool, again: str) -> None:
     checked = data_ops.check_backup(service, path)
     header = checked.header
     where = f"{service.project}/{service.env}/{service.slug}"
     if not yes:
-        _confirm(f"Replace ALL data of {where} with {source} (backup of {header.project}/{header.env}/{header.slug} "
-                 f"made {header.created_at})? A safety backup is taken first.",
-                 f"Refusing to replace the data of {where} without confirmation.")
+        confirm(f"Replace ALL data of {where} with {source} (backup of {header.project}/{header.env}/{header.slug} "
+                f"made {header.created_at})? A safety backup is taken first.",
+                f"Refusing to replace the data of {where} without confirmation.", again)
     result = data_ops.restore(service, path, checked=checked, ready_timeout=timeout)
     if json_output:
-        print_json({"file": source, "safety_backup": str(result.safety_backup),
+        print_json({"action": "restore", "file": source, "safety_backup": str(result.safety_backup),
                     "bytes": header.payload_bytes, "elapsed_seconds": round(result.elapsed_seconds, 3),
                     "from": {"project": header.project, "env": header.env, "slug": header.slug, "created_at": header.created_at}})
         return
     data(f"Restored {where} from {source} (backup of {header.project}/{header.env}/{header.slug} made {header.created_at}) "
          f"in {result.elapsed_seconds:.1f}s")
-    data(f"The data it had before is saved in {result.safety_backup}")
+    message(f"The data it had before is saved in {result.safety_backup}")
 
 
 @app.command("clone")
@@ -179,7 +175,7 @@ def clone(
     to_slug: Annotated[Optional[str], typer.Option("--to-slug", help="Slug of the copy (default: the same slug).")] = None,
     project: ProjectOption = None,
     env: EnvOption = None,
-    timeout: TimeoutOption = 120.0,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
     json_output: JsonOption = False,
 ) -> None:
     """Copy a service's data into a new service with its own credentials and volume.
@@ -196,12 +192,12 @@ def clone(
     result = _data_ops(profile, service).clone(service, to_env or service.env, to_slug, timeout=timeout)
     copy = result.service
     if json_output:
-        print_json({**service_json(copy, "Ready"), "cloned_from": {"env": service.env, "slug": service.slug},
+        print_json({**service_json(copy, "Ready"), "action": "clone", "cloned_from": {"env": service.env, "slug": service.slug},
                     "bytes": result.payload_bytes, "elapsed_seconds": round(result.elapsed_seconds, 3)})
         return
     data(f"Cloned {service.project}/{service.env}/{service.slug} into {copy.project}/{copy.env}/{copy.slug}: "
          f"{human_size(result.payload_bytes)} in {result.elapsed_seconds:.1f}s; it has its own credentials and volume {copy.volume_name}")
-    data(f"Apps get {copy.env_var}; reveal it with: paas svc dsn {copy.slug} --env {copy.env}")
+    message(f"Apps get {copy.env_var}; reveal it with: paas svc dsn {copy.slug} --env {copy.env}")
 
 
 @app.command("upgrade")
@@ -211,7 +207,7 @@ def upgrade(
     project: ProjectOption = None,
     env: EnvOption = None,
     yes: YesOption = False,
-    timeout: TimeoutOption = 120.0,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
     json_output: JsonOption = False,
 ) -> None:
     """Run a service on another image with the same volume; rolls back if it is not ready.
@@ -225,12 +221,13 @@ def upgrade(
     service = _service(profile, project, env, slug)
     where = f"{service.project}/{service.env}/{service.slug}"
     if not yes:
-        _confirm(f"Upgrade {where} from {service.image} to {image}? A backup is taken first; the service restarts.",
-                 f"Refusing to upgrade {where} without confirmation.")
+        confirm(f"Upgrade {where} from {service.image} to {image}? A backup is taken first; the service restarts.",
+                f"Refusing to upgrade {where} without confirmation.",
+                f"paas svc upgrade {service.slug} --image {image} --env {service.env} --yes")
     result = _data_ops(profile, service).upgrade(service, image, timeout=timeout)
     if json_output:
-        print_json({"slug": service.slug, "env": service.env, "old_image": result.old_image, "new_image": result.new_image,
+        print_json({"action": "upgrade", "project": service.project, "slug": service.slug, "env": service.env, "old_image": result.old_image, "new_image": result.new_image,
                     "backup": str(result.backup), "elapsed_seconds": round(result.elapsed_seconds, 3)})
         return
     data(f"Upgraded {where}: {result.old_image} -> {result.new_image}, Ready in {result.elapsed_seconds:.1f}s")
-    data(f"Backup taken before the upgrade: {result.backup}")
+    message(f"Backup taken before the upgrade: {result.backup}")

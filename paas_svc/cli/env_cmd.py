@@ -2,7 +2,6 @@
 
 
 import sys
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -22,29 +21,35 @@ TargetOption = Annotated[Optional[str], typer.Option(
 
 
 @app.command("create")
-def create(name: NameArgument, project: ProjectOption = None, target: TargetOption = None) -> None:
+def create(name: NameArgument, project: ProjectOption = None, target: TargetOption = None,
+           json_output: JsonOption = False) -> None:
     """Create an environment in the project, bound to a target."""
+    from paas_svc.cli.render import result
     from paas_svc.scope import resolve_project
     from paas_svc.targets import LOCAL, get_target
 
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
     chosen = get_target(profile.store, target or LOCAL)
-    profile.store.create_environment(project_name, name, chosen.name)
-    message(f"Created environment {name} in project {project_name} on target {chosen.name}.")
+    created = profile.store.create_environment(project_name, name, chosen.name)
+    result(f"Created environment {name} in project {project_name} on target {chosen.name}.",
+           {"action": "create", "project": project_name, "env": name, "target": chosen.name,
+            "created_at": created.created_at}, json_output)
 
 
 @app.command("set-target")
 def set_target(name: NameArgument, target: Annotated[str, typer.Argument(help="Target name (see `paas target list`).")],
-               project: ProjectOption = None) -> None:
+               project: ProjectOption = None, json_output: JsonOption = False) -> None:
     """Bind an environment to another target (refused while it has services)."""
+    from paas_svc.cli.render import result
     from paas_svc.scope import resolve_project
     from paas_svc.targets import set_environment_target
 
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
     set_environment_target(profile.store, project_name, name, target)
-    message(f"Environment {name} of project {project_name} now runs its services on target {target}.")
+    result(f"Environment {name} of project {project_name} now runs its services on target {target}.",
+           {"action": "set-target", "project": project_name, "env": name, "target": target}, json_output)
 
 
 @app.command("list")
@@ -64,14 +69,16 @@ def list_envs(project: ProjectOption = None, json_output: JsonOption = False) ->
 
 
 @app.command("rm")
-def rm(name: NameArgument, project: ProjectOption = None) -> None:
+def rm(name: NameArgument, project: ProjectOption = None, json_output: JsonOption = False) -> None:
     """Delete an environment (refused while it holds services)."""
+    from paas_svc.cli.render import result
     from paas_svc.scope import resolve_project
 
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
     profile.store.delete_environment(project_name, name)
-    message(f"Deleted environment {name} from project {project_name}.")
+    result(f"Deleted environment {name} from project {project_name}.",
+           {"action": "rm", "project": project_name, "env": name}, json_output)
 
 
 ExportEnvOption = Annotated[Optional[str], typer.Option(
@@ -83,9 +90,11 @@ StrictOption = Annotated[bool, typer.Option(
 
 
 def ready_variables(project_option: str | None, env_option: str | None, network: bool, strict: bool,
-                    purpose: str, left_out_of: str, only: list[str] | None = None) -> tuple[str, str, dict[str, str]]:
+                    purpose: str, left_out_of: str, only: list[str] | None = None,
+                    delivered=None) -> tuple[str, str, dict[str, str]]:
     """(project, env, the variables of each Ready service, or of the `only` slugs); the reveal is
-    audited with `purpose`."""
+    audited with `purpose`, after `delivered(project, env, variables)` wrote them when given (a
+    failed write records nothing)."""
     from paas_svc.reveal import environment_variables
     from paas_svc.scope import resolve_env, resolve_project
 
@@ -98,13 +107,16 @@ def ready_variables(project_option: str | None, env_option: str | None, network:
     not_ready = sorted((service.slug, status) for service, status in services if status != "Ready")
     if strict and not_ready:  # before revealing anything: a refused export is not audited
         _refuse_not_ready(project, env, not_ready)
-    result = environment_variables(profile.store, profile.vault, services, network, purpose)
+    result = environment_variables(profile.store, profile.vault, services, network, purpose, record=False)
     for service, status in result.skipped:
         warn(f"{service.slug} is {status}; left out of {left_out_of}")
     for service, status in services:
         if status == "Starting":
             warn(f"{service.slug} is Starting (not yet confirmed ready); included. "
                  f"`paas svc wait {service.slug} --env {env}` waits for it; --strict refuses it.")
+    if delivered is not None:
+        delivered(project, env, result.variables)
+    result.record(profile.store)
     return project, env, result.variables
 
 
@@ -151,50 +163,50 @@ def parse_only(text: str | None) -> list[str] | None:
 def _refuse_not_ready(project: str, env: str, not_ready: list[tuple[str, str]]) -> None:
     from paas_svc.errors import Conflict
 
+    from paas_svc.hints import repair_command
+
     listed = ", ".join(f"{slug} ({status})" for slug, status in not_ready)
     raise Conflict(f"Not every service of {project}/{env} is Ready: {listed}.",
-                   hint=f"Start them with `paas svc start SLUG --env {env}`, or drop --strict to leave them out.")
+                   hint=f"Bring it back with `{repair_command(not_ready[0][0], env)}`"
+                        + (" (and the same for the others)" if len(not_ready) > 1 else "")
+                        + ", or drop --strict to leave it out.")
 
 
 @app.command("export")
 def export(
     project: ProjectOption = None,
     env: ExportEnvOption = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="dotenv, json, shell (for eval) or docker (for --env-file).")] = "dotenv",
+    fmt: Annotated[str, typer.Option("--format", help="dotenv, json, shell (for eval) or docker (for --env-file).")] = "dotenv",
     network: NetworkOption = False,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file (atomically, mode 0600; never through a link, FIFO or device) instead of stdout.")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file (atomically, mode 0600; never through a link, FIFO or device) instead of stdout.")] = None,
     strict: StrictOption = False,
     only: Annotated[Optional[str], typer.Option("--only", help="Only these services, comma-separated: --only cache,db.")] = None,
 ) -> None:
     """Print the variables ({SLUG}_URL, _HOST, _PORT, ...) of every Ready service of the environment. Audited as a reveal."""
     from paas_svc.envfile import check_format, render
 
+    from paas_svc.cli.paths import check_output_path
+    from paas_svc.cli.render import result
+
     check_format(fmt)  # a typo must not cost a reveal
     slugs = parse_only(only)
-    if output is not None:
-        _check_output_folder(output)
+    target = None if output is None else check_output_path(output)  # an unusable -o must not cost a reveal either
     view = "network" if network else "host"
-    project_name, env_name, variables = ready_variables(
-        project, env, network, strict, purpose=f"format={fmt} view={view}", left_out_of="the export", only=slugs)
-    text = render(variables, fmt)
-    if not variables:
-        message(f"note: no Ready service in {project_name}/{env_name}; nothing to export.")
-    if output is None:
-        if variables:
-            protect_stdout("connection strings with passwords")
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    write_output_file(output, text.encode(), "the variables")
-    message(f"Wrote {len(variables)} variable{'' if len(variables) == 1 else 's'} to {output}")
 
+    def deliver(project_name: str, env_name: str, variables: dict[str, str]) -> None:
+        text = render(variables, fmt)
+        if not variables:
+            message(f"note: no Ready service in {project_name}/{env_name}; nothing to export.")
+        if target is None:
+            if variables:
+                protect_stdout("connection strings with passwords")
+            sys.stdout.write(text)
+            sys.stdout.flush()  # before the reveal is recorded: a closed or full stdout records nothing
+            return
+        write_output_file(target, text.encode(), "the variables")
+        count = len(variables)
+        result(f"Wrote {count} variable{'' if count == 1 else 's'} to {output}",
+               {"action": "export", "file": str(output), "variables": sorted(variables)}, False)
 
-def _check_output_folder(path: Path) -> None:
-    """Before any reveal: -o names a file in an existing folder, and nothing but a regular file is there."""
-    from paas_svc.errors import InvalidInput
-    from paas_svc.home import check_replaceable
-
-    if not path.parent.is_dir():
-        raise InvalidInput(f"Cannot write {path}: {path.parent} is not an existing folder.",
-                           hint="Create it first, or pick another path for -o.")
-    check_replaceable(path)
+    ready_variables(project, env, network, strict, purpose=f"format={fmt} view={view}",
+                    left_out_of="the export", only=slugs, delivered=deliver)

@@ -107,11 +107,117 @@ def _fail(text: str, hint: str | None, code: int) -> int:
     return code
 
 
+def _command_path(argv: list[str]) -> str:
+    """`paas svc add` for ["svc", "add", ...]: the command a generic hint points at."""
+    words = ["paas"]
+    if argv and (argv[0] in GROUPS or argv[0] in COMMANDS):
+        words.append(argv[0])
+        if argv[0] in GROUPS and len(argv) > 1 and argv[1][:1].isalpha():
+            words.append(argv[1])
+    return " ".join(words)
+
+
+def _help_hint(argv: list[str]) -> str:
+    return f"See `{_command_path(argv)} --help`."
+
+
+# Options of `paas run` that take a value; everything from COMMAND on belongs to COMMAND.
+_RUN_VALUE_OPTIONS = {"--project", "-p", "--env", "-e"}
+
+
+def _own_arguments(argv: list[str]) -> list[str]:
+    """The arguments paas itself reads (for `run`, not the command's own arguments)."""
+    if not argv or argv[0] != "run":
+        return argv
+    own, index = [argv[0]], 1
+    while index < len(argv) and argv[index] != "--" and argv[index].startswith("-"):
+        own.append(argv[index])
+        if argv[index] in _RUN_VALUE_OPTIONS and index + 1 < len(argv):
+            own.append(argv[index + 1])
+            index += 1
+        index += 1
+    return own
+
+
+def _check_text(argv: list[str]) -> None:
+    """Names, scopes and paths must be text: bytes that are not UTF-8 (which Python keeps as
+    lone surrogates) are refused as invalid input before they reach the database or a file."""
+    from paas_svc.errors import InvalidInput
+
+    named = [(f"argument {value.encode('utf-8', 'surrogateescape')!r}", value) for value in _own_arguments(argv)]
+    named += [(f"variable ${name}", os.environ[name]) for name in ("PAAS_PROJECT", "PAAS_ENV") if name in os.environ]
+    for what, value in named:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"The {what} is not valid UTF-8 text.",
+                               hint="Names are lowercase letters, digits and hyphens; paths must be UTF-8.") from None
+
+
+def _sanitize_columns() -> str | None:
+    """COLUMNS is for terminals: ignored when stdout is not one, and held to a readable range
+    (COLUMNS=0 printed empty help, COLUMNS=99999999 gigabytes of padding). Returns the value to restore."""
+    from paas_svc.cli.render import MAX_WIDTH, MIN_WIDTH, terminal_width
+
+    original = os.environ.get("COLUMNS")
+    if original is None:
+        return None
+    os.environ.pop("COLUMNS")
+    try:
+        wanted = int(original)
+    except ValueError:
+        wanted = 0
+    if sys.stdout is not None and MIN_WIDTH <= wanted and terminal_width() is not None:
+        os.environ["COLUMNS"] = str(min(wanted, MAX_WIDTH))
+    return original
+
+
+class _ClosedStdout:
+    """Stands in for a closed stdout (`paas ... >&-`): writing to it is an error we report."""
+
+    encoding = "utf-8"
+
+    @property
+    def buffer(self):
+        return self
+
+    def write(self, text) -> int:
+        import errno
+
+        raise OSError(errno.EBADF, "stdout is closed")
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        import io
+
+        raise io.UnsupportedOperation("stdout is closed")
+
+
+def _output_error(error: OSError) -> int | None:
+    """The exit code of an error writing stdout (None when the error is about something else)."""
+    import errno
+
+    from paas_svc.errors import ExitCode
+
+    if isinstance(error, BrokenPipeError):
+        print("error: the reader of the output went away (broken pipe); the output is incomplete.", file=sys.stderr)
+        return ExitCode.BROKEN_PIPE
+    if error.errno in (errno.EBADF, errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG):
+        print(f"error: cannot write the output: {error.strerror or error}.", file=sys.stderr)
+        return ExitCode.OUTPUT
+    return None
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; user errors never show a traceback."""
-    from typer._click import ClickException
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
-    from paas_svc.errors import ExitCode, Interrupted, PaasError
+    from paas_svc.errors import Declined, ExitCode, Interrupted, PaasError
 
     from paas_svc.home import use_private_umask
 
@@ -121,36 +227,66 @@ def run(argv: list[str] | None = None) -> int:
 
         prepare()
     previous_handlers = _install_interrupt_handlers()
+    if sys.stdout is None:
+        sys.stdout = _ClosedStdout()
+    argv = sys.argv[1:] if argv is None else argv
+    columns = _sanitize_columns()
     try:
-        argv = sys.argv[1:] if argv is None else argv
+        _check_text(argv)
         result = build_app(argv)(args=argv, prog_name="paas", standalone_mode=False)
+        sys.stdout.flush()  # a full device must fail here, with our message, not at interpreter exit
     except Interrupted as error:
         if error.message == "interrupted":
             print("\ninterrupted", file=sys.stderr)
             return error.exit_code
         print(file=sys.stderr)
         return _fail(error.message, error.hint, error.exit_code)
-    except PaasError as error:
-        return _fail(error.message, error.hint, error.exit_code)
-    except ClickException as error:
-        error.show()
+    except Declined as error:  # not an error: the user said no
+        print(error.message, file=sys.stderr)
+        if error.hint:
+            print(f"hint: {error.hint}", file=sys.stderr)
         return error.exit_code
+    except PaasError as error:
+        return _fail(error.message, error.hint or _help_hint(argv), error.exit_code)
+    except NoArgsIsHelpError as error:
+        error.show()  # the group's help, on stderr
+        return ExitCode.USAGE
+    except UsageError as error:  # unknown option or command, missing or bad argument: our own style
+        command = error.ctx.command_path if error.ctx is not None else _command_path(argv)
+        return _fail(error.format_message(), f"See `{command} --help`.", ExitCode.USAGE)
+    except ClickException as error:
+        return _fail(error.format_message(), _help_hint(argv), ExitCode.USAGE)
     except (KeyboardInterrupt, typer.Abort):
         print("\ninterrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
-    except BrokenPipeError:
-        return 0
+    except SystemExit as error:
+        if isinstance(error.__context__, BrokenPipeError):  # Rich's way to end on a broken pipe
+            return _output_error(error.__context__)
+        raise
+    except OSError as error:
+        code = _output_error(error)
+        if code is None:
+            return _internal_error(error)
+        return code
     except Exception as error:  # a bug: one line unless PAAS_DEBUG asks for the traceback
-        if os.environ.get("PAAS_DEBUG"):
-            raise
-        return _fail(f"internal error: {type(error).__name__}: {error}",
-                     "Run again with PAAS_DEBUG=1 for a traceback and report it.", ExitCode.INTERNAL)
+        return _internal_error(error)
     finally:
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
         if "paas_svc.cli.state" in sys.modules:
             sys.modules["paas_svc.cli.state"].close_profiles()
+        if columns is not None:
+            os.environ["COLUMNS"] = columns
     return result if isinstance(result, int) else 0
+
+
+def _internal_error(error: Exception) -> int:
+    from paas_svc.errors import ExitCode
+
+    if os.environ.get("PAAS_DEBUG"):
+        raise error
+    return _fail(f"internal error: {type(error).__name__}: {error}",
+                 "Run again with PAAS_DEBUG=1 for a traceback and report it.", ExitCode.INTERNAL)
 
 
 def _install_interrupt_handlers() -> dict:
@@ -175,8 +311,23 @@ def _raise_interrupted(signum, frame) -> None:
 
 
 def main() -> None:
+    from paas_svc.errors import ExitCode
+
     code = run()
+    if code in (ExitCode.OUTPUT, ExitCode.BROKEN_PIPE):
+        _discard_stdout()
     # Freezing what exists lets interpreter shutdown skip its final full collection
     # (~10 ms, a tenth of a `svc dsn`).
     gc.freeze()
     sys.exit(code)
+
+
+def _discard_stdout() -> None:
+    """After stdout failed, point it at /dev/null so the interpreter's final flush cannot
+    fail again (and print "Exception ignored" or change the exit code)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass

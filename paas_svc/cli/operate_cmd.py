@@ -7,17 +7,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from paas_svc.cli.options import EnvOption, JsonOption, ProjectOption
-from paas_svc.cli.output import StderrReporter, data, message, print_json, print_table
+from paas_svc.cli.options import DEFAULT_TIMEOUT, EnvOption, JsonOption, ProjectOption, TimeoutOption
+from paas_svc.cli.output import StderrReporter, print_json, print_table
+from paas_svc.cli.render import result
 from paas_svc.cli.state import close_profiles, open_profile, service_manager
-from paas_svc.cli.svc_cmd import SlugArgument, _service, app
-
-TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the service to accept connections.")]
+from paas_svc.cli.svc_cmd import SlugArgument, _service, app, service_json
 
 
 @app.command("wait")
 def wait(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
-         timeout: TimeoutOption = 120.0) -> None:
+         timeout: TimeoutOption = DEFAULT_TIMEOUT, json_output: JsonOption = False) -> None:
     """Wait until a service accepts connections and record it Ready (after `svc add --no-wait`)."""
     from paas_svc.lifecycle import validate_timeout
 
@@ -25,7 +24,8 @@ def wait(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
     profile = open_profile()
     service = _service(profile, project, env, slug)
     waited = service_manager(profile, StderrReporter(), service.target).wait(service, timeout)
-    data(f"{slug} in {service.project}/{service.env}: Ready after {waited:.1f}s")
+    result(f"{slug} in {service.project}/{service.env}: Ready after {waited:.1f}s",
+           {**service_json(service, "Ready"), "action": "wait", "elapsed_seconds": round(waited, 3)}, json_output)
 
 
 @app.command("connect")
@@ -52,25 +52,28 @@ def connect(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = 
 
 @app.command("rotate-password")
 def rotate_password(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
-                    timeout: TimeoutOption = 120.0, json_output: JsonOption = False) -> None:
+                    timeout: TimeoutOption = DEFAULT_TIMEOUT, json_output: JsonOption = False) -> None:
     """Give a running service a new password (or master key), changed inside the engine; the old one stops working. Audited."""
+    from paas_svc.lifecycle import validate_timeout
     from paas_svc.operate import rotate_password as rotate
 
+    validate_timeout(timeout)
     profile = open_profile()
     service = _service(profile, project, env, slug)
-    result = rotate(service_manager(profile, StderrReporter(), service.target), service, timeout)
-    if json_output:
-        print_json({"project": service.project, "env": service.env, "slug": slug, "field": result.field,
-                    "also": list(result.also), "recreated": result.recreated, "finished_interrupted": result.finished_earlier})
+    rotated = rotate(service_manager(profile, StderrReporter(), service.target), service, timeout)
+    payload = {"action": "rotate-password", "project": service.project, "env": service.env, "slug": slug,
+               "field": rotated.field, "also": list(rotated.also), "recreated": rotated.recreated,
+               "finished_interrupted": rotated.finished_earlier}
+    if rotated.finished_earlier:
+        result(f"{slug} in {service.project}/{service.env}: finished an interrupted rotation; the stored {rotated.field} works again",
+               payload, json_output)
         return
-    if result.finished_earlier:
-        data(f"{slug} in {service.project}/{service.env}: finished an interrupted rotation; the stored {result.field} works again")
-        return
-    how = " (container re-created so the engine keeps it across restarts)" if result.recreated else ""
-    also = "".join(f" and new {name}" for name in result.also)
-    data(f"{slug} in {service.project}/{service.env}: new {result.field}{also} in place{how}; the old ones are refused"
-         if also else f"{slug} in {service.project}/{service.env}: new {result.field} in place{how}; the old one is refused")
-    message(f"Apps must read it again: `paas env export --env {service.env}` or `paas run` give the new value.")
+    how = " (container re-created so the engine keeps it across restarts)" if rotated.recreated else ""
+    also = "".join(f" and new {name}" for name in rotated.also)
+    result(f"{slug} in {service.project}/{service.env}: new {rotated.field}{also} in place{how}; "
+           + ("the old ones are refused" if also else "the old one is refused"),
+           payload, json_output,
+           [f"Apps must read it again: `paas env export --env {service.env}` or `paas run` give the new value."])
 
 
 @app.command("update")
@@ -78,14 +81,16 @@ def update(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
            memory: Annotated[Optional[str], typer.Option("--memory", help="Memory limit, e.g. 512m or 1g; none removes it.")] = None,
            cpus: Annotated[Optional[str], typer.Option("--cpus", help="CPU limit in cores, e.g. 1.5; none removes it.")] = None,
            url_scheme: Annotated[Optional[str], typer.Option("--url-scheme", help="PostgreSQL: postgres or postgresql in {SLUG}_URL (no restart).")] = None,
-           timeout: TimeoutOption = 120.0, json_output: JsonOption = False) -> None:
+           timeout: TimeoutOption = DEFAULT_TIMEOUT, json_output: JsonOption = False) -> None:
     """Change a service's settings. New limits re-create its container on the same volume, credentials and port."""
     from paas_svc.errors import InvalidInput
+    from paas_svc.lifecycle import validate_timeout
     from paas_svc.limits import limits_json, parse_cpus, parse_memory
     from paas_svc.operate import update_service
 
     if memory is None and cpus is None and url_scheme is None:
-        raise InvalidInput("Nothing to update.", hint="Pass --memory, --cpus and/or --url-scheme.")
+        raise InvalidInput("Nothing to update.", hint=f"Pass --memory, --cpus and/or --url-scheme, e.g. `paas svc update {slug} --memory 512m`.")
+    validate_timeout(timeout)
     profile = open_profile()
     service = _service(profile, project, env, slug)
     manager = service_manager(profile, StderrReporter(), service.target)
@@ -102,17 +107,17 @@ def update(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
         if cpus is not None:
             limits["cpus"] = parse_cpus(cpus, manager.engine.cpu_count())
         changes["limits"] = limits
-    result = update_service(manager, service, changes, timeout)
-    if json_output:
-        print_json({"slug": slug, "changed": result.changed, "recreated": result.recreated, "limits": limits_json(result.service.spec)})
+    updated = update_service(manager, service, changes, timeout)
+    shown = limits_json(updated.service.spec)
+    payload = {"action": "update", "project": service.project, "env": service.env, "slug": slug,
+               "changed": updated.changed, "recreated": updated.recreated, "limits": shown,
+               "url_scheme": updated.service.spec.get("url_scheme")}
+    if not updated.changed:
+        result(f"{slug} in {service.project}/{service.env}: already so; nothing changed", payload, json_output)
         return
-    if not result.changed:
-        data(f"{slug} in {service.project}/{service.env}: already so; nothing changed")
-        return
-    shown = limits_json(result.service.spec)
-    data(f"{slug} in {service.project}/{service.env}: memory {shown['memory'] or 'unlimited'}, cpus {shown['cpus'] or 'unlimited'}, "
-         f"URL scheme {result.service.spec.get('url_scheme') or 'as the template writes it'}"
-         + (" (container re-created, Ready)" if result.recreated else ""))
+    result(f"{slug} in {service.project}/{service.env}: memory {shown['memory'] or 'unlimited'}, cpus {shown['cpus'] or 'unlimited'}, "
+           f"URL scheme {updated.service.spec.get('url_scheme') or 'as the template writes it'}"
+           + (" (container re-created, Ready)" if updated.recreated else ""), payload, json_output)
 
 
 @app.command("stats")

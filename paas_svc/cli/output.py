@@ -73,26 +73,16 @@ def _console(stderr: bool = False):
 
     stream = sys.stderr if stderr else sys.stdout
     # Piped output is for scripts and files: do not wrap table cells at 80 columns.
-    width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
-    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+    width = None if stream.isatty() else 200
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width,
+                   no_color=bool(os.environ.get("NO_COLOR")) or None)
 
 
-def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "Nothing to show.") -> None:
-    rows = list(rows)
-    if not rows:
-        message(empty)
-        return
-    from rich import box
-    from rich.markup import escape
-    from rich.table import Table
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "Nothing to show.",
+                priority: Sequence[str] | None = None) -> None:
+    from paas_svc.cli.render import print_table as render_table  # one table style for every command
 
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        # Cells are stored text (paths, reasons, names): shown literally, never read as Rich markup.
-        table.add_row(*("" if cell is None else escape(str(cell)) for cell in row))
-    _console().print(table)
+    render_table(columns, rows, empty, priority)
 
 
 def print_fields(fields: Sequence[tuple[str, Any]]) -> None:

@@ -1,4 +1,4 @@
-"""`paas project create|list|use`."""
+"""`paas project create|list|use|rm`."""
 
 
 from typing import Annotated
@@ -6,18 +6,23 @@ from typing import Annotated
 import typer
 
 from paas_svc.cli.options import JsonOption
-from paas_svc.cli.output import message, print_json, print_table
+from paas_svc.cli.output import print_json, print_table
+from paas_svc.cli.render import result
 from paas_svc.cli.state import open_profile
 
 app = typer.Typer(help="Projects: each has its own environments and services.", no_args_is_help=True)
 
 
 @app.command("create")
-def create(name: Annotated[str, typer.Argument(help="Project name (lowercase letters, digits, hyphens).")]) -> None:
+def create(name: Annotated[str, typer.Argument(help="Project name (lowercase letters, digits, hyphens).")],
+           json_output: JsonOption = False) -> None:
     """Create a project with the environments development, staging and production."""
     profile = open_profile()
-    profile.store.create_project(name)
-    message(f"Created project {name} with environments development, staging, production.")
+    project = profile.store.create_project(name)
+    envs = [e.name for e in profile.store.list_environments(name)]
+    result(f"Created project {name} with environments {', '.join(envs)}.",
+           {"action": "create", "project": name, "envs": envs, "created_at": project.created_at}, json_output,
+           [f"Make it the current one with: paas project use {name}"])
 
 
 @app.command("list")
@@ -35,11 +40,19 @@ def list_projects(json_output: JsonOption = False) -> None:
 
 
 @app.command("use")
-def use(name: Annotated[str, typer.Argument(help="Project to make current.")]) -> None:
+def use(name: Annotated[str, typer.Argument(help="Project to make current.")], json_output: JsonOption = False) -> None:
     """Make a project the current one (PAAS_PROJECT and --project still win)."""
     from paas_svc.scope import CURRENT_PROJECT_META
 
     profile = open_profile()
     profile.store.get_project(name)
     profile.store.set_meta(CURRENT_PROJECT_META, name)
-    message(f"Current project: {name}")
+    result(f"Current project: {name}", {"action": "use", "project": name}, json_output)
+
+
+@app.command("rm")
+def rm(name: Annotated[str, typer.Argument(help="Project to delete.")], json_output: JsonOption = False) -> None:
+    """Delete a project and its environments (refused while it has services, even removed ones)."""
+    profile = open_profile()
+    profile.store.delete_project(name)
+    result(f"Deleted project {name}.", {"action": "rm", "project": name}, json_output)

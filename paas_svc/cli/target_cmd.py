@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from paas_svc.cli.options import JsonOption
-from paas_svc.cli.output import data, message, print_fields, print_json, print_table, warn
+from paas_svc.cli.output import print_fields, print_json, print_table, warn
+from paas_svc.cli.render import result
 from paas_svc.cli.state import open_profile
 
 app = typer.Typer(help="Docker engines (local, remote over TLS or ssh, Swarm managers) services run on.",
@@ -65,12 +66,10 @@ def add(
     for text in added.warnings:
         warn(text)
     target = added.target
-    if json_output:
-        print_json({**target_json(target, 0, profile.home), "engine_version": added.engine_version})
-        return
-    data(f"Added target {target.name}: {target.kind} at {target.docker_host} (Docker {added.engine_version}), "
-         f"publishing on {target.publish_address}")
-    message(f"Bind an environment to it: paas env create NAME --target {target.name}")
+    result(f"Added target {target.name}: {target.kind} at {target.docker_host} (Docker {added.engine_version}), "
+           f"publishing on {target.publish_address}",
+           {**target_json(target, 0, profile.home), "action": "add", "engine_version": added.engine_version}, json_output,
+           [f"Bind an environment to it: paas env create NAME --target {target.name}"])
 
 
 @app.command("list")
@@ -103,10 +102,10 @@ def show(name: NameArgument, json_output: JsonOption = False) -> None:
 
 
 @app.command("rm")
-def rm(name: NameArgument) -> None:
+def rm(name: NameArgument, json_output: JsonOption = False) -> None:
     """Remove a target and its kept credential files (refused while services or environments use it)."""
     from paas_svc.targets import remove_target
 
     profile = open_profile()
     remove_target(profile.store, profile.home, name)
-    message(f"Removed target {name} and its credential files.")
+    result(f"Removed target {name} and its credential files.", {"action": "rm", "target": name}, json_output)

@@ -53,9 +53,10 @@ def list_command(json_output: JsonOption = False) -> None:
 
 
 @app.command("revoke")
-def revoke(name: NameArgument) -> None:
+def revoke(name: NameArgument, json_output: JsonOption = False) -> None:
     """Revoke a token: the API refuses it from now on (401)."""
+    from paas_svc.cli.render import result
     from paas_svc.tokens import revoke_token
 
     token = revoke_token(open_profile().store, name)
-    data(f"Token {token.name!r} revoked at {token.revoked_at}.")
+    result(f"Token {token.name!r} revoked at {token.revoked_at}.", {**_token_json(token), "action": "revoke"}, json_output)

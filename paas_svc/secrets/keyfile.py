@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from paas_svc.errors import SecretsError
+from paas_svc.errors import PaasError, SecretsError
 from paas_svc.home import KEY_FILE, fsync_dir, write_private_file
 
 ENV_VAR = "PAAS_MASTER_KEY"
@@ -42,10 +44,14 @@ def read_key(home: Path) -> bytes | None:
         return _checked(from_env.strip().encode(), f"${ENV_VAR}")
     path = key_path(home)
     try:
-        raw = path.read_bytes()
+        raw = _read_regular(path)
     except FileNotFoundError:
+        if os.path.islink(path):  # a dangling link: not "no key yet" (a new key would be written through it)
+            raise _not_a_key_file(path, "a symbolic link to nothing") from None
         return None
     except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise _not_a_key_file(path, "a symbolic link loop") from None
         raise SecretsError(
             f"Cannot read the master key file {path}: {error.strerror}.",
             hint="Fix its permissions (it should be 0600 and owned by you) or set PAAS_MASTER_KEY.",
@@ -53,13 +59,33 @@ def read_key(home: Path) -> bytes | None:
     return _checked(raw.strip(), str(path))
 
 
+MAX_KEY_FILE = 4096  # a key file is one 44-character line; never read more
+
+
+def _read_regular(path: Path) -> bytes:
+    """The first bytes of a regular file. O_NONBLOCK: a FIFO must not block the open, and a
+    FIFO or a device (/dev/zero) is refused instead of read forever."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise _not_a_key_file(path, "not a regular file")
+        return handle.read(MAX_KEY_FILE)
+
+
+def _not_a_key_file(path: Path, what: str):
+    from paas_svc.errors import StateError
+
+    return StateError(f"The master key file {path} is {what}; the paas home holds something paas did not put there.",
+                      hint=f"Move {path} aside and restore the key with `paas key import FILE`.")
+
+
 def read_key_file(path: Path) -> bytes | None:
     """The valid Fernet key held in `path` (a pending key or a backup), None when absent or unusable."""
     from paas_svc.secrets.box import is_valid_key
 
     try:
-        raw = path.read_bytes().strip()
-    except OSError:
+        raw = _read_regular(path).strip()
+    except (OSError, PaasError):  # a FIFO or device in place of a pending key or backup is unusable too
         return None
     return raw if is_valid_key(raw) else None
 
