@@ -17,6 +17,7 @@ from typing import BinaryIO, Iterator, Protocol
 
 from paas_svc.backup import BackupFailed
 from paas_svc.errors import InvalidInput
+from paas_svc.home import atomic_private_file
 
 S3_PART_BYTES = 8 * 1024 * 1024
 S3_CONCURRENCY = 4  # parts in flight: memory stays near S3_PART_BYTES * S3_CONCURRENCY
@@ -57,20 +58,10 @@ class FolderDestination:
                                hint="Check that it is mounted; the backup is retried at the next run.")
         try:
             target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    shutil.copyfileobj(source, handle, 1024 * 1024)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temporary, target)
-            except BaseException:
-                try:
-                    os.unlink(temporary)
-                except FileNotFoundError:
-                    pass
-                raise
+            with atomic_private_file(target) as handle:  # 0600, fsynced, renamed into place
+                shutil.copyfileobj(source, handle, 1024 * 1024)
+        except InvalidInput as error:  # something that is not a regular file is in the way
+            raise BackupFailed(f"Cannot write to the backup destination {self.name}: {error.message}", hint=error.hint) from None
         except OSError as error:
             raise BackupFailed(f"Cannot write to the backup destination {self.name} ({self.root}): {error.strerror or error}.",
                                hint="Check that the folder is mounted and writable.") from None
