@@ -1,6 +1,6 @@
-"""No password on any process's command line while a real backup runs: a thread reads
-`ps -eo args` on the host (which sees the containers' processes too) from before the backup
-starts until it ends, and the tool is held in flight until the watcher has seen it.
+"""No password on any process's command line while a real backup runs: a thread reads every
+host process's command line (tests/argv_watch.py: what `ps -eo args` shows, containers'
+processes included) from before the backup starts until it ends, and the tool is held in flight until the watcher has seen it.
 
 MongoDB: the stand-in image has no mongodump, so the test puts a small one in the container
 (a script that records what it was given and waits for a go-ahead); the command line and the
@@ -10,12 +10,11 @@ config file are paas's real ones. PostgreSQL: the real pg_dump, held by a table 
 from __future__ import annotations
 
 import subprocess
-import threading
-import time
 
 import psycopg
 import pytest
 
+from tests.argv_watch import ArgvWatcher
 from tests.conftest import PAAS_BIN, POSTGRES_IMAGE, STANDIN_IMAGE
 from tests.test_backup_engine import add, dsn
 
@@ -36,37 +35,6 @@ sys.stdout.buffer.write(gzip.compress(b"a mongodump archive"))
 """
 
 
-class PsWatcher:
-    """Every distinct command line `ps` shows on the host while it runs."""
-
-    def __init__(self):
-        self.lines: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            output = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-            self.lines.update(output.splitlines())
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def wait_for(self, fragment: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [line for line in list(self.lines) if fragment in line]
-            if found:
-                return found[0]
-            time.sleep(0.05)
-        raise AssertionError(f"no process with {fragment!r} seen; saw {sorted(self.lines)[:50]}")
-
-
 def _password(url: str) -> str:
     return url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
 
@@ -78,11 +46,11 @@ def test_mongodb_backup_shows_no_password_in_ps(paas, engine, tmp_path):
     code, output = box.exec_run(["python3", "-c", f"open('/usr/local/bin/mongodump', 'w').write({FAKE_MONGODUMP!r}); "
                                                   "import os; os.chmod('/usr/local/bin/mongodump', 0o755)"])
     assert code == 0, output
-    with PsWatcher() as watcher:
+    with ArgvWatcher() as watcher:
         process = subprocess.Popen([PAAS_BIN, "svc", "backup", "docs", "-o", str(tmp_path / "docs.mongoarchive")],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            line = watcher.wait_for("--archive --gzip")
+            line = watcher.wait_for("--authenticationDatabase admin --config /tmp/")  # the tool, not the sh -c around it
             box.exec_run(["touch", "/tmp/go"])
             stdout, stderr = process.communicate(timeout=120)
         finally:
@@ -103,7 +71,7 @@ def test_postgres_backup_shows_no_password_in_ps(paas, engine, tmp_path):
     password = _password(url)
     with psycopg.connect(url) as setup:
         setup.execute("CREATE TABLE held (n int)")
-    with PsWatcher() as watcher, psycopg.connect(url) as holder:
+    with ArgvWatcher() as watcher, psycopg.connect(url) as holder:
         holder.execute("LOCK TABLE held IN ACCESS EXCLUSIVE MODE")  # pg_dump waits for it: the dump stays in flight
         process = subprocess.Popen([PAAS_BIN, "svc", "backup", "db", "-o", str(tmp_path / "db.pgdump")],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -118,8 +86,3 @@ def test_postgres_backup_shows_no_password_in_ps(paas, engine, tmp_path):
     assert "pg_dump -Fc" in line
     leaked = [seen for seen in watcher.lines if password in seen]
     assert leaked == [], f"the password is on a command line: {leaked}"
-
-
-@pytest.fixture(autouse=True)
-def _require_ps():
-    subprocess.run(["ps", "-eo", "args"], capture_output=True, check=True)

@@ -11,52 +11,15 @@ their password rotated, and read the containers' inspect data.
 from __future__ import annotations
 
 import json
-import os
-import threading
 import time
 
 import pytest
 import redis
 
+from tests.argv_watch import ArgvWatcher
 from tests.conftest import REDIS_IMAGE, VALKEY_IMAGE
 
 SERVICES = [("redis-7", REDIS_IMAGE, "redis-server"), ("valkey-8", VALKEY_IMAGE, "valkey-server")]
-
-
-class ArgvWatcher:
-    """Every distinct command line of every process on the host while it runs (containers'
-    processes included: they are host processes in other namespaces)."""
-
-    def __init__(self):
-        self.lines: set[str] = set()
-        self.rounds = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            for pid in os.listdir("/proc"):
-                if not pid.isdigit():
-                    continue
-                try:
-                    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                        text = cmdline.read().replace(b"\0", b" ").decode(errors="replace").strip()
-                except OSError:
-                    continue  # gone meanwhile
-                if text:
-                    self.lines.add(text)
-            self.rounds += 1
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def leaked(self, secret: str) -> list[str]:
-        return sorted(line for line in self.lines if secret in line)
 
 
 def _show(paas, slug: str) -> dict:
