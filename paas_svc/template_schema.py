@@ -288,14 +288,23 @@ def _variables(problems: Problems, value: Any, secrets: set[str]) -> None:
             _check_placeholders(problems, text, path, secrets, view=True)
 
 
-def _readiness(problems: Problems, value: Any, kind: Any, capabilities: dict | None, secrets: set[str], ports: set[int]) -> None:
+def _chosen(problems: Problems, value: Any, section: str, key: str, choices) -> str | None:
+    """A section that is a mapping of known fields whose `key` picks one of `choices`: that
+    choice, or None once the problem is recorded."""
     if not isinstance(value, dict):
-        problems.add("readiness", f"must be a mapping with check: {' | '.join(CHECKS)}")
-        return
-    _unknown_fields(problems, value, FIELDS["readiness"], "readiness.")
-    check = value.get("check")
-    if check not in CHECKS:
-        problems.add("readiness.check", f"must be one of {', '.join(CHECKS)}")
+        problems.add(section, f"must be a mapping with {key}: {' | '.join(choices)}")
+        return None
+    _unknown_fields(problems, value, FIELDS[section], f"{section}.")
+    chosen = value.get(key)
+    if chosen not in choices:
+        problems.add(f"{section}.{key}", f"must be one of {', '.join(choices)}")
+        return None
+    return chosen
+
+
+def _readiness(problems: Problems, value: Any, kind: Any, capabilities: dict | None, secrets: set[str], ports: set[int]) -> None:
+    check = _chosen(problems, value, "readiness", "check", CHECKS)
+    if check is None:
         return
     allowed = {"protocol": ("check", "port"), "tcp": ("check", "port"), "http": ("check", "port", "path", "status", "bearer"),
                "command": ("check", "command")}[check]
@@ -328,13 +337,8 @@ def _readiness(problems: Problems, value: Any, kind: Any, capabilities: dict | N
 def _backup(problems: Problems, value: Any, kind: Any, capabilities: dict | None, secrets: set[str]) -> None:
     if value is None:
         return
-    if not isinstance(value, dict):
-        problems.add("backup", f"must be a mapping with strategy: {' | '.join(STRATEGIES)}")
-        return
-    _unknown_fields(problems, value, FIELDS["backup"], "backup.")
-    strategy = value.get("strategy")
-    if strategy not in STRATEGIES:
-        problems.add("backup.strategy", f"must be one of {', '.join(STRATEGIES)}")
+    strategy = _chosen(problems, value, "backup", "strategy", STRATEGIES)
+    if strategy is None:
         return
     for name in ("dump", "restore", "environment", "extension"):
         if name in value and strategy != "command":
