@@ -9,7 +9,7 @@ alike. Removal (`paas svc rm --purge`, `docker rm -f` + volume rm) is not timed.
 Target: median `svc add` <= 1.2x the median raw run.
 
 paas runs twice per round, in alternating order: as installed (the local engine through
-paas_svc.engine_local, no Docker SDK) and with PAAS_ENGINE_CLIENT=sdk (the SDK adapter, as
+paas_svc.engine.local, no Docker SDK) and with PAAS_ENGINE_CLIENT=sdk (the SDK adapter, as
 every engine call went before that adapter existed), so the before/after share the rounds.
 
 For the profile, two figures are reported besides: a raw run that also asks the engine

@@ -173,7 +173,7 @@ def user_templates_dir(home: Path) -> Path:
 def _default_home(home: Path | None) -> Path:
     if home is not None:
         return home
-    from paas_svc.home import home_dir
+    from paas_svc.state.home import home_dir
 
     return home_dir()
 
@@ -216,7 +216,7 @@ def read_template_file(path: Path) -> Template:
 def install_template(home: Path, path: Path, replace: bool = False) -> Template:
     """`paas catalog add FILE`: validate, refuse to shadow a built-in, store in the profile.
     An invalid file creates nothing, not even the profile folder."""
-    from paas_svc.home import ensure_home, write_private_file
+    from paas_svc.state.home import ensure_home, write_private_file
 
     template = read_template_file(path)
     if template.key in load_builtin():

@@ -443,5 +443,5 @@ def test_hot_commands_never_import_the_web_stack(engine, paas):
         completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert completed.returncode == 0, completed.stderr[-2000:]
         modules = completed.stderr.strip().splitlines()[-1]
-        for heavy in ("'starlette", "'uvicorn", "'anyio", "'paas_svc.api", "'paas_svc.tokens", "'h11"):
+        for heavy in ("'starlette", "'uvicorn", "'anyio", "'paas_svc.api", "'paas_svc.state.tokens", "'h11"):
             assert heavy not in modules, (argv, heavy)

@@ -2,10 +2,10 @@
 finishes between reading its row and looking at its lock is never shown as crashed."""
 
 from paas_svc.api.status_cache import StatusCache
-from paas_svc.home import ensure_home
-from paas_svc.locks import service_lock
-from paas_svc.models import ServiceRecord
-from paas_svc.store import open_store
+from paas_svc.state.home import ensure_home
+from paas_svc.state.locks import service_lock
+from paas_svc.state.models import ServiceRecord
+from paas_svc.state.store import open_store
 
 
 def _provisioning(store):

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 import redis
 
-from paas_svc.backup import read_backup, verify_payload
+from paas_svc.kinds.strategy import read_backup, verify_payload
 from tests.conftest import BASE_IMAGE, PAAS_BIN, POSTGRES_IMAGE, REDIS_IMAGE, STANDIN_IMAGE, profile_id
 
 IMAGE_FOR = {"postgres-16": POSTGRES_IMAGE, "redis-7": REDIS_IMAGE, "mailpit": STANDIN_IMAGE, "minio": STANDIN_IMAGE}
@@ -212,7 +212,7 @@ def test_postgres_round_trip_1000_rows(paas, engine, tmp_path):
 # -- bad files change nothing ---------------------------------------------------------------------
 
 def test_restore_refuses_bad_files_and_loses_nothing(paas, engine, isolated_home, tmp_path):
-    from paas_svc.backup import RESERVED_HEADER_BYTES, encode_header
+    from paas_svc.kinds.strategy import RESERVED_HEADER_BYTES, encode_header
     from tests.test_backup_unit import header_for
 
     info = add(paas, "cache", "redis-7")
@@ -355,7 +355,7 @@ def test_postgres_major_change_is_refused(paas, engine, isolated_home, retag):
 
 def test_final_backup_before_purge_of_a_stopped_service(paas, engine, isolated_home):
     from paas_svc.cli.state import open_profile, service_manager
-    from paas_svc.data_ops import final_backup_before_purge
+    from paas_svc.usecases.data import final_backup_before_purge
 
     info = add(paas, "cache", "redis-7")
     seed_redis(dsn(paas, "cache"))

@@ -19,18 +19,18 @@ from pathlib import Path
 
 import pytest
 
-from paas_svc import backup as bk
+from paas_svc.kinds import strategy as bk
 from paas_svc.kinds import mongodb as mongodb_kind
-from paas_svc.backup import (
+from paas_svc.kinds.strategy import (
     BackupFailed, BackupHeader, InvalidBackup, ServiceContext, check_compatible, check_volume_tar,
     encode_header, kind_of, parse_header, read_backup, strategy_for, verify_payload,
 )
 from paas_svc.kinds.postgres import major_from_image as postgres_major_from_image
 from paas_svc.kinds.postgres import major_from_version_output as postgres_major_from_version_output
 from paas_svc.catalog import get_template
-from paas_svc.engine import ContainerView, Engine, ExecResult
+from paas_svc.engine.sdk import ContainerView, Engine, ExecResult
 from paas_svc.catalog import spec_from_template
-from paas_svc.models import READY, ServiceRecord
+from paas_svc.state.models import READY, ServiceRecord
 
 PASSWORD = "S3cretS3cretS3cretS3cretS3cret12"
 
@@ -88,7 +88,7 @@ def tar_contents(data: bytes) -> dict[str, bytes | None]:
 
 
 class RecordingEngine:
-    """The engine adapter (paas_svc.engine.Engine) as a recorder. `exec_reply` scripts
+    """The engine adapter (paas_svc.engine.sdk.Engine) as a recorder. `exec_reply` scripts
     what an exec answers; `archives` maps a path to the tar bytes get_archive returns."""
 
     def __init__(self, exec_reply=None, archives: dict[str, bytes] | None = None, running: bool = True):
@@ -152,7 +152,7 @@ class RecordingEngine:
 
 
 def fake_context(engine: RecordingEngine, service: ServiceRecord, http=None) -> ServiceContext:
-    from paas_svc.engine import ContainerSpec
+    from paas_svc.engine.sdk import ContainerSpec
 
     def spec(extra_environment=None):
         return ContainerSpec(name=service.container_name, image=service.image, command=None,
@@ -351,7 +351,7 @@ def test_check_volume_tar():
 
 
 def test_default_backup_name_and_unique_path(tmp_path):
-    from paas_svc.data_ops import default_backup_name, human_size, unique_path
+    from paas_svc.usecases.data import default_backup_name, human_size, unique_path
 
     service = make_service("postgres-16", slug="db")
     when = datetime(2025, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
@@ -669,9 +669,9 @@ def test_volume_payload_outside_the_mount_is_refused(tmp_path):
 
 @pytest.fixture
 def manager_with_fake_engine(isolated_home):
-    from paas_svc.home import ensure_home
-    from paas_svc.lifecycle import ServiceManager
-    from paas_svc.store import open_store
+    from paas_svc.state.home import ensure_home
+    from paas_svc.usecases.lifecycle import ServiceManager
+    from paas_svc.state.store import open_store
     from paas_svc.secrets.vault import Vault
 
     home = ensure_home(isolated_home)
@@ -684,7 +684,7 @@ def manager_with_fake_engine(isolated_home):
 
 @pytest.mark.parametrize("content", [b"", b"garbage\n", None])
 def test_restore_of_a_bad_file_touches_nothing(tmp_path, manager_with_fake_engine, content):
-    from paas_svc.data_ops import DataOps
+    from paas_svc.usecases.data import DataOps
 
     manager, engine = manager_with_fake_engine
     path = tmp_path / "bad.rdb"
@@ -699,7 +699,7 @@ def test_restore_of_a_bad_file_touches_nothing(tmp_path, manager_with_fake_engin
 
 
 def test_upgrade_to_the_same_image_is_refused(manager_with_fake_engine):
-    from paas_svc.data_ops import DataOps
+    from paas_svc.usecases.data import DataOps
     from paas_svc.errors import InvalidInput
 
     manager, engine = manager_with_fake_engine
@@ -710,7 +710,7 @@ def test_upgrade_to_the_same_image_is_refused(manager_with_fake_engine):
 
 
 def test_postgres_major_check_uses_the_data_dir_and_the_image(manager_with_fake_engine):
-    from paas_svc.data_ops import DataOps
+    from paas_svc.usecases.data import DataOps
     from paas_svc.errors import Conflict
 
     manager, engine = manager_with_fake_engine
@@ -733,7 +733,7 @@ def test_postgres_major_check_uses_the_data_dir_and_the_image(manager_with_fake_
 
 
 def test_a_failed_volume_restore_puts_the_previous_data_back(tmp_path, manager_with_fake_engine):
-    from paas_svc.data_ops import DataOps
+    from paas_svc.usecases.data import DataOps
 
     manager, engine = manager_with_fake_engine
     service = make_service("minio", slug="files")
@@ -771,7 +771,7 @@ def test_a_failed_volume_restore_puts_the_previous_data_back(tmp_path, manager_w
 
 
 def test_tool_errors_never_show_the_password(manager_with_fake_engine):
-    from paas_svc.data_ops import DataOps
+    from paas_svc.usecases.data import DataOps
 
     manager, engine = manager_with_fake_engine
     service = make_service("mongodb-7", slug="docs")

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from paas_svc.backups.crypto import CHUNK_SIZE, HEADER_BYTES, TAG_BYTES, DecryptionFailed, EncryptingReader, decrypt_stream, encrypt_stream, key_id
-from paas_svc.backups.cron import parse_schedule
-from paas_svc.backups.retention import RetentionPolicy, backups_to_keep, make_policy
+from paas_svc.secrets.backup_cipher import CHUNK_SIZE, HEADER_BYTES, TAG_BYTES, DecryptionFailed, EncryptingReader, decrypt_stream, encrypt_stream, key_id
+from paas_svc.usecases.backups.cron import parse_schedule
+from paas_svc.usecases.backups.retention import RetentionPolicy, backups_to_keep, make_policy
 from paas_svc.errors import InvalidInput, SecretsError
 
 UTC = timezone.utc
@@ -187,7 +187,7 @@ def test_backup_key_file_import_keeps_the_previous_key(tmp_path):
 # -- host scheduler entries ----------------------------------------------------------------
 
 def test_systemd_units_call_run_due_with_this_home(tmp_path):
-    from paas_svc.backups.scheduler_install import systemd_units
+    from paas_svc.usecases.backups.scheduler_install import systemd_units
 
     home = tmp_path / "my home"
     units = systemd_units(home, "abc123")
@@ -200,7 +200,7 @@ def test_systemd_units_call_run_due_with_this_home(tmp_path):
 
 def test_cron_entry_is_installed_removed_and_its_command_runs(tmp_path, monkeypatch):
     """The cron.d entry paas writes, run by hand as cron would (sh -c), runs `backup run-due` for this home."""
-    from paas_svc.backups import scheduler_install
+    from paas_svc.usecases.backups import scheduler_install
 
     cron_dir = tmp_path / "cron.d"
     cron_dir.mkdir(exist_ok=True)
@@ -233,7 +233,7 @@ def test_systemd_timer_is_installed_removed_and_its_exec_start_runs(tmp_path, mo
     service's ExecStart run by hand with its Environment= line, as systemd would run it."""
     import shlex
 
-    from paas_svc.backups import scheduler_install
+    from paas_svc.usecases.backups import scheduler_install
 
     unit_dir = tmp_path / "systemd"
     monkeypatch.setenv("PAAS_SCHEDULER", "systemd")
@@ -258,10 +258,10 @@ def test_systemd_timer_is_installed_removed_and_its_exec_start_runs(tmp_path, mo
 
 def test_key_rotation_re_encrypts_destination_keys(isolated_home):
     """S3 keys of a destination are stored like service credentials: a rotation must re-encrypt them too."""
-    from paas_svc.backups.records import BackupRecords
-    from paas_svc.home import ensure_home
+    from paas_svc.usecases.backups.records import BackupRecords
+    from paas_svc.state.home import ensure_home
     from paas_svc.secrets.rotation import rotate_key
-    from paas_svc.store import open_store
+    from paas_svc.state.store import open_store
     from paas_svc.secrets.vault import Vault
 
     home = ensure_home(isolated_home)

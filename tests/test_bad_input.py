@@ -259,7 +259,7 @@ def test_home_paas_creates_is_private(paas, tmp_path, monkeypatch):
 def _state_with_a_service(home: Path) -> None:
     from tests.test_trust_secrets import add_services
 
-    from paas_svc.home import ensure_home
+    from paas_svc.state.home import ensure_home
 
     add_services(ensure_home(home), ("cache",))
 
@@ -367,7 +367,7 @@ def test_doctor_reports_a_link_in_the_home_and_never_chmods_its_target(paas, iso
 def test_restore_refuses_a_header_with_escapes_or_newlines(paas, engine, isolated_home, tmp_path, field, value):
     import json
 
-    from paas_svc.backup import RESERVED_HEADER_BYTES, encode_header
+    from paas_svc.kinds.strategy import RESERVED_HEADER_BYTES, encode_header
     from tests.test_backup_unit import header_for
 
     assert paas(*ADD, "cache", "--template", "redis-7", "--image", REDIS_IMAGE).exit_code == 0
@@ -386,7 +386,7 @@ def test_restore_refuses_a_header_with_escapes_or_newlines(paas, engine, isolate
 
 def test_restore_refuses_a_hostile_volume_archive(paas, engine, isolated_home, tmp_path):
     """One case of the matrix in tests/test_hostile_archives_engine.py, here with the common checks."""
-    from paas_svc.backup import RESERVED_HEADER_BYTES, encode_header
+    from paas_svc.kinds.strategy import RESERVED_HEADER_BYTES, encode_header
     from tests.conftest import STANDIN_IMAGE
     from tests.test_backup_unit import HOSTILE_ARCHIVES, header_for
 

@@ -25,10 +25,10 @@ def stored_service(home: Path, slug: str = "cache", env: str = "production", sta
                    host_port: int = 40001):
     """A service row (with real encrypted credentials) as `svc add` leaves it, without an engine."""
     from paas_svc.catalog import get_template
-    from paas_svc.home import ensure_home
-    from paas_svc.lifecycle import spec_from_template
-    from paas_svc.models import ServiceRecord
-    from paas_svc.store import open_store
+    from paas_svc.state.home import ensure_home
+    from paas_svc.usecases.lifecycle import spec_from_template
+    from paas_svc.state.models import ServiceRecord
+    from paas_svc.state.store import open_store
     from paas_svc.secrets.vault import Vault
 
     ensure_home(home)
@@ -370,9 +370,9 @@ def test_backup_folder_path_checks(tmp_path):
 
 
 def test_backups_folder_that_is_a_file_is_a_home_problem(isolated_home):
-    from paas_svc.data_ops import backup_dir
+    from paas_svc.usecases.data import backup_dir
     from paas_svc.errors import StateError
-    from paas_svc.home import ensure_home
+    from paas_svc.state.home import ensure_home
 
     ensure_home(isolated_home)
     (isolated_home / "backups").write_text("not a folder")
@@ -385,7 +385,7 @@ def test_backups_folder_that_is_a_file_is_a_home_problem(isolated_home):
 
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero", "dangling", "loop"])
 def test_a_master_key_that_is_not_a_regular_file_is_exit_8_without_hanging(isolated_home, kind):
-    from paas_svc.home import ensure_home
+    from paas_svc.state.home import ensure_home
 
     ensure_home(isolated_home)
     key = isolated_home / "master.key"
@@ -397,7 +397,7 @@ def test_a_master_key_that_is_not_a_regular_file_is_exit_8_without_hanging(isola
 
 
 def test_doctor_reports_a_dangling_link_in_the_home(paas, isolated_home, monkeypatch):
-    from paas_svc.home import ensure_home
+    from paas_svc.state.home import ensure_home
 
     ensure_home(isolated_home)
     (isolated_home / "stray").symlink_to(isolated_home / "gone")

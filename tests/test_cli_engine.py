@@ -141,7 +141,7 @@ import pytest  # noqa: E402
 @pytest.mark.parametrize("name", ["locks", "ports.lock"])
 @pytest.mark.parametrize("kind", ["dangling", "loop"])
 def test_a_broken_link_where_a_lock_belongs_is_a_home_problem(paas, engine, isolated_home, name, kind):
-    from paas_svc.home import ensure_home
+    from paas_svc.state.home import ensure_home
 
     ensure_home(isolated_home)
     link = isolated_home / name

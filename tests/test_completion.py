@@ -3,7 +3,7 @@ environments and slugs (the `paas` script run as bash/zsh/fish run it)."""
 
 import pytest
 
-from paas_svc.models import READY, ServiceRecord
+from paas_svc.state.models import READY, ServiceRecord
 from tests.conftest import run_paas, run_paas_process
 
 

@@ -13,18 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from paas_svc.backup import BackupFailed
-from paas_svc.engine import ExecResult
+from paas_svc.kinds.strategy import BackupFailed
+from paas_svc.engine.sdk import ExecResult
 from paas_svc.errors import Conflict, StateError
-from paas_svc.models import READY, RESTORING, UPGRADING, PURGING
+from paas_svc.state.models import READY, RESTORING, UPGRADING, PURGING
 from tests.test_backup_unit import RecordingEngine, credentials_for, make_service, write_backup
 
 
 @pytest.fixture
 def manager(isolated_home):
-    from paas_svc.home import ensure_home
-    from paas_svc.lifecycle import ServiceManager
-    from paas_svc.store import open_store
+    from paas_svc.state.home import ensure_home
+    from paas_svc.usecases.lifecycle import ServiceManager
+    from paas_svc.state.store import open_store
     from paas_svc.secrets.vault import Vault
 
     home = ensure_home(isolated_home)
@@ -76,8 +76,8 @@ def test_a_purged_service_takes_its_operation_record_with_it(manager):
     (PURGING, False, "Purging (interrupted)"),
 ])
 def test_an_operation_is_shown_whatever_the_container_does(stored, held, shown):
-    from paas_svc.docker_status import ContainerState
-    from paas_svc.status import live_status
+    from paas_svc.engine.status import ContainerState
+    from paas_svc.usecases.status import live_status
 
     service = make_service("redis-7")
     service.status = stored
@@ -98,7 +98,7 @@ def test_start_refuses_an_interrupted_restore_and_names_repair(manager, action):
 
 
 def test_rm_without_purge_and_backup_refuse_an_interrupted_upgrade(manager, tmp_path):
-    from paas_svc.data_ops import DataOps
+    from paas_svc.usecases.data import DataOps
 
     service = stored_service(manager, "redis-7", "cache")
     manager.store.begin_operation(service.id, UPGRADING, safety_backup="/b/x.rdb", old_image="a", new_image="b")
@@ -131,7 +131,7 @@ def mongo_replies(fail_restores: int):
 
 
 def test_a_failed_mongodb_restore_puts_the_safety_backup_back(manager, tmp_path):
-    from paas_svc.data_ops import DataOps
+    from paas_svc.usecases.data import DataOps
 
     service = stored_service(manager, "mongodb-7", "docs")
     manager.fake.exec_reply = mongo_replies(fail_restores=1)
@@ -150,8 +150,8 @@ def test_a_failed_mongodb_restore_puts_the_safety_backup_back(manager, tmp_path)
 
 
 def test_a_failed_mongodb_restore_whose_rollback_fails_says_what_state_and_how_back(manager, tmp_path):
-    from paas_svc.data_ops import DataOps
-    from paas_svc.status import live_status
+    from paas_svc.usecases.data import DataOps
+    from paas_svc.usecases.status import live_status
 
     service = stored_service(manager, "mongodb-7", "docs")
     manager.fake.exec_reply = mongo_replies(fail_restores=2)
@@ -180,7 +180,7 @@ PROBE_LOOP = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from paas_svc import locks
+from paas_svc.state import locks
 home = Path(sys.argv[1])
 print("ready", flush=True)
 end = time.monotonic() + 30
@@ -193,7 +193,7 @@ def test_probing_a_lock_never_makes_a_taker_fail(isolated_home):
     """What `svc list` does for every Provisioning/Restoring row, thousands of times a second,
     while this process takes and releases the lock 1000 times: it must never find it taken.
     (The old probe took the flock for a moment, and a concurrent add then failed.)"""
-    from paas_svc import locks
+    from paas_svc.state import locks
 
     isolated_home.mkdir(parents=True, exist_ok=True)
     (isolated_home / "locks").mkdir(exist_ok=True)
@@ -213,11 +213,11 @@ def test_probing_a_lock_never_makes_a_taker_fail(isolated_home):
 
 
 def test_the_probe_sees_a_lock_held_by_another_process_and_names_the_holder(isolated_home):
-    from paas_svc import locks
+    from paas_svc.state import locks
 
     isolated_home.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; sys.path.insert(0, sys.argv[2]); from paas_svc import locks\n"
+        "import sys, time; from pathlib import Path; sys.path.insert(0, sys.argv[2]); from paas_svc.state import locks\n"
         "with locks.service_lock(Path(sys.argv[1]), 1, 'cache', 'restore') as got:\n"
         "    print(got, flush=True); time.sleep(60)"), str(isolated_home), str(Path(__file__).resolve().parents[1])],
         stdout=subprocess.PIPE, text=True)
@@ -236,7 +236,7 @@ def test_the_probe_sees_a_lock_held_by_another_process_and_names_the_holder(isol
 
 
 def test_the_service_lock_is_reentrant_within_one_command(isolated_home):
-    from paas_svc import locks
+    from paas_svc.state import locks
 
     isolated_home.mkdir(parents=True, exist_ok=True)
     with locks.service_lock(isolated_home, 1, "cache", "rm --purge") as outer:
@@ -249,7 +249,7 @@ def test_the_service_lock_is_reentrant_within_one_command(isolated_home):
 # -- the host-wide lock lives in a private folder and waits with a timeout ---------------------
 
 def test_host_lock_is_in_a_private_folder_not_a_predictable_tmp_name(tmp_path, monkeypatch):
-    from paas_svc import locks
+    from paas_svc.state import locks
 
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -261,7 +261,7 @@ def test_host_lock_is_in_a_private_folder_not_a_predictable_tmp_name(tmp_path, m
 
 
 def test_host_lock_prefers_a_private_runtime_dir(tmp_path, monkeypatch):
-    from paas_svc import locks
+    from paas_svc.state import locks
 
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700)
@@ -273,7 +273,7 @@ def test_host_lock_prefers_a_private_runtime_dir(tmp_path, monkeypatch):
 
 
 def test_host_lock_refuses_a_folder_that_is_a_symlink(tmp_path, monkeypatch):
-    from paas_svc import locks
+    from paas_svc.state import locks
 
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -287,7 +287,7 @@ def test_host_lock_refuses_a_folder_that_is_a_symlink(tmp_path, monkeypatch):
 def test_a_held_host_lock_is_waited_for_then_a_clear_error(tmp_path):
     import fcntl
 
-    from paas_svc import locks
+    from paas_svc.state import locks
 
     path = tmp_path / "network.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -1,5 +1,5 @@
 """One contract, two adapters: the same engine-level cases run against the SDK adapter
-(paas_svc.engine.DockerEngine) and the raw local-socket adapter (paas_svc.engine_local.
+(paas_svc.engine.sdk.DockerEngine) and the raw local-socket adapter (paas_svc.engine.local.
 LocalEngine) on the real engine, error mapping included, and both must create the same
 container from the same spec. Plus: `svc add` of a present image never imports the SDK.
 """
@@ -17,7 +17,7 @@ import tempfile
 
 import pytest
 
-from paas_svc.engine_api import ContainerSpec
+from paas_svc.engine.protocol import ContainerSpec
 from paas_svc.errors import Conflict, DockerUnavailable, ProvisioningFailed
 from tests.conftest import PAAS_BIN, REDIS_IMAGE, sweep
 
@@ -26,10 +26,10 @@ ADAPTERS = ["sdk", "local"]
 
 def open_adapter(kind: str):
     if kind == "sdk":
-        from paas_svc.engine import DockerEngine
+        from paas_svc.engine.sdk import DockerEngine
 
         return DockerEngine()
-    from paas_svc.engine_local import LocalEngine
+    from paas_svc.engine.local import LocalEngine
 
     return LocalEngine()
 
@@ -253,7 +253,7 @@ def test_local_engine_maps_an_engine_lost_mid_command(docker_client, tmp_path):
     let requests' ConnectionError through as an internal error)."""
     import threading
 
-    from paas_svc.engine_local import LocalEngine
+    from paas_svc.engine.local import LocalEngine
 
     path = str(tmp_path / "once.sock")
     server = socket.socket(socket.AF_UNIX)
@@ -279,9 +279,9 @@ def test_local_engine_maps_an_engine_lost_mid_command(docker_client, tmp_path):
 # -- which adapter, and what `svc add` imports ---------------------------------------------------
 
 def test_the_local_unix_engine_gets_the_raw_adapter_and_others_the_sdk(monkeypatch, isolated_home, docker_client):
-    from paas_svc.engine import DockerEngine
-    from paas_svc.engine_local import LocalEngine
-    from paas_svc.targets import local_target, open_engine
+    from paas_svc.engine.sdk import DockerEngine
+    from paas_svc.engine.local import LocalEngine
+    from paas_svc.engine.targets import local_target, open_engine
 
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     assert type(open_engine(isolated_home, local_target())) is LocalEngine
@@ -307,8 +307,8 @@ def test_svc_add_of_a_present_image_imports_neither_docker_nor_requests(tmp_path
                                     "--image", REDIS_IMAGE], env=environment, capture_output=True, text=True, timeout=120)
         assert completed.returncode == 0, completed.stderr
         modules = json.loads(report.read_text())
-        assert "paas_svc.engine_local" in modules
-        assert [m for m in modules if m.split(".")[0] in ("docker", "requests", "urllib3") or m == "paas_svc.engine"] == []
+        assert "paas_svc.engine.local" in modules
+        assert [m for m in modules if m.split(".")[0] in ("docker", "requests", "urllib3") or m == "paas_svc.engine.sdk"] == []
     finally:
         subprocess.run([PAAS_BIN, "svc", "rm", "cache", "--purge", "--yes", "--no-backup"], env=environment,
                        capture_output=True, timeout=120)

@@ -286,7 +286,7 @@ def test_env_export_imports_neither_the_docker_sdk_nor_rich_nor_yaml(engine, paa
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.startswith("CACHE_URL=redis://")
     imported = {line.rsplit("|", 1)[-1].strip() for line in completed.stderr.splitlines() if line.startswith("import time:")}
-    assert "paas_svc.docker_status" in imported  # the live status did come from the engine
+    assert "paas_svc.engine.status" in imported  # the live status did come from the engine
     assert {name for name in imported if name.split(".")[0] in ("docker", "rich", "yaml")} == set()
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from paas_svc.backup import RESERVED_HEADER_BYTES, encode_header
+from paas_svc.kinds.strategy import RESERVED_HEADER_BYTES, encode_header
 from tests.test_backup_engine import add, backups_in, container
 from tests.test_backup_unit import HOSTILE_ARCHIVES, header_for
 

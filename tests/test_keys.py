@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from paas_svc.errors import ExitCode, InvalidInput, SecretsError
-from paas_svc.home import ensure_home
+from paas_svc.state.home import ensure_home
 from paas_svc.secrets.keyfile import old_key_files, pending_key_path
 from paas_svc.secrets.rotation import drop_old_keys, rotate_key
 from paas_svc.secrets.transfer import export_key, import_key
 from paas_svc.secrets.vault import Vault
-from paas_svc.models import ServiceRecord
-from paas_svc.store import KEY_CHECK_META, open_store
+from paas_svc.state.models import ServiceRecord
+from paas_svc.state.store import KEY_CHECK_META, open_store
 
 PASSWORDS = {"cache": "pw-cache-Zq81xLm", "queue": "pw-queue-Rt55vNc", "db": "pw-db-Kk09aPo"}
 PORTS = {"cache": 40001, "queue": 40002, "db": 40003}

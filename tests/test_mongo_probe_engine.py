@@ -9,7 +9,7 @@ through the published port is "not ready".
 import json
 from urllib.parse import urlsplit
 
-from paas_svc.readiness import probe
+from paas_svc.kinds.readiness import probe
 from tests.conftest import STANDIN_IMAGE
 
 MONGO = {"probe": "mongodb"}

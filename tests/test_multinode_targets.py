@@ -143,7 +143,7 @@ def test_tunnel_reaches_a_loopback_only_service(paas, remote_node):
     import redis
 
     from paas_svc.cli.state import open_profile
-    from paas_svc.tunnel import open_tunnel
+    from paas_svc.usecases.tunnel import open_tunnel
 
     add_ssh_target(paas, remote_node, name="hidden")  # publishes on the node's 127.0.0.1 only
     ok(paas("env", "create", "dev2", "--target", "hidden"))

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from paas_svc.backup import strategy_for
+from paas_svc.kinds.strategy import strategy_for
 from paas_svc.catalog import get_template, load_catalog
-from paas_svc.engine import ContainerView, Engine, ExecResult
+from paas_svc.engine.sdk import ContainerView, Engine, ExecResult
 from tests.test_backup_unit import RecordingEngine, parameters
 
 TEMPLATES = sorted(load_catalog())
@@ -226,10 +226,10 @@ def generated_secrets(manager, services) -> set[str]:
 
 @pytest.mark.parametrize("template_key", TEMPLATES)
 def test_no_data_operation_puts_a_credential_on_a_command_line(template_key, isolated_home, tmp_path, meilisearch_on):
-    from paas_svc.data_ops import DataOps, final_backup_before_purge
-    from paas_svc.home import ensure_home
-    from paas_svc.lifecycle import ServiceManager
-    from paas_svc.store import open_store
+    from paas_svc.usecases.data import DataOps, final_backup_before_purge
+    from paas_svc.state.home import ensure_home
+    from paas_svc.usecases.lifecycle import ServiceManager
+    from paas_svc.state.store import open_store
     from paas_svc.secrets.vault import Vault
 
     home = ensure_home(isolated_home)

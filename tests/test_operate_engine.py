@@ -206,7 +206,7 @@ def test_rotation_interrupted_after_the_engine_changed_is_finished_by_the_next_r
     # Simulate a crash between changing the engine and storing the secret: the pending secret is
     # recorded and the engine has it, the stored secret is the old one.
     from paas_svc.cli.state import open_profile
-    from paas_svc.engine_clients import rotation, service_kind
+    from paas_svc.kinds.clients import rotation, service_kind
 
     profile = open_profile()
     service = profile.store.get_service("default", "production", "db")
@@ -214,7 +214,7 @@ def test_rotation_interrupted_after_the_engine_changed_is_finished_by_the_next_r
     new = {**old, "password": "N3wPassw0rdN3wPassw0rdN3wPassw0rd"}
     profile.store.set_pending_secret(service.id, profile.vault.encrypt(new))
     plan = rotation(service_kind(service.template, service.spec), old, new["password"], 5432)
-    from paas_svc.engine import DockerEngine
+    from paas_svc.engine.sdk import DockerEngine
 
     assert DockerEngine().exec_capture(service.container_name, plan.command.argv, plan.command.environment).exit_code == 0
     profile.store.close()
@@ -310,7 +310,7 @@ def test_rotate_mariadb_app_and_root_passwords_old_refused_new_work_data_kept(pa
     assert status(paas, "db") == "Ready"
 
     # A mysql-kind template without a root account: the app user changes its own password.
-    from paas_svc.engine_clients import rotation
+    from paas_svc.kinds.clients import rotation
 
     own = rotation("mysql", {"user": "app", "password": new_url.password, "db": "db"}, "0wnPassw0rd0wnPassw0rd", 3306)
     assert own.also == () and "root" not in " ".join(own.command.argv)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from paas_svc.protocols import ProtocolError, amqp, mysql
+from paas_svc.kinds.protocols import ProtocolError, amqp, mysql
 from tests.conftest import MARIADB_IMAGE, RABBITMQ_IMAGE
 
 LABEL = "paas-test.protocols"

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from paas_svc.protocols import ProtocolError, amqp, mysql
+from paas_svc.kinds.protocols import ProtocolError, amqp, mysql
 
 PASSWORD = "s3cretPassw0rdLettersOnly"
 SCRAMBLE = bytes(range(1, 21))
@@ -139,7 +139,7 @@ def test_connect_to_an_ascii_host_does_not_load_the_idna_codec():
     code = (
         "import socket, sys\n"
         "server = socket.socket(); server.bind(('127.0.0.1', 0)); server.listen(1)\n"
-        "from paas_svc.protocols import connect\n"
+        "from paas_svc.kinds.protocols import connect\n"
         "connect('127.0.0.1', server.getsockname()[1]).close()\n"
         "connect('localhost', server.getsockname()[1]).close()\n"
         "print('encodings.idna' in sys.modules)\n"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from paas_svc import readiness
-from paas_svc.protocols import mongo as bson
-from paas_svc.protocols.scram import ScramClient as _Scram
+from paas_svc.kinds import readiness
+from paas_svc.kinds.protocols import mongo as bson
+from paas_svc.kinds.protocols.scram import ScramClient as _Scram
 
 
 def test_scram_matches_rfc7677_example():

@@ -6,7 +6,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from paas_svc.s3 import signed_headers
+from paas_svc.kinds.s3 import signed_headers
 
 
 def test_signature_matches_botocore(monkeypatch):

@@ -9,8 +9,8 @@ import stat
 import subprocess
 import sys
 
-from paas_svc.engine import ExecResult
-from paas_svc.scratch import SCRATCH_DIR_NAME, process_scratch_dir, process_tag
+from paas_svc.engine.sdk import ExecResult
+from paas_svc.state.scratch import SCRATCH_DIR_NAME, process_scratch_dir, process_tag
 from tests.conftest import PAAS_BIN
 from tests.test_backup_engine import add
 from tests.test_backup_unit import PASSWORD, RecordingEngine, credentials_for, make_service
@@ -58,10 +58,10 @@ def test_leftovers_of_dead_processes_are_removed_and_live_ones_kept(isolated_hom
 def test_a_streamed_backup_stages_in_the_private_folder(isolated_home):
     """During the backup its staging copy is a 0600 file in a 0700 folder under PAAS_HOME/tmp;
     afterwards nothing is left, and a dead process's leftover is gone."""
-    from paas_svc.data_ops import DataOps
-    from paas_svc.home import ensure_home
-    from paas_svc.lifecycle import ServiceManager
-    from paas_svc.store import open_store
+    from paas_svc.usecases.data import DataOps
+    from paas_svc.state.home import ensure_home
+    from paas_svc.usecases.lifecycle import ServiceManager
+    from paas_svc.state.store import open_store
     from paas_svc.secrets.vault import Vault
 
     home = ensure_home(isolated_home)

@@ -2,9 +2,9 @@
 
 import pytest
 
-from paas_svc.docker_status import ContainerState
-from paas_svc.models import FAILED, PROVISIONING, READY, REMOVED, STARTING, ServiceRecord
-from paas_svc.status import live_status
+from paas_svc.engine.status import ContainerState
+from paas_svc.state.models import FAILED, PROVISIONING, READY, REMOVED, STARTING, ServiceRecord
+from paas_svc.usecases.status import live_status
 
 
 def _service(status):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from paas_svc.docker_status import parse_docker_host, swarm_service_view
-from paas_svc.targets import Target, is_loopback
+from paas_svc.engine.status import parse_docker_host, swarm_service_view
+from paas_svc.engine.targets import Target, is_loopback
 
 
 @pytest.mark.parametrize("url,parsed", [
@@ -82,13 +82,13 @@ def test_swarm_status_from_tasks_and_nodes(service, tasks, nodes, state):
     assert view.image == "pg:16" and view.ports == {5432: ("", 41000)}
 
 
-@pytest.mark.parametrize("adapter", ["paas_svc.engine:DockerEngine", "paas_svc.swarm:SwarmEngine", "paas_svc.engine_local:LocalEngine"])
+@pytest.mark.parametrize("adapter", ["paas_svc.engine.sdk:DockerEngine", "paas_svc.engine.swarm:SwarmEngine", "paas_svc.engine.local:LocalEngine"])
 def test_every_adapter_implements_the_engine_protocol(adapter):
     """Each adapter has every method of engine_api.Engine with the same parameters."""
     import importlib
     import inspect
 
-    from paas_svc.engine_api import Engine
+    from paas_svc.engine.protocol import Engine
 
     module, name = adapter.split(":")
     cls = getattr(importlib.import_module(module), name)
@@ -104,7 +104,7 @@ def test_the_status_path_does_not_import_the_sdk_adapter():
     import subprocess
     import sys
 
-    code = ("import sys, paas_svc.status, paas_svc.docker_status, paas_svc.targets, paas_svc.reveal;"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'docker' or m in ('paas_svc.engine', 'paas_svc.engine_api')))")
+    code = ("import sys, paas_svc.usecases.status, paas_svc.engine.status, paas_svc.engine.targets, paas_svc.usecases.reveal;"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'docker' or m in ('paas_svc.engine.sdk', 'paas_svc.engine.protocol')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

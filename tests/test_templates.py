@@ -160,8 +160,8 @@ def test_a_user_template_may_not_shadow_a_builtin(tmp_path, paas, isolated_home)
 
 
 def test_rm_refuses_builtins_unknown_keys_and_templates_in_use(tmp_path, paas, isolated_home):
-    from paas_svc.models import REMOVED, ServiceRecord
-    from paas_svc.store import open_store
+    from paas_svc.state.models import REMOVED, ServiceRecord
+    from paas_svc.state.store import open_store
 
     assert paas("catalog", "rm", "redis-7").exit_code == 2
     assert paas("catalog", "rm", "nothing-1").exit_code == 3
@@ -254,10 +254,10 @@ LEGACY_SPECS = {  # what services created before templates named their kind stor
 
 @pytest.mark.parametrize("key", sorted(LEGACY_SPECS))
 def test_services_stored_before_kinds_keep_working(key):
-    from paas_svc.backup import strategy_for
+    from paas_svc.kinds.strategy import strategy_for
     from paas_svc.catalog import kind_of_service
-    from paas_svc.models import READY, ServiceRecord
-    from paas_svc.readiness import check_of
+    from paas_svc.state.models import READY, ServiceRecord
+    from paas_svc.kinds.readiness import check_of
 
     readiness, kind, strategy_name = LEGACY_SPECS[key]
     spec = {"port": 1, "extra_ports": [], "volume": "/data", "environment": {}, "command": None, "dsn": "x://{host}",
@@ -270,8 +270,8 @@ def test_services_stored_before_kinds_keep_working(key):
 
 
 def test_environment_variables_include_the_templates_extra_variables():
-    from paas_svc.models import READY, ServiceRecord
-    from paas_svc.reveal import variables_of
+    from paas_svc.state.models import READY, ServiceRecord
+    from paas_svc.usecases.reveal import variables_of
 
     template = parse_template_text(VALID, "t")
     service = ServiceRecord(id="abcdefabcdef", project="p", env="e", slug="my-broker", template=template.key,

@@ -6,9 +6,9 @@ import sqlite3
 
 import pytest
 
-from paas_svc.home import ensure_home
-from paas_svc.store import MIGRATIONS, open_store
-from paas_svc.tokens import TokenRejected, authenticate
+from paas_svc.state.home import ensure_home
+from paas_svc.state.store import MIGRATIONS, open_store
+from paas_svc.state.tokens import TokenRejected, authenticate
 
 
 def test_create_prints_the_token_once_and_stores_only_its_hash(paas, isolated_home):

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from paas_svc.home import ensure_home
-from paas_svc.models import ServiceRecord
+from paas_svc.state.home import ensure_home
+from paas_svc.state.models import ServiceRecord
 from paas_svc.secrets.vault import Vault
-from paas_svc.store import open_store
+from paas_svc.state.store import open_store
 from tests.conftest import PAAS_BIN
 
 PASSWORDS = {"cache": "pw-cache-Zq81xLm", "queue": "pw-queue-Rt55vNc", "db": "pw-db-Kk09aPo"}
@@ -97,7 +97,7 @@ def test_rotation_commit_is_on_disk_before_the_new_key_replaces_the_old(home, mo
     """A power cut right after the rename must not find master.key holding a key the (lost) commit
     never used: the commit runs with synchronous=FULL, then the rename, then the folder fsync."""
     import paas_svc.secrets.rotation as rotation
-    from paas_svc.store import open_store as real_open_store
+    from paas_svc.state.store import open_store as real_open_store
 
     add_services(home)
     events: list[str] = []
@@ -130,7 +130,7 @@ def test_rotation_commit_is_on_disk_before_the_new_key_replaces_the_old(home, mo
 
 
 def test_every_atomic_write_fsyncs_the_file_and_its_folder(tmp_path, monkeypatch):
-    from paas_svc.home import write_private_file
+    from paas_svc.state.home import write_private_file
 
     synced: list[str] = []
     real_fsync = os.fsync

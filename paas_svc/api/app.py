@@ -21,7 +21,7 @@ from paas_svc.api.http import ApiError, BodyLimit, api_error_from, bearer_token,
 from paas_svc.api.provisioning import Provisioner
 from paas_svc.api.routes import ENDPOINTS, Call, Endpoint, Reply
 from paas_svc.errors import PaasError
-from paas_svc.tokens import ADMIN, Token, TokenRejected, authenticate
+from paas_svc.state.tokens import ADMIN, Token, TokenRejected, authenticate
 
 AUDIT_PATH_CHARS = 200
 DOWNLOAD_CHUNK = 1024 * 1024

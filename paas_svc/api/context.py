@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from paas_svc.store import StateStore, open_store
+from paas_svc.state.store import StateStore, open_store
 from paas_svc.secrets.vault import Vault
 
 DEFAULT_ORG = "default"
@@ -42,7 +42,7 @@ class ServerContext:
         """The ServiceManager of one target (the service's, or `local` for an add: it goes on
         to the environment's target itself) on this thread's connection (or the given one),
         with its own engine client."""
-        from paas_svc.lifecycle import target_managers
+        from paas_svc.usecases.lifecycle import target_managers
 
         store = store or self.store()
         return target_managers(store, Vault(store, self.home), self.home)(target)

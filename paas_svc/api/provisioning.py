@@ -15,9 +15,9 @@ from concurrent.futures import Future, TimeoutError as FutureTimeout
 
 from paas_svc.api.context import ServerContext
 from paas_svc.errors import DockerUnavailable, PaasError
-from paas_svc.lifecycle import mask_secrets
-from paas_svc.locks import service_lock_held
-from paas_svc.models import FAILED, PROVISIONING, ServiceRecord
+from paas_svc.usecases.lifecycle import mask_secrets
+from paas_svc.state.locks import service_lock_held
+from paas_svc.state.models import FAILED, PROVISIONING, ServiceRecord
 
 RECORD_TIMEOUT_SECONDS = 60  # engine connect + lock + one SQLite write; far more than they take
 # Bring-ups running at once. Fifty simultaneous creates and starts starve the engine (its
@@ -73,7 +73,7 @@ class Provisioner:
         thread.start()
 
     def _run_add(self, recorded: Future, project: str, env: str, slug: str, template_key: str) -> None:
-        from paas_svc.store import open_store
+        from paas_svc.state.store import open_store
 
         store = open_store(self.context.home)  # this thread's own connection, closed when done
         manager = self.context.manager(store)
@@ -103,7 +103,7 @@ class Provisioner:
             store.close()
 
     def _run_repair(self, service: ServiceRecord) -> None:
-        from paas_svc.store import open_store
+        from paas_svc.state.store import open_store
 
         store = open_store(self.context.home)
         manager = self.context.manager(store, service.target)

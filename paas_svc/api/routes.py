@@ -15,9 +15,9 @@ from paas_svc.api.context import ServerContext
 from paas_svc.api.http import ApiError
 from paas_svc.dsn import HOST_VIEW_HOST
 from paas_svc.errors import Conflict
-from paas_svc.models import REMOVED, ServiceRecord
+from paas_svc.state.models import REMOVED, ServiceRecord
 from paas_svc.naming import MAX_NAME_LENGTH, validate_name
-from paas_svc.tokens import ADMIN, MEMBER, Token
+from paas_svc.state.tokens import ADMIN, MEMBER, Token
 
 SCOPE = "/api/orgs/{org}/projects/{project}/envs/{env}"
 SERVICE = SCOPE + "/services/{slug}"
@@ -117,7 +117,7 @@ SERVICE_STATUSES = ("Provisioning", "Starting", "Ready", "Failed", "Stopped", "M
 def publish_hosts(context: ServerContext, services: list[ServiceRecord]) -> dict[str, str]:
     """The host of each service's host-view DSN: 127.0.0.1 locally, its target's publish
     address (or its Swarm node's) elsewhere."""
-    from paas_svc.reveal import service_publish_host
+    from paas_svc.usecases.reveal import service_publish_host
 
     store = context.store()
     return {service.id: service_publish_host(store, service) for service in services}
@@ -208,7 +208,7 @@ def show_service(call: Call) -> Reply:
 
 
 def remove_service(call: Call) -> Reply:
-    from paas_svc.locks import service_lock
+    from paas_svc.state.locks import service_lock
 
     service = _service(call)
     if service.status != REMOVED:
@@ -224,7 +224,7 @@ def remove_service(call: Call) -> Reply:
 
 
 def _locked_action(call: Call, action: str) -> Reply:
-    from paas_svc.locks import service_lock
+    from paas_svc.state.locks import service_lock
 
     service = _service(call)
     with service_lock(call.context.home, service.env_id, service.slug) as locked:
@@ -249,7 +249,7 @@ def stop_service(call: Call) -> Reply:
 
 
 def reveal_dsn(call: Call) -> Reply:
-    from paas_svc.reveal import connection_string
+    from paas_svc.usecases.reveal import connection_string
 
     service = _service(call)
     view = call.query.get("view", "host")
@@ -264,7 +264,7 @@ def reveal_dsn(call: Call) -> Reply:
 
 
 def export_variables(call: Call) -> Reply:
-    from paas_svc.reveal import environment_variables
+    from paas_svc.usecases.reveal import environment_variables
 
     project, env = _scope(call)
     context = call.context
@@ -277,8 +277,8 @@ def export_variables(call: Call) -> Reply:
 
 
 def download_backup(call: Call) -> Reply:
-    from paas_svc.backup import strategy_for
-    from paas_svc.data_ops import DataOps, default_backup_name
+    from paas_svc.kinds.strategy import strategy_for
+    from paas_svc.usecases.data import DataOps, default_backup_name
 
     service = _service(call)
     strategy = strategy_for(service)

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from paas_svc.errors import NotFound
-from paas_svc.locks import service_lock_held
-from paas_svc.models import PROVISIONING, ServiceRecord
-from paas_svc.status import UNREACHABLE, live_status, target_states
+from paas_svc.state.locks import service_lock_held
+from paas_svc.state.models import PROVISIONING, ServiceRecord
+from paas_svc.usecases.status import UNREACHABLE, live_status, target_states
 
 MAX_AGE_SECONDS = 0.5
 

@@ -1,5 +1,5 @@
 """`paas backup ...`: schedules, the run-due the host's timer calls, the list of backups,
-destinations and verified restores. Parse, call one use case of paas_svc.backups, render."""
+destinations and verified restores. Parse, call one use case of paas_svc.usecases.backups, render."""
 
 from __future__ import annotations
 
@@ -22,14 +22,14 @@ NowOption = Annotated[Optional[str], typer.Option(
 
 
 def _backups(profile, reporter=None):
-    from paas_svc.backups.manager import Backups
-    from paas_svc.data_ops import DataOps
+    from paas_svc.usecases.backups.manager import Backups
+    from paas_svc.usecases.data import DataOps
 
     return Backups(DataOps(service_manager(profile, reporter or StderrReporter())))
 
 
 def _find_service(profile, project_option, env_option, slug):
-    from paas_svc.scope import resolve_env_for_slug, resolve_project
+    from paas_svc.state.scope import resolve_env_for_slug, resolve_project
 
     project = resolve_project(profile.store, project_option)
     env = resolve_env_for_slug(profile.store, project, env_option, slug)
@@ -37,7 +37,7 @@ def _find_service(profile, project_option, env_option, slug):
 
 
 def _sync_scheduler(profile, backups) -> None:
-    from paas_svc.backups.scheduler_install import sync
+    from paas_svc.usecases.backups.scheduler_install import sync
 
     entry = sync(profile.home, profile.store.profile_id(), backups.records.schedule_count())
     if entry is not None and entry.note:
@@ -88,8 +88,8 @@ def schedule(
 
 
 def _schedule_add(slug, project, env, every, keep, keep_daily, keep_weekly, to, verify, json_output, now) -> None:
-    from paas_svc.backups import clock
-    from paas_svc.backups.retention import make_policy
+    from paas_svc.usecases.backups import clock
+    from paas_svc.usecases.backups.retention import make_policy
 
     profile = open_profile()
     service = _find_service(profile, project, env, slug)
@@ -118,7 +118,7 @@ def _where(service) -> str | None:
 
 
 def _schedule_list(json_output: bool) -> None:
-    from paas_svc.backups.retention import RetentionPolicy
+    from paas_svc.usecases.backups.retention import RetentionPolicy
 
     profile = open_profile()
     rows = _backups(profile).schedules()
@@ -160,8 +160,8 @@ def run_due(now: NowOption = None, json_output: JsonOption = False) -> None:
     retried at the next run and shown as overdue by `backup list` and `doctor`."""
     from dataclasses import asdict
 
-    from paas_svc.backups import clock
-    from paas_svc.backups.runner import run_due as run
+    from paas_svc.usecases.backups import clock
+    from paas_svc.usecases.backups.runner import run_due as run
     from paas_svc.errors import ExitCode
 
     profile = open_profile()
@@ -200,7 +200,7 @@ def backup_now(
     now: NowOption = None,
 ) -> None:
     """Take one backup now into the backup store or a destination (encrypted when it leaves the host), and record it."""
-    from paas_svc.backups import clock
+    from paas_svc.usecases.backups import clock
 
     profile = open_profile()
     service = _find_service(profile, project, env, slug)
@@ -230,8 +230,8 @@ def list_backups(
     now: NowOption = None,
 ) -> None:
     """Every backup paas knows, local and remote, with whether it was verified; overdue schedules on top."""
-    from paas_svc.backups import clock
-    from paas_svc.data_ops import human_size
+    from paas_svc.usecases.backups import clock
+    from paas_svc.usecases.data import human_size
 
     profile = open_profile()
     backups = _backups(profile)
@@ -273,10 +273,10 @@ def verify(
     """Restore a backup into a throwaway container and volume, check it, record the result, remove them.
 
     Exit 0 when the backup restores and passes its checks, 6 when it does not."""
-    from paas_svc.backups import clock
-    from paas_svc.backups.verify import verify_backup
+    from paas_svc.usecases.backups import clock
+    from paas_svc.usecases.backups.verify import verify_backup
     from paas_svc.errors import ExitCode, NotFound
-    from paas_svc.lifecycle import validate_timeout
+    from paas_svc.usecases.lifecycle import validate_timeout
 
     validate_timeout(timeout)
     profile = open_profile()
@@ -346,7 +346,7 @@ def dest_add(
 ) -> None:
     """Add a destination. S3 keys come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --keys-stdin or a
     prompt (never the command line) and are stored encrypted like service credentials."""
-    from paas_svc.backups import clock, records
+    from paas_svc.usecases.backups import clock, records
     from paas_svc.secrets.backup_key import key_path, read_key
     from paas_svc.errors import InvalidInput
 

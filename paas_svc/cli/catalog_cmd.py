@@ -22,7 +22,7 @@ def _rows(templates):
 
 
 def _home():
-    from paas_svc.home import home_dir
+    from paas_svc.state.home import home_dir
 
     return home_dir()
 

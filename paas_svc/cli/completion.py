@@ -27,18 +27,18 @@ def prepare() -> None:
 
 
 def _store():
-    from paas_svc.home import home_dir
+    from paas_svc.state.home import home_dir
 
     database = home_dir() / "state.db"
     if not database.exists():  # completing must not create a home
         return None
-    from paas_svc.store import open_store
+    from paas_svc.state.store import open_store
 
     return open_store(database.parent)
 
 
 def _project(ctx, store) -> str:
-    from paas_svc.scope import resolve_project
+    from paas_svc.state.scope import resolve_project
 
     return resolve_project(store, (ctx.params or {}).get("project") if ctx is not None else None)
 

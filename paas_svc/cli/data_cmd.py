@@ -45,7 +45,7 @@ class ByteProgress:
 
 
 def _data_ops(profile, service):
-    from paas_svc.data_ops import DataOps
+    from paas_svc.usecases.data import DataOps
 
     return DataOps(service_manager(profile, StderrReporter(), service.target), ByteProgress())
 
@@ -54,7 +54,7 @@ def _output_path(output: str | None, service, extension: str) -> Path:
     """The backup file: the default name in the current folder, in the folder -o names (a
     trailing / asks for a folder, created 0700 when missing), or the file -o names."""
     from paas_svc.cli.paths import check_output_path
-    from paas_svc.data_ops import default_backup_name, unique_path
+    from paas_svc.usecases.data import default_backup_name, unique_path
 
     if output is None:
         return unique_path(Path.cwd() / default_backup_name(service, extension))
@@ -78,8 +78,8 @@ def backup(
 
     The file (mode 0600) is one JSON header line, then the native data: `tail -n +2 FILE`
     gives the data back for the engine's own tools."""
-    from paas_svc.backup import strategy_for
-    from paas_svc.data_ops import human_size
+    from paas_svc.kinds.strategy import strategy_for
+    from paas_svc.usecases.data import human_size
     from paas_svc.errors import InvalidInput
 
     profile = open_profile()
@@ -126,7 +126,7 @@ def restore(
     The file is checked first (kind, size, checksum): a bad file changes nothing. A backup in
     a destination is fetched (and decrypted) into a private scratch folder first, then checked
     the same way."""
-    from paas_svc.lifecycle import validate_timeout
+    from paas_svc.usecases.lifecycle import validate_timeout
 
     validate_timeout(timeout)
     profile = open_profile()
@@ -135,7 +135,7 @@ def restore(
     if file is not None and from_dest is None and not latest and not file.startswith("s3://"):
         source, path = file, Path(file)
     else:
-        from paas_svc.backups.manager import Backups
+        from paas_svc.usecases.backups.manager import Backups
 
         backups = Backups(data_ops)
         destination, source = backups.locate(service, file, from_dest, latest)
@@ -182,7 +182,7 @@ def clone(
 
     E.g. production into staging for debugging: --to-env staging."""
     from paas_svc.cli.svc_cmd import service_json
-    from paas_svc.data_ops import human_size
+    from paas_svc.usecases.data import human_size
     from paas_svc.errors import InvalidInput
 
     if to_env is None and to_slug is None:
@@ -214,7 +214,7 @@ def upgrade(
 
     A backup is taken first. A PostgreSQL major-version change is refused (it needs a dump
     and restore into a new service; the message gives the steps)."""
-    from paas_svc.lifecycle import validate_timeout
+    from paas_svc.usecases.lifecycle import validate_timeout
 
     validate_timeout(timeout)
     profile = open_profile()

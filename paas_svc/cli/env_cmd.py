@@ -25,8 +25,8 @@ def create(name: NameArgument, project: ProjectOption = None, target: TargetOpti
            json_output: JsonOption = False) -> None:
     """Create an environment in the project, bound to a target."""
     from paas_svc.cli.render import result
-    from paas_svc.scope import resolve_project
-    from paas_svc.targets import LOCAL, get_target
+    from paas_svc.state.scope import resolve_project
+    from paas_svc.engine.targets import LOCAL, get_target
 
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
@@ -42,8 +42,8 @@ def set_target(name: NameArgument, target: Annotated[str, typer.Argument(help="T
                project: ProjectOption = None, json_output: JsonOption = False) -> None:
     """Bind an environment to another target (refused while it has services)."""
     from paas_svc.cli.render import result
-    from paas_svc.scope import resolve_project
-    from paas_svc.targets import set_environment_target
+    from paas_svc.state.scope import resolve_project
+    from paas_svc.engine.targets import set_environment_target
 
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
@@ -55,7 +55,7 @@ def set_target(name: NameArgument, target: Annotated[str, typer.Argument(help="T
 @app.command("list")
 def list_envs(project: ProjectOption = None, json_output: JsonOption = False) -> None:
     """List the project's environments and how many services each has."""
-    from paas_svc.scope import resolve_project
+    from paas_svc.state.scope import resolve_project
 
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
@@ -72,7 +72,7 @@ def list_envs(project: ProjectOption = None, json_output: JsonOption = False) ->
 def rm(name: NameArgument, project: ProjectOption = None, json_output: JsonOption = False) -> None:
     """Delete an environment (refused while it holds services)."""
     from paas_svc.cli.render import result
-    from paas_svc.scope import resolve_project
+    from paas_svc.state.scope import resolve_project
 
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
@@ -95,8 +95,8 @@ def ready_variables(project_option: str | None, env_option: str | None, network:
     """(project, env, the variables of each Ready service, or of the `only` slugs); the reveal is
     audited with `purpose`, after `delivered(project, env, variables)` wrote them when given (a
     failed write records nothing)."""
-    from paas_svc.reveal import environment_variables
-    from paas_svc.scope import resolve_env, resolve_project
+    from paas_svc.usecases.reveal import environment_variables
+    from paas_svc.state.scope import resolve_env, resolve_project
 
     profile = open_profile()
     project = resolve_project(profile.store, project_option)
@@ -123,7 +123,7 @@ def ready_variables(project_option: str | None, env_option: str | None, network:
 def _with_live_status(store, project: str, env: str) -> list:
     """[(service, live status)] of the environment, from ONE engine request (none when it has no service)."""
     from paas_svc.errors import DockerUnavailable
-    from paas_svc.status import live_statuses
+    from paas_svc.usecases.status import live_statuses
 
     services = store.list_services(project=project, env=env)
     if not services:

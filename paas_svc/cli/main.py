@@ -219,7 +219,7 @@ def run(argv: list[str] | None = None) -> int:
 
     from paas_svc.errors import Declined, ExitCode, Interrupted, PaasError
 
-    from paas_svc.home import use_private_umask
+    from paas_svc.state.home import use_private_umask
 
     use_private_umask()  # every file we create in the home (db, WAL, key, exports) is 0600
     if "_PAAS_COMPLETE" in os.environ:  # the shell asks for completions (see `paas completion`)

@@ -19,10 +19,10 @@ def move(slug: SlugArgument,
          timeout: TimeoutOption = DEFAULT_TIMEOUT,
          json_output: JsonOption = False) -> None:
     """Move a Swarm service to another node with its data: backup, re-create there, restore, check, drop the old volume."""
-    from paas_svc.data_ops import DataOps
-    from paas_svc.lifecycle import validate_timeout
-    from paas_svc.move import move_service
-    from paas_svc.scope import resolve_env_for_slug, resolve_project
+    from paas_svc.usecases.data import DataOps
+    from paas_svc.usecases.lifecycle import validate_timeout
+    from paas_svc.usecases.move import move_service
+    from paas_svc.state.scope import resolve_env_for_slug, resolve_project
 
     validate_timeout(timeout)
     profile = open_profile()

@@ -18,7 +18,7 @@ from paas_svc.cli.svc_cmd import SlugArgument, _service, app, service_json
 def wait(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
          timeout: TimeoutOption = DEFAULT_TIMEOUT, json_output: JsonOption = False) -> None:
     """Wait until a service accepts connections and record it Ready (after `svc add --no-wait`)."""
-    from paas_svc.lifecycle import validate_timeout
+    from paas_svc.usecases.lifecycle import validate_timeout
 
     validate_timeout(timeout)
     profile = open_profile()
@@ -35,7 +35,7 @@ def connect(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = 
     A terminal when stdin is one, a pipe otherwise: `echo 'select 1' | paas svc connect db`.
     The password reaches the client through its environment, never a command line. Audited.
     """
-    from paas_svc.operate import connect_command
+    from paas_svc.usecases.operate import connect_command
 
     profile = open_profile()
     service = _service(profile, project, env, slug)
@@ -54,8 +54,8 @@ def connect(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = 
 def rotate_password(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
                     timeout: TimeoutOption = DEFAULT_TIMEOUT, json_output: JsonOption = False) -> None:
     """Give a running service a new password (or master key), changed inside the engine; the old one stops working. Audited."""
-    from paas_svc.lifecycle import validate_timeout
-    from paas_svc.operate import rotate_password as rotate
+    from paas_svc.usecases.lifecycle import validate_timeout
+    from paas_svc.usecases.operate import rotate_password as rotate
 
     validate_timeout(timeout)
     profile = open_profile()
@@ -84,9 +84,9 @@ def update(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
            timeout: TimeoutOption = DEFAULT_TIMEOUT, json_output: JsonOption = False) -> None:
     """Change a service's settings. New limits re-create its container on the same volume, credentials and port."""
     from paas_svc.errors import InvalidInput
-    from paas_svc.lifecycle import validate_timeout
+    from paas_svc.usecases.lifecycle import validate_timeout
     from paas_svc.limits import limits_json, parse_cpus, parse_memory
-    from paas_svc.operate import update_service
+    from paas_svc.usecases.operate import update_service
 
     if memory is None and cpus is None and url_scheme is None:
         raise InvalidInput("Nothing to update.", hint=f"Pass --memory, --cpus and/or --url-scheme, e.g. `paas svc update {slug} --memory 512m`.")
@@ -96,8 +96,8 @@ def update(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
     manager = service_manager(profile, StderrReporter(), service.target)
     changes = {}
     if url_scheme is not None:
-        from paas_svc.engine_clients import service_kind
-        from paas_svc.variables import check_url_scheme
+        from paas_svc.kinds.clients import service_kind
+        from paas_svc.kinds.variables import check_url_scheme
 
         changes["url_scheme"] = check_url_scheme(service_kind(service.template, service.spec), url_scheme)
     if memory is not None or cpus is not None:
@@ -126,9 +126,9 @@ def stats(slug: Annotated[Optional[str], typer.Argument(help="One service (defau
           env: Annotated[Optional[str], typer.Option("--env", "-e", envvar="PAAS_ENV", help="Only this environment.")] = None,
           json_output: JsonOption = False) -> None:
     """CPU, memory against its limit, and data volume size of services (one engine pass for all)."""
-    from paas_svc.data_ops import human_size
-    from paas_svc.operate import service_stats
-    from paas_svc.scope import resolve_project
+    from paas_svc.usecases.data import human_size
+    from paas_svc.usecases.operate import service_stats
+    from paas_svc.state.scope import resolve_project
 
     profile = open_profile()
     if slug:

@@ -53,7 +53,7 @@ def write_output_file(path, content: bytes, what: str) -> None:
     """`-o FILE`: written privately and atomically (see home.atomic_private_file); anything but a
     regular file at `path` is refused, and so is an unusable path (both exit 2)."""
     from paas_svc.errors import InvalidInput
-    from paas_svc.home import write_private_file
+    from paas_svc.state.home import write_private_file
 
     try:
         write_private_file(path, content)

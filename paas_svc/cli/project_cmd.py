@@ -28,7 +28,7 @@ def create(name: Annotated[str, typer.Argument(help="Project name (lowercase let
 @app.command("list")
 def list_projects(json_output: JsonOption = False) -> None:
     """List projects; the current one is marked."""
-    from paas_svc.scope import resolve_project
+    from paas_svc.state.scope import resolve_project
 
     profile = open_profile()
     current = resolve_project(profile.store, None)
@@ -42,7 +42,7 @@ def list_projects(json_output: JsonOption = False) -> None:
 @app.command("use")
 def use(name: Annotated[str, typer.Argument(help="Project to make current.")], json_output: JsonOption = False) -> None:
     """Make a project the current one (PAAS_PROJECT and --project still win)."""
-    from paas_svc.scope import CURRENT_PROJECT_META
+    from paas_svc.state.scope import CURRENT_PROJECT_META
 
     profile = open_profile()
     profile.store.get_project(name)

@@ -11,7 +11,7 @@ import typer
 from paas_svc.cli.env_cmd import ExportEnvOption, NetworkOption, StrictOption
 from paas_svc.cli.options import ProjectOption
 from paas_svc.cli.output import message
-from paas_svc.home import caller_umask
+from paas_svc.state.home import caller_umask
 
 # The command's own options must not be parsed as ours: option parsing stops at the
 # first word of COMMAND (or at `--`), and everything from there on is handed to it.

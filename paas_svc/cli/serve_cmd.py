@@ -53,8 +53,8 @@ def serve(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds a background add waits for the service to accept connections.")] = 120.0,
 ) -> None:
     """Serve the REST API and the dashboard over the same state and engine as the CLI."""
-    from paas_svc.home import ensure_home, home_dir
-    from paas_svc.lifecycle import validate_timeout
+    from paas_svc.state.home import ensure_home, home_dir
+    from paas_svc.usecases.lifecycle import validate_timeout
     from paas_svc.naming import validate_name
 
     host, port = parse_listen(listen)

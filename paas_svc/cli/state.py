@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import NamedTuple
 from pathlib import Path
 
-from paas_svc.home import ensure_home, home_dir
+from paas_svc.state.home import ensure_home, home_dir
 from paas_svc.secrets.vault import Vault
-from paas_svc.store import StateStore, open_store
+from paas_svc.state.store import StateStore, open_store
 
 
 class Profile(NamedTuple):
@@ -42,6 +42,6 @@ def close_profiles() -> None:
 def service_manager(profile: Profile, reporter=None, target: str = "local"):
     """The manager of one target's services (`local` unless the service or environment says
     otherwise); it reaches the other targets through `for_target`."""
-    from paas_svc.lifecycle import target_managers
+    from paas_svc.usecases.lifecycle import target_managers
 
     return target_managers(profile.store, profile.vault, profile.home, reporter)(target)

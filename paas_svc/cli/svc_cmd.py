@@ -19,7 +19,7 @@ SlugArgument = Annotated[str, typer.Argument(help="The service's slug, e.g. cach
 
 
 def _service(profile, project_option, env_option, slug):
-    from paas_svc.scope import resolve_env_for_slug, resolve_project
+    from paas_svc.state.scope import resolve_env_for_slug, resolve_project
 
     project = resolve_project(profile.store, project_option)
     env = resolve_env_for_slug(profile.store, project, env_option, slug)
@@ -30,7 +30,7 @@ def publish_hosts(store, services) -> dict[str, str]:
     """The host-view address of each service (one read of the targets, none when all are local)."""
     targets = {}
     if any(service.target != "local" for service in services):
-        from paas_svc.targets import list_targets
+        from paas_svc.engine.targets import list_targets
 
         targets = {target.name: target.publish_address for target in list_targets(store)}
     return {s.id: s.spec.get("publish_address") or targets.get(s.target, HOST_VIEW_HOST) for s in services}
@@ -83,9 +83,9 @@ def add(
     json_output: JsonOption = False,
 ) -> None:
     """Provision a service from the catalog and wait until it accepts connections."""
-    from paas_svc.lifecycle import validate_timeout
+    from paas_svc.usecases.lifecycle import validate_timeout
     from paas_svc.naming import validate_name
-    from paas_svc.scope import resolve_env, resolve_project
+    from paas_svc.state.scope import resolve_env, resolve_project
 
     from paas_svc.limits import parse_cpus, parse_memory
 
@@ -117,7 +117,7 @@ def _removed_elsewhere_notes(store, service) -> list[str]:
     """`svc add cache` without --env after `svc rm cache --env production`: the user may have
     wanted the kept data back. The new service is still created; say how to reattach."""
     from paas_svc.hints import reattach_command
-    from paas_svc.lifecycle import removed_elsewhere
+    from paas_svc.usecases.lifecycle import removed_elsewhere
 
     twins = removed_elsewhere(store, service.project, service.env, service.slug, service.template)
     return [f"warning: {service.slug} ({twin.template}) was removed from {twin.project}/{twin.env} and its data is kept; "
@@ -134,8 +134,8 @@ def list_services(
     json_output: JsonOption = False,
 ) -> None:
     """List services with their live status (one query to the engine for all rows)."""
-    from paas_svc.status import live_statuses
-    from paas_svc.scope import resolve_project
+    from paas_svc.usecases.status import live_statuses
+    from paas_svc.state.scope import resolve_project
 
     profile = open_profile()
     store = profile.store
@@ -173,7 +173,7 @@ def _require_env_somewhere(store, env: str) -> None:
 @app.command("show")
 def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None, json_output: JsonOption = False) -> None:
     """Show one service: everything but its credentials."""
-    from paas_svc.status import live_statuses
+    from paas_svc.usecases.status import live_statuses
 
     profile = open_profile()
     service = _service(profile, project, env, slug)
@@ -232,7 +232,7 @@ def dsn(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None
     """Print the connection string, {SLUG}_URL (host view: 127.0.0.1 and the published port). Audited."""
     if all_variables:
         return env_vars(slug, project, env, "dotenv", network, removed)
-    from paas_svc.reveal import connection_string, record_dsn_reveal, service_publish_host
+    from paas_svc.usecases.reveal import connection_string, record_dsn_reveal, service_publish_host
 
     profile = open_profile()
     service = _service(profile, project, env, slug)
@@ -245,7 +245,7 @@ def dsn(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None
 
 def _check_removed(service, removed: bool) -> None:
     """A removed service's DSN points at nothing: an error, or with --removed a warning."""
-    from paas_svc.models import REMOVED
+    from paas_svc.state.models import REMOVED
 
     if service.status != REMOVED:
         return
@@ -265,7 +265,7 @@ def env_vars(slug: SlugArgument, project: ProjectOption = None, env: EnvOption =
              network: NetworkFlag = False, removed: RemovedFlag = False) -> None:
     """Print every variable of one service ({SLUG}_URL, _HOST, _PORT, _USER, ...). Audited."""
     from paas_svc.envfile import check_format, render
-    from paas_svc.reveal import record_dsn_reveal, reveal_variables
+    from paas_svc.usecases.reveal import record_dsn_reveal, reveal_variables
 
     check_format(fmt)
     profile = open_profile()
@@ -284,7 +284,7 @@ def rm(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
        json_output: JsonOption = False) -> None:
     """Remove a service's container. The volume is kept unless --purge (which first takes a final backup)."""
     from paas_svc.errors import InvalidInput
-    from paas_svc.models import REMOVED
+    from paas_svc.state.models import REMOVED
 
     if no_backup and not purge:
         raise InvalidInput("--no-backup only applies with --purge (a plain rm deletes no data).",
@@ -301,7 +301,7 @@ def rm(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
         confirm(f"Delete {where}/{slug} and ALL its data (volume {service.volume_name})?",
                 f"Refusing to delete the data of {slug} without confirmation.",
                 f"paas svc rm {slug} --env {service.env} --purge --yes")
-    from paas_svc.data_ops import remove_service
+    from paas_svc.usecases.data import remove_service
 
     # Under the service's lock; with --purge the final backup is complete before the volume
     # goes (a failed backup raises and deletes nothing).
@@ -322,7 +322,7 @@ def _simple_action(verb: str, past: str, help_text: str, waits: bool):
     def run_action(slug, project, env, timeout, json_output) -> None:
         import time
 
-        from paas_svc.lifecycle import validate_timeout
+        from paas_svc.usecases.lifecycle import validate_timeout
 
         if waits:
             validate_timeout(timeout)
@@ -368,7 +368,7 @@ def repair(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
     A stopped container is started, a missing one re-created (stored credentials, kept
     volume), an interrupted add finished; an interrupted restore is rolled back to its safety
     backup, an interrupted upgrade to its old image; an interrupted `rm --purge` is finished."""
-    from paas_svc.data_ops import DataOps
+    from paas_svc.usecases.data import DataOps
 
     profile = open_profile()
     service = _service(profile, project, env, slug)

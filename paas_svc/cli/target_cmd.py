@@ -19,7 +19,7 @@ FileOption = Optional[Path]
 
 
 def target_json(target, services: int, home: Path) -> dict:
-    from paas_svc.targets import ssh_files, tls_files
+    from paas_svc.engine.targets import ssh_files, tls_files
 
     key, known = ssh_files(home, target)
     return {
@@ -58,7 +58,7 @@ def add(
     json_output: JsonOption = False,
 ) -> None:
     """Add a target; its engine must answer. A Swarm manager makes a Swarm target."""
-    from paas_svc.targets import add_target
+    from paas_svc.engine.targets import add_target
 
     profile = open_profile()
     added = add_target(profile.store, profile.home, name, docker_host, publish_address, tls_ca, tls_cert, tls_key,
@@ -75,7 +75,7 @@ def add(
 @app.command("list")
 def list_targets(json_output: JsonOption = False) -> None:
     """List targets (`local` is built in)."""
-    from paas_svc.targets import list_targets as all_targets
+    from paas_svc.engine.targets import list_targets as all_targets
 
     profile = open_profile()
     counts = _service_counts(profile.store)
@@ -90,7 +90,7 @@ def list_targets(json_output: JsonOption = False) -> None:
 @app.command("show")
 def show(name: NameArgument, json_output: JsonOption = False) -> None:
     """Show one target (which credential files are kept, never their content)."""
-    from paas_svc.targets import get_target
+    from paas_svc.engine.targets import get_target
 
     profile = open_profile()
     target = get_target(profile.store, name)
@@ -104,7 +104,7 @@ def show(name: NameArgument, json_output: JsonOption = False) -> None:
 @app.command("rm")
 def rm(name: NameArgument, json_output: JsonOption = False) -> None:
     """Remove a target and its kept credential files (refused while services or environments use it)."""
-    from paas_svc.targets import remove_target
+    from paas_svc.engine.targets import remove_target
 
     profile = open_profile()
     remove_target(profile.store, profile.home, name)

@@ -27,7 +27,7 @@ def create(
     json_output: JsonOption = False,
 ) -> None:
     """Make a token and print it ONCE (only its hash is stored)."""
-    from paas_svc.tokens import create_token
+    from paas_svc.state.tokens import create_token
 
     token, secret = create_token(open_profile().store, name, role, expires)
     if json_output:
@@ -41,7 +41,7 @@ def create(
 @app.command("list")
 def list_command(json_output: JsonOption = False) -> None:
     """List tokens: name, role, state (active, expired, revoked), dates. Never the token."""
-    from paas_svc.tokens import list_tokens
+    from paas_svc.state.tokens import list_tokens
 
     tokens = list_tokens(open_profile().store)
     if json_output:
@@ -56,7 +56,7 @@ def list_command(json_output: JsonOption = False) -> None:
 def revoke(name: NameArgument, json_output: JsonOption = False) -> None:
     """Revoke a token: the API refuses it from now on (401)."""
     from paas_svc.cli.render import result
-    from paas_svc.tokens import revoke_token
+    from paas_svc.state.tokens import revoke_token
 
     token = revoke_token(open_profile().store, name)
     result(f"Token {token.name!r} revoked at {token.revoked_at}.", {**_token_json(token), "action": "revoke"}, json_output)

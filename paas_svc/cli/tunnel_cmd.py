@@ -13,8 +13,8 @@ from paas_svc.cli.state import open_profile
 def tunnel(slug: Annotated[str, typer.Argument(help="The service's slug.")], project: ProjectOption = None, env: EnvOption = None,
            local_port: Annotated[Optional[int], typer.Option("--local-port", help="Port on this machine's 127.0.0.1 (default: a free one).")] = None) -> None:
     """Forward 127.0.0.1:PORT here to a service on an ssh:// target; prints the DSN through it, runs until Ctrl-C. Audited."""
-    from paas_svc.scope import resolve_env_for_slug, resolve_project
-    from paas_svc.tunnel import open_tunnel
+    from paas_svc.state.scope import resolve_env_for_slug, resolve_project
+    from paas_svc.usecases.tunnel import open_tunnel
 
     profile = open_profile()
     project_name = resolve_project(profile.store, project)

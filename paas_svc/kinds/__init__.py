@@ -9,7 +9,7 @@ nothing else lists the kinds. Each module defines:
     probe             probe(host, port, credentials) -> detail: a real login through the
                       published port, raising (ProtocolError, OSError, ...) while not ready;
                       None when the kind has no protocol (its templates use tcp/http/command)
-    BACKUP            its native backup strategy (see paas_svc.backup.Strategy), or None
+    BACKUP            its native backup strategy (see paas_svc.kinds.strategy.Strategy), or None
     sanity_check      optional: sanity_check(engine, ctx) -> detail, run by `backup verify` on a
                       throwaway copy after a restore (e.g. "3 tables", "120 keys"); raises
                       BackupFailed when the restored data is not usable
@@ -33,11 +33,16 @@ from functools import lru_cache
 from types import ModuleType
 
 GENERIC = "generic"
+# Modules of this package that are not kinds: what every kind shares (the backup strategy
+# base, the app variables, the in-container clients, readiness probing); `protocols/` (the
+# wire clients of the probes) is a package and so never a kind.
+SHARED_MODULES = ("clients", "readiness", "strategy", "variables")
 
 
 @lru_cache(maxsize=1)
 def kind_names() -> tuple[str, ...]:
-    return tuple(sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")))
+    return tuple(sorted(info.name for info in pkgutil.iter_modules(__path__)
+                        if not info.ispkg and not info.name.startswith("_") and info.name not in SHARED_MODULES))
 
 
 def kind_module(name: str) -> ModuleType:

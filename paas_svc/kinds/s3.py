@@ -1,7 +1,60 @@
 """The s3 kind: S3-compatible object storage (MinIO). Readiness is the template's HTTP
-health check; backup is the volume archive (generic); user and password are its credentials."""
+health check; backup is the volume archive (generic); user and password are its credentials.
+
+After it is ready, a new service gets its default bucket: the one S3 call paas makes, signed
+with AWS Signature V4 (stdlib only: hmac, hashlib, http.client)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+from datetime import datetime, timezone
+
+from paas_svc.errors import ProvisioningFailed
 
 NAME = "s3"
 CREDENTIALS: tuple[str, ...] = ("user", "password")
 probe = None
 BACKUP = None
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def _sign(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def signed_headers(method: str, host: str, path: str, access_key: str, secret_key: str, region: str,
+                   now: datetime | None = None) -> dict[str, str]:
+    """The headers of a SigV4-signed request without a body or query string."""
+    now = now or datetime.now(timezone.utc)
+    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    headers = {"host": host, "x-amz-content-sha256": EMPTY_SHA256, "x-amz-date": amz_date}
+    names = ";".join(sorted(headers))
+    canonical = "\n".join([method, path, "", *(f"{k}:{headers[k]}" for k in sorted(headers)), "", names, EMPTY_SHA256])
+    scope = f"{day}/{region}/s3/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    key = _sign(_sign(_sign(_sign(("AWS4" + secret_key).encode(), day), region), "s3"), "aws4_request")
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["Authorization"] = f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={names}, Signature={signature}"
+    return headers
+
+
+def ensure_bucket(host: str, port: int, access_key: str, secret_key: str, bucket: str, region: str) -> bool:
+    """Create the bucket; True when created, False when it already existed (ours)."""
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        connection.request("PUT", f"/{bucket}", headers=signed_headers("PUT", f"{host}:{port}", f"/{bucket}",
+                                                                       access_key, secret_key, region))
+        response = connection.getresponse()
+        body = response.read().decode(errors="replace")
+    except OSError as error:
+        raise ProvisioningFailed(f"Could not create the bucket {bucket}: {error}.") from None
+    finally:
+        connection.close()
+    if response.status == 200:
+        return True
+    if response.status == 409 and "BucketAlreadyOwnedByYou" in body:
+        return False
+    raise ProvisioningFailed(f"Could not create the bucket {bucket}: the S3 API answered {response.status} {body[:200]}")

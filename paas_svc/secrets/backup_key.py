@@ -74,7 +74,7 @@ def ensure_key(home: Path) -> bytes:
 
 def known_keys(home: Path) -> dict[str, bytes]:
     """Every backup key this profile has (current and replaced), by key id."""
-    from paas_svc.backups.crypto import key_id
+    from paas_svc.secrets.backup_cipher import key_id
 
     keys: dict[str, bytes] = {}
     for path in sorted(home.glob(OLD_PREFIX + "*")):
@@ -97,9 +97,9 @@ class ImportResult:
 
 
 def import_key(home: Path, raw: bytes, source: str) -> ImportResult:
-    from paas_svc.backups.crypto import key_id
-    from paas_svc.home import write_private_file
-    from paas_svc.store import utc_stamp
+    from paas_svc.secrets.backup_cipher import key_id
+    from paas_svc.state.home import write_private_file
+    from paas_svc.state.store import utc_stamp
 
     key = decode_key(raw, source)
     path = key_path(home)

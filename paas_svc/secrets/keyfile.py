@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from paas_svc.errors import PaasError, SecretsError
-from paas_svc.home import KEY_FILE, fsync_dir, write_private_file
+from paas_svc.state.home import KEY_FILE, fsync_dir, write_private_file
 
 ENV_VAR = "PAAS_MASTER_KEY"
 PENDING_SUFFIX = ".next"
@@ -149,7 +149,7 @@ def old_key_files(home: Path) -> list[Path]:
 def write_key_backup(home: Path, content: bytes) -> tuple[Path, bool]:
     """Store `content` in a new master.key.old-<stamp> file (0600); reuses one made this second with the
     same bytes. Returns the file and whether it was created now."""
-    from paas_svc.store import utc_stamp
+    from paas_svc.state.store import utc_stamp
 
     base = home / f"{backup_prefix(home)}{utc_stamp()}"
     candidate, number = base, 1

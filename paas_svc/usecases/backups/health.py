@@ -1,0 +1,55 @@
+"""What `paas doctor` checks about backups: overdue or failing schedules, the host scheduler
+entry, and leftovers of a killed `backup verify`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass
+class BackupFinding:
+    check: str
+    ok: bool
+    message: str
+    fix: str | None = None
+    sweep_verify: bool = False  # doctor --fix may remove the throwaway verify resources
+
+
+def schedule_findings(manager, now: datetime | None = None) -> list[BackupFinding]:
+    from paas_svc.usecases.backups import clock
+    from paas_svc.usecases.backups.records import BackupRecords
+    from paas_svc.usecases.backups.scheduler_install import installed
+
+    store = manager.store
+    records = BackupRecords(store)
+    findings = []
+    schedules = records.schedules()
+    if schedules:
+        from paas_svc.usecases.backups.manager import Backups
+        from paas_svc.usecases.data import DataOps
+
+        late = Backups(DataOps(manager)).overdue(now or clock.now())
+        for item in late:
+            where = f"{item.service.project}/{item.service.env}/{item.service.slug}" if item.service else item.schedule.service_id
+            findings.append(BackupFinding("backups", False, f"backup of {where} to {item.schedule.destination or 'local'} is overdue: {item.reason}",
+                                          fix="see `paas backup list`; `paas backup run-due` retries it"))
+        if not late:
+            findings.append(BackupFinding("backups", True, f"{len(schedules)} backup schedule(s), none overdue"))
+        if not installed(manager.home, store.profile_id()):
+            findings.append(BackupFinding("backups", False, "backup schedules exist but the host scheduler entry that runs them is missing",
+                                          fix="`paas backup schedule SLUG --every ...` on any schedule installs it again"))
+    return findings
+
+
+def verify_leftover_findings(engine, profile_id: str) -> list[BackupFinding]:
+    """Throwaway containers and volumes of a killed `backup verify` on this engine."""
+    from paas_svc.usecases.backups.verify import LABEL_PURPOSE, PURPOSE_VERIFY
+    from paas_svc.naming import LABEL_PROFILE
+
+    filters = [f"{LABEL_PROFILE}={profile_id}", f"{LABEL_PURPOSE}={PURPOSE_VERIFY}"]
+    leftovers = [c.name for c in engine.list_containers(filters)] + [v["Name"] for v in engine.list_volumes(filters)]
+    if not leftovers:
+        return []
+    return [BackupFinding("backups", False, f"a killed `backup verify` left {', '.join(leftovers)}",
+                          fix="paas doctor --fix removes them (throwaway copies)", sweep_verify=True)]

@@ -1,0 +1,336 @@
+"""The backup use cases: destinations, schedules, taking a backup to a destination (encrypted
+when it leaves the host), retention, listing, and fetching a backup back for a restore.
+
+The backup and restore themselves are DataOps's (same files, validation and safety backups
+as `svc backup` / `svc restore`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from paas_svc.usecases.backups import records as rec
+from paas_svc.usecases.backups.destinations import LOCAL, Destination, FolderDestination, LocalStore, S3Destination, parse_s3_url
+from paas_svc.usecases.backups.records import BackupRecord, BackupRecords, ScheduleRow
+from paas_svc.usecases.backups.retention import RetentionPolicy, backups_to_keep
+from paas_svc.errors import InvalidInput, NotFound, PaasError
+from paas_svc.state.models import ServiceRecord
+from paas_svc.naming import validate_name
+
+if TYPE_CHECKING:
+    from paas_svc.kinds.strategy import BackupHeader
+    from paas_svc.usecases.data import DataOps
+
+OVERDUE_GRACE_SECONDS = 15 * 60  # a due backup not attempted this long after its time: the scheduler is not running it
+
+
+@dataclass
+class Overdue:
+    schedule: ScheduleRow
+    service: ServiceRecord | None
+    reason: str
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class Backups:
+    def __init__(self, data_ops: DataOps):
+        self.data_ops = data_ops
+        self.manager = data_ops.manager
+        self.store = self.manager.store
+        self.home: Path = self.manager.home
+        self.records = BackupRecords(self.store)
+
+    def ops_for(self, service: ServiceRecord) -> DataOps:
+        """The data operations on the engine of the service's own target (a service on a remote
+        target or a Swarm is backed up, restored and verified there, not on this manager's)."""
+        if service.target == self.manager.target.name:
+            return self.data_ops
+        from paas_svc.usecases.data import DataOps
+
+        return DataOps(self.manager.for_target(service.target), self.data_ops.progress)
+
+    # -- destinations ------------------------------------------------------------------
+
+    def add_folder_destination(self, name: str, path: Path, now: str) -> None:
+        validate_name(name, "destination name")
+        path = Path(path).expanduser().absolute()
+        if not path.is_dir():
+            raise InvalidInput(f"{path} is not a folder.", hint="Mount or create it first.")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise InvalidInput(f"{path} is not writable by this user.")
+        self.records.add_destination(name, "folder", {"path": str(path)}, None, now)
+        self._ensure_backup_key()
+
+    def add_s3_destination(self, name: str, url: str, endpoint: str | None, region: str | None, access_key: str,
+                           secret_key: str, now: str, create_bucket: bool = False) -> S3Destination:
+        validate_name(name, "destination name")
+        bucket, prefix = parse_s3_url(url)
+        if not access_key or not secret_key:
+            raise InvalidInput("An S3 destination needs an access key and a secret key.",
+                               hint="Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or pipe them with --keys-stdin.")
+        destination = S3Destination(name, bucket, prefix, endpoint, region or "us-east-1", access_key, secret_key)
+        destination.check(create_bucket)
+        secret = self.manager.vault.encrypt({"access_key": access_key, "secret_key": secret_key})
+        self.records.add_destination(name, "s3", {"bucket": bucket, "prefix": prefix, "endpoint": endpoint,
+                                                  "region": destination.region}, secret, now)
+        self._ensure_backup_key()
+        return destination
+
+    def add_service_destination(self, name: str, url: str, service: ServiceRecord, now: str, create_bucket: bool = False) -> S3Destination:
+        """A paas MinIO service (of any environment) as an S3 destination: endpoint and keys come
+        from the service each time, so they follow its port and its password."""
+        validate_name(name, "destination name")
+        from paas_svc.catalog import kind_of_service
+
+        if kind_of_service(service.template, service.spec) != "s3":
+            raise InvalidInput(f"{service.slug} is a {service.template} service; only an S3 service (MinIO) can hold backups.",
+                               hint="Pass --from-service the slug of a MinIO service (with --env/--project for another environment).")
+        bucket, prefix = parse_s3_url(url)
+        self.records.add_destination(name, "s3", {"bucket": bucket, "prefix": prefix, "from_service": service.id,
+                                                  "region": "us-east-1"}, None, now)
+        destination = self.destination(name)
+        try:
+            destination.check(create_bucket)
+        except PaasError:
+            self.records.remove_destination(name)
+            raise
+        self._ensure_backup_key()
+        return destination
+
+    def destination(self, name: str) -> Destination:
+        if name == LOCAL:
+            return LocalStore(self.data_ops.backup_dir)
+        row = self.records.destination(name)
+        if row.kind == "folder":
+            return FolderDestination(row.name, Path(row.config["path"]))
+        config = row.config
+        if config.get("from_service"):
+            service = self.store.get_service_by_id(config["from_service"])
+            credentials = self.manager.vault.credentials(service)
+            # Where this machine reaches its S3 port: the publish address of its target (or node),
+            # through an ssh forward for a remote target that publishes on its own loopback only.
+            host, port = self.manager.for_target(service.target).probe_address(service, service.host_port)
+            return S3Destination(row.name, config["bucket"], config["prefix"], f"http://{_url_host(host)}:{port}",
+                                 config.get("region") or "us-east-1", credentials["user"], credentials["password"])
+        keys = self._open_secret(row)
+        return S3Destination(row.name, config["bucket"], config["prefix"], config.get("endpoint"),
+                             config.get("region") or "us-east-1", keys["access_key"], keys["secret_key"])
+
+    def _open_secret(self, row: rec.DestinationRow) -> dict[str, str]:
+        from cryptography.fernet import InvalidToken
+
+        from paas_svc.errors import SecretsError
+
+        try:
+            return self.manager.vault.box().decrypt(row.secret)
+        except InvalidToken:
+            raise SecretsError(f"The stored keys of the backup destination {row.name} do not decrypt with the master key.",
+                               hint=f"Add it again: `paas backup dest rm {row.name}` then `paas backup dest add {row.name} ...`.") from None
+
+    def describe_destination(self, row: rec.DestinationRow) -> str:
+        if row.kind == "folder":
+            return row.config["path"]
+        config = row.config
+        url = f"s3://{config['bucket']}/{config['prefix']}".rstrip("/")
+        if config.get("from_service"):
+            try:
+                service = self.store.get_service_by_id(config["from_service"])
+                return f"{url} on paas service {service.project}/{service.env}/{service.slug}"
+            except NotFound:
+                return f"{url} on a paas service that no longer exists"
+        return f"{url} at {config.get('endpoint') or 'AWS'} ({config.get('region')})"
+
+    def _ensure_backup_key(self) -> None:
+        from paas_svc.secrets.backup_key import ensure_key
+
+        ensure_key(self.home)
+
+    # -- schedules ---------------------------------------------------------------------
+
+    def set_schedule(self, service: ServiceRecord, every: str, policy: RetentionPolicy, destination: str, verify: bool,
+                     now: datetime) -> tuple[ScheduleRow, bool]:
+        from paas_svc.kinds.strategy import strategy_for
+        from paas_svc.usecases.backups.cron import parse_schedule
+
+        strategy_for(service.template)  # refuses kinds paas cannot back up
+        schedule = parse_schedule(every)
+        if destination != LOCAL:
+            self.records.destination(destination)
+        return self.records.put_schedule(service.id, schedule.text, (policy.keep_last, policy.keep_daily, policy.keep_weekly),
+                                         destination, verify, rec.format_time(now), rec.format_time(schedule.next_after(now)))
+
+    def schedules(self) -> list[tuple[ScheduleRow, ServiceRecord | None]]:
+        rows = []
+        for row in self.records.schedules():
+            try:
+                service = self.store.get_service_by_id(row.service_id)
+            except NotFound:
+                service = None
+            rows.append((row, service))
+        return rows
+
+    def overdue(self, now: datetime) -> list[Overdue]:
+        late = []
+        for row, service in self.schedules():
+            due = rec.parse_time(row.next_due_at)
+            if row.failures:
+                late.append(Overdue(row, service, f"the last {row.failures} attempt(s) failed: {row.last_error}"))
+            elif (now - due).total_seconds() > OVERDUE_GRACE_SECONDS:
+                late.append(Overdue(row, service, f"due since {row.next_due_at} and not taken (is the host scheduler running it?)"))
+        return late
+
+    # -- taking a backup ---------------------------------------------------------------
+
+    def take(self, service: ServiceRecord, destination_name: str, now: datetime, schedule_id: int | None = None) -> BackupRecord:
+        """Back up `service` to a destination and record it. A failure is recorded too, then raised."""
+        try:
+            return self._take(service, destination_name, now, schedule_id)
+        except PaasError as error:
+            self.records.add_record(service=service, schedule_id=schedule_id, created_at=rec.format_time(now), status=rec.FAILED,
+                                    destination=destination_name, error=error.message)
+            raise
+
+    def _take(self, service: ServiceRecord, destination_name: str, now: datetime, schedule_id: int | None) -> BackupRecord:
+        from paas_svc.kinds.strategy import strategy_for
+        from paas_svc.usecases.data import default_backup_name, unique_path
+
+        data_ops = self.ops_for(service)
+        destination = self.destination(destination_name)
+        name = default_backup_name(service, strategy_for(service.template).extension, when=now)
+        created_at = rec.format_time(now)
+        if not destination.encrypts:
+            path = unique_path(data_ops.backup_dir / name)
+            result = data_ops.backup_to_path(service, path, purpose="scheduled" if schedule_id else "backup")
+            return self.records.add_record(service=service, schedule_id=schedule_id, created_at=created_at, status=rec.OK,
+                                           location=str(path), size_bytes=path.stat().st_size, sha256=result.header.payload_sha256)
+        from paas_svc.secrets.backup_key import ensure_key
+        from paas_svc.secrets.backup_cipher import EXTENSION, EncryptingReader, key_id
+
+        key = ensure_key(self.home)
+        staging = data_ops.scratch_dir / name
+        try:
+            data_ops.backup_to_path(service, staging, purpose="scheduled" if schedule_id else "backup")
+            data_ops.step(f"Encrypting and sending the backup to {destination.name}")
+            with open(staging, "rb") as plain:
+                reader = EncryptingReader(plain, key)
+                location = destination.put(reader, f"{service.project}/{service.env}/{service.slug}/{name}.{EXTENSION}")
+        finally:
+            try:
+                os.unlink(staging)
+            except FileNotFoundError:
+                pass
+        self.store.audit("backup-upload", service.project, service.env, service.slug,
+                         f"destination={destination.name} location={location} bytes={reader.bytes_out}")
+        return self.records.add_record(service=service, schedule_id=schedule_id, created_at=created_at, status=rec.OK,
+                                       destination=destination.name, location=location, encrypted=True, key_id=key_id(key),
+                                       size_bytes=reader.bytes_out, sha256=reader.hexdigest())
+
+    def apply_retention(self, schedule: ScheduleRow) -> list[BackupRecord]:
+        """Delete the schedule's backups its policy no longer keeps; returns them."""
+        policy = RetentionPolicy(schedule.keep_last, schedule.keep_daily, schedule.keep_weekly)
+        backups = self.records.schedule_backups(schedule.id)
+        keep = backups_to_keep(policy, [(b.id, rec.parse_time(b.created_at)) for b in backups])
+        removed = []
+        for backup in backups:
+            if backup.id in keep:
+                continue
+            self.destination(backup.destination).delete(backup.location)
+            self.records.mark_deleted(backup.id)
+            removed.append(backup)
+        return removed
+
+    def unrecorded_local_files(self, service: ServiceRecord | None = None) -> list[tuple[Path, "BackupHeader"]]:
+        """Backup files in PAAS_HOME/backups that no record names: the safety, pre-upgrade and
+        final backups of restore, upgrade and `rm --purge`, with their checked headers."""
+        from paas_svc.kinds.strategy import read_backup
+
+        recorded = {r.location for r in self.records.records(include_deleted=True) if r.location}
+        found = []
+        for path in sorted(self.data_ops.backup_dir.iterdir()):
+            if str(path) in recorded or path.name.startswith(".") or not path.is_file():
+                continue
+            try:
+                header = read_backup(path).header
+            except PaasError:
+                continue
+            if service is None or (header.project, header.env, header.slug) == (service.project, service.env, service.slug):
+                found.append((path, header))
+        return found
+
+    # -- fetching a backup back ---------------------------------------------------------
+
+    def latest(self, service: ServiceRecord, destination: str | None = None) -> BackupRecord | None:
+        candidates = [r for r in self.records.records(service.id) if r.status == rec.OK
+                      and (destination is None or r.destination == destination)]
+        return candidates[-1] if candidates else None
+
+    def locate(self, service: ServiceRecord, source: str | None, destination: str | None, latest: bool) -> tuple[str, str]:
+        """(destination name, location) of what to restore: an s3:// URL, a file, or the latest
+        backup of the service (at --from DEST, found in the state or else by listing DEST)."""
+        if source and source.startswith("s3://"):
+            return self._destination_for_url(source, destination), source
+        if source:
+            return destination or LOCAL, source
+        if not latest:
+            raise InvalidInput("Say what to restore: a FILE, an s3:// URL, or --latest (with --from DEST for a destination).")
+        record = self.latest(service, destination)
+        if record is not None:
+            return record.destination, record.location
+        if destination:  # e.g. a new home after a lost one: the destination still has them
+            names = [n for n in self.destination(destination).list_names(f"{service.project}/{service.env}/{service.slug}/")
+                     if not n.rsplit("/", 1)[-1].startswith(".")]
+            if names:
+                return destination, names[-1]  # names carry the UTC time: the last is the newest
+        where = f" at {destination}" if destination else ""
+        raise NotFound(f"No backup of {service.project}/{service.env}/{service.slug}{where}.",
+                       hint="List them with `paas backup list`.")
+
+    def _destination_for_url(self, url: str, wanted: str | None) -> str:
+        bucket, key = parse_s3_url(url)
+        for row in self.records.destinations():
+            if row.kind == "s3" and row.config["bucket"] == bucket and (wanted is None or row.name == wanted):
+                if not row.config["prefix"] or key.startswith(row.config["prefix"] + "/") or wanted:
+                    return row.name
+        raise NotFound(f"No backup destination holds the bucket {bucket}: paas needs its endpoint and keys.",
+                       hint=f"Add it with `paas backup dest add NAME --s3 s3://{bucket} --endpoint URL`, then try again.")
+
+    def fetch(self, service: ServiceRecord, destination_name: str, location: str) -> Path:
+        """A local plain backup file for `location`: the file itself when it is a plain local
+        file, else a decrypted copy in this process's private scratch folder (the caller removes it)."""
+        from paas_svc.secrets.backup_key import known_keys
+        from paas_svc.secrets.backup_cipher import HEADER_BYTES, decrypt_stream, is_encrypted
+
+        if not location.startswith("s3://"):
+            path = Path(location)
+            try:
+                with open(path, "rb") as handle:
+                    start = handle.read(HEADER_BYTES)
+            except OSError:
+                return path  # read_backup explains what is wrong with it
+            if not is_encrypted(start):
+                return path
+        destination = self.destination(destination_name) if location.startswith("s3://") else FolderDestination("file", Path("/"))
+        keys = known_keys(self.home)
+        target = self.data_ops.scratch_dir / f"fetched-{os.urandom(4).hex()}"
+        self.data_ops.step(f"Fetching and decrypting {location}")
+        source = destination.open_read(location)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as sink:
+                decrypt_stream(source, sink, keys.get, what=location)
+        except BaseException:
+            try:
+                os.unlink(target)
+            except FileNotFoundError:
+                pass
+            raise
+        finally:
+            source.close()
+        return target

@@ -1,0 +1,97 @@
+"""`paas backup run-due`: what the host's timer calls. Takes every backup that is due, applies
+retention, verifies when the schedule asks, and records each outcome. A failed backup keeps its
+due time, so the next run retries it. One run at a time per profile (a lock): a second run
+started meanwhile does nothing and says so."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterator
+
+from paas_svc.usecases.backups import records as rec
+from paas_svc.usecases.backups.manager import Backups
+from paas_svc.errors import PaasError
+
+LOCK_NAME = "backup-run-due.lock"
+
+
+@dataclass
+class RunItem:
+    project: str
+    env: str
+    slug: str
+    destination: str
+    ok: bool
+    record_id: int | None = None
+    location: str | None = None
+    size_bytes: int | None = None
+    error: str | None = None
+    deleted: list[str] = field(default_factory=list)
+    verified: bool | None = None
+    verify_detail: str | None = None
+
+
+@dataclass
+class RunReport:
+    ran: bool  # False: another run held the lock
+    now: str
+    items: list[RunItem] = field(default_factory=list)
+    scheduler_note: str | None = None
+
+    @property
+    def failures(self) -> int:
+        return sum(1 for item in self.items if not item.ok or item.verified is False)
+
+
+@contextmanager
+def run_lock(home) -> Iterator[bool]:
+    folder = home / "locks"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def run_due(backups: Backups, now: datetime) -> RunReport:
+    from paas_svc.usecases.backups.cron import parse_schedule
+
+    report = RunReport(ran=False, now=rec.format_time(now))
+    with run_lock(backups.home) as locked:
+        if not locked:
+            return report
+        report.ran = True
+        for schedule, service in backups.schedules():
+            if service is None or rec.parse_time(schedule.next_due_at) > now:
+                continue
+            item = RunItem(service.project, service.env, service.slug, schedule.destination or "local", ok=False)
+            report.items.append(item)
+            try:
+                record = backups.take(service, schedule.destination, now, schedule_id=schedule.id)
+            except PaasError as error:
+                item.error = error.message
+                backups.records.mark_attempt(schedule.id, rec.format_time(now), error.message, None)
+                continue
+            item.ok, item.record_id, item.location, item.size_bytes = True, record.id, record.location, record.size_bytes
+            next_due = parse_schedule(schedule.every).next_after(now)
+            backups.records.mark_attempt(schedule.id, rec.format_time(now), None, rec.format_time(next_due))
+            try:
+                item.deleted = [b.location for b in backups.apply_retention(schedule)]
+            except PaasError as error:  # the backup itself is safe; old ones are retried next time
+                item.error = f"retention: {error.message}"
+            if schedule.verify:
+                from paas_svc.usecases.backups.verify import verify_backup
+
+                result = verify_backup(backups, service, record, now)
+                item.verified, item.verify_detail = result.ok, result.detail
+    return report

@@ -1,0 +1,113 @@
+"""Connection strings for apps: one service's DSN or variables, or the variables of an environment.
+
+This is the hot path of scripts and shell prompts: it must not import the Docker SDK,
+the YAML catalog or Rich. Live container states come from docker_status (one raw request).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from paas_svc.dsn import HOST_VIEW_HOST
+from paas_svc.errors import Conflict, ProvisioningFailed
+from paas_svc.state.models import ServiceRecord
+from paas_svc.state.store import StateStore
+from paas_svc.kinds.variables import service_url, service_variables
+from paas_svc.secrets.vault import Vault
+
+
+def _address(service: ServiceRecord, network_view: bool, host: str = HOST_VIEW_HOST) -> tuple[str, int]:
+    """Host view: the target's publish address (127.0.0.1 locally) and the published port.
+    Network view: the container's (or Swarm service's) name on paas-apps."""
+    if network_view:
+        return service.container_name, service.container_port
+    if service.host_port is None:
+        raise ProvisioningFailed(f"{service.slug} has no published port.")
+    return host, service.host_port
+
+
+def connection_string(service: ServiceRecord, credentials: dict[str, str], network_view: bool,
+                      host: str = HOST_VIEW_HOST) -> str:
+    return service_url(service.template, service.spec, credentials, *_address(service, network_view, host))
+
+
+def variables_of(service: ServiceRecord, credentials: dict[str, str], network_view: bool,
+                 host: str = HOST_VIEW_HOST) -> dict[str, str]:
+    """{SLUG}_URL and the variables real clients of its kind read."""
+    return service_variables(service.slug, service.template, service.spec, credentials,
+                             *_address(service, network_view, host))
+
+
+def reveal_dsn(store: StateStore, vault: Vault, service: ServiceRecord, network_view: bool) -> str:
+    dsn = connection_string(service, vault.credentials(service), network_view, service_publish_host(store, service))
+    record_dsn_reveal(store, service, network_view)
+    return dsn
+
+
+def record_dsn_reveal(store: StateStore, service: ServiceRecord, network_view: bool, extra: str = "") -> None:
+    """Audit a DSN the caller has delivered (a reveal that could not be written is not one)."""
+    store.audit("reveal-dsn", service.project, service.env, service.slug,
+                ("view=network" if network_view else "view=host") + extra)
+
+
+def service_publish_host(store: StateStore, service: ServiceRecord) -> str:
+    """127.0.0.1 for a local service without loading the targets module (the hot path)."""
+    if service.target == "local" and not service.spec.get("publish_address"):
+        return HOST_VIEW_HOST
+    from paas_svc.engine.sdk import targets
+
+    return targets.service_publish_host(store, service)
+
+
+def reveal_variables(store: StateStore, vault: Vault, service: ServiceRecord, network_view: bool,
+                     record: bool = True) -> dict[str, str]:
+    """Every variable of one service; audited now, or with `record=False` by the caller's
+    `record_dsn_reveal(..., extra=" all")` once it delivered them."""
+    variables = variables_of(service, vault.credentials(service), network_view,
+                             service_publish_host(store, service))
+    if record:
+        record_dsn_reveal(store, service, network_view, " all")
+    return variables
+
+
+EXPORTED_STATUSES = ("Ready", "Starting")
+
+
+@dataclass
+class EnvironmentVariables:
+    variables: dict[str, str]  # per service by slug, {SLUG}_URL first
+    skipped: list[tuple[ServiceRecord, str]]  # services left out, with their live status
+    revealed: list[tuple[str, str, str, str]] = None  # (project, env, slug, purpose) of each variable
+
+    def record(self, store: StateStore) -> None:
+        """Audit the reveals once they are delivered."""
+        if self.revealed:
+            with store.write() as db:
+                store.audit_many(db, "reveal-env", self.revealed)
+
+
+def environment_variables(store: StateStore, vault: Vault, services: list[tuple[ServiceRecord, str]],
+                          network_view: bool, purpose: str, record: bool = True) -> EnvironmentVariables:
+    """The variables of every service whose live status is Ready or Starting (a `--no-wait` service
+    not yet confirmed: the caller warns about it); each reveal is audited (now, or with
+    `record=False` by the caller's `record()` once it delivered them)."""
+    variables: dict[str, str] = {}
+    owners: dict[str, str] = {}
+    skipped: list[tuple[ServiceRecord, str]] = []
+    revealed: list[tuple[str, str, str, str]] = []
+    for service, status in sorted(services, key=lambda pair: pair[0].slug):
+        if status not in EXPORTED_STATUSES:
+            skipped.append((service, status))
+            continue
+        host = service_publish_host(store, service)
+        for name, value in variables_of(service, vault.credentials(service), network_view, host).items():
+            if name in owners:
+                raise Conflict(f"{service.slug} and {owners[name]} would both export {name}.",
+                               hint="Export them separately with --only, or rename one (rm, then add under another slug).")
+            owners[name] = service.slug
+            variables[name] = value
+        revealed.append((service.project, service.env, service.slug, purpose))
+    result = EnvironmentVariables(variables, skipped, revealed)
+    if record:
+        result.record(store)
+    return result
