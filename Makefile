@@ -17,17 +17,18 @@ $(VENV)/.installed: pyproject.toml
 images:
 	bash tests/images/build.sh
 
-# The whole suite: unit tests plus integration tests against the real Docker engine.
+# The whole suite in one run: tests/unit, then tests/engine (the real Docker engine), then
+# tests/multinode (engines in containers); the dockerd restart test last of all.
 test: install images
 	$(BIN)/pytest
 
-# Only the tests that need no Docker engine.
+# tests/unit only: needs no Docker engine at all.
 unit: install
-	$(BIN)/pytest -m "not docker"
+	$(BIN)/pytest tests/unit
 
-# Only the multinode tier: engines in containers (remote targets over TLS and ssh, a 3-node Swarm).
+# tests/multinode only: engines in containers (remote targets over TLS and ssh, a 3-node Swarm).
 multinode: install images
-	$(BIN)/pytest -m multinode
+	$(BIN)/pytest tests/multinode
 
 # Provision a Redis in a throwaway home, print its DSN and dotenv line, remove it.
 demo: install

@@ -1,39 +1,72 @@
-"""Every test gets its own PAAS_HOME; real-engine tests get stand-in images and a label sweep.
+"""The three tiers, told apart by folder:
 
-Real-engine tests carry the `docker` marker. Locally they skip when no engine answers;
-with CI=true or PAAS_REQUIRE_DOCKER=1 a missing engine or image FAILS the run.
+    tests/unit/       no Docker engine: `make unit` runs them with none at all
+    tests/engine/     the real Docker engine (marker `docker`)
+    tests/multinode/  Docker engines in containers: remote targets, a 3-node Swarm (`docker`, `multinode`)
+
+The markers come from the folder, never from the test. A test under unit/ that asks for the
+engine (the `engine` or `docker_client` fixture, directly or through another fixture) FAILS,
+and so does a test outside the three folders. Every test gets its own PAAS_HOME.
+
+Engine tests skip locally when no engine answers; with CI=true or PAAS_REQUIRE_DOCKER=1 a
+missing engine or image FAILS the run. Helpers shared by tests live in tests/support/ and
+tests/fakes.py; a test module never imports another test module.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import sqlite3
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-REDIS_IMAGE = "paas-test/redis:7"
-POSTGRES_IMAGE = "paas-test/postgres:16"
-STANDIN_IMAGE = "paas-test/standin:1"
-BASE_IMAGE = "paas-test/bookworm:base"
-REGISTRY_IMAGE = "paas-test/registry:2"  # a local registry for the pull tests
-MARIADB_IMAGE = "paas-test/mariadb:11"
-RABBITMQ_IMAGE = "paas-test/rabbitmq:4"
-MOSQUITTO_IMAGE = "paas-test/mosquitto:2"  # a service that is not in the catalog (user templates)
-VALKEY_IMAGE = "paas-test/valkey:8"
-MINIO_IMAGE = "paas-test/minio:standin"  # moto's real S3 API with MinIO's health paths
-STANDIN_IMAGES = (REDIS_IMAGE, POSTGRES_IMAGE, STANDIN_IMAGE, BASE_IMAGE, REGISTRY_IMAGE,
-                  MARIADB_IMAGE, RABBITMQ_IMAGE, MOSQUITTO_IMAGE, VALKEY_IMAGE, MINIO_IMAGE)
-PAAS_BIN = str(Path(sys.executable).with_name("paas"))
+from tests.support.cli import run_paas, run_paas_process
+from tests.support.engine import docker_required, profile_id, sweep
+from tests.support.images import STANDIN_IMAGES
+from tests.support.paths import TESTS
+
+TIERS = ("unit", "engine", "multinode")
+TIER_MARKERS = {"unit": (), "engine": ("docker",), "multinode": ("docker", "multinode")}
+ENGINE_FIXTURES = frozenset({"engine", "docker_client"})
 
 
-def docker_required() -> bool:
-    return bool(os.environ.get("PAAS_REQUIRE_DOCKER")) or os.environ.get("CI", "").lower() in ("1", "true", "yes")
+def tier_of(item) -> str | None:
+    try:
+        folder = Path(item.path).resolve().relative_to(TESTS).parts[0]
+    except (ValueError, IndexError):
+        return None
+    return folder if folder in TIERS else None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Markers from the folder; then unit, engine, multinode, and last of all the tests that
+    restart the engine (marker `engine_restart`), so nothing runs after dockerd restarts."""
+    for item in items:
+        for marker in TIER_MARKERS.get(tier_of(item), ()):
+            item.add_marker(marker)
+    order = {tier: number for number, tier in enumerate(TIERS)}
+    items.sort(key=lambda item: (item.get_closest_marker("engine_restart") is not None,
+                                 order.get(tier_of(item), len(TIERS))))  # stable: files keep their order
+
+
+def misplaced(item, wanted=()) -> str | None:
+    """Why this test is in the wrong folder, or None. `wanted`: engine fixtures asked for at run time."""
+    tier = tier_of(item)
+    if tier is None:
+        return (f"{item.nodeid} is outside tests/unit, tests/engine and tests/multinode: "
+                "move it to the folder of what it needs")
+    wanted = sorted(set(wanted) | (ENGINE_FIXTURES & set(getattr(item, "fixturenames", ()))))
+    if tier == "unit" and wanted:
+        return (f"{item.nodeid} is a unit test but asks for the Docker engine (fixture {', '.join(wanted)}): "
+                "move it to tests/engine/, or give it a fake (tests/fakes.py)")
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Before any fixture is set up, so a misplaced test fails here instead of skipping for want of an engine."""
+    problem = misplaced(item)
+    if problem:
+        pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -49,34 +82,6 @@ def isolated_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("PAAS_SCHEDULER", "cron")
     monkeypatch.setenv("PAAS_CRON_DIR", str(tmp_path / "cron.d"))
     return home
-
-
-@dataclass
-class Result:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return f"exit={self.exit_code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
-
-
-def run_paas(*args: str) -> Result:
-    """Run the CLI in-process through the same entry point as the `paas` script."""
-    from paas_svc.cli.main import run
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = run(list(args))
-    return Result(code, out.getvalue(), err.getvalue())
-
-
-def run_paas_process(*args: str, env: dict | None = None, timeout: float = 180, input: str | None = None) -> Result:
-    """Run the installed `paas` script in a child process (for concurrency, signals, exit codes)."""
-    completed = subprocess.run([PAAS_BIN, *args], capture_output=True, text=True, timeout=timeout,
-                               env={**os.environ, **(env or {})}, input=input)
-    return Result(completed.returncode, completed.stdout, completed.stderr)
 
 
 @pytest.fixture
@@ -114,35 +119,14 @@ def docker_client():
     return client
 
 
-def profile_id(home: Path) -> str | None:
-    database = home / "state.db"
-    if not database.exists():
-        return None
-    try:
-        with contextlib.closing(sqlite3.connect(database, timeout=10)) as db:
-            row = db.execute("SELECT value FROM meta WHERE key = 'profile_id'").fetchone()
-    except sqlite3.OperationalError:  # a paas process is creating the schema right now
-        return None
-    return row[0] if row else None
-
-
-def sweep(client, label_filter: str) -> None:
-    for container in client.containers.list(all=True, filters={"label": label_filter}):
-        container.remove(force=True, v=True)
-    for volume in client.volumes.list(filters={"label": label_filter}):
-        volume.remove(force=True)
-
-
 @pytest.fixture
-def engine(docker_client, isolated_home):
+def engine(request, isolated_home):
     """A real engine; everything this test's profile created is swept afterwards."""
-    yield docker_client
+    problem = misplaced(request.node, ["engine"])  # also when asked for by name (request.getfixturevalue)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    client = request.getfixturevalue("docker_client")
+    yield client
     profile = profile_id(isolated_home)
     if profile:
-        sweep(docker_client, f"paas.profile={profile}")
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if "engine" in getattr(item, "fixturenames", ()) or "docker_client" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.docker)
+        sweep(client, f"paas.profile={profile}")

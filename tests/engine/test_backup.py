@@ -3,7 +3,7 @@
 Redis and PostgreSQL round trips run the real tools (BGSAVE + RDB, pg_dump/pg_restore) in
 the stand-in images, and count the data back with real clients. The MinIO/Mailpit test uses
 the stand-in image only to exercise Docker's archive calls on a volume; it says nothing
-about MinIO or Mailpit themselves (their contract is in tests/test_backup_unit.py).
+about MinIO or Mailpit themselves (their contract is in tests/unit/test_backup.py).
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ import pytest
 import redis
 
 from paas_svc.kinds.strategy import read_backup, verify_payload
-from tests.conftest import BASE_IMAGE, PAAS_BIN, POSTGRES_IMAGE, REDIS_IMAGE, STANDIN_IMAGE, profile_id
+from tests.support.cli import PAAS_BIN
+from tests.support.engine import profile_id
+from tests.support.images import BASE_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, STANDIN_IMAGE
+from tests.support.services import add, backups_in, container, dsn, show
 
-IMAGE_FOR = {"postgres-16": POSTGRES_IMAGE, "redis-7": REDIS_IMAGE, "mailpit": STANDIN_IMAGE, "minio": STANDIN_IMAGE}
 REDIS_KEYS = 500
 PG_ROWS = 1000
 
@@ -33,24 +35,6 @@ def timed(paas, *args):
     started = time.monotonic()
     result = paas(*args)
     return result, time.monotonic() - started
-
-
-def add(paas, slug, template, env="production", image=None):
-    result = paas("svc", "add", slug, "--template", template, "--env", env, "--image", image or IMAGE_FOR[template])
-    assert result.exit_code == 0, result.output
-    return show(paas, slug, env)
-
-
-def show(paas, slug, env="production") -> dict:
-    result = paas("svc", "show", slug, "--env", env, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-def dsn(paas, slug, env="production") -> str:
-    result = paas("svc", "dsn", slug, "--env", env)
-    assert result.exit_code == 0, result.output
-    return result.stdout.strip()
 
 
 def seed_redis(url: str) -> None:
@@ -84,15 +68,6 @@ def seed_postgres(url: str) -> None:
 def count_orders(url: str) -> tuple[int, int]:
     with psycopg.connect(url) as connection:
         return tuple(connection.execute("SELECT count(*), coalesce(sum(qty), 0) FROM orders").fetchone())
-
-
-def container(engine, info: dict) -> dict:
-    return engine.api.inspect_container(info["container"])
-
-
-def backups_in(home: Path) -> list[Path]:
-    folder = home / "backups"
-    return sorted(p for p in folder.iterdir() if not p.name.startswith(".")) if folder.exists() else []
 
 
 def safety_path(stdout: str) -> Path:
@@ -213,7 +188,7 @@ def test_postgres_round_trip_1000_rows(paas, engine, tmp_path):
 
 def test_restore_refuses_bad_files_and_loses_nothing(paas, engine, isolated_home, tmp_path):
     from paas_svc.kinds.strategy import RESERVED_HEADER_BYTES, encode_header
-    from tests.test_backup_unit import header_for
+    from tests.support.backup_files import header_for
 
     info = add(paas, "cache", "redis-7")
     url = dsn(paas, "cache")

@@ -18,7 +18,8 @@ import psycopg
 import pytest
 import redis
 
-from tests.conftest import POSTGRES_IMAGE, REDIS_IMAGE, profile_id
+from tests.support.engine import profile_id
+from tests.support.images import POSTGRES_IMAGE, REDIS_IMAGE
 
 BUCKET = "paas-backups-test"
 MARKER = "order-marker-7f3a9c"
@@ -175,7 +176,7 @@ def test_encrypted_s3_copy_restore_and_lost_master_key(paas, engine, isolated_ho
     finally:
         sweep_profile = profile_id(new_home)
         if sweep_profile:
-            from tests.conftest import sweep
+            from tests.support.engine import sweep
 
             sweep(engine, f"paas.profile={sweep_profile}")
 
@@ -273,7 +274,7 @@ def test_two_concurrent_run_due_take_each_backup_once(paas, paas_process, engine
 def test_minio_service_of_another_environment_as_destination(paas, engine, isolated_home):
     """A paas MinIO service (here the moto-based stand-in, in env `staging`) holds the encrypted
     backups of a service in `production`: endpoint and keys come from that service."""
-    from tests.conftest import MINIO_IMAGE
+    from tests.support.images import MINIO_IMAGE
 
     add(paas, "store", "minio", MINIO_IMAGE, env="staging")
     url = add(paas, "cache", "redis-7", REDIS_IMAGE)

@@ -11,8 +11,10 @@ import stat
 import subprocess
 
 from paas_svc.errors import ExitCode
-from tests.conftest import PAAS_BIN, REDIS_IMAGE
-from tests.test_cli_conventions import _in_a_terminal, audit_actions
+from tests.support.cli import PAAS_BIN
+from tests.support.images import REDIS_IMAGE
+from tests.support.cli import in_a_terminal
+from tests.support.state import audit_actions
 
 
 def add(paas, slug, env="production", *extra, template="redis-7", image=REDIS_IMAGE):
@@ -112,7 +114,7 @@ def test_doctor_fix_waits_for_its_services_in_parallel_and_reports_each(paas, en
 
 def test_list_at_80_columns_cuts_no_word(paas, engine):
     add(paas, "feature-flags", "development")
-    code, output = _in_a_terminal(["svc", "list"], {"COLUMNS": "80", "NO_COLOR": "1"})
+    code, output = in_a_terminal(["svc", "list"], {"COLUMNS": "80", "NO_COLOR": "1"})
     text = output.decode().replace("\r", "")
     assert code == 0, text
     lines = [line for line in text.splitlines() if line.strip()]

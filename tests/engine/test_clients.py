@@ -20,7 +20,7 @@ import pytest
 import redis
 from dotenv import dotenv_values
 
-from tests.conftest import MARIADB_IMAGE, MINIO_IMAGE, POSTGRES_IMAGE, RABBITMQ_IMAGE, REDIS_IMAGE, STANDIN_IMAGE
+from tests.support.images import MARIADB_IMAGE, MINIO_IMAGE, POSTGRES_IMAGE, RABBITMQ_IMAGE, REDIS_IMAGE, STANDIN_IMAGE
 
 
 def add(paas, slug, template, image, *extra):

@@ -22,7 +22,9 @@ import pytest
 import redis
 
 from paas_svc.kinds.strategy import read_backup, verify_payload
-from tests.conftest import PAAS_BIN, POSTGRES_IMAGE, REDIS_IMAGE, profile_id
+from tests.support.cli import PAAS_BIN
+from tests.support.engine import profile_id
+from tests.support.images import POSTGRES_IMAGE, REDIS_IMAGE
 
 OLD = {f"old:{n}": f"o{n}" for n in range(300)}
 NEW = {f"new:{n}": f"n{n}" for n in range(200)}
@@ -410,7 +412,7 @@ def test_list_calls_racing_resumed_adds_never_make_an_add_fail(paas, engine, iso
     resume those rows must never find their lock taken by a list."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from tests.conftest import run_paas_process
+    from tests.support.cli import run_paas_process
 
     slugs = [f"c{n}" for n in range(4)]
     add_args = lambda slug: ("svc", "add", slug, "--template", "redis-7", "--env", "production", "--image", REDIS_IMAGE)  # noqa: E731

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.api_server import Server
-from tests.conftest import docker_required, profile_id, sweep
+from tests.support.api_server import Server
+from tests.support.engine import docker_required, profile_id, sweep
+from tests.support.paths import ROOT
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = ROOT / "test-artifacts"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 STEP_DEADLINE_SECONDS = 90

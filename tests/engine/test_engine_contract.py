@@ -19,7 +19,9 @@ import pytest
 
 from paas_svc.engine.protocol import ContainerSpec
 from paas_svc.errors import Conflict, DockerUnavailable, ProvisioningFailed
-from tests.conftest import PAAS_BIN, REDIS_IMAGE, sweep
+from tests.support.cli import PAAS_BIN
+from tests.support.engine import sweep
+from tests.support.images import REDIS_IMAGE
 
 ADAPTERS = ["sdk", "local"]
 

@@ -1,7 +1,8 @@
 """Services come back after the Docker engine itself restarts (restart=unless-stopped).
 
 This stops and restarts dockerd, which disturbs anything else using the engine, so it
-runs last (file name) and only where PAAS_ALLOW_ENGINE_RESTART=1 (.ci/run sets it).
+runs last (marker `engine_restart`: tests/conftest.py puts it after every other test) and
+only where PAAS_ALLOW_ENGINE_RESTART=1 (.ci/run sets it).
 """
 
 import json
@@ -14,10 +15,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import REDIS_IMAGE
+from tests.support.images import REDIS_IMAGE
 
-pytestmark = pytest.mark.skipif(not os.environ.get("PAAS_ALLOW_ENGINE_RESTART"),
-                                reason="restarts dockerd; set PAAS_ALLOW_ENGINE_RESTART=1 (CI does)")
+pytestmark = [pytest.mark.engine_restart,
+              pytest.mark.skipif(not os.environ.get("PAAS_ALLOW_ENGINE_RESTART"),
+                                 reason="restarts dockerd; set PAAS_ALLOW_ENGINE_RESTART=1 (CI does)")]
 
 
 def _pid_namespace(pid: str) -> str | None:

@@ -1,7 +1,7 @@
 """`paas env export` and `paas run` against the real engine: the exported variables reach the
 services from the host and from a container on paas-apps, and nothing leaks across environments.
 
-Tests that need no service (exit codes, signals, -o errors) use no engine and run in `make unit`.
+Tests that need no service (exit codes, signals, -o errors) are in tests/unit/test_export.py.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -19,7 +18,9 @@ import uuid
 import pytest
 from dotenv import dotenv_values
 
-from tests.conftest import PAAS_BIN, REDIS_IMAGE, profile_id
+from tests.support.cli import PAAS_BIN
+from tests.support.engine import profile_id
+from tests.support.images import REDIS_IMAGE
 
 
 def add_redis(paas, slug: str, env: str = "production", *project: str) -> None:
@@ -255,20 +256,6 @@ def test_output_file_is_private_and_replaces_atomically(engine, paas, tmp_path):
     assert [p.name for p in folder.iterdir()] == ["app.env"]  # no temporary file left behind
 
 
-@pytest.mark.parametrize("where", ["missing-folder/app.env", "a-file/app.env", "a-folder"])
-def test_output_path_errors_are_clean_usage_errors(paas, tmp_path, where):
-    (tmp_path / "a-file").write_text("x")
-    (tmp_path / "a-folder").mkdir()
-    target = tmp_path / where
-    result = paas("env", "export", "-o", str(target))
-    assert result.exit_code == 2, result.output
-    assert str(target) in result.stderr
-    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
-
-
-# A read-only folder (even for root) is covered by tests/test_bad_input.py::test_export_into_read_only_dir.
-
-
 def test_unknown_format_is_refused_before_any_reveal(engine, paas):
     add_redis(paas, "cache")
     result = paas("env", "export", "--env", "production", "--format", "yaml")
@@ -316,44 +303,3 @@ def test_run_leaves_out_services_not_ready_or_fails_with_strict(engine, paas, pa
     assert "warning: queue is Stopped" in result.stderr
     strict = paas_process("run", "-e", "production", "--strict", "--", "sh", "-c", "echo ran")
     assert strict.exit_code == 4 and strict.stdout == "", strict.output
-
-
-@pytest.mark.parametrize("command, code", [
-    (["sh", "-c", "exit 7"], 7),
-    (["sh", "-c", "exit 0"], 0),
-    (["false"], 1),
-    (["sh", "-c", "kill -TERM $$"], 128 + signal.SIGTERM),
-    (["no-such-command-paas-test"], 127),
-    (["/etc/passwd"], 126),
-])
-def test_run_exits_with_the_command_exit_code(paas_process, command, code):
-    result = paas_process("run", "--", *command)
-    assert result.exit_code == code, result.output
-
-
-def test_run_options_after_the_command_belong_to_the_command(paas_process):
-    result = paas_process("run", "sh", "-c", 'printf "%s|" "$@"', "argv0", "--env", "x", "--", "-e")
-    assert (result.exit_code, result.stdout) == (0, "--env|x|--|-e|"), result.output
-
-
-def test_run_without_a_command_is_a_usage_error(paas_process):
-    result = paas_process("run")
-    assert result.exit_code == 2
-    assert "No command" in result.stderr
-
-
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
-def test_run_passes_signals_to_the_command(paas_process, signum):
-    name = signal.Signals(signum).name[3:]
-    script = f'trap "exit 42" {name}; echo ready; while :; do sleep 0.1; done'
-    # A new session: no controlling terminal, so a SIGINT is for paas alone and must be forwarded.
-    process = subprocess.Popen([PAAS_BIN, "run", "--", "sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
-    try:
-        assert process.stdout.readline() == "ready\n"
-        process.send_signal(signum)
-        assert process.wait(timeout=30) == 42, process.stderr.read()
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import redis
 
-from tests.conftest import POSTGRES_IMAGE, REDIS_IMAGE, STANDIN_IMAGE
+from tests.support.images import POSTGRES_IMAGE, REDIS_IMAGE, STANDIN_IMAGE
 
 STANDIN_FOR = {
     "postgres-16": POSTGRES_IMAGE,
@@ -172,7 +172,7 @@ def test_image_that_cannot_be_pulled_leaves_nothing(paas, engine, isolated_home)
     assert "Could not pull image 127.0.0.1:1/paas-test/nothing:1" in result.stderr
     assert "Traceback" not in result.stderr
     assert listed(paas) == {}
-    from tests.conftest import profile_id
+    from tests.support.engine import profile_id
 
     assert not engine.containers.list(all=True, filters={"label": f"paas.profile={profile_id(isolated_home)}"})
     assert not engine.volumes.list(filters={"label": f"paas.profile={profile_id(isolated_home)}"})
@@ -223,16 +223,6 @@ def test_purge_needs_confirmation_when_not_interactive(paas, engine):
     result = paas("svc", "rm", "cache", "--purge")
     assert result.exit_code == 2 and "--yes" in result.stderr
     assert listed(paas)[("production", "cache")]["status"] == "Ready"
-
-
-def test_docker_unreachable_is_a_clear_error(paas, monkeypatch, isolated_home):
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    result = paas("svc", "add", "cache", "--template", "redis-7")
-    assert result.exit_code == 5, result.output
-    assert "Cannot reach the Docker engine at unix:///nonexistent/docker.sock" in result.stderr
-    assert "Traceback" not in result.stderr
-    listing = paas("svc", "list", "--json")
-    assert listing.exit_code == 0 and json.loads(listing.stdout) == []
 
 
 def test_purge_without_final_backup(paas, engine, isolated_home):

@@ -10,7 +10,7 @@ import json
 from urllib.parse import urlsplit
 
 from paas_svc.kinds.readiness import probe
-from tests.conftest import STANDIN_IMAGE
+from tests.support.images import STANDIN_IMAGE
 
 MONGO = {"probe": "mongodb"}
 

@@ -14,9 +14,10 @@ import subprocess
 import psycopg
 import pytest
 
-from tests.argv_watch import ArgvWatcher
-from tests.conftest import PAAS_BIN, POSTGRES_IMAGE, STANDIN_IMAGE
-from tests.test_backup_engine import add, dsn
+from tests.support.argv_watch import ArgvWatcher
+from tests.support.cli import PAAS_BIN
+from tests.support.images import POSTGRES_IMAGE, STANDIN_IMAGE
+from tests.support.services import add, dsn
 
 FAKE_MONGODUMP = r"""#!/usr/bin/python3
 import gzip, os, sys, time

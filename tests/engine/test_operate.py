@@ -12,7 +12,8 @@ import pymysql
 import pytest
 import redis
 
-from tests.conftest import MARIADB_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, STANDIN_IMAGE, VALKEY_IMAGE, run_paas_process
+from tests.support.cli import run_paas_process
+from tests.support.images import MARIADB_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, STANDIN_IMAGE, VALKEY_IMAGE
 
 
 def add(paas, slug, template, image, *extra, env="production"):

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from paas_svc.kinds.protocols import ProtocolError, amqp, mysql
-from tests.conftest import MARIADB_IMAGE, RABBITMQ_IMAGE
+from tests.support.images import MARIADB_IMAGE, RABBITMQ_IMAGE
 
 LABEL = "paas-test.protocols"
 

@@ -24,7 +24,8 @@ import docker
 import pytest
 import redis
 
-from tests.conftest import REDIS_IMAGE, REGISTRY_IMAGE, profile_id, sweep
+from tests.support.engine import profile_id, sweep
+from tests.support.images import REDIS_IMAGE, REGISTRY_IMAGE
 
 REGISTRY_LABEL = "paas-test.registry"
 

@@ -16,8 +16,8 @@ import time
 import pytest
 import redis
 
-from tests.argv_watch import ArgvWatcher
-from tests.conftest import REDIS_IMAGE, VALKEY_IMAGE
+from tests.support.argv_watch import ArgvWatcher
+from tests.support.images import REDIS_IMAGE, VALKEY_IMAGE
 
 SERVICES = [("redis-7", REDIS_IMAGE, "redis-server"), ("valkey-8", VALKEY_IMAGE, "valkey-server")]
 

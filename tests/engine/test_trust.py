@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from tests.conftest import PAAS_BIN, REDIS_IMAGE, profile_id, run_paas_process
+from tests.support.cli import PAAS_BIN, run_paas_process
+from tests.support.engine import profile_id
+from tests.support.images import REDIS_IMAGE
 
 
 def add_args(slug, env="production", *extra):
@@ -148,11 +150,3 @@ def test_doctor_finds_and_fixes_drift(paas, engine, isolated_home):
     assert (isolated_home / "state.db").stat().st_mode & 0o777 == 0o600
     orphan.remove()
     assert paas("doctor").exit_code == 0
-
-
-def test_doctor_without_engine(paas, monkeypatch):
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
-    result = paas("doctor", "--json")
-    assert result.exit_code == 9
-    engine_finding = [f for f in json.loads(result.stdout)["findings"] if f["check"] == "engine"][0]
-    assert not engine_finding["ok"] and "Cannot reach the Docker engine" in engine_finding["message"]

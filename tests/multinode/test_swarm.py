@@ -2,49 +2,18 @@
 network made here, TLS with certificates made here). PostgreSQL pinned to a worker keeps its
 rows through a task restart, a lost node (Pending, never rescheduled), a move to the other
 worker, and a backup/restore round trip; an app container on another node reaches it by the
-network view. The cluster is shared by the tests of this module and removed at the end."""
+network view. The Swarm (fixture `swarm`, tests/multinode/conftest.py) is shared by every
+multinode test of the run and removed at its end."""
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 
-import pytest
-
-from tests.conftest import POSTGRES_IMAGE
-from tests.nodes import Certificates, Cluster, Node, docker, make_cluster
-
-pytestmark = [pytest.mark.multinode, pytest.mark.docker]
+from tests.support.images import POSTGRES_IMAGE
+from tests.support.nodes import Swarm, docker
 
 SETTLE_SECONDS = 180  # node-down detection and task scheduling on vfs nodes under load
-
-
-@dataclass
-class Swarm:
-    cluster: Cluster
-    manager: Node
-    worker1: Node
-    worker2: Node
-
-
-@pytest.fixture(scope="session")
-def swarm(docker_client, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("swarm")
-    cluster = make_cluster(workdir)
-    try:
-        cluster.certs = Certificates(workdir / "certs")
-        manager, worker1, worker2 = (cluster.start_node(name, tls=True) for name in ("mgr", "wk1", "wk2"))
-        for node in (manager, worker1, worker2):
-            node.wait_engine()
-        manager.sh(f"docker swarm init --advertise-addr {manager.ip}")
-        token = manager.sh("docker swarm join-token -q worker").strip()
-        for node in (worker1, worker2):
-            node.sh(f"docker swarm join --token {token} {manager.ip}:2377")
-        cluster.load_flat_image(POSTGRES_IMAGE, [manager, worker1, worker2])
-        yield Swarm(cluster, manager, worker1, worker2)
-    finally:
-        cluster.stop()
 
 
 def ok(result):

@@ -1,7 +1,8 @@
 """Remote targets on a real second engine: a Docker engine in a container on a bridge network
 made by the test, reached over tcp with TLS (certificates made here) and over ssh (sshd in
 that container, a key made here). Real clients (redis-py, psycopg) connect to the node's
-address. The node is shared by the tests of this module and removed at the end."""
+address. The node (fixture `remote_node`, tests/multinode/conftest.py) is shared by every
+multinode test of the run and removed at its end."""
 
 from __future__ import annotations
 
@@ -9,43 +10,9 @@ import json
 import sqlite3
 import stat
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
-import pytest
-
-from tests.conftest import POSTGRES_IMAGE, REDIS_IMAGE
-from tests.nodes import Certificates, Cluster, Node, known_hosts_for, make_cluster, ssh_keypair
-
-pytestmark = [pytest.mark.multinode, pytest.mark.docker]
-
-
-@dataclass
-class RemoteNode:
-    cluster: Cluster
-    node: Node
-    ssh_key: Path
-    known_hosts: Path
-
-    @property
-    def certs(self) -> Certificates:
-        return self.cluster.certs
-
-
-@pytest.fixture(scope="session")
-def remote_node(docker_client, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("remote-node")
-    cluster = make_cluster(workdir)
-    try:
-        cluster.certs = Certificates(workdir / "certs")
-        key, public = ssh_keypair(workdir / "ssh")
-        node = cluster.start_node("remote1", tls=True, ssh_public_key=public)
-        node.wait_engine()
-        cluster.load_flat_image(REDIS_IMAGE, [node])
-        cluster.load_flat_image(POSTGRES_IMAGE, [node])
-        yield RemoteNode(cluster, node, key, known_hosts_for(node, workdir))
-    finally:
-        cluster.stop()
+from tests.support.images import POSTGRES_IMAGE, REDIS_IMAGE
+from tests.support.nodes import RemoteNode
 
 
 def ok(result):
@@ -217,7 +184,7 @@ def test_api_provisions_shows_reveals_and_removes_on_the_environments_target(paa
     import httpx
     import redis
 
-    from tests.api_server import Server, wait_for_status
+    from tests.support.api_server import Server, wait_for_status
 
     add_tls_target(paas, remote_node, "api-far")
     ok(paas("env", "create", "api-live", "--target", "api-far"))
@@ -274,7 +241,7 @@ def test_a_minio_service_on_a_remote_target_holds_local_backups(paas, engine, re
     import boto3
     import redis
 
-    from tests.conftest import MINIO_IMAGE
+    from tests.support.images import MINIO_IMAGE
 
     remote_node.cluster.load_flat_image(MINIO_IMAGE, [remote_node.node])
     add_tls_target(paas, remote_node, "offsite")

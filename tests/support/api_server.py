@@ -9,7 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import PAAS_BIN, REDIS_IMAGE, run_paas_process
+from tests.support.cli import PAAS_BIN, run_paas_process
+from tests.support.images import REDIS_IMAGE
 
 START_DEADLINE_SECONDS = 30
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
-from tests.conftest import run_paas
+from tests.support.cli import run_paas
 
 READY_TIMEOUT = "300"  # the machine may be busy; the probe returns as soon as the server answers
 

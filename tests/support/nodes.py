@@ -1,6 +1,7 @@
 """Docker engines in containers ("nodes") for the multinode tier, as /work/shared/SWARM.md
 describes: no --privileged (this VM lacks CAP_SYS_RESOURCE), vfs storage, the host's cgroup
-tree mounted, a user-defined bridge network made by the test with fixed addresses.
+tree mounted, a user-defined bridge network made by the test with fixed addresses. The
+fixtures that share one node set across the tier are in tests/multinode/conftest.py.
 
 Everything made here carries the label paas-test.multinode=<run id> and is removed at the
 end of the session, also when a test fails.
@@ -126,6 +127,28 @@ class Cluster:
         for node in self.nodes.values():
             docker("rm", "-f", "-v", node.name, check=False)
         docker("network", "rm", self.network, check=False)
+
+
+@dataclass
+class RemoteNode:
+    """One engine reached as a remote target, over TLS and over ssh (fixture `remote_node`)."""
+    cluster: Cluster
+    node: Node
+    ssh_key: Path
+    known_hosts: Path
+
+    @property
+    def certs(self) -> "Certificates":
+        return self.cluster.certs
+
+
+@dataclass
+class Swarm:
+    """A 3-node Swarm: one manager, two workers (fixture `swarm`)."""
+    cluster: Cluster
+    manager: Node
+    worker1: Node
+    worker2: Node
 
 
 def make_cluster(workdir: Path) -> Cluster:

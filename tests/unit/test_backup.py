@@ -4,13 +4,11 @@ The contract tests run each strategy against a recording fake of the engine adap
 methods have the real adapter's signatures (checked below), and assert on the exact
 commands, archive paths and stop/start sequences. They do NOT prove that mongodump,
 Meilisearch or MinIO behave as assumed: only PostgreSQL and Redis get real round trips
-(tests/test_backup_engine.py).
+(tests/engine/test_backup.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import io
 import json
 import tarfile
@@ -22,51 +20,18 @@ import pytest
 from paas_svc.kinds import strategy as bk
 from paas_svc.kinds import mongodb as mongodb_kind
 from paas_svc.kinds.strategy import (
-    BackupFailed, BackupHeader, InvalidBackup, ServiceContext, check_compatible, check_volume_tar,
+    BackupFailed, InvalidBackup, ServiceContext, check_compatible, check_volume_tar,
     encode_header, kind_of, parse_header, read_backup, strategy_for, verify_payload,
 )
 from paas_svc.kinds.postgres import major_from_image as postgres_major_from_image
 from paas_svc.kinds.postgres import major_from_version_output as postgres_major_from_version_output
-from paas_svc.catalog import get_template
-from paas_svc.engine.sdk import ContainerView, Engine, ExecResult
-from paas_svc.catalog import spec_from_template
+from paas_svc.engine.sdk import Engine, ExecResult
 from paas_svc.state.models import READY, ServiceRecord
-
-PASSWORD = "S3cretS3cretS3cretS3cretS3cret12"
+from tests.fakes import PASSWORD, RecordingEngine, credentials_for, make_service, parameters
+from tests.support.backup_files import HOSTILE_ARCHIVES, ROOT_DIR, crafted_tar, header_for, tar_entry, write_backup
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-def make_service(template_key: str, slug: str = "svc1", env: str = "production") -> ServiceRecord:
-    template = get_template(template_key)
-    return ServiceRecord(id="abc123def456", project="shop", env=env, slug=slug, template=template.key, image=template.image,
-                         spec=spec_from_template(template), secret="token", host_ports={template.port: 40001}, status=READY)
-
-
-def credentials_for(template_key: str) -> dict[str, str]:
-    return {
-        "postgres-16": {"user": "app", "password": PASSWORD, "db": "db"},
-        "redis-7": {"password": PASSWORD},
-        "mongodb-7": {"user": "app", "password": PASSWORD},
-        "meilisearch-1.10": {"key": PASSWORD},
-        "minio": {"user": "minioadmin123456789012345", "password": PASSWORD},
-        "mailpit": {},
-    }[template_key]
-
-
-def header_for(template_key: str = "redis-7", payload: bytes = b"REDIS0011", **changes) -> BackupHeader:
-    values = dict(template=template_key, image="redis:7-alpine", created_at="2025-01-02T03:04:05Z",
-                  tool_version="Redis server v=7.0.15", project="shop", env="production", slug="cache",
-                  payload_bytes=len(payload), payload_sha256=hashlib.sha256(payload).hexdigest())
-    values.update(changes)
-    return BackupHeader(**values)
-
-
-def write_backup(path: Path, template_key: str, payload: bytes, pad: bool = True) -> Path:
-    header = header_for(template_key, payload)
-    path.write_bytes(encode_header(header, pad_to=bk.RESERVED_HEADER_BYTES if pad else None) + payload)
-    return path
-
 
 def tar_bytes(files: dict[str, bytes], dirs: tuple[str, ...] = ()) -> bytes:
     buffer = io.BytesIO()
@@ -87,70 +52,6 @@ def tar_contents(data: bytes) -> dict[str, bytes | None]:
         return {m.name: (archive.extractfile(m).read() if m.isfile() else None) for m in archive.getmembers()}
 
 
-class RecordingEngine:
-    """The engine adapter (paas_svc.engine.sdk.Engine) as a recorder. `exec_reply` scripts
-    what an exec answers; `archives` maps a path to the tar bytes get_archive returns."""
-
-    def __init__(self, exec_reply=None, archives: dict[str, bytes] | None = None, running: bool = True):
-        self.calls: list[tuple] = []
-        self.exec_reply = exec_reply or (lambda command: ExecResult(0, b"", b""))
-        self.archives = archives or {}
-        self.running = running
-        self.put: list[tuple[str, str, bytes]] = []
-
-    # Engine's own methods
-    def stop(self, name: str, timeout: int = 10) -> None:
-        self.calls.append(("stop", name))
-
-    def start(self, name: str) -> None:
-        self.calls.append(("start", name))
-
-    def remove_container(self, name: str) -> bool:
-        self.calls.append(("remove_container", name))
-        return True
-
-    def remove_volume(self, name: str) -> bool:
-        self.calls.append(("remove_volume", name))
-        return True
-
-    def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
-        self.calls.append(("ensure_volume", name))
-
-    def create_container(self, spec) -> str:
-        self.calls.append(("create_container", spec.image, tuple(sorted(spec.environment.items()))))
-        return "id"
-
-    def inspect_container(self, name: str) -> ContainerView | None:
-        self.calls.append(("inspect_container", name))
-        return ContainerView(name, "running" if self.running else "exited", "", "", {})
-
-    # exec, archives, throwaway containers
-    def exec_capture(self, name: str, command: list[str], environment: dict[str, str] | None = None) -> ExecResult:
-        self.calls.append(("exec", name, tuple(command), tuple(sorted((environment or {}).items()))))
-        return self.exec_reply(command)
-
-    def exec_stream(self, name: str, command: list[str], sink, environment: dict[str, str] | None = None) -> ExecResult:
-        self.calls.append(("exec_stream", name, tuple(command), tuple(sorted((environment or {}).items()))))
-        result = self.exec_reply(command)
-        sink.write(result.stdout)
-        return ExecResult(result.exit_code, b"", result.stderr)
-
-    def get_archive(self, name: str, path: str):
-        self.calls.append(("get_archive", name, path))
-        data = self.archives[path]
-        return iter([data[i:i + 100] for i in range(0, len(data), 100)])
-
-    def put_archive(self, name: str, path: str, data) -> None:
-        content = data if isinstance(data, bytes) else data.read()
-        self.calls.append(("put_archive", name, path))
-        self.put.append((name, path, content))
-
-    def run_once(self, image: str, command: list[str], entrypoint: list[str] | None, labels: dict[str, str],
-                 timeout: float = 60.0) -> ExecResult:
-        self.calls.append(("run_once", image, tuple(command), tuple(entrypoint or ())))
-        return self.exec_reply(command)
-
-
 def fake_context(engine: RecordingEngine, service: ServiceRecord, http=None) -> ServiceContext:
     from paas_svc.engine.sdk import ContainerSpec
 
@@ -169,10 +70,6 @@ def names(calls) -> list[str]:
 
 
 # -- the fake is built to the real signatures ------------------------------------------------
-
-def parameters(function) -> list[tuple[str, object, object]]:
-    return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
-
 
 @pytest.mark.parametrize("method", ["stop", "start", "remove_container", "remove_volume", "ensure_volume",
                                     "create_container", "inspect_container",
@@ -813,47 +710,6 @@ def test_mongo_config_script_hands_the_password_to_the_tool_in_a_private_file_it
 
 # -- hostile volume archives ------------------------------------------------------------------------
 
-def _entry(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "", content: bytes = b"", mode: int = 0o644):
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname, info.mode = kind, linkname, mode
-    info.size = len(content) if kind == tarfile.REGTYPE else 0
-    return info, (io.BytesIO(content) if kind == tarfile.REGTYPE else None)
-
-
-def crafted_tar(*entries) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for info, content in entries:
-            archive.addfile(info, content)
-    return buffer.getvalue()
-
-
-ROOT_DIR = _entry("data", tarfile.DIRTYPE, mode=0o755)
-
-HOSTILE_ARCHIVES = {
-    "symlink-to-root-then-through-it": (crafted_tar(ROOT_DIR, _entry("data/x", tarfile.SYMTYPE, "/"),
-                                                    _entry("data/x/etc/passwd", content=b"root::0:0::/:/bin/sh\n")), "symlink"),
-    "relative-symlink-escape": (crafted_tar(ROOT_DIR, _entry("data/up", tarfile.SYMTYPE, "../../etc")), "points outside"),
-    "symlink-through-dot-then-dotdot": (crafted_tar(ROOT_DIR, _entry("data/b", tarfile.SYMTYPE, "."),
-                                                    _entry("data/a", tarfile.SYMTYPE, "b/../x")), "points outside"),
-    "inner-symlink-then-through-it": (crafted_tar(ROOT_DIR, _entry("data/sub", tarfile.DIRTYPE),
-                                                  _entry("data/l", tarfile.SYMTYPE, "sub"), _entry("data/l/f", content=b"x")),
-                                      "through the symlink"),
-    "hardlink-to-etc-shadow": (crafted_tar(ROOT_DIR, _entry("data/shadow", tarfile.LNKTYPE, "/etc/shadow")), "leaves the volume"),
-    "hardlink-outside-root": (crafted_tar(ROOT_DIR, _entry("data/passwd", tarfile.LNKTYPE, "etc/passwd")), "outside data/"),
-    "hardlink-through-symlink": (crafted_tar(ROOT_DIR, _entry("data/x", tarfile.SYMTYPE, "sub"), _entry("data/sub", tarfile.DIRTYPE),
-                                             _entry("data/h", tarfile.LNKTYPE, "data/x/f")), "through the symlink"),
-    "fifo": (crafted_tar(ROOT_DIR, _entry("data/fifo", tarfile.FIFOTYPE)), "FIFO"),
-    "char-device": (crafted_tar(ROOT_DIR, _entry("data/null", tarfile.CHRTYPE)), "device"),
-    "block-device": (crafted_tar(ROOT_DIR, _entry("data/sda", tarfile.BLKTYPE)), "device"),
-    "dotdot-path": (crafted_tar(ROOT_DIR, _entry("data/../etc/cron.d/x", content=b"* * * * * root sh\n")), "leaves the volume"),
-    "absolute-path": (crafted_tar(_entry("/data/x", content=b"x")), "leaves the volume"),
-    "root-is-a-symlink": (crafted_tar(_entry("data", tarfile.SYMTYPE, "/"), _entry("data/etc/passwd", content=b"x")), "not a folder"),
-    "setuid-file": (crafted_tar(ROOT_DIR, _entry("data/sh", content=b"\x7fELF", mode=0o4755)), "set-user-id"),
-    "escape-in-name": (crafted_tar(ROOT_DIR, _entry("data/\x1b[2Jx\n", tarfile.FIFOTYPE)), "FIFO"),
-}
-
-
 @pytest.mark.parametrize("name", sorted(HOSTILE_ARCHIVES))
 def test_hostile_volume_archives_are_refused(name):
     data, fragment = HOSTILE_ARCHIVES[name]
@@ -865,10 +721,10 @@ def test_hostile_volume_archives_are_refused(name):
 
 
 def test_volume_archive_links_inside_the_volume_are_fine():
-    data = crafted_tar(ROOT_DIR, _entry("data/sub", tarfile.DIRTYPE), _entry("data/sub/f", content=b"x"),
-                       _entry("data/link", tarfile.SYMTYPE, "sub/f"), _entry("data/sub/up", tarfile.SYMTYPE, "f"),
-                       _entry("data/hard", tarfile.LNKTYPE, "data/sub/f"), _entry("./data/sub/g", content=b"y"),
-                       _entry("data/shared", tarfile.DIRTYPE, mode=0o2775))
+    data = crafted_tar(ROOT_DIR, tar_entry("data/sub", tarfile.DIRTYPE), tar_entry("data/sub/f", content=b"x"),
+                       tar_entry("data/link", tarfile.SYMTYPE, "sub/f"), tar_entry("data/sub/up", tarfile.SYMTYPE, "f"),
+                       tar_entry("data/hard", tarfile.LNKTYPE, "data/sub/f"), tar_entry("./data/sub/g", content=b"y"),
+                       tar_entry("data/shared", tarfile.DIRTYPE, mode=0o2775))
     assert check_volume_tar(io.BytesIO(data), "data") == 8
 
 

@@ -1,152 +1,79 @@
 """Inputs a user or a script can get wrong, fed to every command, as one matrix.
 
 Each case asserts: the exit code, one clear message on stderr (an `error:` line and at
-most a `hint:` line), no traceback, nothing on stdout, no change to the state database,
-and no container, volume or network created.
+most a `hint:` line), no traceback, nothing on stdout, no change to the state database.
+The cases only the real engine can reach, which also assert that no container, volume or
+network was created, are in tests/engine/test_bad_input.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import stat
-import socket
 import sqlite3
+import stat
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_IMAGE, profile_id
-
-ADD = ("svc", "add")
-
-
-@dataclass
-class Case:
-    id: str
-    args: tuple
-    exit_code: int
-    message: str
-    env: dict = field(default_factory=dict)
-    engine: bool = False  # needs the real engine to reach the failure
-
-
-def _case(id, args, exit_code, message, **kw):
-    return pytest.param(Case(id, tuple(args), exit_code, message, **kw), id=id)
-
+from tests.support.bad_input import ADD, Case, assert_clean_failure, case, state_dump
 
 INVALID_SLUGS = {"upper-case": "Cache", "underscore": "my_cache", "leading-digit": "1cache", "too-long": "x" * 41,
                  "empty": "", "unicode": "café", "trailing-hyphen": "cache-", "space": "my cache"}
 
 CASES = [
-    *[_case(f"add-slug-{name}", (*ADD, slug, "--template", "redis-7"), 2, "Invalid slug") for name, slug in INVALID_SLUGS.items()],
-    _case("add-unknown-template", (*ADD, "cache", "--template", "redis7"), 3, "Did you mean 'redis-7'"),
-    _case("add-missing-template", (*ADD, "cache"), 2, "--template"),
-    _case("add-unknown-env", (*ADD, "cache", "--template", "redis-7", "--env", "prod"), 3, "Unknown environment 'prod'"),
-    _case("add-unknown-project", (*ADD, "cache", "--template", "redis-7", "--project", "nope"), 3, "Unknown project 'nope'"),
-    _case("add-unknown-project-env-var", (*ADD, "cache", "--template", "redis-7"), 3, "Unknown project 'ghost'", env={"PAAS_PROJECT": "ghost"}),
-    _case("add-timeout-zero", (*ADD, "cache", "--template", "redis-7", "--timeout", "0"), 2, "--timeout must be a positive"),
-    _case("add-timeout-negative", (*ADD, "cache", "--template", "redis-7", "--timeout", "-5"), 2, "--timeout must be a positive"),
-    _case("add-timeout-not-a-number", (*ADD, "cache", "--template", "redis-7", "--timeout", "soon"), 2, "soon"),
-    *[_case(f"{name}-timeout-{value}", (*args, "--timeout", value), 2, "--timeout must be a positive, finite number")
+    *[case(f"add-slug-{name}", (*ADD, slug, "--template", "redis-7"), 2, "Invalid slug") for name, slug in INVALID_SLUGS.items()],
+    case("add-unknown-template", (*ADD, "cache", "--template", "redis7"), 3, "Did you mean 'redis-7'"),
+    case("add-missing-template", (*ADD, "cache"), 2, "--template"),
+    case("add-unknown-env", (*ADD, "cache", "--template", "redis-7", "--env", "prod"), 3, "Unknown environment 'prod'"),
+    case("add-unknown-project", (*ADD, "cache", "--template", "redis-7", "--project", "nope"), 3, "Unknown project 'nope'"),
+    case("add-unknown-project-env-var", (*ADD, "cache", "--template", "redis-7"), 3, "Unknown project 'ghost'", env={"PAAS_PROJECT": "ghost"}),
+    case("add-timeout-zero", (*ADD, "cache", "--template", "redis-7", "--timeout", "0"), 2, "--timeout must be a positive"),
+    case("add-timeout-negative", (*ADD, "cache", "--template", "redis-7", "--timeout", "-5"), 2, "--timeout must be a positive"),
+    case("add-timeout-not-a-number", (*ADD, "cache", "--template", "redis-7", "--timeout", "soon"), 2, "soon"),
+    *[case(f"{name}-timeout-{value}", (*args, "--timeout", value), 2, "--timeout must be a positive, finite number")
       for value in ("inf", "nan", "-inf", "infinity")
       for name, args in (("add", (*ADD, "cache", "--template", "redis-7")),
                          ("restore", ("svc", "restore", "cache", "/nonexistent.rdb")),
                          ("upgrade", ("svc", "upgrade", "cache", "--image", "redis:8")))],
-    _case("add-port-out-of-range", (*ADD, "cache", "--template", "redis-7", "--port", "70000", "--image", REDIS_IMAGE), 2, "--port", engine=True),
-    _case("add-docker-unreachable", (*ADD, "cache", "--template", "redis-7"), 5, "Cannot reach the Docker engine",
+    case("add-docker-unreachable", (*ADD, "cache", "--template", "redis-7"), 5, "Cannot reach the Docker engine",
           env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}),
-    _case("add-docker-bad-tcp", (*ADD, "cache", "--template", "redis-7"), 5, "Cannot reach the Docker engine",
+    case("add-docker-bad-tcp", (*ADD, "cache", "--template", "redis-7"), 5, "Cannot reach the Docker engine",
           env={"DOCKER_HOST": "tcp://127.0.0.1:1"}),
-    _case("add-image-not-pullable", (*ADD, "cache", "--template", "redis-7", "--image", "127.0.0.1:1/none/such:1"), 6,
-          "Could not pull image", engine=True),
-    _case("dsn-unknown-slug", ("svc", "dsn", "nothing"), 3, "No service 'nothing'"),
-    _case("dsn-unknown-env", ("svc", "dsn", "cache", "--env", "qa"), 3, "Unknown environment 'qa'"),
-    _case("show-unknown", ("svc", "show", "nothing"), 3, "No service 'nothing'"),
-    _case("rm-unknown", ("svc", "rm", "nothing", "--purge", "--yes"), 3, "No service 'nothing'"),
-    _case("start-unknown", ("svc", "start", "nothing"), 3, "No service 'nothing'"),
-    _case("logs-negative-tail", ("svc", "logs", "cache", "--tail", "-1"), 2, "--tail"),
-    _case("list-unknown-env", ("svc", "list", "--env", "qa"), 3, "Unknown environment 'qa'"),
-    _case("export-unknown-format", ("env", "export", "--format", "yaml"), 2, "yaml"),
-    _case("export-unknown-env", ("env", "export", "--env", "qa"), 3, "Unknown environment 'qa'"),
-    _case("export-o-missing-dir", ("env", "export", "-o", "/nonexistent-dir/x.env"), 2, "/nonexistent-dir"),
-    _case("export-o-folder", ("env", "export", "-o", "/tmp"), 2, "Refusing to write /tmp: it is a folder"),
-    _case("key-export-o-folder", ("key", "export", "-o", "/tmp"), 2, "Refusing to write /tmp: it is a folder"),
-    _case("run-no-command", ("run",), 2, "command"),
-    _case("env-create-invalid", ("env", "create", "QA"), 2, "Invalid environment name"),
-    _case("env-create-duplicate", ("env", "create", "staging"), 4, "already exists"),
-    _case("env-rm-unknown", ("env", "rm", "qa"), 3, "Unknown environment 'qa'"),
-    _case("project-create-invalid", ("project", "create", "My Project"), 2, "Invalid project name"),
-    _case("project-create-duplicate", ("project", "create", "default"), 4, "already exists"),
-    _case("project-use-unknown", ("project", "use", "nope"), 3, "Unknown project 'nope'"),
-    _case("catalog-show-unknown", ("catalog", "show", "oracle"), 3, "Unknown template 'oracle'"),
-    _case("unknown-command", ("svc", "destroy"), 2, "No such command"),
-    _case("unknown-option", ("svc", "list", "--colour"), 2, "No such option"),
+    case("dsn-unknown-slug", ("svc", "dsn", "nothing"), 3, "No service 'nothing'"),
+    case("dsn-unknown-env", ("svc", "dsn", "cache", "--env", "qa"), 3, "Unknown environment 'qa'"),
+    case("show-unknown", ("svc", "show", "nothing"), 3, "No service 'nothing'"),
+    case("rm-unknown", ("svc", "rm", "nothing", "--purge", "--yes"), 3, "No service 'nothing'"),
+    case("start-unknown", ("svc", "start", "nothing"), 3, "No service 'nothing'"),
+    case("logs-negative-tail", ("svc", "logs", "cache", "--tail", "-1"), 2, "--tail"),
+    case("list-unknown-env", ("svc", "list", "--env", "qa"), 3, "Unknown environment 'qa'"),
+    case("export-unknown-format", ("env", "export", "--format", "yaml"), 2, "yaml"),
+    case("export-unknown-env", ("env", "export", "--env", "qa"), 3, "Unknown environment 'qa'"),
+    case("export-o-missing-dir", ("env", "export", "-o", "/nonexistent-dir/x.env"), 2, "/nonexistent-dir"),
+    case("export-o-folder", ("env", "export", "-o", "/tmp"), 2, "Refusing to write /tmp: it is a folder"),
+    case("key-export-o-folder", ("key", "export", "-o", "/tmp"), 2, "Refusing to write /tmp: it is a folder"),
+    case("run-no-command", ("run",), 2, "command"),
+    case("env-create-invalid", ("env", "create", "QA"), 2, "Invalid environment name"),
+    case("env-create-duplicate", ("env", "create", "staging"), 4, "already exists"),
+    case("env-rm-unknown", ("env", "rm", "qa"), 3, "Unknown environment 'qa'"),
+    case("project-create-invalid", ("project", "create", "My Project"), 2, "Invalid project name"),
+    case("project-create-duplicate", ("project", "create", "default"), 4, "already exists"),
+    case("project-use-unknown", ("project", "use", "nope"), 3, "Unknown project 'nope'"),
+    case("catalog-show-unknown", ("catalog", "show", "oracle"), 3, "Unknown template 'oracle'"),
+    case("unknown-command", ("svc", "destroy"), 2, "No such command"),
+    case("unknown-option", ("svc", "list", "--colour"), 2, "No such option"),
 ]
 
 
-def _state_dump(home: Path) -> list[str]:
-    with contextlib.closing(sqlite3.connect(home / "state.db")) as db:
-        return list(db.iterdump())
-
-
-def _engine_snapshot(client, home: Path):
-    label = f"paas.profile={profile_id(home)}"
-    return (sorted(c.name for c in client.containers.list(all=True, filters={"label": label})),
-            sorted(v.name for v in client.volumes.list(filters={"label": label})),
-            sorted(n.id for n in client.networks.list()))
-
-
-def _assert_clean_failure(result, case: Case):
-    assert result.exit_code == case.exit_code, result.output
-    assert case.message in result.stderr, result.output
-    assert "Traceback" not in result.stderr
-    assert result.stdout == "", result.output
-    # Progress lines ("- Pulling ...") may precede the error; the error itself is one message.
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith(("- ", "  "))]
-    if case.exit_code != 2 or lines[0].startswith("error:"):
-        assert lines[0].startswith("error:"), result.output
-        assert len(lines) <= 2 and all(line.startswith(("error:", "hint:")) for line in lines), result.output
-    else:  # usage errors come from the argument parser: a usage line, a try-help line, one error box
-        assert len(lines) <= 8, result.output
-
-
 @pytest.mark.parametrize("case", CASES)
-def test_bad_input(case: Case, paas, isolated_home, monkeypatch, request):
-    client = request.getfixturevalue("engine") if case.engine else None
+def test_bad_input(case: Case, paas, isolated_home, monkeypatch):
     assert paas("svc", "list").exit_code == 0  # the state exists before the bad command
-    state_before = _state_dump(isolated_home)
-    engine_before = _engine_snapshot(client, isolated_home) if client else None
+    state_before = state_dump(isolated_home)
     for name, value in case.env.items():
         monkeypatch.setenv(name, value)
     result = paas(*case.args)
-    _assert_clean_failure(result, case)
-    assert _state_dump(isolated_home) == state_before, "the state must not change"
-    if client:
-        assert _engine_snapshot(client, isolated_home) == engine_before, "nothing may be created on the engine"
-
-
-def test_duplicate_slug(paas, engine, isolated_home):
-    assert paas(*ADD, "cache", "--template", "redis-7", "--image", REDIS_IMAGE).exit_code == 0
-    state_before, engine_before = _state_dump(isolated_home), _engine_snapshot(engine, isolated_home)
-    result = paas(*ADD, "cache", "--template", "redis-7", "--image", REDIS_IMAGE)
-    _assert_clean_failure(result, Case("dup", (), 4, "already exists"))
-    assert _state_dump(isolated_home) == state_before
-    assert _engine_snapshot(engine, isolated_home) == engine_before
-
-
-def test_host_port_already_taken(paas, engine, isolated_home):
-    assert paas("svc", "list").exit_code == 0
-    state_before, engine_before = _state_dump(isolated_home), _engine_snapshot(engine, isolated_home)
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen(1)
-        port = holder.getsockname()[1]
-        result = paas(*ADD, "cache", "--template", "redis-7", "--image", REDIS_IMAGE, "--port", str(port))
-    _assert_clean_failure(result, Case("port", (), 4, f"Host port {port}"))  # a conflict, as in doctor and for a paas-held port
-    assert _state_dump(isolated_home) == state_before
-    assert _engine_snapshot(engine, isolated_home) == engine_before
+    assert_clean_failure(result, case)
+    assert state_dump(isolated_home) == state_before, "the state must not change"
 
 
 def test_export_into_read_only_dir(paas, tmp_path):
@@ -154,7 +81,7 @@ def test_export_into_read_only_dir(paas, tmp_path):
     folder.mkdir()
     with _read_only(folder):
         result = paas("env", "export", "-o", str(folder / "app.env"))
-    _assert_clean_failure(result, Case("ro", (), 2, str(folder)))
+    assert_clean_failure(result, Case("ro", (), 2, str(folder)))
 
 
 @contextlib.contextmanager
@@ -182,44 +109,22 @@ def test_read_only_home(paas, tmp_path, monkeypatch):
     monkeypatch.setenv("PAAS_HOME", str(home))
     with _read_only(home):
         result = paas("svc", "list")
-    _assert_clean_failure(result, Case("ro-home", (), 8, str(home)))
+    assert_clean_failure(result, Case("ro-home", (), 8, str(home)))
 
 
 def test_home_that_is_a_file(paas, tmp_path, monkeypatch):
     target = tmp_path / "file"
     target.write_text("x")
     monkeypatch.setenv("PAAS_HOME", str(target))
-    _assert_clean_failure(paas("svc", "list"), Case("file-home", (), 8, str(target)))
+    assert_clean_failure(paas("svc", "list"), Case("file-home", (), 8, str(target)))
 
 
 def test_database_that_is_not_sqlite(paas, isolated_home):
     isolated_home.mkdir(mode=0o700)
     (isolated_home / "state.db").write_bytes(b"PK\x03\x04 definitely a zip file" * 64)
     before = (isolated_home / "state.db").read_bytes()
-    _assert_clean_failure(paas("svc", "list"), Case("not-sqlite", (), 8, "is not a paas state database"))
+    assert_clean_failure(paas("svc", "list"), Case("not-sqlite", (), 8, "is not a paas state database"))
     assert (isolated_home / "state.db").read_bytes() == before
-
-
-def test_interrupted_add_is_reported_not_traced(paas_process, engine, isolated_home):
-    """Ctrl-C: exit 130, one line, and the service is left Failed for `svc add`/`repair` to finish
-    (the full recovery is in test_trust_engine.py)."""
-    import signal
-    import time
-
-    from tests.conftest import PAAS_BIN
-
-    process = subprocess.Popen([PAAS_BIN, *ADD, "docs", "--template", "mongodb-7", "--image", REDIS_IMAGE, "--timeout", "60"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # interrupt while it waits for readiness
-        if profile_id(isolated_home) and engine.containers.list(filters={"label": f"paas.profile={profile_id(isolated_home)}"}):
-            break
-        time.sleep(0.1)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=30)
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr and stdout == ""
-    assert stderr.strip().splitlines()[-1] == "interrupted"
 
 
 # -- a home paas did not create, hostile files in it, an unusable state database ----------------------
@@ -232,7 +137,7 @@ def test_home_others_can_write_is_refused_and_left_alone(paas, tmp_path, monkeyp
     home.chmod(mode)
     monkeypatch.setenv("PAAS_HOME", str(home))
     result = paas("svc", "list")
-    _assert_clean_failure(result, Case("writable-home", (), 8, f"The paas home {home} is writable by"))
+    assert_clean_failure(result, Case("writable-home", (), 8, f"The paas home {home} is writable by"))
     assert f"chmod 700 {home}" in result.stderr
     assert stat.S_IMODE(home.stat().st_mode) == mode
     assert list(home.iterdir()) == [], "nothing is created in a refused home"
@@ -257,9 +162,8 @@ def test_home_paas_creates_is_private(paas, tmp_path, monkeypatch):
 
 
 def _state_with_a_service(home: Path) -> None:
-    from tests.test_trust_secrets import add_services
-
     from paas_svc.state.home import ensure_home
+    from tests.support.state import add_services
 
     add_services(ensure_home(home), ("cache",))
 
@@ -281,7 +185,7 @@ def test_corrupt_page_is_a_clear_state_error(paas, isolated_home, args):
     _state_with_a_service(isolated_home)
     _corrupt_table(isolated_home / "state.db", "services")
     damaged = (isolated_home / "state.db").read_bytes()
-    _assert_clean_failure(paas(*args), Case("corrupt", (), 8, f"The state database {isolated_home / 'state.db'} is damaged"))
+    assert_clean_failure(paas(*args), Case("corrupt", (), 8, f"The state database {isolated_home / 'state.db'} is damaged"))
     assert (isolated_home / "state.db").read_bytes() == damaged
 
 
@@ -299,7 +203,7 @@ def test_zero_byte_state_db_next_to_a_key_is_refused_not_started_fresh(paas, iso
     (isolated_home / "state.db").write_bytes(b"")
     for suffix in ("-wal", "-shm"):
         (isolated_home / f"state.db{suffix}").unlink(missing_ok=True)
-    _assert_clean_failure(paas("svc", "list"), Case("empty-db", (), 8, "is empty, but"))
+    assert_clean_failure(paas("svc", "list"), Case("empty-db", (), 8, "is empty, but"))
     assert (isolated_home / "state.db").stat().st_size == 0, "never a silent fresh state"
     assert (isolated_home / "master.key").read_bytes() == key
     doctor = paas("doctor", "--json")
@@ -333,7 +237,7 @@ def test_read_only_state_db_is_a_clear_state_error(paas, isolated_home, args):
     with contextlib.closing(sqlite3.connect(isolated_home / "state.db")) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     with _read_only_file(isolated_home / "state.db"):
-        _assert_clean_failure(paas(*args), Case("ro-db", (), 8, "is read-only"))
+        assert_clean_failure(paas(*args), Case("ro-db", (), 8, "is read-only"))
 
 
 def test_doctor_reports_a_link_in_the_home_and_never_chmods_its_target(paas, isolated_home, tmp_path, monkeypatch):
@@ -357,45 +261,3 @@ def test_doctor_reports_a_link_in_the_home_and_never_chmods_its_target(paas, iso
     assert stat.S_IMODE(victim.stat().st_mode) == 0o644
     assert stat.S_IMODE(outside.stat().st_mode) == 0o755 and stat.S_IMODE((outside / "notes").stat().st_mode) == 0o644
     assert (isolated_home / "backups" / "final.rdb").is_symlink()
-
-
-# -- issue 9: hostile backup files are refused before anything changes ----------------------------
-
-@pytest.mark.parametrize("field, value", [("slug", "cache\x1b[2J\x1b[31m"), ("project", "shop\nerror: all data deleted"),
-                                          ("created_at", "2025\r"), ("tool_version", "x" * 5000)],
-                         ids=["escape-in-slug", "newline-in-project", "cr-in-date", "long-tool-version"])
-def test_restore_refuses_a_header_with_escapes_or_newlines(paas, engine, isolated_home, tmp_path, field, value):
-    import json
-
-    from paas_svc.kinds.strategy import RESERVED_HEADER_BYTES, encode_header
-    from tests.test_backup_unit import header_for
-
-    assert paas(*ADD, "cache", "--template", "redis-7", "--image", REDIS_IMAGE).exit_code == 0
-    payload = b"REDIS0011" + b"\xff" * 32
-    line = encode_header(header_for("redis-7", payload), pad_to=RESERVED_HEADER_BYTES)
-    document = {**json.loads(line), field: value}
-    path = tmp_path / "hostile.rdb"
-    path.write_bytes(json.dumps(document).encode() + b"\n" + payload)
-    state_before, engine_before = _state_dump(isolated_home), _engine_snapshot(engine, isolated_home)
-    result = paas("svc", "restore", "cache", str(path), "--yes")
-    _assert_clean_failure(result, Case("header", (), 2, f"invalid backup header: its {field}"))
-    assert value not in result.stderr and "\x1b" not in result.stderr and "\r" not in result.stderr
-    assert _state_dump(isolated_home) == state_before
-    assert _engine_snapshot(engine, isolated_home) == engine_before
-
-
-def test_restore_refuses_a_hostile_volume_archive(paas, engine, isolated_home, tmp_path):
-    """One case of the matrix in tests/test_hostile_archives_engine.py, here with the common checks."""
-    from paas_svc.kinds.strategy import RESERVED_HEADER_BYTES, encode_header
-    from tests.conftest import STANDIN_IMAGE
-    from tests.test_backup_unit import HOSTILE_ARCHIVES, header_for
-
-    assert paas(*ADD, "mail", "--template", "mailpit", "--image", STANDIN_IMAGE).exit_code == 0
-    payload, _ = HOSTILE_ARCHIVES["symlink-to-root-then-through-it"]
-    path = tmp_path / "mail.tar"
-    path.write_bytes(encode_header(header_for("mailpit", payload), pad_to=RESERVED_HEADER_BYTES) + payload)
-    state_before, engine_before = _state_dump(isolated_home), _engine_snapshot(engine, isolated_home)
-    result = paas("svc", "restore", "mail", str(path), "--yes")
-    _assert_clean_failure(result, Case("archive", (), 2, "a symlink 'data/x' -> '/', which points outside the volume"))
-    assert _state_dump(isolated_home) == state_before
-    assert _engine_snapshot(engine, isolated_home) == engine_before

@@ -6,6 +6,7 @@ from paas_svc.catalog import get_template, load_catalog, search_templates
 from paas_svc.secrets.generate import ALPHABET, generate_credentials
 from paas_svc.dsn import render_command, render_dsn, render_environment
 from paas_svc.errors import NotFound
+from tests.support.paths import ROOT
 
 SEED_IMAGES = {
     "postgres-16": "postgres:16-alpine",
@@ -174,9 +175,8 @@ def test_wheel_ships_the_catalog(tmp_path):
     import subprocess
     import sys
     import zipfile
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(root)],
                    check=True, capture_output=True)
     wheel = next(tmp_path.glob("paas_svc-*.whl"))

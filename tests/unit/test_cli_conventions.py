@@ -16,44 +16,9 @@ from pathlib import Path
 import pytest
 
 from paas_svc.errors import ExitCode
-from tests.conftest import PAAS_BIN
-
-PASSWORD = "pw-cache-Zq81xLm40aa"
-
-
-def stored_service(home: Path, slug: str = "cache", env: str = "production", status: str = "ready",
-                   host_port: int = 40001):
-    """A service row (with real encrypted credentials) as `svc add` leaves it, without an engine."""
-    from paas_svc.catalog import get_template
-    from paas_svc.state.home import ensure_home
-    from paas_svc.usecases.lifecycle import spec_from_template
-    from paas_svc.state.models import ServiceRecord
-    from paas_svc.state.store import open_store
-    from paas_svc.secrets.vault import Vault
-
-    ensure_home(home)
-    store = open_store(home)
-    try:
-        template = get_template("redis-7")
-        environment = store.get_environment("default", env)
-        vault = Vault(store, home)
-        vault.box(create=True)
-        record = ServiceRecord(
-            id=f"{slug}{env}"[:12].ljust(12, "0"), project="default", env=env, env_id=environment.id, slug=slug,
-            template=template.key, image=template.image, spec=spec_from_template(template),
-            secret=vault.encrypt({"password": PASSWORD}), host_ports={template.port: host_port}, status=status)
-        store.insert_service(record)
-        if status != "provisioning":
-            store.set_status(record.id, status)
-    finally:
-        store.close()
-    return record
-
-
-def audit_actions(home: Path) -> list[str]:
-    with sqlite3.connect(home / "state.db") as db:
-        return [row[0] for row in db.execute("SELECT action FROM audit ORDER BY id")]
-
+from tests.support.cli import PAAS_BIN, in_a_terminal
+from tests.support.command_tree import TREE, WAITING
+from tests.support.state import audit_actions, stored_service
 
 def process(*args, stdout=subprocess.PIPE, stdin=None, env=None, timeout=60, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([PAAS_BIN, *args], stdout=stdout, stderr=subprocess.PIPE, stdin=stdin, timeout=timeout,
@@ -206,41 +171,11 @@ def test_a_table_too_narrow_for_two_columns_becomes_readable_records(width):
     assert lines == ["SLUG: feature-flags", "ENV VAR: FEATURE_FLAGS_URL"]
 
 
-def _in_a_terminal(args: list[str], env: dict) -> tuple[int, bytes]:
-    """Run paas with stdout on a pseudo-terminal; its output is drained while it runs."""
-    import pty
-    import threading
-
-    controller, terminal = pty.openpty()
-    chunks: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:  # the terminal side closed
-                return
-            if not chunk:
-                return
-            chunks.append(chunk)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        completed = subprocess.run([PAAS_BIN, *args], stdout=terminal, stderr=subprocess.PIPE, timeout=60,
-                                   env={**os.environ, **env})
-    finally:
-        os.close(terminal)
-    reader.join(timeout=30)
-    os.close(controller)
-    return completed.returncode, b"".join(chunks)
-
-
 def test_tables_are_bold_only_on_a_colour_terminal(paas):
     base = {"COLUMNS": "100", "TERM": "xterm"}
-    code, colour = _in_a_terminal(["project", "list"], {**base, "NO_COLOR": ""})
+    code, colour = in_a_terminal(["project", "list"], {**base, "NO_COLOR": ""})
     assert code == 0 and b"\x1b[1m" in colour
-    code, plain = _in_a_terminal(["project", "list"], {**base, "NO_COLOR": "1"})
+    code, plain = in_a_terminal(["project", "list"], {**base, "NO_COLOR": "1"})
     assert code == 0 and b"\x1b[" not in plain and b"PROJECT" in plain
     piped = process("project", "list", env={"NO_COLOR": ""}, text=True)
     assert piped.returncode == 0 and "\x1b[" not in piped.stdout
@@ -248,12 +183,12 @@ def test_tables_are_bold_only_on_a_colour_terminal(paas):
 
 @pytest.mark.parametrize("columns", ["0", "5", "abc"])
 def test_a_silly_columns_value_still_prints_readable_help(columns):
-    code, output = _in_a_terminal(["--help"], {"COLUMNS": columns})
+    code, output = in_a_terminal(["--help"], {"COLUMNS": columns})
     assert code == 0 and b"svc" in output and len(output.splitlines()) > 5
 
 
 def test_a_huge_columns_value_is_capped():
-    code, output = _in_a_terminal(["--help"], {"COLUMNS": "99999999"})
+    code, output = in_a_terminal(["--help"], {"COLUMNS": "99999999"})
     assert code == 0 and len(output) < 200_000
     piped = process("--help", env={"COLUMNS": "99999999"})
     assert piped.returncode == 0 and len(piped.stdout) < 20_000  # not a terminal: COLUMNS does not apply
@@ -441,8 +376,6 @@ def test_a_bad_docker_host_is_the_same_error_in_list_and_add(paas, isolated_home
 
 
 # -- the whole tree (new commands inherit these by failing here) ----------------------------
-
-from tests.test_command_tree import TREE, WAITING  # noqa: E402
 
 # The arguments and required options that bring each waiting command as far as its --timeout.
 WAITING_ARGS = {

@@ -4,7 +4,7 @@ environments and slugs (the `paas` script run as bash/zsh/fish run it)."""
 import pytest
 
 from paas_svc.state.models import READY, ServiceRecord
-from tests.conftest import run_paas, run_paas_process
+from tests.support.cli import run_paas, run_paas_process
 
 
 def _complete(shell: str, words: str) -> list[str]:

@@ -17,7 +17,9 @@ from paas_svc.kinds.strategy import BackupFailed
 from paas_svc.engine.sdk import ExecResult
 from paas_svc.errors import Conflict, StateError
 from paas_svc.state.models import READY, RESTORING, UPGRADING, PURGING
-from tests.test_backup_unit import RecordingEngine, credentials_for, make_service, write_backup
+from tests.fakes import RecordingEngine, credentials_for, make_service
+from tests.support.backup_files import write_backup
+from tests.support.paths import ROOT
 
 
 @pytest.fixture
@@ -198,7 +200,7 @@ def test_probing_a_lock_never_makes_a_taker_fail(isolated_home):
     isolated_home.mkdir(parents=True, exist_ok=True)
     (isolated_home / "locks").mkdir(exist_ok=True)
     probe = "service_lock_held"
-    code = PROBE_LOOP.format(root=str(Path(__file__).resolve().parents[1]), probe=probe)
+    code = PROBE_LOOP.format(root=str(ROOT), probe=probe)
     prober = subprocess.Popen([sys.executable, "-c", code, str(isolated_home)], stdout=subprocess.PIPE, text=True)
     try:
         assert prober.stdout.readline().strip() == "ready"
@@ -219,7 +221,7 @@ def test_the_probe_sees_a_lock_held_by_another_process_and_names_the_holder(isol
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from pathlib import Path; sys.path.insert(0, sys.argv[2]); from paas_svc.state import locks\n"
         "with locks.service_lock(Path(sys.argv[1]), 1, 'cache', 'restore') as got:\n"
-        "    print(got, flush=True); time.sleep(60)"), str(isolated_home), str(Path(__file__).resolve().parents[1])],
+        "    print(got, flush=True); time.sleep(60)"), str(isolated_home), str(ROOT)],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "True"

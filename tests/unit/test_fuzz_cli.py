@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import run_paas
-from tests.test_cli_conventions import stored_service
-from tests.test_command_tree import TREE
+from tests.support.cli import run_paas
+from tests.support.state import stored_service
+from tests.support.command_tree import TREE
 
 DOCUMENTED = {0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
 # `run` executes its arguments (fuzzing it would run arbitrary programs); `serve` serves until stopped.

@@ -275,7 +275,7 @@ def test_concurrent_rotations_in_separate_processes_serialise(home):
     """Four `paas key rotate` at once: each waits for the key lock, none loses a key."""
     import subprocess
 
-    from tests.conftest import PAAS_BIN
+    from tests.support.cli import PAAS_BIN
 
     _profile_with_secrets(home)
     first = (home / "master.key").read_bytes()

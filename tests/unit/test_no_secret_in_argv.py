@@ -22,7 +22,7 @@ import pytest
 from paas_svc.kinds.strategy import strategy_for
 from paas_svc.catalog import get_template, load_catalog
 from paas_svc.engine.sdk import ContainerView, Engine, ExecResult
-from tests.test_backup_unit import RecordingEngine, parameters
+from tests.fakes import RecordingEngine, parameters
 
 TEMPLATES = sorted(load_catalog())
 

@@ -5,13 +5,13 @@ import importlib.util
 import socket
 import struct
 import threading
-from pathlib import Path
 
 import pytest
 
 from paas_svc.kinds import readiness
 from paas_svc.kinds.protocols import mongo as bson
 from paas_svc.kinds.protocols.scram import ScramClient as _Scram
+from tests.support.paths import TESTS
 
 
 def test_scram_matches_rfc7677_example():
@@ -83,7 +83,7 @@ def test_postgres_probe_reports_server_error():
 
 # -- MongoDB: BSON, OP_MSG and a SCRAM-SHA-256 login against the stand-in's server side --
 
-STANDIN_PATH = Path(__file__).parent / "images" / "standin" / "standin.py"
+STANDIN_PATH = TESTS / "images" / "standin" / "standin.py"
 
 
 def _load_standin():

@@ -11,22 +11,8 @@ import sys
 
 from paas_svc.engine.sdk import ExecResult
 from paas_svc.state.scratch import SCRATCH_DIR_NAME, process_scratch_dir, process_tag
-from tests.conftest import PAAS_BIN
-from tests.test_backup_engine import add
-from tests.test_backup_unit import PASSWORD, RecordingEngine, credentials_for, make_service
-
-
-def dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
-def leave_leftover(home, tag: str):
-    folder = home / SCRATCH_DIR_NAME / tag
-    folder.mkdir(parents=True, mode=0o700)
-    (folder / "stream-0123").write_bytes(b"plaintext copy of " + PASSWORD.encode())
-    return folder
+from tests.fakes import RecordingEngine, credentials_for, make_service
+from tests.support.scratch import dead_pid, leave_leftover
 
 
 def test_scratch_dir_is_private_and_per_process(isolated_home):
@@ -95,12 +81,3 @@ def test_a_streamed_backup_stages_in_the_private_folder(isolated_home):
     assert staged and all(folder == mine and mode == 0o700 for folder, mode, _ in staged), seen
     assert all(file_mode == 0o600 for _, _, files in staged for _, file_mode in files), seen
     assert os.listdir(mine) == [], "the staging file is removed at the end"
-
-
-def test_a_real_backup_run_removes_a_killed_runs_leftover(paas, engine, isolated_home):
-    add(paas, "cache", "redis-7")
-    stale = leave_leftover(isolated_home, f"{dead_pid()}-4242")
-    backed_up = subprocess.run([PAAS_BIN, "svc", "backup", "cache", "-o", "-"], capture_output=True, timeout=120)
-    assert backed_up.returncode == 0, backed_up.stderr.decode()
-    assert not stale.exists()
-    assert [p.name for p in (isolated_home / SCRATCH_DIR_NAME).iterdir()] == [], "the backup's own folder holds nothing now"

@@ -2,13 +2,13 @@
 and atomic output files, the home folder, and a damaged or unusable state database.
 
 Real processes, real SQLite files, real cryptography; no Docker engine needed (services are
-written straight into the state, as `svc add` would leave them).
+written straight into the state, as `svc add` would leave them). The two tests that need a
+real service are in tests/engine/test_trust_secrets.py.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import stat
 import subprocess
 import threading
@@ -17,30 +17,14 @@ from pathlib import Path
 import pytest
 
 from paas_svc.state.home import ensure_home
-from paas_svc.state.models import ServiceRecord
 from paas_svc.secrets.vault import Vault
 from paas_svc.state.store import open_store
-from tests.conftest import PAAS_BIN
-
-PASSWORDS = {"cache": "pw-cache-Zq81xLm", "queue": "pw-queue-Rt55vNc", "db": "pw-db-Kk09aPo"}
-PORTS = {"cache": 40001, "queue": 40002, "db": 40003}
-
+from tests.support.cli import PAAS_BIN
+from tests.support.state import PASSWORDS, PORTS, add_services
 
 @pytest.fixture
 def home(isolated_home):
     return ensure_home(isolated_home)
-
-
-def add_services(home: Path, slugs=("cache", "queue", "db")) -> None:
-    store = open_store(home)
-    vault = Vault(store, home)
-    environment = store.get_environment("default", "production")
-    for slug in slugs:
-        store.insert_service(ServiceRecord(
-            id=f"{slug:x<12}"[:12], project="default", env="production", env_id=environment.id, slug=slug,
-            template="redis-7", image="redis:7-alpine", spec={"port": 6379, "dsn": "redis://:{password}@{host}:{port}/0"},
-            secret=vault.encrypt({"password": PASSWORDS[slug]}), host_ports={6379: PORTS[slug]}, status="Ready"))
-    store.close()
 
 
 def expected_dsn(slug: str) -> str:
@@ -250,40 +234,3 @@ def test_audit_prints_stored_text_literally(home, paas, tmp_path):
     assert result.exit_code == 0, result.output
     assert f"to={folder / '[red]k'}" in result.stdout
     assert paas("audit", "--json").stdout.count("[bold]keys[/x]") == 1
-
-
-# -- on the real engine ----------------------------------------------------------------------------
-
-
-def test_env_export_to_a_redirected_stdout_makes_the_file_private(engine, paas, tmp_path):
-    from tests.conftest import REDIS_IMAGE
-
-    added = paas("svc", "add", "cache", "--template", "redis-7", "--env", "production", "--image", REDIS_IMAGE)
-    assert added.exit_code == 0, added.output
-    target = tmp_path / ".env"
-    target.touch()
-    target.chmod(0o644)
-    with open(target, "w") as stdout:
-        result = subprocess.run([PAAS_BIN, "env", "export", "--env", "production"], stdout=stdout,
-                                stderr=subprocess.PIPE, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    assert target.read_text().startswith("CACHE_URL=redis://")
-
-
-def test_port_differing_from_a_reattached_services_is_refused(engine, paas):
-    from tests.conftest import REDIS_IMAGE
-
-    added = paas("svc", "add", "cache", "--template", "redis-7", "--env", "production", "--image", REDIS_IMAGE)
-    assert added.exit_code == 0, added.output
-    dsn = paas("svc", "dsn", "cache").stdout.strip()
-    port = int(dsn.rsplit(":", 1)[1].split("/")[0])
-    assert paas("svc", "rm", "cache").exit_code == 0
-    other = port + 1 if port < 65535 else port - 1
-    refused = paas("svc", "add", "cache", "--template", "redis-7", "--env", "production", "--port", str(other))
-    assert refused.exit_code == 4, refused.output
-    assert f"keeps its host port {port}; --port {other} cannot change it" in refused.stderr
-    assert "REMOVED" in paas("svc", "list", "--removed", "--json").stdout.upper()
-    same = paas("svc", "add", "cache", "--template", "redis-7", "--env", "production", "--port", str(port))
-    assert same.exit_code == 0, same.output
-    assert paas("svc", "dsn", "cache").stdout.strip() == dsn

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pika
 
-from tests.conftest import RABBITMQ_IMAGE, profile_id
-from tests.kinds._helpers import add, backup, destroy, dsn, restore
+from tests.support.engine import profile_id
+from tests.support.images import RABBITMQ_IMAGE
+from tests.support.kinds import add, backup, destroy, dsn, restore
 
 
 def connection(url) -> pika.BlockingConnection:

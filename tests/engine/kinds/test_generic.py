@@ -11,10 +11,13 @@ import os
 import re
 from pathlib import Path
 
-from tests.conftest import MOSQUITTO_IMAGE, profile_id
-from tests.kinds._helpers import READY_TIMEOUT, backup, dsn, restore, run_paas, show
+from tests.support.engine import profile_id
+from tests.support.images import MOSQUITTO_IMAGE
+from tests.support.cli import run_paas
+from tests.support.kinds import READY_TIMEOUT, backup, dsn, restore, show
+from tests.support.paths import ROOT
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = ROOT / "README.md"
 
 
 def readme_template() -> str:

@@ -8,8 +8,9 @@ import json
 
 import pymysql
 
-from tests.conftest import MARIADB_IMAGE
-from tests.kinds._helpers import add, backup, destroy, dsn, restore, run_paas, show
+from tests.support.images import MARIADB_IMAGE
+from tests.support.cli import run_paas
+from tests.support.kinds import add, backup, destroy, dsn, restore, show
 
 
 def connect(url):

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import redis
 
-from tests.conftest import VALKEY_IMAGE
-from tests.kinds._helpers import add, backup, destroy, dsn, restore, show
+from tests.support.images import VALKEY_IMAGE
+from tests.support.kinds import add, backup, destroy, dsn, restore, show
 
 
 def test_valkey_round_trip(engine, tmp_path):
