@@ -38,6 +38,7 @@ def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
 # -- readers racing `paas key rotate` ------------------------------------------------------------
 
 
+@pytest.mark.slow  # 190 paas processes: about 20 s of one core
 def test_dsn_readers_never_fail_while_the_key_rotates(home):
     """150 `svc dsn` processes interleaved with 40 `paas key rotate` processes: every read succeeds
     with the right DSN, none talks of corruption or a purge."""
