@@ -1,6 +1,6 @@
 """Crash safety without Docker: the operation record, the statuses it shows, the refusals,
 a failed MongoDB restore, the lock probe that never steals a lock, the host-wide lock's
-folder and timeout. The kill tests on the real engine are in tests/test_crash_engine.py."""
+folder and timeout. The kill tests on the real engine are in tests/engine/test_crash.py."""
 
 from __future__ import annotations
 

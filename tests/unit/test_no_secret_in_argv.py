@@ -4,7 +4,7 @@ through DataOps and ServiceManager against a recording engine adapter, sends Doc
 exec's environment (REDISCLI_AUTH, the mongo tools' --config file) or in HTTP headers.
 
 The fake engine only records and answers; the real-engine check of the same rule (watching
-`ps` on the host while a backup runs) is in tests/test_no_secret_in_ps_engine.py.
+`ps` on the host while a backup runs) is in tests/engine/test_no_secret_in_ps.py.
 """
 
 from __future__ import annotations

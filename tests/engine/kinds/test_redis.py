@@ -1,6 +1,6 @@
 """The redis kind for valkey-8 on the real engine (stand-in: Debian's redis-server under the
 valkey-server/valkey-cli names), with redis-py as the client: write, back up, destroy,
-restore into a new service, read back. redis-7's round trips are in tests/test_backup_engine.py."""
+restore into a new service, read back. redis-7's round trips are in tests/engine/test_backup.py."""
 
 from __future__ import annotations
 
