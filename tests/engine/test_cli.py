@@ -11,9 +11,8 @@ import stat
 import subprocess
 
 from paas_svc.errors import ExitCode
-from tests.support.cli import PAAS_BIN
+from tests.support.cli import PAAS_BIN, in_a_terminal
 from tests.support.images import REDIS_IMAGE
-from tests.support.cli import in_a_terminal
 from tests.support.state import audit_actions
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from paas_svc.kinds.strategy import RESERVED_HEADER_BYTES, encode_header
-from tests.support.services import add, backups_in, container
 from tests.support.backup_files import HOSTILE_ARCHIVES, header_for
+from tests.support.services import add, backups_in, container
 
 LISTING = ("python3", "-c", "import os\nfor d, _, fs in sorted(os.walk('/data')):\n"
                             "    for f in sorted(fs): p = os.path.join(d, f); print(p, os.lstat(p).st_size, open(p, 'rb').read()[:40])")

@@ -12,7 +12,6 @@ import pytest
 
 from tests.support.cli import PAAS_BIN
 
-
 # -- -o ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("where", ["missing-folder/app.env", "a-file/app.env", "a-folder"])

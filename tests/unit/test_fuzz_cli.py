@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.cli import run_paas
-from tests.support.state import stored_service
 from tests.support.command_tree import TREE
+from tests.support.state import stored_service
 
 DOCUMENTED = {0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
 # `run` executes its arguments (fuzzing it would run arbitrary programs); `serve` serves until stopped.

@@ -11,9 +11,9 @@ import os
 import re
 from pathlib import Path
 
+from tests.support.cli import run_paas
 from tests.support.engine import profile_id
 from tests.support.images import MOSQUITTO_IMAGE
-from tests.support.cli import run_paas
 from tests.support.kinds import READY_TIMEOUT, backup, dsn, restore, show
 from tests.support.paths import ROOT
 

@@ -8,8 +8,8 @@ import json
 
 import pymysql
 
-from tests.support.images import MARIADB_IMAGE
 from tests.support.cli import run_paas
+from tests.support.images import MARIADB_IMAGE
 from tests.support.kinds import add, backup, destroy, dsn, restore, show
 
 
