@@ -12,26 +12,12 @@ import stat
 import time
 
 from tests.support.images import POSTGRES_IMAGE, REDIS_IMAGE
-from tests.support.nodes import RemoteNode
+from tests.support.nodes import add_ssh_target, add_tls_target
 
 
 def ok(result):
     assert result.exit_code == 0, result.output
     return result
-
-
-def add_tls_target(paas, remote: RemoteNode, name: str = "prod"):
-    certs = remote.certs
-    return ok(paas("target", "add", name, "--docker-host", remote.node.url, "--publish-address", remote.node.ip,
-                   "--tls-ca", str(certs.ca_file), "--tls-cert", str(certs.cert_file), "--tls-key", str(certs.key_file)))
-
-
-def add_ssh_target(paas, remote: RemoteNode, name: str = "box", publish: str | None = None):
-    args = ["target", "add", name, "--docker-host", f"ssh://root@{remote.node.ip}",
-            "--ssh-key", str(remote.ssh_key), "--known-hosts", str(remote.known_hosts)]
-    if publish:
-        args += ["--publish-address", publish]
-    return ok(paas(*args))
 
 
 def listed(paas, *args) -> dict:

@@ -151,6 +151,26 @@ class Swarm:
     worker2: Node
 
 
+def add_tls_target(paas, remote: RemoteNode, name: str = "prod"):
+    """`paas target add NAME` for the remote node over TCP with TLS, published on its address."""
+    certs = remote.certs
+    result = paas("target", "add", name, "--docker-host", remote.node.url, "--publish-address", remote.node.ip,
+                  "--tls-ca", str(certs.ca_file), "--tls-cert", str(certs.cert_file), "--tls-key", str(certs.key_file))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def add_ssh_target(paas, remote: RemoteNode, name: str = "box", publish: str | None = None):
+    """`paas target add NAME` for the remote node over ssh (its sshd, the key made for it)."""
+    args = ["target", "add", name, "--docker-host", f"ssh://root@{remote.node.ip}",
+            "--ssh-key", str(remote.ssh_key), "--known-hosts", str(remote.known_hosts)]
+    if publish:
+        args += ["--publish-address", publish]
+    result = paas(*args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
 def make_cluster(workdir: Path) -> Cluster:
     """A bridge network on a free /24 of 10.213-250.x (fixed node addresses survive a node restart)."""
     run_id = secrets.token_hex(3)
