@@ -54,7 +54,7 @@ def service_publish_host(store: StateStore, service: ServiceRecord) -> str:
     """127.0.0.1 for a local service without loading the targets module (the hot path)."""
     if service.target == "local" and not service.spec.get("publish_address"):
         return HOST_VIEW_HOST
-    from paas_svc.engine.sdk import targets
+    from paas_svc.engine import targets
 
     return targets.service_publish_host(store, service)
 
