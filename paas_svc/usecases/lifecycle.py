@@ -220,6 +220,7 @@ class ServiceManager:
         leaves the service Failed with its reason. Without it, a failed pull leaves nothing.
         `definition`: the template to create from (a clone's source's), else the catalog's `template_key`.
         `node`: on a Swarm target, the node to pin the service to."""
+        arguments = {name: value for name, value in locals().items() if name != "self"}  # first: the parameters only
         started = time.monotonic()
         validate_name(slug, "slug")
         validate_timeout(timeout)
@@ -227,9 +228,7 @@ class ServiceManager:
             raise InvalidInput(f"--port must be between 1 and 65535, not {host_port}.")
         environment = self.store.get_environment(project, env)
         if environment.target != self.target.name:  # the environment's services live on its target
-            return self.for_target(environment.target).add(
-                project, env, slug, template_key, image=image, timeout=timeout, wait=wait, host_port=host_port,
-                on_recorded=on_recorded, definition=definition, node=node)
+            return self.for_target(environment.target).add(**arguments)  # every argument, none to forget
         if node is not None and not self.target.swarm:
             raise InvalidInput(f"--node applies to Swarm targets; {project}/{env} runs on {self.target.name} ({self.target.kind}).")
         template = definition or get_template(template_key, self.home)
