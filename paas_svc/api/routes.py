@@ -292,7 +292,7 @@ def download_backup(call: Call) -> Reply:
 def openapi_document(call: Call) -> Reply:
     from paas_svc.api.openapi import build_document
 
-    return Reply(200, build_document(ENDPOINTS))
+    return Reply(200, build_document(ENDPOINTS, SERVICE_FIELDS, SERVICE_STATUSES))
 
 
 def _tag(status_text: dict[int, str]) -> dict[int, str]:
