@@ -14,8 +14,8 @@ nothing else lists the kinds. Each module defines:
                       throwaway copy after a restore (e.g. "3 tables", "120 keys"); raises
                       BackupFailed when the restored data is not usable
 
-and may define (hooks: the orchestration calls them for any kind that has them, through
-kind_hook, and never names a kind itself):
+and may define (the orchestration in paas_svc/usecases reads these through kind_hook, for
+whichever kind has them, instead of naming kinds):
 
     container_command container_command(command, credentials) -> (command, environment):
                       the container's command (as rendered from the template) made to carry
@@ -27,12 +27,18 @@ kind_hook, and never names a kind itself):
     check_upgrade     check_upgrade(engine, service, new_image, labels): refuse (Conflict) an
                       image that cannot open the service's data before anything is changed
                       (postgres: a major-version change); `labels` go on any container it runs
+    RESTORE_IS_ATOMIC True when a restore of this kind is one transaction (postgres:
+                      pg_restore --single-transaction): a failed restore leaves the data as it
+                      was, so the safety backup is not put back
+    PARTIAL_RESTORE   what a failed restore that could not be undone may leave, in words
+                      (mongodb: collections dropped or replaced by the backup's, others not)
 
 What every kind shares is here: kind_of (which kind a service is), strategy_for (its backup
-strategy), check_compatible (whether a backup fits it) and kind_hook. The shared modules
-(SHARED_MODULES) import no kind module, so the kinds import them freely: `strategy` (the
-backup file format and the strategy base), `variables` (the app variables, on the hot path
-of `svc dsn`), `clients`, `readiness`.
+strategy), check_compatible (whether a backup fits it) and kind_hook; this module imports the
+kind modules only when asked for one. The shared modules (SHARED_MODULES): `strategy` (the
+backup file format and the strategy base; it imports no kind, every kind imports it),
+`variables` (the app variables, on the hot path of `svc dsn`), `clients` (in-container
+clients and password rotation), `readiness` (runs a template's check or its kind's probe).
 
 The generic kind (kinds/generic.py) holds the options every template may use instead:
 tcp/http/command readiness checks, command and volume-archive backups.
@@ -70,7 +76,8 @@ def kind_module(name: str) -> ModuleType:
 
 
 def kind_hook(kind: str, name: str) -> Callable | None:
-    """The hook `name` of a kind's module (see the contract above); None when the kind has none."""
+    """The hook (or optional setting) `name` of a kind's module, see the contract above; None
+    when the kind has none."""
     try:
         return getattr(kind_module(kind), name, None)
     except KeyError:

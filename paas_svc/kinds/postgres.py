@@ -13,6 +13,7 @@ from paas_svc.kinds.protocols import connect
 
 NAME = "postgres"
 CREDENTIALS: tuple[str, ...] = ("user", "password", "db")
+RESTORE_IS_ATOMIC = True  # pg_restore --single-transaction: a failed restore leaves the data as it was
 
 
 def probe(host: str, port: int, credentials: dict[str, str]) -> str:

@@ -36,10 +36,8 @@ BACKUP_DIR_NAME = "backups"
 DEFAULT_READY_TIMEOUT = 120.0
 COPY_CHUNK = 1024 * 1024
 UPGRADE_STOP_SECONDS = 30
-# Template kinds whose restore is one transaction (pg_restore --single-transaction): a failure
-# leaves the data exactly as it was. Every other restore (mongorestore --drop drops and
-# rewrites collection by collection) needs the safety backup put back when it fails.
-ATOMIC_RESTORE_KINDS = frozenset({"postgres"})
+# What a failed restore that could not be undone may leave, unless its kind says (PARTIAL_RESTORE).
+PARTIAL_RESTORE = "the volume may be empty or hold part of the backup"
 
 
 class Progress(Protocol):
@@ -372,8 +370,8 @@ class DataOps:
 
     def _after_failed_restore(self, service: ServiceRecord, strategy: Strategy, ctx: ServiceContext, safety: Path) -> str:
         """What a failed restore leaves, in words. Only a one-transaction restore leaves the
-        data unchanged; any other puts the safety backup back."""
-        if strategy.kind in ATOMIC_RESTORE_KINDS:
+        data unchanged (its kind says RESTORE_IS_ATOMIC); any other puts the safety backup back."""
+        if kind_hook(strategy.kind, "RESTORE_IS_ATOMIC"):
             self.store.end_operation(service.id, READY)
             return "The data is unchanged (the restore runs as one transaction)."
         self.step(f"Restore failed; putting back the previous data from {safety}")
@@ -384,9 +382,7 @@ class DataOps:
         except Exception as error:  # noqa: BLE001 - reported with the first error
             # The operation stays recorded: the service shows "Restoring (interrupted)" and
             # is never used as if nothing had happened.
-            partial = ("mongorestore --drop is not transactional: some collections may already be dropped or replaced "
-                       "by the backup's, others not" if strategy.kind == "mongodb" else
-                       "the volume may be empty or hold part of the backup")
+            partial = kind_hook(strategy.kind, "PARTIAL_RESTORE") or PARTIAL_RESTORE
             return (f"Putting the previous data back failed too ({_describe(error, ctx.credentials)}).\n"
                     f"The data is now in an unknown, partly restored state: {partial}.\n"
                     f"Get the previous data back with `paas svc repair {service.slug} --env {service.env}` "
