@@ -2,9 +2,9 @@
 
 The crash tests (tests/test_crash_*.py, and the add/API ones that kill a process mid-provision)
 run the CLI or the API server in a subprocess with PAAS_FAULT_INJECT naming a point. Only then
-does target_managers (usecases/lifecycle.py) arm each manager it makes (`arm_if_asked`): the
-manager's named checkpoints and, during a named phase of a destructive operation, every
-engine call become kill points. Without the variable nothing here runs.
+does target_managers (usecases/lifecycle.py) import this module and `arm` each manager it
+makes: the manager's named checkpoints and, during a named phase of a destructive operation,
+every engine call become kill points.
 
 PAAS_FAULT_INJECT=NAME kills the process there (SIGKILL); NAME:stop stops it (SIGSTOP) so a
 test can send it a signal or race another command, then let it go on with SIGCONT. Names:
@@ -71,7 +71,3 @@ def arm(manager: ServiceManager) -> ServiceManager:
     manager.checkpoint = fault_point
     return manager
 
-
-def arm_if_asked(manager: ServiceManager) -> ServiceManager:
-    """`arm` the manager when PAAS_FAULT_INJECT is set; else leave it as it is."""
-    return arm(manager) if os.environ.get(VARIABLE) else manager

@@ -3,6 +3,7 @@ stop, restart, and the live status shown by `list`."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import socket
@@ -113,17 +114,21 @@ def validate_timeout(timeout: float) -> float:
 def target_managers(store: StateStore, vault: Vault, home: Path, reporter: Reporter | None = None) -> Callable[[str], "ServiceManager"]:
     """One manager per target of a profile, made on first use and shared: `managers("local")`,
     `managers(service.target)`. Each reaches the others through `for_target`. With
-    PAAS_FAULT_INJECT set (the crash tests), each is armed with its kill points (usecases/faults.py)."""
+    PAAS_FAULT_INJECT set (the crash tests), each is armed with its kill points
+    (usecases/faults.py, not even imported otherwise)."""
     from paas_svc.engine.targets import get_target, open_engine
-    from paas_svc.usecases.faults import arm_if_asked
 
     managers: dict[str, ServiceManager] = {}
 
     def manager_for(name: str) -> ServiceManager:
         if name not in managers:
             chosen = get_target(store, name)
-            managers[name] = arm_if_asked(ServiceManager(store, vault, home, lambda: open_engine(home, chosen, store),
-                                                         reporter, chosen, manager_for))
+            made = ServiceManager(store, vault, home, lambda: open_engine(home, chosen, store), reporter, chosen, manager_for)
+            if os.environ.get("PAAS_FAULT_INJECT"):
+                from paas_svc.usecases.faults import arm
+
+                arm(made)
+            managers[name] = made
         return managers[name]
 
     return manager_for
