@@ -21,9 +21,10 @@ import pytest
 
 from paas_svc.kinds import strategy as bk
 from paas_svc.kinds import mongodb as mongodb_kind
+from paas_svc.kinds import check_compatible, kind_of, strategy_for
 from paas_svc.kinds.strategy import (
-    BackupFailed, BackupHeader, InvalidBackup, ServiceContext, check_compatible, check_volume_tar,
-    encode_header, kind_of, parse_header, read_backup, strategy_for, verify_payload,
+    BackupFailed, BackupHeader, InvalidBackup, ServiceContext, check_volume_tar, encode_header, parse_header, read_backup,
+    verify_payload,
 )
 from paas_svc.kinds.postgres import major_from_image as postgres_major_from_image
 from paas_svc.kinds.postgres import major_from_version_output as postgres_major_from_version_output
@@ -710,16 +711,16 @@ def test_upgrade_to_the_same_image_is_refused(manager_with_fake_engine):
 
 
 def test_postgres_major_check_uses_the_data_dir_and_the_image(manager_with_fake_engine):
-    from paas_svc.usecases.data import DataOps
+    from paas_svc.kinds.postgres import check_upgrade
     from paas_svc.errors import Conflict
 
     manager, engine = manager_with_fake_engine
     engine.exec_reply = lambda command: (ExecResult(0, b"15\n", b"") if command[0] == "sh"
                                          else ExecResult(0, b"postgres (PostgreSQL) 15.8\n", b""))
     service = make_service("postgres-16", slug="db")
-    data_ops = DataOps(manager)
+    labels = {"paas.managed": "true"}
     with pytest.raises(Conflict) as caught:
-        data_ops.check_postgres_major(service, "postgres:17-alpine")
+        check_upgrade(engine, service, "postgres:17-alpine", labels)
     text = caught.value.message
     assert "PostgreSQL 15" in text and "PostgreSQL 17" in text and "Nothing was changed" in text
     assert "paas svc backup db --env production -o db.pgdump" in text
@@ -728,7 +729,7 @@ def test_postgres_major_check_uses_the_data_dir_and_the_image(manager_with_fake_
     assert caught.value.exit_code == 4
     assert "run_once" not in names(engine.calls), "the tag gave the major"
     engine.calls.clear()
-    assert data_ops.check_postgres_major(service, "postgres:latest") == (15, 15)
+    assert check_upgrade(engine, service, "postgres:latest", labels) == (15, 15)
     assert ("run_once", "postgres:latest", ("--version",), ("postgres",)) in engine.calls
 
 
@@ -741,7 +742,7 @@ def test_a_failed_volume_restore_puts_the_previous_data_back(tmp_path, manager_w
     service.project = "default"
     service.secret = manager.vault.encrypt(credentials_for("minio"))
     manager.store.insert_service(service)
-    manager._wait_ready = lambda svc, timeout: engine.calls.append(("wait_ready",))
+    manager.wait_ready = lambda svc, timeout: engine.calls.append(("wait_ready",))
     current = tar_bytes({"data/current": b"what was there"}, dirs=("data",))
     engine.archives["/data"] = current
     failures = iter([BackupFailed("no space left on device")])

@@ -42,7 +42,7 @@ def stored_service(manager, template_key: str, slug: str):
     service.project = "default"
     service.secret = manager.vault.encrypt(credentials_for(template_key))
     manager.store.insert_service(service)
-    manager._wait_ready = lambda svc, timeout: manager.fake.calls.append(("wait_ready",))
+    manager.wait_ready = lambda svc, timeout: manager.fake.calls.append(("wait_ready",))
     return service
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from paas_svc.kinds.strategy import strategy_for
+from paas_svc.kinds import strategy_for
 from paas_svc.catalog import get_template, load_catalog
 from paas_svc.engine.sdk import ContainerView, Engine, ExecResult
 from tests.test_backup_unit import RecordingEngine, parameters
@@ -237,8 +237,8 @@ def test_no_data_operation_puts_a_credential_on_a_command_line(template_key, iso
     engine = ArgvRecordingEngine()
     reporter = RecordingReporter()
     manager = ServiceManager(store, Vault(store, home), home, lambda: engine, reporter)
-    manager._wait_ready = lambda service, timeout: None  # no server behind the fake engine
-    manager._after_ready = lambda service: None  # nor an S3 API to create the minio bucket in
+    manager.wait_ready = lambda service, timeout: None  # no server behind the fake engine
+    manager.after_ready = lambda service: None  # nor an S3 API to create the minio bucket in
     try:
         service = manager.add("default", "production", "svc", template_key).service
         seen_http = meilisearch_on(service.host_port) if strategy_for(template_key).kind == "meilisearch" else []

@@ -254,8 +254,7 @@ LEGACY_SPECS = {  # what services created before templates named their kind stor
 
 @pytest.mark.parametrize("key", sorted(LEGACY_SPECS))
 def test_services_stored_before_kinds_keep_working(key):
-    from paas_svc.kinds.strategy import strategy_for
-    from paas_svc.catalog import kind_of_service
+    from paas_svc.kinds import kind_of, strategy_for
     from paas_svc.state.models import READY, ServiceRecord
     from paas_svc.kinds.readiness import check_of
 
@@ -264,8 +263,8 @@ def test_services_stored_before_kinds_keep_working(key):
             "readiness": readiness}
     service = ServiceRecord(id="abcdefabcdef", project="p", env="e", slug="s", template=key, image="i", spec=spec,
                             secret=None, status=READY)
-    assert kind_of_service(key, spec) == kind
-    assert check_of(readiness, kind_of_service(key, spec)) == (("http", kind) if readiness["probe"] == "http" else ("protocol", kind))
+    assert kind_of(key, spec) == kind
+    assert check_of(readiness, kind_of(key, spec)) == (("http", kind) if readiness["probe"] == "http" else ("protocol", kind))
     assert type(strategy_for(service)).__name__ == strategy_name
 
 

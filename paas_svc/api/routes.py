@@ -277,7 +277,7 @@ def export_variables(call: Call) -> Reply:
 
 
 def download_backup(call: Call) -> Reply:
-    from paas_svc.kinds.strategy import strategy_for
+    from paas_svc.kinds import strategy_for
     from paas_svc.usecases.data import DataOps, default_backup_name
 
     service = _service(call)

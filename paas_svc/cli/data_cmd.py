@@ -78,7 +78,7 @@ def backup(
 
     The file (mode 0600) is one JSON header line, then the native data: `tail -n +2 FILE`
     gives the data back for the engine's own tools."""
-    from paas_svc.kinds.strategy import strategy_for
+    from paas_svc.kinds import strategy_for
     from paas_svc.usecases.data import human_size
     from paas_svc.errors import InvalidInput
 

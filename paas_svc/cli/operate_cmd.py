@@ -96,10 +96,10 @@ def update(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
     manager = service_manager(profile, StderrReporter(), service.target)
     changes = {}
     if url_scheme is not None:
-        from paas_svc.kinds.clients import service_kind
+        from paas_svc.kinds import kind_of
         from paas_svc.kinds.variables import check_url_scheme
 
-        changes["url_scheme"] = check_url_scheme(service_kind(service.template, service.spec), url_scheme)
+        changes["url_scheme"] = check_url_scheme(kind_of(service.template, service.spec), url_scheme)
     if memory is not None or cpus is not None:
         limits = {"memory": None, "cpus": None, **(service.spec.get("limits") or {})}
         if memory is not None:

@@ -11,7 +11,7 @@ from paas_svc.cli.options import DEFAULT_TIMEOUT, EnvOption, JsonOption, Project
 from paas_svc.cli.output import StderrReporter, data, print_fields, print_json, warn
 from paas_svc.cli.render import confirm, print_table, result
 from paas_svc.cli.state import find_service, open_profile, service_manager
-from paas_svc.dsn import HOST_VIEW_HOST
+from paas_svc.dsn import HOST_VIEW_HOST, publish_host
 
 app = typer.Typer(help="Add, inspect and remove services.", no_args_is_help=True)
 
@@ -25,7 +25,7 @@ def publish_hosts(store, services) -> dict[str, str]:
         from paas_svc.engine.targets import list_targets
 
         targets = {target.name: target.publish_address for target in list_targets(store)}
-    return {s.id: s.spec.get("publish_address") or targets.get(s.target, HOST_VIEW_HOST) for s in services}
+    return {s.id: publish_host(s.spec, s.target, lambda name: targets.get(name, HOST_VIEW_HOST)) for s in services}
 
 
 def service_json(service, status: str, host: str = HOST_VIEW_HOST) -> dict:
@@ -192,10 +192,11 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
 
 def template_definition(home, service) -> dict:
     """Which definition the service runs: the one stored with it at creation."""
-    from paas_svc.catalog import definition_digest, kind_of_service, load_catalog
+    from paas_svc.catalog import definition_digest, load_catalog
+    from paas_svc.kinds import kind_of
 
     definition = service.spec.get("definition")
-    info = {"kind": kind_of_service(service.template, service.spec),
+    info = {"kind": kind_of(service.template, service.spec),
             "template_source": service.spec.get("template_source", "built-in")}
     if definition is None:
         info["template_definition"] = "not stored (created before definitions were kept); runs the settings stored with it"

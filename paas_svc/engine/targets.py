@@ -319,13 +319,3 @@ def _pinned_node(store, resource: str) -> str | None:
         return store.get_service_by_id(resource[len(RESOURCE_PREFIX):]).node
     except Missing:
         return None
-
-
-def service_publish_host(store, service) -> str:
-    """The host of a service's host-view DSN: its Swarm node's address, else its target's
-    publish address (127.0.0.1 for local, without a query)."""
-    if service.spec.get("publish_address"):
-        return service.spec["publish_address"]
-    if service.target == LOCAL:
-        return "127.0.0.1"
-    return get_target(store, service.target).publish_address
