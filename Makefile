@@ -3,14 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install images test unit multinode demo bench clean
+.PHONY: install images test unit multinode lint demo bench clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,serve]'
+	$(BIN)/pip install --quiet -e '.[test,serve,lint]'
 	touch $@
 
 # Stand-in images for the tests (built from Debian packages, cached by content hash).
@@ -30,6 +30,14 @@ unit: install
 # tests/multinode only: engines in containers (remote targets over TLS and ssh, a 3-node Swarm).
 multinode: install images
 	$(BIN)/pytest tests/multinode
+
+# The architecture's rules (import-linter contracts in pyproject.toml: layers, nothing imports
+# cli/ or api/, no import cycles) and ruff (unused names, import order, private names used
+# across modules). Both run, and the target fails if either does.
+lint: install
+	$(BIN)/lint-imports; status=$$?; \
+	$(BIN)/ruff check paas_svc tests bench || status=1; \
+	exit $$status
 
 # Provision a Redis in a throwaway home, print its DSN and dotenv line, remove it.
 demo: install

@@ -15,11 +15,10 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PAAS, ROOT, print_table, run, throwaway_home, write_results  # noqa: E402
+from _common import PAAS, print_table, run, throwaway_home, write_results  # noqa: E402
 from backups import peak_rss_mb, start_moto  # noqa: E402
 
 REDIS_IMAGE = "paas-test/redis:7"

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DOCKER, PAAS, PY, ROOT, alternate, median, print_table, run, throwaway_home, verdict, write_results  # noqa: E402
+from _common import DOCKER, PAAS, ROOT, alternate, median, print_table, run, throwaway_home, verdict, write_results  # noqa: E402
 
 POSTGRES_IMAGE = "paas-test/postgres:16"
 

@@ -104,7 +104,7 @@ def main() -> None:
             continue
         print(f"\n### `paas {name}`: top {TOP} by cumulative import time\n")
         print_table(["module", "cumulative ms"], [[f"`{m}`", f"{t:.1f}"] for m, t in s["top_cumulative"]])
-        print(f"\nself time per top-level package: "
+        print("\nself time per top-level package: "
               + ", ".join(f"{p} {t:.1f} ms" for p, t in s["per_package_self_ms"].items() if t >= 0.5))
     write_results("importtime", {"runs": args.runs, "commands": summary})
 

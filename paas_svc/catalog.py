@@ -23,9 +23,6 @@ USER = "user"
 USER_TEMPLATES_DIR = "templates"
 MAX_TEMPLATE_BYTES = 64 * 1024
 
-# Services created before templates named their kind: their kind follows from the key.
-LEGACY_KINDS = {"postgres": "postgres", "redis": "redis", "mongodb": "mongodb", "meilisearch": "meilisearch",
-                "minio": "s3", "mailpit": "smtp"}
 
 
 class InvalidTemplate(InvalidInput):
@@ -308,12 +305,3 @@ def template_from_spec(template_key: str, spec: dict) -> Template | None:
     if not isinstance(definition, dict):
         return None
     return _build(definition, spec.get("template_source", BUILT_IN))
-
-
-def kind_of_service(template_key: str, spec: dict) -> str:
-    if spec.get("kind"):
-        return spec["kind"]
-    for prefix, kind in LEGACY_KINDS.items():
-        if template_key == prefix or template_key.startswith(prefix + "-"):
-            return kind
-    return "generic"

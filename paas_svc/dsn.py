@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import string
-from typing import Mapping
+from typing import Callable, Mapping
 
 from paas_svc.errors import StateError
 
 HOST_VIEW_HOST = "127.0.0.1"
+LOCAL_TARGET = "local"  # the name of this machine's engine among the targets (engine/targets.py)
+
+
+def publish_host(spec: Mapping, target: str, target_publish_address: Callable[[str], str]) -> str:
+    """The host apps use to reach a service's published port, the host of its host-view DSN:
+    the address of the Swarm node it is pinned to (its spec's publish_address), else its
+    target's publish address: 127.0.0.1 for the local target, `target_publish_address(target)`
+    for another (asked only then, so the hot path reads no target for a local service)."""
+    node_address = spec.get("publish_address")
+    if node_address:
+        return node_address
+    if target == LOCAL_TARGET:
+        return HOST_VIEW_HOST
+    return target_publish_address(target)
 
 
 class _Placeholders(dict):

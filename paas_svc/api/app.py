@@ -7,6 +7,7 @@ import os
 import sys
 import traceback
 from importlib import resources
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +26,14 @@ from paas_svc.state.tokens import ADMIN, Token, TokenRejected, authenticate
 
 AUDIT_PATH_CHARS = 200
 DOWNLOAD_CHUNK = 1024 * 1024
+
+
+def create_server(home: Path, org: str, image_overrides: dict[str, str], ready_timeout: float) -> tuple[Starlette, Provisioner]:
+    """What `paas serve` runs (the CLI's one way into the API): the app over a new server context
+    for `home`, and its provisioner (the caller resumes interrupted adds and waits for it at the end)."""
+    context = ServerContext(home, org=org, image_overrides=image_overrides, ready_timeout=ready_timeout)
+    provisioner = Provisioner(context)
+    return create_app(context, provisioner), provisioner
 
 
 def create_app(context: ServerContext, provisioner: Provisioner | None = None) -> Starlette:

@@ -13,18 +13,18 @@ ERROR_SCHEMA = {
 }
 
 
-def _service_schema() -> dict:
-    from paas_svc.api.routes import SERVICE_FIELDS, SERVICE_STATUSES
-
+def _service_schema(service_fields: dict[str, str], service_statuses) -> dict:
     properties = {}
-    for name, kind in SERVICE_FIELDS.items():
+    for name, kind in service_fields.items():
         types = kind.split("|")
         properties[name] = {"type": types if len(types) > 1 else types[0]}
-    properties["status"]["enum"] = list(SERVICE_STATUSES)
-    return {"type": "object", "properties": properties, "required": list(SERVICE_FIELDS)}
+    properties["status"]["enum"] = list(service_statuses)
+    return {"type": "object", "properties": properties, "required": list(service_fields)}
 
 
-def build_document(endpoints) -> dict:
+def build_document(endpoints, service_fields: dict[str, str], service_statuses) -> dict:
+    """The document for `endpoints` (routes.ENDPOINTS); `service_fields` (name -> JSON type, "a|b"
+    for either) and `service_statuses` make the Service schema (routes.SERVICE_FIELDS, SERVICE_STATUSES)."""
     paths: dict[str, dict] = {}
     for endpoint in endpoints:
         parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -60,6 +60,6 @@ def build_document(endpoints) -> dict:
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": ERROR_SCHEMA, "Service": _service_schema()},
+            "schemas": {"Error": ERROR_SCHEMA, "Service": _service_schema(service_fields, service_statuses)},
         },
     }

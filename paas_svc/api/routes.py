@@ -277,7 +277,7 @@ def export_variables(call: Call) -> Reply:
 
 
 def download_backup(call: Call) -> Reply:
-    from paas_svc.kinds.strategy import strategy_for
+    from paas_svc.kinds import strategy_for
     from paas_svc.usecases.data import DataOps, default_backup_name
 
     service = _service(call)
@@ -292,7 +292,7 @@ def download_backup(call: Call) -> Reply:
 def openapi_document(call: Call) -> Reply:
     from paas_svc.api.openapi import build_document
 
-    return Reply(200, build_document(ENDPOINTS))
+    return Reply(200, build_document(ENDPOINTS, SERVICE_FIELDS, SERVICE_STATUSES))
 
 
 def _tag(status_text: dict[int, str]) -> dict[int, str]:

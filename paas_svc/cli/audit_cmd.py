@@ -5,8 +5,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from paas_svc.cli.options import JsonOption, ProjectOption
-from paas_svc.cli.output import print_json, print_table
+from paas_svc.cli.options import JsonOption
+from paas_svc.cli.output import print_json
+from paas_svc.cli.render import print_table
 from paas_svc.cli.state import open_profile
 
 MAX_LIMIT = 2**63 - 1  # SQLite's largest LIMIT; above it is invalid input, not a crash

@@ -10,8 +10,9 @@ from typing import Annotated, Optional
 import typer
 
 from paas_svc.cli.options import EnvOption, JsonOption, ProjectOption
-from paas_svc.cli.output import StderrReporter, data, message, print_json, print_table, warn
-from paas_svc.cli.state import open_profile, service_manager
+from paas_svc.cli.output import StderrReporter, data, message, print_json, warn
+from paas_svc.cli.render import print_table
+from paas_svc.cli.state import find_service, open_profile, service_manager
 
 app = typer.Typer(help="Scheduled, off-host, encrypted and verified backups.", no_args_is_help=True)
 dest_app = typer.Typer(help="Where backups go: a folder (an NFS or other mount) or an S3-compatible store.", no_args_is_help=True)
@@ -26,14 +27,6 @@ def _backups(profile, reporter=None):
     from paas_svc.usecases.data import DataOps
 
     return Backups(DataOps(service_manager(profile, reporter or StderrReporter())))
-
-
-def _find_service(profile, project_option, env_option, slug):
-    from paas_svc.state.scope import resolve_env_for_slug, resolve_project
-
-    project = resolve_project(profile.store, project_option)
-    env = resolve_env_for_slug(profile.store, project, env_option, slug)
-    return profile.store.get_service(project, env, slug)
 
 
 def _sync_scheduler(profile, backups) -> None:
@@ -92,7 +85,7 @@ def _schedule_add(slug, project, env, every, keep, keep_daily, keep_weekly, to, 
     from paas_svc.usecases.backups.retention import make_policy
 
     profile = open_profile()
-    service = _find_service(profile, project, env, slug)
+    service = find_service(profile, project, env, slug)
     policy = make_policy(keep, keep_daily, keep_weekly)
     backups = _backups(profile)
     row, replaced = backups.set_schedule(service, every, policy, to or "", verify, clock.now(now))
@@ -136,7 +129,7 @@ def _schedule_rm(slug, project, env, to, json_output) -> None:
     from paas_svc.errors import NotFound
 
     profile = open_profile()
-    service = _find_service(profile, project, env, slug)
+    service = find_service(profile, project, env, slug)
     backups = _backups(profile)
     removed = backups.records.remove_schedules(service.id, to)
     if not removed:
@@ -203,7 +196,7 @@ def backup_now(
     from paas_svc.usecases.backups import clock
 
     profile = open_profile()
-    service = _find_service(profile, project, env, slug)
+    service = find_service(profile, project, env, slug)
     record = _backups(profile).take(service, to or "", clock.now(now))
     if json_output:
         print_json(_record_json(record))
@@ -235,7 +228,7 @@ def list_backups(
 
     profile = open_profile()
     backups = _backups(profile)
-    service = _find_service(profile, project, env, slug) if slug else None
+    service = find_service(profile, project, env, slug) if slug else None
     records = backups.records.records(service.id if service else None)
     overdue = [late for late in backups.overdue(clock.now(now)) if service is None or late.schedule.service_id == service.id]
     files = backups.unrecorded_local_files(service)
@@ -280,7 +273,7 @@ def verify(
 
     validate_timeout(timeout)
     profile = open_profile()
-    service = _find_service(profile, project, env, slug)
+    service = find_service(profile, project, env, slug)
     backups = _backups(profile)
     record, location, destination = None, None, None
     if backup is None:
@@ -359,7 +352,7 @@ def dest_add(
     if path is not None:
         backups.add_folder_destination(name, path, stamp)
     elif from_service is not None:
-        service = _find_service(profile, project, env, from_service)
+        service = find_service(profile, project, env, from_service)
         backups.add_service_destination(name, s3, service, stamp, create_bucket)
     else:
         access, secret = _read_s3_keys(keys_stdin)

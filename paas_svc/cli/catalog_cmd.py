@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from paas_svc.cli.options import JsonOption
-from paas_svc.cli.output import data, print_fields, print_json, print_table
-from paas_svc.cli.render import result
+from paas_svc.cli.output import data, print_fields, print_json
+from paas_svc.cli.render import print_table, result
 
 app = typer.Typer(help="Browse the service templates: built-in ones and your own.", no_args_is_help=True)
 

@@ -10,8 +10,8 @@ import typer
 from paas_svc.cli.options import DEFAULT_TIMEOUT, EnvOption, JsonOption, ProjectOption, TimeoutOption, YesOption
 from paas_svc.cli.output import StderrReporter, data, message, print_json
 from paas_svc.cli.render import confirm
-from paas_svc.cli.state import open_profile, service_manager
-from paas_svc.cli.svc_cmd import SlugArgument, _service, app
+from paas_svc.cli.state import find_service, open_profile, service_manager
+from paas_svc.cli.svc_cmd import SlugArgument, app
 
 
 
@@ -78,12 +78,12 @@ def backup(
 
     The file (mode 0600) is one JSON header line, then the native data: `tail -n +2 FILE`
     gives the data back for the engine's own tools."""
-    from paas_svc.kinds.strategy import strategy_for
+    from paas_svc.kinds import strategy_for
     from paas_svc.usecases.data import human_size
     from paas_svc.errors import InvalidInput
 
     profile = open_profile()
-    service = _service(profile, project, env, slug)
+    service = find_service(profile, project, env, slug)
     if output != "-":  # checked (and a folder/ made) before the engine is asked for anything
         path = _output_path(output, service, strategy_for(service).extension)
     data_ops = _data_ops(profile, service)
@@ -130,7 +130,7 @@ def restore(
 
     validate_timeout(timeout)
     profile = open_profile()
-    service = _service(profile, project, env, slug)
+    service = find_service(profile, project, env, slug)
     data_ops = _data_ops(profile, service)
     if file is not None and from_dest is None and not latest and not file.startswith("s3://"):
         source, path = file, Path(file)
@@ -188,7 +188,7 @@ def clone(
     if to_env is None and to_slug is None:
         raise InvalidInput("Say where the copy goes: --to-env ENV and/or --to-slug SLUG.")
     profile = open_profile()
-    service = _service(profile, project, env, slug)
+    service = find_service(profile, project, env, slug)
     result = _data_ops(profile, service).clone(service, to_env or service.env, to_slug, timeout=timeout)
     copy = result.service
     if json_output:
@@ -218,7 +218,7 @@ def upgrade(
 
     validate_timeout(timeout)
     profile = open_profile()
-    service = _service(profile, project, env, slug)
+    service = find_service(profile, project, env, slug)
     where = f"{service.project}/{service.env}/{service.slug}"
     if not yes:
         confirm(f"Upgrade {where} from {service.image} to {image}? A backup is taken first; the service restarts.",

@@ -8,7 +8,8 @@ import typer
 
 from paas_svc.cli.completion import complete_env
 from paas_svc.cli.options import JsonOption, ProjectOption
-from paas_svc.cli.output import message, print_json, print_table, protect_stdout, warn, write_output_file
+from paas_svc.cli.output import message, print_json, protect_stdout, warn, write_output_file
+from paas_svc.cli.render import print_table
 from paas_svc.cli.state import open_profile
 
 app = typer.Typer(help="Environments of a project, and the variables apps get from them.", no_args_is_help=True)

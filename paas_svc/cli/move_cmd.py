@@ -8,7 +8,7 @@ import typer
 from paas_svc.cli.options import DEFAULT_TIMEOUT, EnvOption, JsonOption, ProjectOption, TimeoutOption
 from paas_svc.cli.output import StderrReporter, warn
 from paas_svc.cli.render import result
-from paas_svc.cli.state import open_profile, service_manager
+from paas_svc.cli.state import find_service, open_profile, service_manager
 from paas_svc.cli.svc_cmd import SlugArgument, app
 
 
@@ -22,12 +22,10 @@ def move(slug: SlugArgument,
     from paas_svc.usecases.data import DataOps
     from paas_svc.usecases.lifecycle import validate_timeout
     from paas_svc.usecases.move import move_service
-    from paas_svc.state.scope import resolve_env_for_slug, resolve_project
 
     validate_timeout(timeout)
     profile = open_profile()
-    project_name = resolve_project(profile.store, project)
-    service = profile.store.get_service(project_name, resolve_env_for_slug(profile.store, project_name, env, slug), slug)
+    service = find_service(profile, project, env, slug)
     moved = move_service(DataOps(service_manager(profile, StderrReporter(), service.target)), service, node, timeout)
     if moved.note:
         warn(moved.note)

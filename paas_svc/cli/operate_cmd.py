@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from paas_svc.cli.options import DEFAULT_TIMEOUT, EnvOption, JsonOption, ProjectOption, TimeoutOption
-from paas_svc.cli.output import StderrReporter, print_json, print_table
-from paas_svc.cli.render import result
-from paas_svc.cli.state import close_profiles, open_profile, service_manager
-from paas_svc.cli.svc_cmd import SlugArgument, _service, app, service_json
+from paas_svc.cli.output import StderrReporter, print_json
+from paas_svc.cli.render import print_table, result
+from paas_svc.cli.state import close_profiles, find_service, open_profile, service_manager
+from paas_svc.cli.svc_cmd import SlugArgument, app, service_json
 
 
 @app.command("wait")
@@ -22,7 +22,7 @@ def wait(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
 
     validate_timeout(timeout)
     profile = open_profile()
-    service = _service(profile, project, env, slug)
+    service = find_service(profile, project, env, slug)
     waited = service_manager(profile, StderrReporter(), service.target).wait(service, timeout)
     result(f"{slug} in {service.project}/{service.env}: Ready after {waited:.1f}s",
            {**service_json(service, "Ready"), "action": "wait", "elapsed_seconds": round(waited, 3)}, json_output)
@@ -38,7 +38,7 @@ def connect(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = 
     from paas_svc.usecases.operate import connect_command
 
     profile = open_profile()
-    service = _service(profile, project, env, slug)
+    service = find_service(profile, project, env, slug)
     command = connect_command(service_manager(profile, target=service.target), service, tty=sys.stdin.isatty())
     close_profiles()
     sys.stdout.flush()
@@ -59,7 +59,7 @@ def rotate_password(slug: SlugArgument, project: ProjectOption = None, env: EnvO
 
     validate_timeout(timeout)
     profile = open_profile()
-    service = _service(profile, project, env, slug)
+    service = find_service(profile, project, env, slug)
     rotated = rotate(service_manager(profile, StderrReporter(), service.target), service, timeout)
     payload = {"action": "rotate-password", "project": service.project, "env": service.env, "slug": slug,
                "field": rotated.field, "also": list(rotated.also), "recreated": rotated.recreated,
@@ -92,14 +92,14 @@ def update(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
         raise InvalidInput("Nothing to update.", hint=f"Pass --memory, --cpus and/or --url-scheme, e.g. `paas svc update {slug} --memory 512m`.")
     validate_timeout(timeout)
     profile = open_profile()
-    service = _service(profile, project, env, slug)
+    service = find_service(profile, project, env, slug)
     manager = service_manager(profile, StderrReporter(), service.target)
     changes = {}
     if url_scheme is not None:
-        from paas_svc.kinds.clients import service_kind
+        from paas_svc.kinds import kind_of
         from paas_svc.kinds.variables import check_url_scheme
 
-        changes["url_scheme"] = check_url_scheme(service_kind(service.template, service.spec), url_scheme)
+        changes["url_scheme"] = check_url_scheme(kind_of(service.template, service.spec), url_scheme)
     if memory is not None or cpus is not None:
         limits = {"memory": None, "cpus": None, **(service.spec.get("limits") or {})}
         if memory is not None:
@@ -132,7 +132,7 @@ def stats(slug: Annotated[Optional[str], typer.Argument(help="One service (defau
 
     profile = open_profile()
     if slug:
-        services = [_service(profile, project, env, slug)]
+        services = [find_service(profile, project, env, slug)]
     else:
         project_name = resolve_project(profile.store, project)
         services = profile.store.list_services(project=project_name, env=env)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 
 def message(text: str) -> None:
@@ -76,13 +76,6 @@ def _console(stderr: bool = False):
     width = None if stream.isatty() else 200
     return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width,
                    no_color=bool(os.environ.get("NO_COLOR")) or None)
-
-
-def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "Nothing to show.",
-                priority: Sequence[str] | None = None) -> None:
-    from paas_svc.cli.render import print_table as render_table  # one table style for every command
-
-    render_table(columns, rows, empty, priority)
 
 
 def print_fields(fields: Sequence[tuple[str, Any]]) -> None:

@@ -6,8 +6,8 @@ from typing import Annotated
 import typer
 
 from paas_svc.cli.options import JsonOption
-from paas_svc.cli.output import print_json, print_table
-from paas_svc.cli.render import result
+from paas_svc.cli.output import print_json
+from paas_svc.cli.render import print_table, result
 from paas_svc.cli.state import open_profile
 
 app = typer.Typer(help="Projects: each has its own environments and services.", no_args_is_help=True)

@@ -75,13 +75,10 @@ def serve(
         raise MissingExtra(f"`paas serve` needs Starlette and uvicorn ({error.name} is not installed).",
                            hint="Install the extra: pip install 'paas-svc[serve]'.") from None
     # Imported outside the probe: a broken import of our own is a bug, not a missing extra.
-    from paas_svc.api.app import create_app
-    from paas_svc.api.context import ServerContext
-    from paas_svc.api.provisioning import Provisioner
+    # The one import of the API from the CLI (allowed by name in pyproject's import-linter contracts).
+    from paas_svc.api.app import create_server
 
-    context = ServerContext(ensure_home(home_dir()), org=org, image_overrides=overrides, ready_timeout=timeout)
-    provisioner = Provisioner(context)
-    app = create_app(context, provisioner)
+    app, provisioner = create_server(ensure_home(home_dir()), org=org, image_overrides=overrides, ready_timeout=timeout)
     resumed = provisioner.resume_interrupted()
     if resumed:
         message(f"Finishing {len(resumed)} interrupted add(s): {', '.join(resumed)}")

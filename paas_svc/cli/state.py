@@ -39,6 +39,16 @@ def close_profiles() -> None:
         profile.store.close()
 
 
+def find_service(profile: Profile, project_option: str | None, env_option: str | None, slug: str):
+    """The service SLUG of the command's project and environment (--project/--env, else the
+    current project and the environment that holds SLUG); NotFound when there is none."""
+    from paas_svc.state.scope import resolve_env_for_slug, resolve_project
+
+    project = resolve_project(profile.store, project_option)
+    env = resolve_env_for_slug(profile.store, project, env_option, slug)
+    return profile.store.get_service(project, env, slug)
+
+
 def service_manager(profile: Profile, reporter=None, target: str = "local"):
     """The manager of one target's services (`local` unless the service or environment says
     otherwise); it reaches the other targets through `for_target`."""

@@ -8,22 +8,14 @@ import typer
 
 from paas_svc.cli.completion import complete_env, complete_slug, complete_template
 from paas_svc.cli.options import DEFAULT_TIMEOUT, EnvOption, JsonOption, ProjectOption, TimeoutOption, YesOption
-from paas_svc.cli.output import StderrReporter, data, print_fields, print_json, print_table, warn
-from paas_svc.cli.render import confirm, result
-from paas_svc.cli.state import open_profile, service_manager
-from paas_svc.dsn import HOST_VIEW_HOST
+from paas_svc.cli.output import StderrReporter, data, print_fields, print_json, warn
+from paas_svc.cli.render import confirm, print_table, result
+from paas_svc.cli.state import find_service, open_profile, service_manager
+from paas_svc.dsn import HOST_VIEW_HOST, publish_host
 
 app = typer.Typer(help="Add, inspect and remove services.", no_args_is_help=True)
 
 SlugArgument = Annotated[str, typer.Argument(help="The service's slug, e.g. cache or db.", autocompletion=complete_slug)]
-
-
-def _service(profile, project_option, env_option, slug):
-    from paas_svc.state.scope import resolve_env_for_slug, resolve_project
-
-    project = resolve_project(profile.store, project_option)
-    env = resolve_env_for_slug(profile.store, project, env_option, slug)
-    return profile.store.get_service(project, env, slug)
 
 
 def publish_hosts(store, services) -> dict[str, str]:
@@ -33,7 +25,7 @@ def publish_hosts(store, services) -> dict[str, str]:
         from paas_svc.engine.targets import list_targets
 
         targets = {target.name: target.publish_address for target in list_targets(store)}
-    return {s.id: s.spec.get("publish_address") or targets.get(s.target, HOST_VIEW_HOST) for s in services}
+    return {s.id: publish_host(s.spec, s.target, lambda name: targets.get(name, HOST_VIEW_HOST)) for s in services}
 
 
 def service_json(service, status: str, host: str = HOST_VIEW_HOST) -> dict:
@@ -176,7 +168,7 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
     from paas_svc.usecases.status import live_statuses
 
     profile = open_profile()
-    service = _service(profile, project, env, slug)
+    service = find_service(profile, project, env, slug)
     status = live_statuses(profile.home, profile.store.profile_id(), [service], profile.store)[service.id]
     info = service_json(service, status, publish_hosts(profile.store, [service])[service.id])
     info["volume_path"] = service.spec["volume"]
@@ -200,10 +192,11 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
 
 def template_definition(home, service) -> dict:
     """Which definition the service runs: the one stored with it at creation."""
-    from paas_svc.catalog import definition_digest, kind_of_service, load_catalog
+    from paas_svc.catalog import definition_digest, load_catalog
+    from paas_svc.kinds import kind_of
 
     definition = service.spec.get("definition")
-    info = {"kind": kind_of_service(service.template, service.spec),
+    info = {"kind": kind_of(service.template, service.spec),
             "template_source": service.spec.get("template_source", "built-in")}
     if definition is None:
         info["template_definition"] = "not stored (created before definitions were kept); runs the settings stored with it"
@@ -235,7 +228,7 @@ def dsn(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None
     from paas_svc.usecases.reveal import connection_string, record_dsn_reveal, service_publish_host
 
     profile = open_profile()
-    service = _service(profile, project, env, slug)
+    service = find_service(profile, project, env, slug)
     _check_removed(service, removed)
     value = connection_string(service, profile.vault.credentials(service), network,
                               service_publish_host(profile.store, service))
@@ -269,7 +262,7 @@ def env_vars(slug: SlugArgument, project: ProjectOption = None, env: EnvOption =
 
     check_format(fmt)
     profile = open_profile()
-    service = _service(profile, project, env, slug)
+    service = find_service(profile, project, env, slug)
     _check_removed(service, removed)
     sys.stdout.write(render(reveal_variables(profile.store, profile.vault, service, network, record=False), fmt))
     sys.stdout.flush()  # delivered first: a reveal that could not be written is not recorded
@@ -290,7 +283,7 @@ def rm(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
         raise InvalidInput("--no-backup only applies with --purge (a plain rm deletes no data).",
                            hint="Drop --no-backup to remove the container and keep the data, or add --purge to delete it.")
     profile = open_profile()
-    service = _service(profile, project, env, slug)
+    service = find_service(profile, project, env, slug)
     where = f"{service.project}/{service.env}"
     if service.status == REMOVED and not purge:
         result(f"{slug} in {where} is already removed; its volume {service.volume_name} is kept.",
@@ -327,7 +320,7 @@ def _simple_action(verb: str, past: str, help_text: str, waits: bool):
         if waits:
             validate_timeout(timeout)
         profile = open_profile()
-        service = _service(profile, project, env, slug)
+        service = find_service(profile, project, env, slug)
         started = time.monotonic()
         action = getattr(service_manager(profile, StderrReporter(), service.target), verb)
         if waits:
@@ -371,7 +364,7 @@ def repair(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
     from paas_svc.usecases.data import DataOps
 
     profile = open_profile()
-    service = _service(profile, project, env, slug)
+    service = find_service(profile, project, env, slug)
     repaired = DataOps(service_manager(profile, StderrReporter(), service.target)).repair(
         service, timeout, allow_empty=allow_empty or yes)
     after = repaired.service
@@ -387,7 +380,7 @@ def logs(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
          tail: Annotated[Optional[int], typer.Option("--tail", "-n", min=0, help="Only the last N lines.")] = None) -> None:
     """Print a service's container logs."""
     profile = open_profile()
-    service = _service(profile, project, env, slug)
+    service = find_service(profile, project, env, slug)
     stream = service_manager(profile, target=service.target).logs(service, follow=follow, tail=tail if tail is not None else "all")
     out = sys.stdout.buffer
     for chunk in stream:

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from paas_svc.cli.options import JsonOption
-from paas_svc.cli.output import print_fields, print_json, print_table, warn
-from paas_svc.cli.render import result
+from paas_svc.cli.output import print_fields, print_json, warn
+from paas_svc.cli.render import print_table, result
 from paas_svc.cli.state import open_profile
 
 app = typer.Typer(help="Docker engines (local, remote over TLS or ssh, Swarm managers) services run on.",

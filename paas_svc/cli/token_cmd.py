@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 import typer
 
 from paas_svc.cli.options import JsonOption
-from paas_svc.cli.output import data, message, print_json, print_table
+from paas_svc.cli.output import data, message, print_json
+from paas_svc.cli.render import print_table
 from paas_svc.cli.state import open_profile
 
 app = typer.Typer(help="API tokens for `paas serve` (admin or member).", no_args_is_help=True)

@@ -7,19 +7,16 @@ import typer
 
 from paas_svc.cli.options import EnvOption, ProjectOption
 from paas_svc.cli.output import data, message
-from paas_svc.cli.state import open_profile
+from paas_svc.cli.state import find_service, open_profile
 
 
 def tunnel(slug: Annotated[str, typer.Argument(help="The service's slug.")], project: ProjectOption = None, env: EnvOption = None,
            local_port: Annotated[Optional[int], typer.Option("--local-port", help="Port on this machine's 127.0.0.1 (default: a free one).")] = None) -> None:
     """Forward 127.0.0.1:PORT here to a service on an ssh:// target; prints the DSN through it, runs until Ctrl-C. Audited."""
-    from paas_svc.state.scope import resolve_env_for_slug, resolve_project
     from paas_svc.usecases.tunnel import open_tunnel
 
     profile = open_profile()
-    project_name = resolve_project(profile.store, project)
-    env_name = resolve_env_for_slug(profile.store, project_name, env, slug)
-    service = profile.store.get_service(project_name, env_name, slug)
+    service = find_service(profile, project, env, slug)
     opened = open_tunnel(profile.store, profile.vault, profile.home, service, local_port)
     data(opened.dsn)
     message(f"Forwarding 127.0.0.1:{opened.local_port} to {slug} on {service.target}; Ctrl-C to close.")

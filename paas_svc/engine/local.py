@@ -29,7 +29,7 @@ from urllib.parse import quote
 from paas_svc.engine.status import UNIX, local_endpoint, percent_encode, unreachable
 from paas_svc.engine.protocol import ContainerSpec, ContainerView, ExecResult, PullProgress
 from paas_svc.engine.views import view_from_inspect, view_from_list_item
-from paas_svc.errors import Conflict, DockerUnavailable, ProvisioningFailed
+from paas_svc.errors import Conflict, ProvisioningFailed
 from paas_svc.naming import NETWORK_NAME
 
 API_TIMEOUT_SECONDS = 60  # as the SDK adapter's client

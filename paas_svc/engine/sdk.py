@@ -224,7 +224,7 @@ class DockerEngine:
     def stream_logs(self, name: str, follow: bool, tail: int | str) -> Iterator[bytes]:
         return self._api.logs(name, stdout=True, stderr=True, stream=True, follow=follow, tail=tail)
 
-    def list_containers(self, label_filters: list[str]) -> list[ContainerState]:
+    def list_containers(self, label_filters: list[str]) -> list[ContainerView]:
         return [view_from_list_item(item) for item in self._api.containers(all=True, filters={"label": label_filters})]
 
     def cpu_count(self) -> int:

@@ -18,7 +18,6 @@ one node, never a scheduler of our own.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
 import docker
@@ -41,11 +40,13 @@ HELPER_PREFIX = "paas-helper-"
 
 
 class SwarmEngine(DockerEngine):
-    def __init__(self, home: Path, target, base_url: str, tls_files, node_of: Callable[[str], str | None]):
+    def __init__(self, target, base_url: str, tls_files, node_of: Callable[[str], str | None],
+                 node_url: Callable[[str], str | None]):
         super().__init__(base_url, tls_files, address=target.docker_host)
         self._target = target
         self._tls = tls_files
         self._node_of = node_of  # service (container) name -> pinned node, from the state
+        self._node_url = node_url  # node address -> its engine's base URL, reached as the manager is (targets.node_base_url)
         self._node_engines: dict[str, DockerEngine] = {}
 
     # -- nodes --------------------------------------------------------------------------------
@@ -78,26 +79,13 @@ class SwarmEngine(DockerEngine):
             found = self.nodes().get(node)
             if found is None:
                 raise DockerUnavailable(f"Node {node} is not in the swarm of {self._target.name}.")
-            scheme, _, port = parse_docker_host(self._target.docker_host)
             address = _node_address(found)
-            if scheme == "ssh":
-                from paas_svc.engine.targets import REMOTE_SOCKET, ssh_files
-                from paas_svc.engine.ssh_forward import forward_socket
-
-                user = self._target.docker_host.split("://", 1)[1].split("@", 1)[0]
-                key, known = ssh_files(self._home_for_ssh(), self._target)
-                base_url = "unix://" + forward_socket(user, address, port, REMOTE_SOCKET, key, known)
-            elif scheme == "tcp":
-                base_url = f"tcp://{address}:{port}"
-            else:
+            base_url = self._node_url(address)
+            if base_url is None:
+                scheme = parse_docker_host(self._target.docker_host)[0]
                 raise DockerUnavailable(f"The engine of node {node} cannot be reached from a {scheme}:// manager address.")
             self._node_engines[node] = DockerEngine(base_url, self._tls, address=f"{node} ({address})")
         return self._node_engines[node]
-
-    def _home_for_ssh(self) -> Path:
-        from paas_svc.state.home import home_dir
-
-        return home_dir()
 
     def _pinned(self, name: str) -> DockerEngine:
         node = self._node_of(name)

@@ -209,6 +209,21 @@ def endpoint(home: Path, target: Target) -> Endpoint:
     return Endpoint("tcp", (host, port), tls_files(home, target), target.docker_host)
 
 
+def node_base_url(home: Path, target: Target, address: str) -> str | None:
+    """The base URL of the engine of a Swarm node at `address`, reached as the target's manager
+    is (same scheme, port and ssh key); None when the manager's scheme cannot reach another host."""
+    scheme, _, port = parse_docker_host(target.docker_host)
+    if scheme == "ssh":
+        from paas_svc.engine.ssh_forward import forward_socket
+
+        user = target.docker_host.split("://", 1)[1].split("@", 1)[0]
+        key, known = ssh_files(home, target)
+        return "unix://" + forward_socket(user, address, port, REMOTE_SOCKET, key, known)
+    if scheme == "tcp":
+        return f"tcp://{address}:{port}"
+    return None
+
+
 def probe_engine(home: Path, target: Target) -> dict:
     """GET /info on the target: it must answer (add refuses a target it cannot reach)."""
     from paas_svc.engine.status import get_json
@@ -239,7 +254,8 @@ def open_engine(home: Path, target: Target, store=None):
     if target.swarm:
         from paas_svc.engine.swarm import SwarmEngine
 
-        return SwarmEngine(home, target, base_url, point.tls, lambda name: _pinned_node(store, name))
+        return SwarmEngine(target, base_url, point.tls, lambda name: _pinned_node(store, name),
+                           lambda address: node_base_url(home, target, address))
     return DockerEngine(base_url, point.tls, address=target.docker_host)
 
 
@@ -303,13 +319,3 @@ def _pinned_node(store, resource: str) -> str | None:
         return store.get_service_by_id(resource[len(RESOURCE_PREFIX):]).node
     except Missing:
         return None
-
-
-def service_publish_host(store, service) -> str:
-    """The host of a service's host-view DSN: its Swarm node's address, else its target's
-    publish address (127.0.0.1 for local, without a query)."""
-    if service.spec.get("publish_address"):
-        return service.spec["publish_address"]
-    if service.target == LOCAL:
-        return "127.0.0.1"
-    return get_target(store, service.target).publish_address

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from paas_svc.errors import InvalidInput
-from paas_svc.kinds.variables import service_kind  # noqa: F401 - the kind decides the client
 
 # Environment names paas sets on an exec; the scripts below read only these.
 OLD = "PAAS_PASSWORD"

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 NAME = "mongodb"
 CREDENTIALS: tuple[str, ...] = ("user", "password")
+PARTIAL_RESTORE = ("mongorestore --drop is not transactional: some collections may already be dropped or replaced "
+                   "by the backup's, others not")
 
 
 def probe(host: str, port: int, credentials: dict[str, str]) -> str:

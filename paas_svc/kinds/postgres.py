@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import re
 
+from paas_svc.errors import Conflict
 from paas_svc.kinds.strategy import BackupFailed, check_magic, first_line, single_file_tar, temp_name
 from paas_svc.kinds.protocols import postgres as wire
 from paas_svc.kinds.protocols import connect
 
 NAME = "postgres"
 CREDENTIALS: tuple[str, ...] = ("user", "password", "db")
+RESTORE_IS_ATOMIC = True  # pg_restore --single-transaction: a failed restore leaves the data as it was
 
 
 def probe(host: str, port: int, credentials: dict[str, str]) -> str:
@@ -46,6 +48,33 @@ def major_from_version_output(text: str) -> int | None:
     """`postgres (PostgreSQL) 15.18 (Debian ...)` -> 15."""
     match = re.search(r"\(PostgreSQL\)\s+(\d+)", text)
     return int(match.group(1)) if match else None
+
+
+def check_upgrade(engine, service, new_image: str, labels: dict[str, str]) -> tuple[int | None, int | None]:
+    """The upgrade hook: refuse a major-version change on the same data dir (PostgreSQL cannot
+    open it). Returns (the data dir's major, the new image's major), None where unknown: the
+    image's tag, else its `postgres --version` in a throwaway container labelled `labels`."""
+    read = engine.exec_capture(service.container_name, ["sh", "-c", f'cat "${{PGDATA:-{service.spec["volume"]}}}/PG_VERSION"'])
+    text = read.stdout.decode("utf-8", errors="replace").strip()
+    data_major = int(text) if read.exit_code == 0 and text.isdigit() else None
+    new_major = major_from_image(new_image)
+    if new_major is None:
+        version = engine.run_once(new_image, ["--version"], ["postgres"], labels)
+        new_major = major_from_version_output(version.stdout.decode("utf-8", errors="replace"))
+    if data_major is not None and new_major is not None and data_major != new_major:
+        new_slug = f"{service.slug}-pg{new_major}"
+        file = f"{service.slug}.pgdump"
+        raise Conflict(
+            f"{service.slug}'s data directory is PostgreSQL {data_major}; {new_image} is PostgreSQL {new_major}, "
+            f"which cannot open it (a major-version change needs a dump and restore). Nothing was changed.\n"
+            f"Move the data to a new service instead:\n"
+            f"  1. paas svc backup {service.slug} --env {service.env} -o {file}\n"
+            f"  2. paas svc add {new_slug} --env {service.env} --template {service.template} --image {new_image}\n"
+            f"  3. paas svc restore {new_slug} {file} --env {service.env} --yes\n"
+            f"  4. point the app at {new_slug.upper().replace('-', '_')}_URL, then `paas svc rm {service.slug} --env {service.env} --purge`",
+            hint="To change the image within the same major version, pass an image of PostgreSQL "
+                 f"{data_major} to --image.")
+    return data_major, new_major
 
 
 class PostgresStrategy:

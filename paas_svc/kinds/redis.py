@@ -91,7 +91,7 @@ def probe(host: str, port: int, credentials: dict[str, str]) -> str:
 
 def sanity_check(engine, ctx) -> str:
     """After a restore (`backup verify`): the number of keys (DBSIZE, with the image's own cli)."""
-    text = BACKUP._cli(engine, ctx, "DBSIZE")
+    text = BACKUP.cli(engine, ctx, "DBSIZE")
     if not text.isdigit():
         raise BackupFailed(f"DBSIZE answered {text[:200]!r}")
     return f"{text} keys"
@@ -140,7 +140,7 @@ class RedisStrategy:
         command = ctx.service.spec.get("command") or ["redis-server"]
         return ("valkey-server", "valkey-cli") if command[0].startswith("valkey") else ("redis-server", "redis-cli")
 
-    def _cli(self, engine, ctx, *args: str) -> str:
+    def cli(self, engine, ctx, *args: str) -> str:
         cli = self.tools(ctx)[1]
         result = engine.exec_capture(ctx.container, [cli, *args], environment={"REDISCLI_AUTH": ctx.credentials["password"]})
         text = result.stdout.decode("utf-8", errors="replace").strip()
@@ -154,23 +154,23 @@ class RedisStrategy:
 
     def backup(self, engine, ctx, sink):
         deadline = time.monotonic() + ctx.operation_timeout
-        before = parse_redis_info(self._cli(engine, ctx, "INFO", "persistence"))
+        before = parse_redis_info(self.cli(engine, ctx, "INFO", "persistence"))
         last_save = int(before.get("rdb_last_save_time", "0"))  # = LASTSAVE
         saves = before.get("rdb_saves")  # Redis >= 7.0 counts its snapshots
         if saves is None:
             # Only LASTSAVE tells a new snapshot apart, in whole seconds: a save finishing in the
             # second of the previous one would not move it.
-            while int(self._cli(engine, ctx, "TIME").split()[0]) <= last_save:
+            while int(self.cli(engine, ctx, "TIME").split()[0]) <= last_save:
                 self._wait(ctx, deadline, 0.2)
         while True:
-            reply = self._cli(engine, ctx, "BGSAVE", "SCHEDULE")
+            reply = self.cli(engine, ctx, "BGSAVE", "SCHEDULE")
             if "already in progress" not in reply:
                 break
             self._wait(ctx, deadline, 0.2)  # a save started before ours: wait for it, then ask again
         seen_running = reply.startswith("Background saving started")
         interval = 0.05
         while True:
-            info = parse_redis_info(self._cli(engine, ctx, "INFO", "persistence"))
+            info = parse_redis_info(self.cli(engine, ctx, "INFO", "persistence"))
             if saves is not None:
                 newer = int(info.get("rdb_saves", "0")) > int(saves)
             else:

@@ -58,3 +58,10 @@ def ensure_bucket(host: str, port: int, access_key: str, secret_key: str, bucket
     if response.status == 409 and "BucketAlreadyOwnedByYou" in body:
         return False
     raise ProvisioningFailed(f"Could not create the bucket {bucket}: the S3 API answered {response.status} {body[:200]}")
+
+
+def after_ready(service, host: str, port: int, credentials: dict[str, str]) -> None:
+    """The after-ready hook: a new S3 service gets its default bucket (the one {SLUG}_BUCKET names)."""
+    from paas_svc.kinds.variables import S3_REGION, default_bucket
+
+    ensure_bucket(host, port, credentials["user"], credentials["password"], default_bucket(service.slug), S3_REGION)

@@ -2,8 +2,8 @@
 
 The strategies themselves belong to the service kinds (paas_svc/kinds/<kind>.py: pg_dump,
 BGSAVE, mongodump, a Meilisearch dump, mariadb-dump; kinds/generic.py: a template's own
-dump/restore commands, or the volume archive); strategy_for picks the one a service's
-template chose.
+dump/restore commands, or the volume archive); paas_svc.kinds.strategy_for picks the one a
+service's template chose. This module is the base every kind imports: it imports no kind.
 
 A backup file is one line of JSON (the header) ended by `\\n`, then the engine's native
 payload: a pg_dump custom-format archive, a Redis RDB, a mongodump archive, an SQL dump, or
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator, Protocol
 
-from paas_svc.errors import InvalidInput, PaasError, ProvisioningFailed
+from paas_svc.errors import InvalidInput, ProvisioningFailed
 from paas_svc.state.models import ServiceRecord
 
 if TYPE_CHECKING:
@@ -76,10 +76,6 @@ class BackupHeader:
 
     def to_dict(self) -> dict:
         return {HEADER_KEY: FORMAT_VERSION, **{name: getattr(self, name) for name in HEADER_FIELDS}}
-
-    @property
-    def kind(self) -> str:
-        return kind_of(self.template)
 
 
 def encode_header(header: BackupHeader, pad_to: int | None = None) -> bytes:
@@ -196,61 +192,6 @@ def verify_payload(backup: BackupFile, on_bytes: Callable[[int], None] | None = 
     if digest.hexdigest() != backup.header.payload_sha256:
         raise InvalidBackup(f"{backup.path} is corrupted: its data does not match the checksum in its header. Nothing was changed.",
                             hint="Copy the backup again from where it was made.")
-
-
-def check_compatible(header: BackupHeader, service: ServiceRecord, source: str) -> None:
-    """Refuse a backup of another kind of service (a Redis RDB into PostgreSQL, ...). Backups
-    of the generic kind only fit services of the very same template."""
-    from paas_svc.catalog import kind_of_service
-
-    kind = kind_of_service(service.template, service.spec)
-    same = kind_of(header.template) == kind and (kind != "generic" or header.template == service.template)
-    if not same:
-        raise InvalidBackup(
-            f"{source} is a {header.template} backup (of {header.project}/{header.env}/{header.slug}); "
-            f"{service.slug} is a {service.template} service. Nothing was changed.",
-            hint=f"Restore it into a {header.template} service, e.g. one made with "
-                 f"`paas svc add NEW --template {header.template}`.")
-
-
-def kind_of(template_key: str) -> str:
-    """The kind of a template by its key: the catalog's (built-in or user) when it knows the
-    key, else the kind older keys imply (postgres-16 -> postgres, minio -> s3)."""
-    from paas_svc.catalog import InvalidTemplate, kind_of_service, load_catalog
-
-    try:
-        template = load_catalog().get(template_key)
-    except (InvalidTemplate, PaasError):
-        template = None
-    return template.kind if template is not None else kind_of_service(template_key, {})
-
-
-def strategy_for(service: ServiceRecord | str) -> "Strategy":
-    """The backup strategy a service's stored template chose (native, command, volume);
-    given a template key, the catalog's current definition of it."""
-    from paas_svc.catalog import kind_of_service, load_catalog, spec_from_template
-    from paas_svc.kinds import kind_module
-    from paas_svc.kinds.generic import CommandStrategy, VolumeArchiveStrategy
-
-    if isinstance(service, str):
-        template = load_catalog().get(service)
-        key, spec = service, (spec_from_template(template) if template is not None else {})
-    else:
-        key, spec = service.template, service.spec
-    kind = kind_of_service(key, spec)
-    try:
-        native = kind_module(kind).BACKUP
-    except KeyError:
-        native = None
-    choice = spec.get("backup") or {"strategy": "native" if native is not None else "volume"}
-    strategy = choice.get("strategy")
-    if strategy == "native" and native is not None:
-        return native
-    if strategy == "volume":
-        return VolumeArchiveStrategy(kind)
-    if strategy == "command":
-        return CommandStrategy(kind, choice["dump"], choice["restore"], choice.get("environment"), choice.get("extension", "dump"))
-    raise InvalidInput(f"paas cannot back up {key} services (its template says backup: {strategy}).")
 
 
 # -- pure helpers ------------------------------------------------------------------------
@@ -389,7 +330,7 @@ def copy_single_member(chunks: Iterable[bytes], sink: BinaryIO) -> int:
 
 @dataclass
 class ServiceContext:
-    """What a strategy knows about the service it acts on. Callbacks come from data_ops."""
+    """What a strategy knows about the service it acts on. Callbacks come from paas_svc.usecases.data."""
 
     service: ServiceRecord
     credentials: dict[str, str]

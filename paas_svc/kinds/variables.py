@@ -2,7 +2,7 @@
 read (host, port, user, password, database; S3 endpoint, keys, bucket, region; a search API key).
 
 Pure functions on the hot path of `svc dsn` and `env export`: no engine, no YAML, no Rich.
-One entry per kind, meant to move into the per-kind modules of the catalog.
+One entry per kind, meant to move into the per-kind modules.
 """
 
 from __future__ import annotations
@@ -11,24 +11,7 @@ from typing import Mapping
 
 from paas_svc.dsn import render_dsn
 from paas_svc.errors import InvalidInput
-
-# Template key prefix -> kind, for services created before templates named their kind.
-_KIND_BY_PREFIX = (
-    ("postgres", "postgres"), ("redis", "redis"), ("valkey", "redis"), ("mongo", "mongodb"),
-    ("mariadb", "mysql"), ("mysql", "mysql"), ("meilisearch", "meilisearch"), ("minio", "s3"),
-    ("mailpit", "smtp"), ("rabbitmq", "amqp"),
-)
-
-
-def service_kind(template_key: str, spec: Mapping) -> str:
-    """The service's kind: the template's own `kind` when its spec has one, else from its key."""
-    if spec.get("kind"):
-        return str(spec["kind"])
-    for prefix, kind in _KIND_BY_PREFIX:
-        if template_key.startswith(prefix):
-            return kind
-    return str(spec.get("readiness", {}).get("probe", "unknown"))
-
+from paas_svc.kinds import kind_of
 
 S3_REGION = "us-east-1"  # what MinIO (and moto) answer for when no region is configured
 URL_SCHEMES = {"postgres": ("postgres", "postgresql")}  # kinds whose URL scheme a service may choose
@@ -56,7 +39,7 @@ def check_url_scheme(kind: str, scheme: str) -> str:
 
 def service_url(template: str, spec: Mapping, credentials: Mapping[str, str], host: str, port: int) -> str:
     """`{SLUG}_URL`, the one line `svc dsn` prints."""
-    kind = service_kind(template, spec)
+    kind = kind_of(template, spec)
     if kind == "meilisearch":
         return f"http://{host}:{port}"  # clients take the key apart: see {SLUG}_API_KEY
     url = render_dsn(spec["dsn"], credentials, host, port)
@@ -70,7 +53,7 @@ def service_variables(slug: str, template: str, spec: Mapping, credentials: Mapp
                       host: str, port: int) -> dict[str, str]:
     """Every variable of one service, `{SLUG}_URL` first."""
     prefix = variable_prefix(slug)
-    kind = service_kind(template, spec)
+    kind = kind_of(template, spec)
     values = {"URL": service_url(template, spec, credentials, host, port)}
     where = {"HOST": host, "PORT": str(port)}
     user, password = credentials.get("user", ""), credentials.get("password", "")

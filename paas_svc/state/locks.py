@@ -205,7 +205,7 @@ def runtime_dir() -> Path:
                          hint="Set XDG_RUNTIME_DIR or XDG_CACHE_HOME to a folder you own.") from None
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
         raise StateError(f"Refusing to use {folder} for paas locks: it is not a folder owned by you.",
-                         hint=f"Remove it (it is not paas's), or set XDG_CACHE_HOME to a folder you own.")
+                         hint="Remove it (it is not paas's), or set XDG_CACHE_HOME to a folder you own.")
     if stat.S_IMODE(info.st_mode) & 0o077:
         os.chmod(folder, 0o700)  # ours (checked above): make it private
     return folder

@@ -271,7 +271,7 @@ class StateStore:
         self._db.close()
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """Rows of a read-only statement, for modules that keep their own table (tokens)."""
+        """Rows of a read-only statement, for modules that keep their own tables here (tokens)."""
         return self._execute(sql, params).fetchall()
 
     # -- meta ---------------------------------------------------------------------
@@ -545,10 +545,6 @@ class StateStore:
             else:
                 db.execute("UPDATE services SET secret = ? WHERE id = ?", (token, secret_id))
 
-    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """Rows of a read-only statement (for modules that keep their own tables here)."""
-        return self._execute(sql, params).fetchall()
-
     # -- targets (the rules live in paas_svc.engine.targets) --------------------------------
 
     def list_target_rows(self) -> list[tuple]:
@@ -721,7 +717,7 @@ def open_store(home: Path) -> StateStore:
     try:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if version < len(MIGRATIONS):
-            _migrate(store)
+            _migrate(store, connection)
         elif version > len(MIGRATIONS):
             raise StateError(f"{path} was written by a newer paas (schema {version}, this one knows {len(MIGRATIONS)}).",
                              hint="Upgrade paas-svc.")
@@ -733,10 +729,10 @@ def open_store(home: Path) -> StateStore:
     return store
 
 
-def _migrate(store: StateStore) -> None:
+def _migrate(store: StateStore, db: sqlite3.Connection) -> None:
+    """Apply the pending MIGRATIONS on `db`, the store's own connection, under its write lock."""
     import secrets
 
-    db = store._db
     if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         db.execute("PRAGMA journal_mode = WAL")  # persists in the file
     with store.write():

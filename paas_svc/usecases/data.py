@@ -2,7 +2,7 @@
 rollbacks, audit) around the per-engine strategies of paas_svc.kinds.strategy.
 
 Works through a ServiceManager (composition): its engine, store, vault, reporter, and its
-`_provision` / `_wait_ready` steps. Re-creating a container with another image, or with an
+`provision` / `wait_ready` steps. Re-creating a container with another image, or with an
 extra setting for one start, is done here with the engine adapter.
 """
 
@@ -16,15 +16,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
+from paas_svc.kinds import check_compatible, kind_hook, kind_of, strategy_for
 from paas_svc.kinds.strategy import (
-    RESERVED_HEADER_BYTES, BackupFailed, BackupFile, BackupHeader, ServiceContext, Strategy, check_compatible,
-    encode_header, read_backup, strategy_for, verify_payload,
+    RESERVED_HEADER_BYTES, BackupFailed, BackupFile, BackupHeader, ServiceContext, Strategy, encode_header, read_backup,
+    verify_payload,
 )
 from paas_svc.catalog import template_from_spec
 from paas_svc.errors import Conflict, Interrupted, InvalidInput, PaasError, ProvisioningFailed
-from paas_svc.state.home import atomic_private_file
-from paas_svc.kinds import postgres
-from paas_svc.usecases.lifecycle import ServiceManager, fault_point, mask_secrets, service_labels, validate_timeout
+from paas_svc.state.home import atomic_private_file, fsync_dir
+from paas_svc.usecases.lifecycle import ServiceManager, mask_secrets, service_labels, validate_timeout
 from paas_svc.state.models import PURGING, READY, REMOVED, RESTORING, UPGRADING, Operation, ServiceRecord
 from paas_svc.naming import LABEL_MANAGED, LABEL_PROFILE, validate_name
 from paas_svc.state.store import utc_now, utc_stamp
@@ -36,10 +36,8 @@ BACKUP_DIR_NAME = "backups"
 DEFAULT_READY_TIMEOUT = 120.0
 COPY_CHUNK = 1024 * 1024
 UPGRADE_STOP_SECONDS = 30
-# Template kinds whose restore is one transaction (pg_restore --single-transaction): a failure
-# leaves the data exactly as it was. Every other restore (mongorestore --drop drops and
-# rewrites collection by collection) needs the safety backup put back when it fails.
-ATOMIC_RESTORE_KINDS = frozenset({"postgres"})
+# What a failed restore that could not be undone may leave, unless its kind says (PARTIAL_RESTORE).
+PARTIAL_RESTORE = "the volume may be empty or hold part of the backup"
 
 
 class Progress(Protocol):
@@ -121,15 +119,6 @@ def unique_path(path: Path) -> Path:
         if not candidate.exists():
             return candidate
     raise Conflict(f"Too many backups named like {path}.")
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or a new file in `folder` survive a power cut."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def backup_dir(home: Path) -> Path:
@@ -217,7 +206,7 @@ class DataOps:
             service=service,
             credentials=credentials,
             labels=service_labels(self.store.profile_id(), service),
-            wait_ready=lambda: self.manager._wait_ready(service, ready_timeout),
+            wait_ready=lambda: self.manager.wait_ready(service, ready_timeout),
             container_spec=lambda extra_environment=None: self.manager.container_spec(service, extra_environment),
             http=_http_client(service, credentials, self.manager.publish_host(service)),
             scratch_dir=self.scratch_dir,
@@ -333,7 +322,7 @@ class DataOps:
         checksum, kind, and the payload's own format."""
         strategy = strategy_for(service)
         backup = read_backup(Path(path))
-        check_compatible(backup.header, service, str(path))
+        check_compatible(backup.header, service, str(path), _catalog_spec(backup.header.template))
         self.progress.start("Checking the backup", backup.payload_bytes)
         try:
             verify_payload(backup, self.progress.advance)
@@ -363,9 +352,9 @@ class DataOps:
         ctx = self.context(service, ready_timeout)
         try:
             with self.manager.phase("restore"):
-                fault_point("restore.recorded")
+                self.manager.checkpoint("restore.recorded")
                 strategy.restore(self.engine, ctx, backup)
-                fault_point("restore.done")
+                self.manager.checkpoint("restore.done")
         except (Interrupted, KeyboardInterrupt) as error:
             raise _interrupted(error, service, "restore", safety) from None
         except Exception as error:
@@ -381,8 +370,8 @@ class DataOps:
 
     def _after_failed_restore(self, service: ServiceRecord, strategy: Strategy, ctx: ServiceContext, safety: Path) -> str:
         """What a failed restore leaves, in words. Only a one-transaction restore leaves the
-        data unchanged; any other puts the safety backup back."""
-        if strategy.kind in ATOMIC_RESTORE_KINDS:
+        data unchanged (its kind says RESTORE_IS_ATOMIC); any other puts the safety backup back."""
+        if kind_hook(strategy.kind, "RESTORE_IS_ATOMIC"):
             self.store.end_operation(service.id, READY)
             return "The data is unchanged (the restore runs as one transaction)."
         self.step(f"Restore failed; putting back the previous data from {safety}")
@@ -393,9 +382,7 @@ class DataOps:
         except Exception as error:  # noqa: BLE001 - reported with the first error
             # The operation stays recorded: the service shows "Restoring (interrupted)" and
             # is never used as if nothing had happened.
-            partial = ("mongorestore --drop is not transactional: some collections may already be dropped or replaced "
-                       "by the backup's, others not" if strategy.kind == "mongodb" else
-                       "the volume may be empty or hold part of the backup")
+            partial = kind_hook(strategy.kind, "PARTIAL_RESTORE") or PARTIAL_RESTORE
             return (f"Putting the previous data back failed too ({_describe(error, ctx.credentials)}).\n"
                     f"The data is now in an unknown, partly restored state: {partial}.\n"
                     f"Get the previous data back with `paas svc repair {service.slug} --env {service.env}` "
@@ -408,8 +395,8 @@ class DataOps:
         state = self.engine.inspect_container(service.container_name)
         if not strategy.replaces_volume and not (state and state.running):
             # the tool runs in the container: bring it up on its volume first
-            self.manager._provision(service)
-            self.manager._wait_ready(service, DEFAULT_READY_TIMEOUT)
+            self.manager.provision(service)
+            self.manager.wait_ready(service, DEFAULT_READY_TIMEOUT)
         backup = read_backup(Path(path))
         verify_payload(backup)
         strategy.restore(self.engine, ctx, backup)
@@ -469,8 +456,8 @@ class DataOps:
         try:
             with self.manager.phase("repair"):
                 self.engine.stop(service.container_name, timeout=UPGRADE_STOP_SECONDS)
-                self.manager._provision(old)  # a container of the new image is replaced
-                self.manager._wait_ready(old, timeout)
+                self.manager.provision(old)  # a container of the new image is replaced
+                self.manager.wait_ready(old, timeout)
         except (Interrupted, KeyboardInterrupt) as error:
             raise _interrupted(error, service, "repair", Path(operation.safety_backup or "")) from None
         except PaasError as error:
@@ -552,8 +539,9 @@ class DataOps:
         strategy = strategy_for(service)
         self.require_container(service, strategy)
         self.manager.ensure_image(new_image)
-        if strategy.kind == "postgres":
-            self.check_postgres_major(service, new_image)
+        check_upgrade = kind_hook(kind_of(service.template, service.spec), "check_upgrade")
+        if check_upgrade is not None:  # e.g. PostgreSQL refuses a major-version change
+            check_upgrade(self.engine, service, new_image, {LABEL_MANAGED: "true", LABEL_PROFILE: self.store.profile_id()})
 
         self.step(f"Backing up {service.slug} before the upgrade")
         backup = self.safety_backup(service, "pre-upgrade").path
@@ -563,12 +551,12 @@ class DataOps:
         self.store.begin_operation(service.id, UPGRADING, safety_backup=str(backup), old_image=old_image, new_image=new_image)
         try:
             with self.manager.phase("upgrade"):
-                fault_point("upgrade.recorded")
+                self.manager.checkpoint("upgrade.recorded")
                 self.step(f"Re-creating {service.container_name} with {new_image} on volume {service.volume_name}")
                 self.engine.stop(service.container_name, timeout=UPGRADE_STOP_SECONDS)  # a clean shutdown before the new image opens the data
-                self.manager._provision(upgraded)  # removes the container of the old image, keeps the volume
-                self.manager._wait_ready(upgraded, timeout)
-                fault_point("upgrade.ready")
+                self.manager.provision(upgraded)  # removes the container of the old image, keeps the volume
+                self.manager.wait_ready(upgraded, timeout)
+                self.manager.checkpoint("upgrade.ready")
         except (Interrupted, KeyboardInterrupt) as error:
             raise _interrupted(error, service, "upgrade", backup) from None
         except Exception as error:
@@ -586,8 +574,8 @@ class DataOps:
         self.step(f"{new_image} is not ready; rolling back to {service.image}")
         try:
             self.engine.stop(service.container_name)
-            self.manager._provision(service)  # the image differs: the new container is removed first
-            self.manager._wait_ready(service, timeout)
+            self.manager.provision(service)  # the image differs: the new container is removed first
+            self.manager.wait_ready(service, timeout)
         except Interrupted as error:
             raise _interrupted(error, service, "upgrade", backup) from None
         except PaasError as error:
@@ -601,31 +589,6 @@ class DataOps:
         self.store.end_operation(service.id, READY, image=service.image)
         self.store.audit("upgrade-rollback", service.project, service.env, service.slug,
                          f"to={new_image} back to={service.image} backup={backup}")
-
-    def check_postgres_major(self, service: ServiceRecord, new_image: str) -> tuple[int | None, int | None]:
-        """Refuse a major-version change on the same data dir (PostgreSQL cannot open it)."""
-        read = self.engine.exec_capture(service.container_name, ["sh", "-c", f'cat "${{PGDATA:-{service.spec["volume"]}}}/PG_VERSION"'])
-        text = read.stdout.decode("utf-8", errors="replace").strip()
-        data_major = int(text) if read.exit_code == 0 and text.isdigit() else None
-        new_major = postgres.major_from_image(new_image)
-        if new_major is None:
-            labels = {LABEL_MANAGED: "true", LABEL_PROFILE: self.store.profile_id()}
-            version = self.engine.run_once(new_image, ["--version"], ["postgres"], labels)
-            new_major = postgres.major_from_version_output(version.stdout.decode("utf-8", errors="replace"))
-        if data_major is not None and new_major is not None and data_major != new_major:
-            new_slug = f"{service.slug}-pg{new_major}"
-            file = f"{service.slug}.pgdump"
-            raise Conflict(
-                f"{service.slug}'s data directory is PostgreSQL {data_major}; {new_image} is PostgreSQL {new_major}, "
-                f"which cannot open it (a major-version change needs a dump and restore). Nothing was changed.\n"
-                f"Move the data to a new service instead:\n"
-                f"  1. paas svc backup {service.slug} --env {service.env} -o {file}\n"
-                f"  2. paas svc add {new_slug} --env {service.env} --template {service.template} --image {new_image}\n"
-                f"  3. paas svc restore {new_slug} {file} --env {service.env} --yes\n"
-                f"  4. point the app at {new_slug.upper().replace('-', '_')}_URL, then `paas svc rm {service.slug} --env {service.env} --purge`",
-                hint="To change the image within the same major version, pass an image of PostgreSQL "
-                     f"{data_major} to --image.")
-        return data_major, new_major
 
 
 # -- rm --purge ---------------------------------------------------------------------------
@@ -652,8 +615,8 @@ def final_backup_before_purge(manager: ServiceManager, service: ServiceRecord) -
         if state is None or (strategy.needs_running and not state.running):
             manager.reporter.step(f"Starting {service.slug} for a final backup")
             undo = (lambda: engine.remove_container(service.container_name)) if state is None else (lambda: engine.stop(service.container_name))
-            manager._provision(service)
-            manager._wait_ready(service, DEFAULT_READY_TIMEOUT)
+            manager.provision(service)
+            manager.wait_ready(service, DEFAULT_READY_TIMEOUT)
         as_running = dataclasses.replace(service, status=READY) if service.status == REMOVED else service
         path = data_ops.safety_backup(as_running, "final").path
     except Interrupted:
@@ -668,6 +631,18 @@ def final_backup_before_purge(manager: ServiceManager, service: ServiceRecord) -
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+def _catalog_spec(template_key: str) -> dict:
+    """What the catalog (built-in and user templates) says of a template key: {"kind": ...}, or
+    {} when it does not know the key (or cannot be read)."""
+    from paas_svc.catalog import InvalidTemplate, load_catalog
+
+    try:
+        template = load_catalog().get(template_key)
+    except (InvalidTemplate, PaasError):
+        template = None
+    return {"kind": template.kind} if template is not None else {}
+
 
 def _interrupted(error: BaseException, service: ServiceRecord, operation: str, safety: Path) -> Interrupted:
     """SIGINT/SIGTERM in the middle of an operation: nothing more is done (a second step

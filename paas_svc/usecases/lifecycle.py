@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-from paas_svc.catalog import Template, get_template, kind_of_service, spec_from_template
+from paas_svc.catalog import Template, get_template, spec_from_template
 from paas_svc.secrets.generate import generate_credentials
-from paas_svc.dsn import HOST_VIEW_HOST, render_command, render_environment
+from paas_svc.dsn import HOST_VIEW_HOST, publish_host, render_command, render_environment
 from paas_svc.errors import Conflict, Interrupted, InvalidInput, NotFound, ProvisioningFailed
 from paas_svc.hints import backups_of, reattach_command, repair_command
 from paas_svc.state.locks import blocking_lock, busy_error, host_lock_path, service_lock
@@ -23,6 +23,7 @@ from paas_svc.state.models import FAILED, OPERATION_STATUSES, PROVISIONING, PURG
 from paas_svc.naming import (
     LABEL_ENV, LABEL_MANAGED, LABEL_PROFILE, LABEL_PROJECT, LABEL_SERVICE_ID, LABEL_SLUG, LABEL_TEMPLATE, validate_name,
 )
+from paas_svc.kinds import kind_hook, kind_of
 from paas_svc.kinds.readiness import probe
 from paas_svc.state.store import StateStore
 from paas_svc.engine.targets import Target, local_target
@@ -112,7 +113,9 @@ def validate_timeout(timeout: float) -> float:
 
 def target_managers(store: StateStore, vault: Vault, home: Path, reporter: Reporter | None = None) -> Callable[[str], "ServiceManager"]:
     """One manager per target of a profile, made on first use and shared: `managers("local")`,
-    `managers(service.target)`. Each reaches the others through `for_target`."""
+    `managers(service.target)`. Each reaches the others through `for_target`. With
+    PAAS_FAULT_INJECT set (the crash tests), each is armed with its kill points
+    (usecases/faults.py, not even imported otherwise)."""
     from paas_svc.engine.targets import get_target, open_engine
 
     managers: dict[str, ServiceManager] = {}
@@ -120,35 +123,45 @@ def target_managers(store: StateStore, vault: Vault, home: Path, reporter: Repor
     def manager_for(name: str) -> ServiceManager:
         if name not in managers:
             chosen = get_target(store, name)
-            managers[name] = ServiceManager(store, vault, home, lambda: open_engine(home, chosen, store),
-                                            reporter, chosen, manager_for)
+            made = ServiceManager(store, vault, home, lambda: open_engine(home, chosen, store), reporter, chosen, manager_for)
+            if os.environ.get("PAAS_FAULT_INJECT"):
+                from paas_svc.usecases.faults import arm
+
+                arm(made)
+            managers[name] = made
         return managers[name]
 
     return manager_for
 
 
+def no_checkpoint(name: str) -> None:
+    """What a manager does at a named point of an operation unless told otherwise: nothing."""
+
+
 class ServiceManager:
-    """Drives one profile's services on one target's engine. The engine is created on first use;
-    `for_target` gives the manager of another target (an add into an environment bound there)."""
+    """Drives one profile's services on one target's engine. The engine is created on first use
+    (by `engine_factory`); `for_target` gives the manager of another target (an add into an
+    environment bound there). `checkpoint(name)` is called at the named points of an operation
+    and `phase` names the operation running (both are what the crash tests hook into:
+    usecases/faults.py)."""
 
     def __init__(self, store: StateStore, vault: Vault, home: Path, engine_factory: Callable, reporter: Reporter | None = None,
                  target: Target | None = None, sibling: Callable[[str], "ServiceManager"] | None = None):
         self.store = store
         self.vault = vault
         self.home = home
-        self._engine_factory = engine_factory
+        self.engine_factory = engine_factory
         self._engine = None
         self.reporter = reporter or SilentReporter()
         self.target = target or local_target()
         self._sibling = sibling
-        self.fault_phase: str | None = None  # crash tests: the operation whose engine calls are kill points
+        self.checkpoint: Callable[[str], None] = no_checkpoint
+        self.current_phase: str | None = None  # the destructive operation running now (see `phase`)
 
     @property
     def engine(self):
         if self._engine is None:
-            self._engine = self._engine_factory()
-            if os.environ.get("PAAS_FAULT_INJECT"):
-                self._engine = _FaultInjectingEngine(self._engine, self)
+            self._engine = self.engine_factory()
         return self._engine
 
     def for_target(self, name: str) -> "ServiceManager":
@@ -159,8 +172,8 @@ class ServiceManager:
         return self._sibling(name)
 
     def publish_host(self, service: ServiceRecord) -> str:
-        """The address the host view (DSN, readiness probe) uses for this service."""
-        return service.spec.get("publish_address") or self.target.publish_address
+        """The address the host view (DSN, readiness probe) uses for this service of this target."""
+        return publish_host(service.spec, self.target.name, lambda _: self.target.publish_address)
 
     def probe_address(self, service: ServiceRecord, host_port: int) -> tuple[str, int]:
         """Where this machine reaches a published port: directly, or for a remote target that
@@ -171,14 +184,16 @@ class ServiceManager:
         if self.target.is_local or self.target.scheme == "unix" or not is_loopback(host):  # unix://: this machine
             return host, host_port
         return "127.0.0.1", open_port_forward(self.home, self.target, host_port)
+
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        """Name the steps of a destructive operation for the crash tests (PAAS_FAULT_INJECT=name.method)."""
-        outer, self.fault_phase = self.fault_phase, name
+        """Name the destructive operation whose steps run inside (restore, upgrade, purge, ...):
+        `current_phase` while it runs."""
+        outer, self.current_phase = self.current_phase, name
         try:
             yield
         finally:
-            self.fault_phase = outer
+            self.current_phase = outer
 
     # -- the service lock -----------------------------------------------------------
 
@@ -220,6 +235,7 @@ class ServiceManager:
         leaves the service Failed with its reason. Without it, a failed pull leaves nothing.
         `definition`: the template to create from (a clone's source's), else the catalog's `template_key`.
         `node`: on a Swarm target, the node to pin the service to."""
+        arguments = {name: value for name, value in locals().items() if name != "self"}  # first: the parameters only
         started = time.monotonic()
         validate_name(slug, "slug")
         validate_timeout(timeout)
@@ -227,9 +243,7 @@ class ServiceManager:
             raise InvalidInput(f"--port must be between 1 and 65535, not {host_port}.")
         environment = self.store.get_environment(project, env)
         if environment.target != self.target.name:  # the environment's services live on its target
-            return self.for_target(environment.target).add(
-                project, env, slug, template_key, image=image, timeout=timeout, wait=wait, host_port=host_port,
-                on_recorded=on_recorded, definition=definition, node=node)
+            return self.for_target(environment.target).add(**arguments)  # every argument, none to forget
         if node is not None and not self.target.swarm:
             raise InvalidInput(f"--node applies to Swarm targets; {project}/{env} runs on {self.target.name} ({self.target.kind}).")
         template = definition or get_template(template_key, self.home)
@@ -275,7 +289,7 @@ class ServiceManager:
                     if url_scheme:
                         service.spec["url_scheme"] = url_scheme
                     self.store.insert_service(service)
-                fault_point("after-state")
+                self.checkpoint("after-state")
             else:
                 service = existing
                 service.image = wanted_image
@@ -306,11 +320,11 @@ class ServiceManager:
         try:
             if pull:
                 self.ensure_image(service.image)
-            self._provision(service)
+            self.provision(service)
             status = STARTING
             if wait:
-                self._wait_ready(service, timeout)
-                self._after_ready(service)
+                self.wait_ready(service, timeout)
+                self.after_ready(service)
                 status = READY
             self.store.set_status(service.id, status)
             service.status = status
@@ -360,7 +374,7 @@ class ServiceManager:
 
         credentials = self.vault.credentials(service)
         environment = render_environment(service.spec.get("environment") or {}, credentials)
-        command, kind_environment = container_command(kind_of_service(service.template, service.spec),
+        command, kind_environment = container_command(kind_of(service.template, service.spec),
                                                       render_command(service.spec.get("command"), credentials), credentials)
         environment.update(kind_environment)
         environment.update(extra_environment or {})
@@ -381,34 +395,34 @@ class ServiceManager:
             cpus=limits["cpus"],
         )
 
-    def _provision(self, service: ServiceRecord) -> None:
-        """Network, volume, container, start: each step finds what an earlier attempt left."""
+    def provision(self, service: ServiceRecord) -> None:
+        """Network, volume, container, start: each step finds what an earlier attempt left.
+        Does not wait for Ready (wait_ready does)."""
         engine = self.engine
         profile_id = self.store.profile_id()
         labels = service_labels(profile_id, service)
         with blocking_lock(host_lock_path("network"), what="the host-wide network lock"):  # concurrent creates could make two paas-apps
             engine.ensure_network({LABEL_MANAGED: "true"})
         engine.ensure_volume(service.volume_name, labels)
-        fault_point("after-volume")
+        self.checkpoint("after-volume")
         state = engine.inspect_container(service.container_name)
         if state is not None and state.image != service.image:
             engine.remove_container(service.container_name)  # a leftover with another image: replace it
             state = None
         if state is None:
             engine.create_container(self.container_spec(service))
-            fault_point("after-container")
+            self.checkpoint("after-container")
             self.reporter.step(f"Starting {service.container_name}")
         if state is None or not state.running:
             engine.start(service.container_name)
 
     def wait_ready(self, service: ServiceRecord, timeout: float) -> None:
-        self._wait_ready(service, timeout)
-
-    def _wait_ready(self, service: ServiceRecord, timeout: float) -> None:
-        """Poll the protocol probe with a short, growing interval until the deadline."""
+        """Poll the service's readiness check (its kind's protocol probe, or the template's
+        tcp/http/command check) with a short, growing interval until it answers or the
+        deadline passes (ProvisioningFailed, with the container's last log lines)."""
         credentials = self.vault.credentials(service)
         readiness = service.spec["readiness"]
-        kind = kind_of_service(service.template, service.spec)
+        kind = kind_of(service.template, service.spec)
         probe_host, probe_port = self.probe_address(service, service.host_ports[int(readiness.get("port", service.container_port))])
 
         def run_in_container(command: list[str]):
@@ -487,9 +501,10 @@ class ServiceManager:
         from paas_svc.state.store import open_store
 
         store = open_store(self.home)
-        own = ServiceManager(store, Vault(store, self.home), self.home, self._engine_factory, reporter or self.reporter,
-                             self.target)
-        own._engine = self._engine  # opened by the calling thread (a target's engine may read the state to open)
+        opened = self._engine  # opened by the calling thread (a target's engine may read the state to open)
+        own = ServiceManager(store, Vault(store, self.home), self.home,
+                             self.engine_factory if opened is None else (lambda: opened), reporter or self.reporter, self.target)
+        own.checkpoint = self.checkpoint
         return own
 
     def recreate(self, service: ServiceRecord, timeout: float | None = 120.0) -> None:
@@ -498,9 +513,9 @@ class ServiceManager:
         volume, container, start (each step finds what exists), then wait for Ready unless timeout
         is None (svc move waits after its restore). svc update, rotate-password and move use it."""
         self.engine.remove_container(service.container_name)
-        self._provision(service)
+        self.provision(service)
         if timeout is not None:
-            self._wait_ready(service, timeout)
+            self.wait_ready(service, timeout)
 
     def wait(self, service: ServiceRecord, timeout: float = 120.0) -> float:
         """Wait until a running service accepts connections and record it Ready (what a
@@ -511,24 +526,19 @@ class ServiceManager:
             if not locked:
                 raise Conflict(f"{service.slug} is being provisioned by another paas process right now; that process waits for it.")
             self._require_container(service)
-            self._wait_ready(service, timeout)
-            self._after_ready(service)
+            self.wait_ready(service, timeout)
+            self.after_ready(service)
             self.store.set_status(service.id, READY)
             service.status = READY
         return time.monotonic() - started
 
-    def _after_ready(self, service: ServiceRecord) -> None:
-        """What a kind needs once it first answers: an S3 service gets its default bucket."""
-        from paas_svc.kinds.clients import service_kind
-
-        if service_kind(service.template, service.spec) == "s3":
-            from paas_svc.kinds.s3 import ensure_bucket
-            from paas_svc.kinds.variables import S3_REGION, default_bucket
-
-            credentials = self.vault.credentials(service)
+    def after_ready(self, service: ServiceRecord) -> None:
+        """What its kind needs once a new service first answers (the kind's `after_ready` hook:
+        an S3 service gets its default bucket); nothing for most kinds."""
+        hook = kind_hook(kind_of(service.template, service.spec), "after_ready")
+        if hook is not None:
             host, port = self.probe_address(service, service.host_port)  # the target's address (or an ssh forward)
-            ensure_bucket(host, port, credentials["user"], credentials["password"],
-                          default_bucket(service.slug), S3_REGION)
+            hook(service, host, port, self.vault.credentials(service))
 
     # -- rm, start, stop, restart -----------------------------------------------------
 
@@ -564,10 +574,10 @@ class ServiceManager:
         """The destructive part of a recorded purge; every step finds what an earlier try left."""
         engine = self.engine
         with self.phase("purge"):
-            fault_point("purge.recorded")
+            self.checkpoint("purge.recorded")
             engine.remove_container(service.container_name)
             engine.remove_volume(service.volume_name)
-            fault_point("purge.volume-removed")
+            self.checkpoint("purge.volume-removed")
         self.store.delete_service(service.id)  # the operation record goes with it
         self.store.audit("purge", service.project, service.env, service.slug,
                          f"volume={service.volume_name} final_backup={final_backup or 'none'}")
@@ -577,7 +587,7 @@ class ServiceManager:
             self.require_no_operation(service, "start")
             self._require_container(service)
             self.engine.start(service.container_name)
-            self._wait_ready(service, timeout)
+            self.wait_ready(service, timeout)
             self.store.set_status(service.id, READY)
         self.store.audit("start", service.project, service.env, service.slug)
 
@@ -592,7 +602,7 @@ class ServiceManager:
             self.require_no_operation(service, "restart")
             self._require_container(service)
             self.engine.restart(service.container_name)
-            self._wait_ready(service, timeout)
+            self.wait_ready(service, timeout)
             self.store.set_status(service.id, READY)
         self.store.audit("restart", service.project, service.env, service.slug)
 
@@ -617,55 +627,11 @@ def removed_elsewhere(store: StateStore, project: str, env: str, slug: str, temp
             if service.slug == slug and service.template == template and service.env != env and service.status == REMOVED]
 
 
-def fault_point(name: str) -> None:
-    """Crash tests stop the process here. PAAS_FAULT_INJECT=NAME kills it (SIGKILL);
-    NAME:stop stops it (SIGSTOP) so a test can send it a signal or race another command,
-    then let it go on with SIGCONT. Names: after-state|after-volume|after-container (add),
-    restore.recorded|restore.done, upgrade.recorded|upgrade.ready, purge.recorded|
-    purge.volume-removed, and PHASE.METHOD[#N] for the Nth engine call of a restore,
-    upgrade or purge (e.g. restore.remove_volume)."""
-    wanted = os.environ.get("PAAS_FAULT_INJECT")
-    if not wanted:
-        return
-    point, _, mode = wanted.partition(":")
-    if point == name:
-        os.kill(os.getpid(), signal.SIGSTOP if mode == "stop" else signal.SIGKILL)
-
-
-class _FaultInjectingEngine:
-    """Only with PAAS_FAULT_INJECT: every engine call made during a named phase of a
-    destructive operation is a kill point `phase.method` (`phase.method#2` for the second...)."""
-
-    def __init__(self, engine, manager: ServiceManager):
-        self._engine = engine
-        self._manager = manager
-        self._calls: dict[str, int] = {}
-
-    def __getattr__(self, name: str):
-        attribute = getattr(self._engine, name)
-        phase = self._manager.fault_phase
-        if phase is None or not callable(attribute):
-            return attribute
-
-        def call(*args, **kwargs):
-            point = f"{phase}.{name}"
-            self._calls[point] = count = self._calls.get(point, 0) + 1
-            fault_point(point if count == 1 else f"{point}#{count}")
-            return attribute(*args, **kwargs)
-
-        return call
-
-
 def container_command(kind: str, command: list[str] | None, credentials: dict[str, str]) -> tuple[list[str] | None, dict[str, str]]:
     """The container's command and any environment its kind adds: a kind whose server would
     otherwise take a secret on its command line (redis) defines `container_command` to move
     it off (see paas_svc/kinds/__init__.py). Every container a service gets is made here."""
-    from paas_svc.kinds import kind_module
-
-    try:
-        hook = getattr(kind_module(kind), "container_command", None)
-    except KeyError:
-        hook = None
+    hook = kind_hook(kind, "container_command")
     return hook(command, credentials) if hook is not None else (command, {})
 
 

@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from paas_svc.kinds.strategy import read_backup, strategy_for
+from paas_svc.kinds import strategy_for
+from paas_svc.kinds.strategy import read_backup
 from paas_svc.usecases.data import DataOps
 from paas_svc.errors import Conflict, InvalidInput, PaasError
 from paas_svc.state.models import READY, ServiceRecord
@@ -38,7 +39,7 @@ def move_service(data_ops: DataOps, service: ServiceRecord, node: str, timeout: 
         raise InvalidInput(f"{service.slug} is already on node {node}.")
     engine = manager.engine
     new_node, new_address = engine.choose_node(node, {})  # refuses an unknown, down or drained node
-    strategy = strategy_for(service.template)
+    strategy = strategy_for(service)
     data_ops.require_container(service, strategy)
     with manager.locked(service, f"moving it to {node}") as service:
         manager.require_no_operation(service, "move")

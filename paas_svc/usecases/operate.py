@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from paas_svc.secrets.generate import generate_secret
 from paas_svc.engine.views import ContainerView
-from paas_svc.kinds.clients import client_command, rotation, service_kind
+from paas_svc.kinds import kind_of
+from paas_svc.kinds.clients import client_command, rotation
 from paas_svc.errors import Conflict, InvalidInput, PaasError, ProvisioningFailed
-from paas_svc.usecases.lifecycle import ServiceManager, effective_limits, kind_of_service, mask_secrets, validate_timeout
+from paas_svc.usecases.lifecycle import ServiceManager, effective_limits, mask_secrets, validate_timeout
 from paas_svc.state.locks import service_lock
 from paas_svc.state.models import FAILED, READY, REMOVED, ServiceRecord
 from paas_svc.kinds.readiness import probe
@@ -54,7 +55,7 @@ def connect_command(manager: ServiceManager, service: ServiceRecord, tty: bool) 
     if docker is None:
         raise InvalidInput("`svc connect` runs the docker CLI, which is not on PATH.",
                            hint="Install the docker CLI, or connect with your own client using `paas svc env SLUG`.")
-    command = client_command(service_kind(service.template, service.spec), manager.vault.credentials(service),
+    command = client_command(kind_of(service.template, service.spec), manager.vault.credentials(service),
                              service.container_port)
     engine_environment = docker_cli_environment(manager.home, manager.target)
     _require_running(manager, service)
@@ -83,7 +84,7 @@ def rotate_password(manager: ServiceManager, service: ServiceRecord, timeout: fl
     in between leaves both passwords known; the next rotation finds which one the engine takes."""
     validate_timeout(timeout)
     manager = manager.for_target(service.target)
-    kind = service_kind(service.template, service.spec)
+    kind = kind_of(service.template, service.spec)
     with _locked(manager, service) as locked:
         if not locked:
             raise Conflict(f"{service.slug} is being changed by another paas process right now.")
@@ -134,7 +135,7 @@ def _accepts(manager: ServiceManager, service: ServiceRecord, credentials: dict[
     publish address, or an ssh forward to it)."""
     readiness = service.spec["readiness"]
     host, port = manager.probe_address(service, service.host_ports[int(readiness.get("port", service.container_port))])
-    kind = kind_of_service(service.template, service.spec)
+    kind = kind_of(service.template, service.spec)
     return probe(readiness, host, port, credentials, kind,
                  lambda command: manager.engine.exec_capture(service.container_name, command))[0]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from paas_svc.dsn import HOST_VIEW_HOST
+from paas_svc.dsn import HOST_VIEW_HOST, publish_host
 from paas_svc.errors import Conflict, ProvisioningFailed
 from paas_svc.state.models import ServiceRecord
 from paas_svc.state.store import StateStore
@@ -51,12 +51,15 @@ def record_dsn_reveal(store: StateStore, service: ServiceRecord, network_view: b
 
 
 def service_publish_host(store: StateStore, service: ServiceRecord) -> str:
-    """127.0.0.1 for a local service without loading the targets module (the hot path)."""
-    if service.target == "local" and not service.spec.get("publish_address"):
-        return HOST_VIEW_HOST
-    from paas_svc.engine.sdk import targets
+    """The host of a service's host-view DSN (dsn.publish_host), reading its target from the
+    state only for a service elsewhere: a local one loads no targets module (the hot path)."""
+    return publish_host(service.spec, service.target, lambda name: _target_publish_address(store, name))
 
-    return targets.service_publish_host(store, service)
+
+def _target_publish_address(store: StateStore, name: str) -> str:
+    from paas_svc.engine.targets import get_target
+
+    return get_target(store, name).publish_address
 
 
 def reveal_variables(store: StateStore, vault: Vault, service: ServiceRecord, network_view: bool,

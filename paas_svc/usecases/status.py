@@ -110,7 +110,7 @@ def live_states(profile_id: str, home: Path | None = None, store=None, target_na
 
 
 def _target_states(profile_id: str, home: Path, target) -> dict[str, ContainerState]:
-    from paas_svc.engine.sdk import status as docker_status
+    from paas_svc.engine import status as docker_status
     from paas_svc.engine.targets import endpoint
 
     labels = [f"{LABEL_PROFILE}={profile_id}"]

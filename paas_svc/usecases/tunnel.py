@@ -9,6 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from paas_svc.dsn import publish_host
 from paas_svc.errors import InvalidInput
 from paas_svc.state.models import ServiceRecord
 from paas_svc.usecases.reveal import connection_string
@@ -37,7 +38,7 @@ def open_tunnel(store, vault, home: Path, service: ServiceRecord, local_port: in
                            hint="Reach it on its publish address, or add the host again as ssh://user@host.")
     if service.host_port is None:
         raise InvalidInput(f"{service.slug} has no published port.")
-    remote_host = service.spec.get("publish_address") or target.publish_address
+    remote_host = publish_host(service.spec, target.name, lambda _: target.publish_address)
     remote_host = "127.0.0.1" if is_loopback(remote_host) else remote_host
     _, host, port = parse_docker_host(target.docker_host)
     user = target.docker_host.split("://", 1)[1].split("@", 1)[0]

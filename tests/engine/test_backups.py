@@ -216,9 +216,10 @@ def test_verify_passes_on_good_backups_and_fails_on_corrupted_ones(paas, engine,
     assert not [p for p in (isolated_home / "backups").iterdir() if "pre-restore" in p.name]
 
     # A file whose header and checksum are consistent but whose dump is garbage: only a restore finds it.
-    from paas_svc.kinds.strategy import RESERVED_HEADER_BYTES, encode_header, read_backup
     import dataclasses
     import hashlib
+
+    from paas_svc.kinds.strategy import RESERVED_HEADER_BYTES, encode_header, read_backup
 
     header = read_backup(Path(local["location"])).header
     garbage = b"PGDMP" + os.urandom(4000)

@@ -1,7 +1,7 @@
 """Restore, upgrade and purge killed at each step, signals, and races between commands that
 change one service, on the real engine with the Redis and PostgreSQL stand-ins.
 
-Kill points come from PAAS_FAULT_INJECT (paas_svc.usecases.lifecycle.fault_point): `POINT` kills the
+Kill points come from PAAS_FAULT_INJECT (paas_svc.usecases.faults.fault_point): `POINT` kills the
 process with SIGKILL there; `POINT:stop` stops it (SIGSTOP) so the test can send it SIGTERM
 or SIGINT, or run a competing command while it holds the service's lock, then SIGCONT it.
 After every kill the documented recovery (`paas svc repair`) must leave the data either

@@ -281,8 +281,8 @@ def test_local_engine_maps_an_engine_lost_mid_command(docker_client, tmp_path):
 # -- which adapter, and what `svc add` imports ---------------------------------------------------
 
 def test_the_local_unix_engine_gets_the_raw_adapter_and_others_the_sdk(monkeypatch, isolated_home, docker_client):
-    from paas_svc.engine.sdk import DockerEngine
     from paas_svc.engine.local import LocalEngine
+    from paas_svc.engine.sdk import DockerEngine
     from paas_svc.engine.targets import local_target, open_engine
 
     monkeypatch.delenv("DOCKER_HOST", raising=False)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import subprocess
 
 import psycopg
-import pytest
 
 from tests.support.argv_watch import ArgvWatcher
 from tests.support.cli import PAAS_BIN

@@ -207,14 +207,15 @@ def test_rotation_interrupted_after_the_engine_changed_is_finished_by_the_next_r
     # Simulate a crash between changing the engine and storing the secret: the pending secret is
     # recorded and the engine has it, the stored secret is the old one.
     from paas_svc.cli.state import open_profile
-    from paas_svc.kinds.clients import rotation, service_kind
+    from paas_svc.kinds import kind_of
+    from paas_svc.kinds.clients import rotation
 
     profile = open_profile()
     service = profile.store.get_service("default", "production", "db")
     old = profile.vault.credentials(service)
     new = {**old, "password": "N3wPassw0rdN3wPassw0rdN3wPassw0rd"}
     profile.store.set_pending_secret(service.id, profile.vault.encrypt(new))
-    plan = rotation(service_kind(service.template, service.spec), old, new["password"], 5432)
+    plan = rotation(kind_of(service.template, service.spec), old, new["password"], 5432)
     from paas_svc.engine.sdk import DockerEngine
 
     assert DockerEngine().exec_capture(service.container_name, plan.command.argv, plan.command.environment).exit_code == 0

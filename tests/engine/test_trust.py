@@ -80,9 +80,9 @@ def test_killed_add_is_completed_without_duplicates(paas, engine, isolated_home,
     assert crashed.exit_code == -signal.SIGKILL, crashed.output
     row = listed(paas)["cache"]
     assert row["status"] == "Failed", "list shows the truth: the add did not finish"
+    from paas_svc.secrets.vault import Vault
     from paas_svc.state.home import ensure_home
     from paas_svc.state.store import open_store
-    from paas_svc.secrets.vault import Vault
 
     store = open_store(ensure_home(isolated_home))
     secret_before = store.get_service("default", "production", "cache").secret

@@ -17,19 +17,25 @@ from pathlib import Path
 
 import pytest
 
-from paas_svc.kinds import strategy as bk
+from paas_svc.engine.sdk import Engine, ExecResult
+from paas_svc.kinds import check_compatible, kind_of, strategy_for
 from paas_svc.kinds import mongodb as mongodb_kind
-from paas_svc.kinds.strategy import (
-    BackupFailed, InvalidBackup, ServiceContext, check_compatible, check_volume_tar,
-    encode_header, kind_of, parse_header, read_backup, strategy_for, verify_payload,
-)
+from paas_svc.kinds import strategy as bk
 from paas_svc.kinds.postgres import major_from_image as postgres_major_from_image
 from paas_svc.kinds.postgres import major_from_version_output as postgres_major_from_version_output
-from paas_svc.engine.sdk import Engine, ExecResult
+from paas_svc.kinds.strategy import (
+    BackupFailed,
+    InvalidBackup,
+    ServiceContext,
+    check_volume_tar,
+    encode_header,
+    parse_header,
+    read_backup,
+    verify_payload,
+)
 from paas_svc.state.models import READY, ServiceRecord
 from tests.fakes import PASSWORD, RecordingEngine, credentials_for, make_service, parameters
 from tests.support.backup_files import HOSTILE_ARCHIVES, ROOT_DIR, crafted_tar, header_for, tar_entry, write_backup
-
 
 # -- helpers ----------------------------------------------------------------------------------
 
@@ -566,10 +572,10 @@ def test_volume_payload_outside_the_mount_is_refused(tmp_path):
 
 @pytest.fixture
 def manager_with_fake_engine(isolated_home):
-    from paas_svc.state.home import ensure_home
-    from paas_svc.usecases.lifecycle import ServiceManager
-    from paas_svc.state.store import open_store
     from paas_svc.secrets.vault import Vault
+    from paas_svc.state.home import ensure_home
+    from paas_svc.state.store import open_store
+    from paas_svc.usecases.lifecycle import ServiceManager
 
     home = ensure_home(isolated_home)
     store = open_store(home)
@@ -596,8 +602,8 @@ def test_restore_of_a_bad_file_touches_nothing(tmp_path, manager_with_fake_engin
 
 
 def test_upgrade_to_the_same_image_is_refused(manager_with_fake_engine):
-    from paas_svc.usecases.data import DataOps
     from paas_svc.errors import InvalidInput
+    from paas_svc.usecases.data import DataOps
 
     manager, engine = manager_with_fake_engine
     service = make_service("redis-7")
@@ -607,16 +613,16 @@ def test_upgrade_to_the_same_image_is_refused(manager_with_fake_engine):
 
 
 def test_postgres_major_check_uses_the_data_dir_and_the_image(manager_with_fake_engine):
-    from paas_svc.usecases.data import DataOps
     from paas_svc.errors import Conflict
+    from paas_svc.kinds.postgres import check_upgrade
 
     manager, engine = manager_with_fake_engine
     engine.exec_reply = lambda command: (ExecResult(0, b"15\n", b"") if command[0] == "sh"
                                          else ExecResult(0, b"postgres (PostgreSQL) 15.8\n", b""))
     service = make_service("postgres-16", slug="db")
-    data_ops = DataOps(manager)
+    labels = {"paas.managed": "true"}
     with pytest.raises(Conflict) as caught:
-        data_ops.check_postgres_major(service, "postgres:17-alpine")
+        check_upgrade(engine, service, "postgres:17-alpine", labels)
     text = caught.value.message
     assert "PostgreSQL 15" in text and "PostgreSQL 17" in text and "Nothing was changed" in text
     assert "paas svc backup db --env production -o db.pgdump" in text
@@ -625,7 +631,7 @@ def test_postgres_major_check_uses_the_data_dir_and_the_image(manager_with_fake_
     assert caught.value.exit_code == 4
     assert "run_once" not in names(engine.calls), "the tag gave the major"
     engine.calls.clear()
-    assert data_ops.check_postgres_major(service, "postgres:latest") == (15, 15)
+    assert check_upgrade(engine, service, "postgres:latest", labels) == (15, 15)
     assert ("run_once", "postgres:latest", ("--version",), ("postgres",)) in engine.calls
 
 
@@ -638,7 +644,7 @@ def test_a_failed_volume_restore_puts_the_previous_data_back(tmp_path, manager_w
     service.project = "default"
     service.secret = manager.vault.encrypt(credentials_for("minio"))
     manager.store.insert_service(service)
-    manager._wait_ready = lambda svc, timeout: engine.calls.append(("wait_ready",))
+    manager.wait_ready = lambda svc, timeout: engine.calls.append(("wait_ready",))
     current = tar_bytes({"data/current": b"what was there"}, dirs=("data",))
     engine.archives["/data"] = current
     failures = iter([BackupFailed("no space left on device")])

@@ -12,10 +12,19 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from paas_svc.secrets.backup_cipher import CHUNK_SIZE, HEADER_BYTES, TAG_BYTES, DecryptionFailed, EncryptingReader, decrypt_stream, encrypt_stream, key_id
+from paas_svc.errors import InvalidInput, SecretsError
+from paas_svc.secrets.backup_cipher import (
+    CHUNK_SIZE,
+    HEADER_BYTES,
+    TAG_BYTES,
+    DecryptionFailed,
+    EncryptingReader,
+    decrypt_stream,
+    encrypt_stream,
+    key_id,
+)
 from paas_svc.usecases.backups.cron import parse_schedule
 from paas_svc.usecases.backups.retention import RetentionPolicy, backups_to_keep, make_policy
-from paas_svc.errors import InvalidInput, SecretsError
 
 UTC = timezone.utc
 
@@ -231,7 +240,6 @@ def test_cron_entry_is_installed_removed_and_its_command_runs(tmp_path, monkeypa
 def test_systemd_timer_is_installed_removed_and_its_exec_start_runs(tmp_path, monkeypatch):
     """The units paas writes (in PAAS_SYSTEMD_DIR instead of talking to systemctl), and the
     service's ExecStart run by hand with its Environment= line, as systemd would run it."""
-    import shlex
 
     from paas_svc.usecases.backups import scheduler_install
 
@@ -258,11 +266,11 @@ def test_systemd_timer_is_installed_removed_and_its_exec_start_runs(tmp_path, mo
 
 def test_key_rotation_re_encrypts_destination_keys(isolated_home):
     """S3 keys of a destination are stored like service credentials: a rotation must re-encrypt them too."""
-    from paas_svc.usecases.backups.records import BackupRecords
-    from paas_svc.state.home import ensure_home
     from paas_svc.secrets.rotation import rotate_key
-    from paas_svc.state.store import open_store
     from paas_svc.secrets.vault import Vault
+    from paas_svc.state.home import ensure_home
+    from paas_svc.state.store import open_store
+    from paas_svc.usecases.backups.records import BackupRecords
 
     home = ensure_home(isolated_home)
     store = open_store(home)

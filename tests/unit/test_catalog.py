@@ -3,9 +3,9 @@ import re
 import pytest
 
 from paas_svc.catalog import get_template, load_catalog, search_templates
-from paas_svc.secrets.generate import ALPHABET, generate_credentials
 from paas_svc.dsn import render_command, render_dsn, render_environment
 from paas_svc.errors import NotFound
+from paas_svc.secrets.generate import ALPHABET, generate_credentials
 from tests.support.paths import ROOT
 
 SEED_IMAGES = {

@@ -20,6 +20,7 @@ from tests.support.cli import PAAS_BIN, in_a_terminal
 from tests.support.command_tree import TREE, WAITING
 from tests.support.state import audit_actions, stored_service
 
+
 def process(*args, stdout=subprocess.PIPE, stdin=None, env=None, timeout=60, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([PAAS_BIN, *args], stdout=stdout, stderr=subprocess.PIPE, stdin=stdin, timeout=timeout,
                           env={**os.environ, **(env or {})}, **kw)
@@ -305,9 +306,9 @@ def test_backup_folder_path_checks(tmp_path):
 
 
 def test_backups_folder_that_is_a_file_is_a_home_problem(isolated_home):
-    from paas_svc.usecases.data import backup_dir
     from paas_svc.errors import StateError
     from paas_svc.state.home import ensure_home
+    from paas_svc.usecases.data import backup_dir
 
     ensure_home(isolated_home)
     (isolated_home / "backups").write_text("not a folder")

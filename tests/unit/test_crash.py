@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from paas_svc.kinds.strategy import BackupFailed
 from paas_svc.engine.sdk import ExecResult
 from paas_svc.errors import Conflict, StateError
-from paas_svc.state.models import READY, RESTORING, UPGRADING, PURGING
+from paas_svc.kinds.strategy import BackupFailed
+from paas_svc.state.models import PURGING, READY, RESTORING, UPGRADING
 from tests.fakes import RecordingEngine, credentials_for, make_service
 from tests.support.backup_files import write_backup
 from tests.support.paths import ROOT
@@ -24,10 +24,10 @@ from tests.support.paths import ROOT
 
 @pytest.fixture
 def manager(isolated_home):
-    from paas_svc.state.home import ensure_home
-    from paas_svc.usecases.lifecycle import ServiceManager
-    from paas_svc.state.store import open_store
     from paas_svc.secrets.vault import Vault
+    from paas_svc.state.home import ensure_home
+    from paas_svc.state.store import open_store
+    from paas_svc.usecases.lifecycle import ServiceManager
 
     home = ensure_home(isolated_home)
     store = open_store(home)
@@ -44,7 +44,7 @@ def stored_service(manager, template_key: str, slug: str):
     service.project = "default"
     service.secret = manager.vault.encrypt(credentials_for(template_key))
     manager.store.insert_service(service)
-    manager._wait_ready = lambda svc, timeout: manager.fake.calls.append(("wait_ready",))
+    manager.wait_ready = lambda svc, timeout: manager.fake.calls.append(("wait_ready",))
     return service
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from paas_svc.errors import ExitCode, InvalidInput, SecretsError
-from paas_svc.state.home import ensure_home
 from paas_svc.secrets.keyfile import old_key_files, pending_key_path
 from paas_svc.secrets.rotation import drop_old_keys, rotate_key
 from paas_svc.secrets.transfer import export_key, import_key
 from paas_svc.secrets.vault import Vault
+from paas_svc.state.home import ensure_home
 from paas_svc.state.models import ServiceRecord
 from paas_svc.state.store import KEY_CHECK_META, open_store
 
@@ -195,8 +195,8 @@ def test_crash_between_commit_and_rename_is_recovered_by_the_next_run(home):
     """Steps 1-3 of a rotation done, the process dies before renaming master.key.next."""
     from cryptography.fernet import Fernet, MultiFernet
 
-    from paas_svc.secrets.keyfile import write_key_backup
     from paas_svc.secrets.box import SecretBox
+    from paas_svc.secrets.keyfile import write_key_backup
 
     store = _profile_with_secrets(home)
     key_file = home / "master.key"

@@ -15,13 +15,12 @@ import io
 import json
 import tarfile
 import threading
-from pathlib import Path
 
 import pytest
 
-from paas_svc.kinds.strategy import strategy_for
 from paas_svc.catalog import get_template, load_catalog
 from paas_svc.engine.sdk import ContainerView, Engine, ExecResult
+from paas_svc.kinds import strategy_for
 from tests.fakes import RecordingEngine, parameters
 
 TEMPLATES = sorted(load_catalog())
@@ -226,19 +225,19 @@ def generated_secrets(manager, services) -> set[str]:
 
 @pytest.mark.parametrize("template_key", TEMPLATES)
 def test_no_data_operation_puts_a_credential_on_a_command_line(template_key, isolated_home, tmp_path, meilisearch_on):
-    from paas_svc.usecases.data import DataOps, final_backup_before_purge
-    from paas_svc.state.home import ensure_home
-    from paas_svc.usecases.lifecycle import ServiceManager
-    from paas_svc.state.store import open_store
     from paas_svc.secrets.vault import Vault
+    from paas_svc.state.home import ensure_home
+    from paas_svc.state.store import open_store
+    from paas_svc.usecases.data import DataOps, final_backup_before_purge
+    from paas_svc.usecases.lifecycle import ServiceManager
 
     home = ensure_home(isolated_home)
     store = open_store(home)
     engine = ArgvRecordingEngine()
     reporter = RecordingReporter()
     manager = ServiceManager(store, Vault(store, home), home, lambda: engine, reporter)
-    manager._wait_ready = lambda service, timeout: None  # no server behind the fake engine
-    manager._after_ready = lambda service: None  # nor an S3 API to create the minio bucket in
+    manager.wait_ready = lambda service, timeout: None  # no server behind the fake engine
+    manager.after_ready = lambda service: None  # nor an S3 API to create the minio bucket in
     try:
         service = manager.add("default", "production", "svc", template_key).service
         seen_http = meilisearch_on(service.host_port) if strategy_for(template_key).kind == "meilisearch" else []

@@ -16,9 +16,7 @@ from tests.support.paths import TESTS
 
 def test_scram_matches_rfc7677_example():
     # RFC 7677 section 3: user "user", password "pencil", fixed client nonce.
-    scram = _Scram("pencil")
-    scram._nonce = "rOprNGfwEbeRWgbNEkqO"
-    scram._first_bare = "n=user,r=rOprNGfwEbeRWgbNEkqO"
+    scram = _Scram("pencil", "user", nonce="rOprNGfwEbeRWgbNEkqO")
     server_first = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
     final = scram.client_final(server_first)
     assert final == "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="

@@ -44,11 +44,11 @@ def test_leftovers_of_dead_processes_are_removed_and_live_ones_kept(isolated_hom
 def test_a_streamed_backup_stages_in_the_private_folder(isolated_home):
     """During the backup its staging copy is a 0600 file in a 0700 folder under PAAS_HOME/tmp;
     afterwards nothing is left, and a dead process's leftover is gone."""
-    from paas_svc.usecases.data import DataOps
-    from paas_svc.state.home import ensure_home
-    from paas_svc.usecases.lifecycle import ServiceManager
-    from paas_svc.state.store import open_store
     from paas_svc.secrets.vault import Vault
+    from paas_svc.state.home import ensure_home
+    from paas_svc.state.store import open_store
+    from paas_svc.usecases.data import DataOps
+    from paas_svc.usecases.lifecycle import ServiceManager
 
     home = ensure_home(isolated_home)
     stale = leave_leftover(home, f"{dead_pid()}-99")

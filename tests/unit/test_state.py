@@ -6,10 +6,10 @@ import stat
 import pytest
 
 from paas_svc.errors import Conflict, NotFound, SecretsError, StateError
+from paas_svc.secrets.vault import Vault
 from paas_svc.state.home import ensure_home
 from paas_svc.state.models import ServiceRecord
 from paas_svc.state.store import MIGRATIONS, open_store
-from paas_svc.secrets.vault import Vault
 
 
 @pytest.fixture

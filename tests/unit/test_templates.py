@@ -9,7 +9,11 @@ import textwrap
 import pytest
 
 from paas_svc.catalog import (
-    InvalidTemplate, definition_digest, kind_capabilities, load_builtin, parse_template_text, spec_from_template,
+    definition_digest,
+    kind_capabilities,
+    load_builtin,
+    parse_template_text,
+    spec_from_template,
     template_from_spec,
 )
 from paas_svc.template_schema import validate
@@ -62,8 +66,9 @@ def test_a_complete_template_is_valid():
 
 
 def test_every_builtin_is_written_in_the_user_format():
-    import yaml
     from importlib import resources
+
+    import yaml
 
     document = yaml.safe_load(resources.files("paas_svc").joinpath("catalog.yaml").read_text())
     for entry in document["templates"]:
@@ -254,18 +259,17 @@ LEGACY_SPECS = {  # what services created before templates named their kind stor
 
 @pytest.mark.parametrize("key", sorted(LEGACY_SPECS))
 def test_services_stored_before_kinds_keep_working(key):
-    from paas_svc.kinds.strategy import strategy_for
-    from paas_svc.catalog import kind_of_service
-    from paas_svc.state.models import READY, ServiceRecord
+    from paas_svc.kinds import kind_of, strategy_for
     from paas_svc.kinds.readiness import check_of
+    from paas_svc.state.models import READY, ServiceRecord
 
     readiness, kind, strategy_name = LEGACY_SPECS[key]
     spec = {"port": 1, "extra_ports": [], "volume": "/data", "environment": {}, "command": None, "dsn": "x://{host}",
             "readiness": readiness}
     service = ServiceRecord(id="abcdefabcdef", project="p", env="e", slug="s", template=key, image="i", spec=spec,
                             secret=None, status=READY)
-    assert kind_of_service(key, spec) == kind
-    assert check_of(readiness, kind_of_service(key, spec)) == (("http", kind) if readiness["probe"] == "http" else ("protocol", kind))
+    assert kind_of(key, spec) == kind
+    assert check_of(readiness, kind_of(key, spec)) == (("http", kind) if readiness["probe"] == "http" else ("protocol", kind))
     assert type(strategy_for(service)).__name__ == strategy_name
 
 

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from paas_svc.state.home import ensure_home
 from paas_svc.secrets.vault import Vault
+from paas_svc.state.home import ensure_home
 from paas_svc.state.store import open_store
 from tests.support.cli import PAAS_BIN
 from tests.support.state import PASSWORDS, PORTS, add_services
+
 
 @pytest.fixture
 def home(isolated_home):

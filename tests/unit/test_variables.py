@@ -4,8 +4,8 @@ import pytest
 
 from paas_svc.catalog import load_catalog
 from paas_svc.errors import InvalidInput
-from paas_svc.usecases.lifecycle import spec_from_template
 from paas_svc.kinds.variables import check_url_scheme, default_bucket, service_url, service_variables
+from paas_svc.usecases.lifecycle import spec_from_template
 
 CREDS = {"user": "app", "password": "Pw0123456789abcdefghijklmnopqrst", "db": "db", "key": "K" * 32}
 

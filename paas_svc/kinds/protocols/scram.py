@@ -11,11 +11,12 @@ import os
 
 
 class ScramClient:
-    def __init__(self, password: str, username: str = ""):
+    def __init__(self, password: str, username: str = "", nonce: str | None = None):
         # PostgreSQL ignores the SCRAM user name (it takes the startup message's), so it
         # sends "n="; MongoDB needs it, with "=" and "," escaped as RFC 5802 says.
+        # `nonce`: a fixed client nonce, for the RFC's test vectors only.
         self._password = password.encode()
-        self._nonce = base64.b64encode(os.urandom(18)).decode()
+        self._nonce = nonce or base64.b64encode(os.urandom(18)).decode()
         name = username.replace("=", "=3D").replace(",", "=2C")
         self._first_bare = f"n={name},r={self._nonce}"
         self._server_signature = b""

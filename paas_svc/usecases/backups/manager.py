@@ -87,9 +87,9 @@ class Backups:
         """A paas MinIO service (of any environment) as an S3 destination: endpoint and keys come
         from the service each time, so they follow its port and its password."""
         validate_name(name, "destination name")
-        from paas_svc.catalog import kind_of_service
+        from paas_svc.kinds import kind_of
 
-        if kind_of_service(service.template, service.spec) != "s3":
+        if kind_of(service.template, service.spec) != "s3":
             raise InvalidInput(f"{service.slug} is a {service.template} service; only an S3 service (MinIO) can hold backups.",
                                hint="Pass --from-service the slug of a MinIO service (with --env/--project for another environment).")
         bucket, prefix = parse_s3_url(url)
@@ -156,10 +156,10 @@ class Backups:
 
     def set_schedule(self, service: ServiceRecord, every: str, policy: RetentionPolicy, destination: str, verify: bool,
                      now: datetime) -> tuple[ScheduleRow, bool]:
-        from paas_svc.kinds.strategy import strategy_for
+        from paas_svc.kinds import strategy_for
         from paas_svc.usecases.backups.cron import parse_schedule
 
-        strategy_for(service.template)  # refuses kinds paas cannot back up
+        strategy_for(service)  # refuses kinds paas cannot back up
         schedule = parse_schedule(every)
         if destination != LOCAL:
             self.records.destination(destination)
@@ -198,12 +198,12 @@ class Backups:
             raise
 
     def _take(self, service: ServiceRecord, destination_name: str, now: datetime, schedule_id: int | None) -> BackupRecord:
-        from paas_svc.kinds.strategy import strategy_for
+        from paas_svc.kinds import strategy_for
         from paas_svc.usecases.data import default_backup_name, unique_path
 
         data_ops = self.ops_for(service)
         destination = self.destination(destination_name)
-        name = default_backup_name(service, strategy_for(service.template).extension, when=now)
+        name = default_backup_name(service, strategy_for(service).extension, when=now)
         created_at = rec.format_time(now)
         if not destination.encrypts:
             path = unique_path(data_ops.backup_dir / name)

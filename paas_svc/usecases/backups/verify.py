@@ -76,12 +76,12 @@ def verify_backup(backups: Backups, service: ServiceRecord, record: rec.BackupRe
 
 
 def _restore_into_throwaway(backups: Backups, service: ServiceRecord, path: Path, ready_timeout: float) -> str:
-    from paas_svc.kinds.strategy import strategy_for
+    from paas_svc.kinds import strategy_for
 
     data_ops = backups.ops_for(service)  # the throwaway runs on the service's own target
     engine = data_ops.engine
     checked = data_ops.check_backup(service, path)  # header, size, checksum, kind, payload format
-    strategy = strategy_for(service.template)
+    strategy = strategy_for(service)
     throwaway = throwaway_of(service, backups.store.used_host_ports())
     labels = verify_labels(backups.store.profile_id(), throwaway, service)
     base_ctx = data_ops.context(throwaway, ready_timeout)
@@ -108,13 +108,9 @@ def _restore_into_throwaway(backups: Backups, service: ServiceRecord, path: Path
 def _sanity_check(engine, ctx, service: ServiceRecord) -> str:
     """The kind's own check of restored data (`sanity_check` in its paas_svc.kinds module: table
     count for PostgreSQL and MySQL, key count for Redis, ...); kinds without one: readiness only."""
-    from paas_svc.catalog import kind_of_service
-    from paas_svc.kinds import kind_module
+    from paas_svc.kinds import kind_hook, kind_of
 
-    try:
-        check = getattr(kind_module(kind_of_service(service.template, service.spec)), "sanity_check", None)
-    except KeyError:
-        check = None
+    check = kind_hook(kind_of(service.template, service.spec), "sanity_check")
     return check(engine, ctx) if check is not None else "readiness only"
 
 
