@@ -30,7 +30,19 @@ import tempfile
 import time
 from collections import Counter
 
-from _common import DOCKER, IMAGE, PAAS, CountingProxy, median, ms, print_table, run, throwaway_home, verdict, write_results
+from _common import (
+    DOCKER,
+    IMAGE,
+    PAAS,
+    CountingProxy,
+    median,
+    ms,
+    print_table,
+    run,
+    throwaway_home,
+    verdict,
+    write_results,
+)
 
 TARGET = 1.2
 PASSWORD = "benchbenchbenchbenchbench1"

@@ -30,7 +30,21 @@ import threading
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from _common import IMAGE, PAAS, PY, CountingProxy, alternate, median, ms, print_table, profile_id, run, throwaway_home, verdict, write_results
+from _common import (
+    IMAGE,
+    PAAS,
+    PY,
+    CountingProxy,
+    alternate,
+    median,
+    ms,
+    print_table,
+    profile_id,
+    run,
+    throwaway_home,
+    verdict,
+    write_results,
+)
 
 COUNTS = (1, 50, 200)
 LIST_TARGET = 2.5

@@ -7,8 +7,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from paas_svc.state.store import StateStore, open_store
 from paas_svc.secrets.vault import Vault
+from paas_svc.state.store import StateStore, open_store
 
 DEFAULT_ORG = "default"
 

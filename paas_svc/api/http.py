@@ -6,7 +6,14 @@ from __future__ import annotations
 import json
 
 from paas_svc.errors import (
-    Conflict, DockerUnavailable, InvalidInput, NotFound, PaasError, ProvisioningFailed, SecretsError, StateError,
+    Conflict,
+    DockerUnavailable,
+    InvalidInput,
+    NotFound,
+    PaasError,
+    ProvisioningFailed,
+    SecretsError,
+    StateError,
 )
 
 MAX_BODY_BYTES = 64 * 1024  # the largest real request is ~100 bytes

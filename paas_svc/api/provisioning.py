@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import copy
 import threading
-from concurrent.futures import Future, TimeoutError as FutureTimeout
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from paas_svc.api.context import ServerContext
 from paas_svc.errors import DockerUnavailable, PaasError
-from paas_svc.usecases.lifecycle import mask_secrets
 from paas_svc.state.locks import service_lock_held
 from paas_svc.state.models import FAILED, PROVISIONING, ServiceRecord
+from paas_svc.usecases.lifecycle import mask_secrets
 
 RECORD_TIMEOUT_SECONDS = 60  # engine connect + lock + one SQLite write; far more than they take
 # Bring-ups running at once. Fifty simultaneous creates and starts starve the engine (its

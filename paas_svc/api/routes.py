@@ -15,8 +15,8 @@ from paas_svc.api.context import ServerContext
 from paas_svc.api.http import ApiError
 from paas_svc.dsn import HOST_VIEW_HOST
 from paas_svc.errors import Conflict
-from paas_svc.state.models import REMOVED, ServiceRecord
 from paas_svc.naming import MAX_NAME_LENGTH, validate_name
+from paas_svc.state.models import REMOVED, ServiceRecord
 from paas_svc.state.tokens import ADMIN, MEMBER, Token
 
 SCOPE = "/api/orgs/{org}/projects/{project}/envs/{env}"
@@ -156,7 +156,8 @@ def _audit(call: Call, action: str, project: str, env: str, slug: str, detail: s
 
 
 def search_templates(call: Call) -> Reply:
-    from paas_svc.catalog import load_catalog, search_templates as search
+    from paas_svc.catalog import load_catalog
+    from paas_svc.catalog import search_templates as search
 
     query = call.query.get("q", "").strip()
     templates = search(query) if query else sorted(load_catalog().values(), key=lambda t: t.key)

@@ -153,9 +153,9 @@ def run_due(now: NowOption = None, json_output: JsonOption = False) -> None:
     retried at the next run and shown as overdue by `backup list` and `doctor`."""
     from dataclasses import asdict
 
+    from paas_svc.errors import ExitCode
     from paas_svc.usecases.backups import clock
     from paas_svc.usecases.backups.runner import run_due as run
-    from paas_svc.errors import ExitCode
 
     profile = open_profile()
     backups = _backups(profile)
@@ -266,9 +266,9 @@ def verify(
     """Restore a backup into a throwaway container and volume, check it, record the result, remove them.
 
     Exit 0 when the backup restores and passes its checks, 6 when it does not."""
+    from paas_svc.errors import ExitCode, NotFound
     from paas_svc.usecases.backups import clock
     from paas_svc.usecases.backups.verify import verify_backup
-    from paas_svc.errors import ExitCode, NotFound
     from paas_svc.usecases.lifecycle import validate_timeout
 
     validate_timeout(timeout)
@@ -339,9 +339,9 @@ def dest_add(
 ) -> None:
     """Add a destination. S3 keys come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --keys-stdin or a
     prompt (never the command line) and are stored encrypted like service credentials."""
-    from paas_svc.usecases.backups import clock, records
-    from paas_svc.secrets.backup_key import key_path, read_key
     from paas_svc.errors import InvalidInput
+    from paas_svc.secrets.backup_key import key_path, read_key
+    from paas_svc.usecases.backups import clock, records
 
     if (path is None) == (s3 is None):
         raise InvalidInput("Give exactly one of --path DIR or --s3 s3://BUCKET/PREFIX.")

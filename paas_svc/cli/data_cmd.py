@@ -14,7 +14,6 @@ from paas_svc.cli.state import find_service, open_profile, service_manager
 from paas_svc.cli.svc_cmd import SlugArgument, app
 
 
-
 class ByteProgress:
     """A transfer bar on stderr when it is a terminal; nothing otherwise."""
 
@@ -27,7 +26,14 @@ class ByteProgress:
         if not self._interactive:
             return
         from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TransferSpeedColumn,
+        )
 
         self._progress = Progress(TextColumn("  {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                                   TimeElapsedColumn(), console=Console(stderr=True, highlight=False), transient=True)
@@ -78,9 +84,9 @@ def backup(
 
     The file (mode 0600) is one JSON header line, then the native data: `tail -n +2 FILE`
     gives the data back for the engine's own tools."""
+    from paas_svc.errors import InvalidInput
     from paas_svc.kinds import strategy_for
     from paas_svc.usecases.data import human_size
-    from paas_svc.errors import InvalidInput
 
     profile = open_profile()
     service = find_service(profile, project, env, slug)
@@ -182,8 +188,8 @@ def clone(
 
     E.g. production into staging for debugging: --to-env staging."""
     from paas_svc.cli.svc_cmd import service_json
-    from paas_svc.usecases.data import human_size
     from paas_svc.errors import InvalidInput
+    from paas_svc.usecases.data import human_size
 
     if to_env is None and to_slug is None:
         raise InvalidInput("Say where the copy goes: --to-env ENV and/or --to-slug SLUG.")

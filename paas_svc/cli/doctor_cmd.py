@@ -16,8 +16,8 @@ def doctor(json_output: JsonOption = False,
     """Check the engine, network, containers, volumes, orphans, file modes, database and ports.
 
     With --fix, the services to bring back are started in parallel, each waiting at most --timeout seconds."""
-    from paas_svc.usecases.doctor import Report, apply_fixes, diagnose
     from paas_svc.errors import ExitCode, StateError
+    from paas_svc.usecases.doctor import Report, apply_fixes, diagnose
     from paas_svc.usecases.lifecycle import validate_timeout
 
     validate_timeout(timeout)

@@ -26,8 +26,8 @@ def create(name: NameArgument, project: ProjectOption = None, target: TargetOpti
            json_output: JsonOption = False) -> None:
     """Create an environment in the project, bound to a target."""
     from paas_svc.cli.render import result
-    from paas_svc.state.scope import resolve_project
     from paas_svc.engine.targets import LOCAL, get_target
+    from paas_svc.state.scope import resolve_project
 
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
@@ -43,8 +43,8 @@ def set_target(name: NameArgument, target: Annotated[str, typer.Argument(help="T
                project: ProjectOption = None, json_output: JsonOption = False) -> None:
     """Bind an environment to another target (refused while it has services)."""
     from paas_svc.cli.render import result
-    from paas_svc.state.scope import resolve_project
     from paas_svc.engine.targets import set_environment_target
+    from paas_svc.state.scope import resolve_project
 
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
@@ -96,8 +96,8 @@ def ready_variables(project_option: str | None, env_option: str | None, network:
     """(project, env, the variables of each Ready service, or of the `only` slugs); the reveal is
     audited with `purpose`, after `delivered(project, env, variables)` wrote them when given (a
     failed write records nothing)."""
-    from paas_svc.usecases.reveal import environment_variables
     from paas_svc.state.scope import resolve_env, resolve_project
+    from paas_svc.usecases.reveal import environment_variables
 
     profile = open_profile()
     project = resolve_project(profile.store, project_option)
@@ -163,7 +163,6 @@ def parse_only(text: str | None) -> list[str] | None:
 
 def _refuse_not_ready(project: str, env: str, not_ready: list[tuple[str, str]]) -> None:
     from paas_svc.errors import Conflict
-
     from paas_svc.hints import repair_command
 
     listed = ", ".join(f"{slug} ({status})" for slug, status in not_ready)
@@ -184,10 +183,9 @@ def export(
     only: Annotated[Optional[str], typer.Option("--only", help="Only these services, comma-separated: --only cache,db.")] = None,
 ) -> None:
     """Print the variables ({SLUG}_URL, _HOST, _PORT, ...) of every Ready service of the environment. Audited as a reveal."""
-    from paas_svc.envfile import check_format, render
-
     from paas_svc.cli.paths import check_output_path
     from paas_svc.cli.render import result
+    from paas_svc.envfile import check_format, render
 
     check_format(fmt)  # a typo must not cost a reveal
     slugs = parse_only(only)

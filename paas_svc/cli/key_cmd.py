@@ -165,8 +165,8 @@ def _read_key_input(file: str) -> tuple[bytes, str]:
 
 
 def _export_backup_key(target: Path | None) -> None:
-    from paas_svc.secrets.backup_cipher import key_id
     from paas_svc.errors import NotFound
+    from paas_svc.secrets.backup_cipher import key_id
     from paas_svc.secrets.backup_key import encode_key, key_path, read_key
 
     profile = open_profile()

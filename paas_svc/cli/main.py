@@ -218,7 +218,6 @@ def run(argv: list[str] | None = None) -> int:
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
     from paas_svc.errors import Declined, ExitCode, Interrupted, PaasError
-
     from paas_svc.state.home import use_private_umask
 
     use_private_umask()  # every file we create in the home (db, WAL, key, exports) is 0600

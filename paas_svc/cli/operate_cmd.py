@@ -84,8 +84,8 @@ def update(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
            timeout: TimeoutOption = DEFAULT_TIMEOUT, json_output: JsonOption = False) -> None:
     """Change a service's settings. New limits re-create its container on the same volume, credentials and port."""
     from paas_svc.errors import InvalidInput
-    from paas_svc.usecases.lifecycle import validate_timeout
     from paas_svc.limits import limits_json, parse_cpus, parse_memory
+    from paas_svc.usecases.lifecycle import validate_timeout
     from paas_svc.usecases.operate import update_service
 
     if memory is None and cpus is None and url_scheme is None:
@@ -126,9 +126,9 @@ def stats(slug: Annotated[Optional[str], typer.Argument(help="One service (defau
           env: Annotated[Optional[str], typer.Option("--env", "-e", envvar="PAAS_ENV", help="Only this environment.")] = None,
           json_output: JsonOption = False) -> None:
     """CPU, memory against its limit, and data volume size of services (one engine pass for all)."""
+    from paas_svc.state.scope import resolve_project
     from paas_svc.usecases.data import human_size
     from paas_svc.usecases.operate import service_stats
-    from paas_svc.state.scope import resolve_project
 
     profile = open_profile()
     if slug:

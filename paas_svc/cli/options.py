@@ -1,7 +1,7 @@
 """Options shared by several commands: one spelling and one meaning per flag.
 
 SHORT_FLAGS is the contract the README's short-flags table shows and
-tests/test_command_tree.py enforces: a short flag means the same thing in every command.
+tests/unit/test_command_tree.py enforces: a short flag means the same thing in every command.
 """
 
 from __future__ import annotations

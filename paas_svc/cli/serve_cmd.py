@@ -53,9 +53,9 @@ def serve(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds a background add waits for the service to accept connections.")] = 120.0,
 ) -> None:
     """Serve the REST API and the dashboard over the same state and engine as the CLI."""
+    from paas_svc.naming import validate_name
     from paas_svc.state.home import ensure_home, home_dir
     from paas_svc.usecases.lifecycle import validate_timeout
-    from paas_svc.naming import validate_name
 
     host, port = parse_listen(listen)
     validate_name(org, "org name")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
-from paas_svc.state.home import ensure_home, home_dir
 from paas_svc.secrets.vault import Vault
+from paas_svc.state.home import ensure_home, home_dir
 from paas_svc.state.store import StateStore, open_store
 
 

@@ -75,11 +75,10 @@ def add(
     json_output: JsonOption = False,
 ) -> None:
     """Provision a service from the catalog and wait until it accepts connections."""
-    from paas_svc.usecases.lifecycle import validate_timeout
+    from paas_svc.limits import parse_cpus, parse_memory
     from paas_svc.naming import validate_name
     from paas_svc.state.scope import resolve_env, resolve_project
-
-    from paas_svc.limits import parse_cpus, parse_memory
+    from paas_svc.usecases.lifecycle import validate_timeout
 
     validate_name(slug, "slug")
     validate_timeout(timeout)
@@ -126,8 +125,8 @@ def list_services(
     json_output: JsonOption = False,
 ) -> None:
     """List services with their live status (one query to the engine for all rows)."""
-    from paas_svc.usecases.status import live_statuses
     from paas_svc.state.scope import resolve_project
+    from paas_svc.usecases.status import live_statuses
 
     profile = open_profile()
     store = profile.store

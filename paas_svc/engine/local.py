@@ -26,8 +26,8 @@ import socket
 from typing import BinaryIO, Callable, Iterator
 from urllib.parse import quote
 
-from paas_svc.engine.status import UNIX, local_endpoint, percent_encode, unreachable
 from paas_svc.engine.protocol import ContainerSpec, ContainerView, ExecResult, PullProgress
+from paas_svc.engine.status import UNIX, local_endpoint, percent_encode, unreachable
 from paas_svc.engine.views import view_from_inspect, view_from_list_item
 from paas_svc.errors import Conflict, ProvisioningFailed
 from paas_svc.naming import NETWORK_NAME

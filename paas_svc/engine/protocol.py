@@ -13,7 +13,6 @@ from paas_svc.engine.views import ContainerState, ContainerView, view_from_inspe
 from paas_svc.naming import NETWORK_NAME
 
 
-
 @dataclass(frozen=True)
 class ContainerSpec:
     name: str

@@ -13,10 +13,16 @@ import docker
 import docker.errors
 from docker.utils import parse_repository_tag
 
-from paas_svc.engine.status import engine_address, unreachable
 from paas_svc.engine.protocol import (  # noqa: F401 - re-exported: the protocol's types are imported from here too
-    ContainerSpec, ContainerView, Engine, ExecResult, PullProgress, view_from_inspect, view_from_list_item,
+    ContainerSpec,
+    ContainerView,
+    Engine,
+    ExecResult,
+    PullProgress,
+    view_from_inspect,
+    view_from_list_item,
 )
+from paas_svc.engine.status import engine_address, unreachable
 from paas_svc.errors import Conflict, DockerUnavailable, ProvisioningFailed
 from paas_svc.naming import NETWORK_NAME
 

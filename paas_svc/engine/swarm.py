@@ -24,9 +24,9 @@ import docker
 import docker.errors
 import docker.types
 
-from paas_svc.engine.status import LABEL_NODE, parse_docker_host, swarm_service_view
-from paas_svc.engine.sdk import DockerEngine
 from paas_svc.engine.protocol import ContainerSpec, ContainerView, ExecResult, PullProgress
+from paas_svc.engine.sdk import DockerEngine
+from paas_svc.engine.status import LABEL_NODE, parse_docker_host, swarm_service_view
 from paas_svc.errors import Conflict, DockerUnavailable, InvalidInput, ProvisioningFailed
 from paas_svc.naming import NETWORK_NAME
 

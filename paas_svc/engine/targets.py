@@ -289,8 +289,8 @@ _port_forwards: dict[tuple[str, int], int] = {}
 
 def open_port_forward(home: Path, target: Target, remote_port: int) -> int:
     """A local port forwarded over ssh to the target host's 127.0.0.1:remote_port (closed at exit)."""
-    from paas_svc.errors import ProvisioningFailed
     from paas_svc.engine.ssh_forward import forward_port
+    from paas_svc.errors import ProvisioningFailed
 
     if target.scheme != "ssh":
         raise ProvisioningFailed(f"Target {target.name} publishes on its own 127.0.0.1 and is not ssh://, so this machine cannot reach its ports.",

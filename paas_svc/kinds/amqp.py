@@ -20,10 +20,10 @@ import io
 import os
 import time
 
-from paas_svc.kinds.strategy import BackupFailed, checked_copy, load_into_fresh_volume
 from paas_svc.kinds.generic import VolumeArchiveStrategy
 from paas_svc.kinds.protocols import amqp as wire
 from paas_svc.kinds.protocols import connect
+from paas_svc.kinds.strategy import BackupFailed, checked_copy, load_into_fresh_volume
 
 NAME = "amqp"
 CREDENTIALS: tuple[str, ...] = ("user", "password")

@@ -18,10 +18,17 @@ import http.client
 import os
 from typing import BinaryIO, Callable
 
-from paas_svc.kinds.strategy import BackupFailed, BackupFile, InvalidBackup, check_volume_tar, checked_copy, load_into_fresh_volume
 from paas_svc.dsn import render_environment
 from paas_svc.errors import PaasError
 from paas_svc.kinds.protocols import ProtocolError, connect
+from paas_svc.kinds.strategy import (
+    BackupFailed,
+    BackupFile,
+    InvalidBackup,
+    check_volume_tar,
+    checked_copy,
+    load_into_fresh_volume,
+)
 
 NAME = "generic"
 CREDENTIALS: tuple[str, ...] = ()

@@ -4,11 +4,18 @@
 
 from __future__ import annotations
 
+import time
 from typing import BinaryIO
 
-import time
-
-from paas_svc.kinds.strategy import BackupFailed, BackupFile, InvalidBackup, checked_copy, first_line, load_into_fresh_volume, tar_members
+from paas_svc.kinds.strategy import (
+    BackupFailed,
+    BackupFile,
+    InvalidBackup,
+    checked_copy,
+    first_line,
+    load_into_fresh_volume,
+    tar_members,
+)
 
 NAME = "meilisearch"
 CREDENTIALS: tuple[str, ...] = ("key",)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, BinaryIO
 
-from paas_svc.kinds.strategy import BackupFailed, check_magic, first_line, single_file_tar, temp_name
 from paas_svc.kinds.protocols import connect
 from paas_svc.kinds.protocols import mongo as wire
+from paas_svc.kinds.strategy import BackupFailed, check_magic, first_line, single_file_tar, temp_name
 
 if TYPE_CHECKING:
     from paas_svc.engine.sdk import ExecResult

@@ -8,10 +8,10 @@ clone or restore keeps the target's own users and passwords."""
 
 from __future__ import annotations
 
-from paas_svc.kinds.strategy import BackupFailed
 from paas_svc.kinds.generic import CommandStrategy
 from paas_svc.kinds.protocols import connect
 from paas_svc.kinds.protocols import mysql as wire
+from paas_svc.kinds.strategy import BackupFailed
 
 NAME = "mysql"
 CREDENTIALS: tuple[str, ...] = ("user", "password", "db")

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 
 from paas_svc.errors import Conflict
-from paas_svc.kinds.strategy import BackupFailed, check_magic, first_line, single_file_tar, temp_name
-from paas_svc.kinds.protocols import postgres as wire
 from paas_svc.kinds.protocols import connect
+from paas_svc.kinds.protocols import postgres as wire
+from paas_svc.kinds.strategy import BackupFailed, check_magic, first_line, single_file_tar, temp_name
 
 NAME = "postgres"
 CREDENTIALS: tuple[str, ...] = ("user", "password", "db")

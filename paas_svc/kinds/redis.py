@@ -10,11 +10,18 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
-from paas_svc.kinds.strategy import (
-    BackupFailed, BackupFile, check_magic, copy_single_member, first_line, first_tar_member, load_into_fresh_volume, spool,
-)
 from paas_svc.errors import PaasError
 from paas_svc.kinds.protocols import ProtocolError, connect, resp
+from paas_svc.kinds.strategy import (
+    BackupFailed,
+    BackupFile,
+    check_magic,
+    copy_single_member,
+    first_line,
+    first_tar_member,
+    load_into_fresh_volume,
+    spool,
+)
 
 NAME = "redis"
 CREDENTIALS: tuple[str, ...] = ("password",)

@@ -24,11 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paas_svc.errors import SecretsError
-from paas_svc.state.home import fsync_dir, write_private_file
 from paas_svc.secrets.keyfile import (
-    ENV_VAR, key_lock, key_path, old_key_files, pending_key_path, read_key, read_key_file, unlink_quietly,
+    ENV_VAR,
+    key_lock,
+    key_path,
+    old_key_files,
+    pending_key_path,
+    read_key,
+    read_key_file,
+    unlink_quietly,
     write_key_backup,
 )
+from paas_svc.state.home import fsync_dir, write_private_file
 from paas_svc.state.store import StateStore
 
 

@@ -7,10 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from paas_svc.errors import InvalidInput, SecretsError
-from paas_svc.state.home import fsync_dir, write_private_file
 from paas_svc.secrets.keyfile import (
-    key_lock, key_path, key_source, pending_key_path, read_existing, read_key, write_key_backup,
+    key_lock,
+    key_path,
+    key_source,
+    pending_key_path,
+    read_existing,
+    read_key,
+    write_key_backup,
 )
+from paas_svc.state.home import fsync_dir, write_private_file
 
 
 @dataclass

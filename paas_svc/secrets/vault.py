@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from paas_svc.errors import SecretsError
-from paas_svc.state.models import ServiceRecord
 from paas_svc.secrets.keyfile import ENV_VAR, create_key, key_lock, key_path, key_source, read_key
+from paas_svc.state.models import ServiceRecord
 from paas_svc.state.store import StateStore
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Iterator
 
 from paas_svc.errors import Conflict, InvalidInput, NotFound, StateError
+from paas_svc.naming import validate_name
 from paas_svc.state.home import DATABASE_FILE, KEY_FILE
 from paas_svc.state.models import REMOVED, AuditEntry, Environment, Operation, Project, ServiceRecord
-from paas_svc.naming import validate_name
 
 BUSY_TIMEOUT_SECONDS = 15
 # In WAL mode NORMAL never corrupts the file and survives a crashed process; only a power cut
@@ -236,6 +236,12 @@ class StateStore:
     def __init__(self, connection: sqlite3.Connection, path: Path):
         self._db = connection
         self.path = path
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The store's own SQLite connection, for checks of the schema and its settings (doctor,
+        tests). Changes go through write(), which takes the lock and records them durably."""
+        return self._db
 
     # -- transactions -------------------------------------------------------------
 

@@ -16,18 +16,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from paas_svc.kinds import check_compatible, kind_hook, kind_of, strategy_for
-from paas_svc.kinds.strategy import (
-    RESERVED_HEADER_BYTES, BackupFailed, BackupFile, BackupHeader, ServiceContext, Strategy, encode_header, read_backup,
-    verify_payload,
-)
 from paas_svc.catalog import template_from_spec
 from paas_svc.errors import Conflict, Interrupted, InvalidInput, PaasError, ProvisioningFailed
-from paas_svc.state.home import atomic_private_file, fsync_dir
-from paas_svc.usecases.lifecycle import ServiceManager, mask_secrets, service_labels, validate_timeout
-from paas_svc.state.models import PURGING, READY, REMOVED, RESTORING, UPGRADING, Operation, ServiceRecord
+from paas_svc.kinds import check_compatible, kind_hook, kind_of, strategy_for
+from paas_svc.kinds.strategy import (
+    RESERVED_HEADER_BYTES,
+    BackupFailed,
+    BackupFile,
+    BackupHeader,
+    ServiceContext,
+    Strategy,
+    encode_header,
+    read_backup,
+    verify_payload,
+)
 from paas_svc.naming import LABEL_MANAGED, LABEL_PROFILE, validate_name
+from paas_svc.state.home import atomic_private_file, fsync_dir
+from paas_svc.state.models import PURGING, READY, REMOVED, RESTORING, UPGRADING, Operation, ServiceRecord
 from paas_svc.state.store import utc_now, utc_stamp
+from paas_svc.usecases.lifecycle import ServiceManager, mask_secrets, service_labels, validate_timeout
 
 if TYPE_CHECKING:
     from paas_svc.engine.sdk import Engine

@@ -12,14 +12,14 @@ import os
 import stat
 from dataclasses import asdict, dataclass, field
 
+from paas_svc.dsn import HOST_VIEW_HOST
 from paas_svc.errors import DockerUnavailable, PaasError, StateError
 from paas_svc.hints import repair_command
-from paas_svc.dsn import HOST_VIEW_HOST
-from paas_svc.usecases.lifecycle import OPERATION_NAMES, ServiceManager, port_is_free
+from paas_svc.naming import LABEL_PROFILE, LABEL_SERVICE_ID, NETWORK_NAME
 from paas_svc.state.locks import service_lock_held
 from paas_svc.state.models import FAILED, OPERATION_STATUSES, PROVISIONING, REMOVED, ServiceRecord
+from paas_svc.usecases.lifecycle import OPERATION_NAMES, ServiceManager, port_is_free
 from paas_svc.usecases.operate import limits_mismatch
-from paas_svc.naming import LABEL_PROFILE, LABEL_SERVICE_ID, NETWORK_NAME
 
 # fix actions --fix knows how to apply
 CHMOD, CREATE_NETWORK, START, REPAIR = "chmod", "create-network", "start", "repair"
@@ -370,8 +370,8 @@ def _apply(manager: ServiceManager, finding: Finding, timeout: float) -> None:
             mode, path = finding.target.split(":", 1)
             _chmod_no_follow(path, int(mode, 8))
         elif finding.action == CREATE_NETWORK:
-            from paas_svc.state.locks import blocking_lock, host_lock_path
             from paas_svc.naming import LABEL_MANAGED
+            from paas_svc.state.locks import blocking_lock, host_lock_path
 
             with blocking_lock(host_lock_path("network"), what="the host-wide network lock"):
                 manager.for_target(finding.target or "local").engine.ensure_network({LABEL_MANAGED: "true"})

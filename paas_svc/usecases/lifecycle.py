@@ -14,21 +14,37 @@ from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 from paas_svc.catalog import Template, get_template, spec_from_template
-from paas_svc.secrets.generate import generate_credentials
 from paas_svc.dsn import HOST_VIEW_HOST, publish_host, render_command, render_environment
+from paas_svc.engine.targets import Target, local_target
 from paas_svc.errors import Conflict, Interrupted, InvalidInput, NotFound, ProvisioningFailed
 from paas_svc.hints import backups_of, reattach_command, repair_command
-from paas_svc.state.locks import blocking_lock, busy_error, host_lock_path, service_lock
-from paas_svc.state.models import FAILED, OPERATION_STATUSES, PROVISIONING, PURGING, READY, REMOVED, STARTING, ServiceRecord
-from paas_svc.naming import (
-    LABEL_ENV, LABEL_MANAGED, LABEL_PROFILE, LABEL_PROJECT, LABEL_SERVICE_ID, LABEL_SLUG, LABEL_TEMPLATE, validate_name,
-)
 from paas_svc.kinds import kind_hook, kind_of
 from paas_svc.kinds.readiness import probe
-from paas_svc.state.store import StateStore
-from paas_svc.engine.targets import Target, local_target
+from paas_svc.naming import (
+    LABEL_ENV,
+    LABEL_MANAGED,
+    LABEL_PROFILE,
+    LABEL_PROJECT,
+    LABEL_SERVICE_ID,
+    LABEL_SLUG,
+    LABEL_TEMPLATE,
+    validate_name,
+)
+from paas_svc.secrets.generate import generate_credentials
 from paas_svc.secrets.keyfile import key_lock
 from paas_svc.secrets.vault import Vault
+from paas_svc.state.locks import blocking_lock, busy_error, host_lock_path, service_lock
+from paas_svc.state.models import (
+    FAILED,
+    OPERATION_STATUSES,
+    PROVISIONING,
+    PURGING,
+    READY,
+    REMOVED,
+    STARTING,
+    ServiceRecord,
+)
+from paas_svc.state.store import StateStore
 
 LOG_LINES_ON_FAILURE = 20
 FIRST_POLL_INTERVAL = 0.01  # most servers answer within tens of ms of starting

@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from paas_svc.errors import Conflict, InvalidInput, PaasError
 from paas_svc.kinds import strategy_for
 from paas_svc.kinds.strategy import read_backup
-from paas_svc.usecases.data import DataOps
-from paas_svc.errors import Conflict, InvalidInput, PaasError
 from paas_svc.state.models import READY, ServiceRecord
+from paas_svc.usecases.data import DataOps
 
 
 @dataclass

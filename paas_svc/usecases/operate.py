@@ -11,16 +11,16 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from paas_svc.secrets.generate import generate_secret
 from paas_svc.engine.views import ContainerView
+from paas_svc.errors import Conflict, InvalidInput, PaasError, ProvisioningFailed
 from paas_svc.kinds import kind_of
 from paas_svc.kinds.clients import client_command, rotation
-from paas_svc.errors import Conflict, InvalidInput, PaasError, ProvisioningFailed
-from paas_svc.usecases.lifecycle import ServiceManager, effective_limits, mask_secrets, validate_timeout
+from paas_svc.kinds.readiness import probe
+from paas_svc.secrets.generate import generate_secret
+from paas_svc.secrets.keyfile import key_lock
 from paas_svc.state.locks import service_lock
 from paas_svc.state.models import FAILED, READY, REMOVED, ServiceRecord
-from paas_svc.kinds.readiness import probe
-from paas_svc.secrets.keyfile import key_lock
+from paas_svc.usecases.lifecycle import ServiceManager, effective_limits, mask_secrets, validate_timeout
 
 
 def _locked(manager: ServiceManager, service: ServiceRecord):

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 from paas_svc.dsn import HOST_VIEW_HOST, publish_host
 from paas_svc.errors import Conflict, ProvisioningFailed
-from paas_svc.state.models import ServiceRecord
-from paas_svc.state.store import StateStore
 from paas_svc.kinds.variables import service_url, service_variables
 from paas_svc.secrets.vault import Vault
+from paas_svc.state.models import ServiceRecord
+from paas_svc.state.store import StateStore
 
 
 def _address(service: ServiceRecord, network_view: bool, host: str = HOST_VIEW_HOST) -> tuple[str, int]:

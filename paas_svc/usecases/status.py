@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from paas_svc.engine.status import ContainerState
-from paas_svc.state.models import FAILED, OPERATION_STATUSES, PROVISIONING, REMOVED, STARTING, ServiceRecord
 from paas_svc.naming import LABEL_PROFILE, LABEL_SERVICE_ID
+from paas_svc.state.models import FAILED, OPERATION_STATUSES, PROVISIONING, REMOVED, STARTING, ServiceRecord
 
 OPERATION_LABELS = {"restoring": "Restoring", "upgrading": "Upgrading", "purging": "Purging"}
 
@@ -70,8 +70,8 @@ def target_states(profile_id: str, home: Path, store, targets: list[str], tolera
 def _states_in_parallel(profile_id: str, home: Path, store, targets: list[str]) -> tuple[dict, set[str]]:
     from concurrent.futures import ThreadPoolExecutor
 
-    from paas_svc.errors import PaasError
     from paas_svc.engine.targets import get_target
+    from paas_svc.errors import PaasError
 
     resolved = [get_target(store, name) for name in targets]  # the store stays in this thread
 

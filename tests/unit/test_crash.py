@@ -67,7 +67,7 @@ def test_a_purged_service_takes_its_operation_record_with_it(manager):
     manager.store.begin_operation(service.id, PURGING, safety_backup="/b/final.rdb")
     manager.store.delete_service(service.id)
     assert manager.store.get_operation(service.id) is None
-    assert manager.store._db.execute("SELECT count(*) FROM operations").fetchone()[0] == 0
+    assert manager.store.connection.execute("SELECT count(*) FROM operations").fetchone()[0] == 0
 
 
 @pytest.mark.parametrize("stored,held,shown", [

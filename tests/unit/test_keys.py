@@ -130,7 +130,7 @@ def test_rotate_is_one_transaction_a_corrupted_secret_aborts_everything(home):
     store = _profile_with_secrets(home)
     key_file = home / "master.key"
     old_key = key_file.read_bytes()
-    store._db.execute("UPDATE services SET secret = substr(secret, 1, length(secret) - 8) || 'AAAAAAAA' WHERE slug = 'queue'")
+    store.connection.execute("UPDATE services SET secret = substr(secret, 1, length(secret) - 8) || 'AAAAAAAA' WHERE slug = 'queue'")
     before = _tokens(store)
 
     with pytest.raises(SecretsError, match="default/production/queue.*Nothing was changed"):
@@ -165,7 +165,7 @@ def test_drop_old_refuses_while_a_secret_still_needs_a_backup_and_rotate_heals_i
     old_key = (home / "master.key").read_bytes().strip()
     rotate_key(Vault(store, home))
     late = _add_service(store, home, "queue")
-    store._db.execute("UPDATE services SET secret = ? WHERE id = ?",
+    store.connection.execute("UPDATE services SET secret = ? WHERE id = ?",
                       (SecretBox([old_key]).encrypt({"password": PASSWORDS["queue"]}), late.id))
 
     with pytest.raises(SecretsError, match="default/production/queue.*master.key.old-"):
@@ -459,7 +459,7 @@ def test_import_over_a_different_key_without_secrets_backs_it_up(home):
 
     store = open_store(home)
     Vault(store, home).box(create=True)  # a key, and a key_check, but no service yet
-    store._db.execute("DELETE FROM meta WHERE key = ?", (KEY_CHECK_META,))
+    store.connection.execute("DELETE FROM meta WHERE key = ?", (KEY_CHECK_META,))
     before = (home / "master.key").read_bytes()
     new = Fernet.generate_key()
     result = import_key(Vault(store, home), new)
@@ -518,7 +518,7 @@ def test_wrong_key_names_the_file_and_the_recovery(home):
 
 def test_corrupted_token_names_the_database_and_the_recovery(home):
     store = _profile_with_secrets(home)
-    store._db.execute("UPDATE services SET secret = substr(secret, 1, length(secret) - 8) || 'AAAAAAAA' WHERE slug = 'db'")
+    store.connection.execute("UPDATE services SET secret = substr(secret, 1, length(secret) - 8) || 'AAAAAAAA' WHERE slug = 'db'")
     service = open_store(home).get_service("default", "production", "db")
     with pytest.raises(SecretsError) as error:
         Vault(open_store(home), home).credentials(service)
@@ -563,7 +563,7 @@ def test_the_four_messages_are_distinct(home):
     messages.append(error.value.message)
     key_file.rmdir()
     key_file.write_bytes(good)
-    store._db.execute("UPDATE services SET secret = 'gAAAAAgarbage' WHERE slug = 'db'")
+    store.connection.execute("UPDATE services SET secret = 'gAAAAAgarbage' WHERE slug = 'db'")
     with pytest.raises(SecretsError) as error:
         Vault(store, home).credentials(store.get_service("default", "production", "db"))
     messages.append(error.value.message)
@@ -726,7 +726,7 @@ def test_cli_key_errors_have_distinct_messages_and_exit_7(home, paas, breakage, 
         key_file.unlink()
         key_file.mkdir()
     else:
-        store._db.execute("UPDATE services SET secret = substr(secret, 1, length(secret) - 8) || 'AAAAAAAA' WHERE slug = 'cache'")
+        store.connection.execute("UPDATE services SET secret = substr(secret, 1, length(secret) - 8) || 'AAAAAAAA' WHERE slug = 'cache'")
     run = paas("svc", "dsn", "cache", "--env", "production")
     assert run.exit_code == exit_code, run.output
     error_line, hint_line = run.stderr.splitlines()[:2]

@@ -29,8 +29,8 @@ def test_first_open_creates_default_project_and_envs(home):
     assert [p.name for p in store.list_projects()] == ["default"]
     assert [e.name for e in store.list_environments("default")] == ["development", "staging", "production"]
     assert store.path.stat().st_mode & 0o777 == 0o600
-    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store._db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert store.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
 
 
 def test_reopen_does_not_migrate_twice(home):
@@ -78,7 +78,7 @@ def test_not_a_database_is_a_state_error(home):
 
 def test_newer_schema_is_refused(home):
     store = open_store(home)
-    store._db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    store.connection.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     with pytest.raises(StateError, match="newer paas"):
         open_store(home)
 

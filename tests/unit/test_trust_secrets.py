@@ -88,7 +88,7 @@ def test_rotation_commit_is_on_disk_before_the_new_key_replaces_the_old(home, mo
     add_services(home)
     events: list[str] = []
     store = real_open_store(home)
-    store._db.set_trace_callback(lambda sql: events.append(f"sql {sql.strip().split()[0].upper()} {sql.strip()}"))
+    store.connection.set_trace_callback(lambda sql: events.append(f"sql {sql.strip().split()[0].upper()} {sql.strip()}"))
     real_replace, real_fsync = os.replace, os.fsync
 
     def traced_replace(source, target):
@@ -112,7 +112,7 @@ def test_rotation_commit_is_on_disk_before_the_new_key_replaces_the_old(home, mo
     rename = index(lambda e: e == "replace master.key.next -> master.key")
     folder_synced = max(n for n, e in enumerate(events) if e == f"fsync {home}")
     assert max(pending_synced, full) < commit < rename < folder_synced, "\n".join(events)
-    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 1, "back to NORMAL for everything else"
+    assert store.connection.execute("PRAGMA synchronous").fetchone()[0] == 1, "back to NORMAL for everything else"
 
 
 def test_every_atomic_write_fsyncs_the_file_and_its_folder(tmp_path, monkeypatch):

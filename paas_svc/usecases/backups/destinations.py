@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator, Protocol
 
-from paas_svc.kinds.strategy import BackupFailed
 from paas_svc.errors import InvalidInput
+from paas_svc.kinds.strategy import BackupFailed
 from paas_svc.state.home import atomic_private_file
 
 S3_PART_BYTES = 8 * 1024 * 1024

@@ -44,8 +44,8 @@ def schedule_findings(manager, now: datetime | None = None) -> list[BackupFindin
 
 def verify_leftover_findings(engine, profile_id: str) -> list[BackupFinding]:
     """Throwaway containers and volumes of a killed `backup verify` on this engine."""
-    from paas_svc.usecases.backups.verify import LABEL_PURPOSE, PURPOSE_VERIFY
     from paas_svc.naming import LABEL_PROFILE
+    from paas_svc.usecases.backups.verify import LABEL_PURPOSE, PURPOSE_VERIFY
 
     filters = [f"{LABEL_PROFILE}={profile_id}", f"{LABEL_PURPOSE}={PURPOSE_VERIFY}"]
     leftovers = [c.name for c in engine.list_containers(filters)] + [v["Name"] for v in engine.list_volumes(filters)]

@@ -13,13 +13,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from paas_svc.errors import InvalidInput, NotFound, PaasError
+from paas_svc.naming import validate_name
+from paas_svc.state.models import ServiceRecord
 from paas_svc.usecases.backups import records as rec
-from paas_svc.usecases.backups.destinations import LOCAL, Destination, FolderDestination, LocalStore, S3Destination, parse_s3_url
+from paas_svc.usecases.backups.destinations import (
+    LOCAL,
+    Destination,
+    FolderDestination,
+    LocalStore,
+    S3Destination,
+    parse_s3_url,
+)
 from paas_svc.usecases.backups.records import BackupRecord, BackupRecords, ScheduleRow
 from paas_svc.usecases.backups.retention import RetentionPolicy, backups_to_keep
-from paas_svc.errors import InvalidInput, NotFound, PaasError
-from paas_svc.state.models import ServiceRecord
-from paas_svc.naming import validate_name
 
 if TYPE_CHECKING:
     from paas_svc.kinds.strategy import BackupHeader
@@ -210,8 +217,8 @@ class Backups:
             result = data_ops.backup_to_path(service, path, purpose="scheduled" if schedule_id else "backup")
             return self.records.add_record(service=service, schedule_id=schedule_id, created_at=created_at, status=rec.OK,
                                            location=str(path), size_bytes=path.stat().st_size, sha256=result.header.payload_sha256)
-        from paas_svc.secrets.backup_key import ensure_key
         from paas_svc.secrets.backup_cipher import EXTENSION, EncryptingReader, key_id
+        from paas_svc.secrets.backup_key import ensure_key
 
         key = ensure_key(self.home)
         staging = data_ops.scratch_dir / name
@@ -304,8 +311,8 @@ class Backups:
     def fetch(self, service: ServiceRecord, destination_name: str, location: str) -> Path:
         """A local plain backup file for `location`: the file itself when it is a plain local
         file, else a decrypted copy in this process's private scratch folder (the caller removes it)."""
-        from paas_svc.secrets.backup_key import known_keys
         from paas_svc.secrets.backup_cipher import HEADER_BYTES, decrypt_stream, is_encrypted
+        from paas_svc.secrets.backup_key import known_keys
 
         if not location.startswith("s3://"):
             path = Path(location)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterator
 
+from paas_svc.errors import PaasError
 from paas_svc.usecases.backups import records as rec
 from paas_svc.usecases.backups.manager import Backups
-from paas_svc.errors import PaasError
 
 LOCK_NAME = "backup-run-due.lock"
 

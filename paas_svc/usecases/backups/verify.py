@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from paas_svc.usecases.backups import records as rec
-from paas_svc.usecases.backups.manager import Backups
 from paas_svc.errors import PaasError
 from paas_svc.state.models import READY, ServiceRecord
+from paas_svc.usecases.backups import records as rec
+from paas_svc.usecases.backups.manager import Backups
 
 LABEL_PURPOSE = "paas.purpose"
 PURPOSE_VERIFY = "verify"
