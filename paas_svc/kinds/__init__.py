@@ -46,8 +46,6 @@ tcp/http/command readiness checks, command and volume-archive backups.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from functools import lru_cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Mapping
@@ -65,6 +63,8 @@ SHARED_MODULES = ("clients", "readiness", "strategy", "variables")
 
 @lru_cache(maxsize=1)
 def kind_names() -> tuple[str, ...]:
+    import pkgutil  # here, not at the top: `svc dsn` imports this package for kind_of alone
+
     return tuple(sorted(info.name for info in pkgutil.iter_modules(__path__)
                         if not info.ispkg and not info.name.startswith("_") and info.name not in SHARED_MODULES))
 
@@ -72,6 +72,8 @@ def kind_names() -> tuple[str, ...]:
 def kind_module(name: str) -> ModuleType:
     if name not in kind_names():
         raise KeyError(name)
+    import importlib
+
     return importlib.import_module(f"{__name__}.{name}")
 
 
