@@ -29,10 +29,10 @@ def _backups(profile, reporter=None):
     return Backups(DataOps(service_manager(profile, reporter or StderrReporter())))
 
 
-def _sync_scheduler(profile, backups) -> None:
+def _sync_scheduler(profile, backups, environment=None) -> None:
     from paas_svc.usecases.backups.scheduler_install import sync
 
-    entry = sync(profile.home, profile.store.profile_id(), backups.records.schedule_count())
+    entry = sync(profile.home, profile.store.profile_id(), backups.records.schedule_count(), environment)
     if entry is not None and entry.note:
         message(entry.note)
 
@@ -52,12 +52,18 @@ def schedule(
     keep_weekly: Annotated[Optional[int], typer.Option("--keep-weekly", help="Keep the newest backup of each of the last W weeks.")] = None,
     to: Annotated[Optional[str], typer.Option("--to", help="A destination (`paas backup dest add`); default: PAAS_HOME/backups.")] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Verify every backup in a throwaway container after taking it.")] = False,
+    store_keys: Annotated[bool, typer.Option(
+        "--store-keys", help="Keep $PAAS_MASTER_KEY / $PAAS_BACKUP_KEY for the host's timer in PAAS_HOME/scheduler.env (0600), "
+                             "beside the state: needed when a key comes from the environment.")] = False,
     project: ProjectOption = None,
     env: EnvOption = None,
     json_output: JsonOption = False,
     now: NowOption = None,
 ) -> None:
-    """Back up a service on a schedule, run by the host's timer (systemd, else cron)."""
+    """Back up a service on a schedule, run by the host's timer (systemd, else cron).
+
+    The timer gets DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, the proxy variables and
+    (with --store-keys) the key variables of this shell, kept in PAAS_HOME/scheduler.env."""
     from paas_svc.errors import InvalidInput
 
     action, rest = words[0], words[1:]
@@ -77,21 +83,26 @@ def schedule(
         raise InvalidInput(f"Unexpected arguments: {' '.join(rest)}.", hint="paas backup schedule SLUG --every daily [--keep N] [--to DEST]")
     if every is None:
         raise InvalidInput("Say how often: --every daily|hourly|weekly|'CRON'.")
-    _schedule_add(action, project, env, every, keep, keep_daily, keep_weekly, to, verify, json_output, now)
+    _schedule_add(action, project, env, every, keep, keep_daily, keep_weekly, to, verify, store_keys, json_output, now)
 
 
-def _schedule_add(slug, project, env, every, keep, keep_daily, keep_weekly, to, verify, json_output, now) -> None:
+def _schedule_add(slug, project, env, every, keep, keep_daily, keep_weekly, to, verify, store_keys, json_output, now) -> None:
     from paas_svc.usecases.backups import clock
     from paas_svc.usecases.backups.retention import make_policy
+    from paas_svc.usecases.backups.scheduler_install import prepare_entry
 
     profile = open_profile()
     service = find_service(profile, project, env, slug)
     policy = make_policy(keep, keep_daily, keep_weekly)
+    # Refused here, before anything is stored: a key the timer would not get, a control character in the entry.
+    environment = prepare_entry(profile.home, profile.store.profile_id(), os.environ, store_keys)
+    if service.secret is not None:
+        profile.vault.credentials(service)  # the key this shell (and so the timer) has opens the service's credentials
     backups = _backups(profile)
     row, replaced = backups.set_schedule(service, every, policy, to or "", verify, clock.now(now))
     profile.store.audit("backup-schedule", service.project, service.env, service.slug,
                         f"every={row.every} keep={policy.describe()} to={to or 'local'} verify={int(verify)}")
-    _sync_scheduler(profile, backups)
+    _sync_scheduler(profile, backups, environment)
     if json_output:
         print_json(_schedule_json(row, service))
         return
@@ -146,7 +157,13 @@ def _schedule_rm(slug, project, env, to, json_output) -> None:
 # -- run-due ------------------------------------------------------------------------------
 
 @app.command("run-due")
-def run_due(now: NowOption = None, json_output: JsonOption = False) -> None:
+def run_due(
+    now: NowOption = None,
+    json_output: JsonOption = False,
+    env_file: Annotated[Optional[str], typer.Option(
+        "--env-file", metavar="FILE", help="Take DOCKER_HOST, the keys, ... from the file `backup schedule` keeps for the "
+                                           "host's timer (PAAS_HOME/scheduler.env); the timer's entry passes it.")] = None,
+) -> None:
     """Take every backup that is due, apply retention, record each outcome (what the timer calls).
 
     Exit 0 when every due backup succeeded (or nothing was due), 6 when one failed: it is
@@ -157,6 +174,12 @@ def run_due(now: NowOption = None, json_output: JsonOption = False) -> None:
     from paas_svc.usecases.backups import clock
     from paas_svc.usecases.backups.runner import run_due as run
 
+    if env_file is not None:
+        from pathlib import Path
+
+        from paas_svc.usecases.backups.scheduler_install import apply_env_file
+
+        apply_env_file(Path(env_file))  # before the profile opens: the master key may come from it
     profile = open_profile()
     backups = _backups(profile)
     report = run(backups, clock.now(now))

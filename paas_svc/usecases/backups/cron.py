@@ -66,7 +66,8 @@ def parse_schedule(text: str) -> CronSchedule:
                            hint="E.g. --every daily, --every '30 2 * * *' (02:30 UTC), --every '0 */6 * * *'.")
     values = [_parse_field(part, name, low, high, text) for part, (name, low, high) in zip(parts, FIELDS)]
     weekdays = frozenset(day % 7 for day in values[4])  # 7 is Sunday too
-    schedule = CronSchedule(text.strip(), *map(frozenset, values[:4]), weekdays,
+    # Stored and shown as one line: any run of whitespace (a tab, a line break) becomes one space.
+    schedule = CronSchedule(" ".join(text.split()), *map(frozenset, values[:4]), weekdays,
                             days_restricted=parts[2] != "*", weekdays_restricted=parts[4] != "*")
     schedule.next_after(datetime(2000, 1, 1, tzinfo=timezone.utc))  # refuse e.g. `0 0 31 2 *` now
     return schedule
