@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from tests.support import cipher_v1
 from tests.support.api_server import Server
 from tests.support.cli import PAAS_BIN
 from tests.support.images import REDIS_IMAGE
@@ -155,6 +156,23 @@ def test_another_services_backup_needs_the_option(paas, engine, isolated_home, t
     assert contents(target_url) == GOOD and safety_backups(isolated_home) == []
     assert not list((isolated_home / "tmp").rglob("fetched-*"))
 
+    # An encrypted file of format 1 (before the binding): its service is the one inside, checked the same way.
+    from paas_svc.secrets.backup_cipher import key_id
+    from paas_svc.secrets.backup_key import ensure_key
+
+    key = ensure_key(isolated_home)
+    old_format = planted.with_name("default-production-cache-29991231T000001Z.rdb.paasenc")
+    old_format.write_bytes(cipher_v1.version1_file(plain_other.read_bytes(), key, key_id(key)))
+    refused(paas("svc", "restore", "cache", str(old_format), "--yes"), "backup of default/production/other", "--allow-other-service")
+    assert contents(target_url) == GOOD and safety_backups(isolated_home) == []
+    own = tmp_path / "own.rdb"
+    ok(paas("svc", "backup", "cache", "-o", str(own)))
+    own_old_format = planted.with_name("default-production-cache-29991231T000002Z.rdb.paasenc")
+    own_old_format.write_bytes(cipher_v1.version1_file(own.read_bytes(), key, key_id(key)))
+    put(target_url, {"changed": "1"})
+    ok(paas("svc", "restore", "cache", str(own_old_format), "--yes"))  # old files of its own still restore
+    assert contents(target_url) == GOOD
+
     # On purpose (a clone or a migration): allowed, for the encrypted and the plain file.
     ok(paas("backup", "verify", "cache", other["location"], "--allow-other-service"))
     ok(paas("svc", "restore", "cache", other["location"], "--allow-other-service", "--yes"))
@@ -162,9 +180,9 @@ def test_another_services_backup_needs_the_option(paas, engine, isolated_home, t
     put(target_url, GOOD)
     ok(paas("svc", "restore", "cache", str(plain_other), "--allow-other-service", "--yes"))
     assert contents(target_url) == {"other": "data"}
-    # Its own backups need no option.
-    ok(paas("svc", "backup", "cache", "-o", str(tmp_path / "own.rdb")))
-    ok(paas("svc", "restore", "cache", str(tmp_path / "own.rdb"), "--yes"))
+    put(target_url, GOOD)
+    ok(paas("svc", "restore", "cache", str(old_format), "--allow-other-service", "--yes"))
+    assert contents(target_url) == {"other": "data"}
 
 
 def test_an_interrupted_restore_is_never_backed_up(paas, paas_process, engine, isolated_home, tmp_path):
@@ -205,6 +223,8 @@ def test_an_interrupted_restore_is_never_backed_up(paas, paas_process, engine, i
     refused(paas("svc", "backup", "cache", "-o", str(tmp_path / "x.rdb")), "restore was interrupted", code=4)
     assert not (tmp_path / "x.rdb").exists()
     refused(paas_process("svc", "backup", "cache", "-o", "-"), "restore was interrupted", code=4)
+    refused(paas("svc", "clone", "cache", "--to-slug", "copy"), "restore was interrupted", code=4)
+    assert [r["slug"] for r in json.loads(ok(paas("svc", "list", "--json")).stdout)] == ["cache"]
     server = Server(isolated_home).start()
     try:
         token = server.token("ops", "admin")

@@ -12,7 +12,6 @@ import pytest
 from paas_svc.secrets.backup_cipher import (
     CHUNK_SIZE,
     HEADER_BYTES,
-    MAGIC,
     DecryptionFailed,
     EncryptedHeader,
     decrypt_stream,
@@ -21,6 +20,7 @@ from paas_svc.secrets.backup_cipher import (
     key_id,
     read_header,
 )
+from tests.support import cipher_v1
 
 KEY = bytes(range(32))
 BINDING = {"project": "shop", "env": "production", "slug": "db", "kind": "postgres"}
@@ -39,21 +39,7 @@ def decrypt(blob: bytes, check=None) -> tuple[EncryptedHeader, bytes]:
 
 
 def version1_file(plain: bytes) -> bytes:
-    """A file as paas wrote them before the binding (format 1), by an independent writer:
-    fixed header only, HKDF-SHA256 file key, AES-GCM chunks with the header as associated data."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-    salt, prefix = os.urandom(16), os.urandom(7)
-    header = struct.pack(">8sBI8s16s7s", MAGIC, 1, CHUNK_SIZE, bytes.fromhex(key_id(KEY)), salt, prefix)
-    aead = AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=b"paas-svc backup file v1").derive(KEY))
-    chunks = [plain[i:i + CHUNK_SIZE] for i in range(0, len(plain), CHUNK_SIZE)]
-    if not chunks or len(chunks[-1]) == CHUNK_SIZE:
-        chunks.append(b"")
-    body = b"".join(aead.encrypt(prefix + struct.pack(">IB", n, int(n == len(chunks) - 1)), chunk, header)
-                    for n, chunk in enumerate(chunks))
-    return header + body
+    return cipher_v1.version1_file(plain, KEY, key_id(KEY))
 
 
 def test_the_binding_is_in_the_header_and_comes_back_with_the_plaintext():

@@ -353,8 +353,10 @@ class Backups:
         """The folder destination `location` lies in (its backups are always encrypted), if any."""
         if location.startswith("s3://"):
             return None
+        from paas_svc.usecases.data import BACKUP_DIR_NAME
+
         path = os.path.realpath(location)
-        local = os.path.realpath(self.data_ops.backup_dir)
+        local = os.path.realpath(self.home / BACKUP_DIR_NAME)  # not data_ops.backup_dir: a refusal makes no folder
         if os.path.commonpath([local, path]) == local:  # the local store's plain files, wherever a folder destination is
             return None
         for row in self.records.destinations():
