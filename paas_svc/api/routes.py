@@ -286,6 +286,7 @@ def download_backup(call: Call) -> Reply:
     data_ops = DataOps(call.context.manager(target=service.target))
     # staged in the server's private scratch folder; the response unlinks it as it opens it
     staging = data_ops.scratch_dir / f"api-{service.id}-{secrets.token_hex(4)}"
+    # refused (409) while an interrupted restore, upgrade or purge leaves the data half-made, as the CLI's backup is
     data_ops.backup_to_path(service, staging, purpose=f"api-download token={call.token.name}")
     return Reply(200, file=staging, filename=default_backup_name(service, strategy.extension))
 
@@ -331,7 +332,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", SERVICE + "/backup", download_backup, "Download a backup made with the engine's native tool (admin, audited)",
              role=ADMIN, produces="application/octet-stream",
              responses=_tag({200: "The backup file (JSON header line, then the native payload)", 403: "Member token",
-                             409: "Removed, stopped or container missing"})),
+                             409: "Removed, stopped, container missing, or its restore, upgrade or purge was interrupted"})),
     Endpoint("GET", SCOPE + "/variables", export_variables, "The variables ({SLUG}_URL, _HOST, ...) of every Ready or Starting service, as `paas env export` (admin, audited)",
              role=ADMIN, query={"view": "host (default) or network"},
              responses=_tag({200: "Variables and the services left out", 403: "Member token"})),

@@ -283,6 +283,8 @@ def verify(
     project: ProjectOption = None,
     env: EnvOption = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the throwaway copy to accept connections.")] = 120.0,
+    allow_other_service: Annotated[bool, typer.Option(
+        "--allow-other-service", help="Accept a backup of another service of the same kind (one to restore with this option).")] = False,
     json_output: JsonOption = False,
     now: NowOption = None,
 ) -> None:
@@ -314,7 +316,7 @@ def verify(
             raise InvalidInput(f"{backup} is neither a backup id, a file, nor an s3:// URL.", hint="See `paas backup list`.")
         destination, location = backups.locate(service, backup, None, False)
     result = verify_backup(backups, service, record, clock.now(now), location=location, destination=destination,
-                           ready_timeout=timeout)
+                           ready_timeout=timeout, allow_other_service=allow_other_service)
     if json_output:
         print_json({"ok": result.ok, "detail": result.detail, "location": result.location, "backup_id": result.record_id,
                     "elapsed_seconds": round(result.elapsed_seconds, 3)})

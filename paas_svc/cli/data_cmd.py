@@ -121,6 +121,8 @@ def restore(
     from_dest: Annotated[Optional[str], typer.Option(
         "--from", metavar="DEST", help="Restore from this backup destination (with --latest, or a FILE/URL in it).")] = None,
     latest: Annotated[bool, typer.Option("--latest", help="The newest backup of the service (at --from DEST, else anywhere).")] = False,
+    allow_other_service: Annotated[bool, typer.Option(
+        "--allow-other-service", help="Accept a backup of another service (same kind): a clone or a migration into a new name.")] = False,
     project: ProjectOption = None,
     env: EnvOption = None,
     yes: YesOption = False,
@@ -132,31 +134,32 @@ def restore(
     The file is checked first (kind, size, checksum): a bad file changes nothing. A backup in
     a destination is fetched (and decrypted) into a private scratch folder first, then checked
     the same way."""
+    from paas_svc.usecases.backups.manager import Backups
     from paas_svc.usecases.lifecycle import validate_timeout
 
     validate_timeout(timeout)
     profile = open_profile()
     service = find_service(profile, project, env, slug)
     data_ops = _data_ops(profile, service)
-    if file is not None and from_dest is None and not latest and not file.startswith("s3://"):
-        source, path = file, Path(file)
-    else:
-        from paas_svc.usecases.backups.manager import Backups
-
-        backups = Backups(data_ops)
-        destination, source = backups.locate(service, file, from_dest, latest)
-        path = backups.fetch(service, destination, source)
+    backups = Backups(data_ops)  # a plain file too: its record (if any) is checked, and a destination's must be encrypted
+    destination, source = backups.locate(service, file, from_dest, latest)
+    path = backups.fetch(service, destination, source, allow_other_service=allow_other_service)
     again = " ".join(["paas svc restore", service.slug, *([file] if file else []), *(["--from", from_dest] if from_dest else []),
-                      *(["--latest"] if latest else []), "--env", service.env, "--yes"])
+                      *(["--latest"] if latest else []), *(["--allow-other-service"] if allow_other_service else []),
+                      "--env", service.env, "--yes"])
     try:
-        _restore_checked(data_ops, service, source, path, yes, timeout, json_output, again)
+        _restore_checked(data_ops, service, source, path, yes, timeout, json_output, again, allow_other_service)
     finally:
         if path.parent == data_ops.scratch_dir:  # a fetched copy: plaintext, remove it now
             path.unlink(missing_ok=True)
 
 
-def _restore_checked(data_ops, service, source: str, path: Path, yes: bool, timeout: float, json_output: bool, again: str) -> None:
+def _restore_checked(data_ops, service, source: str, path: Path, yes: bool, timeout: float, json_output: bool, again: str,
+                     allow_other_service: bool) -> None:
+    from paas_svc.usecases.backups.manager import check_origin
+
     checked = data_ops.check_backup(service, path)
+    check_origin(service, checked.header, source, allow_other_service)
     header = checked.header
     where = f"{service.project}/{service.env}/{service.slug}"
     if not yes:

@@ -277,12 +277,17 @@ class DataOps:
         self.store.audit("backup", service.project, service.env, service.slug,
                          f"purpose={purpose} file={destination} bytes={header.payload_bytes} sha256={header.payload_sha256[:16]}")
 
-    def backup_to_path(self, service: ServiceRecord, path: Path, purpose: str = "backup") -> BackupResult:
-        """Under the service's lock: no restore, upgrade or rm runs while the data is read."""
+    def backup_to_path(self, service: ServiceRecord, path: Path, purpose: str = "backup",
+                       allow_interrupted: bool = False) -> BackupResult:
+        """Under the service's lock: no restore, upgrade or rm runs while the data is read.
+        A service whose restore, upgrade or purge was interrupted is refused (its data may be
+        half-restored: a scheduled backup of it would be kept and good ones retired), whatever the
+        purpose, unless `allow_interrupted`: only the safety and final backups (safety_backup),
+        taken inside an operation that checked the service itself."""
         started = time.monotonic()
         path = Path(path).absolute()
         with self.manager.locked(service, purpose) as current:
-            if purpose == "backup":
+            if not allow_interrupted:
                 self.manager.require_no_operation(current, "back up")
                 service = current
             # else: a safety or final backup, inside an operation that holds the lock already
@@ -318,7 +323,7 @@ class DataOps:
         strategy = strategy_for(service)
         folder = self.backup_dir
         path = unique_path(folder / default_backup_name(service, strategy.extension, purpose))
-        result = self.backup_to_path(service, path, purpose=purpose)
+        result = self.backup_to_path(service, path, purpose=purpose, allow_interrupted=True)
         fsync_dir(folder)
         return result
 

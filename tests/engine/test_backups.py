@@ -166,11 +166,13 @@ def test_encrypted_s3_copy_restore_and_lost_master_key(paas, engine, isolated_ho
     try:
         new_url = add(paas, "db2", "postgres-16", POSTGRES_IMAGE, env="staging")
         ok(paas("backup", "dest", "add", "offsite", "--s3", f"s3://{BUCKET}/paas", "--endpoint", s3_endpoint))
-        without_key = paas("svc", "restore", "db2", record["location"], "--yes")
+        without_key = paas("svc", "restore", "db2", record["location"], "--allow-other-service", "--yes")
         assert without_key.exit_code == 2, without_key.output
         assert record["key_id"] in without_key.stderr and "Traceback" not in without_key.stderr
         ok(paas("key", "import", "--backup", str(key_file)))
-        ok(paas("svc", "restore", "db2", record["location"], "--yes"))
+        other = paas("svc", "restore", "db2", record["location"], "--yes")  # db's backup, into staging/db2: on purpose only
+        assert other.exit_code == 2 and "--allow-other-service" in other.stderr, other.output
+        ok(paas("svc", "restore", "db2", record["location"], "--allow-other-service", "--yes"))
         with psycopg.connect(new_url) as connection:
             assert connection.execute("SELECT count(*) FROM orders").fetchone()[0] == 500
     finally:

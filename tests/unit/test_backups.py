@@ -92,12 +92,18 @@ def test_retention_always_keeps_the_newest_and_policy_is_checked():
 # -- streamed AEAD ------------------------------------------------------------------------
 
 KEY = bytes(range(32))
+BINDING = {"project": "shop", "env": "production", "slug": "db", "kind": "postgres"}
 
 
 def _encrypt(plain: bytes, key: bytes = KEY) -> bytes:
     out = io.BytesIO()
-    encrypt_stream(io.BytesIO(plain), out, key)
+    encrypt_stream(io.BytesIO(plain), out, key, BINDING)
     return out.getvalue()
+
+
+def _header_length(blob: bytes) -> int:
+    """The fixed part, then (version 2) the binding's length and the binding."""
+    return HEADER_BYTES + 2 + int.from_bytes(blob[HEADER_BYTES:HEADER_BYTES + 2], "big")
 
 
 def _decrypt(blob: bytes, key: bytes = KEY) -> bytes:
@@ -111,13 +117,13 @@ def test_round_trip_at_chunk_boundaries(size):
     plain = os.urandom(size)
     blob = _encrypt(plain)
     assert size < 16 or plain[:16] not in blob
-    assert len(blob) >= HEADER_BYTES + size + TAG_BYTES
+    assert len(blob) >= _header_length(blob) + size + TAG_BYTES
     assert _decrypt(blob) == plain
 
 
 def test_reader_hands_out_the_same_bytes_in_any_read_size():
     plain = os.urandom(5 * CHUNK_SIZE + 100)
-    reader = EncryptingReader(io.BytesIO(plain), KEY)
+    reader = EncryptingReader(io.BytesIO(plain), KEY, BINDING)
     parts = []
     while part := reader.read(7777):
         parts.append(part)
@@ -127,9 +133,10 @@ def test_reader_hands_out_the_same_bytes_in_any_read_size():
 
 
 def _chunks(blob: bytes) -> tuple[bytes, list[bytes]]:
-    body = blob[HEADER_BYTES:]
+    length = _header_length(blob)
+    body = blob[length:]
     size = CHUNK_SIZE + TAG_BYTES
-    return blob[:HEADER_BYTES], [body[i:i + size] for i in range(0, len(body), size)]
+    return blob[:length], [body[i:i + size] for i in range(0, len(body), size)]
 
 
 def test_truncation_at_a_chunk_boundary_is_detected():
@@ -149,7 +156,7 @@ def test_appended_data_and_flipped_bits_are_detected():
     with pytest.raises(DecryptionFailed):
         _decrypt(blob + _chunks(blob)[1][0])
     flipped = bytearray(blob)
-    flipped[HEADER_BYTES + 100] ^= 1
+    flipped[_header_length(blob) + 100] ^= 1
     with pytest.raises(DecryptionFailed):
         _decrypt(bytes(flipped))
     header_flipped = bytearray(blob)

@@ -30,6 +30,7 @@ from paas_svc.usecases.backups.retention import RetentionPolicy, backups_to_keep
 
 if TYPE_CHECKING:
     from paas_svc.kinds.strategy import BackupHeader
+    from paas_svc.secrets.backup_cipher import EncryptedHeader
     from paas_svc.usecases.data import DataOps
 
 OVERDUE_GRACE_SECONDS = 15 * 60  # a due backup not attempted this long after its time: the scheduler is not running it
@@ -44,6 +45,31 @@ class Overdue:
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+ALLOW_OTHER_SERVICE_OPTION = "--allow-other-service"
+
+
+def service_binding(service: ServiceRecord) -> dict[str, str]:
+    """What an encrypted backup of `service` is bound to (authenticated in its header)."""
+    from paas_svc.kinds import kind_of
+
+    return {"project": service.project, "env": service.env, "slug": service.slug, "kind": kind_of(service.template, service.spec)}
+
+
+def check_origin(service: ServiceRecord, header: BackupHeader, source: str, allow_other_service: bool = False) -> None:
+    """Refuse a backup of another service (by project, environment and slug) unless the caller
+    asked for it (a clone or a migration into a new name). The kind is checked on its own
+    (kinds.check_compatible), whatever this says."""
+    from paas_svc.kinds.strategy import InvalidBackup
+
+    if (header.project, header.env, header.slug) == (service.project, service.env, service.slug) or allow_other_service:
+        return
+    raise InvalidBackup(
+        f"{source} is a backup of {header.project}/{header.env}/{header.slug}, not of "
+        f"{service.project}/{service.env}/{service.slug}. Nothing was changed.",
+        hint=f"To put another service's data into {service.slug} on purpose (a clone or a migration), "
+             f"add {ALLOW_OTHER_SERVICE_OPTION}.")
 
 
 class Backups:
@@ -226,7 +252,7 @@ class Backups:
             data_ops.backup_to_path(service, staging, purpose="scheduled" if schedule_id else "backup")
             data_ops.step(f"Encrypting and sending the backup to {destination.name}")
             with open(staging, "rb") as plain:
-                reader = EncryptingReader(plain, key)
+                reader = EncryptingReader(plain, key, service_binding(service))
                 location = destination.put(reader, f"{service.project}/{service.env}/{service.slug}/{name}.{EXTENSION}")
         finally:
             try:
@@ -308,30 +334,124 @@ class Backups:
         raise NotFound(f"No backup destination holds the bucket {bucket}: paas needs its endpoint and keys.",
                        hint=f"Add it with `paas backup dest add NAME --s3 s3://{bucket} --endpoint URL`, then try again.")
 
-    def fetch(self, service: ServiceRecord, destination_name: str, location: str) -> Path:
-        """A local plain backup file for `location`: the file itself when it is a plain local
-        file, else a decrypted copy in this process's private scratch folder (the caller removes it)."""
-        from paas_svc.secrets.backup_cipher import HEADER_BYTES, decrypt_stream, is_encrypted
-        from paas_svc.secrets.backup_key import known_keys
+    def record_at(self, location: str) -> BackupRecord | None:
+        """The newest kept record of a backup stored at `location` (an s3:// URL or a file, the
+        latter however it is spelled), or None: paas did not record that backup."""
+        if location.startswith("s3://"):
+            wanted = {location}
+        else:
+            wanted = {os.path.abspath(location), os.path.realpath(location)}
+        found = None
+        for record in self.records.records():
+            if record.status == rec.OK and record.location and (
+                    record.location in wanted or (not record.location.startswith("s3://")
+                                                  and os.path.realpath(record.location) in wanted)):
+                found = record
+        return found
 
+    def _encrypting_destination_holding(self, location: str) -> str | None:
+        """The folder destination `location` lies in (its backups are always encrypted), if any."""
+        if location.startswith("s3://"):
+            return None
+        from paas_svc.usecases.data import BACKUP_DIR_NAME
+
+        path = os.path.realpath(location)
+        local = os.path.realpath(self.home / BACKUP_DIR_NAME)  # not data_ops.backup_dir: a refusal makes no folder
+        if os.path.commonpath([local, path]) == local:  # the local store's plain files, wherever a folder destination is
+            return None
+        for row in self.records.destinations():
+            if row.kind == "folder":
+                root = os.path.realpath(row.config["path"])
+                if os.path.commonpath([root, path]) == root:
+                    return row.name
+        return None
+
+    def fetch(self, service: ServiceRecord, destination_name: str, location: str, record: BackupRecord | None = None,
+              allow_other_service: bool = False) -> Path:
+        """A local plain backup file for `location`: the file itself when it is a plain local
+        file, else a decrypted copy in this process's private scratch folder (the caller removes it).
+
+        Refused before anything is restored (InvalidBackup, exit 2): a plain file where an
+        encrypted one belongs (at a destination, under a folder destination, or recorded as
+        encrypted); a file whose sha256 or size is not the recorded one (when paas recorded that
+        location); an encrypted backup bound to another service, unless `allow_other_service`
+        (the kind must match even then). The plain header's own service is checked after the
+        file's content (check_origin), as the caller runs check_backup first."""
+        from paas_svc.kinds.strategy import InvalidBackup, read_backup
+        from paas_svc.secrets.backup_cipher import MAGIC, is_encrypted
+
+        record = record or self.record_at(location)
+        encrypted_at = (destination_name if destination_name != LOCAL else None) or self._encrypting_destination_holding(location)
+        if location.startswith("s3://"):
+            encrypted_at = encrypted_at or "an S3 destination"
         if not location.startswith("s3://"):
             path = Path(location)
             try:
                 with open(path, "rb") as handle:
-                    start = handle.read(HEADER_BYTES)
+                    start = handle.read(len(MAGIC))
             except OSError:
                 return path  # read_backup explains what is wrong with it
             if not is_encrypted(start):
+                if encrypted_at or (record is not None and record.encrypted):
+                    where = f"the backup destination {encrypted_at}" if encrypted_at else "its record"
+                    raise InvalidBackup(
+                        f"{location} is not encrypted, but every backup at {where} is: paas did not write this file "
+                        f"(it may have been replaced). Nothing was changed.",
+                        hint="Use another backup (`paas backup list`), and check who can write to that destination.")
+                if record is not None and record.sha256:
+                    header = read_backup(path).header  # a bad file: the same refusal check_backup gives
+                    size = path.stat().st_size
+                    if header.payload_sha256 != record.sha256 or (record.size_bytes is not None and size != record.size_bytes):
+                        raise _not_as_recorded(location, record)
                 return path
+        if record is not None and not record.encrypted:
+            raise InvalidBackup(f"{location} is encrypted, but paas recorded a plain backup there (backup {record.id}): "
+                                f"it was replaced. Nothing was changed.", hint="Use another backup (`paas backup list`).")
+        return self._fetch_encrypted(service, destination_name, location, record, allow_other_service)
+
+    def _fetch_encrypted(self, service: ServiceRecord, destination_name: str, location: str, record: BackupRecord | None,
+                         allow_other_service: bool) -> Path:
+        import hashlib
+
+        from paas_svc.kinds.strategy import InvalidBackup, read_backup
+        from paas_svc.secrets.backup_cipher import decrypt_stream
+        from paas_svc.secrets.backup_key import known_keys
+
         destination = self.destination(destination_name) if location.startswith("s3://") else FolderDestination("file", Path("/"))
         keys = known_keys(self.home)
+        wanted = service_binding(service)
+
+        def check_binding(header: EncryptedHeader) -> None:
+            bound = header.binding
+            if bound is None:  # a version 1 file: its service is checked from the header inside (check_origin)
+                return
+            if bound["kind"] != wanted["kind"]:
+                raise InvalidBackup(f"{location} is a {bound['kind']} backup (of {bound['project']}/{bound['env']}/{bound['slug']}); "
+                                    f"{service.slug} is a {service.template} service. Nothing was changed.")
+            if (bound["project"], bound["env"], bound["slug"]) != (wanted["project"], wanted["env"], wanted["slug"]) \
+                    and not allow_other_service:
+                raise InvalidBackup(
+                    f"{location} is an encrypted backup of {bound['project']}/{bound['env']}/{bound['slug']}, not of "
+                    f"{service.project}/{service.env}/{service.slug}. Nothing was changed.",
+                    hint=f"To put another service's data into {service.slug} on purpose (a clone or a migration), "
+                         f"add {ALLOW_OTHER_SERVICE_OPTION}.")
+
         target = self.data_ops.scratch_dir / f"fetched-{os.urandom(4).hex()}"
         self.data_ops.step(f"Fetching and decrypting {location}")
-        source = destination.open_read(location)
+        source = _HashingReader(destination.open_read(location), hashlib.sha256())
         try:
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as sink:
-                decrypt_stream(source, sink, keys.get, what=location)
+                header = decrypt_stream(source, sink, keys.get, what=location, check_header=check_binding)
+            if record is not None and record.sha256 and (
+                    source.digest.hexdigest() != record.sha256 or (record.size_bytes is not None and source.count != record.size_bytes)):
+                raise _not_as_recorded(location, record)
+            if header.binding is not None:
+                inner = read_backup(target).header
+                if (inner.project, inner.env, inner.slug) != (header.binding["project"], header.binding["env"], header.binding["slug"]):
+                    raise InvalidBackup(f"{location} names {header.binding['project']}/{header.binding['env']}/{header.binding['slug']} "
+                                        f"outside and {inner.project}/{inner.env}/{inner.slug} inside: paas did not write it. "
+                                        f"Nothing was changed.")
         except BaseException:
             try:
                 os.unlink(target)
@@ -341,3 +461,29 @@ class Backups:
         finally:
             source.close()
         return target
+
+
+class _HashingReader:
+    """Hashes and counts the stored bytes as they are read (the object the record's sha256 is of)."""
+
+    def __init__(self, source, digest):
+        self._source = source
+        self.digest = digest
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self.digest.update(data)
+        self.count += len(data)
+        return data
+
+    def close(self) -> None:
+        self._source.close()
+
+
+def _not_as_recorded(location: str, record: BackupRecord) -> PaasError:
+    from paas_svc.kinds.strategy import InvalidBackup
+
+    return InvalidBackup(f"{location} is not the backup paas recorded there (backup {record.id} of {record.created_at}): "
+                         f"its sha256 or size differs, so it was changed or replaced. Nothing was changed.",
+                         hint="Use another backup (`paas backup list`), and check who can write to that destination.")

@@ -78,8 +78,8 @@ def run_due(backups: Backups, now: datetime) -> RunReport:
             report.items.append(item)
             try:
                 record = backups.take(service, schedule.destination, now, schedule_id=schedule.id)
-            except PaasError as error:
-                item.error = error.message
+            except PaasError as error:  # e.g. an interrupted restore: refused, and retention keeps what it has
+                item.error = f"{error.message} {error.hint}" if error.hint else error.message  # the way out too
                 backups.records.mark_attempt(schedule.id, rec.format_time(now), error.message, None)
                 continue
             item.ok, item.record_id, item.location, item.size_bytes = True, record.id, record.location, record.size_bytes

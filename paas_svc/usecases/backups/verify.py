@@ -19,7 +19,7 @@ from pathlib import Path
 from paas_svc.errors import PaasError
 from paas_svc.state.models import READY, ServiceRecord
 from paas_svc.usecases.backups import records as rec
-from paas_svc.usecases.backups.manager import Backups
+from paas_svc.usecases.backups.manager import Backups, check_origin
 
 LABEL_PURPOSE = "paas.purpose"
 PURPOSE_VERIFY = "verify"
@@ -53,16 +53,18 @@ def throwaway_of(service: ServiceRecord, taken_ports: set[int]) -> ServiceRecord
 
 def verify_backup(backups: Backups, service: ServiceRecord, record: rec.BackupRecord | None, now: datetime,
                   location: str | None = None, destination: str | None = None,
-                  ready_timeout: float = VERIFY_READY_TIMEOUT) -> VerifyResult:
-    """Verify `record` (or a file/URL at `location`); never raises for a bad backup: the result says why."""
+                  ready_timeout: float = VERIFY_READY_TIMEOUT, allow_other_service: bool = False) -> VerifyResult:
+    """Verify `record` (or a file/URL at `location`); never raises for a bad backup: the result says why.
+    The backup is fetched and checked as a restore would (encrypted where it must be, the recorded
+    sha256, the service it is of), so a swapped file fails here too."""
     started = time.monotonic()
     if record is not None:
         location, destination = record.location, record.destination
     ok, detail = True, ""
     fetched: Path | None = None
     try:
-        fetched = backups.fetch(service, destination or "", location)
-        detail = _restore_into_throwaway(backups, service, fetched, ready_timeout)
+        fetched = backups.fetch(service, destination or "", location, record=record, allow_other_service=allow_other_service)
+        detail = _restore_into_throwaway(backups, service, fetched, location, ready_timeout, allow_other_service)
     except PaasError as error:
         ok, detail = False, error.message
     finally:
@@ -75,12 +77,14 @@ def verify_backup(backups: Backups, service: ServiceRecord, record: rec.BackupRe
     return VerifyResult(ok, detail, location, record.id if record else None, time.monotonic() - started)
 
 
-def _restore_into_throwaway(backups: Backups, service: ServiceRecord, path: Path, ready_timeout: float) -> str:
+def _restore_into_throwaway(backups: Backups, service: ServiceRecord, path: Path, location: str, ready_timeout: float,
+                            allow_other_service: bool) -> str:
     from paas_svc.kinds import strategy_for
 
     data_ops = backups.ops_for(service)  # the throwaway runs on the service's own target
     engine = data_ops.engine
     checked = data_ops.check_backup(service, path)  # header, size, checksum, kind, payload format
+    check_origin(service, checked.header, location, allow_other_service)
     strategy = strategy_for(service)
     throwaway = throwaway_of(service, backups.store.used_host_ports())
     labels = verify_labels(backups.store.profile_id(), throwaway, service)
