@@ -258,6 +258,40 @@ class SwarmEngine(DockerEngine):
     def start(self, name: str) -> None:
         self._scale(name, 1)
 
+    def ensure_placement(self, name: str, node: str) -> bool:
+        """Put back the constraint `node.hostname==NODE` paas recorded, when someone changed the
+        service's placement by hand (`docker service update --constraint-add/--constraint-rm`);
+        the rest of the spec is kept. True when it had to be changed (Swarm then moves the task
+        back to NODE, where its volume is)."""
+        wanted = [f"node.hostname=={node}"]
+        changed = []
+
+        def change(service) -> None:
+            placement = dict(service.attrs["Spec"].get("TaskTemplate", {}).get("Placement") or {})
+            if placement.get("Constraints") == wanted:
+                return
+            placement["Constraints"] = wanted
+            self._api.update_service(service.id, service.version, task_template={"Placement": placement},
+                                     fetch_current_spec=True)
+            changed.append(True)
+
+        self._update(name, change)
+        if changed:
+            self._wait(lambda: self._settled_on(name, node), f"{name} to run on {node} again")
+        return bool(changed)
+
+    def _settled_on(self, name: str, node: str) -> bool:
+        """The service's last update is over and its running task is on `node`."""
+        try:
+            update = (self._api.inspect_service(name).get("UpdateStatus") or {}).get("State")
+            tasks = self._api.tasks(filters={"service": name, "desired-state": "running"})
+        except docker.errors.APIError:
+            return False
+        if update in ("updating", "rollback_started"):
+            return False
+        node_id = (self.nodes().get(node) or {}).get("ID")
+        return any(t.get("NodeID") == node_id and (t.get("Status") or {}).get("State") == "running" for t in tasks)
+
     def stop(self, name: str, timeout: int = 10) -> None:
         """Scale to 0 and wait until the task's container has stopped on its node."""
         try:
@@ -396,9 +430,15 @@ class SwarmEngine(DockerEngine):
                                  f"restore a backup into it on another node: paas svc move {service.slug} --env {service.env} --node NODE"))
                 continue
             state, availability = node["Status"]["State"], node["Spec"]["Availability"]
-            if state != "ready" or availability != "active":
+            if state != "ready":
                 findings.append((False, f"{where}: its node {service.node} is {state}/{availability}; the service waits (Pending)",
-                                 f"bring {service.node} back, or `paas svc move {service.slug} --node OTHER` once it is back"))
+                                 f"bring {service.node} back, or `paas svc move {service.slug} --env {service.env} --node OTHER` once it is back"))
+            elif availability != "active":  # drained or paused by an operator: the node is up
+                findings.append((False, f"{where}: its node {service.node} is set to {availability}; the service waits (Pending)"
+                                 " and never starts on another node (its volume is there)",
+                                 f"on a manager: docker node update --availability active {service.node}  "
+                                 f"(or, to leave that node: paas svc move {service.slug} --env {service.env} --node OTHER "
+                                 "once it is active again)"))
             try:
                 placed = self._api.inspect_service(service.container_name)
             except docker.errors.NotFound:

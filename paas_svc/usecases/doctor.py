@@ -1,8 +1,9 @@
 """`paas doctor`: compare the state with the engine and the files, and fix what is safe to fix.
 
 Safe fixes: tighten file modes, create the missing network, start a stopped container,
-re-create a missing container on its kept volume (or finish a crashed add), each under
-the service's lock. A volume is never deleted, orphans are only reported, and so is a
+re-create a missing container on its kept volume (or finish a crashed add, or replace a
+stopped container whose network was removed), each under the service's lock, on every
+target in use (a remote target's fixes go to its engine). A volume is never deleted, orphans are only reported, and so is a
 service whose restore, upgrade or purge was interrupted (`svc repair` is the way back).
 """
 
@@ -17,12 +18,13 @@ from paas_svc.errors import DockerUnavailable, PaasError, StateError
 from paas_svc.hints import repair_command
 from paas_svc.naming import LABEL_PROFILE, LABEL_SERVICE_ID, NETWORK_NAME
 from paas_svc.state.locks import service_lock_held
-from paas_svc.state.models import FAILED, OPERATION_STATUSES, PROVISIONING, REMOVED, ServiceRecord
+from paas_svc.state.models import FAILED, OPERATION_STATUSES, PROVISIONING, READY, REMOVED, ServiceRecord
 from paas_svc.usecases.lifecycle import OPERATION_NAMES, ServiceManager, port_is_free
 from paas_svc.usecases.operate import limits_mismatch
 
 # fix actions --fix knows how to apply
 CHMOD, CREATE_NETWORK, START, REPAIR = "chmod", "create-network", "start", "repair"
+RECREATE = "recreate"  # a stopped container attached to a network that is gone: a new one on its volume
 SWEEP_VERIFY = "sweep-verify"  # throwaway containers/volumes of a killed `backup verify`
 LABEL_PURPOSE = "paas.purpose"  # set on throwaway resources (verify): not orphans of the state
 
@@ -94,8 +96,8 @@ def _check_target(manager: ServiceManager, services: list[ServiceRecord], report
         report.add("engine", False, error.message, fix=error.hint)
     else:
         report.add("engine", True, f"Docker engine reachable ({manager.target.kind} at {engine.address})")
-        _check_network(engine, report, manager.target.name)
-        _check_services(manager, services, report)
+        network_missing = not _check_network(engine, report, manager.target.name)
+        _check_services(manager, services, report, network_missing)
         _check_orphans(manager, services, report)
         _check_clock(engine, report)
         _check_verify_leftovers(manager, engine, report)
@@ -197,24 +199,26 @@ def _check_key(manager: ServiceManager, services: list[ServiceRecord], report: R
     report.add("key", True, f"master key opens all {len(services)} stored credentials")
 
 
-def _check_network(engine, report: Report, target: str = "local") -> None:
+def _check_network(engine, report: Report, target: str = "local") -> bool:
     if engine.network_exists():
         report.add("network", True, f"network {NETWORK_NAME} exists")
-    else:
-        report.add("network", False, f"network {NETWORK_NAME} is missing", fix="paas doctor --fix creates it",
-                   action=CREATE_NETWORK, target=target)
+        return True
+    report.add("network", False, f"network {NETWORK_NAME} is missing", fix="paas doctor --fix creates it",
+               action=CREATE_NETWORK, target=target)
+    return False
 
 
-def _check_services(manager: ServiceManager, services: list[ServiceRecord], report: Report) -> None:
+def _check_services(manager: ServiceManager, services: list[ServiceRecord], report: Report,
+                    network_missing: bool = False) -> None:
     for service in services:
         try:
-            _check_service(manager, service, report)
+            _check_service(manager, service, report, network_missing)
         except DockerUnavailable as error:  # Swarm: the engine of the node holding it is down
             report.add("container", False, f"{service.project}/{service.env}/{service.slug}: not checked: {error.message}",
                        fix=error.hint)
 
 
-def _check_service(manager: ServiceManager, service: ServiceRecord, report: Report) -> None:
+def _check_service(manager: ServiceManager, service: ServiceRecord, report: Report, network_missing: bool = False) -> None:
     engine = manager.engine
     profile_id = manager.store.profile_id()
     where = f"{service.project}/{service.env}/{service.slug}"
@@ -261,6 +265,12 @@ def _check_service(manager: ServiceManager, service: ServiceRecord, report: Repo
         if taken:
             report.add("ports", False, f"{where}: host port(s) {', '.join(map(str, taken))} are taken by another process, so it cannot start",
                        fix=f"stop that process (see `ss -ltnp`), then `{repair_command(service.slug, service.env)}`")
+        elif network_missing and not manager.target.swarm:
+            # Its endpoint names the removed network's id: a start fails even once a new
+            # paas-apps exists, so --fix makes a new container on the same volume.
+            report.add("container", False, f"{where}: container is {container.state} and its network {NETWORK_NAME} is gone",
+                       fix="paas doctor --fix creates the network and re-creates the container on its volume",
+                       action=RECREATE, target=service.id)
         else:
             report.add("container", False, f"{where}: container is {container.state}",
                        fix=repair_command(service.slug, service.env), action=START, target=service.id)
@@ -331,7 +341,7 @@ def apply_fixes(manager: ServiceManager, report: Report, timeout: float = 120.0,
         _apply(manager, finding, timeout)
         if on_outcome:
             on_outcome(finding)
-    services = [f for f in pending if f.action in (START, REPAIR)]
+    services = [f for f in pending if f.action in (START, REPAIR, RECREATE)]
     if not services:
         return
     placed = []
@@ -381,6 +391,8 @@ def _apply(manager: ServiceManager, finding: Finding, timeout: float) -> None:
         elif finding.action == REPAIR:
             service = manager.store.get_service_by_id(finding.target)
             manager.for_target(service.target).repair(service, timeout)
+        elif finding.action == RECREATE:
+            _recreate(manager.for_target(manager.store.get_service_by_id(finding.target).target), finding.target, timeout)
         elif finding.action == SWEEP_VERIFY:
             from paas_svc.usecases.backups.verify import sweep_leftovers
 
@@ -390,6 +402,15 @@ def _apply(manager: ServiceManager, finding: Finding, timeout: float) -> None:
         finding.fix_error = error.message.splitlines()[0]
     except OSError as error:
         finding.fix_error = error.strerror or str(error)
+
+
+def _recreate(manager: ServiceManager, service_id: str, timeout: float) -> None:
+    """A new container on the kept volume (same credentials, ports, limits), under its lock."""
+    with manager.locked(manager.store.get_service_by_id(service_id), "repair") as service:
+        manager.require_no_operation(service, "re-create")
+        manager.recreate(service, timeout)
+        manager.store.set_status(service.id, READY)
+    manager.store.audit("repair", service.project, service.env, service.slug, "doctor --fix: re-created (its network was gone)")
 
 
 def _chmod_no_follow(path: str, mode: int) -> None:

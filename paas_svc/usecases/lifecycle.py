@@ -429,6 +429,8 @@ class ServiceManager:
             engine.create_container(self.container_spec(service))
             self.checkpoint("after-container")
             self.reporter.step(f"Starting {service.container_name}")
+        elif self.target.swarm and service.node:  # a placement changed by hand is put back (svc repair)
+            engine.ensure_placement(service.container_name, service.node)
         if state is None or not state.running:
             engine.start(service.container_name)
 

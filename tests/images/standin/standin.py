@@ -10,7 +10,8 @@ each protocol for health checks and simple probes:
     8025   HTTP (Mailpit UI/API)  /   $MEILI_MASTER_KEY" when that is set
     1025   SMTP
 
-MongoDB: with MONGO_INITDB_ROOT_USERNAME and MONGO_INITDB_ROOT_PASSWORD set, it
+MongoDB: with MONGO_INITDB_ROOT_USERNAME and MONGO_INITDB_ROOT_PASSWORD set (or
+their _FILE variants naming a file that holds the value, e.g. a Docker secret), it
 checks a real SCRAM-SHA-256 login (saslStart/saslContinue on "admin", salted
 password with a random salt and 15000 iterations); `ping` and every other command
 but hello/isMaster answer ok: 0 (code 13) until the connection has logged in, and
@@ -260,8 +261,20 @@ class MongoRootUser:
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "MongoRootUser | None":
-        user, password = environ.get("MONGO_INITDB_ROOT_USERNAME"), environ.get("MONGO_INITDB_ROOT_PASSWORD")
+        user, password = file_env("MONGO_INITDB_ROOT_USERNAME", environ), file_env("MONGO_INITDB_ROOT_PASSWORD", environ)
         return cls(user, password) if user and password else None
+
+
+def file_env(name: str, environ=os.environ) -> str | None:
+    """NAME, or the content of the file NAME_FILE names (as the official image's entrypoint
+    reads Docker secrets); both set is an error there, and here."""
+    value, path = environ.get(name), environ.get(f"{name}_FILE")
+    if value and path:
+        raise SystemExit(f"standin: both {name} and {name}_FILE are set (but are exclusive)")
+    if path:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    return value
 
 
 def mongo_error(code: int, code_name: str, errmsg: str) -> dict:
