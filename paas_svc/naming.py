@@ -9,7 +9,8 @@ from paas_svc.errors import InvalidInput
 MAX_NAME_LENGTH = 40
 _DNS_LABEL = re.compile(r"[a-z](?:[a-z0-9-]*[a-z0-9])?")
 
-NETWORK_NAME = "paas-apps"
+NETWORK_NAME = "paas-apps"  # the network every environment's services join, unless it is isolated
+ENV_NETWORK_PREFIX = "paas-"
 RESOURCE_PREFIX = "paas-svc-"
 
 LABEL_MANAGED = "paas.managed"
@@ -42,11 +43,18 @@ def _name_rule(what: str) -> str:
     )
 
 
+def env_network_name(project: str, env: str) -> str:
+    """The network of an isolated environment: `paas-<project>.<env>`. The dot cannot occur in a
+    project or environment name, so no two environments share a name (`a-b`/`c` and `a`/`b-c`
+    would both be `paas-a-b-c` with a hyphen); nor can it be `paas-apps`."""
+    return f"{ENV_NETWORK_PREFIX}{validate_name(project, 'project name')}.{validate_name(env, 'environment name')}"
+
+
 def env_var_name(slug: str) -> str:
     """`feature-flags` -> `FEATURE_FLAGS_URL`."""
     return slug.upper().replace("-", "_") + "_URL"
 
 
 def resource_name(service_id: str) -> str:
-    """Name shared by a service's container and its volume; also its host name on paas-apps."""
+    """Name shared by a service's container and its volume; also its host name on its network."""
     return RESOURCE_PREFIX + service_id

@@ -23,6 +23,7 @@ from paas_svc.usecases.operate import limits_mismatch
 
 # fix actions --fix knows how to apply
 CHMOD, CREATE_NETWORK, START, REPAIR = "chmod", "create-network", "start", "repair"
+CREATE_ENV_NETWORK = "create-env-network"  # an isolated environment's own network (target: PROJECT/ENV)
 SWEEP_VERIFY = "sweep-verify"  # throwaway containers/volumes of a killed `backup verify`
 LABEL_PURPOSE = "paas.purpose"  # set on throwaway resources (verify): not orphans of the state
 
@@ -95,6 +96,7 @@ def _check_target(manager: ServiceManager, services: list[ServiceRecord], report
     else:
         report.add("engine", True, f"Docker engine reachable ({manager.target.kind} at {engine.address})")
         _check_network(engine, report, manager.target.name)
+        _check_env_networks(manager, engine, services, report)
         _check_services(manager, services, report)
         _check_orphans(manager, services, report)
         _check_clock(engine, report)
@@ -203,6 +205,23 @@ def _check_network(engine, report: Report, target: str = "local") -> None:
     else:
         report.add("network", False, f"network {NETWORK_NAME} is missing", fix="paas doctor --fix creates it",
                    action=CREATE_NETWORK, target=target)
+
+
+def _check_env_networks(manager: ServiceManager, engine, services: list[ServiceRecord], report: Report) -> None:
+    """The own network of each isolated environment with a service (not removed) on this target."""
+    for project, env in sorted({(s.project, s.env) for s in services if s.status != REMOVED}):
+        environment = manager.store.get_environment(project, env)
+        if not environment.isolated:
+            continue
+        labels = engine.network_labels(environment.network_name)
+        if labels is None:
+            report.add("network", False, f"network {environment.network_name} of {project}/{env} is missing",
+                       fix="paas doctor --fix creates it", action=CREATE_ENV_NETWORK, target=f"{project}/{env}")
+        elif labels.get(LABEL_PROFILE) != manager.store.profile_id():
+            report.add("network", False, f"network {environment.network_name} of {project}/{env} was not made by this profile",
+                       fix=f"remove it (`docker network rm {environment.network_name}`), then `paas doctor --fix`")
+        else:
+            report.add("network", True, f"network {environment.network_name} of {project}/{env} exists")
 
 
 def _check_services(manager: ServiceManager, services: list[ServiceRecord], report: Report) -> None:
@@ -327,7 +346,7 @@ def apply_fixes(manager: ServiceManager, report: Report, timeout: float = 120.0,
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     pending = [f for f in report.findings if not f.ok and f.action]
-    for finding in [f for f in pending if f.action in (CHMOD, CREATE_NETWORK, SWEEP_VERIFY)]:
+    for finding in [f for f in pending if f.action in (CHMOD, CREATE_NETWORK, CREATE_ENV_NETWORK, SWEEP_VERIFY)]:
         _apply(manager, finding, timeout)
         if on_outcome:
             on_outcome(finding)
@@ -375,6 +394,9 @@ def _apply(manager: ServiceManager, finding: Finding, timeout: float) -> None:
 
             with blocking_lock(host_lock_path("network"), what="the host-wide network lock"):
                 manager.for_target(finding.target or "local").engine.ensure_network({LABEL_MANAGED: "true"})
+        elif finding.action == CREATE_ENV_NETWORK:
+            environment = manager.store.get_environment(*finding.target.split("/", 1))
+            manager.for_target(environment.target).ensure_env_network(environment)
         elif finding.action == START:
             service = manager.store.get_service_by_id(finding.target)
             manager.for_target(service.target).start(service, timeout)
