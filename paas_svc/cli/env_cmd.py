@@ -22,7 +22,7 @@ TargetOption = Annotated[Optional[str], typer.Option(
 
 
 IsolatedOption = Annotated[bool, typer.Option(
-    "--isolated", help="Its services join a network of their own (paas-PROJECT.ENV) instead of the shared paas-apps.")]
+    "--isolated", help="Its services join a network of their own (paas-PROJECT_ENV) instead of the shared paas-apps.")]
 
 
 @app.command("create")

@@ -47,7 +47,7 @@ def networks_of(engine, container: str) -> list[str]:
 
 
 def test_a_container_on_paas_apps_cannot_reach_an_isolated_environment(engine, paas, project, isolated_home):
-    network = f"paas-{project}.secure"
+    network = f"paas-{project}_secure"
     created = json.loads(ok(paas("env", "create", "secure", "--isolated", "--json")).stdout)
     assert (created["isolated"], created["network"]) == (True, network)
     assert not engine.networks.list(names=[network])  # made at the first service, not before
@@ -85,7 +85,7 @@ def test_a_container_on_paas_apps_cannot_reach_an_isolated_environment(engine, p
 
 
 def test_export_and_run_name_the_environments_network(engine, paas, project, isolated_home):
-    network = f"paas-{project}.secure"
+    network = f"paas-{project}_secure"
     ok(paas("env", "create", "secure", "--isolated"))
     ok(paas("svc", "add", "cache", "--template", "redis-7", "--env", "secure", "--image", REDIS_IMAGE))
     ok(paas("svc", "add", "cache", "--template", "redis-7", "--env", "production", "--image", REDIS_IMAGE))
@@ -122,7 +122,7 @@ def test_export_and_run_name_the_environments_network(engine, paas, project, iso
 
 
 def test_doctor_recreates_a_missing_network_and_env_rm_removes_it(engine, paas, project, isolated_home):
-    network = f"paas-{project}.secure"
+    network = f"paas-{project}_secure"
     ok(paas("env", "create", "secure", "--isolated"))
     ok(paas("svc", "add", "cache", "--template", "redis-7", "--env", "secure", "--image", REDIS_IMAGE))
     container = json.loads(ok(paas("svc", "show", "cache", "--env", "secure", "--json")).stdout)["container"]
