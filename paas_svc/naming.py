@@ -9,7 +9,9 @@ from paas_svc.errors import InvalidInput
 MAX_NAME_LENGTH = 40
 _DNS_LABEL = re.compile(r"[a-z](?:[a-z0-9-]*[a-z0-9])?")
 
-NETWORK_NAME = "paas-apps"
+NETWORK_NAME = "paas-apps"  # the network every environment's services join, unless it is isolated
+ENV_NETWORK_PREFIX = "paas-"
+MAX_NETWORK_NAME_LENGTH = 63  # a Swarm network's name is a DNS label
 RESOURCE_PREFIX = "paas-svc-"
 
 LABEL_MANAGED = "paas.managed"
@@ -42,11 +44,25 @@ def _name_rule(what: str) -> str:
     )
 
 
+def env_network_name(project: str, env: str) -> str:
+    """The network of an isolated environment: `paas-<project>_<env>`. The underscore cannot occur
+    in a project or environment name, so no two environments share a network (with a hyphen,
+    `a-b`/`c` and `a`/`b-c` would both be `paas-a-b-c`), nor can one be `paas-apps`. Swarm takes
+    a network name only as a DNS label (letters, digits, `-` and `_`; no dot) of at most 63
+    characters: a longer one keeps its first 54 and ends in 8 hex digits of its full name's hash."""
+    name = f"{ENV_NETWORK_PREFIX}{validate_name(project, 'project name')}_{validate_name(env, 'environment name')}"
+    if len(name) <= MAX_NETWORK_NAME_LENGTH:
+        return name
+    import hashlib
+
+    return f"{name[:MAX_NETWORK_NAME_LENGTH - 9]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 def env_var_name(slug: str) -> str:
     """`feature-flags` -> `FEATURE_FLAGS_URL`."""
     return slug.upper().replace("-", "_") + "_URL"
 
 
 def resource_name(service_id: str) -> str:
-    """Name shared by a service's container and its volume; also its host name on paas-apps."""
+    """Name shared by a service's container and its volume; also its host name on its network."""
     return RESOURCE_PREFIX + service_id

@@ -8,7 +8,7 @@ import typer
 
 from paas_svc.cli.completion import complete_env
 from paas_svc.cli.options import JsonOption, ProjectOption
-from paas_svc.cli.output import message, print_json, protect_stdout, warn, write_output_file
+from paas_svc.cli.output import message, print_fields, print_json, protect_stdout, warn, write_output_file
 from paas_svc.cli.render import print_table
 from paas_svc.cli.state import open_profile
 
@@ -21,9 +21,13 @@ TargetOption = Annotated[Optional[str], typer.Option(
     "--target", help="The target (Docker engine or Swarm) its services run on (default: local). See `paas target list`.")]
 
 
+IsolatedOption = Annotated[bool, typer.Option(
+    "--isolated", help="Its services join a network of their own (paas-PROJECT_ENV) instead of the shared paas-apps.")]
+
+
 @app.command("create")
 def create(name: NameArgument, project: ProjectOption = None, target: TargetOption = None,
-           json_output: JsonOption = False) -> None:
+           isolated: IsolatedOption = False, json_output: JsonOption = False) -> None:
     """Create an environment in the project, bound to a target."""
     from paas_svc.cli.render import result
     from paas_svc.engine.targets import LOCAL, get_target
@@ -32,10 +36,28 @@ def create(name: NameArgument, project: ProjectOption = None, target: TargetOpti
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
     chosen = get_target(profile.store, target or LOCAL)
-    created = profile.store.create_environment(project_name, name, chosen.name)
-    result(f"Created environment {name} in project {project_name} on target {chosen.name}.",
+    created = profile.store.create_environment(project_name, name, chosen.name, isolated=isolated)
+    network = f" (isolated: its services join the network {created.network_name}, made at its first service)" if isolated else ""
+    result(f"Created environment {name} in project {project_name} on target {chosen.name}{network}.",
            {"action": "create", "project": project_name, "env": name, "target": chosen.name,
-            "created_at": created.created_at}, json_output)
+            "isolated": created.isolated, "network": created.network_name, "created_at": created.created_at}, json_output)
+
+
+@app.command("show")
+def show(name: NameArgument, project: ProjectOption = None, json_output: JsonOption = False) -> None:
+    """Show an environment: its target, its network and how many services it has."""
+    from paas_svc.state.scope import resolve_project
+
+    profile = open_profile()
+    project_name = resolve_project(profile.store, project)
+    environment = profile.store.get_environment(project_name, name)
+    count = len(profile.store.list_services(project=project_name, env=name))
+    shown = {"project": project_name, "name": name, "target": environment.target, "isolated": environment.isolated,
+             "network": environment.network_name, "services": count, "created_at": environment.created_at}
+    if json_output:
+        print_json(shown)
+    else:
+        print_fields([(key, ("yes" if value else "no") if isinstance(value, bool) else value) for key, value in shown.items()])
 
 
 @app.command("set-target")
@@ -61,12 +83,13 @@ def list_envs(project: ProjectOption = None, json_output: JsonOption = False) ->
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
     services = profile.store.list_services(project=project_name)
-    rows = [(e.name, e.target, sum(1 for s in services if s.env == e.name), e.created_at)
-            for e in profile.store.list_environments(project_name)]
+    environments = profile.store.list_environments(project_name)
+    rows = [(e.name, e.target, e.network_name, sum(1 for s in services if s.env == e.name), e.created_at) for e in environments]
     if json_output:
-        print_json([{"project": project_name, "name": n, "target": t, "services": c, "created_at": at} for n, t, c, at in rows])
+        print_json([{"project": project_name, "name": n, "target": t, "isolated": e.isolated, "network": net,
+                     "services": c, "created_at": at} for e, (n, t, net, c, at) in zip(environments, rows)])
     else:
-        print_table(("ENV", "TARGET", "SERVICES", "CREATED"), rows)
+        print_table(("ENV", "TARGET", "NETWORK", "SERVICES", "CREATED"), rows)
 
 
 @app.command("rm")
@@ -77,31 +100,52 @@ def rm(name: NameArgument, project: ProjectOption = None, json_output: JsonOptio
 
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
+    environment = profile.store.get_environment(project_name, name)
     profile.store.delete_environment(project_name, name)
-    result(f"Deleted environment {name} from project {project_name}.",
-           {"action": "rm", "project": project_name, "env": name}, json_output)
+    network_removed = _remove_env_network(profile, environment) if environment.isolated else False
+    result(f"Deleted environment {name} from project {project_name}"
+           + (f" and its network {environment.network_name}." if network_removed else "."),
+           {"action": "rm", "project": project_name, "env": name,
+            **({"network": environment.network_name, "network_removed": network_removed} if environment.isolated else {})},
+           json_output)
+
+
+def _remove_env_network(profile, environment) -> bool:
+    """After an isolated environment is deleted: its network goes too, unless something still uses
+    it or its target cannot be reached (a warning names the network, which then stays)."""
+    from paas_svc.cli.state import service_manager
+    from paas_svc.errors import PaasError
+
+    try:
+        return service_manager(profile, target=environment.target).remove_env_network(environment)
+    except PaasError as error:
+        warn(f"the network {environment.network_name} on target {environment.target} was kept: "
+             f"{error.message.splitlines()[0]} Remove it later with `docker network rm {environment.network_name}`.")
+        return False
 
 
 ExportEnvOption = Annotated[Optional[str], typer.Option(
     "--env", "-e", envvar="PAAS_ENV", show_envvar=True, autocompletion=complete_env, help="Environment (default: development).")]
 NetworkOption = Annotated[bool, typer.Option(
-    "--network", help="The view of a container on the paas-apps network (default: the host view, 127.0.0.1).")]
+    "--network", help="The view of a container on the environment's network: paas-apps, or an isolated "
+                      "environment's own (default: the host view, 127.0.0.1).")]
 StrictOption = Annotated[bool, typer.Option(
     "--strict", help="Fail when a service is not Ready (Starting included) instead of a warning.")]
 
 
 def ready_variables(project_option: str | None, env_option: str | None, network: bool, strict: bool,
                     purpose: str, left_out_of: str, only: list[str] | None = None,
-                    delivered=None) -> tuple[str, str, dict[str, str]]:
-    """(project, env, the variables of each Ready service, or of the `only` slugs); the reveal is
-    audited with `purpose`, after `delivered(project, env, variables)` wrote them when given (a
-    failed write records nothing)."""
+                    delivered=None) -> tuple[str, str, dict[str, str], str]:
+    """(project, env, the variables of each Ready service, or of the `only` slugs, the network its
+    services are on); the reveal is audited with `purpose`, after `delivered(project, env,
+    variables, network)` wrote them when given (a failed write records nothing)."""
     from paas_svc.state.scope import resolve_env, resolve_project
     from paas_svc.usecases.reveal import environment_variables
 
     profile = open_profile()
     project = resolve_project(profile.store, project_option)
     env = resolve_env(profile.store, project, env_option)
+    network_name = profile.store.get_environment(project, env).network_name
     services = _with_live_status(profile.store, project, env)
     if only is not None:
         services = _only(services, only, project, env)
@@ -116,9 +160,9 @@ def ready_variables(project_option: str | None, env_option: str | None, network:
             warn(f"{service.slug} is Starting (not yet confirmed ready); included. "
                  f"`paas svc wait {service.slug} --env {env}` waits for it; --strict refuses it.")
     if delivered is not None:
-        delivered(project, env, result.variables)
+        delivered(project, env, result.variables, network_name)
     result.record(profile.store)
-    return project, env, result.variables
+    return project, env, result.variables, network_name
 
 
 def _with_live_status(store, project: str, env: str) -> list:
@@ -186,14 +230,19 @@ def export(
     from paas_svc.cli.paths import check_output_path
     from paas_svc.cli.render import result
     from paas_svc.envfile import check_format, render
+    from paas_svc.naming import NETWORK_NAME
 
     check_format(fmt)  # a typo must not cost a reveal
     slugs = parse_only(only)
     target = None if output is None else check_output_path(output)  # an unusable -o must not cost a reveal either
     view = "network" if network else "host"
 
-    def deliver(project_name: str, env_name: str, variables: dict[str, str]) -> None:
+    def deliver(project_name: str, env_name: str, variables: dict[str, str], network_name: str) -> None:
         text = render(variables, fmt)
+        if network and fmt == "docker" and variables and network_name != NETWORK_NAME:
+            # An isolated environment's network, in a comment line (docker --env-file and Compose
+            # skip it); paas-apps goes unsaid, so the default output stays the variables alone.
+            text = f"# docker run --network {network_name} --env-file FILE IMAGE\n" + text
         if not variables:
             message(f"note: no Ready service in {project_name}/{env_name}; nothing to export.")
         if target is None:

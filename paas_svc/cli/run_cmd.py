@@ -23,6 +23,7 @@ COMMAND_SETTINGS = {"context_settings": CONTEXT_SETTINGS, "options_metavar": OPT
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
+NETWORK_VARIABLE = "PAAS_NETWORK"  # with --network: the Docker network the variables' host names are on
 
 
 def run_command(ctx: typer.Context, project: ProjectOption = None, env: ExportEnvOption = None,
@@ -38,8 +39,10 @@ def run_command(ctx: typer.Context, project: ProjectOption = None, env: ExportEn
     if not command:
         raise InvalidInput("No command to run.", hint="Usage: paas run [--env E] [--network] -- COMMAND [ARGS...]")
     view = "network" if network else "host"
-    _, _, variables = ready_variables(project, env, network, strict, purpose=f"run view={view}",
-                                      left_out_of="the environment of the command")
+    _, _, variables, network_name = ready_variables(project, env, network, strict, purpose=f"run view={view}",
+                                                    left_out_of="the environment of the command")
+    if network:  # where a container must be to reach them: `docker run --network "$PAAS_NETWORK" ...`
+        variables = {**variables, NETWORK_VARIABLE: network_name}
     raise typer.Exit(run_with_signals(command, child_environment(os.environ, variables)))
 
 

@@ -169,18 +169,31 @@ class LocalEngine:
 
     # -- network, volumes, images -------------------------------------------------
 
-    def ensure_network(self, labels: dict[str, str]) -> None:
-        if self.network_exists():
+    def ensure_network(self, labels: dict[str, str], name: str = NETWORK_NAME) -> None:
+        if self.network_exists(name):
             return
         status, data = self._request("POST", "/networks/create", {
-            "Name": NETWORK_NAME, "Driver": "bridge", "Labels": labels, "CheckDuplicate": True,
+            "Name": name, "Driver": "bridge", "Labels": labels, "CheckDuplicate": True,
         }, ok=ANY_ERROR)
         if status >= 400 and status != 409:  # 409: another process created it first
-            raise ProvisioningFailed(f"Could not create the network {NETWORK_NAME}: {_explanation(data)}")
+            raise ProvisioningFailed(f"Could not create the network {name}: {_explanation(data)}")
 
-    def network_exists(self) -> bool:
-        found = self._json("GET", _path("/networks", filters=json.dumps({"name": [NETWORK_NAME]})))
-        return any(n["Name"] == NETWORK_NAME for n in found)
+    def network_exists(self, name: str = NETWORK_NAME) -> bool:
+        return self.network_labels(name) is not None
+
+    def network_labels(self, name: str) -> dict[str, str] | None:
+        """The labels of the network named exactly `name` (None: there is none)."""
+        found = self._json("GET", _path("/networks", filters=json.dumps({"name": [name]})))
+        return next(((n.get("Labels") or {}) for n in found if n["Name"] == name), None)
+
+    def remove_network(self, name: str) -> bool:
+        """False when there is no such network; Conflict while containers are attached to it."""
+        status, data = self._request("DELETE", _path("/networks/{}", name), ok=ANY_ERROR)
+        if status == 404:
+            return False
+        if status >= 400:
+            raise Conflict(f"Could not remove the network {name}: {_explanation(data)}")
+        return True
 
     def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
         """Creates the volume, or keeps the existing one of that name (the engine call is idempotent)."""

@@ -82,17 +82,31 @@ class DockerEngine:
 
     # -- network, volumes, images -------------------------------------------------
 
-    def ensure_network(self, labels: dict[str, str]) -> None:
-        if self.network_exists():
+    def ensure_network(self, labels: dict[str, str], name: str = NETWORK_NAME) -> None:
+        if self.network_exists(name):
             return
         try:
-            self._api.create_network(NETWORK_NAME, driver="bridge", labels=labels, check_duplicate=True)
+            self._api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
         except docker.errors.APIError as error:
             if error.status_code != 409:  # another process created it first
-                raise ProvisioningFailed(f"Could not create the network {NETWORK_NAME}: {error.explanation}") from None
+                raise ProvisioningFailed(f"Could not create the network {name}: {error.explanation}") from None
 
-    def network_exists(self) -> bool:
-        return any(n["Name"] == NETWORK_NAME for n in self._api.networks(names=[NETWORK_NAME]))
+    def network_exists(self, name: str = NETWORK_NAME) -> bool:
+        return self.network_labels(name) is not None
+
+    def network_labels(self, name: str) -> dict[str, str] | None:
+        """The labels of the network named exactly `name` (None: there is none)."""
+        return next(((n.get("Labels") or {}) for n in self._api.networks(names=[name]) if n["Name"] == name), None)
+
+    def remove_network(self, name: str) -> bool:
+        """False when there is no such network; Conflict while containers are attached to it."""
+        try:
+            self._api.remove_network(name)
+            return True
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.APIError as error:
+            raise Conflict(f"Could not remove the network {name}: {error.explanation}") from None
 
     def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
         """Creates the volume, or keeps the existing one of that name (the engine call is idempotent)."""

@@ -100,17 +100,23 @@ class SwarmEngine(DockerEngine):
 
     # -- network, volumes, images -------------------------------------------------------------
 
-    def network_exists(self) -> bool:
-        return any(n["Name"] == NETWORK_NAME and n.get("Driver") == "overlay" for n in self._api.networks(names=[NETWORK_NAME]))
+    def network_exists(self, name: str = NETWORK_NAME) -> bool:
+        return self.network_labels(name) is not None
 
-    def ensure_network(self, labels: dict[str, str]) -> None:
-        if self.network_exists():
+    def network_labels(self, name: str) -> dict[str, str] | None:
+        """The labels of the overlay network named exactly `name` (None: there is none)."""
+        return next(((n.get("Labels") or {}) for n in self._api.networks(names=[name])
+                     if n["Name"] == name and n.get("Driver") == "overlay"), None)
+
+    def ensure_network(self, labels: dict[str, str], name: str = NETWORK_NAME) -> None:
+        """An attachable overlay network: services and `docker run --network` containers on any node join it."""
+        if self.network_exists(name):
             return
         try:
-            self._api.create_network(NETWORK_NAME, driver="overlay", attachable=True, labels=labels, check_duplicate=True)
+            self._api.create_network(name, driver="overlay", attachable=True, labels=labels, check_duplicate=True)
         except docker.errors.APIError as error:
             if error.status_code != 409:
-                raise ProvisioningFailed(f"Could not create the overlay network {NETWORK_NAME}: {error.explanation}") from None
+                raise ProvisioningFailed(f"Could not create the overlay network {name}: {error.explanation}") from None
 
     def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
         self._pinned(name).ensure_volume(name, labels)

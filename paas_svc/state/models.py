@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from paas_svc.naming import env_var_name, resource_name
+from paas_svc.naming import NETWORK_NAME, env_var_name, resource_name
 
 # Records read from the store are NamedTuples where they are never changed: a frozen
 # dataclass costs ~0.7 ms to define, and these modules load on every `svc dsn`.
@@ -37,6 +37,16 @@ class Environment(NamedTuple):
     name: str
     created_at: str
     target: str = "local"  # the Docker engine (or Swarm) its services run on: see paas_svc.engine.targets
+    network: str | None = None  # an isolated environment's own network (`env create --isolated`); None: paas-apps
+
+    @property
+    def isolated(self) -> bool:
+        return self.network is not None
+
+    @property
+    def network_name(self) -> str:
+        """The Docker network its services join, and the network view of its variables names."""
+        return self.network or NETWORK_NAME
 
 
 @dataclass

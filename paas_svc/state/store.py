@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from paas_svc.errors import Conflict, InvalidInput, NotFound, StateError
-from paas_svc.naming import validate_name
+from paas_svc.naming import env_network_name, validate_name
 from paas_svc.state.home import DATABASE_FILE, KEY_FILE
 from paas_svc.state.models import REMOVED, AuditEntry, Environment, Operation, Project, ServiceRecord
 
@@ -164,6 +164,9 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX backup_records_service ON backup_records(service_id, created_at);
     """,
+    # 7: isolated environments (`paas env create NAME --isolated`): the network their services
+    # join instead of the shared paas-apps. NULL (every existing environment): paas-apps.
+    "ALTER TABLE environments ADD COLUMN network TEXT;",
 ]
 
 
@@ -335,9 +338,9 @@ class StateStore:
     def list_environments(self, project: str) -> list[Environment]:
         project_row = self.get_project(project)
         rows = self._execute(
-            "SELECT id, name, created_at, target FROM environments WHERE project_id = ? ORDER BY id", (project_row.id,)
+            "SELECT id, name, created_at, target, network FROM environments WHERE project_id = ? ORDER BY id", (project_row.id,)
         ).fetchall()
-        return [Environment(id=r[0], project=project, name=r[1], created_at=r[2], target=r[3]) for r in rows]
+        return [Environment(id=r[0], project=project, name=r[1], created_at=r[2], target=r[3], network=r[4]) for r in rows]
 
     def get_environment(self, project: str, name: str) -> Environment:
         for env in self.list_environments(project):
@@ -350,14 +353,16 @@ class StateStore:
             create = ""
         raise NotFound(f"Unknown environment {name!r} in project {project!r}.", hint=f"Known environments: {known}.{create}")
 
-    def create_environment(self, project: str, name: str, target: str = "local") -> Environment:
+    def create_environment(self, project: str, name: str, target: str = "local", isolated: bool = False) -> Environment:
+        """`isolated`: its services get a network of their own (naming.env_network_name), not paas-apps."""
         validate_name(name, "environment name")
         project_row = self.get_project(project)
+        network = env_network_name(project, name) if isolated else None
         with self.write() as db:
             try:
                 db.execute(
-                    "INSERT INTO environments(project_id, name, created_at, target) VALUES (?, ?, ?, ?)",
-                    (project_row.id, name, utc_now(), target),
+                    "INSERT INTO environments(project_id, name, created_at, target, network) VALUES (?, ?, ?, ?, ?)",
+                    (project_row.id, name, utc_now(), target, network),
                 )
             except sqlite3.IntegrityError:
                 raise Conflict(f"Environment {name!r} already exists in project {project!r}.") from None

@@ -25,6 +25,7 @@ from paas_svc.usecases.operate import limits_mismatch
 # fix actions --fix knows how to apply
 CHMOD, CREATE_NETWORK, START, REPAIR = "chmod", "create-network", "start", "repair"
 RECREATE = "recreate"  # a stopped container attached to a network that is gone: a new one on its volume
+CREATE_ENV_NETWORK = "create-env-network"  # an isolated environment's own network (target: PROJECT/ENV)
 SWEEP_VERIFY = "sweep-verify"  # throwaway containers/volumes of a killed `backup verify`
 LABEL_PURPOSE = "paas.purpose"  # set on throwaway resources (verify): not orphans of the state
 
@@ -96,8 +97,9 @@ def _check_target(manager: ServiceManager, services: list[ServiceRecord], report
         report.add("engine", False, error.message, fix=error.hint)
     else:
         report.add("engine", True, f"Docker engine reachable ({manager.target.kind} at {engine.address})")
-        network_missing = not _check_network(engine, report, manager.target.name)
-        _check_services(manager, services, report, network_missing)
+        missing_networks = set() if _check_network(engine, report, manager.target.name) else {NETWORK_NAME}
+        missing_networks |= _check_env_networks(manager, engine, services, report)
+        _check_services(manager, services, report, frozenset(missing_networks))
         _check_orphans(manager, services, report)
         _check_clock(engine, report)
         _check_verify_leftovers(manager, engine, report)
@@ -208,17 +210,43 @@ def _check_network(engine, report: Report, target: str = "local") -> bool:
     return False
 
 
+def _check_env_networks(manager: ServiceManager, engine, services: list[ServiceRecord], report: Report) -> set[str]:
+    """The own network of each isolated environment with a service (not removed) on this target;
+    returns the names of those that are missing."""
+    missing = set()
+    for project, env in sorted({(s.project, s.env) for s in services if s.status != REMOVED}):
+        environment = manager.store.get_environment(project, env)
+        if not environment.isolated:
+            continue
+        labels = engine.network_labels(environment.network_name)
+        if labels is None:
+            missing.add(environment.network_name)
+            report.add("network", False, f"network {environment.network_name} of {project}/{env} is missing",
+                       fix="paas doctor --fix creates it", action=CREATE_ENV_NETWORK, target=f"{project}/{env}")
+        elif labels.get(LABEL_PROFILE) != manager.store.profile_id():
+            report.add("network", False, f"network {environment.network_name} of {project}/{env} was not made by this profile",
+                       fix=f"remove it (`docker network rm {environment.network_name}`), then `paas doctor --fix`")
+        else:
+            report.add("network", True, f"network {environment.network_name} of {project}/{env} exists")
+    return missing
+
+
 def _check_services(manager: ServiceManager, services: list[ServiceRecord], report: Report,
-                    network_missing: bool = False) -> None:
+                    missing_networks: frozenset[str] = frozenset()) -> None:
     for service in services:
         try:
-            _check_service(manager, service, report, network_missing)
+            _check_service(manager, service, report, missing_networks)
         except DockerUnavailable as error:  # Swarm: the engine of the node holding it is down
             report.add("container", False, f"{service.project}/{service.env}/{service.slug}: not checked: {error.message}",
                        fix=error.hint)
 
 
-def _check_service(manager: ServiceManager, service: ServiceRecord, report: Report, network_missing: bool = False) -> None:
+def _network_of(manager: ServiceManager, service: ServiceRecord) -> str:
+    return manager.store.get_environment(service.project, service.env).network_name
+
+
+def _check_service(manager: ServiceManager, service: ServiceRecord, report: Report,
+                   missing_networks: frozenset[str] = frozenset()) -> None:
     engine = manager.engine
     profile_id = manager.store.profile_id()
     where = f"{service.project}/{service.env}/{service.slug}"
@@ -265,10 +293,10 @@ def _check_service(manager: ServiceManager, service: ServiceRecord, report: Repo
         if taken:
             report.add("ports", False, f"{where}: host port(s) {', '.join(map(str, taken))} are taken by another process, so it cannot start",
                        fix=f"stop that process (see `ss -ltnp`), then `{repair_command(service.slug, service.env)}`")
-        elif network_missing and not manager.target.swarm:
+        elif missing_networks and not manager.target.swarm and _network_of(manager, service) in missing_networks:
             # Its endpoint names the removed network's id: a start fails even once a new
-            # paas-apps exists, so --fix makes a new container on the same volume.
-            report.add("container", False, f"{where}: container is {container.state} and its network {NETWORK_NAME} is gone",
+            # network of that name exists, so --fix makes a new container on the same volume.
+            report.add("container", False, f"{where}: container is {container.state} and its network {_network_of(manager, service)} is gone",
                        fix="paas doctor --fix creates the network and re-creates the container on its volume",
                        action=RECREATE, target=service.id)
         else:
@@ -337,7 +365,7 @@ def apply_fixes(manager: ServiceManager, report: Report, timeout: float = 120.0,
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     pending = [f for f in report.findings if not f.ok and f.action]
-    for finding in [f for f in pending if f.action in (CHMOD, CREATE_NETWORK, SWEEP_VERIFY)]:
+    for finding in [f for f in pending if f.action in (CHMOD, CREATE_NETWORK, CREATE_ENV_NETWORK, SWEEP_VERIFY)]:
         _apply(manager, finding, timeout)
         if on_outcome:
             on_outcome(finding)
@@ -385,6 +413,9 @@ def _apply(manager: ServiceManager, finding: Finding, timeout: float) -> None:
 
             with blocking_lock(host_lock_path("network"), what="the host-wide network lock"):
                 manager.for_target(finding.target or "local").engine.ensure_network({LABEL_MANAGED: "true"})
+        elif finding.action == CREATE_ENV_NETWORK:
+            environment = manager.store.get_environment(*finding.target.split("/", 1))
+            manager.for_target(environment.target).ensure_env_network(environment)
         elif finding.action == START:
             service = manager.store.get_service_by_id(finding.target)
             manager.for_target(service.target).start(service, timeout)

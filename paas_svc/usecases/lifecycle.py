@@ -42,6 +42,7 @@ from paas_svc.state.models import (
     READY,
     REMOVED,
     STARTING,
+    Environment,
     ServiceRecord,
 )
 from paas_svc.state.store import StateStore
@@ -92,6 +93,11 @@ def service_labels(profile_id: str, service: ServiceRecord) -> dict[str, str]:
         LABEL_SLUG: service.slug,
         LABEL_TEMPLATE: service.template,
     }
+
+
+def env_network_labels(profile_id: str, environment: Environment) -> dict[str, str]:
+    """Labels on an isolated environment's network. Never a secret."""
+    return {LABEL_MANAGED: "true", LABEL_PROFILE: profile_id, LABEL_PROJECT: environment.project, LABEL_ENV: environment.name}
 
 
 def pick_host_port(taken: set[int]) -> int:
@@ -405,11 +411,48 @@ class ServiceManager:
             volume_path=service.spec["volume"],
             port_bindings=dict(service.host_ports),
             publish_ip=self.target.bind_address,
+            network=self.store.get_environment(service.project, service.env).network_name,
             node=service.node,
             hostname=service.spec.get("hostname"),
             memory_bytes=limits["memory"],
             cpus=limits["cpus"],
         )
+
+    def ensure_env_network(self, environment: Environment) -> str:
+        """The network the environment's services join, created on this target's engine when
+        missing: paas-apps (shared by every profile, labelled managed only), or an isolated
+        environment's own (labelled with the profile, project and env, so doctor and sweeps
+        find it; on Swarm an attachable overlay). A network of that name made by anything but
+        this profile is never joined. Returns its name."""
+        engine = self.engine
+        name = environment.network_name
+        with blocking_lock(host_lock_path("network"), what="the host-wide network lock"):  # concurrent creates could make two
+            if not environment.isolated:
+                engine.ensure_network({LABEL_MANAGED: "true"})
+                return name
+            profile_id = self.store.profile_id()
+            found = engine.network_labels(name)
+            if found is None:
+                engine.ensure_network(env_network_labels(profile_id, environment), name)
+                found = engine.network_labels(name) or {}
+        if found.get(LABEL_PROFILE) != profile_id:
+            raise Conflict(
+                f"The network {name} on target {self.target.name} was not made by this paas profile; "
+                f"the services of {environment.project}/{environment.name} will not join it.",
+                hint=f"Remove it if it is a leftover (`docker network rm {name}`), then run the command again.")
+        return name
+
+    def remove_env_network(self, environment: Environment) -> bool:
+        """Remove an isolated environment's network from its target (False: there was none).
+        A network still in use (an app's container on it) is a Conflict and stays."""
+        if not environment.isolated:
+            return False
+        labels = self.engine.network_labels(environment.network_name)
+        if labels is None:
+            return False
+        if labels.get(LABEL_PROFILE) != self.store.profile_id():
+            return False  # not ours: never removed
+        return self.engine.remove_network(environment.network_name)
 
     def provision(self, service: ServiceRecord) -> None:
         """Network, volume, container, start: each step finds what an earlier attempt left.
@@ -417,8 +460,7 @@ class ServiceManager:
         engine = self.engine
         profile_id = self.store.profile_id()
         labels = service_labels(profile_id, service)
-        with blocking_lock(host_lock_path("network"), what="the host-wide network lock"):  # concurrent creates could make two paas-apps
-            engine.ensure_network({LABEL_MANAGED: "true"})
+        self.ensure_env_network(self.store.get_environment(service.project, service.env))
         engine.ensure_volume(service.volume_name, labels)
         self.checkpoint("after-volume")
         state = engine.inspect_container(service.container_name)

@@ -18,7 +18,8 @@ from paas_svc.state.store import StateStore
 
 def _address(service: ServiceRecord, network_view: bool, host: str = HOST_VIEW_HOST) -> tuple[str, int]:
     """Host view: the target's publish address (127.0.0.1 locally) and the published port.
-    Network view: the container's (or Swarm service's) name on paas-apps."""
+    Network view: the container's (or Swarm service's) name on its environment's network
+    (paas-apps, or an isolated environment's own: the name is the same on either)."""
     if network_view:
         return service.container_name, service.container_port
     if service.host_port is None:

@@ -77,6 +77,28 @@ def test_network_is_ensured_idempotently(adapter):
     assert adapter.network_exists()
 
 
+def test_a_named_network_is_made_with_its_labels_found_and_removed(adapter, label, docker_client):
+    """An isolated environment's network: created with labels, looked up by its exact name (the
+    engine's name filter also matches parts of names), refused removal while in use."""
+    key, value = label.split("=", 1)
+    name = unique("paas-contract.net")
+    assert adapter.network_labels(name) is None and not adapter.network_exists(name)
+    adapter.ensure_network({key: value, "paas.managed": "true"}, name)
+    adapter.ensure_network({key: value, "paas.managed": "true"}, name)  # exists: no error, no second network
+    assert adapter.network_labels(name) == {key: value, "paas.managed": "true"}
+    assert adapter.network_labels(name[:-1]) is None  # a prefix is not the network
+    assert len(docker_client.networks.list(names=[name])) == 1
+    user = docker_client.containers.run(REDIS_IMAGE, name=unique(), network=name, detach=True, labels={key: value})
+    try:
+        with pytest.raises(Conflict, match=name):
+            adapter.remove_network(name)
+    finally:
+        user.remove(force=True)
+    assert adapter.remove_network(name) is True
+    assert adapter.remove_network(name) is False
+    assert adapter.network_labels(name) is None
+
+
 def test_volume_lifecycle_and_missing_volume(adapter, label, docker_client):
     name = unique()
     key, value = label.split("=", 1)

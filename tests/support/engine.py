@@ -30,3 +30,5 @@ def sweep(client, label_filter: str) -> None:
         container.remove(force=True, v=True)
     for volume in client.volumes.list(filters={"label": label_filter}):
         volume.remove(force=True)
+    for network in client.networks.list(filters={"label": label_filter}):  # isolated environments' own
+        network.remove()

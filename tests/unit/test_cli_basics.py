@@ -10,7 +10,7 @@ COMMANDS = [
     [], ["catalog"], ["catalog", "list"], ["catalog", "search"], ["catalog", "show"],
     ["catalog", "add"], ["catalog", "validate"], ["catalog", "rm"],
     ["project"], ["project", "create"], ["project", "list"], ["project", "use"], ["project", "rm"],
-    ["env"], ["env", "create"], ["env", "list"], ["env", "rm"],
+    ["env"], ["env", "create"], ["env", "list"], ["env", "show"], ["env", "rm"],
     ["svc"], ["svc", "add"], ["svc", "list"], ["svc", "show"], ["svc", "dsn"], ["svc", "rm"],
     ["svc", "start"], ["svc", "stop"], ["svc", "restart"], ["svc", "logs"], ["audit"],
     ["backup"], ["backup", "schedule"], ["backup", "run-due"], ["backup", "now"], ["backup", "list"], ["backup", "verify"],

@@ -21,6 +21,7 @@ import pytest
 from paas_svc.catalog import get_template, load_catalog
 from paas_svc.engine.sdk import ContainerView, Engine, ExecResult
 from paas_svc.kinds import strategy_for
+from paas_svc.naming import NETWORK_NAME
 from tests.fakes import RecordingEngine, parameters
 
 TEMPLATES = sorted(load_catalog())
@@ -59,7 +60,7 @@ class ArgvRecordingEngine(RecordingEngine):
     def pull(self, image: str, on_progress) -> None:
         raise AssertionError("no pull expected")
 
-    def ensure_network(self, labels: dict[str, str]) -> None:
+    def ensure_network(self, labels: dict[str, str], name: str = NETWORK_NAME) -> None:
         pass
 
     def volume_exists(self, name: str) -> bool:
