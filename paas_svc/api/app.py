@@ -13,11 +13,12 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from paas_svc.api.context import ServerContext
+from paas_svc.api.guard import GuardedServer, ServerLimits, accept_batch, guarded_protocol, raise_descriptor_limit
 from paas_svc.api.http import ApiError, BodyLimit, api_error_from, bearer_token, parse_json_body, unauthorized
 from paas_svc.api.provisioning import Provisioner
 from paas_svc.api.routes import ENDPOINTS, Call, Endpoint, Reply
@@ -26,6 +27,7 @@ from paas_svc.state.tokens import ADMIN, Token, TokenRejected, authenticate
 
 AUDIT_PATH_CHARS = 200
 DOWNLOAD_CHUNK = 1024 * 1024
+MAX_HEADER_BYTES = 16 * 1024  # the request line and headers (h11's own default, stated)
 
 
 def create_server(home: Path, org: str, image_overrides: dict[str, str], ready_timeout: float) -> tuple[Starlette, Provisioner]:
@@ -34,6 +36,20 @@ def create_server(home: Path, org: str, image_overrides: dict[str, str], ready_t
     context = ServerContext(home, org=org, image_overrides=image_overrides, ready_timeout=ready_timeout)
     provisioner = Provisioner(context)
     return create_app(context, provisioner), provisioner
+
+
+def http_server(app: Starlette, host: str, port: int, ssl_certfile: str | None = None, ssl_keyfile: str | None = None,
+                limits: ServerLimits = ServerLimits()) -> GuardedServer:
+    """The uvicorn server `paas serve` runs `app` with (`.run()`): the guarded h11 protocol (read
+    deadlines, a connection cap, a keep-alive limit: see guard.py), no WebSocket, no access log."""
+    import uvicorn
+
+    raise_descriptor_limit()
+    return GuardedServer(uvicorn.Config(
+        app, host=host, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+        http=guarded_protocol(limits), ws="none", timeout_keep_alive=limits.keep_alive_seconds,
+        backlog=accept_batch(), h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        log_level="warning", access_log=False, server_header=False, lifespan="off", timeout_graceful_shutdown=5))
 
 
 def create_app(context: ServerContext, provisioner: Provisioner | None = None) -> Starlette:
@@ -56,9 +72,11 @@ def _view(endpoint: Endpoint, context: ServerContext, provisioner: Provisioner):
             call = Call(context=context, params=dict(request.path_params), query=dict(request.query_params), body=None,
                         token=None, method=request.method, path=request.url.path, provisioner=provisioner)
             reply = await run_in_threadpool(_handle, endpoint, call, request.headers.get("authorization"),
-                                            request.headers.get("content-type"), raw)
+                                            request.headers.get("content-type"), raw, _source(request))
         except ApiError as error:
             return _error_response(error)
+        except ClientDisconnect:  # gone mid-body (or closed for being too slow): nobody to answer
+            return Response(status_code=400)
         except PaasError as error:
             return _error_response(api_error_from(error))
         except Exception:  # noqa: BLE001 - a bug: logged on the server, a plain 500 to the client
@@ -68,37 +86,84 @@ def _view(endpoint: Endpoint, context: ServerContext, provisioner: Provisioner):
     return view
 
 
-def _handle(endpoint: Endpoint, call: Call, authorization: str | None, content_type: str | None, raw: bytes) -> Reply:
+def _handle(endpoint: Endpoint, call: Call, authorization: str | None, content_type: str | None, raw: bytes,
+            source: str) -> Reply:
     """In a worker thread: authenticate, authorize, parse the body, run the handler."""
     if endpoint.role is not None:
-        call.token = _authorize(call, endpoint, authorization)
+        call.token = _authorize(call, endpoint, authorization, _Refusals(call, endpoint, source))
     if endpoint.body is not None:
         call.body = parse_json_body(content_type, raw, endpoint.body)
     return endpoint.handler(call)
 
 
-def _authorize(call: Call, endpoint: Endpoint, authorization: str | None) -> Token:
+def _authorize(call: Call, endpoint: Endpoint, authorization: str | None, refusals: "_Refusals") -> Token:
     store = call.context.store()
     try:
         token = authenticate(store, bearer_token(authorization))
     except ApiError as error:
-        _audit_refusal(call, 401, error.code, None)
+        refusals.record(401, error.code, None)
         raise
     except TokenRejected as rejected:
-        _audit_refusal(call, 401, rejected.reason.replace(" ", "-"), rejected.token)
+        refusals.record(401, rejected.reason, rejected.token)
         raise unauthorized("invalid_token", "The token is unknown, expired or revoked.") from None
     if endpoint.role == ADMIN and token.role != ADMIN:
-        _audit_refusal(call, 403, "admin-only", token)
+        refusals.record(403, "admin-only", token)
         raise ApiError(403, "forbidden", f"Only admin tokens may do this; {token.name!r} is a {token.role}.",
                        hint="Ask an admin, or use an admin token (`paas token create NAME --role admin`).")
     return token
 
 
-def _audit_refusal(call: Call, status: int, reason: str, token: Token | None) -> None:
-    """Who was refused and why; never the presented token."""
-    params = call.params
-    detail = f"status={status} reason={reason} token={token.name if token else '-'} {call.method} {call.path[:AUDIT_PATH_CHARS]}"
-    call.context.store().audit("api-denied", params.get("project", ""), params.get("env", ""), params.get("slug", ""), detail)
+# Why a request was refused: the only words a refusal's audit row may hold.
+REFUSAL_REASONS = {"missing_token": "missing-token", "malformed_authorization": "malformed-authorization",
+                   "unknown token": "token-unknown", "token revoked": "token-revoked", "token expired": "token-expired",
+                   "admin-only": "admin-only"}
+INVALID_FIELD = "?"  # a project, environment or slug in the URL that is not a valid name
+MAX_REFUSAL_SOURCES_PER_MINUTE = 50
+
+
+class _Refusals:
+    """Audits refusals so that anyone who can reach the port cannot grow the state or write into
+    `paas audit`: every field is validated or from a fixed set (the endpoint's path template, not
+    the URL; names only when they are valid names), and the store coalesces repeats (one row per
+    minute, source and reason, with a count). Never the presented token."""
+
+    def __init__(self, call: Call, endpoint: Endpoint, source: str):
+        self.call, self.endpoint, self.source = call, endpoint, source
+
+    def record(self, status: int, reason: str, token: Token | None) -> None:
+        names = [_valid_name_or_marker(self.call.params.get(name)) for name in ("project", "env", "slug")]
+        reason = REFUSAL_REASONS.get(reason, "other")
+        detail = (f"status={status} reason={reason} token={token.name if token else '-'} "
+                  f"{self.endpoint.method} {self.endpoint.path}")
+        # A token's name is the profile's own (validated when it was created): refusals of different
+        # tokens stay apart.
+        key = f"{status}-{reason}-{token.name if token else '-'}"
+        self.call.context.store().audit_coalesced("api-denied", self.source, key, *names, detail,
+                                                  max_sources=MAX_REFUSAL_SOURCES_PER_MINUTE)
+
+
+def _valid_name_or_marker(value: str | None) -> str:
+    from paas_svc.errors import InvalidInput
+    from paas_svc.naming import validate_name
+
+    if value is None:
+        return ""
+    try:
+        validate_name(value, "name")
+    except InvalidInput:
+        return INVALID_FIELD
+    return value
+
+
+def _source(request: Request) -> str:
+    """The client's address as an address, or `unknown` (a Unix socket, a test client)."""
+    import ipaddress
+
+    host = request.client.host if request.client else ""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return "unknown"
 
 
 def _response(reply: Reply) -> Response:

@@ -77,12 +77,30 @@ def parse_json_body(content_type: str | None, raw: bytes, schema: dict) -> dict:
     if media_type != "application/json":
         raise ApiError(415, "unsupported_media_type", f"Send the body as application/json, not {media_type or 'nothing'}.")
     try:
-        value = json.loads(raw.decode("utf-8"))
+        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys)
+    except _DuplicateKey as duplicate:
+        raise ApiError(400, "duplicate_key", f"The body names {duplicate.key[:40]!r} more than once.",
+                       hint="Send each field once: parsers disagree on which copy wins.") from None
     except (UnicodeDecodeError, ValueError) as error:
         raise ApiError(400, "malformed_json", f"The body is not valid JSON: {error}.") from None
     problems = check_schema(schema, value)
     if problems:
         raise ApiError(422, "invalid_body", "; ".join(problems), hint=f"Expected: {describe_schema(schema)}")
+    return value
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """json.loads keeps the last of two equal keys; a proxy or a client library may keep the first."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        raise _DuplicateKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
     return value
 
 

@@ -147,6 +147,13 @@ def service_view(service: ServiceRecord, status: str, host: str = HOST_VIEW_HOST
     }
 
 
+def _view_of(call: Call) -> str:
+    view = call.query.get("view", "host")
+    if view not in ("host", "network"):
+        raise ApiError(400, "invalid_query", f"view must be host or network, not {view[:40]!r}.")
+    return view
+
+
 def _audit(call: Call, action: str, project: str, env: str, slug: str, detail: str = "") -> None:
     who = f"via=api token={call.token.name}" if call.token else "via=api"
     call.context.store().audit(action, project, env, slug, f"{detail} {who}".strip())
@@ -253,9 +260,7 @@ def reveal_dsn(call: Call) -> Reply:
     from paas_svc.usecases.reveal import connection_string
 
     service = _service(call)
-    view = call.query.get("view", "host")
-    if view not in ("host", "network"):
-        raise ApiError(400, "invalid_query", f"view must be host or network, not {view!r}.")
+    view = _view_of(call)
     if service.status == REMOVED:
         raise Conflict(f"{service.slug} was removed; it has no DSN until it is added again.")
     dsn = connection_string(service, call.context.vault().credentials(service), view == "network",
@@ -268,11 +273,13 @@ def export_variables(call: Call) -> Reply:
     from paas_svc.usecases.reveal import environment_variables
 
     project, env = _scope(call)
+    view = _view_of(call)
     context = call.context
     services = context.store().list_services(project=project, env=env)
     statuses = _statuses(context, services)
+    # The view is part of what was revealed (a network DSN works from any container on the network).
     result = environment_variables(context.store(), context.vault(), [(s, statuses[s.id]) for s in services],
-                                   network_view=call.query.get("view") == "network", purpose=f"via=api token={call.token.name}")
+                                   network_view=view == "network", purpose=f"view={view} via=api token={call.token.name}")
     return Reply(200, {"variables": result.variables,
                        "skipped": [{"slug": s.slug, "status": status} for s, status in result.skipped]})
 

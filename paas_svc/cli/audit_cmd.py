@@ -22,6 +22,7 @@ def audit(json_output: JsonOption = False,
     if json_output:
         print_json([entry._asdict() for entry in entries])
     else:
-        print_table(("AT", "USER", "ACTION", "PROJECT", "ENV", "SLUG", "DETAIL"),
-                    [(e.at, e.os_user, e.action, e.project, e.env, e.slug, e.detail) for e in entries],
+        # COUNT: how many requests a row stands for (refusals of the API within a minute coalesce).
+        print_table(("AT", "USER", "ACTION", "COUNT", "PROJECT", "ENV", "SLUG", "DETAIL"),
+                    [(e.at, e.os_user, e.action, e.count, e.project, e.env, e.slug, e.detail) for e in entries],
                     empty="The audit log is empty.")

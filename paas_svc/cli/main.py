@@ -101,9 +101,11 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def _fail(text: str, hint: str | None, code: int) -> int:
-    print(f"error: {text}", file=sys.stderr)
+    from paas_svc.cli.output import message  # escapes control characters: errors quote names and engine text
+
+    message(f"error: {text}")
     if hint:
-        print(f"hint: {hint}", file=sys.stderr)
+        message(f"hint: {hint}")
     return code
 
 
@@ -241,9 +243,11 @@ def run(argv: list[str] | None = None) -> int:
         print(file=sys.stderr)
         return _fail(error.message, error.hint, error.exit_code)
     except Declined as error:  # not an error: the user said no
-        print(error.message, file=sys.stderr)
+        from paas_svc.cli.output import message
+
+        message(error.message)
         if error.hint:
-            print(f"hint: {error.hint}", file=sys.stderr)
+            message(f"hint: {error.hint}")
         return error.exit_code
     except PaasError as error:
         return _fail(error.message, error.hint or _help_hint(argv), error.exit_code)

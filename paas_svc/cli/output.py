@@ -9,13 +9,26 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from typing import Any, Sequence
 
+# C0 controls but tab and newline, DEL, and C1 controls: names, engine messages, audit details and
+# errors may hold them (a URL's %1b[31m, a container's log line), and a terminal would obey them.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character but tab and newline written as \\xNN: what the CLI
+    prints for people never moves the cursor, recolours the terminal or sets its title."""
+    if _CONTROLS.search(text) is None:
+        return text
+    return _CONTROLS.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
 
 def message(text: str) -> None:
-    """Progress, warnings and notes: stderr, so stdout stays data."""
-    print(text, file=sys.stderr, flush=True)
+    """Progress, warnings, notes and errors: stderr, so stdout stays data."""
+    print(printable(text), file=sys.stderr, flush=True)
 
 
 def warn(text: str) -> None:
@@ -23,6 +36,12 @@ def warn(text: str) -> None:
 
 
 def data(text: str) -> None:
+    """A result on stdout, control characters escaped (see printable)."""
+    formatted_data(printable(text))
+
+
+def formatted_data(text: str) -> None:
+    """Text whose values are already escaped and whose control codes are our own (a table's bold header)."""
     sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
     sys.stdout.flush()
 
@@ -114,7 +133,9 @@ class StderrReporter:
         # A bar per layer that transfers bytes; "Already exists" or "Pulling from" have none.
         if not event.layer or (event.layer not in self._tasks and not event.total):
             return
-        description = f"{event.layer} {event.status}"
+        from rich.markup import escape
+
+        description = escape(printable(f"{event.layer} {event.status}"))  # engine text: no markup, no controls
         if event.layer not in self._tasks:
             self._tasks[event.layer] = self._progress.add_task(description, total=event.total)
         task = self._tasks[event.layer]

@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any, Iterable, Mapping, Sequence
 
-from paas_svc.cli.output import data, is_interactive, message, print_json
+from paas_svc.cli.output import data, formatted_data, is_interactive, message, print_json, printable
 
 COLUMN_GAP = "  "
 MIN_WIDTH = 20  # below this a terminal width is not believable: fall back to the real one
@@ -57,7 +57,7 @@ def layout_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], width: i
     """(lines, dropped column names). Columns are dropped whole, lowest priority first, until
     the rest fits `width`; when not even the two most important fit, every row becomes a
     block of `NAME: value` lines (nothing dropped, nothing cut)."""
-    cells = [["" if cell is None else " ".join(str(cell).split()) for cell in row] for row in rows]
+    cells = [["" if cell is None else printable(" ".join(str(cell).split())) for cell in row] for row in rows]
     natural = [max([len(name)] + [len(row[i]) for row in cells]) for i, name in enumerate(columns)]
     order = [columns.index(name) for name in (priority or columns)]
     order += [i for i in range(len(columns)) if i not in order]
@@ -100,7 +100,7 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], empty: st
         message(empty)
         return
     lines, dropped = layout_table(columns, rows, terminal_width(), priority, bold=colour_allowed())
-    data("\n".join(lines))
+    formatted_data("\n".join(lines))  # cells escaped by layout_table; the only codes left are our bold
     if dropped:
         message(f"(not shown at this width: {', '.join(dropped)}; widen the terminal or use --json)")
 

@@ -70,13 +70,13 @@ def serve(
         warn(f"serving plain HTTP on {host}: tokens and DSNs cross the network unencrypted (--insecure)")
     try:
         import starlette  # noqa: F401  - only probing that the extra is installed
-        import uvicorn
+        import uvicorn  # noqa: F401
     except ModuleNotFoundError as error:
         raise MissingExtra(f"`paas serve` needs Starlette and uvicorn ({error.name} is not installed).",
                            hint="Install the extra: pip install 'paas-svc[serve]'.") from None
     # Imported outside the probe: a broken import of our own is a bug, not a missing extra.
     # The one import of the API from the CLI (allowed by name in pyproject's import-linter contracts).
-    from paas_svc.api.app import create_server
+    from paas_svc.api.app import create_server, http_server
 
     app, provisioner = create_server(ensure_home(home_dir()), org=org, image_overrides=overrides, ready_timeout=timeout)
     resumed = provisioner.resume_interrupted()
@@ -85,8 +85,5 @@ def serve(
     scheme = "https" if tls_cert else "http"
     shown_host = f"[{host}]" if ":" in host else host
     message(f"Serving the API and dashboard on {scheme}://{shown_host}:{port}/ (org {org!r}); Ctrl-C stops.")
-    config = uvicorn.Config(app, host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
-                            log_level="warning", access_log=False, server_header=False, lifespan="off",
-                            timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run()
+    http_server(app, host, port, ssl_certfile=tls_cert, ssl_keyfile=tls_key).run()
     provisioner.wait()

@@ -98,6 +98,7 @@ class AuditEntry(NamedTuple):
     env: str
     slug: str
     detail: str
+    count: int = 1  # refusals of the API coalesce: how many requests this row stands for
 
 
 class Operation(NamedTuple):

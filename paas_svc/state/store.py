@@ -167,6 +167,13 @@ MIGRATIONS: list[str] = [
     # 7: isolated environments (`paas env create NAME --isolated`): the network their services
     # join instead of the shared paas-apps. NULL (every existing environment): paas-apps.
     "ALTER TABLE environments ADD COLUMN network TEXT;",
+    # 8: refused API requests coalesce: one row per minute, source and reason (its `bucket`),
+    # counting the repeats, so a flood of bad requests adds rows per minute, not per request.
+    """
+    ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE audit ADD COLUMN bucket TEXT;
+    CREATE UNIQUE INDEX audit_bucket ON audit(bucket) WHERE bucket IS NOT NULL;
+    """,
 ]
 
 
@@ -615,9 +622,29 @@ class StateStore:
             [(at, user, action, project, env, slug, detail) for project, env, slug, detail in rows],
         )
 
+    def audit_coalesced(self, action: str, source: str, reason: str, project: str, env: str, slug: str, detail: str,
+                        max_sources: int) -> None:
+        """One row per minute, `source` and `reason` (the first request's fields), counting the rest.
+        Past `max_sources` rows in a minute, further sources share the source `other`: a flood from
+        many addresses adds at most max_sources + 1 rows per reason and minute."""
+        at = utc_now()
+        minute = at[:16]  # 2026-12-06T13:45
+        with self.write() as db:
+            rows_this_minute = db.execute("SELECT COUNT(*) FROM audit WHERE bucket >= ? AND bucket < ?",
+                                          (f"{minute}|", f"{minute}}}")).fetchone()[0]
+            bucket = f"{minute}|{action}|{source}|{reason}"
+            if rows_this_minute >= max_sources and not db.execute("SELECT 1 FROM audit WHERE bucket = ?", (bucket,)).fetchone():
+                source = "other"
+                bucket = f"{minute}|{action}|{source}|{reason}"
+            db.execute(
+                "INSERT INTO audit(at, os_user, action, project, env, slug, detail, bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(bucket) WHERE bucket IS NOT NULL DO UPDATE SET count = count + 1",
+                (at, os_user(), action, project, env, slug, f"{detail} source={source}", bucket),
+            )
+
     def list_audit(self, limit: int | None = None, project: str | None = None, env: str | None = None) -> list[AuditEntry]:
         clauses = [(column, value) for column, value in (("project", project), ("env", env)) if value is not None]
-        sql = "SELECT id, at, os_user, action, project, env, slug, detail FROM audit"
+        sql = "SELECT id, at, os_user, action, project, env, slug, detail, count FROM audit"
         if clauses:
             sql += " WHERE " + " AND ".join(f"{column} = ?" for column, _ in clauses)
         sql += " ORDER BY id DESC"

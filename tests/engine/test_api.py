@@ -96,10 +96,15 @@ def test_add_answers_provisioning_then_becomes_ready_and_admin_reveals_it(api):
     assert variables["skipped"] == [] and variables["variables"]["CACHE_URL"] == dsn  # and what clients of its kind read:
     assert set(variables["variables"]) == {"CACHE_URL", "CACHE_HOST", "CACHE_PORT", "CACHE_USER", "CACHE_PASSWORD"}
     assert_json_error(api.member.get(api.scope() + "/variables"), 403)
+    network = api.admin.get(api.scope() + "/variables?view=network").json()
+    assert f"@{ready['container']}:" in network["variables"]["CACHE_URL"], network
+    assert_json_error(api.admin.get(api.scope() + "/variables?view=side"), 400, "invalid_query")
 
     entries = audit(api)
     reveals = [e["detail"] for e in entries if e["action"] == "reveal-dsn"]
     assert reveals == ["view=host via=api token=alice", "view=host"]  # the API's, then the CLI's
+    exports = [e["detail"] for e in entries if e["action"] == "reveal-env"]
+    assert exports == ["view=host via=api token=alice", "view=network via=api token=alice"], exports
     denied = [e for e in entries if e["action"] == "api-denied" and "token=bob" in e["detail"]]
     assert denied and "status=403" in denied[0]["detail"] and denied[0]["slug"] == "cache"
     for secret in (api.admin_token, api.member_token, dsn.split(":")[2].split("@")[0]):
@@ -245,6 +250,8 @@ def test_bad_bodies_are_refused_before_anything_happens(api):
     cases = [
         (api.member.post(url, content=b'{"slug": "cache", ', headers=headers), 400, "malformed_json"),
         (api.member.post(url, content=b"\xff\xfe", headers=headers), 400, "malformed_json"),
+        (api.member.post(url, content=b'{"slug": "a", "templateKey": "redis-7", "slug": "b"}', headers=headers), 400,
+         "duplicate_key"),
         (api.member.post(url, json={"slug": "x", "templateKey": "redis-7", "image": "evil"}), 422, "invalid_body"),
         (api.member.post(url, json={"slug": "x"}), 422, "invalid_body"),
         (api.member.post(url, json=["slug", "x"]), 422, "invalid_body"),
@@ -264,7 +271,7 @@ def test_bad_bodies_are_refused_before_anything_happens(api):
     unknown = api.member.post(url, json={"slug": "cache2", "templateKey": "redis-99"}).json()
     assert "redis-7" in unknown["hint"], unknown  # did you mean
     slugs = {s["slug"] for s in json.loads(api.server.paas("svc", "list", "--json", "--all", "--removed").stdout)}
-    assert not slugs & {"x", "a", "cache2", "..", "../etc", "café", "x" * 41}, slugs
+    assert not slugs & {"x", "a", "b", "cache2", "..", "../etc", "café", "x" * 41}, slugs
 
 
 def test_a_chunked_10_mb_body_is_refused_too(api):
