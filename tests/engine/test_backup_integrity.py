@@ -20,15 +20,11 @@ import redis
 
 from tests.support import cipher_v1
 from tests.support.api_server import Server
-from tests.support.cli import PAAS_BIN
+from tests.support.cli import PAAS_BIN, ok
 from tests.support.images import REDIS_IMAGE
 
 GOOD = {f"good:{n}": str(n) for n in range(50)}
 
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def add(paas, slug, env="production"):

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 import redis
 
+from tests.support.cli import ok
 from tests.support.engine import profile_id
 from tests.support.images import POSTGRES_IMAGE, REDIS_IMAGE
 
@@ -63,10 +64,6 @@ def s3_client(endpoint):
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                         aws_access_key_id="test-access-key", aws_secret_access_key="test-secret-key-not-in-state")
 
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def add(paas, slug, template, image, env="production"):

@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from paas_svc.kinds.strategy import read_backup, verify_payload
-from tests.support.cli import PAAS_BIN
+from tests.support.cli import PAAS_BIN, ok
 from tests.support.engine import profile_id
 from tests.support.images import POSTGRES_IMAGE, REDIS_IMAGE
 
@@ -32,10 +32,6 @@ OLD_ROWS, NEW_ROWS = 120, 340
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def add(paas, slug, template="redis-7", image=REDIS_IMAGE):

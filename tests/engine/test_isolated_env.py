@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.support.cli import run_paas_process
+from tests.support.cli import ok, run_paas_process
 from tests.support.engine import profile_id
 from tests.support.images import REDIS_IMAGE
 
@@ -27,10 +27,6 @@ def project(paas, monkeypatch) -> str:
     monkeypatch.setenv("PAAS_PROJECT", name)
     return name
 
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def client(engine, home, network: str, script: str, environment: dict | None = None) -> str:

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from paas_svc.secrets.box import new_key
+from tests.support.cli import ok
 from tests.support.engine import profile_id
 from tests.support.images import REDIS_IMAGE
 
@@ -25,10 +26,6 @@ MACHINE_VARIABLES = ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "PA
 def env_file_path(home: Path) -> Path:
     return home / "scheduler.env"
 
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def run_entry_as_cron(cron_file: Path, home: Path) -> subprocess.CompletedProcess:

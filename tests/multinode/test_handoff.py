@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import json
 
+from tests.support.cli import ok
 from tests.support.images import POSTGRES_IMAGE
 from tests.support.nodes import Cluster, Node
 
 MEMORY, CPUS, SCHEME = "256m", "0.5", "postgresql"  # postgres:// is the kind's default scheme
 MEMORY_BYTES, NANO_CPUS = 256 * 1024 * 1024, 500_000_000
 
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def add_target(paas, cluster: Cluster, node: Node, name: str) -> str:

@@ -7,13 +7,9 @@ from __future__ import annotations
 import json
 import uuid
 
+from tests.support.cli import ok
 from tests.support.images import POSTGRES_IMAGE, REDIS_IMAGE
 from tests.support.nodes import add_tls_target
-
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def test_an_isolated_environment_on_a_remote_target_gets_its_network_there(paas, remote_node, isolated_home):

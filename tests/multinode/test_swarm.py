@@ -10,29 +10,10 @@ from __future__ import annotations
 import json
 import time
 
+from tests.support.cli import ok
 from tests.support.images import POSTGRES_IMAGE
 from tests.support.nodes import Swarm, docker
-
-SETTLE_SECONDS = 180  # node-down detection and task scheduling on vfs nodes under load
-
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def eventually(check, what: str, timeout: float = SETTLE_SECONDS):
-    """Poll `check` (a growing interval) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    interval = 0.5
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not {what} after {timeout}s")
-        time.sleep(interval)
-        interval = min(interval * 1.5, 5)
+from tests.support.polling import eventually
 
 
 def status(paas, slug: str) -> dict:

@@ -11,13 +11,9 @@ import sqlite3
 import stat
 import time
 
+from tests.support.cli import ok
 from tests.support.images import POSTGRES_IMAGE, REDIS_IMAGE
 from tests.support.nodes import add_ssh_target, add_tls_target
-
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def listed(paas, *args) -> dict:

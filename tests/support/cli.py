@@ -70,3 +70,9 @@ def in_a_terminal(args: list[str], env: dict) -> tuple[int, bytes]:
     reader.join(timeout=30)
     os.close(controller)
     return completed.returncode, b"".join(chunks)
+
+
+def ok(result: Result) -> Result:
+    """The result of a command that must succeed; its whole output when it did not."""
+    assert result.exit_code == 0, result.output
+    return result
