@@ -334,7 +334,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("POST", SERVICE + "/stop", stop_service, "Stop a service (data and settings stay)",
              responses=_tag({200: "The service", 409: "Removed, container missing or being provisioned"}), returns="Service"),
     Endpoint("GET", SERVICE + "/dsn", reveal_dsn, "Reveal the connection string and its env var name (admin, audited)",
-             role=ADMIN, query={"view": "host (default: 127.0.0.1 and the published port) or network (from paas-apps)"},
+             role=ADMIN, query={"view": "host (default: 127.0.0.1 and the published port) or network (from the environment's network: paas-apps or its own)"},
              responses=_tag({200: "DSN and env var name", 403: "Member token", 409: "Removed"})),
     Endpoint("GET", SERVICE + "/backup", download_backup, "Download a backup made with the engine's native tool (admin, audited)",
              role=ADMIN, produces="application/octet-stream",

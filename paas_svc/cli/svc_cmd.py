@@ -212,7 +212,7 @@ def template_definition(home, service) -> dict:
     return info
 
 
-NetworkFlag = Annotated[bool, typer.Option("--network", help="The view from a container on the paas-apps network.")]
+NetworkFlag = Annotated[bool, typer.Option("--network", help="The view from a container on the environment's network (paas-apps, or an isolated environment's own).")]
 RemovedFlag = Annotated[bool, typer.Option(
     "--removed", help="Print it even though the service is removed (nothing listens there until it is added back).")]
 
