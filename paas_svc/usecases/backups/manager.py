@@ -61,12 +61,19 @@ def check_origin(service: ServiceRecord, header: BackupHeader, source: str, allo
     """Refuse a backup of another service (by project, environment and slug) unless the caller
     asked for it (a clone or a migration into a new name). The kind is checked on its own
     (kinds.check_compatible), whatever this says."""
+    _check_same_service(service, (header.project, header.env, header.slug), source, allow_other_service)
+
+
+def _check_same_service(service: ServiceRecord, origin: tuple[str, str, str], source: str, allow_other_service: bool,
+                        what: str = "a backup") -> None:
+    """The one refusal of another service's backup: from the plain header (check_origin) or from
+    an encrypted header's binding (fetch)."""
     from paas_svc.kinds.strategy import InvalidBackup
 
-    if (header.project, header.env, header.slug) == (service.project, service.env, service.slug) or allow_other_service:
+    if origin == (service.project, service.env, service.slug) or allow_other_service:
         return
     raise InvalidBackup(
-        f"{source} is a backup of {header.project}/{header.env}/{header.slug}, not of "
+        f"{source} is {what} of {'/'.join(origin)}, not of "
         f"{service.project}/{service.env}/{service.slug}. Nothing was changed.",
         hint=f"To put another service's data into {service.slug} on purpose (a clone or a migration), "
              f"add {ALLOW_OTHER_SERVICE_OPTION}.")
@@ -428,13 +435,8 @@ class Backups:
             if bound["kind"] != wanted["kind"]:
                 raise InvalidBackup(f"{location} is a {bound['kind']} backup (of {bound['project']}/{bound['env']}/{bound['slug']}); "
                                     f"{service.slug} is a {service.template} service. Nothing was changed.")
-            if (bound["project"], bound["env"], bound["slug"]) != (wanted["project"], wanted["env"], wanted["slug"]) \
-                    and not allow_other_service:
-                raise InvalidBackup(
-                    f"{location} is an encrypted backup of {bound['project']}/{bound['env']}/{bound['slug']}, not of "
-                    f"{service.project}/{service.env}/{service.slug}. Nothing was changed.",
-                    hint=f"To put another service's data into {service.slug} on purpose (a clone or a migration), "
-                         f"add {ALLOW_OTHER_SERVICE_OPTION}.")
+            _check_same_service(service, (bound["project"], bound["env"], bound["slug"]), location, allow_other_service,
+                                what="an encrypted backup")
 
         target = self.data_ops.scratch_dir / f"fetched-{os.urandom(4).hex()}"
         self.data_ops.step(f"Fetching and decrypting {location}")
