@@ -298,6 +298,209 @@ def download_backup(call: Call) -> Reply:
     return Reply(200, file=staging, filename=default_backup_name(service, strategy.extension))
 
 
+# -- the dashboard's routes: a service's page (logs, stats, backups), repair, rotation, removed
+# services, the audit log. Over the same use cases as the CLI; every change is audited. --------
+
+LOG_TAIL_MAX = 1000
+AUDIT_LIMIT_MAX = 1000
+RESTORE_BODY = {
+    "type": "object",
+    "properties": {
+        "backupId": {"type": "string", "maxLength": 20, "description": "the id of a recorded backup of this service (GET .../backups)"},
+        "confirm": {"type": "string", "maxLength": MAX_NAME_LENGTH,
+                    "description": "the service's slug again: its data is replaced (after a safety backup)"},
+    },
+    "required": ["backupId", "confirm"],
+    "additionalProperties": False,
+}
+SCHEDULE_BODY = {
+    "type": "object",
+    "properties": {
+        "every": {"type": "string", "maxLength": 100, "description": "daily, hourly, weekly or five cron fields in UTC"},
+        "keep": {"type": "string", "maxLength": 6, "description": "keep the newest N backups of this schedule (default: all)"},
+    },
+    "required": ["every"],
+    "additionalProperties": False,
+}
+
+
+def _int_field(text: str, what: str, lowest: int = 1) -> int:
+    if not text.strip().isdigit() or int(text) < lowest:
+        raise ApiError(422, "invalid_body", f"{what} must be a whole number of at least {lowest}, not {text[:20]!r}.")
+    return int(text)
+
+
+def _backups_over(call: Call, service: ServiceRecord):
+    from paas_svc.usecases.backups.manager import Backups
+    from paas_svc.usecases.data import DataOps
+
+    return Backups(DataOps(call.context.manager(target=service.target)))
+
+
+def _record_view(record) -> dict:
+    return {"id": record.id, "createdAt": record.created_at, "status": record.status,
+            "destination": record.destination or "local", "location": record.location, "encrypted": record.encrypted,
+            "sizeBytes": record.size_bytes, "scheduled": record.schedule_id is not None, "error": record.error,
+            "verified": record.verify_ok}
+
+
+def _schedule_view(row) -> dict:
+    return {"id": row.id, "every": row.every, "keepLast": row.keep_last, "keepDaily": row.keep_daily,
+            "keepWeekly": row.keep_weekly, "destination": row.destination or "local", "verify": row.verify,
+            "nextDueAt": row.next_due_at, "lastSuccessAt": row.last_success_at, "lastError": row.last_error}
+
+
+def list_removed_services(call: Call) -> Reply:
+    """Removed services whose volume (their data and credentials) is kept: adding the slug again reattaches it."""
+    project, env = _scope(call)
+    removed = [s for s in call.context.store().list_services(project=project, env=env, include_removed=True)
+               if s.status == REMOVED]
+    hosts = publish_hosts(call.context, removed)
+    return Reply(200, [{**service_view(s, "Removed", hosts[s.id]), "volumeKept": True} for s in removed])
+
+
+def repair_service(call: Call) -> Reply:
+    from paas_svc.usecases.data import DataOps
+
+    service = _service(call)
+    repaired = DataOps(call.context.manager(target=service.target)).repair(service, call.context.ready_timeout)
+    call.context.status_cache.invalidate()
+    _audit(call, "api-repair", service.project, service.env, service.slug, repaired.outcome[:200])
+    if repaired.service is None:  # it finished an interrupted purge: the service is gone
+        return Reply(200, {"slug": service.slug, "outcome": repaired.outcome, "service": None})
+    shown = show_service(call).payload
+    return Reply(200, {"slug": service.slug, "outcome": repaired.outcome, "service": shown})
+
+
+def service_logs(call: Call) -> Reply:
+    from paas_svc.usecases.lifecycle import mask_secrets
+
+    service = _service(call)
+    tail = _int_field(call.query.get("tail", "200"), "tail", lowest=0)
+    tail = min(tail, LOG_TAIL_MAX)
+    stream = call.context.manager(target=service.target).logs(service, follow=False, tail=tail)
+    text = b"".join(stream).decode("utf-8", errors="replace")
+    text = mask_secrets(text, call.context.vault().credentials(service))  # a server may echo its password
+    return Reply(200, {"slug": service.slug, "tail": tail, "lines": text.splitlines()[-tail:] if tail else []})
+
+
+def service_stats_view(call: Call) -> Reply:
+    from paas_svc.usecases.operate import service_stats
+
+    service = _service(call)
+    if service.status == REMOVED:
+        raise Conflict(f"{service.slug} was removed; it has no container to measure.")
+    stats = service_stats(call.context.manager(target=service.target), [service])[0]
+    return Reply(200, {"slug": service.slug, "running": stats.running, "cpuPercent": stats.cpu_percent,
+                       "memoryBytes": stats.memory_bytes, "memoryLimitBytes": stats.memory_limit_bytes,
+                       "limited": stats.limited, "volumeBytes": stats.volume_bytes})
+
+
+def list_service_backups(call: Call) -> Reply:
+    service = _service(call)
+    backups = _backups_over(call, service)
+    return Reply(200, {"slug": service.slug,
+                       "backups": [_record_view(r) for r in reversed(backups.records.records(service.id))],
+                       "schedules": [_schedule_view(row) for row in backups.records.schedules(service.id)]})
+
+
+def take_backup(call: Call) -> Reply:
+    from paas_svc.usecases.backups import clock
+
+    service = _service(call)
+    record = _backups_over(call, service).take(service, "", clock.now())
+    _audit(call, "api-backup", service.project, service.env, service.slug, f"backup={record.id}")
+    return Reply(201, _record_view(record))
+
+
+def set_backup_schedule(call: Call) -> Reply:
+    import os
+
+    from paas_svc.usecases.backups import clock
+    from paas_svc.usecases.backups.retention import make_policy
+    from paas_svc.usecases.backups.scheduler_install import prepare_entry, sync
+
+    service = _service(call)
+    keep = _int_field(call.body["keep"], "keep") if call.body.get("keep", "").strip() else None
+    policy = make_policy(keep, None, None)
+    store = call.context.store()
+    # What the host's timer gets: the server's own environment (its keys), refused before anything is stored.
+    environment = prepare_entry(call.context.home, store.profile_id(), os.environ)
+    backups = _backups_over(call, service)
+    row, replaced = backups.set_schedule(service, call.body["every"], policy, "", False, clock.now())
+    _audit(call, "backup-schedule", service.project, service.env, service.slug,
+           f"every={row.every} keep={policy.describe()} to=local verify=0")
+    sync(call.context.home, store.profile_id(), backups.records.schedule_count(), environment)
+    return Reply(200, {**_schedule_view(row), "replaced": replaced})
+
+
+def remove_backup_schedule(call: Call) -> Reply:
+    from paas_svc.errors import NotFound
+    from paas_svc.usecases.backups.scheduler_install import sync
+
+    service = _service(call)
+    backups = _backups_over(call, service)
+    removed = backups.records.remove_schedules(service.id, None)
+    if not removed:
+        raise NotFound(f"{service.project}/{service.env}/{service.slug} has no backup schedule.")
+    _audit(call, "backup-unschedule", service.project, service.env, service.slug, f"removed={removed}")
+    sync(call.context.home, call.context.store().profile_id(), backups.records.schedule_count())
+    return Reply(200, {"slug": service.slug, "removed": removed})
+
+
+def restore_backup(call: Call) -> Reply:
+    from paas_svc.errors import NotFound
+    from paas_svc.usecases.backups.manager import check_origin
+
+    service = _service(call)
+    if call.body["confirm"] != service.slug:
+        raise ApiError(422, "not_confirmed", f"Restoring replaces ALL data of {service.slug}: confirm with its slug.",
+                       hint=f'Send "confirm": "{service.slug}".')
+    backup_id = _int_field(call.body["backupId"], "backupId")
+    backups = _backups_over(call, service)
+    try:
+        record = backups.records.record(backup_id)
+    except NotFound:
+        record = None
+    if record is None or record.service_id != service.id or record.status != "ok" or not record.location:
+        raise ApiError(422, "unknown_backup", f"{service.slug} has no stored backup {backup_id}.",
+                       hint="List its backups with GET .../backups.")
+    data_ops = backups.ops_for(service)
+    path = backups.fetch(service, record.destination or "", record.location, record=record)
+    try:
+        checked = data_ops.check_backup(service, path)
+        check_origin(service, checked.header, record.location)
+        result = data_ops.restore(service, path, checked=checked, ready_timeout=call.context.ready_timeout)
+    finally:
+        if path.parent == data_ops.scratch_dir:  # a fetched, decrypted copy: gone now
+            path.unlink(missing_ok=True)
+    call.context.status_cache.invalidate()
+    _audit(call, "api-restore", service.project, service.env, service.slug, f"backup={backup_id}")
+    return Reply(200, {"slug": service.slug, "backupId": backup_id, "safetyBackup": str(result.safety_backup),
+                       "elapsedSeconds": round(result.elapsed_seconds, 3)})
+
+
+def rotate_service_password(call: Call) -> Reply:
+    from paas_svc.usecases.operate import rotate_password
+
+    service = _service(call)
+    result = rotate_password(call.context.manager(target=service.target), service, call.context.ready_timeout)
+    call.context.status_cache.invalidate()
+    _audit(call, "api-rotate-password", service.project, service.env, service.slug, f"field={result.field}")
+    return Reply(200, {"slug": service.slug, "field": result.field, "recreated": result.recreated,
+                       "finishedEarlier": result.finished_earlier})
+
+
+def list_audit(call: Call) -> Reply:
+    limit = min(_int_field(call.query.get("limit", "200"), "limit"), AUDIT_LIMIT_MAX)
+    project, env = call.query.get("project") or None, call.query.get("env") or None
+    for value, what in ((project, "project name"), (env, "environment name")):
+        if value is not None:
+            _valid_path_name(value, what)
+    entries = call.context.store().list_audit(limit, project=project, env=env)
+    return Reply(200, [entry._asdict() for entry in reversed(entries)])  # newest first
+
+
 def openapi_document(call: Call) -> Reply:
     from paas_svc.api.openapi import build_document
 
@@ -343,4 +546,38 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", SCOPE + "/variables", export_variables, "The variables ({SLUG}_URL, _HOST, ...) of every Ready or Starting service, as `paas env export` (admin, audited)",
              role=ADMIN, query={"view": "host (default) or network"},
              responses=_tag({200: "Variables and the services left out", 403: "Member token"})),
+    # -- the dashboard's service page, repair, removed services, audit view --
+    Endpoint("GET", SCOPE + "/removed-services", list_removed_services,
+             "Removed services whose volume (data and credentials) is kept; adding the slug again reattaches it",
+             responses=_tag({200: "Removed services"}), returns="Service[]"),
+    Endpoint("POST", SERVICE + "/repair", repair_service, "Bring a service back whatever stopped it, as `paas svc repair`",
+             responses=_tag({200: "What repair did, and the service", 409: "Removed or being changed",
+                             422: "Its volume is gone (repair would re-create it empty)"})),
+    Endpoint("GET", SERVICE + "/logs", service_logs, "The tail of the container's log (secrets masked)",
+             query={"tail": f"the last N lines (default 200, at most {LOG_TAIL_MAX})"},
+             responses=_tag({200: "Lines of the log", 409: "Removed or container missing"})),
+    Endpoint("GET", SERVICE + "/stats", service_stats_view, "CPU, memory and volume size, as `paas svc stats`",
+             responses=_tag({200: "The measures", 409: "Removed"})),
+    Endpoint("GET", SERVICE + "/backups", list_service_backups, "The service's recorded backups (newest first) and schedules",
+             responses=_tag({200: "Backups and schedules"})),
+    Endpoint("POST", SERVICE + "/backups", take_backup, "Take one backup now into the local backup store, and record it",
+             responses=_tag({201: "The backup's record", 409: "Removed, stopped or being changed"})),
+    Endpoint("PUT", SERVICE + "/backup-schedule", set_backup_schedule,
+             "Back the service up on a schedule into the local store (replaces its schedule there)",
+             body=SCHEDULE_BODY, responses=_tag({200: "The schedule", 415: "Body is not application/json",
+                                                 422: "Bad schedule or keep"})),
+    Endpoint("DELETE", SERVICE + "/backup-schedule", remove_backup_schedule, "Remove the service's schedules (its backups stay)",
+             responses=_tag({200: "How many were removed"})),
+    Endpoint("POST", SERVICE + "/restore", restore_backup,
+             "Replace the service's data with one of its recorded backups, after a safety backup (admin, audited)",
+             role=ADMIN, body=RESTORE_BODY,
+             responses=_tag({200: "Restored; where the safety backup is", 403: "Member token", 409: "Removed or being changed",
+                             415: "Body is not application/json", 422: "Not confirmed, or no such backup of this service"})),
+    Endpoint("POST", SERVICE + "/rotate-password", rotate_service_password,
+             "New credentials inside the running engine, checked by a real login (admin, audited)",
+             role=ADMIN, responses=_tag({200: "Rotated", 403: "Member token", 409: "Removed, stopped or being changed"})),
+    Endpoint("GET", "/api/audit", list_audit, "The audit log, newest first (admin)", role=ADMIN,
+             query={"limit": f"the last N entries (default 200, at most {AUDIT_LIMIT_MAX})", "project": "only this project",
+                    "env": "only this environment"},
+             responses=_tag({200: "Audit entries", 403: "Member token"})),
 ]
