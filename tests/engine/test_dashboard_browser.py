@@ -1,8 +1,9 @@
 """The dashboard in a real browser: Debian's chromium driven by chromium-driver through
 Selenium, against a real `paas serve` and the real engine (Redis stand-in). Log in, pick the
 production tab, search the catalog, provision, watch Provisioning become Ready without a
-reload, reveal the DSN, remove with the confirmation. Screenshots are kept in
-test-artifacts/ (git-ignored)."""
+reload, reveal the DSN, remove with the confirmation; then the dashboard as a teammate uses it
+daily (keyboard only, a 400-px window, the server going away and back, a service's page, repair,
+removed services, the audit view). Screenshots are kept in test-artifacts/ (git-ignored)."""
 
 from __future__ import annotations
 
@@ -163,7 +164,7 @@ def tab_to(browser, element_id: str, limit: int = 150) -> None:
             return
         seen.append(active)
         press(browser, Keys.TAB)
-    raise AssertionError(f"#{element_id} never got the focus with Tab; focus went through {seen}")
+    raise AssertionError(f"#{element_id} never got the focus with Tab; the focus went round {seen[:20]}...")
 
 
 def no_sideways_scroll(browser) -> None:
@@ -319,15 +320,31 @@ def test_the_dashboard_used_daily(browser, docker_client, tmp_path):
         wait.until(EC.text_to_be_present_in_element(status, "Ready"))
         assert redis.Redis.from_url(dsn).get("kept") == b"before-backup"
 
-        # the audit view: an admin sees who did what through the API
+        # rotate the password from the service's page: asked first, then the old DSN stops working
+        click(wait, (By.CSS_SELECTOR, "#service-kb [data-action=details]"))
+        click(wait, (By.ID, "detail-rotate"))
+        alert = wait.until(EC.alert_is_present())
+        assert "new password" in alert.text
+        alert.accept()
+        wait.until(EC.text_to_be_present_in_element((By.ID, "detail-notice"), "kb has a new password"))
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            redis.Redis.from_url(dsn).ping()
+        assert redis.Redis.from_url(server.paas("svc", "dsn", "kb").stdout.strip()).get("kept") == b"before-backup"
+
+        # the audit view: an admin sees who did what through the API (in a 400-px window too)
+        browser.set_window_size(400, 900)
         click(wait, (By.ID, "show-audit"))
-        wait.until(EC.text_to_be_present_in_element((By.ID, "audit-rows"), "api-restore"))
+        wait.until(EC.text_to_be_present_in_element((By.ID, "audit-rows"), "api-rotate-password"))
+        assert "api-restore" in browser.find_element(By.ID, "audit-rows").text
         assert "token=alice" in browser.find_element(By.ID, "audit-rows").text
-        browser.save_screenshot(str(ARTIFACTS / "dashboard-audit.png"))
+        no_sideways_scroll(browser)
+        browser.save_screenshot(str(ARTIFACTS / "dashboard-audit-400px.png"))
 
         # a member: no audit view (and the API refuses it), no restore
         browser.find_element(By.ID, "logout").click()
         wait.until(EC.visibility_of_element_located((By.ID, "login")))
+        no_sideways_scroll(browser)
+        browser.set_window_size(1200, 900)
         browser.find_element(By.ID, "token").send_keys(member, Keys.ENTER)
         wait.until(EC.text_to_be_present_in_element((By.ID, "who"), "bob (member)"))
         assert not browser.find_element(By.ID, "show-audit").is_displayed()
