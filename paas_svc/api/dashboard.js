@@ -233,7 +233,7 @@ function newRow(service) {
   const name = el("td");
   name.append(button(slug, "link", "open", () => openDetail(slug)));
   row.append(name, el("td", service.templateKey));
-  const status = el("td");
+  const status = el("td", null, { class: "long" });
   status.append(el("span", service.status, { class: "status", "data-status": service.status }), el("div", "", { class: "reason" }));
   row.append(status, el("td", service.envVar));
   const actions = el("div", null, { class: "actions" });
@@ -300,7 +300,7 @@ async function showVariables() {
     $("variables-scope").textContent = `${state.project} / ${state.env}`;
     $("variables-rows").replaceChildren(...Object.entries(result.variables).map(([name, value]) => {
       const row = el("tr");
-      row.append(el("td", name, { class: "dsn" }), el("td", value, { class: "dsn" }));
+      row.append(el("td", name, { class: "dsn long" }), el("td", value, { class: "dsn long" }));
       return row;
     }));
     $("variables-skipped").textContent = result.skipped.length
@@ -498,7 +498,7 @@ async function loadDetail() {
 function renderBackups(result) {
   const schedule = result.schedules[0];
   $("schedule-text").textContent = schedule
-    ? `Scheduled: every ${schedule.every}, keep ${schedule.keepLast || "all"}, next at ${schedule.nextDueAt}`
+    ? `Scheduled: ${schedule.every}, keep ${schedule.keepLast || "all"}, next at ${schedule.nextDueAt}`
       + (schedule.lastError ? ` (last error: ${schedule.lastError})` : "")
     : "No schedule: backups are taken only when asked.";
   $("schedule-remove").hidden = !schedule;
@@ -511,7 +511,7 @@ function renderBackups(result) {
     }
     const status = backup.status === "ok" ? "ok" + (backup.verified ? ", verified" : "") : `${backup.status}: ${backup.error || ""}`;
     row.append(el("td", String(backup.id)), el("td", backup.createdAt), el("td", humanBytes(backup.sizeBytes)),
-      el("td", status + (backup.scheduled ? " (scheduled)" : "")), cell);
+      el("td", status + (backup.scheduled ? " (scheduled)" : ""), { class: "long" }), cell);
     return row;
   }));
 }
@@ -554,8 +554,9 @@ async function showAudit() {
     $("audit-rows").replaceChildren(...entries.map((entry) => {
       const row = el("tr");
       const where = [entry.project, entry.env, entry.slug].filter(Boolean).join("/");
-      row.append(el("td", entry.at), el("td", entry.os_user), el("td", entry.count > 1 ? `${entry.action} (x${entry.count})` : entry.action),
-        el("td", where), el("td", entry.detail));
+      row.append(el("td", entry.at, { class: "at" }), el("td", entry.os_user),
+        el("td", entry.count > 1 ? `${entry.action} (x${entry.count})` : entry.action, { class: "at" }),
+        el("td", where, { class: "long" }), el("td", entry.detail, { class: "long" }));
       return row;
     }));
   } catch (error) {

@@ -256,7 +256,7 @@ def test_the_dashboard_used_daily(browser, docker_client, tmp_path):
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#backup-1 [data-action=restore]")))
         browser.find_element(By.ID, "schedule-keep").send_keys("3")
         click(wait, (By.ID, "schedule-save"))
-        wait.until(EC.text_to_be_present_in_element((By.ID, "schedule-text"), "every daily, keep 3"))
+        wait.until(EC.text_to_be_present_in_element((By.ID, "schedule-text"), "Scheduled: daily, keep 3"))
         no_sideways_scroll(browser)
         browser.save_screenshot(str(ARTIFACTS / "dashboard-service-page-400px.png"))
         browser.set_window_size(1200, 900)

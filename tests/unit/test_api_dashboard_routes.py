@@ -4,30 +4,40 @@ routes over a real engine are driven from a browser in tests/engine/test_dashboa
 
 from __future__ import annotations
 
+import httpx
 import pytest
+
+from tests.support.api_server import Server
+
+
+class Client:
+    """httpx against a real `paas serve` (no engine: these routes refuse before they need one)."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def get(self, path: str, **kwargs):
+        return httpx.get(self.url + path, **kwargs)
+
+    def post(self, path: str, **kwargs):
+        return httpx.post(self.url + path, **kwargs)
 
 
 @pytest.fixture
 def app_and_tokens(tmp_path):
-    from starlette.testclient import TestClient
-
-    from paas_svc.api.app import create_app
-    from paas_svc.api.context import ServerContext
     from paas_svc.state.store import open_store
-    from paas_svc.state.tokens import create_token
 
-    home = tmp_path / "home"
-    home.mkdir(mode=0o700)
-    context = ServerContext(home)
-    store = open_store(home)
+    server = Server(tmp_path / "home").start()
     try:
-        _, admin = create_token(store, "alice", "admin")
-        _, member = create_token(store, "bob", "member")
-        store.audit("add", "default", "production", "cache", "template=redis-7 <b>not html</b>")
+        admin, member = server.token("alice", "admin"), server.token("bob", "member")
+        store = open_store(server.home)
+        try:
+            store.audit("add", "default", "production", "cache", "template=redis-7 <b>not html</b>")
+        finally:
+            store.close()
+        yield Client(server.url), {"Authorization": f"Bearer {admin}"}, {"Authorization": f"Bearer {member}"}
     finally:
-        store.close()
-    with TestClient(create_app(context)) as client:
-        yield client, {"Authorization": f"Bearer {admin}"}, {"Authorization": f"Bearer {member}"}
+        server.stop()
 
 
 def test_the_audit_log_is_for_admins_newest_first(app_and_tokens):
