@@ -104,6 +104,10 @@ async function logIn(token) {
   try {
     state.me = await api("GET", "/api/me");
   } catch (error) {
+    if (error.offline && sessionStorage.getItem("paas-token") === token) {  // a reload while the server is down: wait for it
+      setTimeout(() => logIn(token), 2000);
+      return;
+    }
     sessionStorage.removeItem("paas-token");
     state.token = null;
     if (error.status === 401) $("login-error").textContent = "That token is unknown, expired or revoked.";
@@ -117,8 +121,17 @@ async function logIn(token) {
   $("show-audit").hidden = !isAdmin();
   $("show-variables").hidden = !isAdmin();
   $("who").textContent = `${state.me.name} (${state.me.role})`;
-  await loadProjects();
-  search("");
+  firstProjects();
+}
+
+async function firstProjects() {
+  try {
+    await loadProjects();  // picks the first project and starts the polling
+    search($("search").value);
+  } catch (error) {
+    showError("services-error", "Could not load the projects: ", error);
+    setTimeout(firstProjects, 2000);
+  }
 }
 
 async function loadProjects() {
