@@ -282,6 +282,13 @@ def test_the_dashboard_used_daily(browser, docker_client, tmp_path):
         wait.until(EC.text_to_be_present_in_element((By.ID, "detail-notice"), "kb: "))
         wait.until(EC.text_to_be_present_in_element(status, "Ready"))
         assert redis.Redis.from_url(dsn).get("kept") == b"before-backup"
+
+        # stop and start from the page
+        click(wait, (By.ID, "detail-stop"))
+        wait.until(EC.text_to_be_present_in_element(status, "Stopped"))
+        click(wait, (By.ID, "detail-start"))
+        wait.until(EC.text_to_be_present_in_element((By.ID, "detail-notice"), "kb started"))
+        wait.until(EC.text_to_be_present_in_element(status, "Ready"))
         click(wait, (By.ID, "detail-close"))
 
         # the server goes away: a banner, and no row stays green; it comes back: all as before
