@@ -338,11 +338,21 @@ def test_the_dashboard_used_daily(browser, docker_client, tmp_path):
             redis.Redis.from_url(dsn).ping()
         assert redis.Redis.from_url(server.paas("svc", "dsn", "kb").stdout.strip()).get("kept") == b"before-backup"
 
-        # the audit view: an admin sees who did what through the API (in a 400-px window too)
+        # the audit view: an admin sees who did what through the API (in a 400-px window too),
+        # and what the entries hold is text, never markup
+        from paas_svc.state.store import open_store
+
+        store = open_store(home)
+        try:
+            store.audit("note", "default", "development", "kb", "<img src=x onerror=window.pwned=1>")
+        finally:
+            store.close()
         browser.set_window_size(400, 900)
         click(wait, (By.ID, "show-audit"))
         wait.until(EC.text_to_be_present_in_element((By.ID, "audit-rows"), "api-rotate-password"))
         assert "api-restore" in browser.find_element(By.ID, "audit-rows").text
+        assert "<img src=x onerror=window.pwned=1>" in browser.find_element(By.ID, "audit-rows").text
+        assert browser.execute_script("return window.pwned === undefined && !document.querySelector('#audit-rows img')")
         assert "token=alice" in browser.find_element(By.ID, "audit-rows").text
         no_sideways_scroll(browser)
         browser.save_screenshot(str(ARTIFACTS / "dashboard-audit-400px.png"))
