@@ -187,7 +187,8 @@ def run_due(
     if not backups.records.schedule_count():
         _sync_scheduler(profile, backups)  # a purge removed the last scheduled service
     if json_output:
-        print_json({"ran": report.ran, "now": report.now, "backups": [asdict(item) for item in report.items]})
+        print_json({"ran": report.ran, "now": report.now, "backups": [asdict(item) for item in report.items],
+                    "notifications": asdict(report.notifications) if report.notifications else None})
     elif not report.ran:
         message("Another `paas backup run-due` is running for this profile; nothing to do.")
     else:
