@@ -204,6 +204,9 @@ def run_due(
                 warn(f"{where} -> {item.destination}: {item.error}")
         if not report.items:
             message(f"No backup due at {report.now}.")
+        sent = report.notifications
+        if sent is not None and sent.failed:
+            warn(f"{sent.failed} notification(s) not delivered, {sent.pending} waiting (retried with backoff): `paas backup notify list`")
     if report.failures:
         raise typer.Exit(ExitCode.PROVISIONING)
 

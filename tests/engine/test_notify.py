@@ -122,3 +122,24 @@ def test_a_verify_that_fails_is_sent_by_the_next_run_due(paas, engine, isolated_
     [message] = receiver.messages
     assert message["event"] == "verify-failed" and message["error"].startswith(f"backup {taken['id']}: ")
     assert message["next_command"] == f"paas backup verify cache {taken['id']} --project default --env production"
+
+
+def test_a_schedule_the_timer_missed_is_reported_then_recovered(paas, engine, isolated_home, tmp_path):
+    """The timer did not run for hours: the next run-due says so (schedule-overdue), takes the
+    backup, and says it recovered. The command notifier gets both messages on stdin."""
+    add_cache(paas)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    script = tmp_path / "keep-message"
+    script.write_text(f'#!/bin/sh\ncat > "{inbox}/$(date +%s%N).json"\n')
+    script.chmod(0o755)
+    ok(paas("backup", "notify", "add", "pager", "--command", str(script)))
+    ok(paas("backup", "schedule", "cache", "--every", "hourly", "--now", "2026-11-26T00:00:00Z"))
+    code, report, _ = run_due(paas, "2026-11-26T04:10:00Z")  # due at 01:00, the timer was down since
+    assert code == 0 and report["notifications"]["delivered"] == 2, report
+    overdue, recovered = [json.loads(path.read_text()) for path in sorted(inbox.iterdir())]
+    assert (overdue["event"], overdue["destination"], overdue["next_command"]) == ("schedule-overdue", "local", "paas doctor")
+    assert "due since 2026-11-26T01:00:00Z" in overdue["error"]
+    assert (recovered["event"], recovered["recovered_from"]) == ("recovered", "schedule-overdue")
+    code, report, _ = run_due(paas, "2026-11-26T05:00:30Z")
+    assert report["notifications"]["delivered"] == 0 and len(list(inbox.iterdir())) == 2
