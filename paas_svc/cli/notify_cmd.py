@@ -49,6 +49,10 @@ def add(
 
     if webhook == "-":
         webhook = _read_webhook_stdin()
+    elif webhook is not None and notify.mask_url(webhook) != webhook:
+        from paas_svc.cli.output import warn
+
+        warn("the webhook URL was on the command line (ps, shell history); `--webhook -` reads it from stdin instead.")
     profile = open_profile()
     found = notify.add_notifier(profile.store, profile.vault, name, webhook, command)
     if json_output:

@@ -287,3 +287,22 @@ def test_key_rotation_reencrypts_the_webhook(paas, isolated_home, receiver):
 ])
 def test_mask_url(url, shown):
     assert notify.mask_url(url) == shown
+
+
+def test_doctor_queues_an_overdue_schedule_once(paas, isolated_home, receiver, monkeypatch):
+    """The timer is not running: `paas doctor` notices the overdue schedule and queues one
+    message (the next run-due sends it); a second doctor queues nothing more."""
+    from paas_svc.usecases.backups.records import BackupRecords
+
+    service = stored_service(isolated_home)
+    store = open_store(isolated_home)
+    BackupRecords(store).put_schedule(service.id, "hourly", (None, None, None), "", False, "2026-11-26T00:00:00Z",
+                                      "2026-11-26T01:00:00Z")
+    notify.add_notifier(store, Vault(store, isolated_home), "ops", receiver.url, None, now=T0)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    for _ in range(2):
+        assert paas("doctor", "--json").exit_code == 9
+    [queued] = notify.notifications(store)
+    assert (queued.event, queued.state, queued.service) == ("schedule-overdue", "pending", "default/production/cache")
+    assert "due since 2026-11-26T01:00:00Z" in queued.message["error"]
+    store.close()
