@@ -47,14 +47,15 @@ def add(
     """Add a notifier: every backup alert and recovery is sent to it as one JSON message."""
     from paas_svc.usecases.backups import notify
 
+    from_argv = webhook not in (None, "-")
     if webhook == "-":
         webhook = _read_webhook_stdin()
-    elif webhook is not None and notify.mask_url(webhook) != webhook:
+    profile = open_profile()
+    found = notify.add_notifier(profile.store, profile.vault, name, webhook, command)
+    if from_argv and found.shown != webhook:
         from paas_svc.cli.output import warn
 
         warn("the webhook URL was on the command line (ps, shell history); `--webhook -` reads it from stdin instead.")
-    profile = open_profile()
-    found = notify.add_notifier(profile.store, profile.vault, name, webhook, command)
     if json_output:
         print_json(_notifier_json(found))
         return

@@ -306,3 +306,15 @@ def test_doctor_queues_an_overdue_schedule_once(paas, isolated_home, receiver, m
     assert (queued.event, queued.state, queued.service) == ("schedule-overdue", "pending", "default/production/cache")
     assert "due since 2026-11-26T01:00:00Z" in queued.message["error"]
     store.close()
+
+
+def test_history_is_kept_thirty_days(profile, receiver):
+    store, vault, service = profile
+    add_webhook(profile, receiver.url)
+    notify.raise_event(store, event=notify.BACKUP_FAILED, service=service, error="e", now=T0)
+    notify.deliver_due(store, T0, vault)
+    later = T0 + timedelta(days=31)
+    notify.clear_event(store, event=notify.BACKUP_FAILED, service=service, now=later)
+    notify.deliver_due(store, later, vault)
+    assert [(n.event, n.state) for n in notify.notifications(store)] == [("recovered", "delivered")]
+    assert [n.event for n in notify.last_notifications(store)] == ["recovered"]

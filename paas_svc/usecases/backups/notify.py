@@ -65,6 +65,7 @@ ATTEMPT_TIMEOUT_SECONDS = 5.0
 DRAIN_BUDGET_SECONDS = 12.0
 REMIND_AFTER = timedelta(hours=24)
 GIVE_UP_AFTER = timedelta(hours=48)
+KEEP_HISTORY = timedelta(days=30)  # delivered and given-up messages older than this are deleted
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(minutes=60)
 MAX_ERROR_CHARS = 1000  # Discord takes 2000 characters of content
@@ -153,7 +154,10 @@ def mask_url(url: str) -> str:
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a port: never echoed
+        port = ""
     hidden = "/***" if (parts.path.strip("/") or parts.query or parts.fragment) else ""
     return f"{parts.scheme}://{host}{port}{hidden}"
 
@@ -464,19 +468,16 @@ def _backoff(attempts: int) -> timedelta:
     return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), LONGEST_RETRY)
 
 
-def _claim(store: StateStore, now_text: str, skip: set[str], lease_seconds: float, only_id: int | None = None):
+def _claim(store: StateStore, now_text: str, skip: set[str], lease_seconds: float):
     """The oldest due message (not of a notifier in `skip`), leased to this process so that two
-    drains at once (run-due and `notify test`) never send it twice."""
+    drains at once (two run-due on two clocks, run-due and `notify test`) never send it twice."""
     wall = time.time()
+    marks = ",".join("?" * len(skip))
     with store.write() as db:
-        if only_id is not None:
-            row = db.execute(f"SELECT {_COLUMNS} FROM backup_notifications WHERE id = ?", (only_id,)).fetchone()
-        else:
-            marks = ",".join("?" * len(skip))
-            row = db.execute(f"SELECT {_COLUMNS} FROM backup_notifications WHERE state = ? AND next_attempt_at <= ?"
-                             f" AND (claimed_until IS NULL OR claimed_until < ?)"
-                             f"{f' AND notifier NOT IN ({marks})' if skip else ''} ORDER BY id LIMIT 1",
-                             (PENDING, now_text, wall, *sorted(skip))).fetchone()
+        row = db.execute(f"SELECT {_COLUMNS} FROM backup_notifications WHERE state = ? AND next_attempt_at <= ?"
+                         f" AND (claimed_until IS NULL OR claimed_until < ?)"
+                         f"{f' AND notifier NOT IN ({marks})' if skip else ''} ORDER BY id LIMIT 1",
+                         (PENDING, now_text, wall, *sorted(skip))).fetchone()
         if row is None:
             return None
         db.execute("UPDATE backup_notifications SET claimed_until = ? WHERE id = ?", (wall + lease_seconds, row[0]))
@@ -534,6 +535,10 @@ def deliver_due(store: StateStore, now: datetime | None = None, vault=None, budg
             report.failed += 1
             report.given_up += state == FAILED
             skip.add(item.notifier)
+    if report.delivered or report.failed:
+        with store.write() as db:  # the history `notify list` and `backup list` show: the last KEEP_HISTORY
+            db.execute("DELETE FROM backup_notifications WHERE state != ? AND created_at < ?",
+                       (PENDING, format_time(now - KEEP_HISTORY)))
     report.pending = pending_count(store)
     report.elapsed_seconds = time.monotonic() - started
     return report
@@ -545,11 +550,12 @@ def test_notifier(store: StateStore, name: str, now: datetime | None = None, vau
     target = notifier(store, name)
     now = _now(now)
     message = _message(store, TEST, None, "", None, "paas backup notify list", now, None)
-    with store.write() as db:
+    with store.write() as db:  # leased from the start: a run-due draining meanwhile leaves it alone
         row_id = db.execute("INSERT INTO backup_notifications(notifier, event, service, payload, created_at, state,"
-                            " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (name, TEST, None, json.dumps(message), format_time(now), PENDING, format_time(now))).lastrowid
-    item = _claim(store, format_time(now), set(), attempt_timeout + 5, only_id=row_id)
+                            " next_attempt_at, claimed_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (name, TEST, None, json.dumps(message), format_time(now), PENDING, format_time(now),
+                             time.time() + attempt_timeout + 5)).lastrowid
+    item = next(n for n in notifications(store, name) if n.id == row_id)
     started = time.monotonic()
     error = send(store, target, message, attempt_timeout, vault)
     elapsed = time.monotonic() - started
