@@ -17,6 +17,7 @@ from paas_svc.cli.state import find_service, open_profile, service_manager
 app = typer.Typer(help="Scheduled, off-host, encrypted and verified backups.", no_args_is_help=True)
 dest_app = typer.Typer(help="Where backups go: a folder (an NFS or other mount) or an S3-compatible store.", no_args_is_help=True)
 app.add_typer(dest_app, name="dest")
+app.add_typer(__import__("paas_svc.cli.notify_cmd", fromlist=["app"]).app, name="notify")  # backups that fail loudly
 
 NowOption = Annotated[Optional[str], typer.Option(
     "--now", metavar="ISO", help="Act as if it were this UTC time (tests, catch-up); also PAAS_NOW.")]
@@ -186,7 +187,8 @@ def run_due(
     if not backups.records.schedule_count():
         _sync_scheduler(profile, backups)  # a purge removed the last scheduled service
     if json_output:
-        print_json({"ran": report.ran, "now": report.now, "backups": [asdict(item) for item in report.items]})
+        print_json({"ran": report.ran, "now": report.now, "backups": [asdict(item) for item in report.items],
+                    "notifications": asdict(report.notifications) if report.notifications else None})
     elif not report.ran:
         message("Another `paas backup run-due` is running for this profile; nothing to do.")
     else:
@@ -202,6 +204,9 @@ def run_due(
                 warn(f"{where} -> {item.destination}: {item.error}")
         if not report.items:
             message(f"No backup due at {report.now}.")
+        sent = report.notifications
+        if sent is not None and sent.failed:
+            warn(f"{sent.failed} notification(s) not delivered, {sent.pending} waiting (retried with backoff): `paas backup notify list`")
     if report.failures:
         raise typer.Exit(ExitCode.PROVISIONING)
 
@@ -255,15 +260,23 @@ def list_backups(
     records = backups.records.records(service.id if service else None)
     overdue = [late for late in backups.overdue(clock.now(now)) if service is None or late.schedule.service_id == service.id]
     files = backups.unrecorded_local_files(service)
+    from paas_svc.usecases.backups import notify
+
+    sent = notify.last_notifications(profile.store)
     if json_output:
         print_json({"backups": [_record_json(r) for r in records],
                     "local_files": [{"service": f"{h.project}/{h.env}/{h.slug}", "template": h.template, "created_at": h.created_at,
                                      "location": str(path), "size_bytes": path.stat().st_size} for path, h in files],
                     "overdue": [{"service": _where(late.service), "destination": late.schedule.destination or "local",
-                                 "due_at": late.schedule.next_due_at, "reason": late.reason} for late in overdue]})
+                                 "due_at": late.schedule.next_due_at, "reason": late.reason} for late in overdue],
+                    "notifications": [item.as_json() for item in sent]})
         return
     for late in overdue:
         warn(f"OVERDUE {_where(late.service)} -> {late.schedule.destination or 'local'}: {late.reason}")
+    for item in sent:  # the last message of each notifier and whether it got there
+        from paas_svc.cli.notify_cmd import describe_state
+
+        message(f"notify {item.notifier}: {item.event} {item.service or ''} at {item.created_at}, {describe_state(item)}")
     verified = {None: "-", True: "yes", False: "FAILED"}
     rows = [(r.id, f"{r.project}/{r.env}/{r.slug}", r.created_at, human_size(r.size_bytes) if r.size_bytes is not None else "-",
              r.location or f"{r.destination or 'local'} (nothing stored)", verified[r.verify_ok],

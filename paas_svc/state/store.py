@@ -29,6 +29,7 @@ KEY_CHECK_META = "key_check"
 DEFAULT_PROJECT = "default"
 DEFAULT_ENVIRONMENTS = ("development", "staging", "production")
 DESTINATION_SECRET_PREFIX = "dest:"
+NOTIFIER_SECRET_PREFIX = "notify:"
 
 # Applied in order, once each; PRAGMA user_version counts how many are applied.
 MIGRATIONS: list[str] = [
@@ -173,6 +174,48 @@ MIGRATIONS: list[str] = [
     ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE audit ADD COLUMN bucket TEXT;
     CREATE UNIQUE INDEX audit_bucket ON audit(bucket) WHERE bucket IS NOT NULL;
+    """,
+    # 9: backup notifications (paas_svc/usecases/backups/notify.py): the notifiers (a webhook URL
+    # encrypted under the master key like S3 keys), what is failing now (one alert per event,
+    # service and destination: the de-duplication), and the queue run-due drains with backoff.
+    """
+    CREATE TABLE backup_notifiers (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('webhook', 'command')),
+        shown TEXT NOT NULL,
+        argv TEXT,
+        secret TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE backup_alerts (
+        key TEXT PRIMARY KEY,
+        event TEXT NOT NULL,
+        service_id TEXT NOT NULL,
+        project TEXT NOT NULL,
+        env TEXT NOT NULL,
+        slug TEXT NOT NULL,
+        destination TEXT NOT NULL DEFAULT '',
+        since TEXT NOT NULL,
+        error TEXT,
+        notified_at TEXT,
+        raised INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE backup_notifications (
+        id INTEGER PRIMARY KEY,
+        notifier TEXT NOT NULL,
+        event TEXT NOT NULL,
+        service TEXT,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_attempt_at TEXT,
+        last_error TEXT,
+        delivered_at TEXT,
+        claimed_until REAL
+    );
+    CREATE INDEX backup_notifications_due ON backup_notifications(state, next_attempt_at);
     """,
 ]
 
@@ -536,7 +579,7 @@ class StateStore:
 
     def secret_count(self) -> int:
         return sum(self._execute(f"SELECT count(*) FROM {table} WHERE secret IS NOT NULL").fetchone()[0]
-                   for table in ("services", "backup_destinations"))
+                   for table in ("services", "backup_destinations", "backup_notifiers"))
 
     def secret_of(self, service_id: str) -> str | None:
         """The service's encrypted credentials as stored now (None when it has none or is gone)."""
@@ -547,19 +590,25 @@ class StateStore:
         """project/env/slug of a service (or `backup destination NAME`), for messages."""
         if service_id.startswith(DESTINATION_SECRET_PREFIX):
             return f"backup destination {service_id[len(DESTINATION_SECRET_PREFIX):]}"
+        if service_id.startswith(NOTIFIER_SECRET_PREFIX):
+            return f"backup notifier {service_id[len(NOTIFIER_SECRET_PREFIX):]}"
         service = self.get_service_by_id(service_id)
         return f"{service.project}/{service.env}/{service.slug}"
 
     def all_secrets(self) -> list[tuple[str, str]]:
-        """(id, token) of every stored secret: services by id, backup destinations as `dest:NAME`."""
+        """(id, token) of every stored secret: services by id, backup destinations as `dest:NAME`,
+        backup notifiers (a webhook URL) as `notify:NAME`."""
         return [*self._execute("SELECT id, secret FROM services WHERE secret IS NOT NULL"),
-                *self._execute(f"SELECT '{DESTINATION_SECRET_PREFIX}' || name, secret FROM backup_destinations WHERE secret IS NOT NULL")]
+                *self._execute(f"SELECT '{DESTINATION_SECRET_PREFIX}' || name, secret FROM backup_destinations WHERE secret IS NOT NULL"),
+                *self._execute(f"SELECT '{NOTIFIER_SECRET_PREFIX}' || name, secret FROM backup_notifiers WHERE secret IS NOT NULL")]
 
     def replace_secrets(self, db: sqlite3.Connection, new_secrets: dict[str, str]) -> None:
         """Inside an open write transaction: store re-encrypted secrets."""
         for secret_id, token in new_secrets.items():
             if secret_id.startswith(DESTINATION_SECRET_PREFIX):
                 db.execute("UPDATE backup_destinations SET secret = ? WHERE name = ?", (token, secret_id[len(DESTINATION_SECRET_PREFIX):]))
+            elif secret_id.startswith(NOTIFIER_SECRET_PREFIX):
+                db.execute("UPDATE backup_notifiers SET secret = ? WHERE name = ?", (token, secret_id[len(NOTIFIER_SECRET_PREFIX):]))
             else:
                 db.execute("UPDATE services SET secret = ? WHERE id = ?", (token, secret_id))
 

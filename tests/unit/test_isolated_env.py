@@ -78,8 +78,10 @@ def test_existing_environments_keep_paas_apps_after_the_migration(home):
     network_migration = next(i for i, sql in enumerate(MIGRATIONS) if "ADD COLUMN network" in sql)
     with sqlite3.connect(home / "state.db") as db:  # back to the schema before the network column
         db.execute("ALTER TABLE environments DROP COLUMN network")
-        if network_migration + 1 < len(MIGRATIONS):  # and before the ones after it (8: audit buckets)
-            assert len(MIGRATIONS) == network_migration + 2, "undo the later migrations here too"
+        if network_migration + 1 < len(MIGRATIONS):  # and before the ones after it (8: audit buckets, 9: notifications)
+            assert len(MIGRATIONS) == network_migration + 3, "undo the later migrations here too"
+            for table in ("backup_notifiers", "backup_alerts", "backup_notifications"):
+                db.execute(f"DROP TABLE {table}")
             db.execute("DROP INDEX audit_bucket")
             db.execute("ALTER TABLE audit DROP COLUMN bucket")
             db.execute("ALTER TABLE audit DROP COLUMN count")

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from paas_svc.errors import PaasError
+
 
 @dataclass
 class BackupFinding:
@@ -26,11 +28,19 @@ def schedule_findings(manager, now: datetime | None = None) -> list[BackupFindin
     findings = []
     schedules = records.schedules()
     if schedules:
+        from paas_svc.usecases.backups import notify
         from paas_svc.usecases.backups.manager import Backups
         from paas_svc.usecases.data import DataOps
 
-        late = Backups(DataOps(manager)).overdue(now or clock.now())
+        when = now or clock.now()
+        late = Backups(DataOps(manager)).overdue(when)
         for item in late:
+            if item.service is not None and not item.schedule.failures:  # a failing one is already backup-failed
+                try:  # sent by the next run-due; doctor reports whatever becomes of it
+                    notify.raise_event(store, event=notify.SCHEDULE_OVERDUE, service=item.service, error=item.reason,
+                                       destination=item.schedule.destination or "local", now=when)
+                except PaasError:
+                    pass
             where = f"{item.service.project}/{item.service.env}/{item.service.slug}" if item.service else item.schedule.service_id
             findings.append(BackupFinding("backups", False, f"backup of {where} to {item.schedule.destination or 'local'} is overdue: {item.reason}",
                                           fix="see `paas backup list`; `paas backup run-due` retries it"))

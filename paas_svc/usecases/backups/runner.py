@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Iterator
 
 from paas_svc.errors import PaasError
+from paas_svc.usecases.backups import notify
 from paas_svc.usecases.backups import records as rec
 from paas_svc.usecases.backups.manager import Backups
 
@@ -41,6 +42,7 @@ class RunReport:
     now: str
     items: list[RunItem] = field(default_factory=list)
     scheduler_note: str | None = None
+    notifications: notify.DeliveryReport | None = None  # the queue drained after the backups
 
     @property
     def failures(self) -> int:
@@ -71,6 +73,10 @@ def run_due(backups: Backups, now: datetime) -> RunReport:
         if not locked:
             return report
         report.ran = True
+        for late in backups.overdue(now):  # missed while the timer did not run (failures are backup-failed)
+            if late.service is not None and not late.schedule.failures:
+                notify.raise_event(backups.store, event=notify.SCHEDULE_OVERDUE, service=late.service, error=late.reason,
+                                   destination=late.schedule.destination or "local", now=now)
         for schedule, service in backups.schedules():
             if service is None or rec.parse_time(schedule.next_due_at) > now:
                 continue
@@ -81,7 +87,11 @@ def run_due(backups: Backups, now: datetime) -> RunReport:
             except PaasError as error:  # e.g. an interrupted restore: refused, and retention keeps what it has
                 item.error = f"{error.message} {error.hint}" if error.hint else error.message  # the way out too
                 backups.records.mark_attempt(schedule.id, rec.format_time(now), error.message, None)
+                notify.raise_event(backups.store, event=notify.BACKUP_FAILED, service=service, error=item.error,
+                                   destination=item.destination, now=now)
                 continue
+            for healthy in (notify.BACKUP_FAILED, notify.SCHEDULE_OVERDUE):
+                notify.clear_event(backups.store, event=healthy, service=service, destination=item.destination, now=now)
             item.ok, item.record_id, item.location, item.size_bytes = True, record.id, record.location, record.size_bytes
             next_due = parse_schedule(schedule.every).next_after(now)
             backups.records.mark_attempt(schedule.id, rec.format_time(now), None, rec.format_time(next_due))
@@ -94,4 +104,6 @@ def run_due(backups: Backups, now: datetime) -> RunReport:
 
                 result = verify_backup(backups, service, record, now)
                 item.verified, item.verify_detail = result.ok, result.detail
+        # After the backups, within a small bound: a receiver that is down or hangs never delays them.
+        report.notifications = notify.deliver_due(backups.store, now, vault=backups.manager.vault)
     return report

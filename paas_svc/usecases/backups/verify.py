@@ -72,9 +72,23 @@ def verify_backup(backups: Backups, service: ServiceRecord, record: rec.BackupRe
             fetched.unlink(missing_ok=True)
     if record is not None:
         backups.records.mark_verified(record.id, rec.format_time(now), ok, detail)
+        _notify(backups, service, record, ok, detail, now)
     backups.store.audit("backup-verify", service.project, service.env, service.slug,
                         f"location={location} ok={int(ok)}")
     return VerifyResult(ok, detail, location, record.id if record else None, time.monotonic() - started)
+
+
+def _notify(backups: Backups, service: ServiceRecord, record: rec.BackupRecord, ok: bool, detail: str, now: datetime) -> None:
+    """A recorded backup that does not restore is an alert (one message); the next good one clears it."""
+    from paas_svc.usecases.backups import notify
+
+    where = record.destination or "local"
+    if ok:
+        notify.clear_event(backups.store, event=notify.VERIFY_FAILED, service=service, destination=where, now=now)
+        return
+    next_command = f"paas backup verify {service.slug} {record.id} --project {service.project} --env {service.env}"
+    notify.raise_event(backups.store, event=notify.VERIFY_FAILED, service=service, error=f"backup {record.id}: {detail}",
+                       destination=where, next_command=next_command, now=now)
 
 
 def _restore_into_throwaway(backups: Backups, service: ServiceRecord, path: Path, location: str, ready_timeout: float,
