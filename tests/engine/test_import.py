@@ -19,6 +19,7 @@ import redis
 
 from tests.support.argv_watch import ArgvWatcher
 from tests.support.cli import run_paas_process
+from tests.support.engine import profile_id
 from tests.support.images import MARIADB_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, STANDIN_IMAGE
 from tests.support.kinds import add as add_kind
 from tests.support.kinds import dsn as kind_dsn
@@ -61,8 +62,8 @@ def network_of(engine, info: dict) -> str:
     return next(iter(networks))
 
 
-def import_url(slug: str, url: str, *extra: str):
-    return run_paas_process("svc", "import", slug, "--url-stdin", "--env", "production", *extra, input=url + "\n")
+def import_url(slug: str, url: str, *extra: str, env: dict | None = None):
+    return run_paas_process("svc", "import", slug, "--url-stdin", "--env", "production", *extra, input=url + "\n", env=env)
 
 
 def assert_no_secret_anywhere(engine, home: Path, watcher: ArgvWatcher, *outputs: str) -> None:
@@ -70,8 +71,8 @@ def assert_no_secret_anywhere(engine, home: Path, watcher: ArgvWatcher, *outputs
         assert watcher.leaked(secret) == []
         for output in outputs:
             assert secret not in output
-        for box in engine.containers.list(all=True, filters={"label": "paas.managed=true"}):
-            config = engine.api.inspect_container(box.id)["Config"]
+        for box in engine.containers.list(all=True, filters={"label": f"paas.profile={profile_id(home)}"}):
+            config = box.attrs["Config"]
             assert secret not in json.dumps(config["Cmd"]) and secret not in json.dumps(config["Env"])
         with sqlite3.connect(home / "state.db") as db:
             rows = [" ".join(map(str, row)) for row in db.execute("SELECT * FROM audit")]
@@ -249,3 +250,34 @@ def test_mongodb_import_with_the_stand_in_fails_cleanly(engine, foreign, isolate
     assert f"mongodb://legacy@{box.name}:27017/shop" in result.stderr
     assert backups_in(isolated_home) == []
     assert_no_secret_anywhere(engine, isolated_home, watcher, result.stdout, result.stderr)
+
+
+@pytest.mark.parametrize("point", ["restore.recorded", "restore.exec_capture"])
+def test_an_import_killed_after_its_safety_backup_is_rolled_back_by_repair(engine, foreign, isolated_home, point):
+    """Killed (SIGKILL) once the operation is recorded, or while pg_restore runs: the service
+    shows 'Restoring (interrupted)' and `svc repair` puts the data from before back."""
+    info = add(run_paas_process, "db", "postgres-16")
+    target = dsn(run_paas_process, "db")
+    with psycopg.connect(target, autocommit=True) as connection:
+        connection.execute("CREATE TABLE orders (id int PRIMARY KEY, note text)")
+        connection.execute("INSERT INTO orders VALUES (1, 'before the import')")
+    box, port = foreign(POSTGRES_IMAGE, 5432, network_of(engine, info),
+                        {"POSTGRES_USER": "legacy", "POSTGRES_PASSWORD": SOURCE_PASSWORD, "POSTGRES_DB": "shop"})
+    source = f"postgresql://legacy:{quoted_password()}@127.0.0.1:{port}/shop"
+    eventually(lambda: _pg_answers(source), "the foreign PostgreSQL answering", 60)
+    with psycopg.connect(source, autocommit=True) as connection:
+        connection.execute("CREATE TABLE orders (id int PRIMARY KEY, note text)")
+        connection.execute("INSERT INTO orders SELECT n, 'imported' FROM generate_series(1, 50) n")
+
+    killed = import_url("db", f"postgres://legacy:{quoted_password()}@{box.name}/shop", "--yes",
+                        env={"PAAS_FAULT_INJECT": point})
+    assert killed.exit_code == -9, killed.output
+    shown = json.loads(run_paas_process("svc", "show", "db", "--env", "production", "--json").stdout)
+    assert shown["status"] == "Restoring (interrupted)" and shown["operation"]["kind"] == "restoring"
+    again = import_url("db", f"postgres://legacy:{quoted_password()}@{box.name}/shop", "--yes")
+    assert again.exit_code == 4 and "paas svc repair db --env production" in again.stderr, again.output
+
+    repaired = run_paas_process("svc", "repair", "db", "--env", "production")
+    assert repaired.exit_code == 0 and "rolled back the interrupted restore" in repaired.stdout, repaired.output
+    with psycopg.connect(target) as connection:
+        assert connection.execute("SELECT * FROM orders").fetchall() == [(1, "before the import")]
