@@ -258,7 +258,7 @@ def _read_source_url() -> str:
     return sys.stdin.readline(MAX_URL_INPUT)
 
 
-@app.command("import", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command("import", context_settings={"allow_extra_args": True})
 def import_(
     context: typer.Context,
     slug: SlugArgument,

@@ -16,7 +16,7 @@ COMMANDS = [
     ["backup"], ["backup", "schedule"], ["backup", "run-due"], ["backup", "now"], ["backup", "list"], ["backup", "verify"],
     ["backup", "dest"], ["backup", "dest", "add"], ["backup", "dest", "list"], ["backup", "dest", "rm"],
     ["env", "set-target"], ["target"], ["target", "add"], ["target", "list"], ["target", "show"], ["target", "rm"],
-    ["tunnel"], ["svc", "move"],
+    ["tunnel"], ["svc", "move"], ["svc", "import"],
     ["svc", "wait"], ["svc", "env"], ["svc", "connect"], ["svc", "rotate-password"], ["svc", "update"], ["svc", "stats"], ["completion"],
     ["serve"], ["token"], ["token", "create"], ["token", "list"], ["token", "revoke"],
 ]
