@@ -128,6 +128,34 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_source(service: ServiceRecord, url_text: str) -> SourceUrl:
+    """Parse the URL and refuse one this service cannot import (another kind, a loopback
+    host, what the kind cannot dump); nothing runs and nothing changes."""
+    source = parse_source_url(url_text)
+    kind = kind_of(service.template, service.spec)
+    schemes = kind_hook(kind, "IMPORT_SCHEMES") or ()
+    where = f"{service.project}/{service.env}/{service.slug}"
+    if not schemes or kind_hook(kind, "import_dump") is None:
+        raise InvalidInput(f"{where} is a {service.template} service; paas imports only into postgres, mysql, redis "
+                           "and mongodb services.")
+    if source.scheme not in schemes:
+        raise InvalidInput(f"A {source.scheme}:// URL cannot be imported into {where} ({service.template}); "
+                           f"it takes {' or '.join(f'{scheme}://' for scheme in schemes)}. Nothing was changed.")
+    if strategy_for(service) is not kind_module(kind).BACKUP:
+        raise Conflict(f"{where}'s template backs it up with its own strategy, not the {kind} tools an import "
+                       "restores with. Nothing was changed.")
+    if is_loopback(source.host):
+        raise InvalidInput(
+            f"The source host {source.host} is a loopback address: the dump runs in the container of {service.slug}, "
+            "where that is the container itself. Nothing was changed.",
+            hint="Give an address the engine's host can reach: the database's own host name, a private address, or, "
+                 "for a database in another container, its name on the same Docker network.")
+    check = kind_hook(kind, "check_import_source")
+    if check is not None:
+        check(source)
+    return source
+
+
 class _HashingWriter:
     """Counts and hashes what a dump writes to the staged file."""
 
@@ -150,39 +178,12 @@ class Importer:
         self.data_ops = data_ops
         self.manager = data_ops.manager
 
-    def check_source(self, service: ServiceRecord, url_text: str) -> SourceUrl:
-        """Parse the URL and refuse one this service cannot import (another kind, a loopback
-        host, what the kind cannot dump); nothing runs and nothing changes."""
-        source = parse_source_url(url_text)
-        kind = kind_of(service.template, service.spec)
-        schemes = kind_hook(kind, "IMPORT_SCHEMES") or ()
-        where = f"{service.project}/{service.env}/{service.slug}"
-        if not schemes or kind_hook(kind, "import_dump") is None:
-            raise InvalidInput(f"{where} is a {service.template} service; paas imports only into postgres, mysql, redis "
-                               "and mongodb services.")
-        if source.scheme not in schemes:
-            raise InvalidInput(f"A {source.scheme}:// URL cannot be imported into {where} ({service.template}); "
-                               f"it takes {' or '.join(f'{scheme}://' for scheme in schemes)}. Nothing was changed.")
-        if strategy_for(service) is not kind_module(kind).BACKUP:
-            raise Conflict(f"{where}'s template backs it up with its own strategy, not the {kind} tools an import "
-                           "restores with. Nothing was changed.")
-        if is_loopback(source.host):
-            raise InvalidInput(
-                f"The source host {source.host} is a loopback address: the dump runs in the container of {service.slug}, "
-                "where that is the container itself. Nothing was changed.",
-                hint="Give an address the engine's host can reach: the database's own host name, a private address, or, "
-                     "for a database in another container, its name on the same Docker network.")
-        check = kind_hook(kind, "check_import_source")
-        if check is not None:
-            check(source)
-        return source
-
     def run(self, service: ServiceRecord, url_text: str, confirm: Callable[[SourceUrl], None] | None = None,
             ready_timeout: float = DEFAULT_READY_TIMEOUT) -> ImportResult:
         """Import the source into `service`; `confirm(source)` is asked once the URL is checked,
         before the source is read or anything is changed."""
         started = time.monotonic()
-        source = self.check_source(service, url_text)
+        source = check_source(service, url_text)
         if confirm is not None:
             confirm(source)
         data_ops = self.data_ops
