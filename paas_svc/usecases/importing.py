@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from paas_svc.errors import Conflict, InvalidInput, PaasError
+from paas_svc.errors import Conflict, Interrupted, InvalidInput, PaasError
 from paas_svc.kinds import kind_hook, kind_module, kind_of, strategy_for
 from paas_svc.kinds.strategy import RESERVED_HEADER_BYTES, BackupHeader, encode_header
 from paas_svc.state.home import atomic_private_file
@@ -159,8 +159,9 @@ def check_source(service: ServiceRecord, url_text: str) -> SourceUrl:
 class _HashingWriter:
     """Counts and hashes what a dump writes to the staged file."""
 
-    def __init__(self, handle: BinaryIO):
+    def __init__(self, handle: BinaryIO, on_bytes: Callable[[int], None]):
         self._handle = handle
+        self._on_bytes = on_bytes
         self.digest = hashlib.sha256()
         self.count = 0
 
@@ -168,6 +169,7 @@ class _HashingWriter:
         self._handle.write(chunk)
         self.digest.update(chunk)
         self.count += len(chunk)
+        self._on_bytes(len(chunk))
         return len(chunk)
 
 
@@ -220,10 +222,12 @@ class Importer:
                               slug=service.slug, payload_bytes=0, payload_sha256="0" * 64)
         with atomic_private_file(staging) as handle:
             handle.write(encode_header(header, pad_to=RESERVED_HEADER_BYTES))
-            writer = _HashingWriter(handle)
+            writer = _HashingWriter(handle, data_ops.progress.advance)
             data_ops.progress.start(f"Reading {source.shown()}", None)
             try:
                 dump(engine, ctx, source, writer)
+            except Interrupted:
+                raise  # the staged file is removed; nothing else was touched
             except PaasError as error:
                 where = f"{service.project}/{service.env}/{service.slug}"
                 error.message = (mask_secrets(source.mask(error.message), ctx.credentials)
