@@ -102,5 +102,8 @@ def import_dump(engine, ctx, source, sink) -> None:
     command = ["sh", "-c", MONGO_WITH_CONFIG_SCRIPT, "paas-mongo-tool", "mongodump", "--archive", "--gzip"]
     environment = {MONGO_CONFIG_VARIABLE: mongo_uri_config_text(source.text)}
     result = engine.exec_stream(ctx.container, command, sink, environment=environment)
+    if result.exit_code == 127:  # the shell found no mongodump
+        raise BackupFailed(f"The image of {ctx.service.slug} ({ctx.service.image}) has no mongodump: {result.error_text()}",
+                           hint="Run the service on an image with the MongoDB database tools (the official mongo images have them).")
     if result.exit_code != 0:
         raise BackupFailed(f"mongodump could not read the source (exit {result.exit_code}): {result.error_text()}")

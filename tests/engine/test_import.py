@@ -246,7 +246,7 @@ def test_mongodb_import_with_the_stand_in_fails_cleanly(engine, foreign, isolate
     with ArgvWatcher() as watcher:
         result = import_url("docs", f"mongodb://legacy:{quoted_password()}@{box.name}:27017/shop?authSource=admin", "--yes")
     assert result.exit_code == 6, result.output
-    assert "mongodump could not read the source (exit 127)" in result.stderr
+    assert f"The image of docs ({STANDIN_IMAGE}) has no mongodump" in result.stderr
     assert f"mongodb://legacy@{box.name}:27017/shop" in result.stderr
     assert backups_in(isolated_home) == []
     assert_no_secret_anywhere(engine, isolated_home, watcher, result.stdout, result.stderr)

@@ -236,3 +236,10 @@ def test_a_url_on_the_command_line_is_refused_and_never_echoed(paas):
 def test_the_url_comes_only_with_url_stdin(paas):
     result = paas("svc", "import", "db")
     assert result.exit_code == 2 and "--url-stdin" in result.stderr, result.output
+
+
+def test_an_image_without_mongodump_is_named():
+    engine = RecordingEngine(exec_reply=lambda command: ExecResult(127, b"", b"paas-mongo-tool: 1: mongodump: not found"))
+    with pytest.raises(BackupFailed, match=r"The image of svc1 \(mongo:7\S*\) has no mongodump") as failed:
+        mongodb.import_dump(engine, Context("mongodb-7"), parse_source_url(url("mongodb", port="")), _Sink())
+    assert "MongoDB database tools" in failed.value.hint
