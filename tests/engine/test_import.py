@@ -8,6 +8,7 @@ host or a URL of another kind change nothing (no safety backup is even taken).""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import uuid
 from pathlib import Path
@@ -281,3 +282,46 @@ def test_an_import_killed_after_its_safety_backup_is_rolled_back_by_repair(engin
     assert repaired.exit_code == 0 and "rolled back the interrupted restore" in repaired.stdout, repaired.output
     with psycopg.connect(target) as connection:
         assert connection.execute("SELECT * FROM orders").fetchall() == [(1, "before the import")]
+
+
+def test_on_a_terminal_the_url_is_not_echoed_and_no_declines(engine, foreign, isolated_home):
+    """stdin a terminal: the URL is typed without echo, then y/N; `n` (exit 10) changes nothing."""
+    import pty
+    import subprocess
+    import time
+
+    from tests.support.cli import PAAS_BIN
+
+    info = add(run_paas_process, "db", "postgres-16")
+    box, _port = foreign(POSTGRES_IMAGE, 5432, network_of(engine, info),
+                         {"POSTGRES_USER": "legacy", "POSTGRES_PASSWORD": SOURCE_PASSWORD, "POSTGRES_DB": "shop"})
+    controller, terminal = pty.openpty()
+    environment = {name: value for name, value in os.environ.items() if name != "CI"}
+    process = subprocess.Popen([PAAS_BIN, "svc", "import", "db", "--url-stdin", "--env", "production"],
+                               stdin=terminal, stdout=terminal, stderr=terminal, env=environment, close_fds=True)
+    os.close(terminal)
+    seen = b""
+
+    def read_until(fragment: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 60
+        while fragment not in seen and time.monotonic() < deadline:
+            seen += os.read(controller, 4096)
+        assert fragment in seen, seen
+
+    read_until(b"Source URL (not shown): ")
+    os.write(controller, f"postgres://legacy:{quoted_password()}@{box.name}/shop\n".encode())
+    read_until(b"[y/N]: ")
+    os.write(controller, b"n\n")
+    assert process.wait(timeout=60) == 10
+    try:
+        while chunk := os.read(controller, 4096):
+            seen += chunk
+    except OSError:  # the terminal closed
+        pass
+    os.close(controller)
+    text = seen.decode(errors="replace")
+    assert f"Copy postgres://legacy@{box.name}/shop into default/production/db" in text
+    assert "Aborted; nothing changed." in text
+    assert SOURCE_PASSWORD not in text and quoted_password() not in text
+    assert backups_in(isolated_home) == []
