@@ -281,9 +281,9 @@ def import_(
     from paas_svc.usecases.importing import Importer
     from paas_svc.usecases.lifecycle import validate_timeout
 
-    if context.args:  # never echoed (click would): a URL there holds the password
+    if context.args or "://" in slug or "@" in slug:  # never echoed (click would): a URL there holds the password
         raise InvalidInput("The source URL is read from stdin, not the command line (where `ps` and the shell's history would show its password).",
-                           hint=f"printf '%s\\n' \"$SOURCE_URL\" | paas svc import {slug} --url-stdin")
+                           hint="printf '%s\\n' \"$SOURCE_URL\" | paas svc import SLUG --url-stdin")
     if not url_stdin:
         raise InvalidInput("Give the source URL on stdin with --url-stdin.",
                            hint=f"printf '%s\\n' \"$SOURCE_URL\" | paas svc import {slug} --url-stdin")

@@ -243,3 +243,9 @@ def test_an_image_without_mongodump_is_named():
     with pytest.raises(BackupFailed, match=r"The image of svc1 \(mongo:7\S*\) has no mongodump") as failed:
         mongodb.import_dump(engine, Context("mongodb-7"), parse_source_url(url("mongodb", port="")), _Sink())
     assert "MongoDB database tools" in failed.value.hint
+
+
+def test_a_url_given_in_place_of_the_slug_is_refused_and_never_echoed(paas):
+    result = paas("svc", "import", url("postgres"), "--url-stdin")
+    assert result.exit_code == 2 and "read from stdin, not the command line" in result.stderr, result.output
+    assert quote(SECRET, safe="") not in result.output
