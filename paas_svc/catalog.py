@@ -198,9 +198,11 @@ def load_catalog(home: Path | None = None) -> dict[str, Template]:
 def read_template_file(path: Path) -> Template:
     """`paas catalog validate FILE`: parse and check, install nothing."""
     try:
-        if path.stat().st_size > MAX_TEMPLATE_BYTES:
+        with open(path, "rb") as handle:  # bounded: a device (/dev/zero, /dev/full) has no size and no end
+            raw = handle.read(MAX_TEMPLATE_BYTES + 1)
+        if len(raw) > MAX_TEMPLATE_BYTES:
             raise InvalidTemplate(f"{path} is larger than {MAX_TEMPLATE_BYTES // 1024} KiB: not a template.")
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise InvalidInput(f"No template file at {path}.") from None
     except IsADirectoryError:

@@ -240,3 +240,70 @@ def upgrade(
         return
     data(f"Upgraded {where}: {result.old_image} -> {result.new_image}, Ready in {result.elapsed_seconds:.1f}s")
     message(f"Backup taken before the upgrade: {result.backup}")
+
+
+MAX_URL_INPUT = 8192
+
+
+def _read_source_url() -> str:
+    """The source URL: the first line of stdin, or typed without echo on a terminal."""
+    from paas_svc.errors import InvalidInput
+
+    if sys.stdin is None:  # `<&-`
+        raise InvalidInput("stdin is closed; there is no source URL to read.")
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("Source URL (not shown): ", stream=sys.stderr)
+    return sys.stdin.readline(MAX_URL_INPUT)
+
+
+@app.command("import", context_settings={"allow_extra_args": True})
+def import_(
+    context: typer.Context,
+    slug: SlugArgument,
+    url_stdin: Annotated[bool, typer.Option(
+        "--url-stdin", help="Read the source URL (postgres://, mysql://, redis://, mongodb://) from stdin: it holds a password.")] = False,
+    project: ProjectOption = None,
+    env: EnvOption = None,
+    yes: YesOption = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    json_output: JsonOption = False,
+) -> None:
+    """Copy a database paas does not manage into a service, after a safety backup of the service.
+
+    The URL comes on stdin, never the command line: `printf '%s\\n' "$URL" | paas svc import db
+    --url-stdin --yes`. The kind's own dump tool (pg_dump, mariadb-dump, redis-cli --rdb,
+    mongodump) runs in the service's container and only reads the source, which must be
+    reachable from there."""
+    from paas_svc.errors import InvalidInput
+    from paas_svc.usecases.data import human_size
+    from paas_svc.usecases.importing import Importer
+    from paas_svc.usecases.lifecycle import validate_timeout
+
+    if context.args or "://" in slug or "@" in slug:  # never echoed (click would): a URL there holds the password
+        raise InvalidInput("The source URL is read from stdin, not the command line (where `ps` and the shell's history would show its password).",
+                           hint="printf '%s\\n' \"$SOURCE_URL\" | paas svc import SLUG --url-stdin")
+    if not url_stdin:
+        raise InvalidInput("Give the source URL on stdin with --url-stdin.",
+                           hint=f"printf '%s\\n' \"$SOURCE_URL\" | paas svc import {slug} --url-stdin")
+    validate_timeout(timeout)
+    profile = open_profile()
+    service = find_service(profile, project, env, slug)
+    where = f"{service.project}/{service.env}/{service.slug}"
+
+    def ask(source) -> None:
+        if not yes:
+            confirm(f"Copy {source.shown()} into {where}, replacing its tables, collections or keys of the same names "
+                    "(a Redis service: all its keys)? A safety backup is taken first; the source is only read.",
+                    f"Refusing to replace the data of {where} without confirmation.",
+                    f"printf '%s\\n' \"$SOURCE_URL\" | paas svc import {service.slug} --url-stdin --env {service.env} --yes")
+
+    result = Importer(_data_ops(profile, service)).run(service, _read_source_url(), confirm=ask, ready_timeout=timeout)
+    if json_output:
+        print_json({"action": "import", "project": service.project, "env": service.env, "slug": service.slug,
+                    "source": result.source, "safety_backup": str(result.safety_backup), "bytes": result.payload_bytes,
+                    "elapsed_seconds": round(result.elapsed_seconds, 3)})
+        return
+    data(f"Imported {result.source} into {where}: {human_size(result.payload_bytes)} in {result.elapsed_seconds:.1f}s")
+    message(f"The data it had before is saved in {result.safety_backup}")

@@ -32,6 +32,14 @@ whichever kind has them, instead of naming kinds):
                       was, so the safety backup is not put back
     PARTIAL_RESTORE   what a failed restore that could not be undone may leave, in words
                       (mongodb: collections dropped or replaced by the backup's, others not)
+    IMPORT_SCHEMES    the URL schemes `svc import` takes for this kind (postgres: postgres, postgresql)
+    import_dump       import_dump(engine, ctx, source, sink): the kind's dump tool run in the
+                      service's container reads the foreign database `source` (a parsed URL:
+                      scheme, host, port, user, password, database, query, text) and writes
+                      the payload of a backup of this kind to `sink`; the password reaches the
+                      tool only through the exec's environment or a private file
+    check_import_source  check_import_source(source): refuse (InvalidInput) a URL the kind
+                      cannot dump (mysql: no database), before anything runs
 
 What every kind shares is here: kind_of (which kind a service is), strategy_for (its backup
 strategy), check_compatible (whether a backup fits it) and kind_hook; this module imports the

@@ -82,3 +82,28 @@ class MongoStrategy:
 
 
 BACKUP = MongoStrategy()
+
+
+# -- import: mongodump of a database paas does not manage -----------------------------------
+
+IMPORT_SCHEMES: tuple[str, ...] = ("mongodb", "mongodb+srv")
+
+
+def mongo_uri_config_text(uri: str) -> str:
+    """The tools' YAML config holding the whole source URI (its password included)."""
+    return "uri: " + json.dumps(uri)
+
+
+def import_dump(engine, ctx, source, sink) -> None:
+    """`svc import`: `mongodump --archive --gzip` of the source run in the service's own
+    container, written to `sink` (the payload of a backup of this kind, restored by
+    BACKUP.restore, which leaves admin.* alone). The URI, password and all, reaches mongodump
+    only through its --config file (MONGO_WITH_CONFIG_SCRIPT): no argv holds any of it."""
+    command = ["sh", "-c", MONGO_WITH_CONFIG_SCRIPT, "paas-mongo-tool", "mongodump", "--archive", "--gzip"]
+    environment = {MONGO_CONFIG_VARIABLE: mongo_uri_config_text(source.text)}
+    result = engine.exec_stream(ctx.container, command, sink, environment=environment)
+    if result.exit_code == 127:  # the shell found no mongodump
+        raise BackupFailed(f"The image of {ctx.service.slug} ({ctx.service.image}) has no mongodump: {result.error_text()}",
+                           hint="Run the service on an image with the MongoDB database tools (the official mongo images have them).")
+    if result.exit_code != 0:
+        raise BackupFailed(f"mongodump could not read the source (exit {result.exit_code}): {result.error_text()}")

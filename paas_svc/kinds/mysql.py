@@ -8,6 +8,7 @@ clone or restore keeps the target's own users and passwords."""
 
 from __future__ import annotations
 
+from paas_svc.errors import InvalidInput
 from paas_svc.kinds.generic import CommandStrategy
 from paas_svc.kinds.protocols import connect
 from paas_svc.kinds.protocols import mysql as wire
@@ -57,3 +58,43 @@ class MysqlStrategy(CommandStrategy):
 
 
 BACKUP = MysqlStrategy()
+
+
+# -- import: a dump of a database paas does not manage --------------------------------------
+
+IMPORT_SCHEMES: tuple[str, ...] = ("mysql", "mariadb")
+IMPORT_DEFAULT_PORT = 3306
+# The dump options of a backup (MysqlStrategy), plus the source's host and port; `--ssl` when the
+# URL asks for TLS. Everything from the URL comes in through the environment.
+IMPORT_DUMP_SCRIPT = (
+    'exec "$(command -v mariadb-dump || echo mysqldump)" --single-transaction --routines --triggers --events '
+    '--no-tablespaces $PAAS_SRC_TLS '
+    '-h"$PAAS_SRC_HOST" -P"$PAAS_SRC_PORT" -u"$PAAS_DB_USER" "$PAAS_DB_NAME"'
+)
+IMPORT_TLS_PARAMETERS = ("ssl", "ssl-mode", "sslmode", "tls")
+
+
+def check_import_source(source) -> None:
+    """Refuse (before anything runs) a source URL this kind cannot dump."""
+    if not source.database:
+        raise InvalidInput("The source URL names no database: mysql://USER:PASSWORD@HOST:PORT/DATABASE.")
+    unknown = sorted(set(source.query) - set(IMPORT_TLS_PARAMETERS))
+    if unknown:
+        raise InvalidInput(f"The source URL has parameters paas does not pass on: {', '.join(unknown)} "
+                           f"(it knows {', '.join(IMPORT_TLS_PARAMETERS)}, which ask for TLS).")
+
+
+def import_dump(engine, ctx, source, sink) -> None:
+    """`svc import`: mariadb-dump (or mysqldump) of the foreign database `source` (a parsed URL:
+    host, port, user, password, database, query) run in the service's own container, written to
+    `sink`: the SQL payload of a paas backup of this kind, restored by BACKUP.restore. The
+    password reaches the tool through MYSQL_PWD, never its command line."""
+    check_import_source(source)
+    tls = any(source.query.get(name, "").lower() not in ("", "0", "false", "disabled", "disable", "preferred")
+              for name in IMPORT_TLS_PARAMETERS)
+    environment = {"MYSQL_PWD": source.password or "", "PAAS_SRC_HOST": source.host,
+                   "PAAS_SRC_PORT": str(source.port or IMPORT_DEFAULT_PORT), "PAAS_DB_USER": source.user or "root",
+                   "PAAS_DB_NAME": source.database, "PAAS_SRC_TLS": "--ssl" if tls else ""}
+    result = engine.exec_stream(ctx.container, ["sh", "-c", IMPORT_DUMP_SCRIPT], sink, environment=environment)
+    if result.exit_code != 0:
+        raise BackupFailed(f"mariadb-dump could not read the source database (exit {result.exit_code}): {result.error_text()}")

@@ -113,3 +113,32 @@ class PostgresStrategy:
 
 
 BACKUP = PostgresStrategy()
+
+
+# -- import: pg_dump of a database paas does not manage -------------------------------------
+
+IMPORT_SCHEMES: tuple[str, ...] = ("postgres", "postgresql")
+IMPORT_DEFAULT_PORT = 5432
+IMPORT_CONNECT_TIMEOUT_SECONDS = 10
+
+
+def conninfo_quote(value: str) -> str:
+    """A libpq key=value connection string value: single-quoted, `\\` and `'` escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def import_dump(engine, ctx, source, sink) -> None:
+    """`svc import`: `pg_dump -Fc` of the foreign database `source` (host, port, user, password,
+    database, query: a parsed URL) run in the service's own container, written to `sink`: the
+    very payload of a paas backup of this kind, restored by BACKUP.restore. The password goes
+    in PGPASSWORD (the exec's environment), the rest in a key=value connection string on
+    pg_dump's command line; query parameters (sslmode=require, ...) are libpq keywords."""
+    options = {"host": source.host, "port": str(source.port or IMPORT_DEFAULT_PORT), "user": source.user or "postgres",
+               "dbname": source.database or source.user or "postgres",
+               "connect_timeout": str(IMPORT_CONNECT_TIMEOUT_SECONDS), **source.query}
+    conninfo = " ".join(f"{key}={conninfo_quote(value)}" for key, value in options.items())
+    environment = {"PGPASSWORD": source.password} if source.password else {}
+    result = engine.exec_stream(ctx.container, ["pg_dump", "-Fc", "--no-acl", "--no-owner", "--dbname", conninfo], sink,
+                                environment=environment)
+    if result.exit_code != 0:
+        raise BackupFailed(f"pg_dump could not read the source database (exit {result.exit_code}): {result.error_text()}")

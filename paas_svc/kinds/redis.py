@@ -5,6 +5,7 @@ to the server in a config read from its stdin (never on a command line)."""
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 import time
 from pathlib import Path
@@ -240,3 +241,47 @@ class RedisStrategy:
 
 
 BACKUP = RedisStrategy()
+
+
+# -- import: the RDB snapshot of a server paas does not manage ------------------------------
+#
+# `redis-cli --rdb -` asks the source for a full resynchronisation (SYNC, as a replica would)
+# and writes the RDB it sends to stdout: one consistent snapshot of every database of the
+# source, in exactly the payload format of a backup of this kind, restored by BACKUP.restore.
+# (Copying key by key with SCAN + DUMP/RESTORE would be neither consistent nor fast.) A source
+# that refuses SYNC (some managed services do) cannot be imported this way; the error says so.
+
+IMPORT_SCHEMES: tuple[str, ...] = ("redis", "rediss")
+IMPORT_DEFAULT_PORT = 6379
+
+
+def check_import_source(source) -> None:
+    from paas_svc.errors import InvalidInput
+
+    if source.query:
+        raise InvalidInput(f"The source URL has parameters paas does not pass on: {', '.join(sorted(source.query))}.")
+
+
+def import_dump(engine, ctx, source, sink) -> None:
+    """`svc import`: the source's RDB through the service's own redis-cli, written to `sink`;
+    the password in REDISCLI_AUTH (the exec's environment), an ACL user with --user, TLS
+    for rediss://. The RDB goes through a 0600 file in the container's /tmp, removed after:
+    with `--rdb -` (stdout) redis-cli cannot cut off the 40-byte end mark of a diskless
+    transfer (Redis 7's default), and the server then refuses the file."""
+    check_import_source(source)
+    cli = BACKUP.tools(ctx)[1]
+    path = f"/tmp/paas-import-{os.urandom(6).hex()}.rdb"
+    command = ["sh", "-c", 'umask 077; exec "$@"', "paas-import", cli, "-h", source.host, "-p", str(source.port or IMPORT_DEFAULT_PORT)]
+    if source.user and source.user != "default":
+        command += ["--user", source.user]
+    if source.scheme == "rediss":
+        command.append("--tls")
+    environment = {"REDISCLI_AUTH": source.password} if source.password else {}
+    try:
+        result = engine.exec_capture(ctx.container, [*command, "--rdb", path], environment=environment)
+        if result.exit_code != 0:
+            raise BackupFailed(f"{cli} --rdb could not read the source (exit {result.exit_code}): {result.error_text()} "
+                               "(the source must allow SYNC, as for a replica)")
+        copy_single_member(engine.get_archive(ctx.container, path), sink)
+    finally:
+        engine.exec_capture(ctx.container, ["rm", "-f", path])

@@ -184,3 +184,10 @@ def test_wheel_ships_the_catalog(tmp_path):
         shipped = archive.read("paas_svc/catalog.yaml").decode()
     assert shipped == (root / "catalog.yaml").read_text()
     assert "redis-7" in shipped
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/full"])
+def test_validate_reads_a_device_only_up_to_the_template_limit(paas, device):
+    """A device reports size 0 and never ends: reading it whole ran out of memory (the CLI fuzz found it)."""
+    result = paas("catalog", "validate", device)
+    assert result.exit_code == 2 and "larger than 64 KiB: not a template" in result.stderr, result.output

@@ -18,7 +18,7 @@ COMMANDS = [
     ["backup", "notify"], ["backup", "notify", "add"], ["backup", "notify", "list"], ["backup", "notify", "rm"],
     ["backup", "notify", "test"],
     ["env", "set-target"], ["target"], ["target", "add"], ["target", "list"], ["target", "show"], ["target", "rm"],
-    ["tunnel"], ["svc", "move"],
+    ["tunnel"], ["svc", "move"], ["svc", "import"],
     ["svc", "wait"], ["svc", "env"], ["svc", "connect"], ["svc", "rotate-password"], ["svc", "update"], ["svc", "stats"], ["completion"],
     ["serve"], ["token"], ["token", "create"], ["token", "list"], ["token", "revoke"],
 ]
