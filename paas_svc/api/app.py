@@ -115,7 +115,7 @@ def _authorize(call: Call, endpoint: Endpoint, authorization: str | None, refusa
     if not role_allows(token.role, endpoint.role):
         refusals.record(403, f"{endpoint.role}-only", token)
         raise ApiError(403, "forbidden", f"Only {_ROLES_ALLOWED[endpoint.role]} tokens may do this; {token.name!r} is a {token.role}.",
-                       hint=f"Ask an admin for a {endpoint.role} token (`paas token create NAME --role {endpoint.role}`).")
+                       hint=f"Ask an admin for {'an' if endpoint.role == 'admin' else 'a'} {endpoint.role} token (`paas token create NAME --role {endpoint.role}`).")
     return token
 
 
@@ -158,7 +158,10 @@ class _Refusals:
         # A token's name is the profile's own (validated when it was created): refusals of different
         # tokens stay apart.
         key = f"{status}-{reason}-{token.name if token else '-'}"
-        self.call.context.store().audit_coalesced("api-denied", self.source, key, *names, detail,
+        store = self.call.context.store()
+        if token is not None:  # the person the refused token belongs to
+            store.act_as(token.name, store.actor[1] if store.actor else "api")
+        store.audit_coalesced("api-denied", self.source, key, *names, detail,
                                                   max_sources=MAX_REFUSAL_SOURCES_PER_MINUTE)
 
 

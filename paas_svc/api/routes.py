@@ -7,10 +7,12 @@ Projects and environments are paas's own; any other org name is a 404.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass, field
 from typing import Callable
 
+from paas_svc.api.client_routes import CLIENT_ROUTES
 from paas_svc.api.context import ServerContext
 from paas_svc.api.http import ApiError, forbidden_project
 from paas_svc.dsn import HOST_VIEW_HOST
@@ -357,3 +359,19 @@ ENDPOINTS: list[Endpoint] = [
              role=ADMIN, query={"view": "host (default) or network"},
              responses=_tag({200: "Variables and the services left out", 403: "Member token"})),
 ]
+
+
+# -- the CLI as a client (teams, `paas login`): the endpoints of api/client_routes.py ----------
+
+
+def _replying(handler):
+    @functools.wraps(handler)
+    def reply(call: Call) -> Reply:
+        status, payload = handler(call)
+        return Reply(status, payload)
+
+    return reply
+
+
+ENDPOINTS += [Endpoint(method, path, _replying(handler), summary, role=role, query=query, responses=_tag(responses))
+              for method, path, handler, summary, role, query, responses in CLIENT_ROUTES]

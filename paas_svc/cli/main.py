@@ -35,6 +35,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tunnel": ("paas_svc.cli.tunnel_cmd", "tunnel"),
     "completion": ("paas_svc.cli.completion_cmd", "completion"),
     "serve": ("paas_svc.cli.serve_cmd", "serve"),
+    "login": ("paas_svc.cli.login_cmd", "login"),
+    "logout": ("paas_svc.cli.login_cmd", "logout"),
+    "whoami": ("paas_svc.cli.login_cmd", "whoami"),
 }
 
 

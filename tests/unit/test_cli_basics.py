@@ -19,6 +19,7 @@ COMMANDS = [
     ["tunnel"], ["svc", "move"],
     ["svc", "wait"], ["svc", "env"], ["svc", "connect"], ["svc", "rotate-password"], ["svc", "update"], ["svc", "stats"], ["completion"],
     ["serve"], ["token"], ["token", "create"], ["token", "list"], ["token", "revoke"],
+    ["login"], ["logout"], ["whoami"],
 ]
 
 

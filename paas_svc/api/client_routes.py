@@ -1,0 +1,135 @@
+"""The endpoints a logged-in `paas` uses (`paas login`): the same use cases as the local commands
+and the same data as their `--json`, with the same defaults (the server's current project, the
+environment that holds the slug). routes.py includes them in its table (ENDPOINTS), so the
+OpenAPI document lists them; every one checks the token's role (the table) and project scope.
+
+Handlers return (status, payload); routes.py wraps them into its Reply.
+"""
+
+from __future__ import annotations
+
+from paas_svc.api.http import ApiError, forbidden_project
+from paas_svc.state.tokens import ADMIN, VIEWER
+
+CLI = "/api/cli"
+TRUE = ("1", "true", "yes")
+
+
+def _flag(call, name: str) -> bool:
+    return call.query.get(name, "").lower() in TRUE
+
+
+def _allowed(call, project: str) -> str:
+    if call.token is not None and not call.token.allows_project(project):
+        raise forbidden_project(call.token.name, project)
+    return project
+
+
+def _project(call) -> str:
+    from paas_svc.state.scope import resolve_project
+
+    return _allowed(call, resolve_project(call.context.store(), call.query.get("project") or None))
+
+
+def _service(call):
+    from paas_svc.naming import validate_name
+    from paas_svc.state.scope import resolve_env_for_slug
+
+    slug = call.params["slug"]
+    validate_name(slug, "slug")
+    store = call.context.store()
+    project = _project(call)
+    env = resolve_env_for_slug(store, project, call.query.get("env") or None, slug)
+    return store.get_service(project, env, slug)
+
+
+def _view(call) -> bool:
+    return _flag(call, "network")
+
+
+def cli_list_services(call):
+    from paas_svc.usecases.listing import list_services
+
+    context = call.context
+    env = call.query.get("env") or None
+    if _flag(call, "all"):
+        project, allowed = None, (call.token.allows_project if call.token else None)
+    else:
+        project, allowed = _project(call), None
+    return 200, list_services(context.home, context.store(), project, env, _flag(call, "removed"), allowed)
+
+
+def cli_show_service(call):
+    from paas_svc.usecases.listing import show_service
+
+    return 200, show_service(call.context.home, call.context.store(), _service(call))
+
+
+def cli_reveal_dsn(call):
+    from paas_svc.usecases.listing import check_removed
+    from paas_svc.usecases.reveal import connection_string, record_dsn_reveal, service_publish_host
+
+    store = call.context.store()
+    service = _service(call)
+    warning = check_removed(service, _flag(call, "removed"))
+    network = _view(call)
+    dsn = connection_string(service, call.context.vault().credentials(service), network, service_publish_host(store, service))
+    record_dsn_reveal(store, service, network)
+    return 200, {"slug": service.slug, "env_var": service.env_var, "dsn": dsn, "warning": warning}
+
+
+def cli_service_variables(call):
+    from paas_svc.usecases.listing import check_removed
+    from paas_svc.usecases.reveal import record_dsn_reveal, reveal_variables
+
+    store = call.context.store()
+    service = _service(call)
+    warning = check_removed(service, _flag(call, "removed"))
+    network = _view(call)
+    variables = reveal_variables(store, call.context.vault(), service, network, record=False)
+    record_dsn_reveal(store, service, network, " all")
+    return 200, {"slug": service.slug, "variables": variables, "warning": warning}
+
+
+def cli_export_variables(call):
+    from paas_svc.state.scope import resolve_env
+    from paas_svc.usecases.listing import export_variables
+
+    store = call.context.store()
+    project = _project(call)
+    env = resolve_env(store, project, call.query.get("env") or None)
+    only = [slug for slug in call.query.get("only", "").split(",") if slug] or None
+    purpose = call.query.get("purpose", "")[:100]
+    if any(not (ch.isalnum() or ch in "=- _") for ch in purpose):
+        raise ApiError(400, "invalid_query", "purpose holds words like format=dotenv view=host.")
+    exported = export_variables(store, call.context.vault(), project, env, _view(call), _flag(call, "strict"),
+                                purpose or "view=host", call.query.get("left_out_of", "the export")[:40], only)
+    exported.reveal.record(store)
+    return 200, {"project": exported.project, "env": exported.env, "network": exported.network_name,
+                 "variables": exported.variables, "warnings": exported.warnings}
+
+
+_SCOPE_QUERY = {"project": "project (default: the server's current project)",
+                "env": "environment (default: the one holding the slug)"}
+_COMMON = {403: "The token's role or projects do not allow it"}
+
+# (method, path, handler, summary, role, query, responses)
+CLIENT_ROUTES = [
+    ("GET", CLI + "/services", cli_list_services, "`paas svc list --json` (viewer)", VIEWER,
+     {"project": "project (default: the server's current one)", "env": "only this environment",
+      "all": "1: every project (of the token's scope)", "removed": "1: include removed services"},
+     {200: "Services, as `paas svc list --json`", **_COMMON}),
+    ("GET", CLI + "/services/{slug}", cli_show_service, "`paas svc show --json` (viewer)", VIEWER,
+     _SCOPE_QUERY, {200: "The service, as `paas svc show --json`", **_COMMON}),
+    ("GET", CLI + "/services/{slug}/dsn", cli_reveal_dsn, "`paas svc dsn` (admin, audited)", ADMIN,
+     {**_SCOPE_QUERY, "network": "1: the network view", "removed": "1: a removed service's DSN, with a warning"},
+     {200: "DSN", 409: "Removed", **_COMMON}),
+    ("GET", CLI + "/services/{slug}/variables", cli_service_variables, "`paas svc env` (admin, audited)", ADMIN,
+     {**_SCOPE_QUERY, "network": "1: the network view", "removed": "1: a removed service's, with a warning"},
+     {200: "Variables", 409: "Removed", **_COMMON}),
+    ("GET", CLI + "/variables", cli_export_variables, "`paas env export` and `paas run` (admin, audited)", ADMIN,
+     {"project": "project", "env": "environment (default: development)", "network": "1: the network view",
+      "strict": "1: refuse when a service is not Ready", "only": "slugs, comma-separated",
+      "purpose": "words for the audit row (format=dotenv view=host)", "left_out_of": "words for the warnings"},
+     {200: "Variables, warnings, the environment's network", 409: "--strict and a service not Ready", **_COMMON}),
+]
