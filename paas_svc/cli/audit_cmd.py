@@ -24,7 +24,7 @@ def audit(json_output: JsonOption = False,
         print_json([{**entry._asdict(), "actor": entry.actor or entry.os_user} for entry in entries])
     else:
         # COUNT: how many requests a row stands for (refusals of the API within a minute coalesce).
-        print_table(("AT", "USER", "VIA", "ACTION", "COUNT", "PROJECT", "ENV", "SLUG", "DETAIL"),
-                    [(e.at, e.actor or e.os_user, e.via, e.action, e.count, e.project, e.env, e.slug, e.detail)
+        print_table(("AT", "USER", "ACTION", "VIA", "COUNT", "PROJECT", "ENV", "SLUG", "DETAIL"),
+                    [(e.at, e.actor or e.os_user, e.action, e.via, e.count, e.project, e.env, e.slug, e.detail)
                      for e in entries],
                     empty="The audit log is empty.")

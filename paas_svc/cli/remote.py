@@ -137,11 +137,11 @@ class Remote:
 
     def _send(self, method: str, path: str, query: dict | None = None, body: bytes | None = None,
               content_type: str = "application/json"):
-        from urllib.parse import quote, urlencode
+        from urllib.parse import urlencode
 
         wanted = {name: ("1" if value is True else value) for name, value in (query or {}).items()
                   if value is not None and value is not False}
-        target = quote(path) + ("?" + urlencode(wanted) if wanted else "")
+        target = path + ("?" + urlencode(wanted) if wanted else "")
         headers = {"Authorization": f"Bearer {self.token}", "X-Paas-Client": CLIENT_HEADER, "Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type
@@ -210,10 +210,9 @@ class Remote:
         return self.get("/api/cli/services", project=project, env=env, all=all_projects, removed=removed)
 
     def _slug(self, slug: str) -> str:
-        from paas_svc.naming import validate_name
+        from urllib.parse import quote
 
-        validate_name(slug, "slug")  # it goes into the URL's path
-        return slug
+        return quote(slug, safe="")  # one segment of the path, whatever it holds (the server looks it up as locally)
 
     def show_service(self, slug: str, project: str | None, env: str | None) -> dict:
         return self.get(f"/api/cli/services/{self._slug(slug)}", project=project, env=env)

@@ -78,8 +78,14 @@ def test_existing_environments_keep_paas_apps_after_the_migration(home):
     network_migration = next(i for i, sql in enumerate(MIGRATIONS) if "ADD COLUMN network" in sql)
     with sqlite3.connect(home / "state.db") as db:  # back to the schema before the network column
         db.execute("ALTER TABLE environments DROP COLUMN network")
-        if network_migration + 1 < len(MIGRATIONS):  # and before the ones after it (8: audit buckets)
-            assert len(MIGRATIONS) == network_migration + 2, "undo the later migrations here too"
+        if network_migration + 1 < len(MIGRATIONS):  # and before the ones after it (8: audit buckets, 9: teams)
+            assert len(MIGRATIONS) == network_migration + 3, "undo the later migrations here too"
+            db.execute("ALTER TABLE audit DROP COLUMN actor")
+            db.execute("ALTER TABLE audit DROP COLUMN via")
+            db.execute("DROP TABLE api_tokens")
+            db.execute("CREATE TABLE api_tokens (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL "
+                       "CHECK (role IN ('admin', 'member')), token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, "
+                       "expires_at TEXT, revoked_at TEXT)")
             db.execute("DROP INDEX audit_bucket")
             db.execute("ALTER TABLE audit DROP COLUMN bucket")
             db.execute("ALTER TABLE audit DROP COLUMN count")

@@ -1,0 +1,164 @@
+"""Teams (issue 23): one real `paas serve` on 127.0.0.1 and the real CLI logged in to it from
+another home; tokens of people with roles and project scopes; the audit names the person and
+the way in. The real engine with the Redis stand-in, real SQLite."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.api_server import Server
+from tests.support.cli import run_paas_process
+from tests.support.engine import profile_id, sweep
+from tests.support.images import REDIS_IMAGE
+
+
+class Client:
+    """The CLI in a home of its own, logged in (or not) to the server."""
+
+    def __init__(self, home: Path, server: Server):
+        self.home, self.server = home, server
+
+    def paas(self, *args: str, input: str | None = None):
+        return run_paas_process(*args, env={"PAAS_HOME": str(self.home)}, input=input)
+
+    def login(self, token: str):
+        result = self.paas("login", self.server.url, "--token-stdin", input=token + "\n")
+        assert result.exit_code == 0, result.output
+        return result
+
+
+@pytest.fixture(scope="module")
+def server(docker_client, tmp_path_factory):
+    home = tmp_path_factory.mktemp("teams") / "server-home"
+    server = Server(home).start()
+    added = server.paas("svc", "add", "cache", "--template", "redis-7", "--image", REDIS_IMAGE, "--env", "development")
+    assert added.exit_code == 0, added.output
+    assert server.paas("project", "create", "other").exit_code == 0
+    server.admin_token = server.token("alice", "admin")
+    try:
+        yield server
+    finally:
+        server.stop()
+        profile = profile_id(home)
+        if profile:
+            sweep(docker_client, f"paas.profile={profile}")
+
+
+@pytest.fixture
+def client(server, tmp_path):
+    return Client(tmp_path / "client-home", server)
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def audit(server) -> list[dict]:
+    return json.loads(ok(server.paas("audit", "--json")).stdout)
+
+
+def test_logged_in_the_cli_gives_the_same_output_as_local(server, client):
+    login = client.login(server.admin_token)
+    assert "alice (admin)" in login.stdout
+    assert (client.home / "login.json").stat().st_mode & 0o777 == 0o600
+    assert server.admin_token not in login.stdout + login.stderr
+    me = json.loads(ok(client.paas("whoami", "--json")).stdout)
+    assert (me["name"], me["role"], me["via"], me["projects"]) == ("alice", "admin", "cli-server", None)
+
+    for command in (("svc", "list", "--json"), ("svc", "list", "--all", "--json"), ("svc", "show", "cache", "--json"),
+                    ("svc", "dsn", "cache"), ("svc", "env", "cache", "--format", "json"),
+                    ("env", "export", "--env", "development"), ("svc", "list")):
+        remote, local = client.paas(*command), server.paas(*command)
+        assert (remote.exit_code, remote.stdout) == (local.exit_code, local.stdout), (command, remote.output, local.output)
+    assert json.loads(client.paas("svc", "list", "--json").stdout)[0]["slug"] == "cache"
+    # the same errors and exit codes
+    for command in (("svc", "dsn", "nothing"), ("svc", "show", "cache", "--env", "nowhere"), ("svc", "dsn", "Bad_Slug")):
+        remote, local = client.paas(*command), server.paas(*command)
+        assert remote.exit_code == local.exit_code != 0, (command, remote.output, local.output)
+
+    logout = ok(client.paas("logout"))
+    assert "local again" in logout.stdout and not (client.home / "login.json").exists()
+    assert json.loads(ok(client.paas("whoami", "--json")).stdout)["via"] == "local"
+    assert client.paas("svc", "dsn", "cache").exit_code == 3, "logged out: the client's own (empty) state"
+
+
+def test_a_viewer_lists_but_reveals_and_changes_nothing_exit_12(server, client):
+    client.login(server.token("vera", "viewer"))
+    listed = json.loads(ok(client.paas("svc", "list", "--json")).stdout)
+    assert [row["slug"] for row in listed] == ["cache"]
+    ok(client.paas("svc", "show", "cache"))
+    for command in (("svc", "dsn", "cache"), ("svc", "env", "cache"), ("env", "export", "--env", "development")):
+        refused = client.paas(*command)
+        assert refused.exit_code == 12, (command, refused.output)
+        assert "role" in refused.stderr and "'vera' is a viewer" in refused.stderr and "hint:" in refused.stderr
+        assert "redis://" not in refused.stdout
+    # the refusal is audited with the person
+    denied = [row for row in audit(server) if row["action"] == "api-denied" and "token=vera" in row["detail"]]
+    assert denied and denied[-1]["actor"] == "vera" and denied[-1]["via"] == "cli-server"
+    # a viewer's token on the API itself: a change is refused too
+    stop = httpx.post(server.scope("development") + "/services/cache/stop",
+                      headers={"Authorization": "Bearer " + client_token(client)}, timeout=30)
+    assert stop.status_code == 403, stop.text
+
+
+def client_token(client) -> str:
+    return json.loads((client.home / "login.json").read_text())["token"]
+
+
+def test_a_revoked_token_is_refused_at_once_and_the_hint_says_revoked(server, client):
+    client.login(server.token("rita", "admin"))
+    ok(client.paas("svc", "dsn", "cache"))
+    ok(server.paas("token", "revoke", "rita"))
+    refused = client.paas("svc", "dsn", "cache")
+    assert refused.exit_code == 12, refused.output
+    assert "revoked" in refused.stderr and "paas login" in refused.stderr
+    listed = client.paas("svc", "list")
+    assert listed.exit_code == 12 and "revoked" in listed.stderr
+
+
+def test_an_unknown_token_is_refused_at_login_exit_12(server, client):
+    refused = client.paas("login", server.url, "--token-stdin", input="paas_notatokenatall\n")
+    assert refused.exit_code == 12 and "unknown" in refused.stderr, refused.output
+    assert not (client.home / "login.json").exists()
+
+
+def test_a_project_scope_limits_the_token_to_its_projects(server, client):
+    made = ok(server.paas("token", "create", "olga", "--role", "admin", "--project", "other", "--json"))
+    assert json.loads(made.stdout)["projects"] == ["other"]
+    client.login(json.loads(made.stdout)["token"])
+    for command in (("svc", "list"), ("svc", "dsn", "cache"), ("svc", "show", "cache", "--project", "default"),
+                    ("env", "export", "--env", "development", "--project", "default")):
+        refused = client.paas(*command)
+        assert refused.exit_code == 12, (command, refused.output)
+        assert "project scope" in refused.stderr and "'other'" not in refused.stdout
+    assert json.loads(ok(client.paas("svc", "list", "--all", "--json")).stdout) == []
+    assert json.loads(ok(client.paas("svc", "list", "--project", "other", "--json")).stdout) == []
+    # the API's own routes check it as well
+    headers = {"Authorization": "Bearer " + client_token(client)}
+    assert httpx.get(server.scope("development") + "/services/", headers=headers, timeout=30).status_code == 403
+    projects = httpx.get(f"{server.url}/api/orgs/default/projects", headers=headers, timeout=30).json()
+    assert [project["name"] for project in projects] == ["other"]
+
+
+def test_the_audit_names_the_person_and_the_way_in(server, client):
+    client.login(server.admin_token)
+    ok(client.paas("svc", "dsn", "cache"))
+    ok(server.paas("svc", "dsn", "cache"))
+    headers = {"Authorization": "Bearer " + server.admin_token}
+    # a browser's fetch from the dashboard's page
+    assert httpx.get(server.scope("development") + "/services/cache/dsn", timeout=30,
+                     headers={**headers, "Sec-Fetch-Site": "same-origin"}).status_code == 200
+    assert httpx.get(server.scope("development") + "/services/cache/dsn", headers=headers, timeout=30).status_code == 200
+    reveals = [(row["actor"], row["via"]) for row in audit(server) if row["action"] == "reveal-dsn"][-4:]
+    import getpass
+
+    assert reveals[0] == ("alice", "cli-server")
+    assert reveals[1][1] == "local" and reveals[1][0] == getpass.getuser()
+    assert reveals[2:] == [("alice", "dashboard"), ("alice", "api")]
+    table = ok(server.paas("audit", "--limit", "4")).stdout
+    assert "VIA" in table.splitlines()[0] and "cli-server" in table and "dashboard" in table
