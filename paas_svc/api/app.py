@@ -190,6 +190,9 @@ def _source(request: Request) -> str:
 
 
 def _response(reply: Reply) -> Response:
+    if reply.stream is not None:  # a sync iterator: Starlette reads it in a worker thread, chunk by chunk
+        return StreamingResponse(reply.stream, status_code=reply.status, media_type="application/octet-stream",
+                                 headers={"Cache-Control": "no-store"})
     if reply.file is not None:
         # Opened, then unlinked at once: the bytes stream from the open handle and no copy of
         # the data outlives the response, however the client leaves.

@@ -9,7 +9,7 @@ Handlers return (status, payload); routes.py wraps them into its Reply.
 from __future__ import annotations
 
 from paas_svc.api.http import ApiError, forbidden_project
-from paas_svc.state.tokens import ADMIN, VIEWER
+from paas_svc.state.tokens import ADMIN, MEMBER, VIEWER, role_allows
 
 CLI = "/api/cli"
 TRUE = ("1", "true", "yes")
@@ -107,6 +107,55 @@ def cli_export_variables(call):
                  "variables": exported.variables, "warnings": exported.warnings}
 
 
+def _timeout(call) -> float:
+    from paas_svc.errors import InvalidInput
+
+    text = call.query.get("timeout") or str(call.context.ready_timeout)
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidInput(f"timeout must be a number of seconds, not {text[:40]!r}.") from None
+
+
+def _acting(verb: str):
+    """The handler of `svc VERB` (start, stop, restart, wait, rm): the same use case as the
+    local command, on the server's engine, under the service's lock there."""
+
+    def handler(call):
+        from paas_svc.usecases import actions
+
+        service = _service(call)
+        manager = call.context.manager(target=service.target)
+        if verb == "wait":
+            shown = actions.wait(manager, service, _timeout(call))
+        elif verb == "rm":
+            purge = _flag(call, "purge")
+            if purge and not role_allows(call.token.role, ADMIN):  # deletes the data for good
+                raise ApiError(403, "forbidden", f"Only admin tokens may purge; {call.token.name!r} is a {call.token.role}.",
+                               hint="Ask an admin, or remove without --purge (the data is kept).")
+            shown = actions.remove(manager, service, purge, _flag(call, "no_backup"))
+        else:
+            shown = actions.simple_action(manager, service, verb, _timeout(call) if verb != "stop" else None)
+        call.context.status_cache.invalidate()
+        return 200, shown.as_json()
+
+    handler.__name__ = f"cli_{verb}_service"
+    return handler
+
+
+def cli_service_logs(call):
+    """`svc logs [--follow] [--tail N]`: the container's log, streamed as the engine sends it."""
+    from paas_svc.errors import InvalidInput
+
+    service = _service(call)
+    tail = call.query.get("tail") or "all"
+    if tail != "all" and not tail.isdigit():
+        raise InvalidInput(f"tail must be a number of lines, not {tail[:40]!r}.")
+    stream = call.context.manager(target=service.target).logs(service, follow=_flag(call, "follow"),
+                                                              tail=tail if tail == "all" else int(tail))
+    return 200, None, stream
+
+
 _SCOPE_QUERY = {"project": "project (default: the server's current project)",
                 "env": "environment (default: the one holding the slug)"}
 _COMMON = {403: "The token's role or projects do not allow it"}
@@ -130,4 +179,19 @@ CLIENT_ROUTES = [
       "strict": "1: refuse when a service is not Ready", "only": "slugs, comma-separated",
       "purpose": "words for the audit row (format=dotenv view=host)", "left_out_of": "words for the warnings"},
      {200: "Variables, warnings, the environment's network", 409: "--strict and a service not Ready", **_COMMON}),
+]
+CLIENT_ROUTES.append(
+    ("GET", CLI + "/services/{slug}/logs", cli_service_logs, "`paas svc logs` (member), streamed", MEMBER,
+     {**_SCOPE_QUERY, "follow": "1: keep streaming new lines", "tail": "only the last N lines"},
+     {200: "The log's bytes as the engine sends them", **_COMMON}))
+_ACTIONS = {"start": "`paas svc start` (member): start and wait until it accepts connections",
+            "stop": "`paas svc stop` (member)", "restart": "`paas svc restart` (member)",
+            "wait": "`paas svc wait` (member): wait until it accepts connections, record it Ready",
+            "rm": "`paas svc rm` (member; --purge: admin)"}
+CLIENT_ROUTES += [
+    ("POST", CLI + f"/services/{{slug}}/{verb}", _acting(verb), summary, MEMBER,
+     {**_SCOPE_QUERY, "timeout": "seconds to wait for readiness (default: the server's)",
+      **({"purge": "1: delete the volume too (admin)", "no_backup": "1: with purge, no final backup"} if verb == "rm" else {})},
+     {200: "What the command prints: {line, payload, notes}", 409: "Busy, removed or interrupted", **_COMMON})
+    for verb, summary in _ACTIONS.items()
 ]

@@ -55,6 +55,7 @@ class Reply:
     payload: object = None
     file: object = None  # a Path to stream (deleted afterwards) for downloads
     filename: str | None = None
+    stream: object = None  # an iterator of bytes to stream as it comes (logs)
 
 
 @dataclass
@@ -367,8 +368,8 @@ ENDPOINTS: list[Endpoint] = [
 def _replying(handler):
     @functools.wraps(handler)
     def reply(call: Call) -> Reply:
-        status, payload = handler(call)
-        return Reply(status, payload)
+        status, payload, *stream = handler(call)
+        return Reply(status, payload, stream=stream[0] if stream else None)
 
     return reply
 

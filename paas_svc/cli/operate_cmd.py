@@ -11,21 +11,23 @@ from paas_svc.cli.options import DEFAULT_TIMEOUT, EnvOption, JsonOption, Project
 from paas_svc.cli.output import StderrReporter, print_json
 from paas_svc.cli.render import print_table, result
 from paas_svc.cli.state import close_profiles, find_service, open_profile, service_manager
-from paas_svc.cli.svc_cmd import SlugArgument, app, service_json
+from paas_svc.cli.svc_cmd import SlugArgument, app
 
 
 @app.command("wait")
 def wait(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
          timeout: TimeoutOption = DEFAULT_TIMEOUT, json_output: JsonOption = False) -> None:
     """Wait until a service accepts connections and record it Ready (after `svc add --no-wait`)."""
-    from paas_svc.usecases.lifecycle import validate_timeout
+    from paas_svc.cli.remote import logged_in
+    from paas_svc.cli.svc_cmd import print_shown
+    from paas_svc.usecases.actions import wait as wait_for
 
-    validate_timeout(timeout)
+    remote = logged_in()
+    if remote is not None:
+        return print_shown(remote.act(slug, "wait", project, env, timeout=timeout), json_output)
     profile = open_profile()
     service = find_service(profile, project, env, slug)
-    waited = service_manager(profile, StderrReporter(), service.target).wait(service, timeout)
-    result(f"{slug} in {service.project}/{service.env}: Ready after {waited:.1f}s",
-           {**service_json(service, "Ready"), "action": "wait", "elapsed_seconds": round(waited, 3)}, json_output)
+    print_shown(wait_for(service_manager(profile, StderrReporter(), service.target), service, timeout), json_output)
 
 
 @app.command("connect")

@@ -122,6 +122,7 @@ class Remote:
         self.https = parts.scheme == "https"
         self.host = parts.hostname
         self.port = parts.port or (443 if self.https else 80)
+        self.timeout = TIMEOUT_SECONDS
 
     # -- one request ----------------------------------------------------------------------------
 
@@ -131,9 +132,9 @@ class Remote:
         if self.https:
             import ssl
 
-            return http.client.HTTPSConnection(self.host, self.port, timeout=TIMEOUT_SECONDS,
+            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
                                                context=ssl.create_default_context())
-        return http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT_SECONDS)
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def _send(self, method: str, path: str, query: dict | None = None, body: bytes | None = None,
               content_type: str = "application/json"):
@@ -222,6 +223,23 @@ class Remote:
 
     def service_variables(self, slug: str, project: str | None, env: str | None, network: bool, removed: bool) -> dict:
         return self.get(f"/api/cli/services/{self._slug(slug)}/variables", project=project, env=env, network=network, removed=removed)
+
+    def act(self, slug: str, action: str, project: str | None, env: str | None, timeout: float | None = None,
+            **options) -> dict:
+        """`svc start|stop|restart|wait|rm`: the server runs it (under the service's lock there)
+        and answers what the command prints: {"line", "payload", "notes"}."""
+        import math
+
+        if timeout is not None and math.isfinite(timeout):  # the server refuses one that is not
+            self.timeout = max(TIMEOUT_SECONDS, timeout + 30)
+        return self.call("POST", f"/api/cli/services/{self._slug(slug)}/{action}",
+                         {"project": project, "env": env, "timeout": timeout, **options})
+
+    def logs(self, slug: str, project: str | None, env: str | None, follow: bool, tail: int | None) -> Iterator[bytes]:
+        if follow:
+            self.timeout = None  # a quiet service sends nothing for a long time
+        return self.stream("GET", f"/api/cli/services/{self._slug(slug)}/logs",
+                           {"project": project, "env": env, "follow": follow, "tail": tail})
 
     def export_variables(self, project: str | None, env: str | None, network: bool, strict: bool, only: list[str] | None,
                          purpose: str, left_out_of: str) -> dict:

@@ -206,61 +206,51 @@ def rm(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
        no_backup: Annotated[bool, typer.Option("--no-backup", help="With --purge: delete without a final backup.")] = False,
        json_output: JsonOption = False) -> None:
     """Remove a service's container. The volume is kept unless --purge (which first takes a final backup)."""
-    from paas_svc.errors import InvalidInput
+    from paas_svc.cli.remote import logged_in
     from paas_svc.state.models import REMOVED
+    from paas_svc.usecases import actions
 
-    if no_backup and not purge:
-        raise InvalidInput("--no-backup only applies with --purge (a plain rm deletes no data).",
-                           hint="Drop --no-backup to remove the container and keep the data, or add --purge to delete it.")
+    actions.check_rm_options(purge, no_backup)
+    remote = logged_in()
+    if remote is not None:
+        if purge and not yes:
+            shown = remote.show_service(slug, project, env)
+            _confirm_purge(slug, f"{shown['project']}/{shown['env']}", shown["env"], shown["volume"])
+        return print_shown(remote.act(slug, "rm", project, env, purge=purge, no_backup=no_backup), json_output)
     profile = open_profile()
     service = find_service(profile, project, env, slug)
-    where = f"{service.project}/{service.env}"
-    if service.status == REMOVED and not purge:
-        result(f"{slug} in {where} is already removed; its volume {service.volume_name} is kept.",
-               {**service_json(service, "Removed"), "action": "rm", "purged": False, "final_backup": None}, json_output,
-               [f"Delete the data with: paas svc rm {slug} --env {service.env} --purge"])
-        return
-    if purge and not yes:
-        confirm(f"Delete {where}/{slug} and ALL its data (volume {service.volume_name})?",
-                f"Refusing to delete the data of {slug} without confirmation.",
-                f"paas svc rm {slug} --env {service.env} --purge --yes")
-    from paas_svc.usecases.data import remove_service
+    if purge and not yes and service.status != REMOVED:
+        _confirm_purge(slug, f"{service.project}/{service.env}", service.env, service.volume_name)
+    print_shown(actions.remove(service_manager(profile, StderrReporter(), service.target), service, purge, no_backup),
+                json_output)
 
-    # Under the service's lock; with --purge the final backup is complete before the volume
-    # goes (a failed backup raises and deletes nothing).
-    final_backup = remove_service(service_manager(profile, StderrReporter(), service.target), service, purge, final_backup=not no_backup)
-    payload = {**service_json(service, "Removed"), "action": "rm", "purged": purge,
-               "final_backup": str(final_backup) if final_backup else None}
-    if purge:
-        result(f"Removed {slug} from {where} with its volume {service.volume_name}; its credentials are forgotten.",
-               payload, json_output,
-               [f"Final backup: {final_backup}  (restore it into a new service with `paas svc restore`)"] if final_backup else [])
+
+def _confirm_purge(slug: str, where: str, env: str, volume: str) -> None:
+    confirm(f"Delete {where}/{slug} and ALL its data (volume {volume})?",
+            f"Refusing to delete the data of {slug} without confirmation.",
+            f"paas svc rm {slug} --env {env} --purge --yes")
+
+
+def print_shown(shown, json_output: bool) -> None:
+    """A command's result (usecases.actions.Shown, or its JSON from the server when logged in)."""
+    if isinstance(shown, dict):
+        result(shown["line"], shown["payload"], json_output, shown["notes"])
     else:
-        result(f"Removed {slug} from {where}. Its volume {service.volume_name} is kept.", payload, json_output, [
-            f"Recover it (same data, same credentials): paas svc add {slug} --env {service.env} --template {service.template}",
-            f"Delete the data for good:                   paas svc rm {slug} --env {service.env} --purge"])
+        result(shown.line, shown.payload, json_output, shown.notes)
 
 
 def _simple_action(verb: str, past: str, help_text: str, waits: bool):
     def run_action(slug, project, env, timeout, json_output) -> None:
-        import time
+        from paas_svc.cli.remote import logged_in
+        from paas_svc.usecases.actions import simple_action
 
-        from paas_svc.usecases.lifecycle import validate_timeout
-
-        if waits:
-            validate_timeout(timeout)
+        remote = logged_in()
+        if remote is not None:
+            return print_shown(remote.act(slug, verb, project, env, timeout=timeout), json_output)
         profile = open_profile()
         service = find_service(profile, project, env, slug)
-        started = time.monotonic()
-        action = getattr(service_manager(profile, StderrReporter(), service.target), verb)
-        if waits:
-            action(service, timeout)
-        else:
-            action(service)
-        elapsed = time.monotonic() - started
-        status = "Ready" if waits else "Stopped"
-        line = f"{slug} in {service.project}/{service.env}: {past}" + (f", Ready in {elapsed:.1f}s" if waits else "")
-        result(line, {**service_json(service, status), "action": verb, "elapsed_seconds": round(elapsed, 3)}, json_output)
+        print_shown(simple_action(service_manager(profile, StderrReporter(), service.target), service, verb, timeout),
+                    json_output)
 
     if waits:
         def command(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
@@ -309,9 +299,15 @@ def logs(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
          follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
          tail: Annotated[Optional[int], typer.Option("--tail", "-n", min=0, help="Only the last N lines.")] = None) -> None:
     """Print a service's container logs."""
-    profile = open_profile()
-    service = find_service(profile, project, env, slug)
-    stream = service_manager(profile, target=service.target).logs(service, follow=follow, tail=tail if tail is not None else "all")
+    from paas_svc.cli.remote import logged_in
+
+    remote = logged_in()
+    if remote is not None:  # streamed by the server as the engine sends it
+        stream = remote.logs(slug, project, env, follow, tail)
+    else:
+        profile = open_profile()
+        service = find_service(profile, project, env, slug)
+        stream = service_manager(profile, target=service.target).logs(service, follow=follow, tail=tail if tail is not None else "all")
     out = sys.stdout.buffer
     for chunk in stream:
         out.write(chunk)

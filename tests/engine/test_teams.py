@@ -4,6 +4,7 @@ the way in. The real engine with the Redis stand-in, real SQLite."""
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 
@@ -155,10 +156,34 @@ def test_the_audit_names_the_person_and_the_way_in(server, client):
                      headers={**headers, "Sec-Fetch-Site": "same-origin"}).status_code == 200
     assert httpx.get(server.scope("development") + "/services/cache/dsn", headers=headers, timeout=30).status_code == 200
     reveals = [(row["actor"], row["via"]) for row in audit(server) if row["action"] == "reveal-dsn"][-4:]
-    import getpass
-
     assert reveals[0] == ("alice", "cli-server")
     assert reveals[1][1] == "local" and reveals[1][0] == getpass.getuser()
     assert reveals[2:] == [("alice", "dashboard"), ("alice", "api")]
     table = ok(server.paas("audit", "--limit", "4")).stdout
     assert "VIA" in table.splitlines()[0] and "cli-server" in table and "dashboard" in table
+
+
+def test_a_member_starts_stops_waits_reads_logs_and_removes_through_the_server(server, client):
+    ok(server.paas("svc", "add", "jobs", "--template", "redis-7", "--image", REDIS_IMAGE, "--env", "development"))
+    client.login(server.token("mia", "member"))
+    stopped = json.loads(ok(client.paas("svc", "stop", "jobs", "--json")).stdout)
+    local_stop = json.loads(ok(server.paas("svc", "stop", "jobs", "--json")).stdout)
+    assert stopped.keys() == local_stop.keys() and (stopped["action"], stopped["status"]) == ("stop", "Stopped")
+    assert json.loads(ok(client.paas("svc", "show", "jobs", "--json")).stdout)["status"] == "Stopped"
+    started = ok(client.paas("svc", "start", "jobs"))
+    assert "jobs in default/development: started, Ready in" in started.stdout
+    assert json.loads(ok(client.paas("svc", "restart", "jobs", "--json")).stdout)["status"] == "Ready"
+    assert "Ready after" in ok(client.paas("svc", "wait", "jobs")).stdout
+    logs, local_logs = ok(client.paas("svc", "logs", "jobs", "--tail", "3")), ok(server.paas("svc", "logs", "jobs", "--tail", "3"))
+    assert logs.stdout == local_logs.stdout and logs.stdout.strip()
+    # a member may not purge, nor reveal
+    purge = client.paas("svc", "rm", "jobs", "--purge", "--yes")
+    assert purge.exit_code == 12 and "purge" in purge.stderr, purge.output
+    removed = ok(client.paas("svc", "rm", "jobs"))
+    assert "Removed jobs from default/development. Its volume" in removed.stdout and "Recover it" in removed.stderr
+    assert client.paas("svc", "logs", "jobs").exit_code == 4, "removed: a conflict, as locally"
+    changes = [(row["action"], row["actor"], row["via"]) for row in audit(server) if row["slug"] == "jobs"]
+    for action in ("stop", "start", "restart", "rm"):
+        assert (action, "mia", "cli-server") in changes, changes
+    assert ("stop", getpass.getuser(), "local") in changes, changes
+    ok(server.paas("svc", "rm", "jobs", "--purge", "--yes", "--no-backup"))

@@ -1,0 +1,87 @@
+"""Commands that change one service, with what the CLI prints for them: a `Shown` (the result
+line, the `--json` document, the notes for stderr). The local command prints it; `paas serve`
+runs the same function for a logged-in CLI (api/client_routes.py) and sends it back, so the
+output is the same either way.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+from paas_svc.usecases.listing import service_json
+
+
+class Shown(NamedTuple):
+    line: str
+    payload: dict
+    notes: list[str] = []
+
+    def as_json(self) -> dict:
+        return {"line": self.line, "payload": self.payload, "notes": list(self.notes)}
+
+
+def simple_action(manager, service, verb: str, timeout: float | None) -> Shown:
+    """`svc start|stop|restart`: the manager's action under the service's lock; start and restart
+    wait until it accepts connections."""
+    past = {"start": "started", "stop": "stopped", "restart": "restarted"}[verb]
+    waits = verb != "stop"
+    if waits:
+        from paas_svc.usecases.lifecycle import validate_timeout
+
+        validate_timeout(timeout)
+    started = time.monotonic()
+    action = getattr(manager, verb)
+    if waits:
+        action(service, timeout)
+    else:
+        action(service)
+    elapsed = time.monotonic() - started
+    status = "Ready" if waits else "Stopped"
+    line = f"{service.slug} in {service.project}/{service.env}: {past}" + (f", Ready in {elapsed:.1f}s" if waits else "")
+    return Shown(line, {**service_json(service, status), "action": verb, "elapsed_seconds": round(elapsed, 3)})
+
+
+def wait(manager, service, timeout: float) -> Shown:
+    """`svc wait`: until it accepts connections, then recorded Ready."""
+    from paas_svc.usecases.lifecycle import validate_timeout
+
+    validate_timeout(timeout)
+    waited = manager.wait(service, timeout)
+    return Shown(f"{service.slug} in {service.project}/{service.env}: Ready after {waited:.1f}s",
+                 {**service_json(service, "Ready"), "action": "wait", "elapsed_seconds": round(waited, 3)})
+
+
+def check_rm_options(purge: bool, no_backup: bool) -> None:
+    from paas_svc.errors import InvalidInput
+
+    if no_backup and not purge:
+        raise InvalidInput("--no-backup only applies with --purge (a plain rm deletes no data).",
+                           hint="Drop --no-backup to remove the container and keep the data, or add --purge to delete it.")
+
+
+def remove(manager, service, purge: bool, no_backup: bool) -> Shown:
+    """`svc rm` once confirmed: the container (and with `purge` the volume, after a final backup
+    unless `no_backup`), under the service's lock."""
+    from paas_svc.state.models import REMOVED
+
+    check_rm_options(purge, no_backup)
+    slug, where = service.slug, f"{service.project}/{service.env}"
+    if service.status == REMOVED and not purge:
+        return Shown(f"{slug} in {where} is already removed; its volume {service.volume_name} is kept.",
+                     {**service_json(service, "Removed"), "action": "rm", "purged": False, "final_backup": None},
+                     [f"Delete the data with: paas svc rm {slug} --env {service.env} --purge"])
+    from paas_svc.usecases.data import remove_service
+
+    # Under the service's lock; with --purge the final backup is complete before the volume
+    # goes (a failed backup raises and deletes nothing).
+    final_backup = remove_service(manager, service, purge, final_backup=not no_backup)
+    payload = {**service_json(service, "Removed"), "action": "rm", "purged": purge,
+               "final_backup": str(final_backup) if final_backup else None}
+    if purge:
+        return Shown(f"Removed {slug} from {where} with its volume {service.volume_name}; its credentials are forgotten.",
+                     payload,
+                     [f"Final backup: {final_backup}  (restore it into a new service with `paas svc restore`)"] if final_backup else [])
+    return Shown(f"Removed {slug} from {where}. Its volume {service.volume_name} is kept.", payload, [
+        f"Recover it (same data, same credentials): paas svc add {slug} --env {service.env} --template {service.template}",
+        f"Delete the data for good:                   paas svc rm {slug} --env {service.env} --purge"])
