@@ -128,6 +128,10 @@ def _acting(verb: str):
         manager = call.context.manager(target=service.target)
         if verb == "wait":
             shown = actions.wait(manager, service, _timeout(call))
+        elif verb == "repair":
+            shown = actions.repair(manager, service, _timeout(call), _flag(call, "allow_empty"))
+        elif verb == "rotate-password":
+            shown = actions.rotate_password(manager, service, _timeout(call))
         elif verb == "rm":
             purge = _flag(call, "purge")
             if purge and not role_allows(call.token.role, ADMIN):  # deletes the data for good
@@ -139,7 +143,7 @@ def _acting(verb: str):
         call.context.status_cache.invalidate()
         return 200, shown.as_json()
 
-    handler.__name__ = f"cli_{verb}_service"
+    handler.__name__ = f"cli_{verb.replace('-', '_')}_service"
     return handler
 
 
@@ -154,6 +158,21 @@ def cli_service_logs(call):
     stream = call.context.manager(target=service.target).logs(service, follow=_flag(call, "follow"),
                                                               tail=tail if tail == "all" else int(tail))
     return 200, None, stream
+
+
+def cli_audit(call):
+    """`paas audit` (admin); a project-scoped token sees the rows of its projects only."""
+    from paas_svc.errors import InvalidInput
+    from paas_svc.usecases.listing import audit_rows
+
+    limit = call.query.get("limit")
+    if limit is not None and (not limit.isdigit() or not 1 <= int(limit) <= 2**63 - 1):
+        raise InvalidInput(f"limit must be a positive number, not {limit[:40]!r}.")
+    project = call.query.get("project") or None
+    if project is not None:
+        _allowed(call, project)
+    allowed = call.token.allows_project if call.token and call.token.projects is not None else None
+    return 200, audit_rows(call.context.store(), int(limit) if limit else None, project, call.query.get("env") or None, allowed)
 
 
 _SCOPE_QUERY = {"project": "project (default: the server's current project)",
@@ -181,17 +200,24 @@ CLIENT_ROUTES = [
      {200: "Variables, warnings, the environment's network", 409: "--strict and a service not Ready", **_COMMON}),
 ]
 CLIENT_ROUTES.append(
+    ("GET", CLI + "/audit", cli_audit, "`paas audit --json` (admin)", ADMIN,
+     {"limit": "only the last N rows", "project": "only this project", "env": "only this environment"},
+     {200: "Audit rows, as `paas audit --json`", **_COMMON}))
+CLIENT_ROUTES.append(
     ("GET", CLI + "/services/{slug}/logs", cli_service_logs, "`paas svc logs` (member), streamed", MEMBER,
      {**_SCOPE_QUERY, "follow": "1: keep streaming new lines", "tail": "only the last N lines"},
      {200: "The log's bytes as the engine sends them", **_COMMON}))
 _ACTIONS = {"start": "`paas svc start` (member): start and wait until it accepts connections",
             "stop": "`paas svc stop` (member)", "restart": "`paas svc restart` (member)",
             "wait": "`paas svc wait` (member): wait until it accepts connections, record it Ready",
-            "rm": "`paas svc rm` (member; --purge: admin)"}
+            "rm": "`paas svc rm` (member; --purge: admin)",
+            "repair": "`paas svc repair` (member): bring it back whatever stopped it",
+            "rotate-password": "`paas svc rotate-password` (member): a new password inside the engine"}
 CLIENT_ROUTES += [
     ("POST", CLI + f"/services/{{slug}}/{verb}", _acting(verb), summary, MEMBER,
      {**_SCOPE_QUERY, "timeout": "seconds to wait for readiness (default: the server's)",
-      **({"purge": "1: delete the volume too (admin)", "no_backup": "1: with purge, no final backup"} if verb == "rm" else {})},
+      **({"purge": "1: delete the volume too (admin)", "no_backup": "1: with purge, no final backup"} if verb == "rm" else {}),
+      **({"allow_empty": "1: re-create it EMPTY when its volume is gone"} if verb == "repair" else {})},
      {200: "What the command prints: {line, payload, notes}", 409: "Busy, removed or interrupted", **_COMMON})
     for verb, summary in _ACTIONS.items()
 ]

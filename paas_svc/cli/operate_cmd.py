@@ -56,26 +56,18 @@ def connect(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = 
 def rotate_password(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
                     timeout: TimeoutOption = DEFAULT_TIMEOUT, json_output: JsonOption = False) -> None:
     """Give a running service a new password (or master key), changed inside the engine; the old one stops working. Audited."""
+    from paas_svc.cli.remote import logged_in
+    from paas_svc.cli.svc_cmd import print_shown
+    from paas_svc.usecases.actions import rotate_password as rotate
     from paas_svc.usecases.lifecycle import validate_timeout
-    from paas_svc.usecases.operate import rotate_password as rotate
 
+    remote = logged_in()
+    if remote is not None:
+        return print_shown(remote.act(slug, "rotate-password", project, env, timeout=timeout), json_output)
     validate_timeout(timeout)
     profile = open_profile()
     service = find_service(profile, project, env, slug)
-    rotated = rotate(service_manager(profile, StderrReporter(), service.target), service, timeout)
-    payload = {"action": "rotate-password", "project": service.project, "env": service.env, "slug": slug,
-               "field": rotated.field, "also": list(rotated.also), "recreated": rotated.recreated,
-               "finished_interrupted": rotated.finished_earlier}
-    if rotated.finished_earlier:
-        result(f"{slug} in {service.project}/{service.env}: finished an interrupted rotation; the stored {rotated.field} works again",
-               payload, json_output)
-        return
-    how = " (container re-created so the engine keeps it across restarts)" if rotated.recreated else ""
-    also = "".join(f" and new {name}" for name in rotated.also)
-    result(f"{slug} in {service.project}/{service.env}: new {rotated.field}{also} in place{how}; "
-           + ("the old ones are refused" if also else "the old one is refused"),
-           payload, json_output,
-           [f"Apps must read it again: `paas env export --env {service.env}` or `paas run` give the new value."])
+    print_shown(rotate(service_manager(profile, StderrReporter(), service.target), service, timeout), json_output)
 
 
 @app.command("update")

@@ -281,17 +281,17 @@ def repair(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
     A stopped container is started, a missing one re-created (stored credentials, kept
     volume), an interrupted add finished; an interrupted restore is rolled back to its safety
     backup, an interrupted upgrade to its old image; an interrupted `rm --purge` is finished."""
-    from paas_svc.usecases.data import DataOps
+    from paas_svc.cli.remote import logged_in
+    from paas_svc.usecases.actions import repair as repair_service
 
+    remote = logged_in()
+    if remote is not None:
+        return print_shown(remote.act(slug, "repair", project, env, timeout=timeout, allow_empty=allow_empty or yes),
+                           json_output)
     profile = open_profile()
     service = find_service(profile, project, env, slug)
-    repaired = DataOps(service_manager(profile, StderrReporter(), service.target)).repair(
-        service, timeout, allow_empty=allow_empty or yes)
-    after = repaired.service
-    result(f"{slug} in {service.project}/{service.env}: {repaired.outcome} ({repaired.elapsed_seconds:.1f}s)",
-           {**service_json(after or service, "Ready" if after is not None else "Removed"), "action": "repair",
-            "outcome": repaired.outcome, "elapsed_seconds": round(repaired.elapsed_seconds, 3)},
-           json_output)
+    print_shown(repair_service(service_manager(profile, StderrReporter(), service.target), service, timeout,
+                               allow_empty or yes), json_output)
 
 
 @app.command("logs")

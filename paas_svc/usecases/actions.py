@@ -85,3 +85,35 @@ def remove(manager, service, purge: bool, no_backup: bool) -> Shown:
     return Shown(f"Removed {slug} from {where}. Its volume {service.volume_name} is kept.", payload, [
         f"Recover it (same data, same credentials): paas svc add {slug} --env {service.env} --template {service.template}",
         f"Delete the data for good:                   paas svc rm {slug} --env {service.env} --purge"])
+
+
+def repair(manager, service, timeout: float, allow_empty: bool) -> Shown:
+    """`svc repair`: bring it back whatever stopped it, and say what was done."""
+    from paas_svc.usecases.data import DataOps
+
+    repaired = DataOps(manager).repair(service, timeout, allow_empty=allow_empty)
+    after = repaired.service
+    return Shown(f"{service.slug} in {service.project}/{service.env}: {repaired.outcome} ({repaired.elapsed_seconds:.1f}s)",
+                 {**service_json(after or service, "Ready" if after is not None else "Removed"), "action": "repair",
+                  "outcome": repaired.outcome, "elapsed_seconds": round(repaired.elapsed_seconds, 3)})
+
+
+def rotate_password(manager, service, timeout: float) -> Shown:
+    """`svc rotate-password`: a new password changed inside the engine; the old one is refused."""
+    from paas_svc.usecases.lifecycle import validate_timeout
+    from paas_svc.usecases.operate import rotate_password as rotate
+
+    validate_timeout(timeout)
+    slug = service.slug
+    rotated = rotate(manager, service, timeout)
+    payload = {"action": "rotate-password", "project": service.project, "env": service.env, "slug": slug,
+               "field": rotated.field, "also": list(rotated.also), "recreated": rotated.recreated,
+               "finished_interrupted": rotated.finished_earlier}
+    if rotated.finished_earlier:
+        return Shown(f"{slug} in {service.project}/{service.env}: finished an interrupted rotation; "
+                     f"the stored {rotated.field} works again", payload)
+    how = " (container re-created so the engine keeps it across restarts)" if rotated.recreated else ""
+    also = "".join(f" and new {name}" for name in rotated.also)
+    return Shown(f"{slug} in {service.project}/{service.env}: new {rotated.field}{also} in place{how}; "
+                 + ("the old ones are refused" if also else "the old one is refused"), payload,
+                 [f"Apps must read it again: `paas env export --env {service.env}` or `paas run` give the new value."])

@@ -204,3 +204,13 @@ def check_removed(service, removed: bool) -> str | None:
                        hint=f"Bring it back with `{reattach_command(service.slug, service.env, service.template)}` "
                             "(or pass --removed to print it anyway).")
     return f"{service.slug} is removed: nothing listens at this address until it is added back."
+
+
+def audit_rows(store, limit: int | None, project: str | None, env: str | None, allowed=None) -> list[dict]:
+    """`paas audit --json`: every row names the person (`actor`: the OS user for rows written
+    before people had tokens) and the way in (`via`). `allowed` keeps a project-scoped
+    token's projects only."""
+    entries = store.list_audit(limit, project=project, env=env)
+    if allowed is not None:
+        entries = [entry for entry in entries if entry.project and allowed(entry.project)]
+    return [{**entry._asdict(), "actor": entry.actor or entry.os_user} for entry in entries]

@@ -187,3 +187,30 @@ def test_a_member_starts_stops_waits_reads_logs_and_removes_through_the_server(s
         assert (action, "mia", "cli-server") in changes, changes
     assert ("stop", getpass.getuser(), "local") in changes, changes
     ok(server.paas("svc", "rm", "jobs", "--purge", "--yes", "--no-backup"))
+
+
+def test_audit_run_repair_and_rotate_password_through_the_server(server, client):
+    client.login(server.admin_token)
+    remote, local = client.paas("audit", "--json"), server.paas("audit", "--json")
+    assert remote.exit_code == 0 and json.loads(remote.stdout) == json.loads(local.stdout), remote.output
+    assert client.paas("audit", "--limit", "3").stdout == server.paas("audit", "--limit", "3").stdout
+
+    echo = ("run", "--env", "development", "--", "sh", "-c", 'echo "$CACHE_URL"')
+    ran = ok(client.paas(*echo))
+    assert ran.stdout == ok(server.paas(*echo)).stdout and ran.stdout.startswith("redis://")
+
+    before = ok(client.paas("svc", "dsn", "cache")).stdout
+    rotated = ok(client.paas("svc", "rotate-password", "cache", "--json"))
+    assert json.loads(rotated.stdout)["action"] == "rotate-password"
+    after = ok(client.paas("svc", "dsn", "cache")).stdout
+    assert after != before and after == ok(server.paas("svc", "dsn", "cache")).stdout
+
+    ok(server.paas("svc", "stop", "cache"))
+    repaired = json.loads(ok(client.paas("svc", "repair", "cache", "--json")).stdout)
+    assert (repaired["action"], repaired["status"]) == ("repair", "Ready")
+    rows = [(row["action"], row["actor"], row["via"]) for row in audit(server) if row["slug"] == "cache"]
+    assert ("repair", "alice", "cli-server") in rows, rows
+
+    client.login(server.token("max", "member"))
+    refused = client.paas("audit")
+    assert refused.exit_code == 12 and "'max' is a member" in refused.stderr, refused.output
