@@ -160,6 +160,30 @@ def cli_service_logs(call):
     return 200, None, stream
 
 
+def cli_add_service(call):
+    """`svc add` (member): the same use case as the local command, waiting on the server
+    (unlike POST .../services/, which answers at once and provisions in the background)."""
+    from paas_svc.errors import InvalidInput
+    from paas_svc.state.scope import resolve_env
+    from paas_svc.usecases import actions
+
+    query = call.query
+    slug, template = query.get("slug", ""), query.get("template", "")
+    project = _project(call)
+    env = resolve_env(call.context.store(), project, query.get("env") or None)
+    port = query.get("port")
+    if port is not None and not port.isdigit():
+        raise InvalidInput(f"port must be a number, not {port[:40]!r}.")
+    store = call.context.store()
+    shown = actions.add(call.context.manager(), store, project, env, slug, template, env_given=bool(query.get("env")),
+                        image=query.get("image") or call.context.image_for(template), port=int(port) if port else None,
+                        timeout=_timeout(call), wait=query.get("wait", "1") != "0", node=query.get("node") or None,
+                        url_scheme=query.get("url_scheme") or None, memory=query.get("memory") or None,
+                        cpus=query.get("cpus") or None)
+    call.context.status_cache.invalidate()
+    return 200, shown.as_json()
+
+
 def cli_audit(call):
     """`paas audit` (admin); a project-scoped token sees the rows of its projects only."""
     from paas_svc.errors import InvalidInput
@@ -199,6 +223,13 @@ CLIENT_ROUTES = [
       "purpose": "words for the audit row (format=dotenv view=host)", "left_out_of": "words for the warnings"},
      {200: "Variables, warnings, the environment's network", 409: "--strict and a service not Ready", **_COMMON}),
 ]
+CLIENT_ROUTES.append(
+    ("POST", CLI + "/services", cli_add_service, "`paas svc add` (member): provision and wait, as the command does", MEMBER,
+     {"slug": "the new service's slug", "template": "catalog key", "project": "project", "env": "environment (default: development)",
+      "image": "image instead of the template's (default: the server's --image for it)", "port": "host port",
+      "timeout": "seconds to wait", "wait": "0: do not wait for readiness", "node": "Swarm node",
+      "url_scheme": "postgres or postgresql", "memory": "memory limit", "cpus": "CPU limit"},
+     {200: "What the command prints: {line, payload, notes}", 409: "Slug taken or busy", **_COMMON}))
 CLIENT_ROUTES.append(
     ("GET", CLI + "/audit", cli_audit, "`paas audit --json` (admin)", ADMIN,
      {"limit": "only the last N rows", "project": "only this project", "env": "only this environment"},

@@ -235,6 +235,15 @@ class Remote:
         return self.call("POST", f"/api/cli/services/{self._slug(slug)}/{action}",
                          {"project": project, "env": env, "timeout": timeout, **options})
 
+    def add(self, slug: str, template: str, project: str | None, env: str | None, options: dict) -> dict:
+        """`svc add`: provisioned by the server, which answers once it is Ready (or started, without wait)."""
+        import math
+
+        if math.isfinite(options["timeout"]):
+            self.timeout = max(TIMEOUT_SECONDS, options["timeout"] + 60)
+        return self.call("POST", "/api/cli/services", {"slug": slug, "template": template, "project": project, "env": env,
+                                                       **{**options, "wait": "1" if options["wait"] else "0"}})
+
     def logs(self, slug: str, project: str | None, env: str | None, follow: bool, tail: int | None) -> Iterator[bytes]:
         if follow:
             self.timeout = None  # a quiet service sends nothing for a long time

@@ -36,45 +36,29 @@ def add(
     json_output: JsonOption = False,
 ) -> None:
     """Provision a service from the catalog and wait until it accepts connections."""
+    from paas_svc.cli.remote import logged_in
     from paas_svc.limits import parse_cpus, parse_memory
     from paas_svc.naming import validate_name
-    from paas_svc.state.scope import resolve_env, resolve_project
+    from paas_svc.usecases import actions
     from paas_svc.usecases.lifecycle import validate_timeout
 
-    validate_name(slug, "slug")
+    validate_name(slug, "slug")  # bad input is refused before anything is looked up, here or on the server
     validate_timeout(timeout)
-    limits = {"memory": parse_memory(memory) if memory else None, "cpus": parse_cpus(cpus) if cpus else None}
+    for value, parse in ((memory, parse_memory), (cpus, parse_cpus)):
+        if value:
+            parse(value)
+    options = {"image": image, "port": port, "timeout": timeout, "wait": not no_wait, "node": node,
+               "url_scheme": url_scheme, "memory": memory, "cpus": cpus}
+    remote = logged_in()
+    if remote is not None:
+        return print_shown(remote.add(slug, template, project, env, options), json_output)
+    from paas_svc.state.scope import resolve_env, resolve_project
+
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
     env_name = resolve_env(profile.store, project_name, env)
-    added = service_manager(profile, StderrReporter()).add(
-        project_name, env_name, slug, template, image=image, timeout=timeout, wait=not no_wait, host_port=port,
-        limits=limits if any(limits.values()) else None, url_scheme=url_scheme, node=node)
-    service = added.service
-    status = "Ready" if added.waited else "Starting"
-    how = " (reattached its volume with the original credentials)" if added.reattached else ""
-    notes = [f"Apps get {service.env_var}; reveal it with: paas svc dsn {service.slug} --env {service.env}"]
-    if not added.waited:
-        notes.append(f"Not waited for; `paas svc wait {service.slug} --env {service.env}` confirms it accepts connections.")
-    if env is None and not added.reattached:
-        notes += _removed_elsewhere_notes(profile.store, service)
-    result(f"{service.slug} ({service.template}) in {service.project}/{service.env}: {status} in {added.elapsed_seconds:.1f}s{how}",
-           {**service_json(service, status, publish_hosts(profile.store, [service])[service.id]),
-            "action": "reattach" if added.reattached else ("resume" if added.resumed else "add"),
-            "elapsed_seconds": round(added.elapsed_seconds, 3), "reattached": added.reattached},
-           json_output, notes)
-
-
-def _removed_elsewhere_notes(store, service) -> list[str]:
-    """`svc add cache` without --env after `svc rm cache --env production`: the user may have
-    wanted the kept data back. The new service is still created; say how to reattach."""
-    from paas_svc.hints import reattach_command
-    from paas_svc.usecases.lifecycle import removed_elsewhere
-
-    twins = removed_elsewhere(store, service.project, service.env, service.slug, service.template)
-    return [f"warning: {service.slug} ({twin.template}) was removed from {twin.project}/{twin.env} and its data is kept; "
-            f"this new, empty service in {service.env} is another one. Reattach that one with: "
-            f"{reattach_command(twin.slug, twin.env, twin.template)}" for twin in twins]
+    print_shown(actions.add(service_manager(profile, StderrReporter()), profile.store, project_name, env_name, slug, template,
+                            env_given=env is not None, **options), json_output)
 
 
 @app.command("list")

@@ -117,3 +117,45 @@ def rotate_password(manager, service, timeout: float) -> Shown:
     return Shown(f"{slug} in {service.project}/{service.env}: new {rotated.field}{also} in place{how}; "
                  + ("the old ones are refused" if also else "the old one is refused"), payload,
                  [f"Apps must read it again: `paas env export --env {service.env}` or `paas run` give the new value."])
+
+
+def add(manager, store, project: str, env: str, slug: str, template: str, *, env_given: bool, image: str | None,
+        port: int | None, timeout: float, wait: bool, node: str | None, url_scheme: str | None,
+        memory: str | None, cpus: str | None) -> Shown:
+    """`svc add`: provision from the catalog and (unless not `wait`) wait until it accepts connections."""
+    from paas_svc.limits import parse_cpus, parse_memory
+    from paas_svc.naming import validate_name
+    from paas_svc.usecases.lifecycle import validate_timeout
+
+    validate_name(slug, "slug")
+    validate_timeout(timeout)
+    limits = {"memory": parse_memory(memory) if memory else None, "cpus": parse_cpus(cpus) if cpus else None}
+    added = manager.add(project, env, slug, template, image=image, timeout=timeout, wait=wait, host_port=port,
+                        limits=limits if any(limits.values()) else None, url_scheme=url_scheme, node=node)
+    service = added.service
+    status = "Ready" if added.waited else "Starting"
+    how = " (reattached its volume with the original credentials)" if added.reattached else ""
+    notes = [f"Apps get {service.env_var}; reveal it with: paas svc dsn {service.slug} --env {service.env}"]
+    if not added.waited:
+        notes.append(f"Not waited for; `paas svc wait {service.slug} --env {service.env}` confirms it accepts connections.")
+    if not env_given and not added.reattached:
+        notes += _removed_elsewhere_notes(store, service)
+    from paas_svc.usecases.listing import publish_hosts
+
+    return Shown(f"{service.slug} ({service.template}) in {service.project}/{service.env}: {status} in {added.elapsed_seconds:.1f}s{how}",
+                 {**service_json(service, status, publish_hosts(store, [service])[service.id]),
+                  "action": "reattach" if added.reattached else ("resume" if added.resumed else "add"),
+                  "elapsed_seconds": round(added.elapsed_seconds, 3), "reattached": added.reattached},
+                 notes)
+
+
+def _removed_elsewhere_notes(store, service) -> list[str]:
+    """`svc add cache` without --env after `svc rm cache --env production`: the user may have
+    wanted the kept data back. The new service is still created; say how to reattach."""
+    from paas_svc.hints import reattach_command
+    from paas_svc.usecases.lifecycle import removed_elsewhere
+
+    twins = removed_elsewhere(store, service.project, service.env, service.slug, service.template)
+    return [f"warning: {service.slug} ({twin.template}) was removed from {twin.project}/{twin.env} and its data is kept; "
+            f"this new, empty service in {service.env} is another one. Reattach that one with: "
+            f"{reattach_command(twin.slug, twin.env, twin.template)}" for twin in twins]

@@ -164,8 +164,17 @@ def test_the_audit_names_the_person_and_the_way_in(server, client):
 
 
 def test_a_member_starts_stops_waits_reads_logs_and_removes_through_the_server(server, client):
-    ok(server.paas("svc", "add", "jobs", "--template", "redis-7", "--image", REDIS_IMAGE, "--env", "development"))
     client.login(server.token("mia", "member"))
+    # the server's own `--image redis-7=...` applies when the client names no image
+    added = ok(client.paas("svc", "add", "jobs", "--template", "redis-7", "--env", "development", "--json"))
+    shown = json.loads(added.stdout)
+    assert (shown["action"], shown["status"], shown["image"]) == ("add", "Ready", REDIS_IMAGE)
+    assert "Apps get JOBS_URL" in added.stderr
+    local = json.loads(ok(server.paas("svc", "show", "jobs", "--json")).stdout)
+    assert {key: local[key] for key in shown if key not in ("action", "elapsed_seconds", "reattached", "updated_at")} == {
+        key: value for key, value in shown.items() if key not in ("action", "elapsed_seconds", "reattached", "updated_at")}
+    taken = client.paas("svc", "add", "jobs", "--template", "redis-7", "--env", "development")
+    assert taken.exit_code == 4, taken.output
     stopped = json.loads(ok(client.paas("svc", "stop", "jobs", "--json")).stdout)
     local_stop = json.loads(ok(server.paas("svc", "stop", "jobs", "--json")).stdout)
     assert stopped.keys() == local_stop.keys() and (stopped["action"], stopped["status"]) == ("stop", "Stopped")
