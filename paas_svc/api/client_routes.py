@@ -130,6 +130,9 @@ def _acting(verb: str):
             shown = actions.wait(manager, service, _timeout(call))
         elif verb == "repair":
             shown = actions.repair(manager, service, _timeout(call), _flag(call, "allow_empty"))
+        elif verb == "update":
+            q = call.query
+            shown = actions.update(manager, service, q.get("memory"), q.get("cpus"), q.get("url_scheme"), _timeout(call))
         elif verb == "rotate-password":
             shown = actions.rotate_password(manager, service, _timeout(call))
         elif verb == "rm":
@@ -184,6 +187,19 @@ def cli_add_service(call):
     return 200, shown.as_json()
 
 
+def cli_stats(call):
+    """`svc stats --json` (viewer): one service, or those of the project (and environment)."""
+    from paas_svc.usecases.listing import stats_rows
+
+    store = call.context.store()
+    if call.query.get("slug"):
+        call.params["slug"] = call.query["slug"]
+        services = [_service(call)]
+    else:
+        services = store.list_services(project=_project(call), env=call.query.get("env") or None)
+    return 200, stats_rows(call.context.manager(), services)
+
+
 def cli_audit(call):
     """`paas audit` (admin); a project-scoped token sees the rows of its projects only."""
     from paas_svc.errors import InvalidInput
@@ -224,6 +240,10 @@ CLIENT_ROUTES = [
      {200: "Variables, warnings, the environment's network", 409: "--strict and a service not Ready", **_COMMON}),
 ]
 CLIENT_ROUTES.append(
+    ("GET", CLI + "/stats", cli_stats, "`paas svc stats --json` (viewer)", VIEWER,
+     {"slug": "one service (default: every service of the project)", "project": "project", "env": "only this environment"},
+     {200: "Rows, as `paas svc stats --json`", **_COMMON}))
+CLIENT_ROUTES.append(
     ("POST", CLI + "/services", cli_add_service, "`paas svc add` (member): provision and wait, as the command does", MEMBER,
      {"slug": "the new service's slug", "template": "catalog key", "project": "project", "env": "environment (default: development)",
       "image": "image instead of the template's (default: the server's --image for it)", "port": "host port",
@@ -243,12 +263,15 @@ _ACTIONS = {"start": "`paas svc start` (member): start and wait until it accepts
             "wait": "`paas svc wait` (member): wait until it accepts connections, record it Ready",
             "rm": "`paas svc rm` (member; --purge: admin)",
             "repair": "`paas svc repair` (member): bring it back whatever stopped it",
-            "rotate-password": "`paas svc rotate-password` (member): a new password inside the engine"}
+            "rotate-password": "`paas svc rotate-password` (member): a new password inside the engine",
+            "update": "`paas svc update` (member): limits (re-creates the container) or the URL scheme"}
 CLIENT_ROUTES += [
     ("POST", CLI + f"/services/{{slug}}/{verb}", _acting(verb), summary, MEMBER,
      {**_SCOPE_QUERY, "timeout": "seconds to wait for readiness (default: the server's)",
       **({"purge": "1: delete the volume too (admin)", "no_backup": "1: with purge, no final backup"} if verb == "rm" else {}),
-      **({"allow_empty": "1: re-create it EMPTY when its volume is gone"} if verb == "repair" else {})},
+      **({"allow_empty": "1: re-create it EMPTY when its volume is gone"} if verb == "repair" else {}),
+      **({"memory": "memory limit (none removes it)", "cpus": "CPU limit (none removes it)",
+          "url_scheme": "postgres or postgresql"} if verb == "update" else {})},
      {200: "What the command prints: {line, payload, notes}", 409: "Busy, removed or interrupted", **_COMMON})
     for verb, summary in _ACTIONS.items()
 ]

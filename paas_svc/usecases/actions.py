@@ -159,3 +159,44 @@ def _removed_elsewhere_notes(store, service) -> list[str]:
     return [f"warning: {service.slug} ({twin.template}) was removed from {twin.project}/{twin.env} and its data is kept; "
             f"this new, empty service in {service.env} is another one. Reattach that one with: "
             f"{reattach_command(twin.slug, twin.env, twin.template)}" for twin in twins]
+
+
+def check_update_options(slug: str, memory: str | None, cpus: str | None, url_scheme: str | None) -> None:
+    from paas_svc.errors import InvalidInput
+
+    if memory is None and cpus is None and url_scheme is None:
+        raise InvalidInput("Nothing to update.", hint=f"Pass --memory, --cpus and/or --url-scheme, e.g. `paas svc update {slug} --memory 512m`.")
+
+
+def update(manager, service, memory: str | None, cpus: str | None, url_scheme: str | None, timeout: float) -> Shown:
+    """`svc update`: new limits re-create the container on the same volume, credentials and port."""
+    from paas_svc.limits import limits_json, parse_cpus, parse_memory
+    from paas_svc.usecases.lifecycle import validate_timeout
+    from paas_svc.usecases.operate import update_service
+
+    slug = service.slug
+    check_update_options(slug, memory, cpus, url_scheme)
+    validate_timeout(timeout)
+    changes = {}
+    if url_scheme is not None:
+        from paas_svc.kinds import kind_of
+        from paas_svc.kinds.variables import check_url_scheme
+
+        changes["url_scheme"] = check_url_scheme(kind_of(service.template, service.spec), url_scheme)
+    if memory is not None or cpus is not None:
+        limits = {"memory": None, "cpus": None, **(service.spec.get("limits") or {})}
+        if memory is not None:
+            limits["memory"] = parse_memory(memory)
+        if cpus is not None:
+            limits["cpus"] = parse_cpus(cpus, manager.engine.cpu_count())
+        changes["limits"] = limits
+    updated = update_service(manager, service, changes, timeout)
+    shown = limits_json(updated.service.spec)
+    payload = {"action": "update", "project": service.project, "env": service.env, "slug": slug,
+               "changed": updated.changed, "recreated": updated.recreated, "limits": shown,
+               "url_scheme": updated.service.spec.get("url_scheme")}
+    if not updated.changed:
+        return Shown(f"{slug} in {service.project}/{service.env}: already so; nothing changed", payload)
+    return Shown(f"{slug} in {service.project}/{service.env}: memory {shown['memory'] or 'unlimited'}, cpus {shown['cpus'] or 'unlimited'}, "
+                 f"URL scheme {updated.service.spec.get('url_scheme') or 'as the template writes it'}"
+                 + (" (container re-created, Ready)" if updated.recreated else ""), payload)

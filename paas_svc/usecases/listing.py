@@ -214,3 +214,13 @@ def audit_rows(store, limit: int | None, project: str | None, env: str | None, a
     if allowed is not None:
         entries = [entry for entry in entries if entry.project and allowed(entry.project)]
     return [{**entry._asdict(), "actor": entry.actor or entry.os_user} for entry in entries]
+
+
+def stats_rows(manager, services) -> list[dict]:
+    """`svc stats --json`: CPU, memory against its limit and volume size (one engine pass for all)."""
+    from paas_svc.usecases.operate import service_stats
+
+    return [{"project": r.service.project, "env": r.service.env, "slug": r.service.slug, "running": r.running,
+             "cpu_percent": r.cpu_percent, "memory_bytes": r.memory_bytes, "memory_limit_bytes": r.memory_limit_bytes,
+             "memory_limited": r.limited, "cpus_limit": (r.service.spec.get("limits") or {}).get("cpus"),
+             "volume_bytes": r.volume_bytes} for r in service_stats(manager, services)]

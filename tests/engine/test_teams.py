@@ -93,7 +93,9 @@ def test_a_viewer_lists_but_reveals_and_changes_nothing_exit_12(server, client):
     listed = json.loads(ok(client.paas("svc", "list", "--json")).stdout)
     assert [row["slug"] for row in listed] == ["cache"]
     ok(client.paas("svc", "show", "cache"))
-    for command in (("svc", "dsn", "cache"), ("svc", "env", "cache"), ("env", "export", "--env", "development")):
+    ok(client.paas("svc", "stats", "--json"))
+    for command in (("svc", "dsn", "cache"), ("svc", "env", "cache"), ("env", "export", "--env", "development"),
+                    ("svc", "stop", "cache"), ("svc", "add", "x", "-t", "redis-7"), ("svc", "rm", "cache"), ("audit",)):
         refused = client.paas(*command)
         assert refused.exit_code == 12, (command, refused.output)
         assert "role" in refused.stderr and "'vera' is a viewer" in refused.stderr and "hint:" in refused.stderr
@@ -185,6 +187,12 @@ def test_a_member_starts_stops_waits_reads_logs_and_removes_through_the_server(s
     assert "Ready after" in ok(client.paas("svc", "wait", "jobs")).stdout
     logs, local_logs = ok(client.paas("svc", "logs", "jobs", "--tail", "3")), ok(server.paas("svc", "logs", "jobs", "--tail", "3"))
     assert logs.stdout == local_logs.stdout and logs.stdout.strip()
+    updated = json.loads(ok(client.paas("svc", "update", "jobs", "--memory", "256m", "--json")).stdout)
+    assert (updated["changed"], updated["limits"]["memory"]) == (["limits"], "256m"), updated
+    stats, local_stats = (json.loads(ok(paas("svc", "stats", "jobs", "--json")).stdout) for paas in (client.paas, server.paas))
+    assert [(r["slug"], r["memory_limited"], r["memory_limit_bytes"]) for r in stats] == [
+        (r["slug"], r["memory_limited"], r["memory_limit_bytes"]) for r in local_stats] == [("jobs", True, 256 * 1024 * 1024)]
+    assert "MEMORY" in ok(client.paas("svc", "stats")).stdout
     # a member may not purge, nor reveal
     purge = client.paas("svc", "rm", "jobs", "--purge", "--yes")
     assert purge.exit_code == 12 and "purge" in purge.stderr, purge.output
