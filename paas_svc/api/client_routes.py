@@ -200,6 +200,41 @@ def cli_stats(call):
     return 200, stats_rows(call.context.manager(), services)
 
 
+def _backups(call, service=None):
+    from paas_svc.usecases.backups.manager import Backups
+    from paas_svc.usecases.data import DataOps
+
+    return Backups(DataOps(call.context.manager(target=service.target if service else "local")))
+
+
+def cli_list_backups(call):
+    """`backup list --json` (viewer); a project-scoped token sees its projects' backups only."""
+    from paas_svc.usecases.backups import clock
+    from paas_svc.usecases.listing import backup_listing
+
+    service = None
+    if call.query.get("slug"):
+        call.params["slug"] = call.query["slug"]
+        service = _service(call)
+    listing = backup_listing(_backups(call, service), service, clock.now(call.query.get("now") or None))
+    if call.token is not None and call.token.projects is not None:
+        def mine(row):
+            return call.token.allows_project(row["service"].split("/", 1)[0])
+
+        listing = {part: [row for row in rows if mine(row)] for part, rows in listing.items()}
+    return 200, listing
+
+
+def cli_backup_now(call):
+    """`backup now --json` (member): one backup taken and recorded on the server."""
+    from paas_svc.usecases.backups import clock
+    from paas_svc.usecases.listing import backup_record_json
+
+    service = _service(call)
+    record = _backups(call, service).take(service, call.query.get("to") or "", clock.now(call.query.get("now") or None))
+    return 200, backup_record_json(record)
+
+
 def cli_audit(call):
     """`paas audit` (admin); a project-scoped token sees the rows of its projects only."""
     from paas_svc.errors import InvalidInput
@@ -238,6 +273,14 @@ CLIENT_ROUTES = [
       "strict": "1: refuse when a service is not Ready", "only": "slugs, comma-separated",
       "purpose": "words for the audit row (format=dotenv view=host)", "left_out_of": "words for the warnings"},
      {200: "Variables, warnings, the environment's network", 409: "--strict and a service not Ready", **_COMMON}),
+]
+CLIENT_ROUTES += [
+    ("GET", CLI + "/backups", cli_list_backups, "`paas backup list --json` (viewer)", VIEWER,
+     {"slug": "only this service's", "project": "project", "env": "environment", "now": "act as if it were this UTC time"},
+     {200: "As `paas backup list --json`", **_COMMON}),
+    ("POST", CLI + "/services/{slug}/backups", cli_backup_now, "`paas backup now --json` (member)", MEMBER,
+     {**_SCOPE_QUERY, "to": "a destination (default: the server's backup store)", "now": "act as if it were this UTC time"},
+     {200: "The backup's record", **_COMMON}),
 ]
 CLIENT_ROUTES.append(
     ("GET", CLI + "/stats", cli_stats, "`paas svc stats --json` (viewer)", VIEWER,

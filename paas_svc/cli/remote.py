@@ -210,6 +210,9 @@ class Remote:
     def list_services(self, project: str | None, env: str | None, all_projects: bool, removed: bool) -> list[dict]:
         return self.get("/api/cli/services", project=project, env=env, all=all_projects, removed=removed)
 
+    def quoted(self, slug: str) -> str:
+        return self._slug(slug)
+
     def _slug(self, slug: str) -> str:
         from urllib.parse import quote
 

@@ -224,3 +224,26 @@ def stats_rows(manager, services) -> list[dict]:
              "cpu_percent": r.cpu_percent, "memory_bytes": r.memory_bytes, "memory_limit_bytes": r.memory_limit_bytes,
              "memory_limited": r.limited, "cpus_limit": (r.service.spec.get("limits") or {}).get("cpus"),
              "volume_bytes": r.volume_bytes} for r in service_stats(manager, services)]
+
+
+def backup_record_json(record) -> dict:
+    """One recorded backup, as `backup list --json` and `backup now --json` show it."""
+    return {"id": record.id, "service": f"{record.project}/{record.env}/{record.slug}", "template": record.template,
+            "created_at": record.created_at, "status": record.status, "destination": record.destination or "local",
+            "location": record.location, "encrypted": record.encrypted, "key_id": record.key_id, "size_bytes": record.size_bytes,
+            "sha256": record.sha256, "error": record.error, "scheduled": record.schedule_id is not None,
+            "verified": record.verify_ok, "verified_at": record.verified_at, "verify_detail": record.verify_detail}
+
+
+def backup_listing(backups, service, now) -> dict:
+    """`backup list --json`: the recorded backups (of `service`, or all), the backup files on
+    this host that no record names (safety and final backups), and the overdue schedules."""
+    records = backups.records.records(service.id if service else None)
+    overdue = [late for late in backups.overdue(now) if service is None or late.schedule.service_id == service.id]
+    files = backups.unrecorded_local_files(service)
+    return {"backups": [backup_record_json(r) for r in records],
+            "local_files": [{"service": f"{h.project}/{h.env}/{h.slug}", "template": h.template, "created_at": h.created_at,
+                             "location": str(path), "size_bytes": path.stat().st_size} for path, h in files],
+            "overdue": [{"service": f"{late.service.project}/{late.service.env}/{late.service.slug}",
+                         "destination": late.schedule.destination or "local",
+                         "due_at": late.schedule.next_due_at, "reason": late.reason} for late in overdue]}

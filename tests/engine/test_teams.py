@@ -228,6 +228,14 @@ def test_audit_run_repair_and_rotate_password_through_the_server(server, client)
     rows = [(row["action"], row["actor"], row["via"]) for row in audit(server) if row["slug"] == "cache"]
     assert ("repair", "alice", "cli-server") in rows, rows
 
+    taken = json.loads(ok(client.paas("backup", "now", "cache", "--json")).stdout)
+    assert (taken["service"], taken["status"]) == ("default/development/cache", "ok"), taken
+    assert str(server.home) in taken["location"], "taken and kept on the server"
+    for command in (("backup", "list", "--json"), ("backup", "list", "cache"), ("backup", "list")):
+        remote, local = client.paas(*command), server.paas(*command)
+        assert (remote.exit_code, remote.stdout) == (0, local.stdout), (command, remote.output)
+    assert taken["id"] in [row["id"] for row in json.loads(client.paas("backup", "list", "--json").stdout)["backups"]]
+
     client.login(server.token("max", "member"))
     refused = client.paas("audit")
     assert refused.exit_code == 12 and "'max' is a member" in refused.stderr, refused.output
