@@ -160,7 +160,22 @@ def cli_service_logs(call):
         raise InvalidInput(f"tail must be a number of lines, not {tail[:40]!r}.")
     stream = call.context.manager(target=service.target).logs(service, follow=_flag(call, "follow"),
                                                               tail=tail if tail == "all" else int(tail))
-    return 200, None, stream
+    return 200, None, {"stream": stream}
+
+
+def cli_download_backup(call):
+    """`svc backup` (admin, audited): made with the engine's native tool in the server's scratch
+    folder, streamed, and unlinked as the response opens it."""
+    import secrets
+
+    from paas_svc.kinds import strategy_for
+    from paas_svc.usecases.data import DataOps, default_backup_name
+
+    service = _service(call)
+    data_ops = DataOps(call.context.manager(target=service.target))
+    staging = data_ops.scratch_dir / f"cli-{service.id}-{secrets.token_hex(4)}"
+    data_ops.backup_to_path(service, staging)
+    return 200, None, {"file": staging, "filename": default_backup_name(service, strategy_for(service).extension)}
 
 
 def cli_add_service(call):
@@ -275,6 +290,8 @@ CLIENT_ROUTES = [
      {200: "Variables, warnings, the environment's network", 409: "--strict and a service not Ready", **_COMMON}),
 ]
 CLIENT_ROUTES += [
+    ("GET", CLI + "/services/{slug}/backup", cli_download_backup, "`paas svc backup` (admin, audited): the file, streamed",
+     ADMIN, _SCOPE_QUERY, {200: "The backup file (JSON header line, then the native payload)", 409: "Removed or busy", **_COMMON}),
     ("GET", CLI + "/backups", cli_list_backups, "`paas backup list --json` (viewer)", VIEWER,
      {"slug": "only this service's", "project": "project", "env": "environment", "now": "act as if it were this UTC time"},
      {200: "As `paas backup list --json`", **_COMMON}),

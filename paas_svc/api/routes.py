@@ -368,8 +368,8 @@ ENDPOINTS: list[Endpoint] = [
 def _replying(handler):
     @functools.wraps(handler)
     def reply(call: Call) -> Reply:
-        status, payload, *stream = handler(call)
-        return Reply(status, payload, stream=stream[0] if stream else None)
+        status, payload, *extras = handler(call)  # extras: Reply's stream=, or file= and filename=
+        return Reply(status, payload, **(extras[0] if extras else {}))
 
     return reply
 

@@ -253,6 +253,15 @@ class Remote:
         return self.stream("GET", f"/api/cli/services/{self._slug(slug)}/logs",
                            {"project": project, "env": env, "follow": follow, "tail": tail})
 
+    def download_backup(self, slug: str, project: str | None, env: str | None):
+        """`svc backup`: (the server's file name for it, the response to read the file from, the connection)."""
+        connection, response = self._send("GET", f"/api/cli/services/{self._slug(slug)}/backup", {"project": project, "env": env})
+        disposition = response.getheader("Content-Disposition") or ""
+        name = disposition.partition('filename="')[2].rstrip('"')
+        if not name or "/" in name or name.startswith("."):
+            name = f"{slug}.backup"
+        return name, response, connection
+
     def export_variables(self, project: str | None, env: str | None, network: bool, strict: bool, only: list[str] | None,
                          purpose: str, left_out_of: str) -> dict:
         return self.get("/api/cli/variables", project=project, env=env, network=network, strict=strict,

@@ -239,3 +239,22 @@ def test_audit_run_repair_and_rotate_password_through_the_server(server, client)
     client.login(server.token("max", "member"))
     refused = client.paas("audit")
     assert refused.exit_code == 12 and "'max' is a member" in refused.stderr, refused.output
+
+
+def test_svc_backup_downloads_through_the_server_and_restores_locally_the_same(server, client, tmp_path):
+    client.login(server.admin_token)
+    out = tmp_path / "out"
+    out.mkdir()
+    made = json.loads(ok(client.paas("svc", "backup", "cache", "-o", f"{out}/", "--json")).stdout)
+    path = Path(made["file"])
+    assert path.parent == out and path.stat().st_mode & 0o777 == 0o600
+    assert path.name.startswith("default-development-cache-") and made["template"] == "redis-7"
+    header = json.loads(path.read_bytes().partition(b"\n")[0])
+    assert header["payload_bytes"] == made["bytes"] == len(path.read_bytes().partition(b"\n")[2])
+    text = ok(client.paas("svc", "backup", "cache", "-o", str(tmp_path / "second.rdb")))
+    assert "Backed up default/development/cache (redis-7) to" in text.stdout and "paas svc restore cache" in text.stderr
+    # the file is a real backup: the server restores it
+    ok(server.paas("svc", "restore", "cache", str(path), "--yes"))
+    client.login(server.token("mo", "member"))
+    refused = client.paas("svc", "backup", "cache", "-o", str(tmp_path / "no.rdb"))
+    assert refused.exit_code == 12 and not (tmp_path / "no.rdb").exists(), refused.output
