@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.api_server import Server
+from tests.support.api_server import Server, wait_for_status
 from tests.support.cli import run_paas_process
 from tests.support.engine import profile_id, sweep
 from tests.support.images import REDIS_IMAGE
@@ -163,6 +163,16 @@ def test_the_audit_names_the_person_and_the_way_in(server, client):
     assert reveals[2:] == [("alice", "dashboard"), ("alice", "api")]
     table = ok(server.paas("audit", "--limit", "4")).stdout
     assert "VIA" in table.splitlines()[0] and "cli-server" in table and "dashboard" in table
+
+    # an add from the page: the background provisioning's own rows name the person too
+    added = httpx.post(server.scope("development") + "/services/", json={"slug": "web", "templateKey": "redis-7"},
+                       headers={**headers, "Sec-Fetch-Site": "same-origin"}, timeout=30)
+    assert added.status_code == 202, added.text
+    assert wait_for_status(httpx.Client(headers=headers, timeout=30), server.scope("development") + "/services/web",
+                           {"Ready", "Failed"})["status"] == "Ready"
+    rows = {(row["action"], row["actor"], row["via"]) for row in audit(server) if row["slug"] == "web"}
+    assert {("api-add", "alice", "dashboard"), ("add", "alice", "dashboard")} <= rows, rows
+    ok(server.paas("svc", "rm", "web", "--purge", "--yes", "--no-backup"))
 
 
 def test_a_member_starts_stops_waits_reads_logs_and_removes_through_the_server(server, client):
