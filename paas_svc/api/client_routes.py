@@ -250,6 +250,39 @@ def cli_backup_now(call):
     return 200, backup_record_json(record)
 
 
+def cli_verify_backup(call):
+    """`backup verify` (member): a recorded backup (its id, default the latest) or an s3:// URL of
+    the server's destinations, restored into a throwaway container on the server and checked."""
+    from paas_svc.errors import InvalidInput, NotFound
+    from paas_svc.usecases.backups import clock
+    from paas_svc.usecases.backups.verify import verify_backup
+    from paas_svc.usecases.lifecycle import validate_timeout
+
+    timeout = _timeout(call)
+    validate_timeout(timeout)
+    service = _service(call)
+    backups = _backups(call, service)
+    backup = call.query.get("backup") or None
+    record, location, destination = None, None, None
+    if backup is None:
+        record = backups.latest(service)
+        if record is None:
+            raise NotFound(f"{service.project}/{service.env}/{service.slug} has no recorded backup to verify.",
+                           hint="Take one with `paas backup now`.")
+    elif backup.isdigit():
+        record = backups.records.record(int(backup))
+    elif backup.startswith("s3://"):
+        destination, location = backups.locate(service, backup, None, False)
+    else:
+        raise InvalidInput(f"{backup} is neither a backup id nor an s3:// URL of the server's destinations.",
+                           hint="A file on this machine is verified with `paas logout` first; see `paas backup list`.")
+    result = verify_backup(backups, service, record, clock.now(call.query.get("now") or None), location=location,
+                           destination=destination, ready_timeout=timeout,
+                           allow_other_service=_flag(call, "allow_other_service"))
+    return 200, {"ok": result.ok, "detail": result.detail, "location": result.location, "backup_id": result.record_id,
+                 "elapsed_seconds": round(result.elapsed_seconds, 3)}
+
+
 def cli_audit(call):
     """`paas audit` (admin); a project-scoped token sees the rows of its projects only."""
     from paas_svc.errors import InvalidInput
@@ -290,6 +323,10 @@ CLIENT_ROUTES = [
      {200: "Variables, warnings, the environment's network", 409: "--strict and a service not Ready", **_COMMON}),
 ]
 CLIENT_ROUTES += [
+    ("POST", CLI + "/services/{slug}/verify", cli_verify_backup, "`paas backup verify --json` (member)", MEMBER,
+     {**_SCOPE_QUERY, "backup": "a backup id or s3:// URL (default: the latest)", "timeout": "seconds to wait",
+      "allow_other_service": "1: a backup of another service of the same kind", "now": "act as if it were this UTC time"},
+     {200: "{ok, detail, location, backup_id, elapsed_seconds}", **_COMMON}),
     ("GET", CLI + "/services/{slug}/backup", cli_download_backup, "`paas svc backup` (admin, audited): the file, streamed",
      ADMIN, _SCOPE_QUERY, {200: "The backup file (JSON header line, then the native payload)", 409: "Removed or busy", **_COMMON}),
     ("GET", CLI + "/backups", cli_list_backups, "`paas backup list --json` (viewer)", VIEWER,

@@ -300,12 +300,28 @@ def verify(
     """Restore a backup into a throwaway container and volume, check it, record the result, remove them.
 
     Exit 0 when the backup restores and passes its checks, 6 when it does not."""
+    from paas_svc.cli.remote import logged_in
     from paas_svc.errors import ExitCode, NotFound
     from paas_svc.usecases.backups import clock
     from paas_svc.usecases.backups.verify import verify_backup
     from paas_svc.usecases.lifecycle import validate_timeout
 
     validate_timeout(timeout)
+    remote = logged_in()
+    if remote is not None:  # on the server, in a throwaway container there
+        remote.timeout = max(remote.timeout, timeout + 600)
+        checked = remote.call("POST", f"/api/cli/services/{remote.quoted(slug)}/verify",
+                              {"project": project, "env": env, "backup": backup, "timeout": timeout,
+                               "allow_other_service": allow_other_service, "now": now})
+        if json_output:
+            print_json(checked)
+        elif checked["ok"]:
+            data(f"Verified {checked['location']}: {checked['detail']} ({checked['elapsed_seconds']:.1f}s)")
+        else:
+            data(f"Verify FAILED for {checked['location']}: {checked['detail']}")
+        if not checked["ok"]:
+            raise typer.Exit(ExitCode.PROVISIONING)
+        return
     profile = open_profile()
     service = find_service(profile, project, env, slug)
     backups = _backups(profile)

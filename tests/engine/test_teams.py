@@ -245,6 +245,12 @@ def test_audit_run_repair_and_rotate_password_through_the_server(server, client)
         remote, local = client.paas(*command), server.paas(*command)
         assert (remote.exit_code, remote.stdout) == (0, local.stdout), (command, remote.output)
     assert taken["id"] in [row["id"] for row in json.loads(client.paas("backup", "list", "--json").stdout)["backups"]]
+    verified = json.loads(ok(client.paas("backup", "verify", "cache", "--json")).stdout)
+    assert (verified["ok"], verified["backup_id"]) == (True, taken["id"]), verified
+    listed = json.loads(ok(server.paas("backup", "list", "--json")).stdout)["backups"]
+    assert [row["verified"] for row in listed if row["id"] == taken["id"]] == [True]
+    elsewhere = client.paas("backup", "verify", "cache", "/tmp/some-file.rdb")
+    assert elsewhere.exit_code == 2 and "paas logout" in elsewhere.stderr, elsewhere.output
 
     client.login(server.token("max", "member"))
     refused = client.paas("audit")
