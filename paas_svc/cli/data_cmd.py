@@ -255,9 +255,9 @@ def clone(
     """Copy a service's data into a new service with its own credentials and volume.
 
     E.g. production into staging for debugging: --to-env staging."""
-    from paas_svc.cli.svc_cmd import service_json
     from paas_svc.errors import InvalidInput
     from paas_svc.usecases.data import human_size
+    from paas_svc.usecases.listing import service_json
 
     if to_env is None and to_slug is None:
         raise InvalidInput("Say where the copy goes: --to-env ENV and/or --to-slug SLUG.")

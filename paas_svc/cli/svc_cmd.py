@@ -11,7 +11,6 @@ from paas_svc.cli.options import DEFAULT_TIMEOUT, EnvOption, JsonOption, Project
 from paas_svc.cli.output import StderrReporter, data, print_fields, print_json, warn
 from paas_svc.cli.render import confirm, print_table, result
 from paas_svc.cli.state import find_service, open_profile, service_manager
-from paas_svc.usecases.listing import publish_hosts, service_json, template_definition  # noqa: F401 - used by other commands
 
 app = typer.Typer(help="Add, inspect and remove services.", no_args_is_help=True)
 
