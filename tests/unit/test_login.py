@@ -52,3 +52,22 @@ def test_svc_dsn_logged_out_loads_no_http_client_and_logged_in_no_web_stack(isol
     code, modules = _modules_after(["svc", "dsn", "cache"], isolated_home)
     assert code == 8 and "http.client" in modules
     assert not {"httpx", "starlette", "uvicorn", "docker", "paas_svc.api", "paas_svc.secrets.box"} & modules
+
+
+def test_an_expired_token_is_refused_with_a_hint_that_says_expired(tmp_path):
+    import sqlite3
+
+    from tests.support.api_server import Server
+
+    server = Server(tmp_path / "server-home").start()
+    try:
+        token = server.token("old", "admin")
+        with sqlite3.connect(server.home / "state.db") as db:
+            db.execute("UPDATE api_tokens SET expires_at = '2000-01-01T00:00:00Z' WHERE name = 'old'")
+        db.close()
+        client = {"PAAS_HOME": str(tmp_path / "client-home")}
+        refused = run_paas_process("login", server.url, "--token-stdin", input=token + "\n", env=client)
+        assert refused.exit_code == 12 and "it is expired" in refused.stderr and "expired" in refused.stderr.split("hint:")[1]
+        assert token not in refused.stderr
+    finally:
+        server.stop()
