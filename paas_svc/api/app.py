@@ -90,9 +90,9 @@ def _handle(endpoint: Endpoint, call: Call, authorization: str | None, content_t
             source: str, via: str = "api") -> Reply:
     """In a worker thread: authenticate, authorize, parse the body, run the handler. The audit
     rows this request writes name the token's person and the way in (`via`)."""
-    store = call.context.store()
-    store.act_as("-", via)  # this thread's connection serves one request at a time
-    if endpoint.role is not None:
+    if endpoint.role is not None:  # (an endpoint without a token writes no audit row, and opens no database)
+        store = call.context.store()
+        store.act_as("-", via)  # this thread's connection serves one request at a time
         call.token = _authorize(call, endpoint, authorization, _Refusals(call, endpoint, source))
         store.act_as(call.token.name, via)
     if endpoint.body is not None:
