@@ -20,6 +20,7 @@ class ExitCode:
     UNHEALTHY = 9  # `paas doctor` found problems
     DECLINED = 10  # the user answered no to a confirmation: nothing changed
     OUTPUT = 11  # stdout could not take the output: closed, or the device is full
+    REFUSED = 12  # logged in: the server refused the token (unknown, expired, revoked) or its role or projects
     INTERRUPTED = 130  # Ctrl-C (SIGINT); SIGTERM exits 143
     BROKEN_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE, as a shell reports it)
     TERMINATED = 143
@@ -60,6 +61,13 @@ class SecretsError(PaasError):
 
 class StateError(PaasError):
     exit_code = ExitCode.STATE
+
+
+class Refused(PaasError):
+    """The server a logged-in CLI talks to refused the request: the token (unknown, expired,
+    revoked), or what its role or project scope allows."""
+
+    exit_code = ExitCode.REFUSED
 
 
 class Declined(PaasError):

@@ -23,7 +23,7 @@ from paas_svc.api.http import ApiError, BodyLimit, api_error_from, bearer_token,
 from paas_svc.api.provisioning import Provisioner
 from paas_svc.api.routes import ENDPOINTS, Call, Endpoint, Reply
 from paas_svc.errors import PaasError
-from paas_svc.state.tokens import ADMIN, Token, TokenRejected, authenticate
+from paas_svc.state.tokens import Token, TokenRejected, authenticate, role_allows
 
 AUDIT_PATH_CHARS = 200
 DOWNLOAD_CHUNK = 1024 * 1024
@@ -72,7 +72,7 @@ def _view(endpoint: Endpoint, context: ServerContext, provisioner: Provisioner):
             call = Call(context=context, params=dict(request.path_params), query=dict(request.query_params), body=None,
                         token=None, method=request.method, path=request.url.path, provisioner=provisioner)
             reply = await run_in_threadpool(_handle, endpoint, call, request.headers.get("authorization"),
-                                            request.headers.get("content-type"), raw, _source(request))
+                                            request.headers.get("content-type"), raw, _source(request), _way_in(request))
         except ApiError as error:
             return _error_response(error)
         except ClientDisconnect:  # gone mid-body (or closed for being too slow): nobody to answer
@@ -87,10 +87,14 @@ def _view(endpoint: Endpoint, context: ServerContext, provisioner: Provisioner):
 
 
 def _handle(endpoint: Endpoint, call: Call, authorization: str | None, content_type: str | None, raw: bytes,
-            source: str) -> Reply:
-    """In a worker thread: authenticate, authorize, parse the body, run the handler."""
-    if endpoint.role is not None:
+            source: str, via: str = "api") -> Reply:
+    """In a worker thread: authenticate, authorize, parse the body, run the handler. The audit
+    rows this request writes name the token's person and the way in (`via`)."""
+    if endpoint.role is not None:  # (an endpoint without a token writes no audit row, and opens no database)
+        store = call.context.store()
+        store.act_as("-", via)  # this thread's connection serves one request at a time
         call.token = _authorize(call, endpoint, authorization, _Refusals(call, endpoint, source))
+        store.act_as(call.token.name, via)
     if endpoint.body is not None:
         call.body = parse_json_body(content_type, raw, endpoint.body)
     return endpoint.handler(call)
@@ -105,18 +109,34 @@ def _authorize(call: Call, endpoint: Endpoint, authorization: str | None, refusa
         raise
     except TokenRejected as rejected:
         refusals.record(401, rejected.reason, rejected.token)
-        raise unauthorized("invalid_token", "The token is unknown, expired or revoked.") from None
-    if endpoint.role == ADMIN and token.role != ADMIN:
-        refusals.record(403, "admin-only", token)
-        raise ApiError(403, "forbidden", f"Only admin tokens may do this; {token.name!r} is a {token.role}.",
-                       hint="Ask an admin, or use an admin token (`paas token create NAME --role admin`).")
+        # Which of the three: the holder of the token learns only about that token.
+        raise unauthorized("invalid_token", f"The token is {rejected.reason.removeprefix('token ')}.",
+                           reason=rejected.reason.removeprefix("token ")) from None
+    if not role_allows(token.role, endpoint.role):
+        refusals.record(403, f"{endpoint.role}-only", token)
+        raise ApiError(403, "forbidden", f"Only {_ROLES_ALLOWED[endpoint.role]} tokens may do this; {token.name!r} is a {token.role}.",
+                       hint=f"Ask an admin for {'an' if endpoint.role == 'admin' else 'a'} {endpoint.role} token (`paas token create NAME --role {endpoint.role}`).")
     return token
+
+
+_ROLES_ALLOWED = {"admin": "admin", "member": "member or admin", "viewer": "viewer, member or admin"}
+
+
+def _way_in(request: Request) -> str:
+    """How a request came in, for the audit: `cli-server` (a logged-in `paas`, which says so),
+    `dashboard` (a browser's fetch from the page itself: browsers send Sec-Fetch-Site, and
+    scripts cannot forge it), else `api`."""
+    if request.headers.get("x-paas-client", "").startswith("paas-cli"):
+        return "cli-server"
+    if request.headers.get("sec-fetch-site") == "same-origin":
+        return "dashboard"
+    return "api"
 
 
 # Why a request was refused: the only words a refusal's audit row may hold.
 REFUSAL_REASONS = {"missing_token": "missing-token", "malformed_authorization": "malformed-authorization",
                    "unknown token": "token-unknown", "token revoked": "token-revoked", "token expired": "token-expired",
-                   "admin-only": "admin-only"}
+                   "admin-only": "admin-only", "member-only": "member-only"}
 INVALID_FIELD = "?"  # a project, environment or slug in the URL that is not a valid name
 MAX_REFUSAL_SOURCES_PER_MINUTE = 50
 
@@ -138,7 +158,10 @@ class _Refusals:
         # A token's name is the profile's own (validated when it was created): refusals of different
         # tokens stay apart.
         key = f"{status}-{reason}-{token.name if token else '-'}"
-        self.call.context.store().audit_coalesced("api-denied", self.source, key, *names, detail,
+        store = self.call.context.store()
+        if token is not None:  # the person the refused token belongs to
+            store.act_as(token.name, store.actor[1] if store.actor else "api")
+        store.audit_coalesced("api-denied", self.source, key, *names, detail,
                                                   max_sources=MAX_REFUSAL_SOURCES_PER_MINUTE)
 
 
@@ -167,6 +190,9 @@ def _source(request: Request) -> str:
 
 
 def _response(reply: Reply) -> Response:
+    if reply.stream is not None:  # a sync iterator: Starlette reads it in a worker thread, chunk by chunk
+        return StreamingResponse(reply.stream, status_code=reply.status, media_type="application/octet-stream",
+                                 headers={"Cache-Control": "no-store"})
     if reply.file is not None:
         # Opened, then unlinked at once: the bytes stream from the open handle and no copy of
         # the data outlives the response, however the client leaves.

@@ -28,9 +28,12 @@ class ApiError(Exception):
         self.message = message
         self.hint = hint
         self.headers = headers or {}
+        self.reason: str | None = None
 
     def payload(self) -> dict:
         body = {"error": self.code, "message": self.message}
+        if self.reason:
+            body["reason"] = self.reason
         if self.hint:
             body["hint"] = self.hint
         return body
@@ -56,9 +59,17 @@ def api_error_from(error: PaasError) -> ApiError:
     return ApiError(500, "internal", error.message, error.hint)
 
 
-def unauthorized(code: str, message: str) -> ApiError:
-    return ApiError(401, code, message, "Send the header `Authorization: Bearer TOKEN` with a token from `paas token create`.",
-                    headers={"WWW-Authenticate": 'Bearer realm="paas"'})
+def unauthorized(code: str, message: str, reason: str | None = None) -> ApiError:
+    error = ApiError(401, code, message, "Send the header `Authorization: Bearer TOKEN` with a token from `paas token create`.",
+                     headers={"WWW-Authenticate": 'Bearer realm="paas"'})
+    error.reason = reason  # unknown, expired or revoked, for a client's hint
+    return error
+
+
+def forbidden_project(token_name: str, project: str) -> ApiError:
+    """A token limited to other projects (`paas token create --project`)."""
+    return ApiError(403, "out_of_scope", f"The token {token_name!r} is not allowed in project {project!r}.",
+                    hint="Ask an admin for a token with that project (`paas token create NAME --project P`).")
 
 
 def bearer_token(header: str | None) -> str:

@@ -36,7 +36,8 @@ class Provisioner:
     def add(self, project: str, env: str, slug: str, template_key: str) -> ServiceRecord:
         """The service as recorded (provisioning); raises what the lifecycle raises before that."""
         recorded: Future = Future()
-        self._start(f"paas-add-{slug}", self._run_add, recorded, project, env, slug, template_key)
+        actor = self.context.store().actor  # the request's person and way in, for the add's own audit rows
+        self._start(f"paas-add-{slug}", self._run_add, recorded, project, env, slug, template_key, actor)
         try:
             return recorded.result(timeout=RECORD_TIMEOUT_SECONDS)
         except FutureTimeout:
@@ -73,10 +74,13 @@ class Provisioner:
             self._threads.add(thread)
         thread.start()
 
-    def _run_add(self, recorded: Future, project: str, env: str, slug: str, template_key: str) -> None:
+    def _run_add(self, recorded: Future, project: str, env: str, slug: str, template_key: str,
+                 actor: tuple[str, str] | None = None) -> None:
         from paas_svc.state.store import open_store
 
         store = open_store(self.context.home)  # this thread's own connection, closed when done
+        if actor is not None:
+            store.act_as(*actor)
         manager = self.context.manager(store)
         service_id = None
 

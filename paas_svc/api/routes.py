@@ -7,17 +7,19 @@ Projects and environments are paas's own; any other org name is a 404.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass, field
 from typing import Callable
 
+from paas_svc.api.client_routes import CLIENT_ROUTES
 from paas_svc.api.context import ServerContext
-from paas_svc.api.http import ApiError
+from paas_svc.api.http import ApiError, forbidden_project
 from paas_svc.dsn import HOST_VIEW_HOST
 from paas_svc.errors import Conflict
 from paas_svc.naming import MAX_NAME_LENGTH, validate_name
 from paas_svc.state.models import REMOVED, ServiceRecord
-from paas_svc.state.tokens import ADMIN, MEMBER, Token
+from paas_svc.state.tokens import ADMIN, MEMBER, VIEWER, Token
 
 SCOPE = "/api/orgs/{org}/projects/{project}/envs/{env}"
 SERVICE = SCOPE + "/services/{slug}"
@@ -53,6 +55,7 @@ class Reply:
     payload: object = None
     file: object = None  # a Path to stream (deleted afterwards) for downloads
     filename: str | None = None
+    stream: object = None  # an iterator of bytes to stream as it comes (logs)
 
 
 @dataclass
@@ -79,8 +82,16 @@ def _scope(call: Call) -> tuple[str, str]:
     project, env = call.params["project"], call.params["env"]
     for value, what in ((project, "project name"), (env, "environment name")):
         _valid_path_name(value, what)
+    check_project(call, project)
     call.context.store().get_environment(project, env)  # NotFound -> 404
     return project, env
+
+
+def check_project(call: Call, project: str) -> None:
+    """A token limited to projects (`paas token create --project`) reaches only those: every
+    route with a project checks it, before anything about the project is read."""
+    if call.token is not None and not call.token.allows_project(project):
+        raise forbidden_project(call.token.name, project)
 
 
 def _valid_path_name(value: str, what: str) -> None:
@@ -174,7 +185,9 @@ def search_templates(call: Call) -> Reply:
 
 
 def whoami(call: Call) -> Reply:
-    return Reply(200, {"name": call.token.name, "role": call.token.role, "org": call.context.org})
+    scope = call.token.project_scope
+    return Reply(200, {"name": call.token.name, "role": call.token.role, "org": call.context.org,
+                       "projects": list(scope) if scope else None})
 
 
 def list_projects(call: Call) -> Reply:
@@ -182,7 +195,7 @@ def list_projects(call: Call) -> Reply:
         raise ApiError(404, "not_found", f"Unknown org {call.params['org']!r}.")
     store = call.context.store()
     return Reply(200, [{"name": project.name, "envs": [env.name for env in store.list_environments(project.name)]}
-                       for project in store.list_projects()])
+                       for project in store.list_projects() if call.token.allows_project(project.name)])
 
 
 def list_services(call: Call) -> Reply:
@@ -516,13 +529,15 @@ def _tag(status_text: dict[int, str]) -> dict[int, str]:
 
 ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/api/openapi.json", openapi_document, "This document", role=None, responses={200: "OpenAPI 3.1 document"}),
-    Endpoint("GET", "/api/me", whoami, "The calling token's name and role", responses=_tag({200: "Token name, role, org"})),
-    Endpoint("GET", "/api/service-templates", search_templates, "Search the catalog (every word must match)",
+    Endpoint("GET", "/api/me", whoami, "The calling token's name, role and projects", role=VIEWER,
+             responses=_tag({200: "Token name, role, org, projects (null: every project)"})),
+    Endpoint("GET", "/api/service-templates", search_templates, "Search the catalog (every word must match)", role=VIEWER,
              query={"q": "words to search for in key, name, description, category and tags"},
              responses=_tag({200: "Matching templates, best first"})),
-    Endpoint("GET", "/api/orgs/{org}/projects", list_projects, "Projects and their environments",
+    Endpoint("GET", "/api/orgs/{org}/projects", list_projects, "Projects and their environments (those of the token's scope)",
+             role=VIEWER,
              responses=_tag({200: "Projects"})),
-    Endpoint("GET", SCOPE + "/services/", list_services, "Services of an environment with their live status",
+    Endpoint("GET", SCOPE + "/services/", list_services, "Services of an environment with their live status", role=VIEWER,
              responses=_tag({200: "Services"}), returns="Service[]"),
     Endpoint("POST", SCOPE + "/services/", add_service, "Provision a service; answers at once, provisions in the background",
              body=ADD_SERVICE_BODY,
@@ -530,6 +545,7 @@ ENDPOINTS: list[Endpoint] = [
                              415: "Body is not application/json", 422: "Unknown field, bad slug or unknown template"}),
              returns="Service"),
     Endpoint("GET", SERVICE, show_service, "One service with its live status (Provisioning, Ready, Failed with the reason...)",
+             role=VIEWER,
              responses=_tag({200: "The service"}), returns="Service"),
     Endpoint("DELETE", SERVICE, remove_service, "Remove the container; the volume and credentials are kept",
              responses=_tag({200: "Removed, volume kept", 409: "Being provisioned"}), returns="Service"),
@@ -582,3 +598,19 @@ ENDPOINTS: list[Endpoint] = [
                     "env": "only this environment"},
              responses=_tag({200: "Audit entries", 403: "Member token"})),
 ]
+
+
+# -- the CLI as a client (teams, `paas login`): the endpoints of api/client_routes.py ----------
+
+
+def _replying(handler):
+    @functools.wraps(handler)
+    def reply(call: Call) -> Reply:
+        status, payload, *extras = handler(call)  # extras: Reply's stream=, or file= and filename=
+        return Reply(status, payload, **(extras[0] if extras else {}))
+
+    return reply
+
+
+ENDPOINTS += [Endpoint(method, path, _replying(handler), summary, role=role, query=query, responses=_tag(responses))
+              for method, path, handler, summary, role, query, responses in CLIENT_ROUTES]

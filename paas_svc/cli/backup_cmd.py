@@ -221,6 +221,18 @@ def backup_now(
     now: NowOption = None,
 ) -> None:
     """Take one backup now into the backup store or a destination (encrypted when it leaves the host), and record it."""
+    from paas_svc.cli.remote import logged_in
+
+    remote = logged_in()
+    if remote is not None:  # taken and recorded on the server
+        record = remote.call("POST", f"/api/cli/services/{remote.quoted(slug)}/backups",
+                             {"project": project, "env": env, "to": to, "now": now})
+        if json_output:
+            print_json(record)
+            return
+        data(f"Backed up {record['service']} to {record['location']} "
+             f"({record['size_bytes']} bytes{', encrypted' if record['encrypted'] else ''})")
+        return
     from paas_svc.usecases.backups import clock
 
     profile = open_profile()
@@ -235,11 +247,9 @@ def backup_now(
 # -- list ---------------------------------------------------------------------------------
 
 def _record_json(record) -> dict:
-    return {"id": record.id, "service": f"{record.project}/{record.env}/{record.slug}", "template": record.template,
-            "created_at": record.created_at, "status": record.status, "destination": record.destination or "local",
-            "location": record.location, "encrypted": record.encrypted, "key_id": record.key_id, "size_bytes": record.size_bytes,
-            "sha256": record.sha256, "error": record.error, "scheduled": record.schedule_id is not None,
-            "verified": record.verify_ok, "verified_at": record.verified_at, "verify_detail": record.verify_detail}
+    from paas_svc.usecases.listing import backup_record_json
+
+    return backup_record_json(record)
 
 
 @app.command("list")
@@ -251,38 +261,33 @@ def list_backups(
     now: NowOption = None,
 ) -> None:
     """Every backup paas knows, local and remote, with whether it was verified; overdue schedules on top."""
-    from paas_svc.usecases.backups import clock
+    from paas_svc.cli.remote import logged_in
     from paas_svc.usecases.data import human_size
 
-    profile = open_profile()
-    backups = _backups(profile)
-    service = find_service(profile, project, env, slug) if slug else None
-    records = backups.records.records(service.id if service else None)
-    overdue = [late for late in backups.overdue(clock.now(now)) if service is None or late.schedule.service_id == service.id]
-    files = backups.unrecorded_local_files(service)
-    from paas_svc.usecases.backups import notify
+    remote = logged_in()
+    if remote is not None:  # the server's backups
+        listing = remote.get("/api/cli/backups", slug=slug, project=project, env=env, now=now)
+    else:
+        from paas_svc.usecases.backups import clock
+        from paas_svc.usecases.listing import backup_listing
 
-    sent = notify.last_notifications(profile.store)
+        profile = open_profile()
+        listing = backup_listing(_backups(profile), find_service(profile, project, env, slug) if slug else None, clock.now(now))
     if json_output:
-        print_json({"backups": [_record_json(r) for r in records],
-                    "local_files": [{"service": f"{h.project}/{h.env}/{h.slug}", "template": h.template, "created_at": h.created_at,
-                                     "location": str(path), "size_bytes": path.stat().st_size} for path, h in files],
-                    "overdue": [{"service": _where(late.service), "destination": late.schedule.destination or "local",
-                                 "due_at": late.schedule.next_due_at, "reason": late.reason} for late in overdue],
-                    "notifications": [item.as_json() for item in sent]})
+        print_json(listing)
         return
-    for late in overdue:
-        warn(f"OVERDUE {_where(late.service)} -> {late.schedule.destination or 'local'}: {late.reason}")
-    for item in sent:  # the last message of each notifier and whether it got there
+    for late in listing["overdue"]:
+        warn(f"OVERDUE {late['service']} -> {late['destination']}: {late['reason']}")
+    for item in listing["notifications"]:  # the last message of each notifier and whether it got there
         from paas_svc.cli.notify_cmd import describe_state
 
-        message(f"notify {item.notifier}: {item.event} {item.service or ''} at {item.created_at}, {describe_state(item)}")
+        message(f"notify {item['notifier']}: {item['event']} {item['service'] or ''} at {item['created_at']}, {describe_state(item)}")
     verified = {None: "-", True: "yes", False: "FAILED"}
-    rows = [(r.id, f"{r.project}/{r.env}/{r.slug}", r.created_at, human_size(r.size_bytes) if r.size_bytes is not None else "-",
-             r.location or f"{r.destination or 'local'} (nothing stored)", verified[r.verify_ok],
-             r.status if r.status != "failed" else f"failed: {r.error}") for r in records]
-    rows += [("-", f"{h.project}/{h.env}/{h.slug}", h.created_at, human_size(path.stat().st_size), str(path), "-", "ok (safety/final)")
-             for path, h in files]
+    rows = [(r["id"], r["service"], r["created_at"], human_size(r["size_bytes"]) if r["size_bytes"] is not None else "-",
+             r["location"] or f"{r['destination']} (nothing stored)", verified[r["verified"]],
+             r["status"] if r["status"] != "failed" else f"failed: {r['error']}") for r in listing["backups"]]
+    rows += [("-", f["service"], f["created_at"], human_size(f["size_bytes"]), f["location"], "-", "ok (safety/final)")
+             for f in listing["local_files"]]
     print_table(["ID", "SERVICE", "TIME", "SIZE", "WHERE", "VERIFIED", "STATUS"], rows, empty="No backups recorded yet.")
 
 
@@ -304,12 +309,28 @@ def verify(
     """Restore a backup into a throwaway container and volume, check it, record the result, remove them.
 
     Exit 0 when the backup restores and passes its checks, 6 when it does not."""
+    from paas_svc.cli.remote import logged_in
     from paas_svc.errors import ExitCode, NotFound
     from paas_svc.usecases.backups import clock
     from paas_svc.usecases.backups.verify import verify_backup
     from paas_svc.usecases.lifecycle import validate_timeout
 
     validate_timeout(timeout)
+    remote = logged_in()
+    if remote is not None:  # on the server, in a throwaway container there
+        remote.timeout = max(remote.timeout, timeout + 600)
+        checked = remote.call("POST", f"/api/cli/services/{remote.quoted(slug)}/verify",
+                              {"project": project, "env": env, "backup": backup, "timeout": timeout,
+                               "allow_other_service": allow_other_service, "now": now})
+        if json_output:
+            print_json(checked)
+        elif checked["ok"]:
+            data(f"Verified {checked['location']}: {checked['detail']} ({checked['elapsed_seconds']:.1f}s)")
+        else:
+            data(f"Verify FAILED for {checked['location']}: {checked['detail']}")
+        if not checked["ok"]:
+            raise typer.Exit(ExitCode.PROVISIONING)
+        return
     profile = open_profile()
     service = find_service(profile, project, env, slug)
     backups = _backups(profile)

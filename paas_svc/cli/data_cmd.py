@@ -84,10 +84,14 @@ def backup(
 
     The file (mode 0600) is one JSON header line, then the native data: `tail -n +2 FILE`
     gives the data back for the engine's own tools."""
+    from paas_svc.cli.remote import logged_in
     from paas_svc.errors import InvalidInput
     from paas_svc.kinds import strategy_for
     from paas_svc.usecases.data import human_size
 
+    remote = logged_in()
+    if remote is not None:  # made on the server, downloaded here
+        return _remote_backup(remote, slug, project, env, output, json_output)
     profile = open_profile()
     service = find_service(profile, project, env, slug)
     if output != "-":  # checked (and a folder/ made) before the engine is asked for anything
@@ -110,6 +114,67 @@ def backup(
         return
     data(f"Backed up {where} ({service.template}) to {result.path}: {human_size(result.size)} in {result.elapsed_seconds:.1f}s")
     message(f"Restore it with: paas svc restore {service.slug} {result.path} --env {service.env}")
+
+
+def _remote_backup(remote, slug: str, project: str | None, env: str | None, output: str | None, json_output: bool) -> None:
+    """`svc backup` logged in: the server makes the file; it is written here as locally (0600),
+    with the same result line or JSON (read from the file's header)."""
+    import time
+
+    from paas_svc.cli.paths import check_output_path
+    from paas_svc.errors import InvalidInput
+    from paas_svc.kinds.strategy import parse_header
+    from paas_svc.state.home import atomic_private_file
+    from paas_svc.usecases.data import human_size, unique_path
+
+    started = time.monotonic()
+    target = None if output in (None, "-") else check_output_path(output, folder_ok=True)  # before the server works
+    stdout = getattr(sys.stdout, "buffer", None) if output == "-" else None
+    if output == "-" and stdout is None:
+        raise InvalidInput("This stdout cannot take binary data; pass -o FILE.")
+    name, response, connection = remote.download_backup(slug, project, env)
+    first = bytearray()
+    written = 0
+
+    def copy(out) -> None:
+        nonlocal written
+        while chunk := response.read1(1024 * 1024):
+            if b"\n" not in first:
+                first.extend(chunk[:4096])
+            out.write(chunk)
+            written += len(chunk)
+        line = bytes(first).partition(b"\n")[0]
+        if not first or written != len(line) + 1 + parse_header(line, "the server's backup").payload_bytes:
+            from paas_svc.errors import ProvisioningFailed
+
+            raise ProvisioningFailed(f"The backup from {remote.url} ended early ({written} bytes); nothing was kept.",
+                                     hint="Try again.")
+
+    try:
+        if stdout is not None:
+            copy(stdout)
+            stdout.flush()
+            path = None
+        else:
+            path = unique_path(Path.cwd() / name) if target is None else (
+                unique_path(target / name) if target.is_dir() else target)
+            with atomic_private_file(path) as handle:
+                copy(handle)
+    finally:
+        connection.close()
+    header = parse_header(bytes(first).partition(b"\n")[0], "the server's backup")
+    elapsed = time.monotonic() - started
+    where = f"{header.project}/{header.env}/{header.slug}"
+    if path is None:
+        message(f"Backed up {where} ({header.template}) to stdout: {human_size(header.payload_bytes)} in {elapsed:.1f}s")
+        return
+    if json_output:
+        print_json({"action": "backup", "file": str(path), "bytes": header.payload_bytes, "sha256": header.payload_sha256,
+                    "elapsed_seconds": round(elapsed, 3), "template": header.template, "image": header.image,
+                    "tool_version": header.tool_version, "created_at": header.created_at})
+        return
+    data(f"Backed up {where} ({header.template}) to {path}: {human_size(header.payload_bytes)} in {elapsed:.1f}s")
+    message(f"Restore it with: paas svc restore {header.slug} {path} --env {header.env}")
 
 
 @app.command("restore")
@@ -190,9 +255,9 @@ def clone(
     """Copy a service's data into a new service with its own credentials and volume.
 
     E.g. production into staging for debugging: --to-env staging."""
-    from paas_svc.cli.svc_cmd import service_json
     from paas_svc.errors import InvalidInput
     from paas_svc.usecases.data import human_size
+    from paas_svc.usecases.listing import service_json
 
     if to_env is None and to_slug is None:
         raise InvalidInput("Say where the copy goes: --to-env ENV and/or --to-slug SLUG.")

@@ -138,59 +138,31 @@ def ready_variables(project_option: str | None, env_option: str | None, network:
                     delivered=None) -> tuple[str, str, dict[str, str], str]:
     """(project, env, the variables of each Ready service, or of the `only` slugs, the network its
     services are on); the reveal is audited with `purpose`, after `delivered(project, env,
-    variables, network)` wrote them when given (a failed write records nothing)."""
+    variables, network)` wrote them when given (a failed write records nothing). Logged in
+    (`paas login`), the server gathers them and records the reveal."""
+    from paas_svc.cli.remote import logged_in
+
+    remote = logged_in()
+    if remote is not None:
+        answer = remote.export_variables(project_option, env_option, network, strict, only, purpose, left_out_of)
+        for text in answer["warnings"]:
+            warn(text)
+        if delivered is not None:
+            delivered(answer["project"], answer["env"], answer["variables"], answer["network"])
+        return answer["project"], answer["env"], answer["variables"], answer["network"]
     from paas_svc.state.scope import resolve_env, resolve_project
-    from paas_svc.usecases.reveal import environment_variables
+    from paas_svc.usecases.listing import export_variables
 
     profile = open_profile()
     project = resolve_project(profile.store, project_option)
     env = resolve_env(profile.store, project, env_option)
-    network_name = profile.store.get_environment(project, env).network_name
-    services = _with_live_status(profile.store, project, env)
-    if only is not None:
-        services = _only(services, only, project, env)
-    not_ready = sorted((service.slug, status) for service, status in services if status != "Ready")
-    if strict and not_ready:  # before revealing anything: a refused export is not audited
-        _refuse_not_ready(project, env, not_ready)
-    result = environment_variables(profile.store, profile.vault, services, network, purpose, record=False)
-    for service, status in result.skipped:
-        warn(f"{service.slug} is {status}; left out of {left_out_of}")
-    for service, status in services:
-        if status == "Starting":
-            warn(f"{service.slug} is Starting (not yet confirmed ready); included. "
-                 f"`paas svc wait {service.slug} --env {env}` waits for it; --strict refuses it.")
+    exported = export_variables(profile.store, profile.vault, project, env, network, strict, purpose, left_out_of, only)
+    for text in exported.warnings:
+        warn(text)
     if delivered is not None:
-        delivered(project, env, result.variables, network_name)
-    result.record(profile.store)
-    return project, env, result.variables, network_name
-
-
-def _with_live_status(store, project: str, env: str) -> list:
-    """[(service, live status)] of the environment, from ONE engine request (none when it has no service)."""
-    from paas_svc.errors import DockerUnavailable
-    from paas_svc.usecases.status import live_statuses
-
-    services = store.list_services(project=project, env=env)
-    if not services:
-        return []
-    try:
-        statuses = live_statuses(store.path.parent, store.profile_id(), services, store)
-    except DockerUnavailable as error:
-        # Exporting nothing would look like an environment without services: fail loudly instead.
-        raise DockerUnavailable(f"{error.message} Nothing was exported: which services are Ready is unknown.",
-                                hint=error.hint) from None
-    return [(service, statuses[service.id]) for service in services]
-
-
-def _only(services: list, slugs: list[str], project: str, env: str) -> list:
-    from paas_svc.errors import NotFound
-
-    known = {service.slug for service, _ in services}
-    unknown = [slug for slug in slugs if slug not in known]
-    if unknown:
-        raise NotFound(f"No service {', '.join(map(repr, unknown))} in {project}/{env}.",
-                       hint=f"Its services: {', '.join(sorted(known)) or 'none'}.")
-    return [(service, status) for service, status in services if service.slug in slugs]
+        delivered(project, env, exported.variables, exported.network_name)
+    exported.reveal.record(profile.store)
+    return project, env, exported.variables, exported.network_name
 
 
 def parse_only(text: str | None) -> list[str] | None:
@@ -203,17 +175,6 @@ def parse_only(text: str | None) -> list[str] | None:
     if not slugs:
         raise InvalidInput("--only needs at least one slug, e.g. --only cache,db.")
     return slugs
-
-
-def _refuse_not_ready(project: str, env: str, not_ready: list[tuple[str, str]]) -> None:
-    from paas_svc.errors import Conflict
-    from paas_svc.hints import repair_command
-
-    listed = ", ".join(f"{slug} ({status})" for slug, status in not_ready)
-    raise Conflict(f"Not every service of {project}/{env} is Ready: {listed}.",
-                   hint=f"Bring it back with `{repair_command(not_ready[0][0], env)}`"
-                        + (" (and the same for the others)" if len(not_ready) > 1 else "")
-                        + ", or drop --strict to leave it out.")
 
 
 @app.command("export")

@@ -35,6 +35,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tunnel": ("paas_svc.cli.tunnel_cmd", "tunnel"),
     "completion": ("paas_svc.cli.completion_cmd", "completion"),
     "serve": ("paas_svc.cli.serve_cmd", "serve"),
+    "login": ("paas_svc.cli.login_cmd", "login"),
+    "logout": ("paas_svc.cli.login_cmd", "logout"),
+    "whoami": ("paas_svc.cli.login_cmd", "whoami"),
 }
 
 
@@ -141,6 +144,29 @@ def _own_arguments(argv: list[str]) -> list[str]:
     return own
 
 
+# Commands on a server's services that do not go through the server yet: logged in, they are
+# refused (running them on this machine's own state would look like acting on the team's).
+NOT_THROUGH_SERVER = {("svc", "restore"), ("svc", "clone"), ("svc", "upgrade"), ("svc", "move"), ("svc", "connect"),
+                      ("backup", "schedule"), ("backup", "run-due"), ("tunnel",)}
+
+
+def _check_not_through_server(argv: list[str]) -> None:
+    words = [word for word in argv[:2] if not word.startswith("-")]
+    if tuple(words[:2]) not in NOT_THROUGH_SERVER and tuple(words[:1]) not in NOT_THROUGH_SERVER:
+        return
+    if "--help" in argv:
+        return
+    from paas_svc.cli.remote import logged_in
+
+    remote = logged_in()
+    if remote is not None:
+        from paas_svc.errors import InvalidInput
+
+        command = " ".join(words[:2] if tuple(words[:1]) not in NOT_THROUGH_SERVER else words[:1])
+        raise InvalidInput(f"`paas {command}` does not go through the server yet, and this CLI is logged in to {remote.url}.",
+                           hint="Run it on the server's host, or `paas logout` to run it on this machine's own services.")
+
+
 def _check_text(argv: list[str]) -> None:
     """Names, scopes and paths must be text: bytes that are not UTF-8 (which Python keeps as
     lone surrogates) are refused as invalid input before they reach the database or a file."""
@@ -234,6 +260,7 @@ def run(argv: list[str] | None = None) -> int:
     columns = _sanitize_columns()
     try:
         _check_text(argv)
+        _check_not_through_server(argv)
         result = build_app(argv)(args=argv, prog_name="paas", standalone_mode=False)
         sys.stdout.flush()  # a full device must fail here, with our message, not at interpreter exit
     except Interrupted as error:

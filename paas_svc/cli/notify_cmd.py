@@ -75,17 +75,18 @@ def list_notifiers(json_output: JsonOption = False) -> None:
         return
     print_table(["NAME", "KIND", "TARGET", "LAST MESSAGE", "STATE"],
                 [(n.name, n.kind, n.shown, f"{last[n.name].event} {last[n.name].created_at}" if n.name in last else "-",
-                  describe_state(last[n.name]) if n.name in last else "-") for n in found],
+                  describe_state(last[n.name].as_json()) if n.name in last else "-") for n in found],
                 empty="No notifiers. Add one with `paas backup notify add NAME --webhook URL`.")
 
 
-def describe_state(item) -> str:
-    if item.state == "delivered":
-        return f"delivered {item.delivered_at}"
-    if item.state == "pending":
-        tried = f", {item.attempts} attempt(s), next {item.next_attempt_at}: {item.last_error}" if item.attempts else ""
+def describe_state(item: dict) -> str:
+    """A notification's delivery state in words, from its JSON form (local or the server's)."""
+    if item["state"] == "delivered":
+        return f"delivered {item['delivered_at']}"
+    if item["state"] == "pending":
+        tried = f", {item['attempts']} attempt(s), next {item['next_attempt_at']}: {item['last_error']}" if item["attempts"] else ""
         return f"pending{tried}"
-    return f"FAILED after {item.attempts} attempt(s): {item.last_error}"
+    return f"FAILED after {item['attempts']} attempt(s): {item['last_error']}"
 
 
 @app.command("rm")

@@ -11,50 +11,10 @@ from paas_svc.cli.options import DEFAULT_TIMEOUT, EnvOption, JsonOption, Project
 from paas_svc.cli.output import StderrReporter, data, print_fields, print_json, warn
 from paas_svc.cli.render import confirm, print_table, result
 from paas_svc.cli.state import find_service, open_profile, service_manager
-from paas_svc.dsn import HOST_VIEW_HOST, publish_host
 
 app = typer.Typer(help="Add, inspect and remove services.", no_args_is_help=True)
 
 SlugArgument = Annotated[str, typer.Argument(help="The service's slug, e.g. cache or db.", autocompletion=complete_slug)]
-
-
-def publish_hosts(store, services) -> dict[str, str]:
-    """The host-view address of each service (one read of the targets, none when all are local)."""
-    targets = {}
-    if any(service.target != "local" for service in services):
-        from paas_svc.engine.targets import list_targets
-
-        targets = {target.name: target.publish_address for target in list_targets(store)}
-    return {s.id: publish_host(s.spec, s.target, lambda name: targets.get(name, HOST_VIEW_HOST)) for s in services}
-
-
-def service_json(service, status: str, host: str = HOST_VIEW_HOST) -> dict:
-    from paas_svc.limits import limits_json
-
-    return {
-        "id": service.id,
-        "project": service.project,
-        "env": service.env,
-        "slug": service.slug,
-        "template": service.template,
-        "image": service.image,
-        "status": status,
-        "status_reason": service.status_reason,
-        "env_var": service.env_var,
-        "container": service.container_name,
-        "volume": service.volume_name,
-        "host": host,
-        "target": service.target,
-        "node": service.node,
-        "host_port": service.host_port,
-        "ports": {str(k): v for k, v in service.host_ports.items()},
-        "network_host": service.container_name,
-        "network_port": service.container_port,
-        "limits": limits_json(service.spec),
-        "url_scheme": service.spec.get("url_scheme"),
-        "created_at": service.created_at,
-        "updated_at": service.updated_at,
-    }
 
 
 @app.command("add")
@@ -75,45 +35,29 @@ def add(
     json_output: JsonOption = False,
 ) -> None:
     """Provision a service from the catalog and wait until it accepts connections."""
+    from paas_svc.cli.remote import logged_in
     from paas_svc.limits import parse_cpus, parse_memory
     from paas_svc.naming import validate_name
-    from paas_svc.state.scope import resolve_env, resolve_project
+    from paas_svc.usecases import actions
     from paas_svc.usecases.lifecycle import validate_timeout
 
-    validate_name(slug, "slug")
+    validate_name(slug, "slug")  # bad input is refused before anything is looked up, here or on the server
     validate_timeout(timeout)
-    limits = {"memory": parse_memory(memory) if memory else None, "cpus": parse_cpus(cpus) if cpus else None}
+    for value, parse in ((memory, parse_memory), (cpus, parse_cpus)):
+        if value:
+            parse(value)
+    options = {"image": image, "port": port, "timeout": timeout, "wait": not no_wait, "node": node,
+               "url_scheme": url_scheme, "memory": memory, "cpus": cpus}
+    remote = logged_in()
+    if remote is not None:
+        return print_shown(remote.add(slug, template, project, env, options), json_output)
+    from paas_svc.state.scope import resolve_env, resolve_project
+
     profile = open_profile()
     project_name = resolve_project(profile.store, project)
     env_name = resolve_env(profile.store, project_name, env)
-    added = service_manager(profile, StderrReporter()).add(
-        project_name, env_name, slug, template, image=image, timeout=timeout, wait=not no_wait, host_port=port,
-        limits=limits if any(limits.values()) else None, url_scheme=url_scheme, node=node)
-    service = added.service
-    status = "Ready" if added.waited else "Starting"
-    how = " (reattached its volume with the original credentials)" if added.reattached else ""
-    notes = [f"Apps get {service.env_var}; reveal it with: paas svc dsn {service.slug} --env {service.env}"]
-    if not added.waited:
-        notes.append(f"Not waited for; `paas svc wait {service.slug} --env {service.env}` confirms it accepts connections.")
-    if env is None and not added.reattached:
-        notes += _removed_elsewhere_notes(profile.store, service)
-    result(f"{service.slug} ({service.template}) in {service.project}/{service.env}: {status} in {added.elapsed_seconds:.1f}s{how}",
-           {**service_json(service, status, publish_hosts(profile.store, [service])[service.id]),
-            "action": "reattach" if added.reattached else ("resume" if added.resumed else "add"),
-            "elapsed_seconds": round(added.elapsed_seconds, 3), "reattached": added.reattached},
-           json_output, notes)
-
-
-def _removed_elsewhere_notes(store, service) -> list[str]:
-    """`svc add cache` without --env after `svc rm cache --env production`: the user may have
-    wanted the kept data back. The new service is still created; say how to reattach."""
-    from paas_svc.hints import reattach_command
-    from paas_svc.usecases.lifecycle import removed_elsewhere
-
-    twins = removed_elsewhere(store, service.project, service.env, service.slug, service.template)
-    return [f"warning: {service.slug} ({twin.template}) was removed from {twin.project}/{twin.env} and its data is kept; "
-            f"this new, empty service in {service.env} is another one. Reattach that one with: "
-            f"{reattach_command(twin.slug, twin.env, twin.template)}" for twin in twins]
+    print_shown(actions.add(service_manager(profile, StderrReporter()), profile.store, project_name, env_name, slug, template,
+                            env_given=env is not None, **options), json_output)
 
 
 @app.command("list")
@@ -125,91 +69,53 @@ def list_services(
     json_output: JsonOption = False,
 ) -> None:
     """List services with their live status (one query to the engine for all rows)."""
-    from paas_svc.state.scope import resolve_project
-    from paas_svc.usecases.status import live_statuses
+    from paas_svc.cli.remote import logged_in
 
-    profile = open_profile()
-    store = profile.store
-    project_name = None if all_projects else resolve_project(store, project)
-    if env and project_name:
-        store.get_environment(project_name, env)
-    elif env:  # --all: the environment must exist in some project, as without --all
-        _require_env_somewhere(store, env)
-    services = store.list_services(project=project_name, env=env, include_removed=removed)
-    statuses = live_statuses(profile.home, store.profile_id(), services, store)
-    rows = [(service, statuses[service.id]) for service in services]
-    hosts = publish_hosts(store, services)
+    remote = logged_in()
+    if remote is not None:
+        rows = remote.list_services(project, env, all_projects, removed)
+    else:
+        from paas_svc.state.scope import resolve_project
+        from paas_svc.usecases.listing import list_services as listed
+
+        profile = open_profile()
+        project_name = None if all_projects else resolve_project(profile.store, project)
+        rows = listed(profile.home, profile.store, project_name, env, removed)
     if json_output:
-        print_json([service_json(service, status, hosts[service.id]) for service, status in rows])
+        print_json(rows)
         return
     print_table(
         ("PROJECT", "ENV", "SLUG", "TEMPLATE", "TARGET", "STATUS", "ENV VAR", "HOST", "CONTAINER"),
-        [(s.project, s.env, s.slug, s.template, s.target + (f"/{s.node}" if s.node else ""), status, s.env_var,
-          f"{hosts[s.id]}:{s.host_port}", s.container_name) for s, status in rows],
+        [(s["project"], s["env"], s["slug"], s["template"], s["target"] + (f"/{s['node']}" if s["node"] else ""), s["status"],
+          s["env_var"], f"{s['host']}:{s['host_port']}", s["container"]) for s in rows],
         empty="No services yet. Add one with `paas svc add SLUG --template KEY`.",
         # at a narrow terminal the least useful columns go first, whole
         priority=("SLUG", "STATUS", "ENV", "ENV VAR", "HOST", "TEMPLATE", "TARGET", "PROJECT", "CONTAINER"),
     )
 
 
-def _require_env_somewhere(store, env: str) -> None:
-    from paas_svc.errors import NotFound
-
-    known = sorted({e.name for p in store.list_projects() for e in store.list_environments(p.name)})
-    if env not in known:
-        raise NotFound(f"Unknown environment {env!r} in every project.",
-                       hint=f"Known environments: {', '.join(known)}. See them with `paas env list`.")
-
-
 @app.command("show")
 def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None, json_output: JsonOption = False) -> None:
     """Show one service: everything but its credentials."""
-    from paas_svc.usecases.status import live_statuses
+    from paas_svc.cli.remote import logged_in
 
-    profile = open_profile()
-    service = find_service(profile, project, env, slug)
-    status = live_statuses(profile.home, profile.store.profile_id(), [service], profile.store)[service.id]
-    info = service_json(service, status, publish_hosts(profile.store, [service])[service.id])
-    info["volume_path"] = service.spec["volume"]
-    info["dsn_format"] = service.spec["dsn"]
-    info.update(template_definition(profile.home, service))
-    operation = profile.store.get_operation(service.id)
-    info["operation"] = None if operation is None else {
-        "kind": operation.kind, "safety_backup": operation.safety_backup, "source": operation.source,
-        "old_image": operation.old_image, "new_image": operation.new_image, "started_at": operation.started_at,
-        "recover_with": f"paas svc repair {service.slug} --env {service.env}"}
+    remote = logged_in()
+    if remote is not None:
+        info = remote.show_service(slug, project, env)
+    else:
+        from paas_svc.usecases.listing import show_service
+
+        profile = open_profile()
+        info = show_service(profile.home, profile.store, find_service(profile, project, env, slug))
     if json_output:
         print_json(info)
         return
     limits = info["limits"]
     info["limits"] = ", ".join(f"{k} {v}" for k, v in (("memory", limits["memory"]), ("cpus", limits["cpus"])) if v) or "none"
-    operation_fields = [] if operation is None else [
+    operation_fields = [] if info["operation"] is None else [
         (f"operation.{key}", value) for key, value in info["operation"].items() if value is not None]
     print_fields([(key, value) for key, value in info.items() if key not in ("ports", "operation")]
-                 + [("ports", ", ".join(f"{h}->{c}" for c, h in service.host_ports.items()))] + operation_fields)
-
-
-def template_definition(home, service) -> dict:
-    """Which definition the service runs: the one stored with it at creation."""
-    from paas_svc.catalog import definition_digest, load_catalog
-    from paas_svc.kinds import kind_of
-
-    definition = service.spec.get("definition")
-    info = {"kind": kind_of(service.template, service.spec),
-            "template_source": service.spec.get("template_source", "built-in")}
-    if definition is None:
-        info["template_definition"] = "not stored (created before definitions were kept); runs the settings stored with it"
-        return info
-    digest = definition_digest(definition)
-    current = load_catalog(home).get(service.template)
-    if current is None:
-        note = "the template is no longer installed"
-    elif current.digest == digest:
-        note = "same as the catalog's"
-    else:
-        note = f"the catalog's is now sha256:{current.digest[:16]}"
-    info["template_definition"] = f"sha256:{digest[:16]} (stored with the service; {note})"
-    return info
+                 + [("ports", ", ".join(f"{h}->{c}" for c, h in info["ports"].items()))] + operation_fields)
 
 
 NetworkFlag = Annotated[bool, typer.Option("--network", help="The view from a container on the environment's network (paas-apps, or an isolated environment's own).")]
@@ -224,31 +130,30 @@ def dsn(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None
     """Print the connection string, {SLUG}_URL (host view: 127.0.0.1 and the published port). Audited."""
     if all_variables:
         return env_vars(slug, project, env, "dotenv", network, removed)
+    from paas_svc.cli.remote import logged_in
+
+    remote = logged_in()
+    if remote is not None:  # the server reveals and records it
+        revealed = remote.reveal_dsn(slug, project, env, network, removed)
+        if revealed["warning"]:
+            warn(revealed["warning"])
+        data(revealed["dsn"])
+        return
+    from paas_svc.usecases.listing import check_removed
     from paas_svc.usecases.reveal import connection_string, record_dsn_reveal, service_publish_host
 
     profile = open_profile()
     service = find_service(profile, project, env, slug)
-    _check_removed(service, removed)
+    _warn_if(check_removed(service, removed))
     value = connection_string(service, profile.vault.credentials(service), network,
                               service_publish_host(profile.store, service))
     data(value)  # delivered first: a reveal that could not be written is not recorded
     record_dsn_reveal(profile.store, service, network)
 
 
-def _check_removed(service, removed: bool) -> None:
-    """A removed service's DSN points at nothing: an error, or with --removed a warning."""
-    from paas_svc.state.models import REMOVED
-
-    if service.status != REMOVED:
-        return
-    if not removed:
-        from paas_svc.errors import Conflict
-        from paas_svc.hints import reattach_command
-
-        raise Conflict(f"{service.slug} in {service.project}/{service.env} was removed: nothing listens at its address.",
-                       hint=f"Bring it back with `{reattach_command(service.slug, service.env, service.template)}` "
-                            "(or pass --removed to print it anyway).")
-    warn(f"{service.slug} is removed: nothing listens at this address until it is added back.")
+def _warn_if(text: str | None) -> None:
+    if text:
+        warn(text)
 
 
 @app.command("env")
@@ -256,13 +161,22 @@ def env_vars(slug: SlugArgument, project: ProjectOption = None, env: EnvOption =
              fmt: Annotated[str, typer.Option("--format", help="dotenv, json, shell or docker.")] = "dotenv",
              network: NetworkFlag = False, removed: RemovedFlag = False) -> None:
     """Print every variable of one service ({SLUG}_URL, _HOST, _PORT, _USER, ...). Audited."""
+    from paas_svc.cli.remote import logged_in
     from paas_svc.envfile import check_format, render
-    from paas_svc.usecases.reveal import record_dsn_reveal, reveal_variables
 
     check_format(fmt)
+    remote = logged_in()
+    if remote is not None:  # the server reveals and records them
+        revealed = remote.service_variables(slug, project, env, network, removed)
+        _warn_if(revealed["warning"])
+        sys.stdout.write(render(revealed["variables"], fmt))
+        return
+    from paas_svc.usecases.listing import check_removed
+    from paas_svc.usecases.reveal import record_dsn_reveal, reveal_variables
+
     profile = open_profile()
     service = find_service(profile, project, env, slug)
-    _check_removed(service, removed)
+    _warn_if(check_removed(service, removed))
     sys.stdout.write(render(reveal_variables(profile.store, profile.vault, service, network, record=False), fmt))
     sys.stdout.flush()  # delivered first: a reveal that could not be written is not recorded
     record_dsn_reveal(profile.store, service, network, " all")
@@ -275,61 +189,51 @@ def rm(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
        no_backup: Annotated[bool, typer.Option("--no-backup", help="With --purge: delete without a final backup.")] = False,
        json_output: JsonOption = False) -> None:
     """Remove a service's container. The volume is kept unless --purge (which first takes a final backup)."""
-    from paas_svc.errors import InvalidInput
+    from paas_svc.cli.remote import logged_in
     from paas_svc.state.models import REMOVED
+    from paas_svc.usecases import actions
 
-    if no_backup and not purge:
-        raise InvalidInput("--no-backup only applies with --purge (a plain rm deletes no data).",
-                           hint="Drop --no-backup to remove the container and keep the data, or add --purge to delete it.")
+    actions.check_rm_options(purge, no_backup)
+    remote = logged_in()
+    if remote is not None:
+        if purge and not yes:
+            shown = remote.show_service(slug, project, env)
+            _confirm_purge(slug, f"{shown['project']}/{shown['env']}", shown["env"], shown["volume"])
+        return print_shown(remote.act(slug, "rm", project, env, purge=purge, no_backup=no_backup), json_output)
     profile = open_profile()
     service = find_service(profile, project, env, slug)
-    where = f"{service.project}/{service.env}"
-    if service.status == REMOVED and not purge:
-        result(f"{slug} in {where} is already removed; its volume {service.volume_name} is kept.",
-               {**service_json(service, "Removed"), "action": "rm", "purged": False, "final_backup": None}, json_output,
-               [f"Delete the data with: paas svc rm {slug} --env {service.env} --purge"])
-        return
-    if purge and not yes:
-        confirm(f"Delete {where}/{slug} and ALL its data (volume {service.volume_name})?",
-                f"Refusing to delete the data of {slug} without confirmation.",
-                f"paas svc rm {slug} --env {service.env} --purge --yes")
-    from paas_svc.usecases.data import remove_service
+    if purge and not yes and service.status != REMOVED:
+        _confirm_purge(slug, f"{service.project}/{service.env}", service.env, service.volume_name)
+    print_shown(actions.remove(service_manager(profile, StderrReporter(), service.target), service, purge, no_backup),
+                json_output)
 
-    # Under the service's lock; with --purge the final backup is complete before the volume
-    # goes (a failed backup raises and deletes nothing).
-    final_backup = remove_service(service_manager(profile, StderrReporter(), service.target), service, purge, final_backup=not no_backup)
-    payload = {**service_json(service, "Removed"), "action": "rm", "purged": purge,
-               "final_backup": str(final_backup) if final_backup else None}
-    if purge:
-        result(f"Removed {slug} from {where} with its volume {service.volume_name}; its credentials are forgotten.",
-               payload, json_output,
-               [f"Final backup: {final_backup}  (restore it into a new service with `paas svc restore`)"] if final_backup else [])
+
+def _confirm_purge(slug: str, where: str, env: str, volume: str) -> None:
+    confirm(f"Delete {where}/{slug} and ALL its data (volume {volume})?",
+            f"Refusing to delete the data of {slug} without confirmation.",
+            f"paas svc rm {slug} --env {env} --purge --yes")
+
+
+def print_shown(shown, json_output: bool) -> None:
+    """A command's result (usecases.actions.Shown, or its JSON from the server when logged in)."""
+    if isinstance(shown, dict):
+        result(shown["line"], shown["payload"], json_output, shown["notes"])
     else:
-        result(f"Removed {slug} from {where}. Its volume {service.volume_name} is kept.", payload, json_output, [
-            f"Recover it (same data, same credentials): paas svc add {slug} --env {service.env} --template {service.template}",
-            f"Delete the data for good:                   paas svc rm {slug} --env {service.env} --purge"])
+        result(shown.line, shown.payload, json_output, shown.notes)
 
 
 def _simple_action(verb: str, past: str, help_text: str, waits: bool):
     def run_action(slug, project, env, timeout, json_output) -> None:
-        import time
+        from paas_svc.cli.remote import logged_in
+        from paas_svc.usecases.actions import simple_action
 
-        from paas_svc.usecases.lifecycle import validate_timeout
-
-        if waits:
-            validate_timeout(timeout)
+        remote = logged_in()
+        if remote is not None:
+            return print_shown(remote.act(slug, verb, project, env, timeout=timeout), json_output)
         profile = open_profile()
         service = find_service(profile, project, env, slug)
-        started = time.monotonic()
-        action = getattr(service_manager(profile, StderrReporter(), service.target), verb)
-        if waits:
-            action(service, timeout)
-        else:
-            action(service)
-        elapsed = time.monotonic() - started
-        status = "Ready" if waits else "Stopped"
-        line = f"{slug} in {service.project}/{service.env}: {past}" + (f", Ready in {elapsed:.1f}s" if waits else "")
-        result(line, {**service_json(service, status), "action": verb, "elapsed_seconds": round(elapsed, 3)}, json_output)
+        print_shown(simple_action(service_manager(profile, StderrReporter(), service.target), service, verb, timeout),
+                    json_output)
 
     if waits:
         def command(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
@@ -360,17 +264,17 @@ def repair(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
     A stopped container is started, a missing one re-created (stored credentials, kept
     volume), an interrupted add finished; an interrupted restore is rolled back to its safety
     backup, an interrupted upgrade to its old image; an interrupted `rm --purge` is finished."""
-    from paas_svc.usecases.data import DataOps
+    from paas_svc.cli.remote import logged_in
+    from paas_svc.usecases.actions import repair as repair_service
 
+    remote = logged_in()
+    if remote is not None:
+        return print_shown(remote.act(slug, "repair", project, env, timeout=timeout, allow_empty=allow_empty or yes),
+                           json_output)
     profile = open_profile()
     service = find_service(profile, project, env, slug)
-    repaired = DataOps(service_manager(profile, StderrReporter(), service.target)).repair(
-        service, timeout, allow_empty=allow_empty or yes)
-    after = repaired.service
-    result(f"{slug} in {service.project}/{service.env}: {repaired.outcome} ({repaired.elapsed_seconds:.1f}s)",
-           {**service_json(after or service, "Ready" if after is not None else "Removed"), "action": "repair",
-            "outcome": repaired.outcome, "elapsed_seconds": round(repaired.elapsed_seconds, 3)},
-           json_output)
+    print_shown(repair_service(service_manager(profile, StderrReporter(), service.target), service, timeout,
+                               allow_empty or yes), json_output)
 
 
 @app.command("logs")
@@ -378,9 +282,15 @@ def logs(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
          follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
          tail: Annotated[Optional[int], typer.Option("--tail", "-n", min=0, help="Only the last N lines.")] = None) -> None:
     """Print a service's container logs."""
-    profile = open_profile()
-    service = find_service(profile, project, env, slug)
-    stream = service_manager(profile, target=service.target).logs(service, follow=follow, tail=tail if tail is not None else "all")
+    from paas_svc.cli.remote import logged_in
+
+    remote = logged_in()
+    if remote is not None:  # streamed by the server as the engine sends it
+        stream = remote.logs(slug, project, env, follow, tail)
+    else:
+        profile = open_profile()
+        service = find_service(profile, project, env, slug)
+        stream = service_manager(profile, target=service.target).logs(service, follow=follow, tail=tail if tail is not None else "all")
     out = sys.stdout.buffer
     for chunk in stream:
         out.write(chunk)

@@ -99,6 +99,8 @@ class AuditEntry(NamedTuple):
     slug: str
     detail: str
     count: int = 1  # refusals of the API coalesce: how many requests this row stands for
+    actor: str = ""  # the person: the token's name through the server, the OS user locally
+    via: str = "local"  # the way in: local, cli-server, dashboard or api
 
 
 class Operation(NamedTuple):

@@ -217,6 +217,28 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX backup_notifications_due ON backup_notifications(state, next_attempt_at);
     """,
+    # 10 (teams): tokens belong to people: a third role (viewer) and an optional project scope
+    # (`projects`: names joined by commas, NULL for every project); SQLite cannot change a CHECK,
+    # so the table is rebuilt. Every audit row names the person (`actor`: the token's name, or the
+    # OS user locally) and the way in (`via`: local, cli-server, dashboard, api).
+    """
+    CREATE TABLE api_tokens_v9 (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'member', 'viewer')),
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        revoked_at TEXT,
+        projects TEXT
+    );
+    INSERT INTO api_tokens_v9(id, name, role, token_hash, created_at, expires_at, revoked_at)
+        SELECT id, name, role, token_hash, created_at, expires_at, revoked_at FROM api_tokens;
+    DROP TABLE api_tokens;
+    ALTER TABLE api_tokens_v9 RENAME TO api_tokens;
+    ALTER TABLE audit ADD COLUMN actor TEXT NOT NULL DEFAULT '';
+    ALTER TABLE audit ADD COLUMN via TEXT NOT NULL DEFAULT 'local';
+    """,
 ]
 
 
@@ -289,6 +311,7 @@ class StateStore:
     def __init__(self, connection: sqlite3.Connection, path: Path):
         self._db = connection
         self.path = path
+        self.actor: tuple[str, str] | None = None  # see act_as
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -657,18 +680,29 @@ class StateStore:
 
     # -- audit --------------------------------------------------------------------
 
+    def act_as(self, actor: str, via: str) -> None:
+        """Who the audit rows written on this connection name, and how they came in: the API sets
+        the token's name and cli-server, dashboard or api for each request; locally the OS user
+        and `local`."""
+        self.actor = (actor, via)
+
+    def _actor(self) -> tuple[str, str]:
+        return self.actor or (os_user(), "local")
+
     def audit(self, action: str, project: str, env: str, slug: str, detail: str = "") -> None:
+        actor, via = self._actor()
         with self.write() as db:
             db.execute(
-                "INSERT INTO audit(at, os_user, action, project, env, slug, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (utc_now(), os_user(), action, project, env, slug, detail),
+                "INSERT INTO audit(at, os_user, action, project, env, slug, detail, actor, via) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (utc_now(), os_user(), action, project, env, slug, detail, actor, via),
             )
 
     def audit_many(self, db: sqlite3.Connection, action: str, rows: list[tuple[str, str, str, str]]) -> None:
         at, user = utc_now(), os_user()
+        actor, via = self._actor()
         db.executemany(
-            "INSERT INTO audit(at, os_user, action, project, env, slug, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(at, user, action, project, env, slug, detail) for project, env, slug, detail in rows],
+            "INSERT INTO audit(at, os_user, action, project, env, slug, detail, actor, via) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(at, user, action, project, env, slug, detail, actor, via) for project, env, slug, detail in rows],
         )
 
     def audit_coalesced(self, action: str, source: str, reason: str, project: str, env: str, slug: str, detail: str,
@@ -685,15 +719,17 @@ class StateStore:
             if rows_this_minute >= max_sources and not db.execute("SELECT 1 FROM audit WHERE bucket = ?", (bucket,)).fetchone():
                 source = "other"
                 bucket = f"{minute}|{action}|{source}|{reason}"
+            actor, via = self._actor()
             db.execute(
-                "INSERT INTO audit(at, os_user, action, project, env, slug, detail, bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "INSERT INTO audit(at, os_user, action, project, env, slug, detail, bucket, actor, via) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(bucket) WHERE bucket IS NOT NULL DO UPDATE SET count = count + 1",
-                (at, os_user(), action, project, env, slug, f"{detail} source={source}", bucket),
+                (at, os_user(), action, project, env, slug, f"{detail} source={source}", bucket, actor, via),
             )
 
     def list_audit(self, limit: int | None = None, project: str | None = None, env: str | None = None) -> list[AuditEntry]:
         clauses = [(column, value) for column, value in (("project", project), ("env", env)) if value is not None]
-        sql = "SELECT id, at, os_user, action, project, env, slug, detail, count FROM audit"
+        sql = "SELECT id, at, os_user, action, project, env, slug, detail, count, actor, via FROM audit"
         if clauses:
             sql += " WHERE " + " AND ".join(f"{column} = ?" for column, _ in clauses)
         sql += " ORDER BY id DESC"

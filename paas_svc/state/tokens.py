@@ -19,7 +19,16 @@ from paas_svc.state.store import StateStore, utc_now
 
 ADMIN = "admin"
 MEMBER = "member"
-ROLES = (ADMIN, MEMBER)
+VIEWER = "viewer"
+ROLES = (ADMIN, MEMBER, VIEWER)
+# What each role may do, in order: a viewer lists and reads status; a member also changes
+# services (add, start, stop, rm, backups); an admin also reveals (DSNs, variables, backups' data).
+_RANK = {VIEWER: 0, MEMBER: 1, ADMIN: 2}
+
+
+def role_allows(role: str, needed: str) -> bool:
+    """Whether a token of `role` may call what needs `needed` (viewer < member < admin)."""
+    return _RANK.get(role, -1) >= _RANK[needed]
 TOKEN_PREFIX = "paas_"
 MAX_EXPIRY_DAYS = 3650
 
@@ -31,6 +40,14 @@ class Token(NamedTuple):
     created_at: str
     expires_at: str | None
     revoked_at: str | None
+    projects: str | None = None  # the projects it is limited to, joined by commas; None: every project
+
+    @property
+    def project_scope(self) -> tuple[str, ...] | None:
+        return None if self.projects is None else tuple(self.projects.split(","))
+
+    def allows_project(self, project: str) -> bool:
+        return self.projects is None or project in self.project_scope
 
     def state(self, now: str | None = None) -> str:
         if self.revoked_at:
@@ -50,18 +67,25 @@ class TokenRejected(Exception):
         self.token = token
 
 
-_COLUMNS = "id, name, role, created_at, expires_at, revoked_at"
+_COLUMNS = "id, name, role, created_at, expires_at, revoked_at, projects"
 
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(store: StateStore, name: str, role: str, expires_days: int | None = None) -> tuple[Token, str]:
-    """Make a token; returns its record and the token itself (never stored)."""
+def create_token(store: StateStore, name: str, role: str, expires_days: int | None = None,
+                 projects: list[str] | None = None) -> tuple[Token, str]:
+    """Make a token for a person (or a machine); returns its record and the token itself (never
+    stored). `projects` limits it to those projects (each must exist); None: every project."""
     validate_name(name, "token name")
     if role not in ROLES:
-        raise InvalidInput(f"Unknown role {role!r}.", hint="Use admin or member.")
+        raise InvalidInput(f"Unknown role {role!r}.", hint="Use admin, member or viewer.")
+    scope = None
+    if projects:
+        for project in projects:
+            store.get_project(project)  # NotFound names the known projects
+        scope = ",".join(sorted(set(projects)))
     if expires_days is not None and not 1 <= expires_days <= MAX_EXPIRY_DAYS:
         raise InvalidInput(f"--expires must be between 1 and {MAX_EXPIRY_DAYS} days, not {expires_days}.")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -70,12 +94,12 @@ def create_token(store: StateStore, name: str, role: str, expires_days: int | No
         expires_at = (datetime.now(timezone.utc) + timedelta(days=expires_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
     with store.write() as db:
         try:
-            db.execute("INSERT INTO api_tokens(name, role, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                       (name, role, token_hash(secret), utc_now(), expires_at))
+            db.execute("INSERT INTO api_tokens(name, role, token_hash, created_at, expires_at, projects) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (name, role, token_hash(secret), utc_now(), expires_at, scope))
         except sqlite3.IntegrityError:
             raise Conflict(f"A token named {name!r} already exists.",
                            hint=f"Pick another name, or revoke it first with `paas token revoke {name}`.") from None
-    store.audit("token-create", "", "", "", f"token={name} role={role} expires={expires_at or 'never'}")
+    store.audit("token-create", "", "", "", f"token={name} role={role} expires={expires_at or 'never'} projects={scope or 'all'}")
     return get_token(store, name), secret
 
 

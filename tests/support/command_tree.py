@@ -12,7 +12,7 @@ RAW_OUTPUT = {"svc dsn", "svc env", "svc logs", "svc connect", "env export", "ru
 WAITING = {"svc add", "svc start", "svc restart", "svc repair", "svc restore", "svc clone", "svc upgrade", "doctor",
            "svc wait", "svc update", "svc rotate-password", "svc move"}
 # Commands without subcommands.
-SINGLE = {"run", "audit", "doctor", "serve", "tunnel", "completion"}
+SINGLE = {"run", "audit", "doctor", "serve", "tunnel", "completion", "login", "logout", "whoami"}
 
 
 def _tree() -> dict[str, object]:

@@ -21,6 +21,7 @@ COMMANDS = [
     ["tunnel"], ["svc", "move"], ["svc", "import"],
     ["svc", "wait"], ["svc", "env"], ["svc", "connect"], ["svc", "rotate-password"], ["svc", "update"], ["svc", "stats"], ["completion"],
     ["serve"], ["token"], ["token", "create"], ["token", "list"], ["token", "revoke"],
+    ["login"], ["logout"], ["whoami"],
 ]
 
 

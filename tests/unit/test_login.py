@@ -1,0 +1,73 @@
+"""`paas login` checks before any request, and what a logged-in or logged-out `svc dsn` imports
+(the hot path: a logged-out one nothing new, a logged-in one http.client, never the web stack)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.support.api_server import free_port
+from tests.support.cli import run_paas_process
+
+
+def test_login_refuses_plain_http_off_loopback_and_a_token_in_argv(isolated_home):
+    plain = run_paas_process("login", "http://paas.example.com", "--token-stdin", input="paas_x\n")
+    assert plain.exit_code == 2 and "in clear" in plain.stderr and "https://" in plain.stderr, plain.output
+    for bad in ("ftp://127.0.0.1", "http://127.0.0.1:8080/api", "127.0.0.1:8080"):
+        refused = run_paas_process("login", bad, "--token-stdin", input="paas_x\n")
+        assert refused.exit_code == 2, (bad, refused.output)
+    argv = run_paas_process("login", "http://127.0.0.1:1")
+    assert argv.exit_code == 2 and "--token-stdin" in argv.stderr
+    assert not (isolated_home / "login.json").exists()
+
+
+def test_an_unreachable_server_is_a_clear_error_and_logout_makes_it_local(isolated_home):
+    isolated_home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (isolated_home / "login.json").write_text(json.dumps({"url": f"http://127.0.0.1:{free_port()}", "token": "paas_x"}))
+    down = run_paas_process("svc", "list")
+    assert down.exit_code == 8 and "Cannot reach the server" in down.stderr and "paas logout" in down.stderr, down.output
+    restore = run_paas_process("svc", "restore", "cache", "x.rdb", "--yes")
+    assert restore.exit_code == 2 and "does not go through the server yet" in restore.stderr, restore.output
+    assert run_paas_process("backup", "schedule", "list").exit_code == 2
+    assert run_paas_process("svc", "restore", "--help").exit_code == 0
+    out = run_paas_process("logout")
+    assert out.exit_code == 0 and "local again" in out.stdout
+    assert run_paas_process("whoami", "--json").exit_code == 0
+
+
+def _modules_after(argv: list[str], home) -> tuple[int, set[str]]:
+    code = ("import sys; from paas_svc.cli.main import run; code = run(%r); "
+            "print(code, ' '.join(sorted(sys.modules)), file=sys.__stderr__)" % (argv,))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PAAS_HOME": str(home), "PATH": "/usr/bin:/bin"})
+    exit_code, _, modules = done.stderr.strip().splitlines()[-1].partition(" ")
+    return int(exit_code), set(modules.split())
+
+
+def test_svc_dsn_logged_out_loads_no_http_client_and_logged_in_no_web_stack(isolated_home):
+    isolated_home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    code, modules = _modules_after(["svc", "dsn", "cache"], isolated_home)
+    assert code == 3 and "http.client" not in modules and "paas_svc.cli.remote" in modules
+    (isolated_home / "login.json").write_text(json.dumps({"url": f"http://127.0.0.1:{free_port()}", "token": "paas_x"}))
+    code, modules = _modules_after(["svc", "dsn", "cache"], isolated_home)
+    assert code == 8 and "http.client" in modules
+    assert not {"httpx", "starlette", "uvicorn", "docker", "paas_svc.api", "paas_svc.secrets.box"} & modules
+
+
+def test_an_expired_token_is_refused_with_a_hint_that_says_expired(tmp_path):
+    import sqlite3
+
+    from tests.support.api_server import Server
+
+    server = Server(tmp_path / "server-home").start()
+    try:
+        token = server.token("old", "admin")
+        with sqlite3.connect(server.home / "state.db") as db:
+            db.execute("UPDATE api_tokens SET expires_at = '2000-01-01T00:00:00Z' WHERE name = 'old'")
+        db.close()
+        client = {"PAAS_HOME": str(tmp_path / "client-home")}
+        refused = run_paas_process("login", server.url, "--token-stdin", input=token + "\n", env=client)
+        assert refused.exit_code == 12 and "it is expired" in refused.stderr and "expired" in refused.stderr.split("hint:")[1]
+        assert token not in refused.stderr
+    finally:
+        server.stop()
