@@ -511,7 +511,11 @@ def list_audit(call: Call) -> Reply:
     for value, what in ((project, "project name"), (env, "environment name")):
         if value is not None:
             _valid_path_name(value, what)
+    if project is not None:
+        check_project(call, project)
     entries = call.context.store().list_audit(limit, project=project, env=env)
+    if call.token is not None:  # a project-scoped admin reads only its projects' rows
+        entries = [entry for entry in entries if call.token.allows_project(entry.project)]
     return Reply(200, [entry._asdict() for entry in reversed(entries)])  # newest first
 
 

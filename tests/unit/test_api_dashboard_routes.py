@@ -75,3 +75,27 @@ def test_the_openapi_document_has_the_dashboards_routes(app_and_tokens):
         assert service + path in paths
     assert paths["/api/audit"]["get"]["x-paas-role"] == "admin"
     assert "201" in paths[service + "/backups"]["post"]["responses"]
+
+
+def test_a_project_scoped_admin_reads_only_its_projects_audit(tmp_path):
+    from paas_svc.state.store import open_store
+
+    server = Server(tmp_path / "home").start()
+    try:
+        result = server.paas("project", "create", "shop")
+        assert result.exit_code == 0, result.output
+        scoped = server.paas("token", "create", "carol", "--role", "admin", "--project", "shop")
+        assert scoped.exit_code == 0, scoped.output
+        headers = {"Authorization": f"Bearer {scoped.stdout.strip()}"}
+        store = open_store(server.home)
+        try:
+            store.audit("add", "default", "production", "cache", "template=redis-7")
+            store.audit("add", "shop", "production", "db", "template=postgres-16")
+        finally:
+            store.close()
+        entries = httpx.get(server.url + "/api/audit", headers=headers).json()
+        assert [(e["project"], e["slug"]) for e in entries if e["action"] == "add"] == [("shop", "db")]
+        other = httpx.get(server.url + "/api/audit?project=default", headers=headers)
+        assert other.status_code == 403 and "shop" not in other.text and "default" in other.json()["message"]
+    finally:
+        server.stop()
