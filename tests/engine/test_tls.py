@@ -133,3 +133,79 @@ def test_mariadb_pymysql_with_ssl_verify(paas, engine, tmp_path):
         pymysql.connect(**parts, ssl_ca=other_ca_file(tmp_path), ssl_verify_cert=True)
     with pytest.raises(pymysql.err.OperationalError, match="secure transport|Access denied"):
         pymysql.connect(**parts, ssl_disabled=True)  # plaintext: require_secure_transport
+
+
+# -- what keeps working on a TLS service --------------------------------------------------------
+
+
+def dsn(paas, slug, env="production", *extra):
+    return ok(paas("svc", "dsn", slug, "--env", env, *extra)).stdout.strip()
+
+
+def test_postgres_backup_restore_verify_clone_upgrade_connect_rotate(paas, engine, tmp_path):
+    from tests.support.cli import run_paas_process
+
+    add(paas, "db", "postgres-16", POSTGRES_IMAGE, "--tls")
+    url = dsn(paas, "db")
+    with psycopg.connect(url) as conn:
+        conn.execute("create table t (n int)")
+        conn.execute("insert into t values (1), (2)")
+    backup = tmp_path / "db.pgdump"
+    ok(paas("svc", "backup", "db", "--env", "production", "-o", str(backup)))
+    with psycopg.connect(url) as conn:
+        conn.execute("delete from t")
+    ok(paas("svc", "restore", "db", str(backup), "--env", "production", "--yes"))
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select count(*) from t").fetchone() == (2,)
+    ok(paas("backup", "now", "db", "--env", "production"))
+    verified = json.loads(ok(paas("backup", "verify", "db", "--env", "production", "--json")).stdout)
+    assert verified["ok"], verified
+    # The clone is a TLS service too, with its own certificate from the same CA.
+    ok(paas("svc", "clone", "db", "--env", "production", "--to-env", "staging"))
+    copy_url = dsn(paas, "db", "staging")
+    assert "sslmode=verify-full" in copy_url
+    with psycopg.connect(copy_url) as conn:
+        assert conn.execute("select count(*) from t").fetchone() == (2,)
+        assert conn.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()").fetchone() == (True,)
+    # Upgrade to another image of the same major: still TLS, data kept.
+    same_major = f"paas-test/postgres:tls-{tmp_path.name[-6:]}"
+    engine.images.get(POSTGRES_IMAGE).tag(*same_major.split(":"))
+    try:
+        ok(paas("svc", "upgrade", "db", "--env", "production", "--image", same_major, "--yes"))
+        with psycopg.connect(url) as conn:
+            assert conn.execute("select count(*) from t").fetchone() == (2,)
+        connected = run_paas_process("svc", "connect", "db", "--env", "production",
+                                     input="select 'tls ' || ssl from pg_stat_ssl where pid = pg_backend_pid();\n")
+        assert connected.exit_code == 0, connected.output
+        assert "tls t" in connected.stdout
+        ok(paas("svc", "rotate-password", "db", "--env", "production"))
+        new_url = dsn(paas, "db")
+        assert new_url != url
+        with psycopg.connect(new_url) as conn:
+            assert conn.execute("select count(*) from t").fetchone() == (2,)
+    finally:
+        for slug, env in (("db", "production"), ("db", "staging")):
+            paas("svc", "rm", slug, "--env", env, "--purge", "--yes", "--no-backup")
+        engine.images.remove(same_major, force=True)
+
+
+def test_redis_backup_restore_verify_connect_rotate(paas, engine, tmp_path):
+    from tests.support.cli import run_paas_process
+
+    add(paas, "cache", "redis-7", REDIS_IMAGE, "--tls")
+    client = redis.Redis.from_url(dsn(paas, "cache"))
+    client.set("k", "v")
+    backup = tmp_path / "cache.rdb"
+    ok(paas("svc", "backup", "cache", "--env", "production", "-o", str(backup)))
+    client.delete("k")
+    client.close()
+    ok(paas("svc", "restore", "cache", str(backup), "--env", "production", "--yes"))
+    assert redis.Redis.from_url(dsn(paas, "cache")).get("k") == b"v"
+    ok(paas("backup", "now", "cache", "--env", "production"))
+    verified = json.loads(ok(paas("backup", "verify", "cache", "--env", "production", "--json")).stdout)
+    assert verified["ok"], verified
+    connected = run_paas_process("svc", "connect", "cache", "--env", "production", input="GET k\n")
+    assert connected.exit_code == 0, connected.output
+    assert connected.stdout.split() == ["v"]
+    ok(paas("svc", "rotate-password", "cache", "--env", "production"))
+    assert redis.Redis.from_url(dsn(paas, "cache")).get("k") == b"v"
