@@ -186,7 +186,8 @@ def run_due(
     if not backups.records.schedule_count():
         _sync_scheduler(profile, backups)  # a purge removed the last scheduled service
     if json_output:
-        print_json({"ran": report.ran, "now": report.now, "backups": [asdict(item) for item in report.items]})
+        print_json({"ran": report.ran, "now": report.now, "backups": [asdict(item) for item in report.items],
+                    "tls_renewed": [asdict(renewal) for renewal in report.renewals]})
     elif not report.ran:
         message("Another `paas backup run-due` is running for this profile; nothing to do.")
     else:
@@ -200,6 +201,12 @@ def run_due(
                     message(f"  verify {'passed' if item.verified else 'FAILED'}: {item.verify_detail}")
             if item.error:
                 warn(f"{where} -> {item.destination}: {item.error}")
+        for renewal in report.renewals:
+            if renewal.error:
+                warn(f"{renewal.where}: its TLS certificate was not renewed: {renewal.error}")
+            else:
+                data(f"renewed the TLS certificate of {renewal.where} (valid until {renewal.not_after}; "
+                     + ("reloaded, no restart)" if renewal.reloaded else "restarted)"))
         if not report.items:
             message(f"No backup due at {report.now}.")
     if report.failures:

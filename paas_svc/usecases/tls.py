@@ -198,21 +198,40 @@ def renew(manager, service: ServiceRecord, timeout: float = 120.0) -> Renewal:
     return Renewal(service, delivered.not_after, reloaded)
 
 
-def renew_due(manager, now: datetime | None = None) -> list[Renewal]:
-    """Renew every TLS service of this manager's target whose certificate has less than 30 days
-    left (the host timer's `backup run-due` calls it). A service another process holds is left
-    for the next minute."""
-    from paas_svc.errors import Conflict
+@dataclass
+class RenewalOutcome:
+    where: str  # project/env/slug
+    not_after: str | None = None
+    reloaded: bool | None = None
+    error: str | None = None
+
+
+def renew_due(manager, now: datetime | None = None) -> list[RenewalOutcome]:
+    """Renew every Ready TLS service (on any target: `manager.for_target`) whose certificate has
+    less than 30 days left; the host timer's `backup run-due` calls it. A service another process
+    holds is left for the next minute; a failure is reported and retried then."""
+    from paas_svc.errors import PaasError
+    from paas_svc.state.locks import service_lock
     from paas_svc.state.models import READY
 
-    renewed = []
+    outcomes = []
     for service in manager.store.list_services():
-        if service.target != manager.target.name or service.status != READY or not needs_renewal(service, now):
+        if service.status != READY or not needs_renewal(service, now):
             continue
+        outcome = RenewalOutcome(f"{service.project}/{service.env}/{service.slug}")
         try:
-            with manager.locked(service, "tls renew") as current:
-                if needs_renewal(current, now):
-                    renewed.append(renew(manager, current))
-        except Conflict:
+            own = manager.for_target(service.target)
+            with service_lock(own.home, service.env_id, service.slug, "tls renew") as got:
+                if not got:
+                    continue  # busy: the next run renews it
+                current = own.store.get_service_by_id(service.id)
+                if not needs_renewal(current, now):
+                    continue
+                renewal = renew(own, current)
+        except PaasError as error:
+            outcome.error = error.message
+            outcomes.append(outcome)
             continue
-    return renewed
+        outcome.not_after, outcome.reloaded = renewal.not_after.isoformat(), renewal.reloaded
+        outcomes.append(outcome)
+    return outcomes

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import ssl
 from pathlib import Path
 
 import psycopg
@@ -209,3 +211,70 @@ def test_redis_backup_restore_verify_connect_rotate(paas, engine, tmp_path):
     assert connected.stdout.split() == ["v"]
     ok(paas("svc", "rotate-password", "cache", "--env", "production"))
     assert redis.Redis.from_url(dsn(paas, "cache")).get("k") == b"v"
+
+
+# -- svc update --tls, renewal ------------------------------------------------------------------
+
+
+def served_certificate(host: str, port: int, ca_file: str, starttls_postgres: bool = False) -> dict:
+    """The certificate a TLS server presents (verified against `ca_file`)."""
+    context = ssl.create_default_context(cafile=ca_file)
+    with socket.create_connection((host, port), timeout=10) as raw:
+        if starttls_postgres:
+            raw.sendall((8).to_bytes(4, "big") + (80877103).to_bytes(4, "big"))
+            assert raw.recv(1) == b"S"
+        with context.wrap_socket(raw, server_hostname=host) as tls:
+            return tls.getpeercert()
+
+
+def test_update_tls_off_optional_required_round_trip(paas, engine):
+    add(paas, "db", "postgres-16", POSTGRES_IMAGE)
+    plain = dsn(paas, "db")
+    assert "sslmode" not in plain
+    with psycopg.connect(plain + "?sslmode=disable") as conn:
+        conn.execute("create table t (n int)")
+    updated = json.loads(ok(paas("svc", "update", "db", "--env", "production", "--tls", "optional", "--json")).stdout)
+    assert updated["tls"] == "optional" and updated["recreated"]
+    url = dsn(paas, "db")
+    with psycopg.connect(url) as conn:  # verified TLS
+        assert conn.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()").fetchone() == (True,)
+    with psycopg.connect(plain + "?sslmode=disable") as conn:  # optional: plaintext still allowed
+        assert conn.execute("select count(*) from t").fetchone() == (0,)
+    ok(paas("svc", "update", "db", "--env", "production", "--tls", "required"))
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(plain + "?sslmode=disable")
+    with psycopg.connect(dsn(paas, "db")) as conn:
+        assert conn.execute("select count(*) from t").fetchone() == (0,)
+    ok(paas("svc", "update", "db", "--env", "production", "--tls", "off"))
+    assert dsn(paas, "db") == plain
+    with psycopg.connect(plain + "?sslmode=disable") as conn:
+        assert conn.execute("select count(*) from t").fetchone() == (0,)
+    refused = paas("svc", "update", "db", "--env", "production", "--tls", "sometimes")
+    assert refused.exit_code == 2 and "required, optional, off" in refused.stderr
+
+
+def test_renewal_by_run_due_reloads_without_a_restart(paas, engine):
+    add(paas, "db", "postgres-16", POSTGRES_IMAGE, "--tls")
+    add(paas, "cache", "redis-7", REDIS_IMAGE, "--tls")
+    variables = exported_json(paas)
+    ca_file = variables["DB_CA_CERT_FILE"]
+    shown = {slug: json.loads(ok(paas("svc", "show", slug, "--env", "production", "--json")).stdout) for slug in ("db", "cache")}
+    started = {slug: engine.api.inspect_container(info["container"])["State"]["StartedAt"] for slug, info in shown.items()}
+    before = {"db": served_certificate("127.0.0.1", int(variables["DB_PORT"]), ca_file, True),
+              "cache": served_certificate("127.0.0.1", int(variables["CACHE_PORT"]), ca_file)}
+    session = psycopg.connect(variables["DB_URL"])  # an open connection survives the renewal
+
+    # Nothing to renew today; 70 days on (20 left), both are renewed and reloaded in place.
+    quiet = json.loads(ok(paas("backup", "run-due", "--json")).stdout)
+    assert quiet["tls_renewed"] == []
+    later = json.loads(ok(paas("backup", "run-due", "--json", "--now", "2099-01-01T00:00:00Z")).stdout)
+    assert sorted((r["where"], r["reloaded"], r["error"]) for r in later["tls_renewed"]) == [
+        ("default/production/cache", True, None), ("default/production/db", True, None)]
+    after = {"db": served_certificate("127.0.0.1", int(variables["DB_PORT"]), ca_file, True),
+             "cache": served_certificate("127.0.0.1", int(variables["CACHE_PORT"]), ca_file)}
+    for slug in ("db", "cache"):
+        assert after[slug]["serialNumber"] != before[slug]["serialNumber"], slug
+        assert engine.api.inspect_container(shown[slug]["container"])["State"]["StartedAt"] == started[slug], "no restart"
+    assert session.execute("select 1").fetchone() == (1,)
+    session.close()
+    assert redis.Redis.from_url(variables["CACHE_URL"]).ping()
