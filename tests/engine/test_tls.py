@@ -11,6 +11,7 @@ import io
 import json
 import socket
 import ssl
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
@@ -253,7 +254,7 @@ def test_update_tls_off_optional_required_round_trip(paas, engine):
     assert refused.exit_code == 2 and "required, optional, off" in refused.stderr
 
 
-def test_renewal_by_run_due_reloads_without_a_restart(paas, engine):
+def test_renewal_by_run_due_reloads_without_a_restart(paas, engine, monkeypatch):
     add(paas, "db", "postgres-16", POSTGRES_IMAGE, "--tls")
     add(paas, "cache", "redis-7", REDIS_IMAGE, "--tls")
     variables = exported_json(paas)
@@ -264,9 +265,15 @@ def test_renewal_by_run_due_reloads_without_a_restart(paas, engine):
               "cache": served_certificate("127.0.0.1", int(variables["CACHE_PORT"]), ca_file)}
     session = psycopg.connect(variables["DB_URL"])  # an open connection survives the renewal
 
-    # Nothing to renew today; 70 days on (20 left), both are renewed and reloaded in place.
+    # Nothing to renew today; doctor is content. 80 days on, doctor warns (under 14 days left).
     quiet = json.loads(ok(paas("backup", "run-due", "--json")).stdout)
     assert quiet["tls_renewed"] == []
+    assert any(f["check"] == "tls" and f["ok"] for f in json.loads(paas("doctor", "--json").stdout)["findings"])
+    monkeypatch.setenv("PAAS_NOW", (datetime.now(timezone.utc) + timedelta(days=80)).isoformat())
+    warned = paas("doctor", "--json")
+    tls = [f for f in json.loads(warned.stdout)["findings"] if f["check"] == "tls"]
+    assert warned.exit_code != 0 and len(tls) == 2 and all("expires in 10 days" in f["message"] for f in tls), tls
+    monkeypatch.delenv("PAAS_NOW")
     later = json.loads(ok(paas("backup", "run-due", "--json", "--now", "2099-01-01T00:00:00Z")).stdout)
     assert sorted((r["where"], r["reloaded"], r["error"]) for r in later["tls_renewed"]) == [
         ("default/production/cache", True, None), ("default/production/db", True, None)]
