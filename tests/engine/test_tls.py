@@ -285,3 +285,28 @@ def test_renewal_by_run_due_reloads_without_a_restart(paas, engine, monkeypatch)
     assert session.execute("select 1").fetchone() == (1,)
     session.close()
     assert redis.Redis.from_url(variables["CACHE_URL"]).ping()
+
+
+# -- paas serve --tls auto ----------------------------------------------------------------------
+
+
+def test_serve_tls_auto_is_https_verified_by_the_profiles_ca(tmp_path, isolated_home):
+    import httpx
+
+    from tests.support.api_server import Server
+
+    server = Server(isolated_home, "--tls", "auto").start()
+    try:
+        token = server.token("ops", "admin")
+        ca_file = str(isolated_home / "tls" / "ca.crt")
+        url = f"https://127.0.0.1:{server.port}/api/me"
+        answer = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, verify=ca_file, timeout=10)
+        assert answer.status_code == 200 and answer.json()["name"] == "ops"
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.get(url, verify=other_ca_file(tmp_path), timeout=10)
+        with pytest.raises(httpx.HTTPError):  # plain HTTP on the HTTPS port
+            httpx.get(f"http://127.0.0.1:{server.port}/api/me", timeout=10)
+        assert "certificate from the profile's CA" in server.output()
+        assert oct((isolated_home / "tls" / "serve.key").stat().st_mode & 0o777) == "0o600"
+    finally:
+        server.stop()
