@@ -5,7 +5,7 @@ A service's mode is `spec["tls"]`: "required" (plaintext refused), "optional" (b
 (plaintext only). Its kind module says how (see paas_svc/kinds/__init__.py):
     tls_server(mode) -> (arguments, environment)  what turns TLS on; the arguments follow the
                        template's command, or the kind's SERVER_COMMAND (the image's own CMD)
-    TLS_FILE_OWNER     "user" (looked up in the container's /etc/passwd) or "uid:gid": the
+    TLS_FILE_OWNER     "user[,user...]" (the first in the container's /etc/passwd) or "uid:gid": the
                        owner of the key (0600); the certificates are 0644
     tls_files(mode)    optional: more files for /paas-tls (postgres: its hba file)
     tls_url(url, mode, ca_path) -> the URL apps get (the verification their clients read)
@@ -86,8 +86,8 @@ def server_names(manager, service: ServiceRecord) -> list[str]:
 
 
 def container_owner(engine, container: str, owner: str) -> tuple[int, int]:
-    """(uid, gid) of `owner` ("uid:gid", or a user name read from the container's /etc/passwd);
-    (0, 0) when the image has no such user."""
+    """(uid, gid) of `owner` ("uid:gid", or user names read from the container's /etc/passwd,
+    comma-separated: the first the image has); (0, 0) when it has none of them."""
     if ":" in owner and owner.replace(":", "").isdigit():
         uid, gid = owner.split(":", 1)
         return int(uid), int(gid)
@@ -99,11 +99,12 @@ def container_owner(engine, container: str, owner: str) -> tuple[int, int]:
             text = handle.read().decode("utf-8", errors="replace") if handle is not None else ""
     except (tarfile.TarError, OSError):
         return 0, 0
+    users = {}
     for line in text.splitlines():
         fields = line.split(":")
-        if len(fields) >= 4 and fields[0] == owner and fields[2].isdigit() and fields[3].isdigit():
-            return int(fields[2]), int(fields[3])
-    return 0, 0
+        if len(fields) >= 4 and fields[2].isdigit() and fields[3].isdigit():
+            users.setdefault(fields[0], (int(fields[2]), int(fields[3])))
+    return next((users[name] for name in owner.split(",") if name in users), (0, 0))
 
 
 def files_archive(files: list[tuple[str, bytes, int]], uid: int, gid: int) -> bytes:

@@ -310,3 +310,20 @@ def test_serve_tls_auto_is_https_verified_by_the_profiles_ca(tmp_path, isolated_
         assert oct((isolated_home / "tls" / "serve.key").stat().st_mode & 0o777) == "0o600"
     finally:
         server.stop()
+
+
+def test_hot_paths_of_a_tls_service_load_no_x509(paas, engine, isolated_home):
+    import subprocess
+    import sys
+
+    add(paas, "db", "postgres-16", POSTGRES_IMAGE, "--tls")
+    for argv in (["svc", "dsn", "db", "--env", "production"], ["env", "export", "--env", "production"],
+                 ["svc", "list", "--json"]):
+        code = ("import sys; from paas_svc.cli.main import run; code = run(%r); "
+                "print(sorted(sys.modules), file=sys.stderr); sys.exit(code)" % argv)
+        completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert completed.returncode == 0, completed.stderr[-2000:]
+        modules = completed.stderr.strip().splitlines()[-1]
+        assert "cryptography.x509" not in modules and "asymmetric" not in modules, argv
+        assert "paas_svc.usecases.tls" not in modules, argv
+    assert "sslmode=verify-full" in ok(paas("svc", "dsn", "db", "--env", "production")).stdout
