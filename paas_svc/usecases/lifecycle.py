@@ -331,21 +331,9 @@ class ServiceManager:
         return AddResult(service, time.monotonic() - started, reattached, resumed, wait)
 
     def _tls_for_new(self, template: Template, tls: str | None) -> str | None:
-        """The TLS mode a new service gets: the one asked for ("off": None), else required where
-        apps reach it over a network (a publish address that is not loopback; not on Swarm yet)."""
-        from paas_svc.engine.targets import is_loopback
+        from paas_svc.usecases.tls import new_service_mode
 
-        if tls is None:
-            if self.target.swarm or is_loopback(self.target.publish_address) or kind_hook(template.kind, "tls_server") is None:
-                return None
-            tls = "required"
-        if tls == "off":
-            return None
-        from paas_svc.usecases.tls import check_kind_supports, check_mode
-
-        check_mode(tls)
-        check_kind_supports(template.kind, template.key)
-        return tls
+        return new_service_mode(self.target, template.kind, template.key, tls)
 
     def ensure_image(self, image: str) -> None:
         """Pull the image when this host lacks it, showing progress."""

@@ -62,6 +62,22 @@ def check_kind_supports(kind: str, template: str) -> None:
                            hint="Leave out --tls (or pass --no-tls on a remote target).")
 
 
+def new_service_mode(target, kind: str, template: str, asked: str | None) -> str | None:
+    """The mode a new service gets: the one asked for ("off": None), else "required" where apps
+    reach it over a network (a target whose publish address is not loopback; not Swarm yet, and
+    only for kinds that speak TLS), else None."""
+    from paas_svc.engine.targets import is_loopback
+
+    if asked is None:
+        if target.swarm or is_loopback(target.publish_address) or kind_hook(kind, "tls_server") is None:
+            return None
+        asked = "required"
+    if check_mode(asked) == "off":
+        return None
+    check_kind_supports(kind, template)
+    return asked
+
+
 def server_arguments(kind: str, mode: str, command: list[str] | None) -> tuple[list[str] | None, dict[str, str]]:
     """The container's command with its kind's TLS arguments, and the environment they need."""
     hook = kind_hook(kind, "tls_server")

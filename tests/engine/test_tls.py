@@ -327,3 +327,17 @@ def test_hot_paths_of_a_tls_service_load_no_x509(paas, engine, isolated_home):
         assert "cryptography.x509" not in modules and "asymmetric" not in modules, argv
         assert "paas_svc.usecases.tls" not in modules, argv
     assert "sslmode=verify-full" in ok(paas("svc", "dsn", "db", "--env", "production")).stdout
+
+
+def test_run_network_and_docker_export_make_the_ca_reachable_in_the_apps_container(paas, engine, paas_process):
+    add(paas, "db", "postgres-16", POSTGRES_IMAGE, "--tls")
+    docker_format = ok(paas("env", "export", "--env", "production", "--network", "--format", "docker")).stdout
+    mount_line = docker_format.splitlines()[0]
+    assert mount_line.startswith("# docker run -v ") and mount_line.split()[4].endswith(":/paas-tls/ca.crt:ro")
+    assert "DB_CA_CERT_FILE=/paas-tls/ca.crt" in docker_format.splitlines()
+    # The app: psql in a container on the network, given DB_URL and the CA mount by `paas run --network`.
+    script = ('exec docker run --rm --network "$PAAS_NETWORK" -v "$PAAS_CA_MOUNT" -e DB_URL --entrypoint psql '
+              f'{POSTGRES_IMAGE} "$DB_URL" -Atc "select ssl from pg_stat_ssl where pid = pg_backend_pid()"')
+    result = paas_process("run", "--env", "production", "--network", "--", "sh", "-c", script)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "t"

@@ -54,3 +54,23 @@ def test_server_arguments_follow_the_template_command_or_the_images():
     assert command[:3] == ["redis-server", "--appendonly", "yes"] and command[command.index("--port") + 1] == "0"
     command, _ = server_arguments("mysql", "required", None)
     assert command[0] == "mariadbd" and "--require-secure-transport=ON" in command
+
+
+def test_tls_is_the_default_where_the_publish_address_is_not_loopback():
+    import pytest
+
+    from paas_svc.engine.targets import Target, local_target
+    from paas_svc.errors import InvalidInput
+    from paas_svc.usecases.tls import new_service_mode
+
+    remote = Target("prod", "ssh://deploy@10.0.0.5", "10.0.0.5")
+    assert new_service_mode(local_target(), "postgres", "postgres-16", None) is None
+    assert new_service_mode(remote, "postgres", "postgres-16", None) == "required"
+    assert new_service_mode(remote, "postgres", "postgres-16", "off") is None  # --no-tls
+    assert new_service_mode(remote._replace(swarm=True), "redis", "redis-7", None) is None  # not on Swarm yet
+    assert new_service_mode(remote, "generic", "my-app", None) is None  # a kind without TLS stays plain
+    assert new_service_mode(local_target(), "mysql", "mariadb-11", "required") == "required"
+    with pytest.raises(InvalidInput, match="cannot speak TLS"):
+        new_service_mode(local_target(), "generic", "my-app", "required")
+    with pytest.raises(InvalidInput, match="required, optional, off"):
+        new_service_mode(local_target(), "postgres", "postgres-16", "maybe")
