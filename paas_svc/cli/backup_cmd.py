@@ -31,8 +31,10 @@ def _backups(profile, reporter=None):
 
 def _sync_scheduler(profile, backups, environment=None) -> None:
     from paas_svc.usecases.backups.scheduler_install import sync
+    from paas_svc.usecases.tls import timer_users
 
-    entry = sync(profile.home, profile.store.profile_id(), backups.records.schedule_count(), environment)
+    # TLS services need the timer too (their renewals): it stays while either exists.
+    entry = sync(profile.home, profile.store.profile_id(), timer_users(profile.store), environment)
     if entry is not None and entry.note:
         message(entry.note)
 
@@ -184,7 +186,7 @@ def run_due(
     backups = _backups(profile)
     report = run(backups, clock.now(now))
     if not backups.records.schedule_count():
-        _sync_scheduler(profile, backups)  # a purge removed the last scheduled service
+        _sync_scheduler(profile, backups)  # a purge removed the last scheduled service (TLS services keep the timer)
     if json_output:
         print_json({"ran": report.ran, "now": report.now, "backups": [asdict(item) for item in report.items],
                     "tls_renewed": [asdict(renewal) for renewal in report.renewals]})

@@ -65,6 +65,9 @@ def tls_postgres(paas, engine):
 def test_postgres_psycopg_and_sqlalchemy_verify_full(tls_postgres, tmp_path):
     import sqlalchemy
 
+    # The host timer that renews the certificate was installed with the service (tests: their own cron.d).
+    assert [path.name for path in (tmp_path / "cron.d").iterdir()], "no host timer"
+
     url = tls_postgres["DB_URL"]
     ca_file = tls_postgres["DB_CA_CERT_FILE"]
     assert f"sslmode=verify-full&sslrootcert={ca_file}" in url
