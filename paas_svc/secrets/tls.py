@@ -16,7 +16,6 @@ The cheap half (paths, the PEM, a certificate's expiry read by `doctor`) imports
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -151,6 +150,8 @@ def _make_ca(vault, profile_id: str):
 def issue_server_certificate(vault, names: list[str], days: int = SERVER_DAYS) -> ServerCertificate:
     """A new key and a certificate signed by the profile's CA for `names` (IP addresses and DNS
     names, duplicates dropped), valid `days`."""
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec

@@ -344,3 +344,28 @@ def test_run_network_and_docker_export_make_the_ca_reachable_in_the_apps_contain
     result = paas_process("run", "--env", "production", "--network", "--", "sh", "-c", script)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "t"
+
+
+def test_mariadb_renewal_reloads_with_flush_ssl(paas, engine):
+    import pymysql
+
+    add(paas, "sql", "mariadb-11", MARIADB_IMAGE, "--tls")
+    variables = exported_json(paas, "--only", "sql")
+    parts = dict(host=variables["SQL_HOST"], port=int(variables["SQL_PORT"]), user=variables["SQL_USER"],
+                 password=variables["SQL_PASSWORD"], database=variables["SQL_DATABASE"],
+                 ssl_ca=variables["SQL_CA_CERT_FILE"], ssl_verify_identity=True)
+    container = json.loads(ok(paas("svc", "show", "sql", "--env", "production", "--json")).stdout)["container"]
+    started = engine.api.inspect_container(container)["State"]["StartedAt"]
+
+    def served_serial() -> str:
+        with pymysql.connect(**parts) as conn, conn.cursor() as cursor:
+            cursor.execute("SHOW STATUS LIKE 'Ssl_server_not_after'")
+            not_after = cursor.fetchone()[1]
+            cursor.execute("SELECT 1")
+            return not_after + "/" + str(conn._sock.getpeercert()["serialNumber"])  # noqa: SLF001 - the TLS socket
+
+    before = served_serial()
+    later = json.loads(ok(paas("backup", "run-due", "--json", "--now", "2099-01-01T00:00:00Z")).stdout)
+    assert [(r["where"], r["reloaded"]) for r in later["tls_renewed"]] == [("default/production/sql", True)], later
+    assert served_serial() != before
+    assert engine.api.inspect_container(container)["State"]["StartedAt"] == started, "no restart"
