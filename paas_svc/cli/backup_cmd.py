@@ -31,7 +31,7 @@ def _backups(profile, reporter=None):
 
 def _sync_scheduler(profile, backups, environment=None) -> None:
     from paas_svc.usecases.backups.scheduler_install import sync
-    from paas_svc.usecases.tls import timer_users
+    from paas_svc.usecases.backups.timer import timer_users
 
     # TLS services need the timer too (their renewals): it stays while either exists.
     entry = sync(profile.home, profile.store.profile_id(), timer_users(profile.store), environment)

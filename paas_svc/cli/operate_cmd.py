@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from paas_svc.cli.options import DEFAULT_TIMEOUT, EnvOption, JsonOption, ProjectOption, TimeoutOption
-from paas_svc.cli.output import StderrReporter, print_json
+from paas_svc.cli.output import StderrReporter, message, print_json
 from paas_svc.cli.render import print_table, result
 from paas_svc.cli.state import close_profiles, find_service, open_profile, service_manager
 from paas_svc.cli.svc_cmd import SlugArgument, app, service_json
@@ -111,6 +111,12 @@ def update(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
     if tls is not None:
         changes["tls"] = tls
     updated = update_service(manager, service, changes, timeout)
+    if "tls" in updated.changed and updated.service.spec.get("tls"):  # the host timer renews its certificate
+        from paas_svc.usecases.backups.timer import ensure_timer
+
+        installed = ensure_timer(profile.home, profile.store)
+        if installed:
+            message(installed)
     shown = limits_json(updated.service.spec)
     payload = {"action": "update", "project": service.project, "env": service.env, "slug": slug,
                "changed": updated.changed, "recreated": updated.recreated, "limits": shown,

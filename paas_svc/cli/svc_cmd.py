@@ -101,6 +101,11 @@ def add(
         notes.append(f"Not waited for; `paas svc wait {service.slug} --env {service.env}` confirms it accepts connections.")
     if env is None and not added.reattached:
         notes += _removed_elsewhere_notes(profile.store, service)
+    if service.spec.get("tls"):  # the host timer renews its certificate
+        from paas_svc.usecases.backups.timer import ensure_timer
+
+        installed = ensure_timer(profile.home, profile.store)
+        notes += [installed] if installed else []
     result(f"{service.slug} ({service.template}) in {service.project}/{service.env}: {status} in {added.elapsed_seconds:.1f}s{how}",
            {**service_json(service, status, publish_hosts(profile.store, [service])[service.id]),
             "action": "reattach" if added.reattached else ("resume" if added.resumed else "add"),

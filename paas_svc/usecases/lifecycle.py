@@ -328,10 +328,6 @@ class ServiceManager:
             self._bring_up(service, timeout, wait, pull=on_recorded is not None)
         action = "reattach" if reattached else ("resume" if resumed else "add")
         self.store.audit(action, project, env, slug, f"template={template.key} image={service.image}")
-        if service.spec.get("tls"):
-            from paas_svc.usecases.tls import ensure_renewal_timer
-
-            ensure_renewal_timer(self)  # the host timer renews its certificate
         return AddResult(service, time.monotonic() - started, reattached, resumed, wait)
 
     def _tls_for_new(self, template: Template, tls: str | None) -> str | None:

@@ -211,10 +211,6 @@ def update_service(manager: ServiceManager, service: ServiceRecord, changes: dic
         manager.store.set_spec(service.id, new_spec)
         manager.store.audit("update", service.project, service.env, service.slug,
                             " ".join(f"{key}={new_spec[key]}" for key in changed))
-        if "tls" in changed and new_spec.get("tls"):
-            from paas_svc.usecases.tls import ensure_renewal_timer
-
-            ensure_renewal_timer(manager)  # the host timer renews its certificate
         return UpdateResult(manager.store.get_service_by_id(service.id), changed, recreate)
 
 

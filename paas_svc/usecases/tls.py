@@ -187,28 +187,6 @@ def probe_context(manager, service: ServiceRecord):
 # -- renewal -----------------------------------------------------------------------------------
 
 
-def timer_users(store) -> int:
-    """What needs the host timer (`backup run-due` every minute): backup schedules and TLS
-    services (their renewals). It is installed with the first and removed after the last."""
-    from paas_svc.usecases.backups.records import BackupRecords
-
-    return BackupRecords(store).schedule_count() + sum(1 for service in store.list_services() if tls_mode(service))
-
-
-def ensure_renewal_timer(manager) -> str | None:
-    """Install the host timer for a new TLS service, as the first backup schedule does (a note
-    when it was installed; None when it was there, or this host has no cron/systemd). A timer
-    that cannot be installed is no reason to fail the add: `doctor` warns before expiry."""
-    from paas_svc.errors import PaasError
-    from paas_svc.usecases.backups.scheduler_install import sync
-
-    try:
-        entry = sync(manager.home, manager.store.profile_id(), timer_users(manager.store))
-    except PaasError:
-        return None
-    return entry.note if entry is not None else None
-
-
 @dataclass
 class Renewal:
     service: ServiceRecord
