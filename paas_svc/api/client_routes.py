@@ -132,7 +132,8 @@ def _acting(verb: str):
             shown = actions.repair(manager, service, _timeout(call), _flag(call, "allow_empty"))
         elif verb == "update":
             q = call.query
-            shown = actions.update(manager, service, q.get("memory"), q.get("cpus"), q.get("url_scheme"), _timeout(call))
+            shown = actions.update(manager, service, q.get("memory"), q.get("cpus"), q.get("url_scheme"), _timeout(call),
+                                   tls=q.get("tls") or None, home=call.context.home)
         elif verb == "rotate-password":
             shown = actions.rotate_password(manager, service, _timeout(call))
         elif verb == "rm":
@@ -197,7 +198,7 @@ def cli_add_service(call):
                         image=query.get("image") or call.context.image_for(template), port=int(port) if port else None,
                         timeout=_timeout(call), wait=query.get("wait", "1") != "0", node=query.get("node") or None,
                         url_scheme=query.get("url_scheme") or None, memory=query.get("memory") or None,
-                        cpus=query.get("cpus") or None)
+                        cpus=query.get("cpus") or None, tls=query.get("tls") or None, home=call.context.home)
     call.context.status_cache.invalidate()
     return 200, shown.as_json()
 
@@ -345,7 +346,8 @@ CLIENT_ROUTES.append(
      {"slug": "the new service's slug", "template": "catalog key", "project": "project", "env": "environment (default: development)",
       "image": "image instead of the template's (default: the server's --image for it)", "port": "host port",
       "timeout": "seconds to wait", "wait": "0: do not wait for readiness", "node": "Swarm node",
-      "url_scheme": "postgres or postgresql", "memory": "memory limit", "cpus": "CPU limit"},
+      "url_scheme": "postgres or postgresql", "memory": "memory limit", "cpus": "CPU limit",
+      "tls": "required or off (default: the target's)"},
      {200: "What the command prints: {line, payload, notes}", 409: "Slug taken or busy", **_COMMON}))
 CLIENT_ROUTES.append(
     ("GET", CLI + "/audit", cli_audit, "`paas audit --json` (admin)", ADMIN,
@@ -368,7 +370,7 @@ CLIENT_ROUTES += [
       **({"purge": "1: delete the volume too (admin)", "no_backup": "1: with purge, no final backup"} if verb == "rm" else {}),
       **({"allow_empty": "1: re-create it EMPTY when its volume is gone"} if verb == "repair" else {}),
       **({"memory": "memory limit (none removes it)", "cpus": "CPU limit (none removes it)",
-          "url_scheme": "postgres or postgresql"} if verb == "update" else {})},
+          "url_scheme": "postgres or postgresql", "tls": "required, optional or off"} if verb == "update" else {})},
      {200: "What the command prints: {line, payload, notes}", 409: "Busy, removed or interrupted", **_COMMON})
     for verb, summary in _ACTIONS.items()
 ]

@@ -75,6 +75,7 @@ def update(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
            memory: Annotated[Optional[str], typer.Option("--memory", help="Memory limit, e.g. 512m or 1g; none removes it.")] = None,
            cpus: Annotated[Optional[str], typer.Option("--cpus", help="CPU limit in cores, e.g. 1.5; none removes it.")] = None,
            url_scheme: Annotated[Optional[str], typer.Option("--url-scheme", help="PostgreSQL: postgres or postgresql in {SLUG}_URL (no restart).")] = None,
+           tls: Annotated[Optional[str], typer.Option("--tls", help="required, optional or off: TLS with a certificate from the profile's CA (re-creates the container).")] = None,
            timeout: TimeoutOption = DEFAULT_TIMEOUT, json_output: JsonOption = False) -> None:
     """Change a service's settings. New limits re-create its container on the same volume, credentials and port."""
     from paas_svc.cli.remote import logged_in
@@ -82,16 +83,16 @@ def update(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
     from paas_svc.usecases import actions
     from paas_svc.usecases.lifecycle import validate_timeout
 
-    actions.check_update_options(slug, memory, cpus, url_scheme)
+    actions.check_update_options(slug, memory, cpus, url_scheme, tls)
     validate_timeout(timeout)
     remote = logged_in()
     if remote is not None:
         return print_shown(remote.act(slug, "update", project, env, timeout=timeout, memory=memory, cpus=cpus,
-                                      url_scheme=url_scheme), json_output)
+                                      url_scheme=url_scheme, tls=tls), json_output)
     profile = open_profile()
     service = find_service(profile, project, env, slug)
     print_shown(actions.update(service_manager(profile, StderrReporter(), service.target), service, memory, cpus, url_scheme,
-                               timeout), json_output)
+                               timeout, tls=tls, home=profile.home), json_output)
 
 
 @app.command("stats")

@@ -32,6 +32,7 @@ def add(
     url_scheme: Annotated[Optional[str], typer.Option("--url-scheme", help="PostgreSQL: postgres (default) or postgresql (what SQLAlchemy needs) in {SLUG}_URL.")] = None,
     memory: Annotated[Optional[str], typer.Option("--memory", help="Memory limit of the container, e.g. 512m or 1g (default: none).")] = None,
     cpus: Annotated[Optional[str], typer.Option("--cpus", help="CPU limit in cores, e.g. 1.5 (default: none).")] = None,
+    tls: Annotated[Optional[bool], typer.Option("--tls/--no-tls", help="TLS required, with a certificate from the profile's CA (default: on for targets whose publish address is not loopback).")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Provision a service from the catalog and wait until it accepts connections."""
@@ -47,7 +48,7 @@ def add(
         if value:
             parse(value)
     options = {"image": image, "port": port, "timeout": timeout, "wait": not no_wait, "node": node,
-               "url_scheme": url_scheme, "memory": memory, "cpus": cpus}
+               "url_scheme": url_scheme, "memory": memory, "cpus": cpus, "tls": None if tls is None else ("required" if tls else "off")}
     remote = logged_in()
     if remote is not None:
         return print_shown(remote.add(slug, template, project, env, options), json_output)
@@ -57,7 +58,7 @@ def add(
     project_name = resolve_project(profile.store, project)
     env_name = resolve_env(profile.store, project_name, env)
     print_shown(actions.add(service_manager(profile, StderrReporter()), profile.store, project_name, env_name, slug, template,
-                            env_given=env is not None, **options), json_output)
+                            env_given=env is not None, home=profile.home, **options), json_output)
 
 
 @app.command("list")
@@ -140,13 +141,13 @@ def dsn(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None
         data(revealed["dsn"])
         return
     from paas_svc.usecases.listing import check_removed
-    from paas_svc.usecases.reveal import connection_string, record_dsn_reveal, service_publish_host
+    from paas_svc.usecases.reveal import connection_string, record_dsn_reveal, service_publish_host, tls_view
 
     profile = open_profile()
     service = find_service(profile, project, env, slug)
     _warn_if(check_removed(service, removed))
     value = connection_string(service, profile.vault.credentials(service), network,
-                              service_publish_host(profile.store, service))
+                              service_publish_host(profile.store, service), tls_view(profile.vault, service, network))
     data(value)  # delivered first: a reveal that could not be written is not recorded
     record_dsn_reveal(profile.store, service, network)
 

@@ -46,9 +46,13 @@ def check_tcp(host: str, port: int) -> str:
         return "accepts connections"
 
 
-def check_http(host: str, port: int, path: str = "/", status: int = 200, bearer: str | None = None) -> str:
+def check_http(host: str, port: int, path: str = "/", status: int = 200, bearer: str | None = None, ssl_context=None) -> str:
+    """GET `path`; over HTTPS (the certificate verified by `ssl_context`) when given one."""
     headers = {"Authorization": "Bearer " + bearer} if bearer else {}
-    connection = http.client.HTTPConnection(host, port, timeout=HTTP_TIMEOUT_SECONDS)
+    if ssl_context is not None:
+        connection = http.client.HTTPSConnection(host, port, timeout=HTTP_TIMEOUT_SECONDS, context=ssl_context)
+    else:
+        connection = http.client.HTTPConnection(host, port, timeout=HTTP_TIMEOUT_SECONDS)
     try:
         connection.request("GET", path, headers=headers)
         response = connection.getresponse()

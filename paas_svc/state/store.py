@@ -30,6 +30,9 @@ DEFAULT_PROJECT = "default"
 DEFAULT_ENVIRONMENTS = ("development", "staging", "production")
 DESTINATION_SECRET_PREFIX = "dest:"
 NOTIFIER_SECRET_PREFIX = "notify:"
+# Secrets kept in the meta table (the profile's TLS CA key: paas_svc/secrets/tls.py), as `meta:KEY`.
+META_SECRET_PREFIX = "meta:"
+META_SECRET_KEYS = ("tls_ca_key",)
 
 # Applied in order, once each; PRAGMA user_version counts how many are applied.
 MIGRATIONS: list[str] = [
@@ -602,7 +605,7 @@ class StateStore:
 
     def secret_count(self) -> int:
         return sum(self._execute(f"SELECT count(*) FROM {table} WHERE secret IS NOT NULL").fetchone()[0]
-                   for table in ("services", "backup_destinations", "backup_notifiers"))
+                   for table in ("services", "backup_destinations", "backup_notifiers")) + len(self._meta_secrets())
 
     def secret_of(self, service_id: str) -> str | None:
         """The service's encrypted credentials as stored now (None when it has none or is gone)."""
@@ -615,15 +618,23 @@ class StateStore:
             return f"backup destination {service_id[len(DESTINATION_SECRET_PREFIX):]}"
         if service_id.startswith(NOTIFIER_SECRET_PREFIX):
             return f"backup notifier {service_id[len(NOTIFIER_SECRET_PREFIX):]}"
+        if service_id.startswith(META_SECRET_PREFIX):
+            return f"the profile's {service_id[len(META_SECRET_PREFIX):]}"
         service = self.get_service_by_id(service_id)
         return f"{service.project}/{service.env}/{service.slug}"
 
     def all_secrets(self) -> list[tuple[str, str]]:
         """(id, token) of every stored secret: services by id, backup destinations as `dest:NAME`,
-        backup notifiers (a webhook URL) as `notify:NAME`."""
+        backup notifiers (a webhook URL) as `notify:NAME`, the profile's own (the TLS CA key) as `meta:KEY`."""
         return [*self._execute("SELECT id, secret FROM services WHERE secret IS NOT NULL"),
                 *self._execute(f"SELECT '{DESTINATION_SECRET_PREFIX}' || name, secret FROM backup_destinations WHERE secret IS NOT NULL"),
-                *self._execute(f"SELECT '{NOTIFIER_SECRET_PREFIX}' || name, secret FROM backup_notifiers WHERE secret IS NOT NULL")]
+                *self._execute(f"SELECT '{NOTIFIER_SECRET_PREFIX}' || name, secret FROM backup_notifiers WHERE secret IS NOT NULL"),
+                *self._meta_secrets()]
+
+    def _meta_secrets(self) -> list[tuple[str, str]]:
+        marks = ", ".join("?" for _ in META_SECRET_KEYS)
+        return [(META_SECRET_PREFIX + key, value) for key, value in
+                self._execute(f"SELECT key, value FROM meta WHERE key IN ({marks})", META_SECRET_KEYS)]
 
     def replace_secrets(self, db: sqlite3.Connection, new_secrets: dict[str, str]) -> None:
         """Inside an open write transaction: store re-encrypted secrets."""
@@ -632,6 +643,8 @@ class StateStore:
                 db.execute("UPDATE backup_destinations SET secret = ? WHERE name = ?", (token, secret_id[len(DESTINATION_SECRET_PREFIX):]))
             elif secret_id.startswith(NOTIFIER_SECRET_PREFIX):
                 db.execute("UPDATE backup_notifiers SET secret = ? WHERE name = ?", (token, secret_id[len(NOTIFIER_SECRET_PREFIX):]))
+            elif secret_id.startswith(META_SECRET_PREFIX):
+                db.execute("UPDATE meta SET value = ? WHERE key = ?", (token, secret_id[len(META_SECRET_PREFIX):]))
             else:
                 db.execute("UPDATE services SET secret = ? WHERE id = ?", (token, secret_id))
 

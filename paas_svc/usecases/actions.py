@@ -121,8 +121,10 @@ def rotate_password(manager, service, timeout: float) -> Shown:
 
 def add(manager, store, project: str, env: str, slug: str, template: str, *, env_given: bool, image: str | None,
         port: int | None, timeout: float, wait: bool, node: str | None, url_scheme: str | None,
-        memory: str | None, cpus: str | None) -> Shown:
-    """`svc add`: provision from the catalog and (unless not `wait`) wait until it accepts connections."""
+        memory: str | None, cpus: str | None, tls: str | None = None, home=None) -> Shown:
+    """`svc add`: provision from the catalog and (unless not `wait`) wait until it accepts connections.
+    `tls`: "required" or "off" (None: the target's default); a TLS service installs the host
+    timer that renews its certificate (`home`: the profile's home)."""
     from paas_svc.limits import parse_cpus, parse_memory
     from paas_svc.naming import validate_name
     from paas_svc.usecases.lifecycle import validate_timeout
@@ -131,7 +133,7 @@ def add(manager, store, project: str, env: str, slug: str, template: str, *, env
     validate_timeout(timeout)
     limits = {"memory": parse_memory(memory) if memory else None, "cpus": parse_cpus(cpus) if cpus else None}
     added = manager.add(project, env, slug, template, image=image, timeout=timeout, wait=wait, host_port=port,
-                        limits=limits if any(limits.values()) else None, url_scheme=url_scheme, node=node)
+                        limits=limits if any(limits.values()) else None, url_scheme=url_scheme, node=node, tls=tls)
     service = added.service
     status = "Ready" if added.waited else "Starting"
     how = " (reattached its volume with the original credentials)" if added.reattached else ""
@@ -140,6 +142,7 @@ def add(manager, store, project: str, env: str, slug: str, template: str, *, env
         notes.append(f"Not waited for; `paas svc wait {service.slug} --env {service.env}` confirms it accepts connections.")
     if not env_given and not added.reattached:
         notes += _removed_elsewhere_notes(store, service)
+    notes += _renewal_timer_notes(home, store, service)
     from paas_svc.usecases.listing import publish_hosts
 
     return Shown(f"{service.slug} ({service.template}) in {service.project}/{service.env}: {status} in {added.elapsed_seconds:.1f}s{how}",
@@ -161,21 +164,34 @@ def _removed_elsewhere_notes(store, service) -> list[str]:
             f"{reattach_command(twin.slug, twin.env, twin.template)}" for twin in twins]
 
 
-def check_update_options(slug: str, memory: str | None, cpus: str | None, url_scheme: str | None) -> None:
+def _renewal_timer_notes(home, store, service) -> list[str]:
+    """A TLS service needs the host timer (it renews the certificate), as a backup schedule does."""
+    if home is None or not service.spec.get("tls"):
+        return []
+    from paas_svc.usecases.backups.timer import ensure_timer
+
+    installed = ensure_timer(home, store)
+    return [installed] if installed else []
+
+
+def check_update_options(slug: str, memory: str | None, cpus: str | None, url_scheme: str | None,
+                         tls: str | None = None) -> None:
     from paas_svc.errors import InvalidInput
 
-    if memory is None and cpus is None and url_scheme is None:
-        raise InvalidInput("Nothing to update.", hint=f"Pass --memory, --cpus and/or --url-scheme, e.g. `paas svc update {slug} --memory 512m`.")
+    if memory is None and cpus is None and url_scheme is None and tls is None:
+        raise InvalidInput("Nothing to update.",
+                           hint=f"Pass --memory, --cpus, --url-scheme and/or --tls, e.g. `paas svc update {slug} --memory 512m`.")
 
 
-def update(manager, service, memory: str | None, cpus: str | None, url_scheme: str | None, timeout: float) -> Shown:
+def update(manager, service, memory: str | None, cpus: str | None, url_scheme: str | None, timeout: float,
+           tls: str | None = None, home=None) -> Shown:
     """`svc update`: new limits re-create the container on the same volume, credentials and port."""
     from paas_svc.limits import limits_json, parse_cpus, parse_memory
     from paas_svc.usecases.lifecycle import validate_timeout
     from paas_svc.usecases.operate import update_service
 
     slug = service.slug
-    check_update_options(slug, memory, cpus, url_scheme)
+    check_update_options(slug, memory, cpus, url_scheme, tls)
     validate_timeout(timeout)
     changes = {}
     if url_scheme is not None:
@@ -190,13 +206,17 @@ def update(manager, service, memory: str | None, cpus: str | None, url_scheme: s
         if cpus is not None:
             limits["cpus"] = parse_cpus(cpus, manager.engine.cpu_count())
         changes["limits"] = limits
+    if tls is not None:
+        changes["tls"] = tls
     updated = update_service(manager, service, changes, timeout)
+    notes = _renewal_timer_notes(home, manager.store, updated.service) if "tls" in updated.changed else []
     shown = limits_json(updated.service.spec)
     payload = {"action": "update", "project": service.project, "env": service.env, "slug": slug,
                "changed": updated.changed, "recreated": updated.recreated, "limits": shown,
-               "url_scheme": updated.service.spec.get("url_scheme")}
+               "url_scheme": updated.service.spec.get("url_scheme"), "tls": updated.service.spec.get("tls") or "off"}
     if not updated.changed:
         return Shown(f"{slug} in {service.project}/{service.env}: already so; nothing changed", payload)
     return Shown(f"{slug} in {service.project}/{service.env}: memory {shown['memory'] or 'unlimited'}, cpus {shown['cpus'] or 'unlimited'}, "
-                 f"URL scheme {updated.service.spec.get('url_scheme') or 'as the template writes it'}"
-                 + (" (container re-created, Ready)" if updated.recreated else ""), payload)
+                 f"URL scheme {updated.service.spec.get('url_scheme') or 'as the template writes it'}, "
+                 f"TLS {updated.service.spec.get('tls') or 'off'}"
+                 + (" (container re-created, Ready)" if updated.recreated else ""), payload, notes)

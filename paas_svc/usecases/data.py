@@ -506,8 +506,10 @@ class DataOps:
             self.step(f"Creating {to_slug} in {service.project}/{to_env}")
             try:
                 # The clone runs the definition its source was created with, not the catalog's today.
+                # A TLS source gives a TLS copy (same mode); else the target's default.
                 target = self.manager.add(service.project, to_env, to_slug, service.template, image=service.image,
-                                          timeout=timeout, definition=template_from_spec(service.template, service.spec)).service
+                                          timeout=timeout, definition=template_from_spec(service.template, service.spec),
+                                          tls=service.spec.get("tls") or None).service
             except ProvisioningFailed:
                 half_made = self.store.find_service(service.project, to_env, to_slug)
                 if half_made is not None:  # ours: it did not exist a moment ago and holds no data

@@ -56,7 +56,7 @@ def connect_command(manager: ServiceManager, service: ServiceRecord, tty: bool) 
         raise InvalidInput("`svc connect` runs the docker CLI, which is not on PATH.",
                            hint="Install the docker CLI, or connect with your own client using `paas svc env SLUG`.")
     command = client_command(kind_of(service.template, service.spec), manager.vault.credentials(service),
-                             service.container_port)
+                             service.container_port, tls=service.spec.get("tls") in ("required", "optional"))
     engine_environment = docker_cli_environment(manager.home, manager.target)
     _require_running(manager, service)
     argv = [docker, "exec", "-i"] + (["-t"] if tty else [])
@@ -105,7 +105,8 @@ def _rotate_locked(manager: ServiceManager, service: ServiceRecord, kind: str, t
     plan = rotation(kind, old, "", service.container_port)
     fields = (plan.field, *plan.also)
     new = {**old, **{name: generate_secret(max(len(old.get(name, "")), 32)) for name in fields}}
-    plan = rotation(kind, old, new[plan.field], service.container_port, new)
+    plan = rotation(kind, old, new[plan.field], service.container_port, new,
+                    tls=service.spec.get("tls") in ("required", "optional"))
     manager.store.set_pending_secret(service.id, manager.vault.encrypt(new))
     if plan.command is not None:
         result = manager.engine.exec_capture(service.container_name, plan.command.argv, plan.command.environment)
@@ -136,8 +137,11 @@ def _accepts(manager: ServiceManager, service: ServiceRecord, credentials: dict[
     readiness = service.spec["readiness"]
     host, port = manager.probe_address(service, service.host_ports[int(readiness.get("port", service.container_port))])
     kind = kind_of(service.template, service.spec)
+    from paas_svc.usecases.tls import probe_context
+
     return probe(readiness, host, port, credentials, kind,
-                 lambda command: manager.engine.exec_capture(service.container_name, command))[0]
+                 lambda command: manager.engine.exec_capture(service.container_name, command),
+                 probe_context(manager, service))[0]
 
 
 def _finish_interrupted_rotation(manager: ServiceManager, service: ServiceRecord) -> RotateResult | None:
@@ -167,10 +171,18 @@ class UpdateResult:
 
 
 def update_service(manager: ServiceManager, service: ServiceRecord, changes: dict, timeout: float = 120.0) -> UpdateResult:
-    """Apply spec changes ({"limits": {...}} and/or {"url_scheme": ...}). Limits re-create the
+    """Apply spec changes ({"limits": {...}}, {"url_scheme": ...}, {"tls": mode}). Limits and TLS re-create the
     container on its volume (same credentials and ports); if the new one never gets Ready, the
     old settings are put back."""
     validate_timeout(timeout)
+    if "tls" in changes:  # "required" | "optional" | "off"
+        from paas_svc.kinds import kind_of
+        from paas_svc.usecases.tls import check_kind_supports, check_mode
+
+        mode = check_mode(changes["tls"])
+        if mode != "off":
+            check_kind_supports(kind_of(service.template, service.spec), service.template)
+        changes = {**changes, "tls": None if mode == "off" else mode}
     manager = manager.for_target(service.target)
     with _locked(manager, service) as locked:
         if not locked:
@@ -181,7 +193,8 @@ def update_service(manager: ServiceManager, service: ServiceRecord, changes: dic
         changed = sorted(key for key in changes if _normal(key, old_spec.get(key)) != _normal(key, changes[key]))
         if not changed:
             return UpdateResult(service, [], False)
-        recreate = "limits" in changed and service.status != REMOVED
+        # New limits, or TLS on/off (the server's arguments and certificate files), need a new container.
+        recreate = ("limits" in changed or "tls" in changed) and service.status != REMOVED
         if recreate:
             _require_running(manager, service)
             service.spec = new_spec
