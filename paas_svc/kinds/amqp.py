@@ -43,9 +43,7 @@ STARTUP_TIMEOUT_SECONDS = 300
 
 TLS_DIR = "/paas-tls"
 TLS_MODES: tuple[str, ...] = ("required",)  # one listener, one protocol: no "optional"
-# The official rabbitmq:*-alpine image's rabbitmq user (uid 100, gid 101; the stand-in's too):
-# the server reads the key as that user, and the key is readable by its owner only.
-TLS_FILE_OWNER = "100:101"
+TLS_FILE_OWNER = "rabbitmq"  # the server runs as rabbitmq (100 in -alpine, 999 in the Ubuntu images) and reads the key
 DEFAULT_PORT = 5672
 
 

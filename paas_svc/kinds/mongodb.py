@@ -32,7 +32,8 @@ PARTIAL_RESTORE = ("mongorestore --drop is not transactional: some collections m
 TLS_DIR = "/paas-tls"
 TLS_MODES: tuple[str, ...] = ("required", "optional")
 TLS_MONGOD_MODES = {"required": "requireTLS", "optional": "preferTLS"}
-TLS_FILE_OWNER = "999:999"  # the official image's mongodb user, as which mongod reads the key
+TLS_FILE_OWNER = "mongodb"  # mongod runs as mongodb (999 in the official image) and reads the key
+SERVER_COMMAND = ["mongod"]  # the image's own CMD, which the TLS arguments follow
 # Files made in the TLS directory besides ca.crt, server.crt and server.key: name -> the
 # standard files it concatenates (mongod reads the certificate and key from one PEM file).
 TLS_FILES = {"server.pem": ("server.crt", "server.key")}
@@ -47,8 +48,8 @@ def probe(host: str, port: int, credentials: dict[str, str], ssl_context: ssl.SS
 
 
 def tls_server(mode: str, spec: dict | None = None) -> tuple[list[str], dict[str, str]]:
-    """(arguments, environment): mongod's TLS options (the image's entrypoint starts mongod with
-    arguments that begin with `-`)."""
+    """(arguments, environment): mongod's TLS options (after SERVER_COMMAND: the official
+    entrypoint runs its first-run init with them too, as allowTLS)."""
     from paas_svc.errors import InvalidInput
 
     if mode not in TLS_MONGOD_MODES:
