@@ -29,9 +29,18 @@ _DOCKER_UNSAFE = re.compile(r"[\n\r\0]")
 _CHARACTER_NAMES = {" ": "a space", "\t": "a tab", "\n": "a newline", "\r": "a carriage return", "\0": "a NUL byte"}
 
 
+# A TLS service's CA certificate as PEM ({SLUG}_CA_CERT) spans lines, which the one-line formats
+# cannot carry: they leave it out, and {SLUG}_CA_CERT_FILE (always exported) names the same file.
+PEM_SUFFIX = "_CA_CERT"
+LINE_FORMATS = ("dotenv", "docker")
+
+
 def render(variables: dict[str, str], fmt: str) -> str:
     """The text of `variables` in one of FORMATS; empty for no variables (JSON: `{}`)."""
     check_format(fmt)
+    if fmt in LINE_FORMATS:
+        variables = {name: value for name, value in variables.items()
+                     if not (name.endswith(PEM_SUFFIX) and value.startswith("-----BEGIN"))}
     return _RENDERERS[fmt](variables)
 
 

@@ -257,14 +257,15 @@ def stop_service(call: Call) -> Reply:
 
 
 def reveal_dsn(call: Call) -> Reply:
-    from paas_svc.usecases.reveal import connection_string
+    from paas_svc.usecases.reveal import connection_string, tls_view
 
     service = _service(call)
     view = _view_of(call)
     if service.status == REMOVED:
         raise Conflict(f"{service.slug} was removed; it has no DSN until it is added again.")
-    dsn = connection_string(service, call.context.vault().credentials(service), view == "network",
-                            publish_hosts(call.context, [service])[service.id])
+    vault = call.context.vault()
+    dsn = connection_string(service, vault.credentials(service), view == "network",
+                            publish_hosts(call.context, [service])[service.id], tls_view(vault, service, view == "network"))
     _audit(call, "reveal-dsn", service.project, service.env, service.slug, f"view={view}")
     return Reply(200, {"slug": service.slug, "envVar": service.env_var, "dsn": dsn, "view": view})
 

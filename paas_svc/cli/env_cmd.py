@@ -243,6 +243,9 @@ def export(
             # An isolated environment's network, in a comment line (docker --env-file and Compose
             # skip it); paas-apps goes unsaid, so the default output stays the variables alone.
             text = f"# docker run --network {network_name} --env-file FILE IMAGE\n" + text
+        mounts = ca_mounts(variables) if network and fmt == "docker" else []
+        if mounts:  # a TLS service's CA file, where {SLUG}_CA_CERT_FILE says it is in the app's container
+            text = f"# docker run {' '.join('-v ' + mount for mount in mounts)} --env-file FILE IMAGE\n" + text
         if not variables:
             message(f"note: no Ready service in {project_name}/{env_name}; nothing to export.")
         if target is None:
@@ -258,3 +261,14 @@ def export(
 
     ready_variables(project, env, network, strict, purpose=f"format={fmt} view={view}",
                     left_out_of="the export", only=slugs, delivered=deliver)
+
+
+def ca_mounts(variables: dict[str, str]) -> list[str]:
+    """`HOST_FILE:CONTAINER_FILE:ro` for the CA file the network view's {SLUG}_CA_CERT_FILE names
+    (one per profile: all TLS services share it); none without a TLS service."""
+    from paas_svc.secrets.tls import CONTAINER_CA, ca_cert_path
+    from paas_svc.state.home import home_dir
+
+    if not any(name.endswith("_CA_CERT_FILE") and value == CONTAINER_CA for name, value in variables.items()):
+        return []
+    return [f"{ca_cert_path(home_dir())}:{CONTAINER_CA}:ro"]

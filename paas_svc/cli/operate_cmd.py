@@ -81,6 +81,7 @@ def update(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
            memory: Annotated[Optional[str], typer.Option("--memory", help="Memory limit, e.g. 512m or 1g; none removes it.")] = None,
            cpus: Annotated[Optional[str], typer.Option("--cpus", help="CPU limit in cores, e.g. 1.5; none removes it.")] = None,
            url_scheme: Annotated[Optional[str], typer.Option("--url-scheme", help="PostgreSQL: postgres or postgresql in {SLUG}_URL (no restart).")] = None,
+           tls: Annotated[Optional[str], typer.Option("--tls", help="required, optional or off: TLS with a certificate from the profile's CA (re-creates the container).")] = None,
            timeout: TimeoutOption = DEFAULT_TIMEOUT, json_output: JsonOption = False) -> None:
     """Change a service's settings. New limits re-create its container on the same volume, credentials and port."""
     from paas_svc.errors import InvalidInput
@@ -88,8 +89,8 @@ def update(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
     from paas_svc.usecases.lifecycle import validate_timeout
     from paas_svc.usecases.operate import update_service
 
-    if memory is None and cpus is None and url_scheme is None:
-        raise InvalidInput("Nothing to update.", hint=f"Pass --memory, --cpus and/or --url-scheme, e.g. `paas svc update {slug} --memory 512m`.")
+    if memory is None and cpus is None and url_scheme is None and tls is None:
+        raise InvalidInput("Nothing to update.", hint=f"Pass --memory, --cpus, --url-scheme and/or --tls, e.g. `paas svc update {slug} --memory 512m`.")
     validate_timeout(timeout)
     profile = open_profile()
     service = find_service(profile, project, env, slug)
@@ -107,16 +108,19 @@ def update(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = N
         if cpus is not None:
             limits["cpus"] = parse_cpus(cpus, manager.engine.cpu_count())
         changes["limits"] = limits
+    if tls is not None:
+        changes["tls"] = tls
     updated = update_service(manager, service, changes, timeout)
     shown = limits_json(updated.service.spec)
     payload = {"action": "update", "project": service.project, "env": service.env, "slug": slug,
                "changed": updated.changed, "recreated": updated.recreated, "limits": shown,
-               "url_scheme": updated.service.spec.get("url_scheme")}
+               "url_scheme": updated.service.spec.get("url_scheme"), "tls": updated.service.spec.get("tls") or "off"}
     if not updated.changed:
         result(f"{slug} in {service.project}/{service.env}: already so; nothing changed", payload, json_output)
         return
     result(f"{slug} in {service.project}/{service.env}: memory {shown['memory'] or 'unlimited'}, cpus {shown['cpus'] or 'unlimited'}, "
-           f"URL scheme {updated.service.spec.get('url_scheme') or 'as the template writes it'}"
+           f"URL scheme {updated.service.spec.get('url_scheme') or 'as the template writes it'}, "
+           f"TLS {updated.service.spec.get('tls') or 'off'}"
            + (" (container re-created, Ready)" if updated.recreated else ""), payload, json_output)
 
 

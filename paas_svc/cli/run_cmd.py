@@ -24,6 +24,7 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
 NETWORK_VARIABLE = "PAAS_NETWORK"  # with --network: the Docker network the variables' host names are on
+CA_MOUNT_VARIABLE = "PAAS_CA_MOUNT"  # with --network and a TLS service: HOST_FILE:/paas-tls/ca.crt:ro for `docker run -v`
 
 
 def run_command(ctx: typer.Context, project: ProjectOption = None, env: ExportEnvOption = None,
@@ -42,7 +43,12 @@ def run_command(ctx: typer.Context, project: ProjectOption = None, env: ExportEn
     _, _, variables, network_name = ready_variables(project, env, network, strict, purpose=f"run view={view}",
                                                     left_out_of="the environment of the command")
     if network:  # where a container must be to reach them: `docker run --network "$PAAS_NETWORK" ...`
+        from paas_svc.cli.env_cmd import ca_mounts
+
         variables = {**variables, NETWORK_VARIABLE: network_name}
+        mounts = ca_mounts(variables)
+        if mounts:  # a TLS service's CA file for the app's container: `docker run -v "$PAAS_CA_MOUNT" ...`
+            variables[CA_MOUNT_VARIABLE] = mounts[0]
     raise typer.Exit(run_with_signals(command, child_environment(os.environ, variables)))
 
 

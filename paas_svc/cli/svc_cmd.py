@@ -72,6 +72,7 @@ def add(
     url_scheme: Annotated[Optional[str], typer.Option("--url-scheme", help="PostgreSQL: postgres (default) or postgresql (what SQLAlchemy needs) in {SLUG}_URL.")] = None,
     memory: Annotated[Optional[str], typer.Option("--memory", help="Memory limit of the container, e.g. 512m or 1g (default: none).")] = None,
     cpus: Annotated[Optional[str], typer.Option("--cpus", help="CPU limit in cores, e.g. 1.5 (default: none).")] = None,
+    tls: Annotated[Optional[bool], typer.Option("--tls/--no-tls", help="TLS required, with a certificate from the profile's CA (default: on for targets whose publish address is not loopback).")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Provision a service from the catalog and wait until it accepts connections."""
@@ -88,7 +89,8 @@ def add(
     env_name = resolve_env(profile.store, project_name, env)
     added = service_manager(profile, StderrReporter()).add(
         project_name, env_name, slug, template, image=image, timeout=timeout, wait=not no_wait, host_port=port,
-        limits=limits if any(limits.values()) else None, url_scheme=url_scheme, node=node)
+        limits=limits if any(limits.values()) else None, url_scheme=url_scheme, node=node,
+        tls=None if tls is None else ("required" if tls else "off"))
     service = added.service
     status = "Ready" if added.waited else "Starting"
     how = " (reattached its volume with the original credentials)" if added.reattached else ""
@@ -224,13 +226,13 @@ def dsn(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None
     """Print the connection string, {SLUG}_URL (host view: 127.0.0.1 and the published port). Audited."""
     if all_variables:
         return env_vars(slug, project, env, "dotenv", network, removed)
-    from paas_svc.usecases.reveal import connection_string, record_dsn_reveal, service_publish_host
+    from paas_svc.usecases.reveal import connection_string, record_dsn_reveal, service_publish_host, tls_view
 
     profile = open_profile()
     service = find_service(profile, project, env, slug)
     _check_removed(service, removed)
     value = connection_string(service, profile.vault.credentials(service), network,
-                              service_publish_host(profile.store, service))
+                              service_publish_host(profile.store, service), tls_view(profile.vault, service, network))
     data(value)  # delivered first: a reveal that could not be written is not recorded
     record_dsn_reveal(profile.store, service, network)
 

@@ -26,7 +26,7 @@ import socket
 from typing import BinaryIO, Callable, Iterator
 from urllib.parse import quote
 
-from paas_svc.engine.protocol import ContainerSpec, ContainerView, ExecResult, PullProgress
+from paas_svc.engine.protocol import ContainerSpec, ContainerView, ExecResult, PullProgress, prepare_created
 from paas_svc.engine.status import UNIX, local_endpoint, percent_encode, unreachable
 from paas_svc.engine.views import view_from_inspect, view_from_list_item
 from paas_svc.errors import Conflict, ProvisioningFailed
@@ -259,6 +259,7 @@ class LocalEngine:
                            hint="Run `paas doctor` to see how it relates to the state.")
         if status >= 400:
             raise ProvisioningFailed(f"Could not create container {spec.name}: {_explanation(data)}")
+        prepare_created(self, spec)
         return json.loads(data)["Id"]
 
     def start(self, name: str) -> None:

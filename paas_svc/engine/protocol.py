@@ -31,6 +31,9 @@ class ContainerSpec:
     publish_ip: str = "127.0.0.1"  # the host address the ports are bound to
     node: str | None = None  # Swarm: the node the service is pinned to
     secret_files: dict[str, str] | None = None  # Swarm: variable NAME_FILE -> secret value (a Docker secret)
+    # Called with the container's name once it is created, before it starts: what must be in it
+    # first (a TLS service's /paas-tls files, written through the engine). A failure removes it.
+    prepare: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -89,3 +92,15 @@ class Engine(Protocol):
     def volume_sizes(self) -> dict[str, int]: ...
     def server_time(self) -> str: ...
     def close(self) -> None: ...
+
+
+def prepare_created(engine: Engine, spec: ContainerSpec) -> None:
+    """After an adapter created `spec`'s container: run its `prepare`; a container that could
+    not be prepared is removed again (never started half made)."""
+    if spec.prepare is None:
+        return
+    try:
+        spec.prepare(spec.name)
+    except BaseException:
+        engine.remove_container(spec.name)
+        raise

@@ -19,6 +19,7 @@ from paas_svc.engine.protocol import (  # noqa: F401 - re-exported: the protocol
     Engine,
     ExecResult,
     PullProgress,
+    prepare_created,
     view_from_inspect,
     view_from_list_item,
 )
@@ -179,6 +180,7 @@ class DockerEngine:
                 raise Conflict(f"A container named {spec.name} already exists.",
                                hint="Run `paas doctor` to see how it relates to the state.") from None
             raise ProvisioningFailed(f"Could not create container {spec.name}: {error.explanation}") from None
+        prepare_created(self, spec)
         return created["Id"]
 
     def start(self, name: str) -> None:

@@ -189,6 +189,9 @@ class SwarmEngine(DockerEngine):
 
     def create_container(self, spec: ContainerSpec) -> str:
         """The Swarm service, at 0 replicas: `start` scales it to 1."""
+        if spec.prepare is not None:
+            raise InvalidInput(f"{spec.name}: TLS services are not available on Swarm targets yet.",
+                               hint="Add it with --no-tls, or on a plain (local or remote) engine.")
         if spec.node is None:
             raise Conflict(f"{spec.name} has no node to be pinned to.")
         labels = {**spec.labels, LABEL_NODE: spec.node}

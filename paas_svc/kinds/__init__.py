@@ -33,6 +33,23 @@ whichever kind has them, instead of naming kinds):
     PARTIAL_RESTORE   what a failed restore that could not be undone may leave, in words
                       (mongodb: collections dropped or replaced by the backup's, others not)
 
+and, for a kind that speaks TLS (paas_svc/usecases/tls.py reads them; files at /paas-tls/
+ca.crt, server.crt, server.key, put into the container before it starts):
+
+    tls_server        tls_server(mode) -> (arguments, environment): what turns TLS on, mode
+                      "required" (plaintext refused) or "optional"; the arguments follow the
+                      template's command, or SERVER_COMMAND (the image's own CMD) when it has none
+    TLS_FILE_OWNER    owner of the files: a user name looked up in the container's /etc/passwd
+                      ("postgres": 999 in postgres:16, 70 in -alpine, 100 in the stand-in), or "uid:gid";
+                      the key is 0600, the certificates 0644
+    tls_files         optional: tls_files(mode) -> {name: bytes}, more files for /paas-tls (0600)
+    tls_url           tls_url(url, mode, ca_path) -> the URL apps get, carrying the verification
+                      their clients read (postgres: sslmode=verify-full&sslrootcert=PATH)
+    tls_reload        optional: tls_reload(engine, container, credentials) -> bool: take renewed
+                      files without a restart (False or absent: the container is restarted)
+    probe             takes `ssl_context=` (an ssl.SSLContext trusting the profile's CA) and
+                      speaks TLS with it when the service does
+
 What every kind shares is here: kind_of (which kind a service is), strategy_for (its backup
 strategy), check_compatible (whether a backup fits it) and kind_hook; this module imports the
 kind modules only when asked for one. The shared modules (SHARED_MODULES): `strategy` (the

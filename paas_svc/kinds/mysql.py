@@ -17,11 +17,42 @@ NAME = "mysql"
 CREDENTIALS: tuple[str, ...] = ("user", "password", "db")
 
 
-def probe(host: str, port: int, credentials: dict[str, str]) -> str:
+# -- TLS (see paas_svc/usecases/tls.py) ------------------------------------------------------
+SERVER_COMMAND = ["mariadbd"]  # the image's own CMD (mariadb:11), which the TLS arguments follow
+TLS_FILE_OWNER = "mysql"  # the server runs as mysql and reads the key as that user
+TLS_DIR = "/paas-tls"
+
+
+def tls_server(mode: str) -> tuple[list[str], dict[str, str]]:
+    """The certificate files; `required` adds require_secure_transport (TCP only over TLS;
+    the local socket the backups use stays open)."""
+    arguments = [f"--ssl-cert={TLS_DIR}/server.crt", f"--ssl-key={TLS_DIR}/server.key", f"--ssl-ca={TLS_DIR}/ca.crt"]
+    if mode == "required":
+        arguments.append("--require-secure-transport=ON")
+    return arguments, {}
+
+
+def tls_url(url: str, mode: str, ca_path: str) -> str:
+    """`ssl_ca` (PyMySQL and SQLAlchemy's mysql dialects: verify the certificate and host name)."""
+    return f"{url}{'&' if '?' in url else '?'}ssl_ca={ca_path}"
+
+
+def tls_reload(engine, container: str, credentials: dict[str, str]) -> bool:
+    """FLUSH SSL (MariaDB >= 10.4) re-reads the certificate files; the root password through MYSQL_PWD."""
+    if not credentials.get("root_password"):
+        return False
+    result = engine.exec_capture(container, ["sh", "-c", 'exec "$(command -v mariadb || echo mysql)" -uroot -e "FLUSH SSL"'],
+                                 environment={"MYSQL_PWD": credentials["root_password"]})
+    return result.exit_code == 0
+
+
+def probe(host: str, port: int, credentials: dict[str, str], ssl_context=None) -> str:
     with connect(host, port) as sock:
-        handshake = wire.login(sock, credentials.get("user", "root"), credentials.get("password", ""), credentials.get("db", ""))
-        wire.quit(sock)
-    return f"logged in to {handshake.server_version.split('-')[0]} over TCP"
+        handshake = wire.login(sock, credentials.get("user", "root"), credentials.get("password", ""), credentials.get("db", ""),
+                               ssl_context, host)
+        if ssl_context is None:
+            wire.quit(sock)
+    return f"logged in to {handshake.server_version.split('-')[0]} over {'TLS (certificate verified)' if ssl_context else 'TCP'}"
 
 
 def sanity_check(engine, ctx) -> str:

@@ -15,11 +15,55 @@ NAME = "postgres"
 CREDENTIALS: tuple[str, ...] = ("user", "password", "db")
 RESTORE_IS_ATOMIC = True  # pg_restore --single-transaction: a failed restore leaves the data as it was
 
+# -- TLS (see paas_svc/usecases/tls.py) ------------------------------------------------------
+SERVER_COMMAND = ["postgres"]  # the images' own CMD, which the TLS arguments follow
+# The server refuses a key readable by others: 0600, owned by the user it runs as (the user
+# name is looked up in the image's /etc/passwd: 999 in postgres:16, 70 in -alpine).
+TLS_FILE_OWNER = "postgres"
+TLS_DIR = "/paas-tls"
+# `required`: TCP logins only over TLS (hostssl); the local socket, which backups and
+# `connect` use inside the container, stays as the image made it (trust).
+REQUIRED_HBA = ("# paas: TLS required. Written by paas with the server's certificate.\n"
+                "local all all trust\n"
+                "hostssl all all all scram-sha-256\n")
 
-def probe(host: str, port: int, credentials: dict[str, str]) -> str:
+
+def tls_server(mode: str) -> tuple[list[str], dict[str, str]]:
+    """The server arguments that turn TLS on: the certificate files, and for `required` an
+    hba file that accepts TCP only over TLS."""
+    arguments = ["-c", "ssl=on", "-c", f"ssl_cert_file={TLS_DIR}/server.crt", "-c", f"ssl_key_file={TLS_DIR}/server.key",
+                 "-c", f"ssl_ca_file={TLS_DIR}/ca.crt"]
+    if mode == "required":
+        arguments += ["-c", f"hba_file={TLS_DIR}/pg_hba.conf"]
+    return arguments, {}
+
+
+def tls_files(mode: str) -> dict[str, bytes]:
+    """Files beside the certificates (owned by TLS_FILE_OWNER, 0600)."""
+    return {"pg_hba.conf": REQUIRED_HBA.encode()} if mode == "required" else {}
+
+
+def tls_url(url: str, mode: str, ca_path: str) -> str:
+    """libpq's full verification (psycopg, SQLAlchemy, asyncpg, pgx, node-postgres read it)."""
+    return f"{url}{'&' if '?' in url else '?'}sslmode=verify-full&sslrootcert={ca_path}"
+
+
+def tls_reload(engine, container: str, credentials: dict[str, str]) -> bool:
+    """Pick up renewed certificate files without a restart (pg_reload_conf re-reads them)."""
+    result = engine.exec_capture(container, ["psql", "-U", credentials.get("user", "postgres"), "-d",
+                                             credentials.get("db", "postgres"), "-Atc", "SELECT pg_reload_conf()"])
+    return result.exit_code == 0 and result.stdout.strip() == b"t"
+
+
+def probe(host: str, port: int, credentials: dict[str, str], ssl_context=None) -> str:
     with connect(host, port) as sock:
-        wire.login(sock, credentials.get("user", "postgres"), credentials.get("password", ""), credentials.get("db", "postgres"))
-    return "logged in over TCP (SCRAM-SHA-256, server verified)"
+        channel = wire.start_tls(sock, ssl_context, host) if ssl_context is not None else sock
+        try:
+            wire.login(channel, credentials.get("user", "postgres"), credentials.get("password", ""), credentials.get("db", "postgres"))
+        finally:
+            if channel is not sock:
+                channel.close()
+    return f"logged in over {'TLS (certificate verified)' if ssl_context else 'TCP'} (SCRAM-SHA-256, server verified)"
 
 
 def sanity_check(engine, ctx) -> str:

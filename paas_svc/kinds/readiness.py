@@ -34,8 +34,10 @@ def check_of(readiness: Mapping, kind: str | None) -> tuple[str, str | None]:
 
 
 def probe(readiness: Mapping, host: str, port: int, credentials: Mapping[str, str], kind: str | None = None,
-          run_in_container: Callable[[list[str]], object] | None = None) -> ProbeResult:
-    """One readiness check. `run_in_container(argv) -> ExecResult` serves `check: command`."""
+          run_in_container: Callable[[list[str]], object] | None = None, ssl_context=None) -> ProbeResult:
+    """One readiness check. `run_in_container(argv) -> ExecResult` serves `check: command`.
+    `ssl_context` (an ssl.SSLContext trusting the profile's CA): the service speaks TLS, and a
+    protocol probe connects with it (the kind's probe takes `ssl_context=`)."""
     from paas_svc.kinds import generic
 
     check, kind = check_of(readiness, kind)
@@ -44,12 +46,16 @@ def probe(readiness: Mapping, host: str, port: int, credentials: Mapping[str, st
             function = _protocol_probe(kind)
             if function is None:
                 return False, f"the {kind} kind has no protocol probe"
-            detail = function(host, port, dict(credentials))
-        elif check == "tcp":
+            if ssl_context is not None:
+                detail = function(host, port, dict(credentials), ssl_context=ssl_context)
+            else:
+                detail = function(host, port, dict(credentials))
+        elif check == "tcp":  # a TCP connect: the same with or without TLS
             detail = generic.check_tcp(host, port)
         elif check == "http":
             bearer = fill(readiness["bearer"], credentials) if readiness.get("bearer") else None
-            detail = generic.check_http(host, port, readiness.get("path", "/"), int(readiness.get("status", 200)), bearer)
+            detail = generic.check_http(host, port, readiness.get("path", "/"), int(readiness.get("status", 200)), bearer,
+                                        ssl_context)
         elif check == "command":
             if run_in_container is None:
                 return False, "a command check needs the container"

@@ -80,8 +80,47 @@ def container_command(command: list[str] | None, credentials: dict[str, str]) ->
     return ["sh", "-c", START_SCRIPT, command[0], *arguments], {CONFIG_VARIABLE: f"requirepass {config_quote(password)}"}
 
 
-def probe(host: str, port: int, credentials: dict[str, str]) -> str:
-    with connect(host, port) as sock:
+# -- TLS (see paas_svc/usecases/tls.py) ------------------------------------------------------
+# One port carries one protocol: the main port speaks TLS and plaintext is off, in both modes
+# (`optional` is `required` for Redis and Valkey).
+TLS_FILE_OWNER = "redis"  # redis-server (and valkey-server) run as this user and read the key
+TLS_DIR = "/paas-tls"
+TLS_PORT = 6379  # the templates' main port (redis-7, valkey-8)
+TLS_CONFIG = ("tls-cert-file", f"{TLS_DIR}/server.crt"), ("tls-key-file", f"{TLS_DIR}/server.key"), \
+    ("tls-ca-cert-file", f"{TLS_DIR}/ca.crt")
+
+
+def tls_server(mode: str) -> tuple[list[str], dict[str, str]]:
+    arguments = ["--port", "0", "--tls-port", str(TLS_PORT), "--tls-auth-clients", "no"]
+    for name, value in TLS_CONFIG:
+        arguments += [f"--{name}", value]
+    return arguments, {}
+
+
+def tls_url(url: str, mode: str, ca_path: str) -> str:
+    """rediss:// with the CA file (redis-py reads ssl_ca_certs from the URL; ioredis, go-redis
+    and node-redis take the CA as an option: {SLUG}_CA_CERT_FILE)."""
+    if url.startswith("redis://"):
+        url = "rediss://" + url[len("redis://"):]
+    return f"{url}{'&' if '?' in url else '?'}ssl_ca_certs={ca_path}"
+
+
+def tls_reload(engine, container: str, credentials: dict[str, str]) -> bool:
+    """CONFIG SET of the same file names: the server loads the renewed files, connections stay."""
+    command = ["sh", "-c", 'exec "$(command -v redis-cli || echo valkey-cli)" "$@"', "cli", *cli_tls_args(), "CONFIG", "SET"]
+    for name, value in TLS_CONFIG:
+        command += [name, value]
+    result = engine.exec_capture(container, command, environment={"REDISCLI_AUTH": credentials.get("password", "")})
+    return result.exit_code == 0 and b"OK" in result.stdout
+
+
+def cli_tls_args() -> list[str]:
+    """What redis-cli/valkey-cli inside a TLS container need to reach the server."""
+    return ["--tls", "--cacert", f"{TLS_DIR}/ca.crt", "-h", "127.0.0.1"]
+
+
+def probe(host: str, port: int, credentials: dict[str, str], ssl_context=None) -> str:
+    with connect(host, port) as plain, (ssl_context.wrap_socket(plain, server_hostname=host) if ssl_context else plain) as sock:
         password = credentials.get("password")
         request = (resp.command("AUTH", password) if password else b"") + resp.command("PING")
         sock.sendall(request)
@@ -93,7 +132,7 @@ def probe(host: str, port: int, credentials: dict[str, str]) -> str:
         answer = resp.read_line(reader)
         if answer != b"+PONG":
             raise ProtocolError("PING answered " + answer.decode(errors="replace")[:80])
-    return "authenticated PING answered PONG"
+    return "authenticated PING answered PONG" + (" over TLS (certificate verified)" if ssl_context else "")
 
 
 def sanity_check(engine, ctx) -> str:
@@ -149,7 +188,8 @@ class RedisStrategy:
 
     def cli(self, engine, ctx, *args: str) -> str:
         cli = self.tools(ctx)[1]
-        result = engine.exec_capture(ctx.container, [cli, *args], environment={"REDISCLI_AUTH": ctx.credentials["password"]})
+        tls = cli_tls_args() if ctx.service.spec.get("tls") in ("required", "optional") else []  # plaintext is off then
+        result = engine.exec_capture(ctx.container, [cli, *tls, *args], environment={"REDISCLI_AUTH": ctx.credentials["password"]})
         text = result.stdout.decode("utf-8", errors="replace").strip()
         if result.exit_code != 0 or text.startswith(("ERR", "NOAUTH", "WRONGPASS", "(error)")):
             raise BackupFailed(f"{cli} {args[0]} failed in {ctx.container}: {text or result.error_text()}")

@@ -7,6 +7,7 @@ One entry per kind, meant to move into the per-kind modules.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping
 
 from paas_svc.dsn import render_dsn
@@ -37,24 +38,46 @@ def check_url_scheme(kind: str, scheme: str) -> str:
     return scheme
 
 
-def service_url(template: str, spec: Mapping, credentials: Mapping[str, str], host: str, port: int) -> str:
-    """`{SLUG}_URL`, the one line `svc dsn` prints."""
+TLS_MODES = ("required", "optional")  # spec["tls"] of a service that speaks TLS (paas_svc/secrets/tls.py)
+
+
+@dataclass(frozen=True)
+class TlsView:
+    """Where an app finds the profile's CA: a path (on the host, or where `paas run --network`
+    mounts it) and the PEM itself."""
+    ca_path: str
+    ca_pem: str
+
+
+def service_url(template: str, spec: Mapping, credentials: Mapping[str, str], host: str, port: int,
+                tls: TlsView | None = None) -> str:
+    """`{SLUG}_URL`, the one line `svc dsn` prints; for a TLS service (given `tls`) with the
+    verification its clients read (the kind's `tls_url`)."""
     kind = kind_of(template, spec)
     if kind == "meilisearch":
-        return f"http://{host}:{port}"  # clients take the key apart: see {SLUG}_API_KEY
-    url = render_dsn(spec["dsn"], credentials, host, port)
-    scheme = spec.get("url_scheme")
-    if scheme and "://" in url:
-        url = f"{scheme}://{url.split('://', 1)[1]}"
+        url = f"http://{host}:{port}"  # clients take the key apart: see {SLUG}_API_KEY
+    else:
+        url = render_dsn(spec["dsn"], credentials, host, port)
+        scheme = spec.get("url_scheme")
+        if scheme and "://" in url:
+            url = f"{scheme}://{url.split('://', 1)[1]}"
+    mode = spec.get("tls")
+    if tls is not None and mode in TLS_MODES:
+        from paas_svc.kinds import kind_hook
+
+        hook = kind_hook(kind, "tls_url")
+        if hook is not None:
+            url = hook(url, mode, tls.ca_path)
     return url
 
 
 def service_variables(slug: str, template: str, spec: Mapping, credentials: Mapping[str, str],
-                      host: str, port: int) -> dict[str, str]:
-    """Every variable of one service, `{SLUG}_URL` first."""
+                      host: str, port: int, tls: TlsView | None = None) -> dict[str, str]:
+    """Every variable of one service, `{SLUG}_URL` first; a TLS service's (given `tls`) end
+    with {SLUG}_CA_CERT_FILE and {SLUG}_CA_CERT."""
     prefix = variable_prefix(slug)
     kind = kind_of(template, spec)
-    values = {"URL": service_url(template, spec, credentials, host, port)}
+    values = {"URL": service_url(template, spec, credentials, host, port, tls)}
     where = {"HOST": host, "PORT": str(port)}
     user, password = credentials.get("user", ""), credentials.get("password", "")
     if kind in ("postgres", "mysql"):
@@ -72,6 +95,8 @@ def service_variables(slug: str, template: str, spec: Mapping, credentials: Mapp
         values.update(where)
     for name, value_format in (spec.get("variables") or {}).items():  # a template's own extra variables
         values[name] = render_dsn(value_format, credentials, host, port)
+    if tls is not None and spec.get("tls") in TLS_MODES:
+        values.update(CA_CERT_FILE=tls.ca_path, CA_CERT=tls.ca_pem)
     return {f"{prefix}_{name}": value for name, value in values.items()}
 
 

@@ -29,6 +29,9 @@ KEY_CHECK_META = "key_check"
 DEFAULT_PROJECT = "default"
 DEFAULT_ENVIRONMENTS = ("development", "staging", "production")
 DESTINATION_SECRET_PREFIX = "dest:"
+# Secrets kept in the meta table (the profile's TLS CA key: paas_svc/secrets/tls.py), as `meta:KEY`.
+META_SECRET_PREFIX = "meta:"
+META_SECRET_KEYS = ("tls_ca_key",)
 
 # Applied in order, once each; PRAGMA user_version counts how many are applied.
 MIGRATIONS: list[str] = [
@@ -536,7 +539,7 @@ class StateStore:
 
     def secret_count(self) -> int:
         return sum(self._execute(f"SELECT count(*) FROM {table} WHERE secret IS NOT NULL").fetchone()[0]
-                   for table in ("services", "backup_destinations"))
+                   for table in ("services", "backup_destinations")) + len(self._meta_secrets())
 
     def secret_of(self, service_id: str) -> str | None:
         """The service's encrypted credentials as stored now (None when it has none or is gone)."""
@@ -547,19 +550,30 @@ class StateStore:
         """project/env/slug of a service (or `backup destination NAME`), for messages."""
         if service_id.startswith(DESTINATION_SECRET_PREFIX):
             return f"backup destination {service_id[len(DESTINATION_SECRET_PREFIX):]}"
+        if service_id.startswith(META_SECRET_PREFIX):
+            return f"the profile's {service_id[len(META_SECRET_PREFIX):]}"
         service = self.get_service_by_id(service_id)
         return f"{service.project}/{service.env}/{service.slug}"
 
     def all_secrets(self) -> list[tuple[str, str]]:
-        """(id, token) of every stored secret: services by id, backup destinations as `dest:NAME`."""
+        """(id, token) of every stored secret: services by id, backup destinations as `dest:NAME`,
+        the profile's own (the TLS CA key) as `meta:KEY`."""
         return [*self._execute("SELECT id, secret FROM services WHERE secret IS NOT NULL"),
-                *self._execute(f"SELECT '{DESTINATION_SECRET_PREFIX}' || name, secret FROM backup_destinations WHERE secret IS NOT NULL")]
+                *self._execute(f"SELECT '{DESTINATION_SECRET_PREFIX}' || name, secret FROM backup_destinations WHERE secret IS NOT NULL"),
+                *self._meta_secrets()]
+
+    def _meta_secrets(self) -> list[tuple[str, str]]:
+        marks = ", ".join("?" for _ in META_SECRET_KEYS)
+        return [(META_SECRET_PREFIX + key, value) for key, value in
+                self._execute(f"SELECT key, value FROM meta WHERE key IN ({marks})", META_SECRET_KEYS)]
 
     def replace_secrets(self, db: sqlite3.Connection, new_secrets: dict[str, str]) -> None:
         """Inside an open write transaction: store re-encrypted secrets."""
         for secret_id, token in new_secrets.items():
             if secret_id.startswith(DESTINATION_SECRET_PREFIX):
                 db.execute("UPDATE backup_destinations SET secret = ? WHERE name = ?", (token, secret_id[len(DESTINATION_SECRET_PREFIX):]))
+            elif secret_id.startswith(META_SECRET_PREFIX):
+                db.execute("UPDATE meta SET value = ? WHERE key = ?", (token, secret_id[len(META_SECRET_PREFIX):]))
             else:
                 db.execute("UPDATE services SET secret = ? WHERE id = ?", (token, secret_id))
 

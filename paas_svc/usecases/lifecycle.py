@@ -251,12 +251,13 @@ class ServiceManager:
             timeout: float = 120.0, wait: bool = True, host_port: int | None = None,
             limits: dict | None = None, url_scheme: str | None = None,
             on_recorded: Callable[[ServiceRecord], None] | None = None,
-            definition: Template | None = None, node: str | None = None) -> AddResult:
+            definition: Template | None = None, node: str | None = None, tls: str | None = None) -> AddResult:
         """With `on_recorded` (the API's background add), the record is written BEFORE the image
         is pulled and handed to the callback, so the caller can answer at once; a failed pull then
         leaves the service Failed with its reason. Without it, a failed pull leaves nothing.
         `definition`: the template to create from (a clone's source's), else the catalog's `template_key`.
-        `node`: on a Swarm target, the node to pin the service to."""
+        `node`: on a Swarm target, the node to pin the service to. `tls`: "required", "optional"
+        or "off"; None: required on a target whose publish address is not loopback (not Swarm), else off."""
         arguments = {name: value for name, value in locals().items() if name != "self"}  # first: the parameters only
         started = time.monotonic()
         validate_name(slug, "slug")
@@ -269,6 +270,7 @@ class ServiceManager:
         if node is not None and not self.target.swarm:
             raise InvalidInput(f"--node applies to Swarm targets; {project}/{env} runs on {self.target.name} ({self.target.kind}).")
         template = definition or get_template(template_key, self.home)
+        tls = self._tls_for_new(template, tls)
         if url_scheme is not None:
             from paas_svc.kinds.variables import check_url_scheme
 
@@ -310,6 +312,8 @@ class ServiceManager:
                         service.spec["limits"] = limits
                     if url_scheme:
                         service.spec["url_scheme"] = url_scheme
+                    if tls:
+                        service.spec["tls"] = tls
                     self.store.insert_service(service)
                 self.checkpoint("after-state")
             else:
@@ -325,6 +329,23 @@ class ServiceManager:
         action = "reattach" if reattached else ("resume" if resumed else "add")
         self.store.audit(action, project, env, slug, f"template={template.key} image={service.image}")
         return AddResult(service, time.monotonic() - started, reattached, resumed, wait)
+
+    def _tls_for_new(self, template: Template, tls: str | None) -> str | None:
+        """The TLS mode a new service gets: the one asked for ("off": None), else required where
+        apps reach it over a network (a publish address that is not loopback; not on Swarm yet)."""
+        from paas_svc.engine.targets import is_loopback
+
+        if tls is None:
+            if self.target.swarm or is_loopback(self.target.publish_address) or kind_hook(template.kind, "tls_server") is None:
+                return None
+            tls = "required"
+        if tls == "off":
+            return None
+        from paas_svc.usecases.tls import check_kind_supports, check_mode
+
+        check_mode(tls)
+        check_kind_supports(template.kind, template.key)
+        return tls
 
     def ensure_image(self, image: str) -> None:
         """Pull the image when this host lacks it, showing progress."""
@@ -396,8 +417,17 @@ class ServiceManager:
 
         credentials = self.vault.credentials(service)
         environment = render_environment(service.spec.get("environment") or {}, credentials)
-        command, kind_environment = container_command(kind_of(service.template, service.spec),
-                                                      render_command(service.spec.get("command"), credentials), credentials)
+        kind = kind_of(service.template, service.spec)
+        command = render_command(service.spec.get("command"), credentials)
+        prepare = None
+        if service.spec.get("tls"):
+            from paas_svc.usecases.tls import preparer, server_arguments, tls_mode
+
+            if tls_mode(service):  # its kind's TLS arguments; the certificate files go in before it starts
+                command, tls_environment = server_arguments(kind, tls_mode(service), command)
+                environment.update(tls_environment)
+                prepare = preparer(self, service)
+        command, kind_environment = container_command(kind, command, credentials)
         environment.update(kind_environment)
         environment.update(extra_environment or {})
         limits = effective_limits(service.spec)
@@ -416,6 +446,7 @@ class ServiceManager:
             hostname=service.spec.get("hostname"),
             memory_bytes=limits["memory"],
             cpus=limits["cpus"],
+            prepare=prepare,
         )
 
     def ensure_env_network(self, environment: Environment) -> str:
@@ -488,12 +519,18 @@ class ServiceManager:
         def run_in_container(command: list[str]):
             return self.engine.exec_capture(service.container_name, command)
 
+        ssl_context = None
+        if service.spec.get("tls"):
+            from paas_svc.usecases.tls import probe_context
+
+            ssl_context = probe_context(self, service)  # the probe speaks TLS, trusting the profile's CA only
+
         deadline = time.monotonic() + timeout
         interval = FIRST_POLL_INTERVAL
         detail = "not probed yet"
         self.reporter.step(f"Waiting for {service.slug} to accept connections")
         while True:
-            ready, detail = probe(readiness, probe_host, probe_port, credentials, kind, run_in_container)
+            ready, detail = probe(readiness, probe_host, probe_port, credentials, kind, run_in_container, ssl_context)
             if ready:
                 return
             state = self.engine.inspect_container(service.container_name)

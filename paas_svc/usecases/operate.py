@@ -167,10 +167,18 @@ class UpdateResult:
 
 
 def update_service(manager: ServiceManager, service: ServiceRecord, changes: dict, timeout: float = 120.0) -> UpdateResult:
-    """Apply spec changes ({"limits": {...}} and/or {"url_scheme": ...}). Limits re-create the
+    """Apply spec changes ({"limits": {...}}, {"url_scheme": ...}, {"tls": mode}). Limits and TLS re-create the
     container on its volume (same credentials and ports); if the new one never gets Ready, the
     old settings are put back."""
     validate_timeout(timeout)
+    if "tls" in changes:  # "required" | "optional" | "off"
+        from paas_svc.kinds import kind_of
+        from paas_svc.usecases.tls import check_kind_supports, check_mode
+
+        mode = check_mode(changes["tls"])
+        if mode != "off":
+            check_kind_supports(kind_of(service.template, service.spec), service.template)
+        changes = {**changes, "tls": None if mode == "off" else mode}
     manager = manager.for_target(service.target)
     with _locked(manager, service) as locked:
         if not locked:
@@ -181,7 +189,8 @@ def update_service(manager: ServiceManager, service: ServiceRecord, changes: dic
         changed = sorted(key for key in changes if _normal(key, old_spec.get(key)) != _normal(key, changes[key]))
         if not changed:
             return UpdateResult(service, [], False)
-        recreate = "limits" in changed and service.status != REMOVED
+        # New limits, or TLS on/off (the server's arguments and certificate files), need a new container.
+        recreate = ("limits" in changed or "tls" in changed) and service.status != REMOVED
         if recreate:
             _require_running(manager, service)
             service.spec = new_spec

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from paas_svc.dsn import HOST_VIEW_HOST, publish_host
 from paas_svc.errors import Conflict, ProvisioningFailed
-from paas_svc.kinds.variables import service_url, service_variables
+from paas_svc.kinds.variables import TLS_MODES, TlsView, service_url, service_variables
 from paas_svc.secrets.vault import Vault
 from paas_svc.state.models import ServiceRecord
 from paas_svc.state.store import StateStore
@@ -27,20 +27,33 @@ def _address(service: ServiceRecord, network_view: bool, host: str = HOST_VIEW_H
     return host, service.host_port
 
 
+def tls_view(vault: Vault | None, service: ServiceRecord, network_view: bool) -> TlsView | None:
+    """Where the app finds the profile's CA, for a TLS service: the file on this host, or in the
+    network view where an app container mounts it (/paas-tls/ca.crt: `paas run --network` gives
+    the mount, `env export --format docker --network` names it). A file read, no cryptography."""
+    if vault is None or service.spec.get("tls") not in TLS_MODES:
+        return None
+    from paas_svc.secrets.tls import CONTAINER_CA, ca_cert_path, ca_pem
+
+    pem = ca_pem(vault.home, vault.store)
+    return TlsView(CONTAINER_CA if network_view else str(ca_cert_path(vault.home)), pem)
+
+
 def connection_string(service: ServiceRecord, credentials: dict[str, str], network_view: bool,
-                      host: str = HOST_VIEW_HOST) -> str:
-    return service_url(service.template, service.spec, credentials, *_address(service, network_view, host))
+                      host: str = HOST_VIEW_HOST, tls: TlsView | None = None) -> str:
+    return service_url(service.template, service.spec, credentials, *_address(service, network_view, host), tls)
 
 
 def variables_of(service: ServiceRecord, credentials: dict[str, str], network_view: bool,
-                 host: str = HOST_VIEW_HOST) -> dict[str, str]:
+                 host: str = HOST_VIEW_HOST, tls: TlsView | None = None) -> dict[str, str]:
     """{SLUG}_URL and the variables real clients of its kind read."""
     return service_variables(service.slug, service.template, service.spec, credentials,
-                             *_address(service, network_view, host))
+                             *_address(service, network_view, host), tls)
 
 
 def reveal_dsn(store: StateStore, vault: Vault, service: ServiceRecord, network_view: bool) -> str:
-    dsn = connection_string(service, vault.credentials(service), network_view, service_publish_host(store, service))
+    dsn = connection_string(service, vault.credentials(service), network_view, service_publish_host(store, service),
+                            tls_view(vault, service, network_view))
     record_dsn_reveal(store, service, network_view)
     return dsn
 
@@ -68,7 +81,7 @@ def reveal_variables(store: StateStore, vault: Vault, service: ServiceRecord, ne
     """Every variable of one service; audited now, or with `record=False` by the caller's
     `record_dsn_reveal(..., extra=" all")` once it delivered them."""
     variables = variables_of(service, vault.credentials(service), network_view,
-                             service_publish_host(store, service))
+                             service_publish_host(store, service), tls_view(vault, service, network_view))
     if record:
         record_dsn_reveal(store, service, network_view, " all")
     return variables
@@ -104,7 +117,8 @@ def environment_variables(store: StateStore, vault: Vault, services: list[tuple[
             skipped.append((service, status))
             continue
         host = service_publish_host(store, service)
-        for name, value in variables_of(service, vault.credentials(service), network_view, host).items():
+        for name, value in variables_of(service, vault.credentials(service), network_view, host,
+                                        tls_view(vault, service, network_view)).items():
             if name in owners:
                 raise Conflict(f"{service.slug} and {owners[name]} would both export {name}.",
                                hint="Export them separately with --only, or rename one (rm, then add under another slug).")

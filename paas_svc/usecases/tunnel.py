@@ -12,7 +12,7 @@ from pathlib import Path
 from paas_svc.dsn import publish_host
 from paas_svc.errors import InvalidInput
 from paas_svc.state.models import ServiceRecord
-from paas_svc.usecases.reveal import connection_string
+from paas_svc.usecases.reveal import connection_string, tls_view
 
 
 @dataclass
@@ -46,7 +46,7 @@ def open_tunnel(store, vault, home: Path, service: ServiceRecord, local_port: in
     local_port = local_port or _free_port()
     process = forward_port(user, host, port, key, known, local_port, remote_host, service.host_port)
     moved = dataclasses.replace(service, host_ports={**service.host_ports, service.container_port: local_port})
-    dsn = connection_string(moved, vault.credentials(service), False, "127.0.0.1")
+    dsn = connection_string(moved, vault.credentials(service), False, "127.0.0.1", tls_view(vault, service, False))
     store.audit("reveal-dsn", service.project, service.env, service.slug, f"view=tunnel port={local_port}")
     return Tunnel(process, local_port, dsn)
 

@@ -22,6 +22,7 @@ from paas_svc.kinds.protocols import ProtocolError, recv_exact
 CLIENT_LONG_PASSWORD = 0x1
 CLIENT_CONNECT_WITH_DB = 0x8
 CLIENT_PROTOCOL_41 = 0x200
+CLIENT_SSL = 0x800
 CLIENT_SECURE_CONNECTION = 0x8000
 CLIENT_PLUGIN_AUTH = 0x80000
 UTF8MB4_GENERAL_CI = 45
@@ -132,8 +133,17 @@ def auth_response(plugin: str, password: str, scramble: bytes) -> bytes:
     raise ProtocolError(f"the server asks for the {plugin} authentication plugin, which the probe does not speak")
 
 
-def handshake_response(user: str, password: str, database: str, handshake: Handshake) -> bytes:
-    flags = CLIENT_LONG_PASSWORD | CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH
+BASE_FLAGS = CLIENT_LONG_PASSWORD | CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH
+
+
+def ssl_request(database: str) -> bytes:
+    """The SSLRequest packet: the first 32 bytes of a handshake response, CLIENT_SSL set."""
+    flags = BASE_FLAGS | CLIENT_SSL | (CLIENT_CONNECT_WITH_DB if database else 0)
+    return struct.pack("<IIB", flags, MAX_PACKET, UTF8MB4_GENERAL_CI) + b"\0" * 23
+
+
+def handshake_response(user: str, password: str, database: str, handshake: Handshake, tls: bool = False) -> bytes:
+    flags = BASE_FLAGS | (CLIENT_SSL if tls else 0)
     if database:
         flags |= CLIENT_CONNECT_WITH_DB
     plugin = handshake.auth_plugin if handshake.auth_plugin in (NATIVE, CACHING_SHA2) else NATIVE
@@ -155,18 +165,27 @@ def rsa_encrypted_password(password: str, scramble: bytes, public_key_pem: bytes
     return key.encrypt(mixed, padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None))
 
 
-def login(sock: socket.socket, user: str, password: str, database: str = "") -> Handshake:
+def login(sock: socket.socket, user: str, password: str, database: str = "", ssl_context=None,
+          server_hostname: str | None = None) -> Handshake:
     """Log in over an open connection; returns the server's handshake, raises ProtocolError
-    with the server's own message when it refuses."""
+    with the server's own message when it refuses. With `ssl_context`: TLS first (SSLRequest,
+    the server's certificate verified), the login inside it, and COM_QUIT sent at its end."""
     connection = Connection(sock)
     handshake = parse_handshake(connection.read())
-    connection.write(handshake_response(user, password, database, handshake))
+    if ssl_context is not None:
+        if not handshake.capabilities & CLIENT_SSL:
+            raise ProtocolError("the server does not offer TLS; the password was not sent")
+        connection.write(ssl_request(database))
+        connection.sock = ssl_context.wrap_socket(sock, server_hostname=server_hostname)
+    connection.write(handshake_response(user, password, database, handshake, tls=ssl_context is not None))
     plugin = handshake.auth_plugin if handshake.auth_plugin in (NATIVE, CACHING_SHA2) else NATIVE
     scramble = handshake.scramble
     for _ in range(5):  # OK, ERR, or a few rounds of switch / more data
         packet = connection.read()
         marker = packet[:1]
         if marker == b"\x00":
+            if ssl_context is not None:
+                quit_connection(connection)
             return handshake
         if marker == b"\xff":
             raise ProtocolError(error_text(packet))
@@ -192,5 +211,9 @@ def login(sock: socket.socket, user: str, password: str, database: str = "") -> 
 
 def quit(sock: socket.socket) -> None:
     """COM_QUIT: the polite end of a session."""
-    connection = Connection(sock)
+    quit_connection(Connection(sock))
+
+
+def quit_connection(connection: Connection) -> None:
+    connection.sequence = 0
     connection.write(bytes([COM_QUIT]))

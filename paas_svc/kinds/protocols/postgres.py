@@ -10,6 +10,7 @@ from paas_svc.kinds.protocols import ProtocolError, recv_exact
 from paas_svc.kinds.protocols.scram import ScramClient
 
 PROTOCOL_3 = 196608
+SSL_REQUEST_CODE = 80877103
 
 
 def message(kind: bytes, payload: bytes) -> bytes:
@@ -48,6 +49,17 @@ def error_text(payload: bytes) -> str:
 def startup(user: str, database: str) -> bytes:
     params = b"user\0" + user.encode() + b"\0database\0" + database.encode() + b"\0\0"
     return struct.pack("!II", len(params) + 8, PROTOCOL_3) + params
+
+
+def start_tls(sock: socket.socket, context, server_hostname: str) -> socket.socket:
+    """SSLRequest, then the TLS handshake (the server's certificate verified by `context`):
+    the socket to log in over. ProtocolError when the server does not speak TLS."""
+    sock.sendall(struct.pack("!II", 8, SSL_REQUEST_CODE))
+    answer = recv_exact(sock, 1)
+    if answer != b"S":
+        raise ProtocolError("the server does not accept TLS connections (it answered the SSLRequest with "
+                            f"{answer!r}); the password was not sent")
+    return context.wrap_socket(sock, server_hostname=server_hostname)
 
 
 def login(sock: socket.socket, user: str, password: str, database: str) -> None:

@@ -1,0 +1,218 @@
+"""TLS for a service: its mode, the server arguments its kind adds, the certificate files put
+into its container, the probe's context, renewal.
+
+A service's mode is `spec["tls"]`: "required" (plaintext refused), "optional" (both), absent
+(plaintext only). Its kind module says how (see paas_svc/kinds/__init__.py):
+    tls_server(mode) -> (arguments, environment)  what turns TLS on; the arguments follow the
+                       template's command, or the kind's SERVER_COMMAND (the image's own CMD)
+    TLS_FILE_OWNER     "user" (looked up in the container's /etc/passwd) or "uid:gid": the
+                       owner of the key (0600); the certificates are 0644
+    tls_files(mode)    optional: more files for /paas-tls (postgres: its hba file)
+    tls_url(url, mode, ca_path) -> the URL apps get (the verification their clients read)
+    tls_reload(engine, container, credentials) -> bool: optional, renewed files taken without
+                       a restart (False, or no hook: the container is restarted)
+
+The files reach the container through the engine (written into it after it is created, before
+it starts: local and remote engines alike), at /paas-tls/{ca.crt,server.crt,server.key}.
+A server certificate lasts 90 days; `backup run-due` (the host timer) renews those with less
+than 30 days left (`renew_due`); `doctor` warns 14 days ahead.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from paas_svc.errors import InvalidInput
+from paas_svc.kinds import kind_hook, kind_module, kind_of
+from paas_svc.secrets.tls import (
+    CONTAINER_DIR,
+    RENEW_DAYS,
+    TLS_MODES,
+    ca_pem,
+    client_context,
+    days_left,
+    issue_server_certificate,
+)
+from paas_svc.state.models import ServiceRecord
+
+MODES_AND_OFF = (*TLS_MODES, "off")
+NOT_AFTER = "tls_not_after"  # spec: when the certificate in the container expires (ISO, UTC)
+
+
+def tls_mode(service_or_spec) -> str | None:
+    """"required", "optional", or None (plaintext)."""
+    spec = service_or_spec.spec if isinstance(service_or_spec, ServiceRecord) else service_or_spec
+    mode = (spec or {}).get("tls")
+    return mode if mode in TLS_MODES else None
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES_AND_OFF:
+        raise InvalidInput(f"--tls {mode!r} is not one of {', '.join(MODES_AND_OFF)}.")
+    return mode
+
+
+def check_kind_supports(kind: str, template: str) -> None:
+    if kind_hook(kind, "tls_server") is None:
+        raise InvalidInput(f"{template} services cannot speak TLS through paas (its kind, {kind}, says nothing about TLS).",
+                           hint="Leave out --tls (or pass --no-tls on a remote target).")
+
+
+def server_arguments(kind: str, mode: str, command: list[str] | None) -> tuple[list[str] | None, dict[str, str]]:
+    """The container's command with its kind's TLS arguments, and the environment they need."""
+    hook = kind_hook(kind, "tls_server")
+    if hook is None:
+        raise InvalidInput(f"The {kind} kind cannot speak TLS.")
+    arguments, environment = hook(mode)
+    if not arguments:
+        return command, dict(environment)
+    base = command if command else list(getattr(kind_module(kind), "SERVER_COMMAND", []) or [])
+    if not base:
+        raise InvalidInput(f"The {kind} kind's TLS arguments need the server's command, and its template has none.")
+    return [*base, *arguments], dict(environment)
+
+
+def server_names(manager, service: ServiceRecord) -> list[str]:
+    """What apps reach it by: this host, the publish address, its name on the network."""
+    names = ["127.0.0.1", "localhost", "::1", manager.publish_host(service), service.container_name]
+    names += list(service.spec.get("network_aliases") or [])
+    if service.spec.get("hostname"):
+        names.append(service.spec["hostname"])
+    return names
+
+
+def container_owner(engine, container: str, owner: str) -> tuple[int, int]:
+    """(uid, gid) of `owner` ("uid:gid", or a user name read from the container's /etc/passwd);
+    (0, 0) when the image has no such user."""
+    if ":" in owner and owner.replace(":", "").isdigit():
+        uid, gid = owner.split(":", 1)
+        return int(uid), int(gid)
+    try:
+        raw = b"".join(engine.get_archive(container, "/etc/passwd"))
+        with tarfile.open(fileobj=io.BytesIO(raw)) as archive:
+            member = archive.next()
+            handle = archive.extractfile(member) if member is not None else None
+            text = handle.read().decode("utf-8", errors="replace") if handle is not None else ""
+    except (tarfile.TarError, OSError):
+        return 0, 0
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 4 and fields[0] == owner and fields[2].isdigit() and fields[3].isdigit():
+            return int(fields[2]), int(fields[3])
+    return 0, 0
+
+
+def files_archive(files: list[tuple[str, bytes, int]], uid: int, gid: int) -> bytes:
+    """A tar of /paas-tls (extracted at /) with (name, content, mode) files owned by uid:gid."""
+    buffer = io.BytesIO()
+    folder = CONTAINER_DIR.strip("/")
+    now = int(time.time())
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo(folder)
+        info.type, info.mode, info.uid, info.gid, info.mtime = tarfile.DIRTYPE, 0o755, uid, gid, now
+        archive.addfile(info)
+        for name, content, mode in files:
+            info = tarfile.TarInfo(f"{folder}/{name}")
+            info.size, info.mode, info.uid, info.gid, info.mtime = len(content), mode, uid, gid, now
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+@dataclass
+class Delivered:
+    not_after: datetime
+    names: tuple[str, ...]
+
+
+def deliver(manager, service: ServiceRecord, container: str, mode: str) -> Delivered:
+    """A new server certificate (and key) written into `container` (created, running or not)."""
+    kind = kind_of(service.template, service.spec)
+    module = kind_module(kind)
+    certificate = issue_server_certificate(manager.vault, server_names(manager, service))
+    uid, gid = container_owner(manager.engine, container, getattr(module, "TLS_FILE_OWNER", "0:0"))
+    extra_files = getattr(module, "tls_files", None)
+    files = [("ca.crt", certificate.ca_pem, 0o644), ("server.crt", certificate.cert_pem, 0o644),
+             ("server.key", certificate.key_pem, 0o600)]
+    files += [(name, content, 0o600) for name, content in (extra_files(mode) if extra_files else {}).items()]
+    manager.engine.put_archive(container, "/", files_archive(files, uid, gid))
+    return Delivered(certificate.not_after, certificate.names)
+
+
+def preparer(manager, service: ServiceRecord):
+    """ContainerSpec.prepare for a TLS service: its certificate files into each new container
+    (the service's own records the expiry)."""
+    mode = tls_mode(service)
+
+    def prepare(container: str) -> None:
+        delivered = deliver(manager, service, container, mode)
+        if container == service.container_name:
+            record_not_after(manager, service, delivered.not_after)
+
+    return prepare
+
+
+def record_not_after(manager, service: ServiceRecord, not_after: datetime) -> None:
+    service.spec[NOT_AFTER] = not_after.astimezone(timezone.utc).isoformat()
+    manager.store.set_spec(service.id, service.spec)
+
+
+def probe_context(manager, service: ServiceRecord):
+    """The ssl.SSLContext a probe of this service uses (trusting only the profile's CA), or None."""
+    if tls_mode(service) is None:
+        return None
+    return client_context(ca_pem(manager.home, manager.store))
+
+
+# -- renewal -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Renewal:
+    service: ServiceRecord
+    not_after: datetime
+    reloaded: bool  # False: the container was restarted to take the new files
+
+
+def needs_renewal(service: ServiceRecord, now: datetime | None = None, within_days: float = RENEW_DAYS) -> bool:
+    if tls_mode(service) is None:
+        return False
+    stamp = service.spec.get(NOT_AFTER)
+    return stamp is None or days_left(stamp, now) < within_days
+
+
+def renew(manager, service: ServiceRecord, timeout: float = 120.0) -> Renewal:
+    """With the service's lock held: a new certificate into its running container, taken by a
+    reload where the server can (no downtime), else by a restart."""
+    mode = tls_mode(service)
+    delivered = deliver(manager, service, service.container_name, mode)
+    record_not_after(manager, service, delivered.not_after)
+    hook = kind_hook(kind_of(service.template, service.spec), "tls_reload")
+    reloaded = bool(hook and hook(manager.engine, service.container_name, manager.vault.credentials(service)))
+    if not reloaded:
+        manager.engine.restart(service.container_name)
+        manager.wait_ready(service, timeout)
+    return Renewal(service, delivered.not_after, reloaded)
+
+
+def renew_due(manager, now: datetime | None = None) -> list[Renewal]:
+    """Renew every TLS service of this manager's target whose certificate has less than 30 days
+    left (the host timer's `backup run-due` calls it). A service another process holds is left
+    for the next minute."""
+    from paas_svc.errors import Conflict
+    from paas_svc.state.models import READY
+
+    renewed = []
+    for service in manager.store.list_services():
+        if service.target != manager.target.name or service.status != READY or not needs_renewal(service, now):
+            continue
+        try:
+            with manager.locked(service, "tls renew") as current:
+                if needs_renewal(current, now):
+                    renewed.append(renew(manager, current))
+        except Conflict:
+            continue
+    return renewed
