@@ -336,7 +336,10 @@ class ServiceManager:
         from paas_svc.engine.targets import is_loopback
 
         if tls is None:
-            if self.target.swarm or is_loopback(self.target.publish_address) or kind_hook(template.kind, "tls_server") is None:
+            from paas_svc.usecases.tls import supported_modes
+
+            if (self.target.swarm or is_loopback(self.target.publish_address)
+                    or "required" not in supported_modes(template.kind, spec_from_template(template))):
                 return None
             tls = "required"
         if tls == "off":
@@ -344,7 +347,7 @@ class ServiceManager:
         from paas_svc.usecases.tls import check_kind_supports, check_mode
 
         check_mode(tls)
-        check_kind_supports(template.kind, template.key)
+        check_kind_supports(template.kind, template.key, spec_from_template(template), tls)
         return tls
 
     def ensure_image(self, image: str) -> None:
@@ -424,7 +427,7 @@ class ServiceManager:
             from paas_svc.usecases.tls import preparer, server_arguments, tls_mode
 
             if tls_mode(service):  # its kind's TLS arguments; the certificate files go in before it starts
-                command, tls_environment = server_arguments(kind, tls_mode(service), command)
+                command, tls_environment = server_arguments(kind, tls_mode(service), command, service.spec)
                 environment.update(tls_environment)
                 prepare = preparer(self, service)
         command, kind_environment = container_command(kind, command, credentials)
@@ -520,8 +523,8 @@ class ServiceManager:
             return self.engine.exec_capture(service.container_name, command)
 
         ssl_context = None
-        if service.spec.get("tls"):
-            from paas_svc.usecases.tls import probe_context
+        if service.spec.get("tls") and int(readiness.get("port", service.container_port)) == service.container_port:
+            from paas_svc.usecases.tls import probe_context  # TLS is on the main port (Mailpit's web UI stays HTTP)
 
             ssl_context = probe_context(self, service)  # the probe speaks TLS, trusting the profile's CA only
 
@@ -635,7 +638,10 @@ class ServiceManager:
         hook = kind_hook(kind_of(service.template, service.spec), "after_ready")
         if hook is not None:
             host, port = self.probe_address(service, service.host_port)  # the target's address (or an ssh forward)
-            hook(service, host, port, self.vault.credentials(service))
+            from paas_svc.usecases.tls import probe_context
+
+            ssl_context = probe_context(self, service)  # a TLS service is reached over TLS (s3: its bucket over HTTPS)
+            hook(service, host, port, self.vault.credentials(service), **({"ssl_context": ssl_context} if ssl_context else {}))
 
     # -- rm, start, stop, restart -----------------------------------------------------
 

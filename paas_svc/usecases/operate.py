@@ -177,7 +177,7 @@ def update_service(manager: ServiceManager, service: ServiceRecord, changes: dic
 
         mode = check_mode(changes["tls"])
         if mode != "off":
-            check_kind_supports(kind_of(service.template, service.spec), service.template)
+            check_kind_supports(kind_of(service.template, service.spec), service.template, service.spec, mode)
         changes = {**changes, "tls": None if mode == "off" else mode}
     manager = manager.for_target(service.target)
     with _locked(manager, service) as locked:

@@ -65,7 +65,7 @@ def test_rabbitmq_required_speaks_amqps_verified_by_the_profile_ca_and_keeps_bac
         channel.confirm_delivery()
         channel.queue_declare("jobs", durable=True)
         channel.basic_publish("", "jobs", b"job 1", pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent))
-    with pytest.raises(pika.exceptions.AMQPConnectionError):
+    with pytest.raises(ssl.SSLCertVerificationError):
         amqp_connection(url, other_ca_context())
     with pytest.raises(pika.exceptions.AMQPConnectionError):  # plaintext AMQP to the TLS-only port
         amqp_connection("amqp://" + url.split("://", 1)[1], None)
@@ -84,10 +84,11 @@ def test_rabbitmq_required_speaks_amqps_verified_by_the_profile_ca_and_keeps_bac
 
 
 def test_rabbitmq_refuses_optional_tls_and_changes_nothing(engine):
-    result = run_paas("svc", "add", "bus", "--template", "rabbitmq-4", "--image", RABBITMQ_IMAGE, "--tls")
-    assert result.exit_code == 0, result.output
-    result = run_paas("svc", "update", "bus", "--tls", "optional")
-    assert result.exit_code == 2 and "TLS or plaintext, not both" in result.stderr, result.output
+    add("bus", "rabbitmq-4", RABBITMQ_IMAGE, "production", "--tls")
+    result = run_paas("svc", "update", "bus", "--env", "production", "--tls", "optional")
+    assert result.exit_code == 2 and "TLS or plaintext on a port, not both" in result.stderr, result.output
+    assert "--tls required" in result.stderr
+    assert variables("bus")["URL"].startswith("amqps://")  # still TLS only
 
 
 # -- MongoDB: pymongo with tls=true&tlsCAFile -------------------------------------------------------------
