@@ -3,8 +3,8 @@ template (issue 22), each with its real client verifying against the profile's C
 {SLUG}_CA_CERT_FILE that `env export` gives apps): pika amqps, pymongo tls=true, boto3
 verify=PATH, an https client (httpx), smtplib STARTTLS. A client trusting another CA
 (trustme) is refused, plaintext to a `required` service is refused, and backup + restore
-keep working where the stand-in can do them (RabbitMQ, MinIO, Mailpit: volume archives; the
-stand-ins have no mongodump and no Meilisearch dumps)."""
+keep working where the stand-in can do them (RabbitMQ, MinIO, Mailpit: volume archives;
+Meilisearch: dumps over HTTPS; the MongoDB stand-in has no mongodump)."""
 
 from __future__ import annotations
 
@@ -143,7 +143,7 @@ def test_minio_required_serves_https_to_boto3_and_its_bucket_survives_backup_res
 
 # -- Meilisearch: an https client -----------------------------------------------------------------
 
-def test_meilisearch_required_serves_https_verified_by_the_profile_ca(engine):
+def test_meilisearch_required_serves_https_verified_by_the_profile_ca_and_dumps_over_it(engine, tmp_path):
     add("search", "meilisearch-1.10", STANDIN_IMAGE, "production", "--tls")
     found = variables("search")
     assert found["URL"].startswith("https://")
@@ -153,6 +153,12 @@ def test_meilisearch_required_serves_https_verified_by_the_profile_ca(engine):
         httpx.get(found["URL"] + "/health", verify=other_ca_context())
     with pytest.raises(httpx.HTTPError):
         httpx.get("http://" + found["URL"].split("://", 1)[1] + "/health")
+
+    archive = tmp_path / "search.meilidump.tar"
+    backup("search", archive)  # POST /dumps and GET /tasks/N over HTTPS
+    assert b"standin meilisearch dump" in archive.read_bytes()
+    restore("search", archive)  # imported at launch, then started again: HTTPS both times
+    assert httpx.get(found["URL"] + "/keys", headers=headers, verify=ssl.create_default_context(cafile=found["CA_CERT_FILE"])).status_code == 200
 
 
 # -- Mailpit: smtplib STARTTLS --------------------------------------------------------------------

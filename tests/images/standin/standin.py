@@ -10,6 +10,11 @@ each protocol for health checks and simple probes:
     8025   HTTP (Mailpit UI/API)  /   $MEILI_MASTER_KEY" when that is set
     1025   SMTP
 
+Meilisearch dumps on 7700 (with the master key): POST /dumps writes
+$MEILI_DUMP_DIR/<uid>.dump (default /meili_data/dumps) and answers 202 with a task
+that GET /tasks/<id> reports succeeded with its dumpUid; MEILI_IMPORT_DUMP at start
+names a dump to import (a missing file exits 1, as Meilisearch does).
+
 MongoDB: with MONGO_INITDB_ROOT_USERNAME and MONGO_INITDB_ROOT_PASSWORD set (or
 their _FILE variants naming a file that holds the value, e.g. a Docker secret), it
 checks a real SCRAM-SHA-256 login (saslStart/saslContinue on "admin", salted
@@ -52,6 +57,7 @@ import ssl
 import struct
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HOST = "0.0.0.0"
@@ -91,6 +97,13 @@ class HTTPHandler(BaseHTTPRequestHandler):
 
         path = self.path.split("?", 1)[0]
         master_key = os.environ.get("MEILI_MASTER_KEY")
+        if self.server.server_address[1] == MEILI_PORT and (path == "/dumps" or path.startswith("/tasks/")):
+            if master_key and self.headers.get("Authorization", "") != f"Bearer {master_key}":
+                self._send(401, json.dumps({"message": "The provided API key is invalid.", "code": "invalid_api_key"}).encode())
+                return
+            status, answer = meili_dump(self.command, path)
+            self._send(status, json.dumps(answer).encode(), head_only)
+            return
         if master_key and (path == "/keys" or path.startswith("/keys/")):
             if self.headers.get("Authorization", "") != f"Bearer {master_key}":
                 body = json.dumps(
@@ -116,6 +129,29 @@ class HTTPHandler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt: str, *args) -> None:
         log(f"http:{self.server.server_address[1]} {self.address_string()} {fmt % args}")
+
+
+MEILI_PORT = 7700
+DUMP_TASKS: dict[int, str] = {}
+DUMP_LOCK = threading.Lock()
+
+
+def meili_dump(method: str, path: str) -> tuple[int, dict]:
+    """POST /dumps (a dump file, at once) and GET /tasks/<id> (its task, succeeded)."""
+    if method == "POST" and path == "/dumps":
+        with DUMP_LOCK:
+            task = len(DUMP_TASKS) + 1
+            uid = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"{task:03d}"
+            folder = os.environ.get("MEILI_DUMP_DIR", "/meili_data/dumps")
+            os.makedirs(folder, exist_ok=True)
+            with open(os.path.join(folder, f"{uid}.dump"), "wb") as handle:
+                handle.write(f"standin meilisearch dump {uid}\n".encode())
+            DUMP_TASKS[task] = uid
+        return 202, {"taskUid": task, "indexUid": None, "status": "enqueued", "type": "dumpCreation"}
+    if method == "GET" and path.startswith("/tasks/") and path[7:].isdigit() and int(path[7:]) in DUMP_TASKS:
+        task = int(path[7:])
+        return 200, {"uid": task, "status": "succeeded", "type": "dumpCreation", "details": {"dumpUid": DUMP_TASKS[task]}}
+    return 404, {"message": f"{method} {path} not found", "code": "not_found"}
 
 
 # --------------------------------------------------------------------------
@@ -597,6 +633,12 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    dump = os.environ.get("MEILI_IMPORT_DUMP")
+    if dump:
+        if not os.path.isfile(dump):
+            log(f"meilisearch: the dump {dump} to import does not exist")
+            return 1
+        log(f"meilisearch: imported the dump {dump}")
     tls = tls_settings(argv)
     for name in sorted(tls):
         log(f"{name}: TLS on")
