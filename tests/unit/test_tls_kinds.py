@@ -288,3 +288,76 @@ def test_protocol_probes_get_past_the_handshake_with_the_right_ca(kind, ca, tls_
     with pytest.raises((EOFError, OSError)) as failed:
         kind.probe("127.0.0.1", tls_listener, {"user": "app", "password": "pw"}, ssl_context=client_context(ca))
     assert not isinstance(failed.value, ssl.SSLCertVerificationError)
+
+
+# -- the core's side: modes, the files in the container, the variables ----------------------------
+
+def builtin_spec(key: str) -> dict:
+    from paas_svc.catalog import load_builtin
+
+    return spec_from_template(load_builtin()[key])
+
+
+def test_supported_modes_follow_each_kind_and_a_generic_template():
+    from paas_svc.usecases.tls import check_kind_supports, supported_modes
+
+    assert supported_modes("amqp") == ("required",) and supported_modes("s3") == ("required",)
+    assert supported_modes("meilisearch") == ("required",)
+    assert supported_modes("mongodb") == ("required", "optional") and supported_modes("smtp") == ("required", "optional")
+    with_section = spec_from_template(template_from_document(document(), "t.yaml", "user"))
+    assert supported_modes("generic", with_section) == ("required", "optional")
+    data = document()
+    del data["tls"]
+    without = spec_from_template(template_from_document(data, "t.yaml", "user"))
+    assert supported_modes("generic", without) == ()
+    with pytest.raises(InvalidInput) as refused:
+        check_kind_supports("generic", "broker-tls", without, "required")
+    assert "no tls section" in refused.value.message
+    with pytest.raises(InvalidInput) as refused:
+        check_kind_supports("amqp", "rabbitmq-4", builtin_spec("rabbitmq-4"), "optional")
+    assert refused.value.hint == "Use --tls required, or --tls off."
+    check_kind_supports("amqp", "rabbitmq-4", builtin_spec("rabbitmq-4"), "required")
+
+
+STANDARD = {"ca.crt": b"CA\n", "server.crt": b"CERT\n", "server.key": b"KEY\n"}
+
+
+def test_the_files_in_the_container_are_named_and_joined_as_each_server_reads_them():
+    from paas_svc.usecases.tls import layout
+
+    directory, owner, files = layout(mongodb, builtin_spec("mongodb-7"), STANDARD)
+    assert (directory, owner) == ("/paas-tls", "mongodb")
+    assert ("server.pem", b"CERT\nKEY\n", 0o600) in files and ("server.key", b"KEY\n", 0o600) in files
+    assert ("ca.crt", b"CA\n", 0o644) in files
+    _, _, files = layout(s3, builtin_spec("minio"), STANDARD)
+    assert ("public.crt", b"CERT\n", 0o644) in files and ("private.key", b"KEY\n", 0o600) in files
+    spec = spec_from_template(template_from_document(document(), "t.yaml", "user"))
+    directory, owner, files = layout(generic, spec, STANDARD)
+    assert (directory, owner) == ("/mosquitto/certs", "1883:1883")
+    assert sorted(files) == [("ca.crt", b"CA\n", 0o644), ("server.crt", b"CERT\n", 0o644), ("server.key", b"KEY\n", 0o600)]
+
+
+def test_mongo_tools_in_the_container_connect_with_tls_when_the_service_speaks_it():
+    from types import SimpleNamespace
+
+    spec = builtin_spec("mongodb-7")
+    plain = SimpleNamespace(service=SimpleNamespace(spec=spec))
+    assert mongodb.tool_tls_arguments(plain) == []
+    for mode in ("required", "optional"):
+        ctx = SimpleNamespace(service=SimpleNamespace(spec={**spec, "tls": mode}))
+        assert mongodb.tool_tls_arguments(ctx) == ["--ssl", "--sslCAFile=/paas-tls/ca.crt"]
+
+
+def test_variables_of_tls_services_of_these_kinds():
+    from paas_svc.kinds.variables import TlsView, service_variables
+
+    view = TlsView(CA_PATH, "PEM")
+    credentials = {"user": "AKIA", "password": "secret"}
+    found = service_variables("files", "minio", {**builtin_spec("minio"), "tls": "required"}, credentials, "127.0.0.1", 9000, view)
+    assert found["FILES_URL"] == "https://AKIA:secret@127.0.0.1:9000" and found["FILES_ENDPOINT"] == "https://127.0.0.1:9000"
+    assert found["FILES_CA_CERT_FILE"] == CA_PATH
+    spec = {**spec_from_template(template_from_document(document(), "t.yaml", "user")), "tls": "required"}
+    url = service_variables("mq", "broker-tls", spec, {"password": "pw"}, "127.0.0.1", 8883, view)["MQ_URL"]
+    assert url == f"mqtts://app:pw@127.0.0.1:8883?cafile={CA_PATH}&verify=true"
+    plain = service_variables("mq", "broker-tls", {**spec, "tls": None}, {"password": "pw"}, "127.0.0.1", 8883, view)["MQ_URL"]
+    assert plain == "mqtt://app:pw@127.0.0.1:8883"
