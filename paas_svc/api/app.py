@@ -22,6 +22,7 @@ from paas_svc.api.guard import GuardedServer, ServerLimits, accept_batch, guarde
 from paas_svc.api.http import ApiError, BodyLimit, api_error_from, bearer_token, parse_json_body, unauthorized
 from paas_svc.api.provisioning import Provisioner
 from paas_svc.api.routes import ENDPOINTS, Call, Endpoint, Reply
+from paas_svc.api.tls_auto import auto_certificate  # noqa: F401 - `paas serve --tls auto` reaches it through this module
 from paas_svc.errors import PaasError
 from paas_svc.state.tokens import ADMIN, Token, TokenRejected, authenticate
 

@@ -31,8 +31,10 @@ def _backups(profile, reporter=None):
 
 def _sync_scheduler(profile, backups, environment=None) -> None:
     from paas_svc.usecases.backups.scheduler_install import sync
+    from paas_svc.usecases.tls import timer_users
 
-    entry = sync(profile.home, profile.store.profile_id(), backups.records.schedule_count(), environment)
+    # TLS services need the timer too (their renewals): it stays while either exists.
+    entry = sync(profile.home, profile.store.profile_id(), timer_users(profile.store), environment)
     if entry is not None and entry.note:
         message(entry.note)
 
@@ -184,9 +186,10 @@ def run_due(
     backups = _backups(profile)
     report = run(backups, clock.now(now))
     if not backups.records.schedule_count():
-        _sync_scheduler(profile, backups)  # a purge removed the last scheduled service
+        _sync_scheduler(profile, backups)  # a purge removed the last scheduled service (TLS services keep the timer)
     if json_output:
-        print_json({"ran": report.ran, "now": report.now, "backups": [asdict(item) for item in report.items]})
+        print_json({"ran": report.ran, "now": report.now, "backups": [asdict(item) for item in report.items],
+                    "tls_renewed": [asdict(renewal) for renewal in report.renewals]})
     elif not report.ran:
         message("Another `paas backup run-due` is running for this profile; nothing to do.")
     else:
@@ -200,6 +203,12 @@ def run_due(
                     message(f"  verify {'passed' if item.verified else 'FAILED'}: {item.verify_detail}")
             if item.error:
                 warn(f"{where} -> {item.destination}: {item.error}")
+        for renewal in report.renewals:
+            if renewal.error:
+                warn(f"{renewal.where}: its TLS certificate was not renewed: {renewal.error}")
+            else:
+                data(f"renewed the TLS certificate of {renewal.where} (valid until {renewal.not_after}; "
+                     + ("reloaded, no restart)" if renewal.reloaded else "restarted)"))
         if not report.items:
             message(f"No backup due at {report.now}.")
     if report.failures:

@@ -45,6 +45,7 @@ def parse_image_overrides(values: list[str]) -> dict[str, str]:
 
 def serve(
     listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on.")] = DEFAULT_LISTEN,
+    tls: Annotated[Optional[str], typer.Option("--tls", help="auto: serve HTTPS with a certificate from the profile's CA (PAAS_HOME/tls/ca.crt verifies it).")] = None,
     tls_cert: Annotated[Optional[str], typer.Option("--tls-cert", help="PEM certificate (with --tls-key): serve HTTPS.")] = None,
     tls_key: Annotated[Optional[str], typer.Option("--tls-key", help="PEM private key for --tls-cert.")] = None,
     insecure: Annotated[bool, typer.Option("--insecure", help="Allow plain HTTP on a non-loopback address (tokens cross the network in clear).")] = False,
@@ -63,7 +64,11 @@ def serve(
     overrides = parse_image_overrides(image or [])
     if bool(tls_cert) != bool(tls_key):
         raise InvalidInput("--tls-cert and --tls-key go together.")
-    if not is_loopback(host) and not tls_cert:
+    if tls is not None and tls != "auto":
+        raise InvalidInput(f"--tls takes one value, auto, not {tls!r}.", hint="Or give your own --tls-cert and --tls-key.")
+    if tls and tls_cert:
+        raise InvalidInput("--tls auto makes its own certificate; leave out --tls-cert and --tls-key.")
+    if not is_loopback(host) and not tls_cert and not tls:
         if not insecure:
             raise InvalidInput(f"Refusing to serve plain HTTP on {host}: bearer tokens would cross the network in clear.",
                                hint="Pass --tls-cert and --tls-key, or --insecure if a TLS proxy sits in front.")
@@ -78,7 +83,14 @@ def serve(
     # The one import of the API from the CLI (allowed by name in pyproject's import-linter contracts).
     from paas_svc.api.app import create_server, http_server
 
-    app, provisioner = create_server(ensure_home(home_dir()), org=org, image_overrides=overrides, ready_timeout=timeout)
+    home = ensure_home(home_dir())
+    if tls == "auto":
+        from paas_svc.api.app import auto_certificate
+
+        made = auto_certificate(home, host)
+        tls_cert, tls_key = str(made.cert_file), str(made.key_file)
+        message(f"HTTPS with a certificate from the profile's CA for {', '.join(made.names)}; clients verify it with {made.ca_file}")
+    app, provisioner = create_server(home, org=org, image_overrides=overrides, ready_timeout=timeout)
     resumed = provisioner.resume_interrupted()
     if resumed:
         message(f"Finishing {len(resumed)} interrupted add(s): {', '.join(resumed)}")

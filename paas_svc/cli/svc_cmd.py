@@ -52,6 +52,8 @@ def service_json(service, status: str, host: str = HOST_VIEW_HOST) -> dict:
         "network_port": service.container_port,
         "limits": limits_json(service.spec),
         "url_scheme": service.spec.get("url_scheme"),
+        "tls": service.spec.get("tls") or "off",
+        "tls_not_after": service.spec.get("tls_not_after") if service.spec.get("tls") else None,
         "created_at": service.created_at,
         "updated_at": service.updated_at,
     }

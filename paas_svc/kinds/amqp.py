@@ -19,7 +19,7 @@ read alike (no config file to mount): `-rabbit tcp_listeners []` closes the plai
 listener, `-rabbit ssl_listeners [PORT]` opens the TLS one with the certificate and key in
 /paas-tls. A RabbitMQ listener speaks TLS or plaintext, never both, so `optional` is refused.
 The CLI (rabbitmqctl) talks to the node over Erlang distribution, not AMQP: backups and
-restores do not change.
+restores do not change, and a renewed certificate is taken by clearing the node's PEM cache.
 """
 
 from __future__ import annotations
@@ -67,6 +67,13 @@ def tls_server(mode: str, spec: dict | None = None) -> tuple[list[str], dict[str
                         f'{{keyfile,"{TLS_DIR}/server.key"}}', "{verify,verify_none}", "{fail_if_no_peer_cert,false}"])
     arguments = f"-rabbit tcp_listeners [] -rabbit ssl_listeners [{port}] -rabbit ssl_options [{options}]"
     return [], {"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": arguments}
+
+
+def tls_reload(engine, container: str, credentials: dict[str, str]) -> bool:
+    """Renewed files without a restart: the node re-reads them for new connections once its
+    PEM cache is cleared (RabbitMQ's documented way); open connections stay."""
+    result = engine.exec_capture(container, ["rabbitmqctl", "eval", "ssl:clear_pem_cache()."])
+    return result.exit_code == 0 and result.stdout.strip() == b"ok"
 
 
 def tls_url(url: str, mode: str, ca_path: str, spec: dict | None = None) -> str:

@@ -58,19 +58,29 @@ class ExecCommand:
     environment: dict[str, str] = field(default_factory=dict)  # secrets go here
 
 
-def client_command(kind: str, credentials: Mapping[str, str], port: int) -> ExecCommand:
-    """The engine's own interactive client, already authenticated, for `svc connect`."""
+# A TLS service (paas_svc/usecases/tls.py) has its CA at this path in its container; its
+# clients there connect over TLS to 127.0.0.1 (named in its certificate), verifying it.
+CONTAINER_CA = "/paas-tls/ca.crt"
+PG_TLS = {"PGSSLMODE": "verify-full", "PGSSLROOTCERT": CONTAINER_CA}
+REDIS_TLS = f" --tls --cacert {CONTAINER_CA} -h 127.0.0.1"
+MYSQL_TLS = f" --ssl-ca={CONTAINER_CA}"
+
+
+def client_command(kind: str, credentials: Mapping[str, str], port: int, tls: bool = False) -> ExecCommand:
+    """The engine's own interactive client, already authenticated, for `svc connect` (over TLS
+    for a TLS service)."""
     user, password, db = credentials.get("user", ""), credentials.get("password", ""), credentials.get("db", "")
     if kind == "postgres":
         # Over TCP, so the password is what authenticates (the socket may trust local users).
-        return ExecCommand(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", db], {"PGPASSWORD": password})
+        return ExecCommand(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", db],
+                           {"PGPASSWORD": password, **(PG_TLS if tls else {})})
     if kind == "redis":
         # REDISCLI_AUTH: redis-cli (and valkey-cli) send AUTH with it; no warning about -a.
-        return ExecCommand(["sh", "-c", 'exec "$(command -v redis-cli || command -v valkey-cli)" -p "$0"', str(port)],
-                           {"REDISCLI_AUTH": password, "VALKEYCLI_AUTH": password})
+        return ExecCommand(["sh", "-c", f'exec "$(command -v redis-cli || command -v valkey-cli)"{REDIS_TLS if tls else ""} -p "$0"',
+                            str(port)], {"REDISCLI_AUTH": password, "VALKEYCLI_AUTH": password})
     if kind == "mysql":
-        return ExecCommand(["sh", "-c", 'exec "$(command -v mariadb || command -v mysql)" -h 127.0.0.1 -P "$0" -u "$1" "$2"',
-                            str(port), user, db], {"MYSQL_PWD": password})
+        return ExecCommand(["sh", "-c", f'exec "$(command -v mariadb || command -v mysql)"{MYSQL_TLS if tls else ""} '
+                            '-h 127.0.0.1 -P "$0" -u "$1" "$2"', str(port), user, db], {"MYSQL_PWD": password})
     if kind == "mongodb":
         # mongosh has no password variable: the connection string is built in its own JS from the environment.
         script = (f"db = connect('mongodb://' + process.env.{USER} + ':' + process.env.{OLD} "
@@ -89,20 +99,21 @@ class Rotation:
 
 
 def rotation(kind: str, credentials: Mapping[str, str], new_secret: str, port: int,
-             new_credentials: Mapping[str, str] | None = None) -> Rotation:
+             new_credentials: Mapping[str, str] | None = None, tls: bool = False) -> Rotation:
     """How to give a running service a new password (or master key). `new_credentials` holds
-    the new values of the `also` credentials."""
+    the new values of the `also` credentials; `tls`: the service speaks TLS."""
     user, password, db = credentials.get("user", ""), credentials.get("password", ""), credentials.get("db", "")
     if kind == "postgres":
         script = (f'printf "ALTER ROLE \\"%s\\" PASSWORD \'%s\';\\n" "${USER}" "${NEW}" '
                   f'| psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$0" -U "${USER}" -d "${DB}"')
         return Rotation("password", ExecCommand(["sh", "-c", script, str(port)],
-                                                {"PGPASSWORD": password, USER: user, DB: db, NEW: new_secret}), False)
+                                                {"PGPASSWORD": password, USER: user, DB: db, NEW: new_secret,
+                                                 **(PG_TLS if tls else {})}), False)
     if kind == "redis":
         # CONFIG SET requirepass changes the default user's password at once (open connections stay
         # authenticated); the container's start config holds requirepass, so it is re-created to persist it.
         script = ('cli="$(command -v redis-cli || command -v valkey-cli)"; '
-                  f'printf "CONFIG SET requirepass %s\\n" "${NEW}" | "$cli" -p "$0"')
+                  f'printf "CONFIG SET requirepass %s\\n" "${NEW}" | "$cli"{REDIS_TLS if tls else ""} -p "$0"')
         return Rotation("password", ExecCommand(["sh", "-c", script, str(port)],
                                                 {"REDISCLI_AUTH": password, "VALKEYCLI_AUTH": password, NEW: new_secret}), True)
     if kind == "mysql":
@@ -112,7 +123,8 @@ def rotation(kind: str, credentials: Mapping[str, str], new_secret: str, port: i
             return Rotation("password", ExecCommand(["sh", "-c", _MYSQL_ROTATE_AS_ROOT],
                                                     {"MYSQL_PWD": root_password, USER: user, NEW: new_secret,
                                                      NEW_ROOT: new_root}), False, ("root_password",))
-        return Rotation("password", ExecCommand(["sh", "-c", _MYSQL_ROTATE_OWN, str(port)],
+        own = _MYSQL_ROTATE_OWN.replace('"$cli" -h', f'"$cli"{MYSQL_TLS} -h') if tls else _MYSQL_ROTATE_OWN
+        return Rotation("password", ExecCommand(["sh", "-c", own, str(port)],
                                                 {"MYSQL_PWD": password, USER: user, NEW: new_secret}), False)
     if kind == "mongodb":
         script = (f"db = connect('mongodb://' + process.env.{USER} + ':' + process.env.{OLD} "

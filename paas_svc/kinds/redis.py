@@ -83,7 +83,7 @@ def container_command(command: list[str] | None, credentials: dict[str, str]) ->
 # -- TLS (see paas_svc/usecases/tls.py) ------------------------------------------------------
 # One port carries one protocol: the main port speaks TLS and plaintext is off, in both modes
 # (`optional` is `required` for Redis and Valkey).
-TLS_FILE_OWNER = "redis"  # redis-server (and valkey-server) run as this user and read the key
+TLS_FILE_OWNER = "redis,valkey"  # the user the server runs as and reads the key as (redis:7, valkey/valkey:8)
 TLS_DIR = "/paas-tls"
 TLS_PORT = 6379  # the templates' main port (redis-7, valkey-8)
 TLS_CONFIG = ("tls-cert-file", f"{TLS_DIR}/server.crt"), ("tls-key-file", f"{TLS_DIR}/server.key"), \

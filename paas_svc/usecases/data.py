@@ -220,10 +220,13 @@ class DataOps:
         )
 
     def _ssl_context(self, service: ServiceRecord):
-        """The context a TLS service is reached with from here (None: plaintext)."""
-        from paas_svc.usecases.tls import probe_context
+        """The context a TLS service is reached with from here, trusting the profile's CA only
+        (None: plaintext). As usecases.tls.probe_context, which this module may not import (a cycle)."""
+        from paas_svc.secrets.tls import TLS_MODES, ca_pem, client_context
 
-        return probe_context(self.manager, service)
+        if service.spec.get("tls") not in TLS_MODES:
+            return None
+        return client_context(ca_pem(self.manager.home, self.manager.store))
 
     def require_container(self, service: ServiceRecord, strategy: Strategy):
         """The container's state; a Conflict when the data cannot be reached."""
@@ -512,8 +515,10 @@ class DataOps:
             self.step(f"Creating {to_slug} in {service.project}/{to_env}")
             try:
                 # The clone runs the definition its source was created with, not the catalog's today.
+                # A TLS source gives a TLS copy (same mode); else the target's default.
                 target = self.manager.add(service.project, to_env, to_slug, service.template, image=service.image,
-                                          timeout=timeout, definition=template_from_spec(service.template, service.spec)).service
+                                          timeout=timeout, definition=template_from_spec(service.template, service.spec),
+                                          tls=service.spec.get("tls") or None).service
             except ProvisioningFailed:
                 half_made = self.store.find_service(service.project, to_env, to_slug)
                 if half_made is not None:  # ours: it did not exist a moment ago and holds no data

@@ -75,7 +75,37 @@ def diagnose(manager: ServiceManager) -> Report:
     for target in _targets_in_use(manager, services):
         _check_target(manager.for_target(target), [s for s in services if s.target == target], report)
     _check_backups(manager, report)
+    _check_tls(services, report)
     return report
+
+
+def _check_tls(services: list[ServiceRecord], report: Report) -> None:
+    """TLS certificates (90 days) are renewed by the host timer 30 days ahead: one with less than
+    14 days left means the timer does not run or the renewal fails. The clock honours PAAS_NOW."""
+    from paas_svc.secrets.tls import WARN_DAYS, days_left
+    from paas_svc.usecases.backups.clock import now
+    from paas_svc.usecases.tls import NOT_AFTER, tls_mode
+
+    moment = now()
+    checked = [service for service in services if service.status != REMOVED and tls_mode(service)]
+    if not checked:
+        return
+    expiring = []
+    for service in checked:
+        stamp = service.spec.get(NOT_AFTER)
+        left = days_left(stamp, moment) if stamp else None
+        if left is None or left < WARN_DAYS:
+            expiring.append((service, stamp, left))
+    for service, stamp, left in expiring:
+        where = f"{service.project}/{service.env}/{service.slug}"
+        what = ("has no recorded certificate" if left is None else
+                f"expired on {stamp}" if left <= 0 else f"expires in {left:.0f} days ({stamp})")
+        report.add("tls", False, f"The TLS certificate of {where} {what}.",
+                   fix="`paas backup run-due` renews it (the host timer runs it every minute once a backup schedule "
+                       "exists; run it now, and check `paas backup list` for the timer's state).")
+    if not expiring:
+        report.add("tls", True, f"TLS certificates of {len(checked)} service{'s' if len(checked) != 1 else ''} "
+                                f"valid for {WARN_DAYS}+ days")
 
 
 def _targets_in_use(manager: ServiceManager, services: list[ServiceRecord]) -> list[str]:

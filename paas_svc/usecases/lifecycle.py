@@ -328,27 +328,16 @@ class ServiceManager:
             self._bring_up(service, timeout, wait, pull=on_recorded is not None)
         action = "reattach" if reattached else ("resume" if resumed else "add")
         self.store.audit(action, project, env, slug, f"template={template.key} image={service.image}")
+        if service.spec.get("tls"):
+            from paas_svc.usecases.tls import ensure_renewal_timer
+
+            ensure_renewal_timer(self)  # the host timer renews its certificate
         return AddResult(service, time.monotonic() - started, reattached, resumed, wait)
 
     def _tls_for_new(self, template: Template, tls: str | None) -> str | None:
-        """The TLS mode a new service gets: the one asked for ("off": None), else required where
-        apps reach it over a network (a publish address that is not loopback; not on Swarm yet)."""
-        from paas_svc.engine.targets import is_loopback
+        from paas_svc.usecases.tls import new_service_mode
 
-        if tls is None:
-            from paas_svc.usecases.tls import supported_modes
-
-            if (self.target.swarm or is_loopback(self.target.publish_address)
-                    or "required" not in supported_modes(template.kind, spec_from_template(template))):
-                return None
-            tls = "required"
-        if tls == "off":
-            return None
-        from paas_svc.usecases.tls import check_kind_supports, check_mode
-
-        check_mode(tls)
-        check_kind_supports(template.kind, template.key, spec_from_template(template), tls)
-        return tls
+        return new_service_mode(self.target, template.kind, template.key, tls, spec_from_template(template))
 
     def ensure_image(self, image: str) -> None:
         """Pull the image when this host lacks it, showing progress."""

@@ -56,7 +56,7 @@ def connect_command(manager: ServiceManager, service: ServiceRecord, tty: bool) 
         raise InvalidInput("`svc connect` runs the docker CLI, which is not on PATH.",
                            hint="Install the docker CLI, or connect with your own client using `paas svc env SLUG`.")
     command = client_command(kind_of(service.template, service.spec), manager.vault.credentials(service),
-                             service.container_port)
+                             service.container_port, tls=service.spec.get("tls") in ("required", "optional"))
     engine_environment = docker_cli_environment(manager.home, manager.target)
     _require_running(manager, service)
     argv = [docker, "exec", "-i"] + (["-t"] if tty else [])
@@ -105,7 +105,8 @@ def _rotate_locked(manager: ServiceManager, service: ServiceRecord, kind: str, t
     plan = rotation(kind, old, "", service.container_port)
     fields = (plan.field, *plan.also)
     new = {**old, **{name: generate_secret(max(len(old.get(name, "")), 32)) for name in fields}}
-    plan = rotation(kind, old, new[plan.field], service.container_port, new)
+    plan = rotation(kind, old, new[plan.field], service.container_port, new,
+                    tls=service.spec.get("tls") in ("required", "optional"))
     manager.store.set_pending_secret(service.id, manager.vault.encrypt(new))
     if plan.command is not None:
         result = manager.engine.exec_capture(service.container_name, plan.command.argv, plan.command.environment)
@@ -136,8 +137,11 @@ def _accepts(manager: ServiceManager, service: ServiceRecord, credentials: dict[
     readiness = service.spec["readiness"]
     host, port = manager.probe_address(service, service.host_ports[int(readiness.get("port", service.container_port))])
     kind = kind_of(service.template, service.spec)
+    from paas_svc.usecases.tls import probe_context
+
     return probe(readiness, host, port, credentials, kind,
-                 lambda command: manager.engine.exec_capture(service.container_name, command))[0]
+                 lambda command: manager.engine.exec_capture(service.container_name, command),
+                 probe_context(manager, service))[0]
 
 
 def _finish_interrupted_rotation(manager: ServiceManager, service: ServiceRecord) -> RotateResult | None:
@@ -207,6 +211,10 @@ def update_service(manager: ServiceManager, service: ServiceRecord, changes: dic
         manager.store.set_spec(service.id, new_spec)
         manager.store.audit("update", service.project, service.env, service.slug,
                             " ".join(f"{key}={new_spec[key]}" for key in changed))
+        if "tls" in changed and new_spec.get("tls"):
+            from paas_svc.usecases.tls import ensure_renewal_timer
+
+            ensure_renewal_timer(manager)  # the host timer renews its certificate
         return UpdateResult(manager.store.get_service_by_id(service.id), changed, recreate)
 
 

@@ -5,7 +5,7 @@ A service's mode is `spec["tls"]`: "required" (plaintext refused), "optional" (b
 (plaintext only). Its kind module says how (see paas_svc/kinds/__init__.py):
     tls_server(mode) -> (arguments, environment)  what turns TLS on; the arguments follow the
                        template's command, or the kind's SERVER_COMMAND (the image's own CMD)
-    TLS_FILE_OWNER     "user" (looked up in the container's /etc/passwd) or "uid:gid": the
+    TLS_FILE_OWNER     "user[,user...]" (the first in the container's /etc/passwd) or "uid:gid": the
                        owner of the key (0600); the certificates are 0644
     tls_files(mode)    optional: more files for /paas-tls (postgres: its hba file)
     TLS_FILES          optional: {name: (standard files)}, the certificate files under more names
@@ -84,6 +84,22 @@ def check_kind_supports(kind: str, template: str, spec=None, mode: str | None = 
                            "not both.", hint=f"Use --tls {modes[0]}, or --tls off.")
 
 
+def new_service_mode(target, kind: str, template: str, asked: str | None, spec=None) -> str | None:
+    """The mode a new service gets: the one asked for ("off": None), else "required" where apps
+    reach it over a network (a target whose publish address is not loopback; not Swarm yet, and
+    only for kinds, or templates (`spec`), that can require TLS), else None."""
+    from paas_svc.engine.targets import is_loopback
+
+    if asked is None:
+        if target.swarm or is_loopback(target.publish_address) or "required" not in supported_modes(kind, spec):
+            return None
+        asked = "required"
+    if check_mode(asked) == "off":
+        return None
+    check_kind_supports(kind, template, spec, asked)
+    return asked
+
+
 def server_arguments(kind: str, mode: str, command: list[str] | None, spec=None) -> tuple[list[str] | None, dict[str, str]]:
     """The container's command with its kind's TLS arguments, and the environment they need
     (a TLS_FROM_TEMPLATE kind reads them from the service's template: `spec`)."""
@@ -109,8 +125,8 @@ def server_names(manager, service: ServiceRecord) -> list[str]:
 
 
 def container_owner(engine, container: str, owner: str) -> tuple[int, int]:
-    """(uid, gid) of `owner` ("uid:gid", or a user name read from the container's /etc/passwd);
-    (0, 0) when the image has no such user."""
+    """(uid, gid) of `owner` ("uid:gid", or user names read from the container's /etc/passwd,
+    comma-separated: the first the image has); (0, 0) when it has none of them."""
     if ":" in owner and owner.replace(":", "").isdigit():
         uid, gid = owner.split(":", 1)
         return int(uid), int(gid)
@@ -122,11 +138,12 @@ def container_owner(engine, container: str, owner: str) -> tuple[int, int]:
             text = handle.read().decode("utf-8", errors="replace") if handle is not None else ""
     except (tarfile.TarError, OSError):
         return 0, 0
+    users = {}
     for line in text.splitlines():
         fields = line.split(":")
-        if len(fields) >= 4 and fields[0] == owner and fields[2].isdigit() and fields[3].isdigit():
-            return int(fields[2]), int(fields[3])
-    return 0, 0
+        if len(fields) >= 4 and fields[2].isdigit() and fields[3].isdigit():
+            users.setdefault(fields[0], (int(fields[2]), int(fields[3])))
+    return next((users[name] for name in owner.split(",") if name in users), (0, 0))
 
 
 def files_archive(files: list[tuple[str, bytes, int]], uid: int, gid: int, directory: str = CONTAINER_DIR) -> bytes:
@@ -209,6 +226,28 @@ def probe_context(manager, service: ServiceRecord):
 # -- renewal -----------------------------------------------------------------------------------
 
 
+def timer_users(store) -> int:
+    """What needs the host timer (`backup run-due` every minute): backup schedules and TLS
+    services (their renewals). It is installed with the first and removed after the last."""
+    from paas_svc.usecases.backups.records import BackupRecords
+
+    return BackupRecords(store).schedule_count() + sum(1 for service in store.list_services() if tls_mode(service))
+
+
+def ensure_renewal_timer(manager) -> str | None:
+    """Install the host timer for a new TLS service, as the first backup schedule does (a note
+    when it was installed; None when it was there, or this host has no cron/systemd). A timer
+    that cannot be installed is no reason to fail the add: `doctor` warns before expiry."""
+    from paas_svc.errors import PaasError
+    from paas_svc.usecases.backups.scheduler_install import sync
+
+    try:
+        entry = sync(manager.home, manager.store.profile_id(), timer_users(manager.store))
+    except PaasError:
+        return None
+    return entry.note if entry is not None else None
+
+
 @dataclass
 class Renewal:
     service: ServiceRecord
@@ -237,21 +276,40 @@ def renew(manager, service: ServiceRecord, timeout: float = 120.0) -> Renewal:
     return Renewal(service, delivered.not_after, reloaded)
 
 
-def renew_due(manager, now: datetime | None = None) -> list[Renewal]:
-    """Renew every TLS service of this manager's target whose certificate has less than 30 days
-    left (the host timer's `backup run-due` calls it). A service another process holds is left
-    for the next minute."""
-    from paas_svc.errors import Conflict
+@dataclass
+class RenewalOutcome:
+    where: str  # project/env/slug
+    not_after: str | None = None
+    reloaded: bool | None = None
+    error: str | None = None
+
+
+def renew_due(manager, now: datetime | None = None) -> list[RenewalOutcome]:
+    """Renew every Ready TLS service (on any target: `manager.for_target`) whose certificate has
+    less than 30 days left; the host timer's `backup run-due` calls it. A service another process
+    holds is left for the next minute; a failure is reported and retried then."""
+    from paas_svc.errors import PaasError
+    from paas_svc.state.locks import service_lock
     from paas_svc.state.models import READY
 
-    renewed = []
+    outcomes = []
     for service in manager.store.list_services():
-        if service.target != manager.target.name or service.status != READY or not needs_renewal(service, now):
+        if service.status != READY or not needs_renewal(service, now):
             continue
+        outcome = RenewalOutcome(f"{service.project}/{service.env}/{service.slug}")
         try:
-            with manager.locked(service, "tls renew") as current:
-                if needs_renewal(current, now):
-                    renewed.append(renew(manager, current))
-        except Conflict:
+            own = manager.for_target(service.target)
+            with service_lock(own.home, service.env_id, service.slug, "tls renew") as got:
+                if not got:
+                    continue  # busy: the next run renews it
+                current = own.store.get_service_by_id(service.id)
+                if not needs_renewal(current, now):
+                    continue
+                renewal = renew(own, current)
+        except PaasError as error:
+            outcome.error = error.message
+            outcomes.append(outcome)
             continue
-    return renewed
+        outcome.not_after, outcome.reloaded = renewal.not_after.isoformat(), renewal.reloaded
+        outcomes.append(outcome)
+    return outcomes

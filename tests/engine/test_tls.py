@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import ssl
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
@@ -61,6 +64,9 @@ def tls_postgres(paas, engine):
 
 def test_postgres_psycopg_and_sqlalchemy_verify_full(tls_postgres, tmp_path):
     import sqlalchemy
+
+    # The host timer that renews the certificate was installed with the service (tests: their own cron.d).
+    assert [path.name for path in (tmp_path / "cron.d").iterdir()], "no host timer"
 
     url = tls_postgres["DB_URL"]
     ca_file = tls_postgres["DB_CA_CERT_FILE"]
@@ -133,3 +139,208 @@ def test_mariadb_pymysql_with_ssl_verify(paas, engine, tmp_path):
         pymysql.connect(**parts, ssl_ca=other_ca_file(tmp_path), ssl_verify_cert=True)
     with pytest.raises(pymysql.err.OperationalError, match="secure transport|Access denied"):
         pymysql.connect(**parts, ssl_disabled=True)  # plaintext: require_secure_transport
+
+
+# -- what keeps working on a TLS service --------------------------------------------------------
+
+
+def dsn(paas, slug, env="production", *extra):
+    return ok(paas("svc", "dsn", slug, "--env", env, *extra)).stdout.strip()
+
+
+def test_postgres_backup_restore_verify_clone_upgrade_connect_rotate(paas, engine, tmp_path):
+    from tests.support.cli import run_paas_process
+
+    add(paas, "db", "postgres-16", POSTGRES_IMAGE, "--tls")
+    url = dsn(paas, "db")
+    with psycopg.connect(url) as conn:
+        conn.execute("create table t (n int)")
+        conn.execute("insert into t values (1), (2)")
+    backup = tmp_path / "db.pgdump"
+    ok(paas("svc", "backup", "db", "--env", "production", "-o", str(backup)))
+    with psycopg.connect(url) as conn:
+        conn.execute("delete from t")
+    ok(paas("svc", "restore", "db", str(backup), "--env", "production", "--yes"))
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select count(*) from t").fetchone() == (2,)
+    ok(paas("backup", "now", "db", "--env", "production"))
+    verified = json.loads(ok(paas("backup", "verify", "db", "--env", "production", "--json")).stdout)
+    assert verified["ok"], verified
+    # The clone is a TLS service too, with its own certificate from the same CA.
+    ok(paas("svc", "clone", "db", "--env", "production", "--to-env", "staging"))
+    copy_url = dsn(paas, "db", "staging")
+    assert "sslmode=verify-full" in copy_url
+    with psycopg.connect(copy_url) as conn:
+        assert conn.execute("select count(*) from t").fetchone() == (2,)
+        assert conn.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()").fetchone() == (True,)
+    # Upgrade to another image of the same major: still TLS, data kept.
+    same_major = f"paas-test/postgres:tls-{tmp_path.name[-6:]}"
+    engine.images.get(POSTGRES_IMAGE).tag(*same_major.split(":"))
+    try:
+        ok(paas("svc", "upgrade", "db", "--env", "production", "--image", same_major, "--yes"))
+        with psycopg.connect(url) as conn:
+            assert conn.execute("select count(*) from t").fetchone() == (2,)
+        connected = run_paas_process("svc", "connect", "db", "--env", "production",
+                                     input="select 'tls ' || ssl from pg_stat_ssl where pid = pg_backend_pid();\n")
+        assert connected.exit_code == 0, connected.output
+        assert "tls t" in connected.stdout
+        ok(paas("svc", "rotate-password", "db", "--env", "production"))
+        new_url = dsn(paas, "db")
+        assert new_url != url
+        with psycopg.connect(new_url) as conn:
+            assert conn.execute("select count(*) from t").fetchone() == (2,)
+    finally:
+        for slug, env in (("db", "production"), ("db", "staging")):
+            paas("svc", "rm", slug, "--env", env, "--purge", "--yes", "--no-backup")
+        engine.images.remove(same_major, force=True)
+
+
+def test_redis_backup_restore_verify_connect_rotate(paas, engine, tmp_path):
+    from tests.support.cli import run_paas_process
+
+    add(paas, "cache", "redis-7", REDIS_IMAGE, "--tls")
+    client = redis.Redis.from_url(dsn(paas, "cache"))
+    client.set("k", "v")
+    backup = tmp_path / "cache.rdb"
+    ok(paas("svc", "backup", "cache", "--env", "production", "-o", str(backup)))
+    client.delete("k")
+    client.close()
+    ok(paas("svc", "restore", "cache", str(backup), "--env", "production", "--yes"))
+    assert redis.Redis.from_url(dsn(paas, "cache")).get("k") == b"v"
+    ok(paas("backup", "now", "cache", "--env", "production"))
+    verified = json.loads(ok(paas("backup", "verify", "cache", "--env", "production", "--json")).stdout)
+    assert verified["ok"], verified
+    connected = run_paas_process("svc", "connect", "cache", "--env", "production", input="GET k\n")
+    assert connected.exit_code == 0, connected.output
+    assert connected.stdout.split() == ["v"]
+    ok(paas("svc", "rotate-password", "cache", "--env", "production"))
+    assert redis.Redis.from_url(dsn(paas, "cache")).get("k") == b"v"
+
+
+# -- svc update --tls, renewal ------------------------------------------------------------------
+
+
+def served_certificate(host: str, port: int, ca_file: str, starttls_postgres: bool = False) -> dict:
+    """The certificate a TLS server presents (verified against `ca_file`)."""
+    context = ssl.create_default_context(cafile=ca_file)
+    with socket.create_connection((host, port), timeout=10) as raw:
+        if starttls_postgres:
+            raw.sendall((8).to_bytes(4, "big") + (80877103).to_bytes(4, "big"))
+            assert raw.recv(1) == b"S"
+        with context.wrap_socket(raw, server_hostname=host) as tls:
+            return tls.getpeercert()
+
+
+def test_update_tls_off_optional_required_round_trip(paas, engine):
+    add(paas, "db", "postgres-16", POSTGRES_IMAGE)
+    plain = dsn(paas, "db")
+    assert "sslmode" not in plain
+    with psycopg.connect(plain + "?sslmode=disable") as conn:
+        conn.execute("create table t (n int)")
+    updated = json.loads(ok(paas("svc", "update", "db", "--env", "production", "--tls", "optional", "--json")).stdout)
+    assert updated["tls"] == "optional" and updated["recreated"]
+    url = dsn(paas, "db")
+    with psycopg.connect(url) as conn:  # verified TLS
+        assert conn.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()").fetchone() == (True,)
+    with psycopg.connect(plain + "?sslmode=disable") as conn:  # optional: plaintext still allowed
+        assert conn.execute("select count(*) from t").fetchone() == (0,)
+    ok(paas("svc", "update", "db", "--env", "production", "--tls", "required"))
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(plain + "?sslmode=disable")
+    with psycopg.connect(dsn(paas, "db")) as conn:
+        assert conn.execute("select count(*) from t").fetchone() == (0,)
+    ok(paas("svc", "update", "db", "--env", "production", "--tls", "off"))
+    assert dsn(paas, "db") == plain
+    with psycopg.connect(plain + "?sslmode=disable") as conn:
+        assert conn.execute("select count(*) from t").fetchone() == (0,)
+    refused = paas("svc", "update", "db", "--env", "production", "--tls", "sometimes")
+    assert refused.exit_code == 2 and "required, optional, off" in refused.stderr
+
+
+def test_renewal_by_run_due_reloads_without_a_restart(paas, engine, monkeypatch):
+    add(paas, "db", "postgres-16", POSTGRES_IMAGE, "--tls")
+    add(paas, "cache", "redis-7", REDIS_IMAGE, "--tls")
+    variables = exported_json(paas)
+    ca_file = variables["DB_CA_CERT_FILE"]
+    shown = {slug: json.loads(ok(paas("svc", "show", slug, "--env", "production", "--json")).stdout) for slug in ("db", "cache")}
+    started = {slug: engine.api.inspect_container(info["container"])["State"]["StartedAt"] for slug, info in shown.items()}
+    before = {"db": served_certificate("127.0.0.1", int(variables["DB_PORT"]), ca_file, True),
+              "cache": served_certificate("127.0.0.1", int(variables["CACHE_PORT"]), ca_file)}
+    session = psycopg.connect(variables["DB_URL"])  # an open connection survives the renewal
+
+    # Nothing to renew today; doctor is content. 80 days on, doctor warns (under 14 days left).
+    quiet = json.loads(ok(paas("backup", "run-due", "--json")).stdout)
+    assert quiet["tls_renewed"] == []
+    assert any(f["check"] == "tls" and f["ok"] for f in json.loads(paas("doctor", "--json").stdout)["findings"])
+    monkeypatch.setenv("PAAS_NOW", (datetime.now(timezone.utc) + timedelta(days=80)).isoformat())
+    warned = paas("doctor", "--json")
+    tls = [f for f in json.loads(warned.stdout)["findings"] if f["check"] == "tls"]
+    assert warned.exit_code != 0 and len(tls) == 2 and all("expires in 10 days" in f["message"] for f in tls), tls
+    monkeypatch.delenv("PAAS_NOW")
+    later = json.loads(ok(paas("backup", "run-due", "--json", "--now", "2099-01-01T00:00:00Z")).stdout)
+    assert sorted((r["where"], r["reloaded"], r["error"]) for r in later["tls_renewed"]) == [
+        ("default/production/cache", True, None), ("default/production/db", True, None)]
+    after = {"db": served_certificate("127.0.0.1", int(variables["DB_PORT"]), ca_file, True),
+             "cache": served_certificate("127.0.0.1", int(variables["CACHE_PORT"]), ca_file)}
+    for slug in ("db", "cache"):
+        assert after[slug]["serialNumber"] != before[slug]["serialNumber"], slug
+        assert engine.api.inspect_container(shown[slug]["container"])["State"]["StartedAt"] == started[slug], "no restart"
+    assert session.execute("select 1").fetchone() == (1,)
+    session.close()
+    assert redis.Redis.from_url(variables["CACHE_URL"]).ping()
+
+
+# -- paas serve --tls auto ----------------------------------------------------------------------
+
+
+def test_serve_tls_auto_is_https_verified_by_the_profiles_ca(tmp_path, isolated_home):
+    import httpx
+
+    from tests.support.api_server import Server
+
+    server = Server(isolated_home, "--tls", "auto").start()
+    try:
+        token = server.token("ops", "admin")
+        ca_file = str(isolated_home / "tls" / "ca.crt")
+        url = f"https://127.0.0.1:{server.port}/api/me"
+        answer = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, verify=ca_file, timeout=10)
+        assert answer.status_code == 200 and answer.json()["name"] == "ops"
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.get(url, verify=other_ca_file(tmp_path), timeout=10)
+        with pytest.raises(httpx.HTTPError):  # plain HTTP on the HTTPS port
+            httpx.get(f"http://127.0.0.1:{server.port}/api/me", timeout=10)
+        assert "certificate from the profile's CA" in server.output()
+        assert oct((isolated_home / "tls" / "serve.key").stat().st_mode & 0o777) == "0o600"
+    finally:
+        server.stop()
+
+
+def test_hot_paths_of_a_tls_service_load_no_x509(paas, engine, isolated_home):
+    import subprocess
+    import sys
+
+    add(paas, "db", "postgres-16", POSTGRES_IMAGE, "--tls")
+    for argv in (["svc", "dsn", "db", "--env", "production"], ["env", "export", "--env", "production"],
+                 ["svc", "list", "--json"]):
+        code = ("import sys; from paas_svc.cli.main import run; code = run(%r); "
+                "print(sorted(sys.modules), file=sys.stderr); sys.exit(code)" % argv)
+        completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert completed.returncode == 0, completed.stderr[-2000:]
+        modules = completed.stderr.strip().splitlines()[-1]
+        assert "cryptography.x509" not in modules and "asymmetric" not in modules, argv
+        assert "paas_svc.usecases.tls" not in modules, argv
+    assert "sslmode=verify-full" in ok(paas("svc", "dsn", "db", "--env", "production")).stdout
+
+
+def test_run_network_and_docker_export_make_the_ca_reachable_in_the_apps_container(paas, engine, paas_process):
+    add(paas, "db", "postgres-16", POSTGRES_IMAGE, "--tls")
+    docker_format = ok(paas("env", "export", "--env", "production", "--network", "--format", "docker")).stdout
+    mount_line = docker_format.splitlines()[0]
+    assert mount_line.startswith("# docker run -v ") and mount_line.split()[4].endswith(":/paas-tls/ca.crt:ro")
+    assert "DB_CA_CERT_FILE=/paas-tls/ca.crt" in docker_format.splitlines()
+    # The app: psql in a container on the network, given DB_URL and the CA mount by `paas run --network`.
+    script = ('exec docker run --rm --network "$PAAS_NETWORK" -v "$PAAS_CA_MOUNT" -e DB_URL --entrypoint psql '
+              f'{POSTGRES_IMAGE} "$DB_URL" -Atc "select ssl from pg_stat_ssl where pid = pg_backend_pid()"')
+    result = paas_process("run", "--env", "production", "--network", "--", "sh", "-c", script)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "t"

@@ -41,10 +41,12 @@ class RunReport:
     now: str
     items: list[RunItem] = field(default_factory=list)
     scheduler_note: str | None = None
+    renewals: list = field(default_factory=list)  # usecases/tls.RenewalOutcome: TLS certificates renewed (or not)
 
     @property
     def failures(self) -> int:
-        return sum(1 for item in self.items if not item.ok or item.verified is False)
+        return (sum(1 for item in self.items if not item.ok or item.verified is False)
+                + sum(1 for renewal in self.renewals if renewal.error))
 
 
 @contextmanager
@@ -94,4 +96,9 @@ def run_due(backups: Backups, now: datetime) -> RunReport:
 
                 result = verify_backup(backups, service, record, now)
                 item.verified, item.verify_detail = result.ok, result.detail
+        # The same timer renews TLS certificates with less than 30 days left (90-day certificates).
+        if any(service.spec.get("tls") for service in backups.store.list_services()):
+            from paas_svc.usecases.tls import renew_due
+
+            report.renewals = renew_due(backups.manager, now)
     return report
