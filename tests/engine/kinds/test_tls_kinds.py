@@ -245,3 +245,43 @@ def test_a_user_template_puts_the_certificate_where_it_says_and_gets_its_url(eng
     assert httpx.get(base + "/health", verify=ssl.create_default_context(cafile=found["CA_CERT_FILE"])).status_code == 200
     with pytest.raises(httpx.ConnectError):
         httpx.get(base + "/health", verify=other_ca_context())
+
+
+# -- renewal by the host timer -------------------------------------------------------------------
+
+def served_serial(host: str, port: int, ca_file: str, starttls_smtp: bool = False) -> str:
+    context = ssl.create_default_context(cafile=ca_file)
+    if starttls_smtp:
+        with smtplib.SMTP(host, port, timeout=10) as smtp:
+            smtp.starttls(context=context)
+            return smtp.sock.getpeercert()["serialNumber"]
+    import socket
+
+    with socket.create_connection((host, port), timeout=10) as raw, context.wrap_socket(raw, server_hostname=host) as tls:
+        return tls.getpeercert()["serialNumber"]
+
+
+def test_renewal_reloads_rabbitmq_in_place_and_restarts_mailpit(engine):
+    from urllib.parse import urlsplit
+
+    add("bus", "rabbitmq-4", RABBITMQ_IMAGE, "production", "--tls")
+    add("mail", "mailpit", STANDIN_IMAGE, "production", "--tls")
+    bus, mail = variables("bus"), variables("mail")
+    ca_file = bus["CA_CERT_FILE"]
+    bus_at, mail_at = (urlsplit(bus["URL"]).hostname, urlsplit(bus["URL"]).port), smtp_address(mail["URL"])
+    containers = {slug: json.loads(run_paas("svc", "show", slug, "--env", "production", "--json").stdout)["container"]
+                  for slug in ("bus", "mail")}
+    started = {slug: engine.api.inspect_container(name)["State"]["StartedAt"] for slug, name in containers.items()}
+    before = {"bus": served_serial(*bus_at, ca_file), "mail": served_serial(*mail_at, ca_file, True)}
+    session = amqp_connection(bus["URL"], ssl.create_default_context(cafile=ca_file))  # stays open across the reload
+
+    result = run_paas("backup", "run-due", "--json", "--now", "2099-01-01T00:00:00Z")
+    assert result.exit_code == 0, result.output
+    renewed = sorted((r["where"], r["reloaded"], r["error"]) for r in json.loads(result.stdout)["tls_renewed"])
+    assert renewed == [("default/production/bus", True, None), ("default/production/mail", False, None)]
+    assert served_serial(*bus_at, ca_file) != before["bus"]
+    assert served_serial(*mail_at, ca_file, True) != before["mail"]
+    assert engine.api.inspect_container(containers["bus"])["State"]["StartedAt"] == started["bus"], "no restart"
+    assert engine.api.inspect_container(containers["mail"])["State"]["StartedAt"] != started["mail"]
+    session.channel().queue_declare("still-open")
+    session.close()
