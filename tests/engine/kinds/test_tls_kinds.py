@@ -93,7 +93,7 @@ def test_rabbitmq_refuses_optional_tls_and_changes_nothing(engine):
 
 # -- MongoDB: pymongo with tls=true&tlsCAFile -------------------------------------------------------------
 
-def test_mongodb_required_answers_pymongo_over_tls_only(engine, other_ca_file):
+def test_mongodb_required_answers_pymongo_over_tls_only_and_optional_takes_both(engine, other_ca_file):
     add("docs", "mongodb-7", STANDIN_IMAGE, "production", "--tls")
     url = variables("docs")["URL"]
     options = pymongo.uri_parser.parse_uri(url)["options"]
@@ -101,11 +101,24 @@ def test_mongodb_required_answers_pymongo_over_tls_only(engine, other_ca_file):
     client = pymongo.MongoClient(url, serverSelectionTimeoutMS=5000, authMechanism="SCRAM-SHA-256")
     assert client.admin.command("ping")["ok"] == 1.0
     client.close()
-    for refused in (url.replace(options["tlsCAFile"], other_ca_file), url.split("&tls=")[0]):
+    plain = url.split("&tls=")[0]
+    for refused in (url.replace(options["tlsCAFile"], other_ca_file), plain):
         client = pymongo.MongoClient(refused, serverSelectionTimeoutMS=2000, authMechanism="SCRAM-SHA-256")
         with pytest.raises(pymongo.errors.ServerSelectionTimeoutError):
             client.admin.command("ping")
         client.close()
+
+    # optional (preferTLS): TLS and plaintext on the one port; off: plaintext and the plain URL
+    result = run_paas("svc", "update", "docs", "--env", "production", "--tls", "optional")
+    assert result.exit_code == 0, result.output
+    for either in (variables("docs")["URL"], plain):
+        with pymongo.MongoClient(either, serverSelectionTimeoutMS=5000, authMechanism="SCRAM-SHA-256") as client:
+            assert client.admin.command("ping")["ok"] == 1.0
+    result = run_paas("svc", "update", "docs", "--env", "production", "--tls", "off")
+    assert result.exit_code == 0, result.output
+    assert variables("docs")["URL"] == plain and "CA_CERT_FILE" not in variables("docs")
+    with pymongo.MongoClient(plain, serverSelectionTimeoutMS=5000, authMechanism="SCRAM-SHA-256") as client:
+        assert client.admin.command("ping")["ok"] == 1.0
 
 
 # -- MinIO: boto3 with the CA bundle ---------------------------------------------------------------------
