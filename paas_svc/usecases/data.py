@@ -221,7 +221,7 @@ class DataOps:
 
     def _ssl_context(self, service: ServiceRecord):
         """The context a TLS service is reached with from here, trusting the profile's CA only
-        (None: plaintext). As usecases.tls.probe_context, which this module may not import (a cycle)."""
+        (None: plaintext). As usecases.tls.probe_context: usecases.tls reaches backups, which imports this module."""
         from paas_svc.secrets.tls import TLS_MODES, ca_pem, client_context
 
         if service.spec.get("tls") not in TLS_MODES:

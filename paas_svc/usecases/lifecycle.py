@@ -512,10 +512,10 @@ class ServiceManager:
             return self.engine.exec_capture(service.container_name, command)
 
         ssl_context = None
-        if service.spec.get("tls") and int(readiness.get("port", service.container_port)) == service.container_port:
-            from paas_svc.usecases.tls import probe_context  # TLS is on the main port (Mailpit's web UI stays HTTP)
+        if service.spec.get("tls"):
+            from paas_svc.usecases.tls import readiness_context
 
-            ssl_context = probe_context(self, service)  # the probe speaks TLS, trusting the profile's CA only
+            ssl_context = readiness_context(self, service)  # over TLS, trusting the profile's CA only (main port)
 
         deadline = time.monotonic() + timeout
         interval = FIRST_POLL_INTERVAL

@@ -137,11 +137,11 @@ def _accepts(manager: ServiceManager, service: ServiceRecord, credentials: dict[
     readiness = service.spec["readiness"]
     host, port = manager.probe_address(service, service.host_ports[int(readiness.get("port", service.container_port))])
     kind = kind_of(service.template, service.spec)
-    from paas_svc.usecases.tls import probe_context
+    from paas_svc.usecases.tls import readiness_context
 
     return probe(readiness, host, port, credentials, kind,
                  lambda command: manager.engine.exec_capture(service.container_name, command),
-                 probe_context(manager, service))[0]
+                 readiness_context(manager, service))[0]
 
 
 def _finish_interrupted_rotation(manager: ServiceManager, service: ServiceRecord) -> RotateResult | None:

@@ -216,6 +216,15 @@ def record_not_after(manager, service: ServiceRecord, not_after: datetime) -> No
     manager.store.set_spec(service.id, service.spec)
 
 
+def readiness_context(manager, service: ServiceRecord):
+    """The context of the service's readiness check: TLS is on its main port only, so a check on
+    another port (Mailpit's web UI on 8025) stays plaintext (None)."""
+    readiness = service.spec.get("readiness") or {}
+    if int(readiness.get("port", service.container_port)) != service.container_port:
+        return None
+    return probe_context(manager, service)
+
+
 def probe_context(manager, service: ServiceRecord):
     """The ssl.SSLContext a probe of this service uses (trusting only the profile's CA), or None."""
     if tls_mode(service) is None:

@@ -361,3 +361,16 @@ def test_variables_of_tls_services_of_these_kinds():
     assert url == f"mqtts://app:pw@127.0.0.1:8883?cafile={CA_PATH}&verify=true"
     plain = service_variables("mq", "broker-tls", {**spec, "tls": None}, {"password": "pw"}, "127.0.0.1", 8883, view)["MQ_URL"]
     assert plain == "mqtt://app:pw@127.0.0.1:8883"
+
+
+def test_a_readiness_check_on_another_port_than_the_main_one_stays_plaintext(tmp_path):
+    from types import SimpleNamespace
+
+    from paas_svc.state.models import ServiceRecord
+    from paas_svc.usecases.tls import readiness_context
+
+    spec = {**builtin_spec("mailpit"), "tls": "required"}  # readiness: http on 8025, TLS on 1025
+    service = ServiceRecord(id="abc123def456", project="p", env="e", slug="mail", template="mailpit", image="i",
+                            spec=spec, secret=None, host_ports={1025: 40001, 8025: 40002})
+    nobody = SimpleNamespace()  # nothing is read from the manager for a plaintext check
+    assert readiness_context(nobody, service) is None
