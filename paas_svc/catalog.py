@@ -82,8 +82,9 @@ def kind_capabilities() -> dict[str, dict]:
     capabilities = {}
     for name in kind_names():
         module = kind_module(name)
+        tls = "template" if getattr(module, "TLS_FROM_TEMPLATE", False) else "kind" if hasattr(module, "tls_server") else None
         capabilities[name] = {"probe": module.probe is not None, "backup": module.BACKUP is not None,
-                              "credentials": tuple(module.CREDENTIALS)}
+                              "credentials": tuple(module.CREDENTIALS), "tls": tls}
     return capabilities
 
 

@@ -29,6 +29,16 @@ one pass.
     backup:                             # strategy: native | command | volume | none
       strategy: volume
     resources: {memory: 256m, cpus: 0.5}
+    tls:                                # kind generic only: how the server speaks TLS (`--tls`)
+      cert: /certs/server.crt           # where paas puts the server certificate (chain first)
+      key: /certs/server.key            # its private key (readable by `owner` only)
+      ca: /certs/ca.crt                 # optional: the CA certificate
+      owner: "1883:1883"                # uid:gid the server reads the files as (default 0:0)
+      arguments: [-c, /certs/tls.conf]  # optional: added to the command when TLS is on
+      environment: {TLS: "on"}          # optional: set when TLS is on
+      modes: [required]                 # required (default) and/or optional (TLS and plaintext)
+      scheme: mqtts                     # the URL's scheme when TLS is on
+      parameters: {cafile: "{ca_file}"} # query parameters added to the URL ({ca_file}: the CA on the host)
 
 Placeholders are secret names; `{host}` and `{port}` exist only in `variables` (they differ
 between the host view and the network view). Commands run inside the container
@@ -39,6 +49,11 @@ being checked or installed may not put one there (pass it in `environment`); the
 exception is `--requirepass {secret}` after redis-server/valkey-server in a redis-kind
 template, which the redis kind moves into a config on the server's stdin. Templates installed
 before this rule keep loading (`installed=True`). Pure: no I/O, no printing.
+
+`tls` files go in one directory of their own (paas mounts the certificate files there, so it
+may not be or hold the volume); `arguments` and `environment` are taken as written (no
+placeholders: a secret has no place in them); `{ca_file}` is the one placeholder of
+`parameters`. Built-in kinds set TLS up themselves (their module's tls_server and tls_url).
 """
 
 from __future__ import annotations
@@ -68,9 +83,15 @@ ALPHABETS = ("alnum", "hex", "lowercase")
 CHECKS = ("protocol", "tcp", "http", "command")
 STRATEGIES = ("native", "command", "volume", "none")
 VIEW_PLACEHOLDERS = ("host", "port")
+TLS_MODES = ("required", "optional")
+TLS_FILE_FIELDS = ("cert", "key", "ca")
+TLS_CA_PLACEHOLDER = "ca_file"
+OWNER_PATTERN = re.compile(r"[0-9]{1,10}:[0-9]{1,10}")
+SCHEME_PATTERN = re.compile(r"[a-z][a-z0-9+.-]{0,31}")
+PARAMETER_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 TOP_FIELDS = ("key", "name", "description", "category", "tags", "kind", "image", "hostname", "ports", "volume",
-              "secrets", "environment", "command", "variables", "readiness", "backup", "resources")
+              "secrets", "environment", "command", "variables", "readiness", "backup", "resources", "tls")
 REQUIRED_TOP = ("key", "name", "description", "category", "kind", "image", "ports", "volume", "variables", "readiness")
 FIELDS = {
     "ports": ("main", "extra"),
@@ -78,6 +99,7 @@ FIELDS = {
     "readiness": ("check", "port", "path", "status", "bearer", "command"),
     "backup": ("strategy", "dump", "restore", "environment", "extension"),
     "resources": ("memory", "cpus"),
+    "tls": ("cert", "key", "ca", "owner", "arguments", "environment", "modes", "scheme", "parameters"),
 }
 
 
@@ -371,11 +393,88 @@ def _resources(problems: Problems, value: Any) -> None:
             problems.add("resources.cpus", "must be a number of CPUs like 0.5 or 2")
 
 
+def _tls(problems: Problems, value: Any, kind: Any, capabilities: dict | None, volume: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        problems.add("tls", "must be a mapping with cert and key (and optionally ca, owner, arguments, environment, "
+                            "modes, scheme, parameters)")
+        return
+    tls = capabilities.get("tls") if capabilities is not None else "template"
+    if tls != "template":
+        problems.add("tls", f"the {kind} kind sets up TLS itself (`paas svc add --tls`); a tls section is for kind: generic"
+                     if tls else f"the {kind} kind cannot speak TLS; a tls section is for kind: generic")
+        return
+    _unknown_fields(problems, value, FIELDS["tls"], "tls.")
+    directories, names = set(), {}
+    for name in TLS_FILE_FIELDS:
+        if name not in value:
+            if name != "ca":
+                problems.add(f"tls.{name}", "is required: the absolute path where the server reads it")
+            continue
+        path = value[name]
+        before = len(problems)
+        _absolute_path(problems, path, f"tls.{name}")
+        if len(problems) > before:
+            continue
+        directory, _, base = path.rstrip("/").rpartition("/")
+        if not directory:
+            problems.add(f"tls.{name}", f"{path!r} must be a file in a directory below / (e.g. /certs/{name}.pem)")
+            continue
+        directories.add(directory)
+        if base in names:
+            problems.add(f"tls.{name}", f"{path!r} is also tls.{names[base]}")
+        names[base] = name
+    if len(directories) > 1:
+        problems.add("tls", f"cert, key and ca must be in one directory (paas mounts it): got {', '.join(sorted(directories))}")
+    elif directories and isinstance(volume, str) and volume.startswith("/"):
+        directory, data = next(iter(directories)), volume.rstrip("/")
+        if directory == data or directory.startswith(data + "/") or data.startswith(directory + "/"):
+            problems.add("tls", f"the certificate directory {directory} may not be or hold the volume {data}")
+    if "owner" in value and not (isinstance(value["owner"], str) and OWNER_PATTERN.fullmatch(value["owner"])):
+        problems.add("tls.owner", "must be numeric uid:gid like \"999:999\"")
+    if "arguments" in value:
+        arguments = value["arguments"]
+        if not isinstance(arguments, list) or not all(isinstance(part, str) for part in arguments):
+            problems.add("tls.arguments", "must be a list of strings")
+    if "environment" in value:
+        environment = value["environment"]
+        if not isinstance(environment, dict):
+            problems.add("tls.environment", "must be a mapping of NAME: value")
+        else:
+            for name, text in environment.items():
+                if not isinstance(name, str) or not ENV_NAME_PATTERN.fullmatch(name):
+                    problems.add(f"tls.environment.{name}", "environment variable names must match [A-Z_][A-Z0-9_]*")
+                if not isinstance(text, str):
+                    problems.add(f"tls.environment.{name}", "must be a string")
+    if "modes" in value:
+        modes = value["modes"]
+        if (not isinstance(modes, list) or not modes or not all(mode in TLS_MODES for mode in modes)
+                or len(set(modes)) != len(modes)):
+            problems.add("tls.modes", f"must be a non-empty list of {', '.join(TLS_MODES)} (optional: TLS and plaintext on one port)")
+    if "scheme" in value and not (isinstance(value["scheme"], str) and SCHEME_PATTERN.fullmatch(value["scheme"])):
+        problems.add("tls.scheme", "must be a URL scheme like mqtts or https")
+    if "parameters" in value:
+        parameters = value["parameters"]
+        if not isinstance(parameters, dict):
+            problems.add("tls.parameters", "must be a mapping of name: value")
+            return
+        for name, text in parameters.items():
+            path = f"tls.parameters.{name}"
+            if not isinstance(name, str) or not PARAMETER_PATTERN.fullmatch(name):
+                problems.add(path, "names must be letters, digits, '_', '.' and '-'")
+            if not isinstance(text, str):
+                problems.add(path, "must be a string")
+            else:
+                _check_placeholders(problems, text, path, {TLS_CA_PLACEHOLDER})
+
+
 def validate(document: Any, kinds: dict[str, dict], installed: bool = False) -> list[str]:
     """Every problem of a template document, as `field.path: message` lines (empty: valid).
 
     `kinds` maps each known kind to its capabilities: {"probe": bool, "backup": bool,
-    "credentials": (secret names the kind's probe and native backup read)}. `installed`: a
+    "credentials": (secret names the kind's probe and native backup read), "tls": "kind" (it
+    sets TLS up itself), "template" (from the template's tls section) or None (no TLS)}. `installed`: a
     user template already in the profile, which keeps loading under rules added since."""
     problems = Problems()
     if not isinstance(document, dict):
@@ -421,6 +520,7 @@ def validate(document: Any, kinds: dict[str, dict], installed: bool = False) -> 
         _readiness(problems, document["readiness"], kind, capabilities, secrets, ports)
     _backup(problems, document.get("backup"), kind, capabilities, secrets)
     _resources(problems, document.get("resources"))
+    _tls(problems, document.get("tls"), kind, capabilities, document.get("volume"))
     if capabilities is not None and _uses_kind_credentials(document, capabilities):
         for name in capabilities["credentials"]:
             if name not in secrets:

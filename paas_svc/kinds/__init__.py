@@ -57,6 +57,14 @@ ca.crt, server.crt, server.key, put into the container before it starts):
                       files without a restart (False or absent: the container is restarted)
     probe             takes `ssl_context=` (an ssl.SSLContext trusting the profile's CA) and
                       speaks TLS with it when the service does
+    TLS_FILES         optional: {name: (standard files)}, the certificate files under the names
+                      the server reads, or joined in one (mongodb: server.pem = server.crt +
+                      server.key; s3: MinIO's public.crt, private.key)
+    TLS_MODES         optional: the modes the server can do; ("required",) where a port speaks
+                      TLS or plaintext, not both (amqp, s3, meilisearch): `optional` is refused
+    TLS_FROM_TEMPLATE generic: all of this comes from the template's `tls` section, so
+                      tls_server(mode, spec), tls_url(url, mode, ca_path, spec), tls_modes(spec)
+                      and tls_layout(spec) -> (directory, {name: (standard files)}, owner)
 
 What every kind shares is here: kind_of (which kind a service is), strategy_for (its backup
 strategy), check_compatible (whether a backup fits it) and kind_hook; this module imports the

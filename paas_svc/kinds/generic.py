@@ -10,16 +10,21 @@ backup
   command  a dump command whose stdout is the backup, and a restore command reading it on
            stdin, both run in the container with credentials passed through the environment
   volume   a tar of the whole volume, taken with the container stopped
+tls (the template's `tls` section, see paas_svc/template_schema.py)
+  where the certificate, key and CA go, the owner the server reads them as, the arguments
+  and variables that turn TLS on, the modes the server can do, and the URL's scheme and
+  query parameters when TLS is on: tls_server, tls_url and tls_layout read it
 """
 
 from __future__ import annotations
 
 import http.client
 import os
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Mapping
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from paas_svc.dsn import render_environment
-from paas_svc.errors import PaasError
+from paas_svc.errors import InvalidInput, PaasError
 from paas_svc.kinds.protocols import ProtocolError, connect
 from paas_svc.kinds.strategy import (
     BackupFailed,
@@ -78,6 +83,68 @@ def check_command(run: Callable[[list[str]], object], command: list[str], creden
                 last = last.replace(value, "********")
         raise ProtocolError(f"{command[0]} exited {result.exit_code}: {last[:MAX_DETAIL_CHARS]}")
     return f"{command[0]} exited 0"
+
+
+# -- TLS from the template ------------------------------------------------------------------
+
+TLS_FROM_TEMPLATE = True  # the kinds' capabilities (catalog.kind_capabilities): a template's tls section applies
+STANDARD_TLS_FILES = {"ca": "ca.crt", "cert": "server.crt", "key": "server.key"}
+
+
+def tls_section(spec: Mapping | None) -> dict | None:
+    """The `tls` section of the template a service was made from (its stored definition)."""
+    definition = (spec or {}).get("definition")
+    section = definition.get("tls") if isinstance(definition, Mapping) else None
+    return section if isinstance(section, dict) else None
+
+
+def _require_section(spec: Mapping | None) -> dict:
+    section = tls_section(spec)
+    if section is None:
+        raise InvalidInput("This service's template does not say how its server speaks TLS (it has no tls section).",
+                           hint="Add one to the template (README, \"Custom templates\": where the certificate and key go), "
+                                "or keep --tls off.")
+    return section
+
+
+def tls_modes(spec: Mapping | None) -> tuple[str, ...]:
+    section = tls_section(spec)
+    return tuple(section.get("modes") or ("required",)) if section is not None else ()
+
+
+def tls_server(mode: str, spec: Mapping | None = None) -> tuple[list[str], dict[str, str]]:
+    """(arguments, environment) that turn TLS on, as the template's tls section says."""
+    section = _require_section(spec)
+    if mode not in tls_modes(spec):
+        raise InvalidInput(f"This service's template allows TLS only as {' or '.join(tls_modes(spec))}, not {mode}.",
+                           hint=f"Use --tls {tls_modes(spec)[0]} or --tls off.")
+    return list(section.get("arguments") or []), {str(name): str(value) for name, value in (section.get("environment") or {}).items()}
+
+
+def tls_url(url: str, mode: str, ca_path: str, spec: Mapping | None = None) -> str:
+    """The URL with the template's TLS scheme and query parameters ({ca_file}: the CA's host path)."""
+    section = tls_section(spec)
+    if section is None:
+        return url
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    added = {name: str(value).replace("{ca_file}", ca_path) for name, value in (section.get("parameters") or {}).items()}
+    query = [(name, value) for name, value in query if name not in added] + list(added.items())
+    return urlunsplit((section.get("scheme") or parts.scheme, parts.netloc, parts.path,
+                       urlencode(query, safe="/", quote_via=quote), parts.fragment))
+
+
+def tls_layout(spec: Mapping | None = None) -> tuple[str, dict[str, tuple[str, ...]], str]:
+    """(directory in the container, {file name there: the standard files it holds}, owner uid:gid)
+    from the template's cert/key/ca paths (one directory, checked by the schema)."""
+    section = _require_section(spec)
+    files: dict[str, tuple[str, ...]] = {}
+    directory = ""
+    for field in ("cert", "key", "ca"):
+        if section.get(field):
+            directory, _, name = str(section[field]).rpartition("/")
+            files[name] = (STANDARD_TLS_FILES[field],)
+    return directory, files, str(section.get("owner") or "0:0")
 
 
 # -- backup strategies -------------------------------------------------------------------------

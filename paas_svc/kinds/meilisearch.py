@@ -1,12 +1,18 @@
 """The meilisearch kind: Meilisearch. Readiness is the template's authenticated HTTP check
 (GET /keys with the master key); backup is a dump (POST /dumps) imported on a fresh start;
-`key` (the master key) is its credential."""
+`key` (the master key) is its credential.
+
+TLS: Meilisearch's own options as variables, MEILI_SSL_CERT_PATH and MEILI_SSL_KEY_PATH
+(= --ssl-cert-path, --ssl-key-path); the port then speaks only HTTPS, so `optional` is
+refused. Apps get https:// and verify with the CA file."""
 
 from __future__ import annotations
 
 import time
 from typing import BinaryIO
+from urllib.parse import urlsplit, urlunsplit
 
+from paas_svc.errors import InvalidInput
 from paas_svc.kinds.strategy import (
     BackupFailed,
     BackupFile,
@@ -20,6 +26,23 @@ from paas_svc.kinds.strategy import (
 NAME = "meilisearch"
 CREDENTIALS: tuple[str, ...] = ("key",)
 probe = None  # the template's http check is the real one
+
+TLS_DIR = "/paas-tls"
+TLS_MODES: tuple[str, ...] = ("required",)  # Meilisearch serves HTTPS or HTTP, not both
+TLS_FILE_OWNER = "0:0"  # the official image runs Meilisearch as root
+
+
+def tls_server(mode: str, spec: dict | None = None) -> tuple[list[str], dict[str, str]]:
+    """(arguments, environment): the certificate options as MEILI_ variables."""
+    if mode not in TLS_MODES:
+        raise InvalidInput(f"Meilisearch cannot offer TLS with --tls {mode}: it serves HTTPS or HTTP, not both.",
+                           hint="Use --tls required (apps then use https://) or --tls off.")
+    return [], {"MEILI_SSL_CERT_PATH": f"{TLS_DIR}/server.crt", "MEILI_SSL_KEY_PATH": f"{TLS_DIR}/server.key"}
+
+
+def tls_url(url: str, mode: str, ca_path: str, spec: dict | None = None) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(("https", *parts[1:])) if parts.scheme == "http" else url
 
 
 def sanity_check(engine, ctx) -> str:

@@ -38,6 +38,7 @@ def check_url_scheme(kind: str, scheme: str) -> str:
     return scheme
 
 
+GENERIC_TLS_KIND = "generic"  # TLS_FROM_TEMPLATE: its tls_url reads the template (no kind module imported for it here)
 TLS_MODES = ("required", "optional")  # spec["tls"] of a service that speaks TLS (paas_svc/secrets/tls.py)
 
 
@@ -66,8 +67,8 @@ def service_url(template: str, spec: Mapping, credentials: Mapping[str, str], ho
         from paas_svc.kinds import kind_hook
 
         hook = kind_hook(kind, "tls_url")
-        if hook is not None:
-            url = hook(url, mode, tls.ca_path)
+        if hook is not None:  # a kind that reads its template's tls section (generic) gets the spec
+            url = hook(url, mode, tls.ca_path, spec) if kind == GENERIC_TLS_KIND else hook(url, mode, tls.ca_path)
     return url
 
 
@@ -87,7 +88,8 @@ def service_variables(slug: str, template: str, spec: Mapping, credentials: Mapp
     elif kind == "redis":
         values.update(where, USER=credentials.get("user", "default"), PASSWORD=password)
     elif kind == "s3":
-        values.update(ENDPOINT=f"http://{host}:{port}", ACCESS_KEY_ID=user, SECRET_ACCESS_KEY=password,
+        scheme = "https" if tls is not None and spec.get("tls") in TLS_MODES else "http"
+        values.update(ENDPOINT=f"{scheme}://{host}:{port}", ACCESS_KEY_ID=user, SECRET_ACCESS_KEY=password,
                       BUCKET=default_bucket(slug), REGION=S3_REGION)
     elif kind == "meilisearch":
         values.update(API_KEY=credentials.get("key", ""))  # the master key: full rights on this instance

@@ -215,9 +215,18 @@ class DataOps:
             labels=service_labels(self.store.profile_id(), service),
             wait_ready=lambda: self.manager.wait_ready(service, ready_timeout),
             container_spec=lambda extra_environment=None: self.manager.container_spec(service, extra_environment),
-            http=_http_client(service, credentials, self.manager.publish_host(service)),
+            http=_http_client(service, credentials, self.manager.publish_host(service), lambda: self._ssl_context(service)),
             scratch_dir=self.scratch_dir,
         )
+
+    def _ssl_context(self, service: ServiceRecord):
+        """The context a TLS service is reached with from here, trusting the profile's CA only
+        (None: plaintext). As usecases.tls.probe_context: usecases.tls reaches backups, which imports this module."""
+        from paas_svc.secrets.tls import TLS_MODES, ca_pem, client_context
+
+        if service.spec.get("tls") not in TLS_MODES:
+            return None
+        return client_context(ca_pem(self.manager.home, self.manager.store))
 
     def require_container(self, service: ServiceRecord, strategy: Strategy):
         """The container's state; a Conflict when the data cannot be reached."""
@@ -679,14 +688,19 @@ def _describe(error: BaseException, credentials: dict[str, str] | None = None) -
     return mask_secrets(text, credentials or {})
 
 
-def _http_client(service: ServiceRecord, credentials: dict[str, str], host: str = "127.0.0.1"):
-    """(method, path) -> (status, JSON or text), on the service's main port from the host."""
+def _http_client(service: ServiceRecord, credentials: dict[str, str], host: str = "127.0.0.1", ssl_context=lambda: None):
+    """(method, path) -> (status, JSON or text), on the service's main port from the host;
+    over HTTPS when `ssl_context()` gives a context (a TLS service)."""
 
     def call(method: str, path: str):
         import http.client
         import json
 
-        connection = http.client.HTTPConnection(host, service.host_port, timeout=30)
+        context = ssl_context()
+        if context is not None:
+            connection = http.client.HTTPSConnection(host, service.host_port, timeout=30, context=context)
+        else:
+            connection = http.client.HTTPConnection(host, service.host_port, timeout=30)
         headers = {"Authorization": f"Bearer {credentials['key']}"} if credentials.get("key") else {}
         try:
             connection.request(method, path, body=b"" if method in ("POST", "PUT") else None, headers=headers)

@@ -333,7 +333,7 @@ class ServiceManager:
     def _tls_for_new(self, template: Template, tls: str | None) -> str | None:
         from paas_svc.usecases.tls import new_service_mode
 
-        return new_service_mode(self.target, template.kind, template.key, tls)
+        return new_service_mode(self.target, template.kind, template.key, tls, spec_from_template(template))
 
     def ensure_image(self, image: str) -> None:
         """Pull the image when this host lacks it, showing progress."""
@@ -412,7 +412,7 @@ class ServiceManager:
             from paas_svc.usecases.tls import preparer, server_arguments, tls_mode
 
             if tls_mode(service):  # its kind's TLS arguments; the certificate files go in before it starts
-                command, tls_environment = server_arguments(kind, tls_mode(service), command)
+                command, tls_environment = server_arguments(kind, tls_mode(service), command, service.spec)
                 environment.update(tls_environment)
                 prepare = preparer(self, service)
         command, kind_environment = container_command(kind, command, credentials)
@@ -509,9 +509,9 @@ class ServiceManager:
 
         ssl_context = None
         if service.spec.get("tls"):
-            from paas_svc.usecases.tls import probe_context
+            from paas_svc.usecases.tls import readiness_context
 
-            ssl_context = probe_context(self, service)  # the probe speaks TLS, trusting the profile's CA only
+            ssl_context = readiness_context(self, service)  # over TLS, trusting the profile's CA only (main port)
 
         deadline = time.monotonic() + timeout
         interval = FIRST_POLL_INTERVAL
@@ -623,7 +623,10 @@ class ServiceManager:
         hook = kind_hook(kind_of(service.template, service.spec), "after_ready")
         if hook is not None:
             host, port = self.probe_address(service, service.host_port)  # the target's address (or an ssh forward)
-            hook(service, host, port, self.vault.credentials(service))
+            from paas_svc.usecases.tls import probe_context
+
+            ssl_context = probe_context(self, service)  # a TLS service is reached over TLS (s3: its bucket over HTTPS)
+            hook(service, host, port, self.vault.credentials(service), **({"ssl_context": ssl_context} if ssl_context else {}))
 
     # -- rm, start, stop, restart -----------------------------------------------------
 

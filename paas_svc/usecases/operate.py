@@ -137,11 +137,11 @@ def _accepts(manager: ServiceManager, service: ServiceRecord, credentials: dict[
     readiness = service.spec["readiness"]
     host, port = manager.probe_address(service, service.host_ports[int(readiness.get("port", service.container_port))])
     kind = kind_of(service.template, service.spec)
-    from paas_svc.usecases.tls import probe_context
+    from paas_svc.usecases.tls import readiness_context
 
     return probe(readiness, host, port, credentials, kind,
                  lambda command: manager.engine.exec_capture(service.container_name, command),
-                 probe_context(manager, service))[0]
+                 readiness_context(manager, service))[0]
 
 
 def _finish_interrupted_rotation(manager: ServiceManager, service: ServiceRecord) -> RotateResult | None:
@@ -181,7 +181,7 @@ def update_service(manager: ServiceManager, service: ServiceRecord, changes: dic
 
         mode = check_mode(changes["tls"])
         if mode != "off":
-            check_kind_supports(kind_of(service.template, service.spec), service.template)
+            check_kind_supports(kind_of(service.template, service.spec), service.template, service.spec, mode)
         changes = {**changes, "tls": None if mode == "off" else mode}
     manager = manager.for_target(service.target)
     with _locked(manager, service) as locked:

@@ -8,6 +8,11 @@ A service's mode is `spec["tls"]`: "required" (plaintext refused), "optional" (b
     TLS_FILE_OWNER     "user[,user...]" (the first in the container's /etc/passwd) or "uid:gid": the
                        owner of the key (0600); the certificates are 0644
     tls_files(mode)    optional: more files for /paas-tls (postgres: its hba file)
+    TLS_FILES          optional: {name: (standard files)}, the certificate files under more names
+                       or joined in one (mongodb: server.pem; s3: public.crt, private.key)
+    TLS_MODES          optional: the modes its server can do (("required",): one port, one protocol)
+    TLS_FROM_TEMPLATE  the kind reads all this from the template's tls section (generic:
+                       tls_server(mode, spec), tls_url(url, mode, ca_path, spec), tls_layout(spec))
     tls_url(url, mode, ca_path) -> the URL apps get (the verification their clients read)
     tls_reload(engine, container, credentials) -> bool: optional, renewed files taken without
                        a restart (False, or no hook: the container is restarted)
@@ -56,34 +61,52 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def check_kind_supports(kind: str, template: str) -> None:
+def supported_modes(kind: str, spec=None) -> tuple[str, ...]:
+    """The TLS modes a service of this kind (and template: `spec`) can run in; () for none.
+    A kind that reads its template (TLS_FROM_TEMPLATE: generic) can when the template has a
+    tls section; a kind's TLS_MODES narrows both modes (one port, one protocol: required only)."""
     if kind_hook(kind, "tls_server") is None:
-        raise InvalidInput(f"{template} services cannot speak TLS through paas (its kind, {kind}, says nothing about TLS).",
+        return ()
+    module = kind_module(kind)
+    if getattr(module, "TLS_FROM_TEMPLATE", False):
+        return tuple(module.tls_modes(spec))
+    return tuple(getattr(module, "TLS_MODES", TLS_MODES))
+
+
+def check_kind_supports(kind: str, template: str, spec=None, mode: str | None = None) -> None:
+    modes = supported_modes(kind, spec)
+    if not modes:
+        raise InvalidInput(f"{template} services cannot speak TLS through paas (its kind, {kind}, says nothing about TLS"
+                           f"{'' if kind_hook(kind, 'tls_server') is None else ', and its template has no tls section'}).",
                            hint="Leave out --tls (or pass --no-tls on a remote target).")
+    if mode is not None and mode not in modes:
+        raise InvalidInput(f"{template} services cannot run with --tls {mode}: their server speaks TLS or plaintext on a port, "
+                           "not both.", hint=f"Use --tls {modes[0]}, or --tls off.")
 
 
-def new_service_mode(target, kind: str, template: str, asked: str | None) -> str | None:
+def new_service_mode(target, kind: str, template: str, asked: str | None, spec=None) -> str | None:
     """The mode a new service gets: the one asked for ("off": None), else "required" where apps
     reach it over a network (a target whose publish address is not loopback; not Swarm yet, and
-    only for kinds that speak TLS), else None."""
+    only for kinds, or templates (`spec`), that can require TLS), else None."""
     from paas_svc.engine.targets import is_loopback
 
     if asked is None:
-        if target.swarm or is_loopback(target.publish_address) or kind_hook(kind, "tls_server") is None:
+        if target.swarm or is_loopback(target.publish_address) or "required" not in supported_modes(kind, spec):
             return None
         asked = "required"
     if check_mode(asked) == "off":
         return None
-    check_kind_supports(kind, template)
+    check_kind_supports(kind, template, spec, asked)
     return asked
 
 
-def server_arguments(kind: str, mode: str, command: list[str] | None) -> tuple[list[str] | None, dict[str, str]]:
-    """The container's command with its kind's TLS arguments, and the environment they need."""
+def server_arguments(kind: str, mode: str, command: list[str] | None, spec=None) -> tuple[list[str] | None, dict[str, str]]:
+    """The container's command with its kind's TLS arguments, and the environment they need
+    (a TLS_FROM_TEMPLATE kind reads them from the service's template: `spec`)."""
     hook = kind_hook(kind, "tls_server")
     if hook is None:
         raise InvalidInput(f"The {kind} kind cannot speak TLS.")
-    arguments, environment = hook(mode)
+    arguments, environment = hook(mode, spec) if getattr(kind_module(kind), "TLS_FROM_TEMPLATE", False) else hook(mode)
     if not arguments:
         return command, dict(environment)
     base = command if command else list(getattr(kind_module(kind), "SERVER_COMMAND", []) or [])
@@ -123,10 +146,10 @@ def container_owner(engine, container: str, owner: str) -> tuple[int, int]:
     return next((users[name] for name in owner.split(",") if name in users), (0, 0))
 
 
-def files_archive(files: list[tuple[str, bytes, int]], uid: int, gid: int) -> bytes:
-    """A tar of /paas-tls (extracted at /) with (name, content, mode) files owned by uid:gid."""
+def files_archive(files: list[tuple[str, bytes, int]], uid: int, gid: int, directory: str = CONTAINER_DIR) -> bytes:
+    """A tar of `directory` (/paas-tls; extracted at /) with (name, content, mode) files owned by uid:gid."""
     buffer = io.BytesIO()
-    folder = CONTAINER_DIR.strip("/")
+    folder = directory.strip("/")
     now = int(time.time())
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         info = tarfile.TarInfo(folder)
@@ -150,13 +173,29 @@ def deliver(manager, service: ServiceRecord, container: str, mode: str) -> Deliv
     kind = kind_of(service.template, service.spec)
     module = kind_module(kind)
     certificate = issue_server_certificate(manager.vault, server_names(manager, service))
-    uid, gid = container_owner(manager.engine, container, getattr(module, "TLS_FILE_OWNER", "0:0"))
+    standard = {"ca.crt": certificate.ca_pem, "server.crt": certificate.cert_pem, "server.key": certificate.key_pem}
+    directory, owner, files = layout(module, service.spec, standard)
+    uid, gid = container_owner(manager.engine, container, owner)
     extra_files = getattr(module, "tls_files", None)
-    files = [("ca.crt", certificate.ca_pem, 0o644), ("server.crt", certificate.cert_pem, 0o644),
-             ("server.key", certificate.key_pem, 0o600)]
     files += [(name, content, 0o600) for name, content in (extra_files(mode) if extra_files else {}).items()]
-    manager.engine.put_archive(container, "/", files_archive(files, uid, gid))
+    manager.engine.put_archive(container, "/", files_archive(files, uid, gid, directory))
     return Delivered(certificate.not_after, certificate.names)
+
+
+def layout(module, spec, standard: dict[str, bytes]) -> tuple[str, str, list[tuple[str, bytes, int]]]:
+    """(directory in the container, owner, [(name, content, mode)]): the standard files in
+    /paas-tls, plus the kind's TLS_FILES (more names for them, or several in one file: mongod's
+    certificate-and-key PEM, MinIO's public.crt/private.key); or where the template's tls
+    section puts them (a kind with tls_layout: generic). A file holding the key is 0600."""
+    owner = getattr(module, "TLS_FILE_OWNER", "0:0")
+    directory, names = CONTAINER_DIR, {name: (name,) for name in standard}
+    if hasattr(module, "tls_layout"):
+        directory, names, owner = module.tls_layout(spec)
+    else:
+        names.update(getattr(module, "TLS_FILES", {}))
+    files = [(name, b"".join(standard[part] for part in parts), 0o600 if "server.key" in parts else 0o644)
+             for name, parts in names.items()]
+    return directory, owner, files
 
 
 def preparer(manager, service: ServiceRecord):
@@ -175,6 +214,15 @@ def preparer(manager, service: ServiceRecord):
 def record_not_after(manager, service: ServiceRecord, not_after: datetime) -> None:
     service.spec[NOT_AFTER] = not_after.astimezone(timezone.utc).isoformat()
     manager.store.set_spec(service.id, service.spec)
+
+
+def readiness_context(manager, service: ServiceRecord):
+    """The context of the service's readiness check: TLS is on its main port only, so a check on
+    another port (Mailpit's web UI on 8025) stays plaintext (None)."""
+    readiness = service.spec.get("readiness") or {}
+    if int(readiness.get("port", service.container_port)) != service.container_port:
+        return None
+    return probe_context(manager, service)
 
 
 def probe_context(manager, service: ServiceRecord):

@@ -10,6 +10,11 @@ each protocol for health checks and simple probes:
     8025   HTTP (Mailpit UI/API)  /   $MEILI_MASTER_KEY" when that is set
     1025   SMTP
 
+Meilisearch dumps on 7700 (with the master key): POST /dumps writes
+$MEILI_DUMP_DIR/<uid>.dump (default /meili_data/dumps) and answers 202 with a task
+that GET /tasks/<id> reports succeeded with its dumpUid; MEILI_IMPORT_DUMP at start
+names a dump to import (a missing file exits 1, as Meilisearch does).
+
 MongoDB: with MONGO_INITDB_ROOT_USERNAME and MONGO_INITDB_ROOT_PASSWORD set (or
 their _FILE variants naming a file that holds the value, e.g. a Docker secret), it
 checks a real SCRAM-SHA-256 login (saslStart/saslContinue on "admin", salted
@@ -18,7 +23,23 @@ but hello/isMaster answer ok: 0 (code 13) until the connection has logged in, an
 a wrong password gets "Authentication failed." (code 18).  Without those variables
 every OP_MSG gets {"ok": 1.0}, as before.
 
-Command-line arguments (e.g. MinIO's "server /data --console-address :9001")
+TLS, turned on the way each real server's own options do it (the certificate
+and key are PEM files in the container):
+
+    MongoDB      --tlsMode requireTLS|preferTLS|allowTLS|disabled with
+                 --tlsCertificateKeyFile FILE (certificate AND key in one file);
+                 requireTLS drops a connection that does not start a TLS
+                 handshake, the others accept both on 27017
+    Meilisearch  MEILI_SSL_CERT_PATH + MEILI_SSL_KEY_PATH (or --ssl-cert-path,
+                 --ssl-key-path): 7700 speaks only HTTPS
+    MinIO        --certs-dir DIR (or -S DIR) holding public.crt and private.key:
+                 9000 and 9001 speak only HTTPS
+    Mailpit      MP_SMTP_TLS_CERT + MP_SMTP_TLS_KEY (or --smtp-tls-cert,
+                 --smtp-tls-key): EHLO offers STARTTLS; MP_SMTP_REQUIRE_STARTTLS
+                 (or --smtp-require-starttls) refuses MAIL/RCPT/DATA/AUTH before it
+                 with 530, as Mailpit does
+
+Other command-line arguments (e.g. MinIO's "server /data --console-address :9001")
 are logged and otherwise ignored.  STANDIN_FAIL=1 makes the process exit with
 status 3 straight away, to simulate a container that dies.  SIGTERM/SIGINT
 exit promptly with status 0.
@@ -30,10 +51,13 @@ import hmac
 import json
 import os
 import signal
+import socket
 import socketserver
+import ssl
 import struct
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HOST = "0.0.0.0"
@@ -73,6 +97,13 @@ class HTTPHandler(BaseHTTPRequestHandler):
 
         path = self.path.split("?", 1)[0]
         master_key = os.environ.get("MEILI_MASTER_KEY")
+        if self.server.server_address[1] == MEILI_PORT and (path == "/dumps" or path.startswith("/tasks/")):
+            if master_key and self.headers.get("Authorization", "") != f"Bearer {master_key}":
+                self._send(401, json.dumps({"message": "The provided API key is invalid.", "code": "invalid_api_key"}).encode())
+                return
+            status, answer = meili_dump(self.command, path)
+            self._send(status, json.dumps(answer).encode(), head_only)
+            return
         if master_key and (path == "/keys" or path.startswith("/keys/")):
             if self.headers.get("Authorization", "") != f"Bearer {master_key}":
                 body = json.dumps(
@@ -100,15 +131,45 @@ class HTTPHandler(BaseHTTPRequestHandler):
         log(f"http:{self.server.server_address[1]} {self.address_string()} {fmt % args}")
 
 
+MEILI_PORT = 7700
+DUMP_TASKS: dict[int, str] = {}
+DUMP_LOCK = threading.Lock()
+
+
+def meili_dump(method: str, path: str) -> tuple[int, dict]:
+    """POST /dumps (a dump file, at once) and GET /tasks/<id> (its task, succeeded)."""
+    if method == "POST" and path == "/dumps":
+        with DUMP_LOCK:
+            task = len(DUMP_TASKS) + 1
+            uid = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"{task:03d}"
+            folder = os.environ.get("MEILI_DUMP_DIR", "/meili_data/dumps")
+            os.makedirs(folder, exist_ok=True)
+            with open(os.path.join(folder, f"{uid}.dump"), "wb") as handle:
+                handle.write(f"standin meilisearch dump {uid}\n".encode())
+            DUMP_TASKS[task] = uid
+        return 202, {"taskUid": task, "indexUid": None, "status": "enqueued", "type": "dumpCreation"}
+    if method == "GET" and path.startswith("/tasks/") and path[7:].isdigit() and int(path[7:]) in DUMP_TASKS:
+        task = int(path[7:])
+        return 200, {"uid": task, "status": "succeeded", "type": "dumpCreation", "details": {"dumpUid": DUMP_TASKS[task]}}
+    return 404, {"message": f"{method} {path} not found", "code": "not_found"}
+
+
 # --------------------------------------------------------------------------
 # SMTP
 # --------------------------------------------------------------------------
 class SMTPHandler(socketserver.StreamRequestHandler):
+    """Just enough SMTP for smtplib: EHLO (with STARTTLS when the server has a certificate),
+    STARTTLS, MAIL/RCPT/DATA (the message is read and dropped), QUIT."""
+
+    NEEDS_TLS = (b"MAIL", b"RCPT", b"DATA", b"AUTH", b"BDAT")
+
     def _reply(self, line: str) -> None:
-        self.wfile.write(line.encode() + b"\r\n")
-        self.wfile.flush()
+        self.connection.sendall(line.encode() + b"\r\n")
 
     def handle(self) -> None:
+        context = getattr(self.server, "tls_context", None)
+        require = getattr(self.server, "require_starttls", False)
+        secured = False
         self._reply("220 standin ESMTP")
         while True:
             line = self.rfile.readline()
@@ -118,6 +179,34 @@ class SMTPHandler(socketserver.StreamRequestHandler):
             if cmd == b"QUIT":
                 self._reply("221 bye")
                 return
+            if cmd == b"EHLO":
+                extensions = ["8BITMIME", "SIZE 0"] + (["STARTTLS"] if context is not None and not secured else [])
+                for extension in extensions:
+                    self._reply("250-" + extension)
+                self._reply("250 HELP")
+                continue
+            if cmd == b"STARTTLS":
+                if context is None:
+                    self._reply("454 4.7.0 TLS not available")
+                    continue
+                if secured:
+                    self._reply("503 5.5.1 TLS already active")
+                    continue
+                self._reply("220 2.0.0 Ready to start TLS")
+                try:
+                    self.connection.settimeout(10)
+                    tls = context.wrap_socket(self.connection, server_side=True)
+                    tls.settimeout(None)
+                except (OSError, ValueError) as exc:
+                    log(f"smtp: STARTTLS handshake failed: {exc}")
+                    return
+                self.request = self.connection = tls
+                self.rfile = tls.makefile("rb")
+                secured = True
+                continue
+            if require and not secured and cmd in self.NEEDS_TLS:
+                self._reply("530 5.7.0 Must issue a STARTTLS command first")
+                continue
             if cmd == b"DATA":
                 # Swallow the message up to the lone "." so that real SMTP
                 # clients (smtplib) stay in sync.
@@ -397,6 +486,23 @@ class MongoHandler(socketserver.BaseRequestHandler):
         return bytes(buf)
 
     def handle(self) -> None:
+        context, mode = getattr(self.server, "tls_context", None), getattr(self.server, "tls_mode", "disabled")
+        if context is not None:
+            self.request.settimeout(10)
+            try:
+                first = self.request.recv(1, socket.MSG_PEEK)
+            except OSError:
+                return
+            if first == b"\x16":  # a TLS ClientHello record
+                try:
+                    self.request = context.wrap_socket(self.request, server_side=True)
+                except (OSError, ValueError) as exc:
+                    log(f"mongodb: TLS handshake failed: {exc}")
+                    return
+            elif mode == "requireTLS":
+                log("mongodb: plaintext connection refused (tlsMode requireTLS)")
+                return
+            self.request.settimeout(None)
         root = getattr(self.server, "mongo_root", None)
         session = self.session_class(root) if root is not None else None
         request_counter = 0
@@ -441,6 +547,68 @@ class TCPServer(socketserver.ThreadingTCPServer):
 class HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     daemon_threads = True
+    tls_context: "ssl.SSLContext | None" = None
+
+    def finish_request(self, request, client_address) -> None:
+        # The handshake runs in the connection's own thread (never in the accepting one).
+        if self.tls_context is not None:
+            request.settimeout(10)
+            try:
+                request = self.tls_context.wrap_socket(request, server_side=True)
+            except (OSError, ValueError) as exc:
+                log(f"http:{self.server_address[1]} TLS handshake failed: {exc}")
+                return
+            request.settimeout(None)
+        super().finish_request(request, client_address)
+
+
+def option(argv: list[str], *names: str) -> str | None:
+    """The value of `--name VALUE` or `--name=VALUE` (the last one given)."""
+    value = None
+    for index, arg in enumerate(argv):
+        for name in names:
+            if arg == name and index + 1 < len(argv):
+                value = argv[index + 1]
+            elif arg.startswith(name + "="):
+                value = arg[len(name) + 1:]
+    return value
+
+
+def truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def server_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certfile, keyfile)
+    return context
+
+
+def tls_settings(argv: list[str], environ=os.environ) -> dict:
+    """{"mongodb": (context, mode), "meilisearch": context, "minio": context, "smtp": (context, require)}
+    for what the arguments and variables turn on (see the module's docstring)."""
+    settings: dict = {}
+    mode = option(argv, "--tlsMode") or "disabled"
+    pem = option(argv, "--tlsCertificateKeyFile")
+    if mode != "disabled":
+        if not pem:
+            raise SystemExit(f"standin: --tlsMode {mode} needs --tlsCertificateKeyFile")
+        settings["mongodb"] = (server_context(pem), mode)
+    cert = option(argv, "--ssl-cert-path") or environ.get("MEILI_SSL_CERT_PATH")
+    key = option(argv, "--ssl-key-path") or environ.get("MEILI_SSL_KEY_PATH")
+    if cert or key:
+        settings["meilisearch"] = server_context(cert, key)
+    certs_dir = option(argv, "--certs-dir", "-S")
+    if certs_dir:
+        settings["minio"] = server_context(os.path.join(certs_dir, "public.crt"), os.path.join(certs_dir, "private.key"))
+    cert = option(argv, "--smtp-tls-cert") or environ.get("MP_SMTP_TLS_CERT")
+    key = option(argv, "--smtp-tls-key") or environ.get("MP_SMTP_TLS_KEY")
+    require = "--smtp-require-starttls" in argv or truthy(environ.get("MP_SMTP_REQUIRE_STARTTLS"))
+    if require and not cert:
+        raise SystemExit("standin: MP_SMTP_REQUIRE_STARTTLS needs MP_SMTP_TLS_CERT and MP_SMTP_TLS_KEY")
+    if cert or key:
+        settings["smtp"] = (server_context(cert, key), require)
+    return settings
 
 
 def serve(server: socketserver.BaseServer) -> threading.Thread:
@@ -451,7 +619,7 @@ def serve(server: socketserver.BaseServer) -> threading.Thread:
 
 def main(argv: list[str]) -> int:
     if argv:
-        log(f"ignoring arguments: {' '.join(argv)}")
+        log(f"arguments: {' '.join(argv)}")
     if os.environ.get("STANDIN_FAIL") == "1":
         log("failing on purpose")
         return 3
@@ -465,6 +633,15 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    dump = os.environ.get("MEILI_IMPORT_DUMP")
+    if dump:
+        if not os.path.isfile(dump):
+            log(f"meilisearch: the dump {dump} to import does not exist")
+            return 1
+        log(f"meilisearch: imported the dump {dump}")
+    tls = tls_settings(argv)
+    for name in sorted(tls):
+        log(f"{name}: TLS on")
     mongo_root = MongoRootUser.from_env()
     if mongo_root is not None:
         log(f"mongodb: SCRAM-SHA-256 login required for root user {mongo_root.user!r}")
@@ -472,13 +649,22 @@ def main(argv: list[str]) -> int:
     def mongo_server() -> TCPServer:
         server = TCPServer((HOST, MONGO_PORT), MongoHandler)
         server.mongo_root = mongo_root
+        server.tls_context, server.tls_mode = tls.get("mongodb", (None, "disabled"))
+        return server
+
+    def http_server(port: int, name: str) -> HTTPServer:
+        server = HTTPServer((HOST, port), HTTPHandler)
+        server.tls_context = tls.get("meilisearch" if name == "meilisearch" else "minio" if name.startswith("minio") else "")
+        return server
+
+    def smtp_server() -> TCPServer:
+        server = TCPServer((HOST, SMTP_PORT), SMTPHandler)
+        server.tls_context, server.require_starttls = tls.get("smtp", (None, False))
         return server
 
     specs = [(MONGO_PORT, "mongodb", mongo_server)]
-    specs += [
-        (port, name, (lambda p=port: HTTPServer((HOST, p), HTTPHandler))) for port, name in HTTP_PORTS.items()
-    ]
-    specs.append((SMTP_PORT, "smtp", lambda: TCPServer((HOST, SMTP_PORT), SMTPHandler)))
+    specs += [(port, name, (lambda p=port, n=name: http_server(p, n))) for port, name in HTTP_PORTS.items()]
+    specs.append((SMTP_PORT, "smtp", smtp_server))
 
     for port, name, factory in specs:
         try:
