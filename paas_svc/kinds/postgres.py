@@ -9,7 +9,7 @@ import re
 from paas_svc.errors import Conflict
 from paas_svc.kinds.protocols import connect
 from paas_svc.kinds.protocols import postgres as wire
-from paas_svc.kinds.strategy import BackupFailed, check_magic, first_line, single_file_tar, temp_name
+from paas_svc.kinds.strategy import BackupFailed, CheckedStream, check_magic, first_line, single_file_tar, temp_name
 
 NAME = "postgres"
 CREDENTIALS: tuple[str, ...] = ("user", "password", "db")
@@ -117,6 +117,19 @@ class PostgresStrategy:
 
     def check_payload(self, backup, mount_path):
         check_magic(backup, b"PGDMP", "a pg_dump custom-format archive")
+
+    def restore_new_volume(self, engine, ctx, backup):
+        """Into the server of a new volume (usecases/data.py, before the swap): the payload streams
+        into pg_restore's stdin, no staged copy, hashed on the way; a file changed since its check
+        fails the restore, and the volume is then never swapped in."""
+        creds = ctx.credentials
+        with CheckedStream(backup) as payload:
+            result = engine.exec_stdin(ctx.container, [
+                "pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error",
+                "-U", creds["user"], "-d", creds["db"]], payload)
+            payload.check()
+        if result.exit_code != 0:
+            raise BackupFailed(f"pg_restore failed in {ctx.container} (exit {result.exit_code}): {result.error_text()}")
 
     def restore(self, engine, ctx, backup):
         creds = ctx.credentials

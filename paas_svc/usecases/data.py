@@ -402,7 +402,9 @@ class DataOps:
                     self.engine.create_container(ctx.container_spec(None, restore=True))
                     self.engine.start(ctx.container)
                     ctx.wait_ready()
-                strategy.restore(self.engine, ctx, backup)
+                # A kind may fill a new volume its own way (postgres: the dump streamed, no staged copy).
+                fill = getattr(strategy, "restore_new_volume", strategy.restore)
+                fill(self.engine, ctx, backup)
                 self.manager.checkpoint("restore.done")
                 self.engine.stop(ctx.container, timeout=UPGRADE_STOP_SECONDS)  # a clean shutdown: its data on disk
                 self.engine.remove_container(ctx.container)

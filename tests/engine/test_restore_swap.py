@@ -142,7 +142,7 @@ def test_a_restore_that_fails_mid_way_leaves_the_service_on_its_untouched_data(p
     assert orphans(paas) == []
 
 
-SWAP_POINTS = ["restore.recorded", "restore.ensure_volume", "restore.start", "restore.exec_capture", "restore.done",
+SWAP_POINTS = ["restore.recorded", "restore.ensure_volume", "restore.start", "restore.exec_stdin", "restore.done",
                "restore.remove_container", "swap.recorded", "swap.remove_container", "swap.start", "swap.ready"]
 
 
