@@ -154,9 +154,9 @@ def test_encrypted_s3_copy_restore_and_lost_master_key(paas, engine, isolated_ho
     with psycopg.connect(url) as connection:
         assert connection.execute("SELECT count(*) FROM orders WHERE item LIKE %s", (MARKER + "%",)).fetchone()[0] == 500
     assert not list((isolated_home / "tmp").rglob("fetched-*"))  # the decrypted copy is gone
-    # The restore's safety copy is the old volume, not a file (nothing to list among local files).
+    # The restore's safety copy is the old database, kept in the server, not a file (nothing to list among local files).
     assert listing(paas, "db")["local_files"] == []
-    assert json.loads(ok(paas("svc", "show", "db", "--json")).stdout)["safety_volume"]
+    assert json.loads(ok(paas("svc", "show", "db", "--json")).stdout)["safety_database"]
 
     # The master key and the whole home are lost; a new home with only the exported backup key reads the backup.
     new_home = tmp_path / "new-home"

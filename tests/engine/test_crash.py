@@ -188,7 +188,7 @@ def test_doctor_fix_never_starts_an_interrupted_restore(paas, engine, isolated_h
     assert redis_set(url) == "old"
 
 
-@pytest.mark.parametrize("point", ["restore.recorded", "restore.exec_stdin", "restore.done", "swap.start"])
+@pytest.mark.parametrize("point", ["restore.recorded", "restore.exec_capture", "restore.exec_stdin", "restore.done"])
 def test_postgres_restore_killed_at_each_step_is_rolled_back_by_repair(paas, engine, tmp_path, point):
     url = add(paas, "db", "postgres-16", POSTGRES_IMAGE)
     write_rows(url, "new", NEW_ROWS)
