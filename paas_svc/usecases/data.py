@@ -370,7 +370,9 @@ class DataOps:
     def _restore(self, service: ServiceRecord, backup: BackupFile, ready_timeout: float) -> RestoreResult:
         strategy = strategy_for(service)
         self.require_container(service, strategy)
-        if kind_hook(strategy.kind, "RESTORE_INTO_NEW_DATABASE") and hasattr(strategy, "swap_databases"):
+        # Not on Swarm (swap_supported): there the restore runs in place after a safety dump, as before
+        # (the Swarm adapter routes exec, not exec with stdin, to the task's node).
+        if kind_hook(strategy.kind, "RESTORE_INTO_NEW_DATABASE") and hasattr(strategy, "swap_databases") and self.swap_supported():
             return self._restore_into_new_database(service, strategy, backup, ready_timeout)
         if self.restores_into_new_volume(service, strategy):
             return self._restore_into_new_volume(service, strategy, backup, ready_timeout)
