@@ -303,3 +303,40 @@ def test_mariadb_restore_swaps_in_a_new_volume(paas, engine, isolated_home, tmp_
         assert cursor.fetchall() == (("new", 2),)
     assert show(paas, "sql")["volume"] != before and show(paas, "sql")["safety_volume"] == before
     assert orphans(paas) == []
+
+
+def test_the_swap_primitive_on_postgres_as_point_in_time_recovery_uses_it(paas, engine, isolated_home):
+    """DataOps.new_generation_volume -> a container of the service on it (preparation_context) that
+    writes the data -> swap_in_volume: the service runs on the new volume, the old one is kept."""
+    from paas_svc.secrets.vault import Vault
+    from paas_svc.state.store import open_store
+    from paas_svc.usecases.data import DataOps
+    from paas_svc.usecases.lifecycle import target_managers
+
+    url = add(paas, "db")
+    write_rows(url, "old", OLD_ROWS)
+    store = open_store(isolated_home)
+    try:
+        manager = target_managers(store, Vault(store, isolated_home), isolated_home)("local")
+        service = store.find_service("default", "production", "db")
+        ops = DataOps(manager)
+        with manager.locked(service, "test") as service:
+            volume = ops.new_generation_volume(service, source="test")
+            assert store.get_operation(service.id).new_volume == volume
+            ctx = ops.preparation_context(service, volume)
+            manager.engine.create_container(ctx.container_spec())
+            manager.engine.start(ctx.container)
+            ctx.wait_ready()
+            result = manager.engine.exec_capture(ctx.container, ["psql", "-U", "app", "-d", "db", "-c",
+                                                                 "CREATE TABLE orders (id serial PRIMARY KEY, item text NOT NULL); "
+                                                                 f"INSERT INTO orders (item) SELECT 'new-' || n FROM generate_series(1, {NEW_ROWS}) n"])
+            assert result.exit_code == 0, result.error_text()
+            swapped = ops.swap_in_volume(service, volume, "test")
+        assert swapped.volume == volume and swapped.safety_volume == service.volume_name
+    finally:
+        store.close()
+    assert postgres_set(url) == "new"
+    assert show(paas)["volume"] == volume and show(paas)["status"] == "Ready"
+    containers, volumes = labelled(engine, isolated_home)
+    assert len(containers) == 1 and len(volumes) == 2
+    assert orphans(paas) == []
