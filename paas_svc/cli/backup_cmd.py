@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from paas_svc.cli import pitr_cmd
 from paas_svc.cli.options import EnvOption, JsonOption, ProjectOption
 from paas_svc.cli.output import StderrReporter, data, message, print_json, warn
 from paas_svc.cli.render import print_table
@@ -17,6 +18,7 @@ from paas_svc.cli.state import find_service, open_profile, service_manager
 app = typer.Typer(help="Scheduled, off-host, encrypted and verified backups.", no_args_is_help=True)
 dest_app = typer.Typer(help="Where backups go: a folder (an NFS or other mount) or an S3-compatible store.", no_args_is_help=True)
 app.add_typer(dest_app, name="dest")
+app.add_typer(pitr_cmd.app, name="pitr")
 
 NowOption = Annotated[Optional[str], typer.Option(
     "--now", metavar="ISO", help="Act as if it were this UTC time (tests, catch-up); also PAAS_NOW.")]
@@ -30,9 +32,11 @@ def _backups(profile, reporter=None):
 
 
 def _sync_scheduler(profile, backups, environment=None) -> None:
+    from paas_svc.usecases.backups.pitr import all_configs
     from paas_svc.usecases.backups.scheduler_install import sync
 
-    entry = sync(profile.home, profile.store.profile_id(), backups.records.schedule_count(), environment)
+    count = backups.records.schedule_count() + len(all_configs(profile.store))  # archiving needs the timer too
+    entry = sync(profile.home, profile.store.profile_id(), count, environment)
     if entry is not None and entry.note:
         message(entry.note)
 
@@ -183,10 +187,11 @@ def run_due(
     profile = open_profile()
     backups = _backups(profile)
     report = run(backups, clock.now(now))
-    if not backups.records.schedule_count():
+    if not backups.records.schedule_count() and not report.pitr:
         _sync_scheduler(profile, backups)  # a purge removed the last scheduled service
     if json_output:
-        print_json({"ran": report.ran, "now": report.now, "backups": [asdict(item) for item in report.items]})
+        print_json({"ran": report.ran, "now": report.now, "backups": [asdict(item) for item in report.items],
+                    "pitr": [asdict(item) for item in report.pitr]})
     elif not report.ran:
         message("Another `paas backup run-due` is running for this profile; nothing to do.")
     else:
@@ -200,7 +205,14 @@ def run_due(
                     message(f"  verify {'passed' if item.verified else 'FAILED'}: {item.verify_detail}")
             if item.error:
                 warn(f"{where} -> {item.destination}: {item.error}")
-        if not report.items:
+        for item in report.pitr:
+            where = f"{item.project}/{item.env}/{item.slug}"
+            if item.shipped or item.base:
+                data(f"archived {where} to {item.destination}: {item.shipped} WAL file(s)"
+                     + (f", base backup {item.base}" if item.base else ""))
+            if item.error:
+                warn(f"{where} -> {item.destination} (WAL archive): {item.error}")
+        if not report.items and not report.pitr:
             message(f"No backup due at {report.now}.")
     if report.failures:
         raise typer.Exit(ExitCode.PROVISIONING)
@@ -255,8 +267,11 @@ def list_backups(
     records = backups.records.records(service.id if service else None)
     overdue = [late for late in backups.overdue(clock.now(now)) if service is None or late.schedule.service_id == service.id]
     files = backups.unrecorded_local_files(service)
+    from paas_svc.usecases.backups.pitr import Pitr
+
+    windows = [status.as_json() for status in Pitr(backups).statuses(service, clock.now(now))]
     if json_output:
-        print_json({"backups": [_record_json(r) for r in records],
+        print_json({"backups": [_record_json(r) for r in records], "pitr": windows,
                     "local_files": [{"service": f"{h.project}/{h.env}/{h.slug}", "template": h.template, "created_at": h.created_at,
                                      "location": str(path), "size_bytes": path.stat().st_size} for path, h in files],
                     "overdue": [{"service": _where(late.service), "destination": late.schedule.destination or "local",
@@ -264,6 +279,11 @@ def list_backups(
         return
     for late in overdue:
         warn(f"OVERDUE {_where(late.service)} -> {late.schedule.destination or 'local'}: {late.reason}")
+    for window in windows:
+        message(f"point-in-time window of {window['service']} ({window['destination']}): {window['earliest'] or '-'} "
+                f"to {window['latest'] or '-'}, lag {window['lag_seconds'] if window['lag_seconds'] is not None else '?'}s")
+        for problem in window["problems"]:
+            warn(f"WAL archive of {window['service']}: {problem}")
     verified = {None: "-", True: "yes", False: "FAILED"}
     rows = [(r.id, f"{r.project}/{r.env}/{r.slug}", r.created_at, human_size(r.size_bytes) if r.size_bytes is not None else "-",
              r.location or f"{r.destination or 'local'} (nothing stored)", verified[r.verify_ok],
@@ -285,6 +305,10 @@ def verify(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the throwaway copy to accept connections.")] = 120.0,
     allow_other_service: Annotated[bool, typer.Option(
         "--allow-other-service", help="Accept a backup of another service of the same kind (one to restore with this option).")] = False,
+    to_time: Annotated[Optional[str], typer.Option(
+        "--to-time", metavar="ISO|latest", help="PostgreSQL with `backup pitr`: recover the archive to this UTC time instead.")] = None,
+    from_dest: Annotated[Optional[str], typer.Option(
+        "--from", metavar="DEST", help="With --to-time: the destination holding the archive (default: the one archived to).")] = None,
     json_output: JsonOption = False,
     now: NowOption = None,
 ) -> None:
@@ -301,7 +325,11 @@ def verify(
     service = find_service(profile, project, env, slug)
     backups = _backups(profile)
     record, location, destination = None, None, None
-    if backup is None:
+    if to_time is not None:
+        from paas_svc.usecases.backups.pitr import Pitr, parse_target
+
+        result = Pitr(backups).verify_to_time(service, parse_target(to_time), from_dest, timeout=max(timeout, 600.0))
+    elif backup is None:
         record = backups.latest(service)
         if record is None:
             raise NotFound(f"{_where(service)} has no recorded backup to verify.", hint="Pass a FILE, or take one with `paas backup now`.")
@@ -315,8 +343,9 @@ def verify(
         if not backup.startswith("s3://") and not Path(backup).is_file():
             raise InvalidInput(f"{backup} is neither a backup id, a file, nor an s3:// URL.", hint="See `paas backup list`.")
         destination, location = backups.locate(service, backup, None, False)
-    result = verify_backup(backups, service, record, clock.now(now), location=location, destination=destination,
-                           ready_timeout=timeout, allow_other_service=allow_other_service)
+    if to_time is None:
+        result = verify_backup(backups, service, record, clock.now(now), location=location, destination=destination,
+                               ready_timeout=timeout, allow_other_service=allow_other_service)
     if json_output:
         print_json({"ok": result.ok, "detail": result.detail, "location": result.location, "backup_id": result.record_id,
                     "elapsed_seconds": round(result.elapsed_seconds, 3)})

@@ -41,10 +41,12 @@ class RunReport:
     now: str
     items: list[RunItem] = field(default_factory=list)
     scheduler_note: str | None = None
+    pitr: list = field(default_factory=list)  # PitrRunItem of each archived PostgreSQL service (usecases/backups/pitr)
 
     @property
     def failures(self) -> int:
-        return sum(1 for item in self.items if not item.ok or item.verified is False)
+        return (sum(1 for item in self.items if not item.ok or item.verified is False)
+                + sum(1 for item in self.pitr if item.error))
 
 
 @contextmanager
@@ -94,4 +96,7 @@ def run_due(backups: Backups, now: datetime) -> RunReport:
 
                 result = verify_backup(backups, service, record, now)
                 item.verified, item.verify_detail = result.ok, result.detail
+        from paas_svc.usecases.backups.pitr import Pitr
+
+        report.pitr = Pitr(backups).run_due(now)  # ship the WAL spools, base backups when due, retention
     return report

@@ -1,0 +1,138 @@
+"""Point-in-time recovery of PostgreSQL on the real engine (the paas-test/postgres stand-in runs
+the real PostgreSQL server, pg_basebackup and recovery): rows with known commit times, recovery
+to a time between two of them, a destination outage while writing, and recovery to the latest
+archived transaction after the volume (then the whole home) is lost.
+
+Segments are closed with pg_switch_wal() instead of waiting for archive_timeout; the host timer's
+`backup run-due` is called by hand."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import psycopg
+
+from tests.support.cli import ok
+from tests.support.engine import profile_id, sweep
+from tests.support.images import POSTGRES_IMAGE
+
+
+def add(paas, slug, env="production"):
+    ok(paas("svc", "add", slug, "--template", "postgres-16", "--env", env, "--image", POSTGRES_IMAGE))
+    return ok(paas("svc", "dsn", slug, "--env", env)).stdout.strip()
+
+
+def insert(url, item) -> str:
+    """Commit one row; the server's clock just after the commit (ISO 8601 UTC)."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("INSERT INTO orders (item) VALUES (%s)", (item,))
+        return connection.execute("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', "
+                                  "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')").fetchone()[0]
+
+
+def items(url) -> list[str]:
+    with psycopg.connect(url) as connection:
+        return [row[0] for row in connection.execute("SELECT item FROM orders ORDER BY id")]
+
+
+def switch_wal(url) -> None:
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("SELECT pg_switch_wal()")
+
+
+def status(paas, slug="db"):
+    return json.loads(ok(paas("backup", "pitr", "status", slug, "--json")).stdout)
+
+
+def server_time(url) -> str:
+    with psycopg.connect(url) as connection:
+        return connection.execute("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', "
+                                  "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')").fetchone()[0]
+
+
+def test_recovery_to_a_time_then_outage_then_volume_and_home_lost(paas, engine, isolated_home, tmp_path, monkeypatch):
+    url = add(paas, "db")
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("CREATE TABLE orders (id serial PRIMARY KEY, item text NOT NULL)")
+    share = tmp_path / "nas"
+    share.mkdir()
+    ok(paas("backup", "dest", "add", "nas", "--path", str(share)))
+    enabled = ok(paas("backup", "pitr", "enable", "db", "--to", "nas", "--window", "7d", "--json"))
+    window = json.loads(enabled.stdout)
+    assert window["earliest"] and window["latest"] and window["lag_seconds"] == 0, enabled.output
+    url = ok(paas("svc", "dsn", "db")).stdout.strip()
+
+    # Rows with known commit times; a time between the second and the third.
+    insert(url, "one")
+    insert(url, "two")
+    time.sleep(1.2)
+    between = server_time(url)
+    time.sleep(1.2)
+    insert(url, "three")
+    switch_wal(url)
+    ran = ok(paas("backup", "run-due", "--json"))
+    [item] = json.loads(ran.stdout)["pitr"]
+    assert item["shipped"] >= 1 and item["error"] is None, ran.output
+    after = status(paas)
+    assert after["latest"] >= between[:19] + "Z" and after["problems"] == [], after
+    stored = list(share.rglob("*.paasenc"))
+    assert stored and all(path.read_bytes().startswith(b"PAASBKE") for path in stored)  # encrypted, all of it
+
+    verified = ok(paas("backup", "verify", "db", "--to-time", between, "--json"))
+    assert json.loads(verified.stdout)["ok"], verified.output
+
+    restored = ok(paas("svc", "restore", "db", "--to-time", between, "--yes", "--json"))
+    assert json.loads(restored.stdout)["safety_backup"], restored.output
+    assert items(url) == ["one", "two"]  # exactly the transactions committed before that time
+
+    # The destination goes away for a while; writes go on; nothing is lost, the database keeps running.
+    share.rename(tmp_path / "unmounted")
+    for number in range(4, 8):
+        insert(url, f"row-{number}")
+        switch_wal(url)
+    failed = paas("backup", "run-due", "--json")
+    assert failed.exit_code == 6, failed.output
+    assert json.loads(failed.stdout)["pitr"][0]["error"]
+    waiting = status(paas)
+    assert waiting["spool"]["segments"] >= 4 and waiting["lag_seconds"] is not None
+    assert any("shipping" in problem for problem in waiting["problems"]), waiting
+    listed = paas("backup", "list")
+    assert "WAL archive" in listed.stderr or "shipping" in listed.stderr, listed.output
+    insert(url, "row-8")
+    (tmp_path / "unmounted").rename(share)
+    switch_wal(url)
+    back = ok(paas("backup", "run-due", "--json"))
+    [item] = json.loads(back.stdout)["pitr"]
+    assert item["shipped"] >= 5 and item["error"] is None and item["base"], back.output  # and the new timeline's base backup
+    assert status(paas)["problems"] == [] and status(paas)["spool"]["segments"] == 0
+    expected = ["one", "two", "row-4", "row-5", "row-6", "row-7", "row-8"]
+    assert items(url) == expected
+
+    # The volume is destroyed (and the container with it): recover to the latest archived transaction.
+    service = json.loads(ok(paas("svc", "show", "db", "--json")).stdout)
+    container = engine.containers.get(service["container"])
+    volume_name = container.attrs["Mounts"][0]["Name"]
+    container.remove(force=True)
+    engine.volumes.get(volume_name).remove(force=True)
+    ok(paas("svc", "restore", "db", "--to-time", "latest", "--yes"))
+    assert items(url) == expected
+
+    # The whole home is lost too: a new one with only the exported backup key restores from the archive.
+    key_file = tmp_path / "backup.key"
+    ok(paas("key", "export", "--backup", "-o", str(key_file)))
+    insert(url, "row-9")  # shipped below: the new home sees it
+    switch_wal(url)
+    ok(paas("backup", "run-due"))
+    new_home = tmp_path / "new-home"
+    monkeypatch.setenv("PAAS_HOME", str(new_home))
+    try:
+        new_url = add(paas, "db")
+        ok(paas("backup", "dest", "add", "nas", "--path", str(share)))
+        ok(paas("key", "import", "--backup", str(key_file)))
+        ok(paas("svc", "restore", "db", "--to-time", "latest", "--from", "nas", "--yes"))
+        assert items(new_url) == [*expected, "row-9"]
+    finally:
+        new_profile = profile_id(new_home)
+        if new_profile:
+            sweep(engine, f"paas.profile={new_profile}")
