@@ -37,8 +37,13 @@ def items(url) -> list[str]:
 
 
 def switch_wal(url) -> None:
+    """Close the current segment, and wait until archive_command has put it in the spool."""
     with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute("SELECT pg_switch_wal()")
+        closed = connection.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
+        deadline = time.monotonic() + 30
+        while (connection.execute("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver").fetchone()[0] or "") < closed:
+            assert time.monotonic() < deadline, f"{closed} was not archived"
+            time.sleep(0.1)
 
 
 def status(paas, slug="db"):

@@ -72,6 +72,18 @@ def iso(when: datetime | None) -> str | None:
     return rec.format_time(when) if when is not None else None
 
 
+def pg_time(when: datetime | None) -> str | None:
+    """A recovery target as PostgreSQL reads it, to the microsecond: 2026-12-06 16:04:17.123456+00."""
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+00") if when is not None else None
+
+
+def describe_target(when: datetime | None) -> str:
+    if when is None:
+        return "latest"
+    text = when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".")
+    return text + "Z"
+
+
 def parse_window(text: str) -> int:
     """`7d`, `36h`, `90m` -> seconds (at least an hour)."""
     match = _WINDOW.match(text.strip())
@@ -209,10 +221,10 @@ def choose_base(listing: ArchiveListing, target: datetime | None) -> BaseBackup:
         return listing.bases[-1]
     usable = [base for base in listing.bases if base.end <= target]
     if not usable:
-        raise InvalidInput(f"{iso(target)} is before the restorable window ({_range(listing)}).",
+        raise InvalidInput(f"{describe_target(target)} is before the restorable window ({_range(listing)}).",
                            hint="Pick a time inside the window (`paas backup pitr status SLUG`).")
     if listing.latest is not None and target > listing.latest:
-        raise InvalidInput(f"{iso(target)} is after the latest restorable time ({_range(listing)}): the archive has no "
+        raise InvalidInput(f"{describe_target(target)} is after the latest restorable time ({_range(listing)}): the archive has no "
                            "transaction after it yet.", hint="Restore to `latest`, or wait for the next segment to be shipped.")
     return usable[-1]
 
@@ -758,7 +770,7 @@ class Pitr:
                 recovery.remove()
             if config is not None:  # a new timeline starts here: a base backup on it at the next run
                 _update(self.store, current.id, next_base_due=rec.format_time(datetime.now(timezone.utc)))
-            target_text = iso(target) or "latest"
+            target_text = describe_target(target)
             self.store.audit("restore", current.project, current.env, current.slug,
                              f"pitr to={target_text} from={destination_name} base={recovery.base.name} safety={safety}")
         return PitrRestoreResult(target_text, recovery.base.location, len(recovery.segments), str(safety) if safety else None,
@@ -776,7 +788,7 @@ class Pitr:
         if not destination_name:
             raise InvalidInput(f"Say where the archive of {service.slug} is: --from DEST.")
         data_ops = self.backups.ops_for(service)
-        ok, detail, location = True, "", f"{destination_name}:{archive_prefix(service)} at {iso(target) or 'latest'}"
+        ok, detail, location = True, "", f"{destination_name}:{archive_prefix(service)} at {describe_target(target)}"
         try:
             recovery = self._recover(data_ops, service, destination_name, target, keep_archiving=False, timeout=timeout)
             recovery.remove()
@@ -801,9 +813,9 @@ class Pitr:
         data_dir = self._data_dir(service)
         spec = dataclasses.replace(data_ops.manager.container_spec(throwaway), labels=labels, port_bindings={},
                                    restart_policy="no",
-                                   command=postgres.recovery_command(data_dir, iso(target), archive=keep_archiving))
+                                   command=postgres.recovery_command(data_dir, pg_time(target), archive=keep_archiving))
         recovery = Recovery(engine, throwaway, base, segments, "")
-        data_ops.step(f"Recovering {service.slug} to {iso(target) or 'the latest archived transaction'} in a throwaway "
+        data_ops.step(f"Recovering {service.slug} to {describe_target(target)} in a throwaway "
                       f"container (base backup {base.name}, {len(segments)} WAL files)")
         try:
             engine.ensure_volume(throwaway.volume_name, labels)
