@@ -178,6 +178,10 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
         "kind": operation.kind, "safety_backup": operation.safety_backup, "source": operation.source,
         "old_image": operation.old_image, "new_image": operation.new_image, "started_at": operation.started_at,
         "recover_with": f"paas svc repair {service.slug} --env {service.env}"}
+    from paas_svc.usecases.backups import clock
+    from paas_svc.usecases.backups.pitr import window_json
+
+    info["pitr"] = window_json(service_manager(profile, target=service.target), service, clock.now())  # None: not archived
     if json_output:
         print_json(info)
         return
@@ -185,6 +189,9 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
     info["limits"] = ", ".join(f"{k} {v}" for k, v in (("memory", limits["memory"]), ("cpus", limits["cpus"])) if v) or "none"
     operation_fields = [] if operation is None else [
         (f"operation.{key}", value) for key, value in info["operation"].items() if value is not None]
+    pitr = info.pop("pitr")
+    if pitr is not None:
+        info["pitr window"] = f"{pitr['earliest'] or '-'} to {pitr['latest'] or '-'} (lag {pitr['lag_seconds']}s, {pitr['destination']})"
     print_fields([(key, value) for key, value in info.items() if key not in ("ports", "operation")]
                  + [("ports", ", ".join(f"{h}->{c}" for c, h in service.host_ports.items()))] + operation_fields)
 

@@ -15,6 +15,7 @@ COMMANDS = [
     ["svc", "start"], ["svc", "stop"], ["svc", "restart"], ["svc", "logs"], ["audit"],
     ["backup"], ["backup", "schedule"], ["backup", "run-due"], ["backup", "now"], ["backup", "list"], ["backup", "verify"],
     ["backup", "dest"], ["backup", "dest", "add"], ["backup", "dest", "list"], ["backup", "dest", "rm"],
+    ["backup", "pitr"], ["backup", "pitr", "enable"], ["backup", "pitr", "status"], ["backup", "pitr", "disable"],
     ["env", "set-target"], ["target"], ["target", "add"], ["target", "list"], ["target", "show"], ["target", "rm"],
     ["tunnel"], ["svc", "move"],
     ["svc", "wait"], ["svc", "env"], ["svc", "connect"], ["svc", "rotate-password"], ["svc", "update"], ["svc", "stats"], ["completion"],

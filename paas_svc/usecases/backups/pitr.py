@@ -35,9 +35,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-from paas_svc.errors import Conflict, Interrupted, InvalidInput, NotFound, PaasError
+from paas_svc.errors import Conflict, InvalidInput, NotFound, PaasError
 from paas_svc.kinds.strategy import BackupFailed, InvalidBackup
-from paas_svc.state.models import READY, RESTORING, ServiceRecord
+from paas_svc.state.models import ServiceRecord
 from paas_svc.usecases.backups import records as rec
 from paas_svc.usecases.backups.destinations import LOCAL, Destination
 from paas_svc.usecases.backups.manager import Backups, service_binding
@@ -913,11 +913,38 @@ def archiving_problems(config: PitrConfig, spool: SpoolState | None, archiver: d
     return problems
 
 
-def interrupted_restore(error: BaseException, service: ServiceRecord) -> Interrupted:
-    signum = error.signum if isinstance(error, Interrupted) else 2
-    return Interrupted(signum).recorded(
-        f"interrupted: the point-in-time restore of {service.slug} did not finish; the service shows as interrupted.",
-        hint=f"Run `paas svc repair {service.slug} --env {service.env}` to put back the data it had before.")
+def window_json(manager, service: ServiceRecord, now: datetime) -> dict | None:
+    """`svc show`'s point-in-time window: None when the service is not archived."""
+    if config_of(manager.store, service.id) is None:
+        return None
+    from paas_svc.usecases.data import DataOps
+
+    found = Pitr(Backups(DataOps(manager))).status(service, now).as_json()
+    return {name: found[name] for name in ("destination", "window", "earliest", "latest", "lag_seconds", "problems")}
 
 
-__all__ = ["Pitr", "READY", "RESTORING"]
+def pitr_findings(manager, now: datetime) -> list[tuple[str, bool, str, str | None]]:
+    """What `paas doctor` says of WAL archiving: (check, ok, message, fix) per archived service."""
+    configs = all_configs(manager.store)
+    if not configs:
+        return []
+    from paas_svc.usecases.backups.scheduler_install import installed
+    from paas_svc.usecases.data import DataOps
+
+    findings = []
+    for status in Pitr(Backups(DataOps(manager))).statuses(None, now):
+        where = f"{status.service.project}/{status.service.env}/{status.service.slug}"
+        if status.problems:
+            for problem in status.problems:
+                findings.append(("pitr", False, f"WAL archive of {where}: {problem}",
+                                 f"see `paas backup pitr status {status.service.slug} --env {status.service.env}`; "
+                                 "`paas backup run-due` ships the spool"))
+        else:
+            findings.append(("pitr", True, f"WAL archive of {where}: restorable from {iso(status.earliest)} to {iso(status.latest)}, "
+                                           f"lag {status.lag_seconds}s", None))
+    if not installed(manager.home, manager.store.profile_id()):
+        findings.append(("pitr", False, "WAL archiving is on but the host scheduler entry that ships it is missing",
+                         "`paas backup pitr enable SLUG --to DEST` installs it again"))
+    return findings
+
+

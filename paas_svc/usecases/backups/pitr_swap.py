@@ -58,9 +58,7 @@ def swap_in_recovered(data_ops, service: ServiceRecord, throwaway: ServiceRecord
             manager.wait_ready(service, timeout)
             manager.checkpoint("restore.done")
     except (Interrupted, KeyboardInterrupt) as error:
-        from paas_svc.usecases.backups.pitr import interrupted_restore
-
-        raise interrupted_restore(error, service) from None
+        raise _interrupted(error, service) from None
     except PaasError as error:
         store.audit("restore-failed", service.project, service.env, service.slug, f"pitr safety={safety}")
         if safety is None:
@@ -74,3 +72,10 @@ def swap_in_recovered(data_ops, service: ServiceRecord, throwaway: ServiceRecord
     data_ops.step(f"Swapped in {time.monotonic() - started:.1f}s")
     return safety
 
+
+
+def _interrupted(error: BaseException, service: ServiceRecord) -> Interrupted:
+    signum = error.signum if isinstance(error, Interrupted) else 2
+    return Interrupted(signum).recorded(
+        f"interrupted: the point-in-time restore of {service.slug} did not finish; the service shows as interrupted.",
+        hint=f"Run `paas svc repair {service.slug} --env {service.env}` to put back the data it had before.")
