@@ -69,6 +69,7 @@ class Writer:
             time.sleep(self.period)
 
     def start(self) -> None:
+        self.started_at = time.time()
         self.thread.start()
 
     def finish(self) -> None:
@@ -132,9 +133,10 @@ def main() -> None:
         results["restore_seconds"] = round(time.perf_counter() - started, 1)
         container = json.loads(paas(env, "svc", "show", "db", "--json").stdout)["container"]
         recovered = int(psql(container, "SELECT coalesce(max(n), 0) FROM ticks"))
-        recovered_at = dict(writer.acked).get(recovered, destroyed_at)
+        recovered_at = dict(writer.acked).get(recovered, writer.started_at)  # none recovered: all since the start lost
         results["recovered_rows"] = recovered
-        results["rpo_seconds"] = round(last_acked_at - recovered_at, 1) if recovered else None
+        results["rpo_seconds"] = round(last_acked_at - recovered_at, 1)
+        results["destroyed_after_last_ack_seconds"] = round(destroyed_at - last_acked_at, 2)
         results["lost_rows"] = last_acked - recovered
         results["restored_big_rows"] = int(psql(container, "SELECT count(*) FROM big"))
     print_table(["measure", "value"], [

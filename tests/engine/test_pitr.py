@@ -141,3 +141,53 @@ def test_recovery_to_a_time_then_outage_then_volume_and_home_lost(paas, engine, 
         new_profile = profile_id(new_home)
         if new_profile:
             sweep(engine, f"paas.profile={new_profile}")
+
+
+def test_archive_on_s3_verifies_to_latest_and_refuses_a_time_outside_the_window(paas, engine, isolated_home, monkeypatch):
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import boto3
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "moto_server did not start"
+                time.sleep(0.1)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-access-key")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-key")
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="test-access-key", aws_secret_access_key="test-secret-key")
+        s3.create_bucket(Bucket="pitr-test")
+        url = add(paas, "db")
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute("CREATE TABLE orders (id serial PRIMARY KEY, item text NOT NULL)")
+        ok(paas("backup", "dest", "add", "offsite", "--s3", "s3://pitr-test/paas", "--endpoint", endpoint))
+        ok(paas("backup", "pitr", "enable", "db", "--to", "offsite"))
+        insert(url, "one")
+        switch_wal(url)
+        ok(paas("backup", "run-due"))
+        keys = [item["Key"] for item in s3.list_objects_v2(Bucket="pitr-test", Prefix="paas/default/production/db/pitr/")["Contents"]]
+        assert any("/pitr/base/" in key for key in keys) and any("/pitr/wal/" in key for key in keys)
+        window = status(paas)
+        assert window["earliest"] <= window["latest"] and window["problems"] == [], window
+        verified = ok(paas("backup", "verify", "db", "--to-time", "latest", "--json"))
+        assert json.loads(verified.stdout)["ok"], verified.output
+        early = paas("svc", "restore", "db", "--to-time", "2020-01-01T00:00:00Z", "--yes")
+        assert early.exit_code == 2 and "before the restorable window" in early.stderr, early.output
+        assert items(url) == ["one"]  # refused: nothing changed
+    finally:
+        server.terminate()
+        server.wait(10)
