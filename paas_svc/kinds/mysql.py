@@ -15,6 +15,8 @@ from paas_svc.kinds.strategy import BackupFailed
 
 NAME = "mysql"
 CREDENTIALS: tuple[str, ...] = ("user", "password", "db")
+# `svc restore` fills a new volume and swaps it in; the old volume is the safety copy (usecases/data.py).
+RESTORE_INTO_NEW_VOLUME = True
 
 
 def probe(host: str, port: int, credentials: dict[str, str]) -> str:

@@ -14,6 +14,29 @@ from paas_svc.kinds.strategy import BackupFailed, check_magic, first_line, singl
 NAME = "postgres"
 CREDENTIALS: tuple[str, ...] = ("user", "password", "db")
 RESTORE_IS_ATOMIC = True  # pg_restore --single-transaction: a failed restore leaves the data as it was
+# `svc restore` fills a new volume (a server of the service's image on it) and swaps it in; the old
+# volume is the safety copy (usecases/data.py). No safety dump first.
+RESTORE_INTO_NEW_VOLUME = True
+# The server that fills a new volume: nothing reads its WAL (no replica, no archive: the volume is
+# swapped in after a clean shutdown), so the table data pg_restore --single-transaction copies
+# into tables it created in that transaction skips the WAL and is fsynced at commit instead
+# (wal_level=minimal). fsync stays on: the restored data is durable when pg_restore returns.
+RESTORE_SERVER_SETTINGS = ("wal_level=minimal", "max_wal_senders=0", "archive_mode=off",
+                           "maintenance_work_mem=256MB", "max_wal_size=4GB", "checkpoint_timeout=30min")
+
+
+def restore_server_command(command: list[str] | None) -> list[str] | None:
+    """The command of the server that fills a new volume: the service's own (the image's
+    `postgres` when it has none) with RESTORE_SERVER_SETTINGS; a command that does not start
+    `postgres` is left as it is."""
+    if command is None:
+        command = ["postgres"]
+    elif command and command[0].startswith("-"):
+        command = ["postgres", *command]
+    if not command or command[0].rsplit("/", 1)[-1] != "postgres":
+        return command
+    settings = [part for setting in RESTORE_SERVER_SETTINGS for part in ("-c", setting)]
+    return [*command, *settings]
 
 
 def probe(host: str, port: int, credentials: dict[str, str]) -> str:

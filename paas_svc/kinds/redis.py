@@ -25,6 +25,8 @@ from paas_svc.kinds.strategy import (
 
 NAME = "redis"
 CREDENTIALS: tuple[str, ...] = ("password",)
+# `svc restore` fills a new volume and swaps it in; the old volume is the safety copy (usecases/data.py).
+RESTORE_INTO_NEW_VOLUME = True
 
 # -- the container's command: the password reaches the server through no argv ------------------
 #

@@ -67,6 +67,11 @@ class ServiceRecord:
     env_id: int = 0
     target: str = "local"  # the target (engine or Swarm) the service runs on, fixed at add
     node: str | None = None  # Swarm: the node the service is pinned to
+    # A restore into a new volume swaps it in (usecases/data.py, DataOps.swap_in_volume): the
+    # volume in use is then `paas-<id>-<generation>`; None: the volume made at add, `paas-<id>`.
+    volume_generation: str | None = None
+    safety_volume: str | None = None  # the data from before the last swap, kept as its safety copy
+    safety_volume_at: str | None = None  # when that swap was made (UTC)
 
     @property
     def env_var(self) -> str:
@@ -78,7 +83,10 @@ class ServiceRecord:
 
     @property
     def volume_name(self) -> str:
-        return resource_name(self.id)
+        """The volume in use. A copy of the record under another id (verify's throwaway) names
+        another volume whatever its generation: the id is always part of the name."""
+        base = resource_name(self.id)
+        return f"{base}-{self.volume_generation}" if self.volume_generation else base
 
     @property
     def container_port(self) -> int:
@@ -111,3 +119,5 @@ class Operation(NamedTuple):
     old_image: str | None  # upgrade: the image to roll back to
     new_image: str | None
     started_at: str
+    old_volume: str | None = None  # restore into a new volume: the volume the service ran on (kept)
+    new_volume: str | None = None  # ... and the one being filled, then swapped in (removed by a rollback)

@@ -18,7 +18,7 @@ from typing import Iterator
 from paas_svc.errors import Conflict, InvalidInput, NotFound, StateError
 from paas_svc.naming import env_network_name, validate_name
 from paas_svc.state.home import DATABASE_FILE, KEY_FILE
-from paas_svc.state.models import REMOVED, AuditEntry, Environment, Operation, Project, ServiceRecord
+from paas_svc.state.models import READY, REMOVED, AuditEntry, Environment, Operation, Project, ServiceRecord
 
 BUSY_TIMEOUT_SECONDS = 15
 # In WAL mode NORMAL never corrupts the file and survives a crashed process; only a power cut
@@ -174,7 +174,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE audit ADD COLUMN bucket TEXT;
     CREATE UNIQUE INDEX audit_bucket ON audit(bucket) WHERE bucket IS NOT NULL;
     """,
-    # 9: point-in-time recovery (`paas backup pitr enable`): one row per archived PostgreSQL
+    # 9 (fastrestore): a restore fills a NEW volume and swaps it in, keeping the old one as the
+    # safety copy. The service's volume is `paas-<id>[-<volume_generation>]`; the operation
+    # records both volumes before the swap so `svc repair` can put the old one back.
+    """
+    ALTER TABLE services ADD COLUMN volume_generation TEXT;
+    ALTER TABLE services ADD COLUMN safety_volume TEXT;
+    ALTER TABLE services ADD COLUMN safety_volume_at TEXT;
+    ALTER TABLE operations ADD COLUMN old_volume TEXT;
+    ALTER TABLE operations ADD COLUMN new_volume TEXT;
+    """,
+    # 10 (pitr): point-in-time recovery (`paas backup pitr enable`): one row per archived PostgreSQL
     # service: where its WAL and base backups go, the window kept, the base backup schedule,
     # and the last shipping of its spool (what status, doctor and backup list report).
     """
@@ -218,7 +228,8 @@ def os_user() -> str:
 
 _SERVICE_COLUMNS = """
     s.id, s.env_id, p.name, e.name, s.slug, s.template, s.image, s.spec, s.secret,
-    s.host_ports, s.status, s.status_reason, s.created_at, s.updated_at, s.target, s.node
+    s.host_ports, s.status, s.status_reason, s.created_at, s.updated_at, s.target, s.node,
+    s.volume_generation, s.safety_volume, s.safety_volume_at
 """
 _SERVICE_FROM = """
     FROM services s JOIN environments e ON e.id = s.env_id JOIN projects p ON p.id = e.project_id
@@ -239,7 +250,7 @@ def _service_from_row(row: tuple) -> ServiceRecord:
 
 def _parse_service_row(row: tuple) -> ServiceRecord:
     (service_id, env_id, project, env, slug, template, image, spec, secret,
-     host_ports, status, reason, created_at, updated_at, target, node) = row
+     host_ports, status, reason, created_at, updated_at, target, node, generation, safety_volume, safety_volume_at) = row
     return ServiceRecord(
         id=service_id,
         env_id=env_id,
@@ -257,6 +268,9 @@ def _parse_service_row(row: tuple) -> ServiceRecord:
         updated_at=updated_at,
         target=target,
         node=node,
+        volume_generation=generation,
+        safety_volume=safety_volume,
+        safety_volume_at=safety_volume_at,
     )
 
 
@@ -501,19 +515,29 @@ class StateStore:
     # -- destructive operations (restore, upgrade, purge) ------------------------
 
     def begin_operation(self, service_id: str, kind: str, safety_backup: str | None = None, source: str | None = None,
-                        old_image: str | None = None, new_image: str | None = None) -> None:
+                        old_image: str | None = None, new_image: str | None = None,
+                        old_volume: str | None = None, new_volume: str | None = None) -> None:
         """Record the operation and set the service's status to `kind`, in one transaction."""
         with self.write() as db:
             db.execute("INSERT OR REPLACE INTO operations(service_id, kind, safety_backup, source, old_image, new_image,"
-                       " started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (service_id, kind, safety_backup, source, old_image, new_image, utc_now()))
+                       " started_at, old_volume, new_volume) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (service_id, kind, safety_backup, source, old_image, new_image, utc_now(), old_volume, new_volume))
             db.execute("UPDATE services SET status = ?, status_reason = NULL, updated_at = ? WHERE id = ?",
                        (kind, utc_now(), service_id))
 
     def get_operation(self, service_id: str) -> Operation | None:
-        row = self._execute("SELECT service_id, kind, safety_backup, source, old_image, new_image, started_at"
-                            " FROM operations WHERE service_id = ?", (service_id,)).fetchone()
+        row = self._execute("SELECT service_id, kind, safety_backup, source, old_image, new_image, started_at,"
+                            " old_volume, new_volume FROM operations WHERE service_id = ?", (service_id,)).fetchone()
         return Operation(*row) if row else None
+
+    def commit_volume_swap(self, service_id: str, generation: str, safety_volume: str) -> None:
+        """The end of a swap, in one transaction: the service runs on its new volume
+        (`generation`), the old one is its safety copy, the operation is over, Ready."""
+        with self.write() as db:
+            db.execute("DELETE FROM operations WHERE service_id = ?", (service_id,))
+            db.execute("UPDATE services SET volume_generation = ?, safety_volume = ?, safety_volume_at = ?, status = ?,"
+                       " status_reason = NULL, updated_at = ? WHERE id = ?",
+                       (generation, safety_volume, utc_now(), READY, utc_now(), service_id))
 
     def end_operation(self, service_id: str, status: str, reason: str | None = None, image: str | None = None) -> None:
         """Forget the operation and set the service's status, in one transaction."""

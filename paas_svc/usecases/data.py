@@ -30,7 +30,7 @@ from paas_svc.kinds.strategy import (
     read_backup,
     verify_payload,
 )
-from paas_svc.naming import LABEL_MANAGED, LABEL_PROFILE, validate_name
+from paas_svc.naming import LABEL_MANAGED, LABEL_PROFILE, LABEL_SERVICE_ID, RESOURCE_PREFIX, validate_name
 from paas_svc.state.home import atomic_private_file, fsync_dir
 from paas_svc.state.models import PURGING, READY, REMOVED, RESTORING, UPGRADING, Operation, ServiceRecord
 from paas_svc.state.store import utc_now, utc_stamp
@@ -45,6 +45,14 @@ COPY_CHUNK = 1024 * 1024
 UPGRADE_STOP_SECONDS = 30
 # What a failed restore that could not be undone may leave, unless its kind says (PARTIAL_RESTORE).
 PARTIAL_RESTORE = "the volume may be empty or hold part of the backup"
+# A restore into a new volume: the container that fills it carries these (never the service's
+# own labels' service id, so `svc list` and status never mistake it for the service).
+LABEL_PURPOSE = "paas.purpose"  # doctor and verify read the same label: not an orphan of the state
+PURPOSE_PREPARE = "restore"
+LABEL_PREPARE_OF = "paas.restore-of"
+# Retention of the safety copies a swap keeps: the volume the service ran on before its LAST swap
+# (one per service). The next swap, and `svc rm --purge`, remove it.
+SAFETY_VOLUMES_KEPT = 1
 
 
 class Progress(Protocol):
@@ -80,7 +88,16 @@ class BackupResult:
 @dataclass
 class RestoreResult:
     header: BackupHeader
-    safety_backup: Path
+    safety_backup: Path | str  # a backup file, or (restore into a new volume) the volume kept with the old data
+    elapsed_seconds: float
+
+
+@dataclass
+class SwapResult:
+    service: ServiceRecord  # as stored after the swap: runs on `volume`
+    volume: str  # the volume now in use
+    safety_volume: str  # the volume it ran on before, kept with its data (SAFETY_VOLUMES_KEPT)
+    dropped: list[str]  # older safety copies removed by the retention
     elapsed_seconds: float
 
 
@@ -351,9 +368,214 @@ class DataOps:
             return self._restore(service, backup, ready_timeout)
 
     def _restore(self, service: ServiceRecord, backup: BackupFile, ready_timeout: float) -> RestoreResult:
-        started = time.monotonic()
         strategy = strategy_for(service)
         self.require_container(service, strategy)
+        if self.restores_into_new_volume(service, strategy):
+            return self._restore_into_new_volume(service, strategy, backup, ready_timeout)
+        return self._restore_in_place(service, strategy, backup, ready_timeout)
+
+    def restores_into_new_volume(self, service: ServiceRecord, strategy: Strategy | None = None) -> bool:
+        """True when a restore of `service` fills a new volume and swaps it in (its kind says
+        RESTORE_INTO_NEW_VOLUME; a plain or remote engine, not Swarm, where a volume lives on
+        whichever node runs the task). Otherwise: a safety backup, then a restore in place."""
+        strategy = strategy or strategy_for(service)
+        return bool(kind_hook(strategy.kind, "RESTORE_INTO_NEW_VOLUME")) and self.swap_supported()
+
+    def swap_supported(self) -> bool:
+        """Swapping volumes needs the volume where the container runs: not on a Swarm target."""
+        return not getattr(self.manager.target, "swarm", False)
+
+    def _restore_into_new_volume(self, service: ServiceRecord, strategy: Strategy, backup: BackupFile,
+                                 ready_timeout: float) -> RestoreResult:
+        """The backup goes into a new volume through a preparation container of the service's
+        image (the service keeps running on its data meanwhile), which is then swapped in; the
+        old volume is the safety copy. A failure before the swap leaves the service untouched."""
+        started = time.monotonic()
+        self.step(f"Restoring {service.slug} from {backup.path} into a new volume (its current data is kept as the safety copy)")
+        with self.manager.phase("restore"):
+            volume = self.new_generation_volume(service, source=str(Path(backup.path).absolute()))
+        ctx = self.preparation_context(service, volume, ready_timeout)
+        try:
+            with self.manager.phase("restore"):
+                self.manager.checkpoint("restore.recorded")
+                if not strategy.replaces_volume:  # the kind's tool runs in a server on the new volume
+                    self.engine.create_container(ctx.container_spec(None, restore=True))
+                    self.engine.start(ctx.container)
+                    ctx.wait_ready()
+                strategy.restore(self.engine, ctx, backup)
+                self.manager.checkpoint("restore.done")
+                self.engine.stop(ctx.container, timeout=UPGRADE_STOP_SECONDS)  # a clean shutdown: its data on disk
+                self.engine.remove_container(ctx.container)
+        except (Interrupted, KeyboardInterrupt) as error:
+            raise _interrupted(error, service, "restore", volume=service.volume_name) from None
+        except Exception as error:
+            reason = _describe(error, ctx.credentials)
+            outcome = self.abandon_volume(service, volume)
+            self.store.audit("restore-failed", service.project, service.env, service.slug, f"file={backup.path} volume={volume}")
+            raise BackupFailed(f"Restoring {service.slug} from {backup.path} failed: {reason}\n{outcome}") from None
+        swap = self.swap_in_volume(service, volume, "restore", ready_timeout)
+        header = backup.header
+        self.store.audit("restore", service.project, service.env, service.slug,
+                         f"file={backup.path} from={header.project}/{header.env}/{header.slug} created_at={header.created_at} "
+                         f"volume={volume} safety_volume={swap.safety_volume}")
+        return RestoreResult(header, swap.safety_volume, time.monotonic() - started)
+
+    # -- a new volume, swapped in (restore; point-in-time recovery) ---------------------------
+
+    def new_generation_volume(self, service: ServiceRecord, source: str | None = None) -> str:
+        """Call holding the service's lock. Records the operation (restoring: the volume in use
+        as old_volume, the new one as new_volume, `source` as what is being restored) BEFORE it
+        creates the new, empty volume, labelled as the service's volume is, on the service's own
+        target's engine; returns its name (`paas-<id>-g<hex>`). From here a crash or kill leaves
+        the service 'Restoring (interrupted)' and `svc repair` removes the new volume and brings
+        the service back on the volume it ran on (whose data nothing touched). Fill the volume
+        (e.g. in a preparation_context container), then call swap_in_volume, or abandon_volume.
+        Refused (Conflict) on a Swarm target: see swap_supported."""
+        if not self.swap_supported():
+            raise Conflict(f"{service.slug} runs on the Swarm target {service.target}: its data cannot be swapped to a new volume.",
+                           hint="Restore it with `paas svc restore`, which restores in place there after a safety backup.")
+        volume = f"{resource_name_of(service)}-g{os.urandom(4).hex()}"
+        self.store.begin_operation(service.id, RESTORING, source=source, old_volume=service.volume_name, new_volume=volume)
+        self.engine.ensure_volume(volume, service_labels(self.store.profile_id(), service))
+        return volume
+
+    def preparation_context(self, service: ServiceRecord, volume: str, ready_timeout: float = DEFAULT_READY_TIMEOUT) -> ServiceContext:
+        """A context for a container named like `volume` (from new_generation_volume) that runs
+        the service's image, command, environment and credentials on it, published on free host
+        ports, labelled paas.purpose=restore (never taken for the service; swap_in_volume and
+        `svc repair` remove it). Nothing is created: `ctx.container_spec()` is its spec (the kind's
+        restore_server_command, when it has one, with `restore=True`), `ctx.wait_ready()` probes it."""
+        from paas_svc.usecases.lifecycle import pick_host_port
+
+        prefix = resource_name_of(service) + "-"
+        if not volume.startswith(prefix):
+            raise InvalidInput(f"{volume} is not a volume of {service.slug} (made by new_generation_volume).")
+        ports: dict[int, int] = {}
+        taken = self.store.used_host_ports()
+        for container_port in service.host_ports:
+            ports[container_port] = pick_host_port(taken | set(ports.values()))
+        prepared = dataclasses.replace(service, id=volume[len(RESOURCE_PREFIX):], volume_generation=None, host_ports=ports,
+                                       status=READY, safety_volume=None)
+        profile_id = self.store.profile_id()
+        container_labels = {**service_labels(profile_id, prepared), LABEL_PURPOSE: PURPOSE_PREPARE, LABEL_PREPARE_OF: service.id}
+        base = self.context(prepared, ready_timeout)
+        server_command = kind_hook(kind_of(service.template, service.spec), "restore_server_command")
+
+        def container_spec(extra_environment=None, restore: bool = False):
+            spec = dataclasses.replace(self.manager.container_spec(prepared, extra_environment), labels=container_labels)
+            if restore and server_command is not None:
+                spec = dataclasses.replace(spec, command=server_command(spec.command))
+            return spec
+
+        # ctx.labels label what a kind's restore creates: the VOLUME, which becomes the service's.
+        return dataclasses.replace(base, labels=service_labels(profile_id, service), container_spec=container_spec)
+
+    def swap_in_volume(self, service: ServiceRecord, volume: str, purpose: str = "restore",
+                       ready_timeout: float = DEFAULT_READY_TIMEOUT, source: str | None = None) -> SwapResult:
+        """Call holding the service's lock, with `volume` filled (from new_generation_volume; a
+        preparation container still on it is removed). The operation is recorded before the first
+        destructive step (already, by new_generation_volume; else here, with `source`). Then: the
+        service's container stops (a clean shutdown) and is re-created on `volume`, with the same
+        name, ports, credentials and image, and must become ready within `ready_timeout`. Then,
+        in one transaction, the service runs on `volume`, the volume it ran on becomes its safety
+        copy (service.safety_volume, kept: SAFETY_VOLUMES_KEPT, the previous copy is removed),
+        the operation ends and the service is Ready. If the new container does not become
+        ready, the service is put back on its old volume (Ready, data untouched), `volume` is
+        removed, and ProvisioningFailed is raised. Killed or interrupted at any step: the service
+        stays 'Restoring (interrupted)' and `svc repair` puts it back on its old volume."""
+        started = time.monotonic()
+        prefix = resource_name_of(service) + "-"
+        generation = volume[len(prefix):] if volume.startswith(prefix) else ""
+        if not generation or volume == service.volume_name:
+            raise InvalidInput(f"{volume} is not a new volume of {service.slug} (made by new_generation_volume).")
+        old_volume = service.volume_name
+        operation = self.store.get_operation(service.id)
+        if operation is None or operation.new_volume != volume:
+            self.store.begin_operation(service.id, RESTORING, source=source or purpose, old_volume=old_volume, new_volume=volume)
+        swapped = dataclasses.replace(service, volume_generation=generation)
+        self.step(f"Swapping {service.slug} onto volume {volume}; {old_volume} is kept with the data from before")
+        try:
+            with self.manager.phase("swap"):
+                self.manager.checkpoint("swap.recorded")
+                self._remove_preparation(service)
+                self.engine.stop(service.container_name, timeout=UPGRADE_STOP_SECONDS)
+                self.engine.remove_container(service.container_name)
+                self.manager.provision(swapped)
+                self.manager.wait_ready(swapped, ready_timeout)
+                self.manager.checkpoint("swap.ready")
+        except (Interrupted, KeyboardInterrupt) as error:
+            raise _interrupted(error, service, purpose, volume=old_volume) from None
+        except Exception as error:
+            reason = _describe(error)
+            outcome = self.abandon_volume(service, volume, ready_timeout=max(ready_timeout, 60.0), swap_began=True)
+            self.store.audit(f"{purpose}-failed", service.project, service.env, service.slug, f"volume={volume} back on={old_volume}")
+            raise ProvisioningFailed(f"{service.slug} did not become ready on its new volume {volume}: {reason}\n{outcome}") from None
+        self.store.commit_volume_swap(service.id, generation, safety_volume=old_volume)
+        current = self.store.get_service_by_id(service.id)
+        dropped = self.drop_old_volumes(current)
+        self.store.audit("swap", service.project, service.env, service.slug,
+                         f"purpose={purpose} volume={volume} safety_volume={old_volume} dropped={','.join(dropped) or 'none'}")
+        return SwapResult(current, volume, old_volume, dropped, time.monotonic() - started)
+
+    def abandon_volume(self, service: ServiceRecord, volume: str, ready_timeout: float = DEFAULT_READY_TIMEOUT,
+                       swap_began: bool = False) -> str:
+        """Undo new_generation_volume (and, with `swap_began`, a swap that did not finish):
+        preparation containers removed, the service's container back on the volume it ran on
+        (re-created if the swap began or it is not running), `volume` removed, the operation
+        ended, Ready. Returns
+        what it did, in a sentence. The service's own volume and safety copy are never removed.
+        A failure leaves the operation recorded (`svc repair` tries again) and says so."""
+        try:
+            with self.manager.phase("rollback"):
+                self._back_on_old_volume(service, ready_timeout, recreate=swap_began)
+                if volume not in (service.volume_name, service.safety_volume):
+                    self.engine.remove_volume(volume)
+        except Interrupted as error:
+            raise _interrupted(error, service, "restore", volume=service.volume_name) from None
+        except Exception as error:  # noqa: BLE001 - reported with the first error
+            return (f"Putting {service.slug} back on its volume {service.volume_name} failed too ({_describe(error)}); its data there "
+                    f"was not touched. Run `paas svc repair {service.slug} --env {service.env}` to bring it back.")
+        self.store.end_operation(service.id, READY)
+        return f"{service.slug} runs on its data from before, untouched (volume {service.volume_name}); the new volume was removed."
+
+    def _back_on_old_volume(self, service: ServiceRecord, ready_timeout: float, recreate: bool = True) -> None:
+        """Preparation containers removed; the service's container re-created on the volume the
+        store names (it may run on the new one: the engine's view does not say which), unless
+        `recreate` is False (the swap never began: the container was not touched) and it runs."""
+        self._remove_preparation(service)
+        state = self.engine.inspect_container(service.container_name)
+        if recreate or state is None or not state.running:
+            self.engine.stop(service.container_name, timeout=UPGRADE_STOP_SECONDS)
+            self.engine.remove_container(service.container_name)
+            self.manager.provision(service)
+        self.manager.wait_ready(service, ready_timeout)
+
+    def _remove_preparation(self, service: ServiceRecord) -> None:
+        filters = [f"{LABEL_PROFILE}={self.store.profile_id()}", f"{LABEL_PREPARE_OF}={service.id}"]
+        for container in self.engine.list_containers(filters):
+            self.engine.remove_container(container.name)
+
+    def drop_old_volumes(self, service: ServiceRecord) -> list[str]:
+        """The retention of safety copies: every volume labelled as this service's (on its
+        target) other than the one in use and its safety copy, and other than one an operation
+        in flight fills, is removed. Returns the names removed."""
+        operation = self.store.get_operation(service.id)
+        keep = {service.volume_name, service.safety_volume, operation.new_volume if operation else None,
+                operation.old_volume if operation else None}
+        filters = [f"{LABEL_PROFILE}={self.store.profile_id()}", f"{LABEL_SERVICE_ID}={service.id}"]
+        dropped = []
+        for volume in self.engine.list_volumes(filters):
+            name = volume.get("Name")
+            if name and name not in keep and name.startswith(resource_name_of(service)):
+                try:
+                    if self.engine.remove_volume(name):
+                        dropped.append(name)
+                except PaasError:  # in use (a container started by hand): doctor reports it
+                    pass
+        return dropped
+
+    def _restore_in_place(self, service: ServiceRecord, strategy: Strategy, backup: BackupFile, ready_timeout: float) -> RestoreResult:
+        started = time.monotonic()
         self.step(f"Taking a safety backup of {service.slug}'s current data")
         safety = self.safety_backup(service, "pre-restore").path
         self.step(f"Safety backup: {safety}")
@@ -434,7 +656,9 @@ class DataOps:
                 kept = f"; its final backup is {final}" if final else " (it was purged without a final backup)"
                 return RepairResult(None, f"finished the interrupted purge: {where} and its volume are gone{kept}",
                                     time.monotonic() - started)
-            if operation.kind == RESTORING:
+            if operation.kind == RESTORING and operation.new_volume:
+                outcome = self._roll_back_interrupted_swap(service, operation, timeout)
+            elif operation.kind == RESTORING:
                 outcome = self._roll_back_interrupted_restore(service, operation, timeout)
             elif operation.kind == UPGRADING:
                 outcome = self._roll_back_interrupted_upgrade(service, operation, timeout)
@@ -460,6 +684,26 @@ class DataOps:
                                     f"'Restoring (interrupted)' until `paas svc repair` succeeds.") from None
         self.store.end_operation(service.id, READY)
         return f"rolled back the interrupted restore: the data from before it is back (from {safety}); Ready"
+
+    def _roll_back_interrupted_swap(self, service: ServiceRecord, operation: Operation, timeout: float) -> str:
+        """A restore into a new volume that did not finish: the service back on its volume (the
+        store still names it: the swap commits last), the new volume removed."""
+        volume = operation.new_volume or ""
+        self.step(f"Rolling back the interrupted restore of {service.slug}: back on volume {service.volume_name}, removing {volume}")
+        try:
+            with self.manager.phase("repair"):
+                self._back_on_old_volume(service, timeout)
+                if volume not in (service.volume_name, service.safety_volume):
+                    self.engine.remove_volume(volume)
+        except (Interrupted, KeyboardInterrupt) as error:
+            raise _interrupted(error, service, "repair", volume=service.volume_name) from None
+        except PaasError as error:
+            raise ProvisioningFailed(f"Putting {service.slug} back on its volume {service.volume_name} failed: {error.message}",
+                                     hint=f"Its data there was not touched; the service stays 'Restoring (interrupted)' until "
+                                          f"`paas svc repair {service.slug} --env {service.env}` succeeds.") from None
+        self.store.end_operation(service.id, READY)
+        return (f"rolled back the interrupted restore: the data from before it is back (volume {service.volume_name}, "
+                f"never changed); Ready")
 
     def _roll_back_interrupted_upgrade(self, service: ServiceRecord, operation: Operation, timeout: float) -> str:
         old_image = operation.old_image or service.image
@@ -656,15 +900,21 @@ def _catalog_spec(template_key: str) -> dict:
     return {"kind": template.kind} if template is not None else {}
 
 
-def _interrupted(error: BaseException, service: ServiceRecord, operation: str, safety: Path) -> Interrupted:
+def _interrupted(error: BaseException, service: ServiceRecord, operation: str, safety: Path | None = None,
+                 volume: str | None = None) -> Interrupted:
     """SIGINT/SIGTERM in the middle of an operation: nothing more is done (a second step
     could be killed too); the recorded operation tells `svc repair` how to come back."""
     signum = error.signum if isinstance(error, Interrupted) else 2
+    kept = f"the backup taken first is {safety}" if volume is None else f"its data from before is kept in volume {volume}"
     return Interrupted(signum).recorded(
         f"interrupted: the {operation} of {service.slug} in {service.project}/{service.env} did not finish; "
         f"the service shows as interrupted and is not used until it is repaired.",
-        hint=f"Run `paas svc repair {service.slug} --env {service.env}` to put it back as it was before "
-             f"(the backup taken first is {safety}).")
+        hint=f"Run `paas svc repair {service.slug} --env {service.env}` to put it back as it was before ({kept}).")
+
+
+def resource_name_of(service: ServiceRecord) -> str:
+    """`paas-<id>`: the service's container name, and the stem of all its volumes' names."""
+    return RESOURCE_PREFIX + service.id
 
 
 def _describe(error: BaseException, credentials: dict[str, str] | None = None) -> str:

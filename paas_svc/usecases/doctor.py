@@ -335,10 +335,23 @@ def _check_orphans(manager: ServiceManager, services: list[ServiceRecord], repor
             orphans += 1
             report.add("orphan", False, f"container {container.name} is labelled for this profile but unknown to the state",
                        fix=f"inspect it, then `docker rm -f {container.name}` if it is not needed")
+    # A service's volumes: the one in use, its safety copy (kept by a restore into a new volume),
+    # and the one an operation in flight fills; any other labelled for it was left behind.
+    volumes_of = {}
+    for service in services:
+        operation = manager.store.get_operation(service.id)
+        volumes_of[service.id] = {service.volume_name, service.safety_volume, operation.new_volume if operation else None}
     for volume in engine.list_volumes([label]):
-        if (volume.get("Labels") or {}).get(LABEL_SERVICE_ID) not in known and LABEL_PURPOSE not in (volume.get("Labels") or {}):
+        labels = volume.get("Labels") or {}
+        owner = labels.get(LABEL_SERVICE_ID)
+        if owner not in known and LABEL_PURPOSE not in labels:
             orphans += 1
             report.add("orphan", False, f"volume {volume['Name']} is labelled for this profile but unknown to the state",
+                       fix=f"back it up if it holds data you need, then `docker volume rm {volume['Name']}`")
+        elif owner in known and volume["Name"] not in volumes_of[owner] and LABEL_PURPOSE not in labels:
+            orphans += 1
+            report.add("orphan", False, f"volume {volume['Name']} is labelled for service {owner} but is neither its volume nor "
+                       "its safety copy (left by an interrupted restore or swap)",
                        fix=f"back it up if it holds data you need, then `docker volume rm {volume['Name']}`")
     if not orphans:
         report.add("orphan", True, "no unknown containers or volumes with this profile's labels")

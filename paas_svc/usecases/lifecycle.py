@@ -637,6 +637,12 @@ class ServiceManager:
             self.checkpoint("purge.recorded")
             engine.remove_container(service.container_name)
             engine.remove_volume(service.volume_name)
+            # Its other volumes: the safety copy a restore into a new volume kept, and any such
+            # restore's interrupted leftover (all labelled with its id).
+            for volume in engine.list_volumes([f"{LABEL_PROFILE}={self.store.profile_id()}", f"{LABEL_SERVICE_ID}={service.id}"]):
+                engine.remove_volume(volume["Name"])
+            if service.safety_volume:
+                engine.remove_volume(service.safety_volume)
             self.checkpoint("purge.volume-removed")
         self.store.delete_service(service.id)  # the operation record goes with it
         self.store.audit("purge", service.project, service.env, service.slug,

@@ -79,10 +79,14 @@ def test_existing_environments_keep_paas_apps_after_the_migration(home):
     with sqlite3.connect(home / "state.db") as db:  # back to the schema before the network column
         db.execute("ALTER TABLE environments DROP COLUMN network")
         if network_migration + 1 < len(MIGRATIONS):  # and before the ones after it (8: audit buckets)
-            assert len(MIGRATIONS) == network_migration + 2, "undo the later migrations here too"
+            assert len(MIGRATIONS) == network_migration + 4, "undo the later migrations here too"
+            db.execute("DROP TABLE pitr_archives")  # 10: point-in-time recovery
             db.execute("DROP INDEX audit_bucket")
             db.execute("ALTER TABLE audit DROP COLUMN bucket")
             db.execute("ALTER TABLE audit DROP COLUMN count")
+            for table, column in (("services", "volume_generation"), ("services", "safety_volume"),  # 9: volume swaps
+                                  ("services", "safety_volume_at"), ("operations", "old_volume"), ("operations", "new_volume")):
+                db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         db.execute("PRAGMA user_version = %d" % network_migration)
     db.close()
     store = open_store(home)

@@ -69,6 +69,13 @@ class ArgvRecordingEngine(RecordingEngine):
     def logs_tail(self, name: str, lines: int) -> str:
         return ""
 
+    def list_containers(self, label_filters: list[str]) -> list[ContainerView]:
+        # Only service containers are kept, with no labels: a label filter finds none of them.
+        return [view for view in self.containers.values() if not label_filters]
+
+    def list_volumes(self, label_filters: list[str]) -> list[dict]:
+        return []
+
     def create_container(self, spec) -> str:
         self.containers[spec.name] = ContainerView(spec.name, "created", "", spec.image, {})
         self.commands.append(tuple(spec.command or ()))
