@@ -745,16 +745,25 @@ class Pitr:
 
     # recovery
 
+    def plan(self, service: ServiceRecord, destination_name: str, target: datetime | None) -> RecoveryPlan:
+        """What a recovery to `target` replays, read from the destination alone; refuses a time
+        outside the window before anything is made."""
+        destination = self._destination(destination_name)
+        listing = self.listing(service, destination)
+        base = choose_base(listing, target)
+        return RecoveryPlan(destination, base, segments_for(listing, base, target), target)
+
     def restore_to_time(self, service: ServiceRecord, target: datetime | None, from_destination: str | None,
                         timeout: float = RECOVERY_TIMEOUT) -> PitrRestoreResult:
-        """Recover into a throwaway volume, check it answers, then put it in the service's place
-        (safety backup of the current data first; a crash leaves 'Restoring (interrupted)' and
-        `svc repair` puts the safety backup back)."""
-        from paas_svc.usecases.backups.pitr_swap import swap_in_recovered
-
+        """Recover into a new volume of the service (DataOps.new_generation_volume: the operation is
+        recorded first), check that it answers, then swap it in (swap_in_volume): the volume it ran
+        on is kept as the safety copy; a crash leaves 'Restoring (interrupted)' and `svc repair`
+        puts the service back on it. On Swarm (no swap there): a throwaway volume, a safety backup,
+        and a copy into place (pitr_swap)."""
         started = time.monotonic()
         self._kind_check(service)
         data_ops = self.backups.ops_for(service)
+        target_text = describe_target(target)
         with data_ops.manager.locked(service, "restore") as current:
             data_ops.manager.require_no_operation(current, "restore")
             config = config_of(self.store, current.id)
@@ -762,19 +771,67 @@ class Pitr:
             if not destination_name:
                 raise InvalidInput(f"Say where the archive of {current.slug} is: --from DEST.",
                                    hint="A destination of `paas backup dest list` (add it on a new home with `paas backup dest add`).")
-            recovery = self._recover(data_ops, current, destination_name, target, keep_archiving=config is not None,
-                                     timeout=timeout)
-            try:
-                safety = swap_in_recovered(data_ops, current, recovery.throwaway, timeout)
-            finally:
-                recovery.remove()
+            plan = self.plan(current, destination_name, target)
+            keep_archiving = config is not None  # else (e.g. a new home) the copy does not archive into a spool no one ships
+            if data_ops.swap_supported():
+                safety, detail = self._restore_by_swap(data_ops, current, plan, keep_archiving, timeout, destination_name)
+            else:
+                safety, detail = self._restore_by_copy(data_ops, current, plan, keep_archiving, timeout)
             if config is not None:  # a new timeline starts here: a base backup on it at the next run
                 _update(self.store, current.id, next_base_due=rec.format_time(datetime.now(timezone.utc)))
-            target_text = describe_target(target)
             self.store.audit("restore", current.project, current.env, current.slug,
-                             f"pitr to={target_text} from={destination_name} base={recovery.base.name} safety={safety}")
-        return PitrRestoreResult(target_text, recovery.base.location, len(recovery.segments), str(safety) if safety else None,
-                                 time.monotonic() - started, recovery.detail)
+                             f"pitr to={target_text} from={destination_name} base={plan.base.name} safety={safety}")
+        return PitrRestoreResult(target_text, plan.base.location, len(plan.segments), str(safety) if safety else None,
+                                 time.monotonic() - started, detail)
+
+    def _restore_by_swap(self, data_ops, service: ServiceRecord, plan: RecoveryPlan, keep_archiving: bool, timeout: float,
+                         destination_name: str) -> tuple[str, str]:
+        from paas_svc.errors import Interrupted
+
+        engine = data_ops.engine
+        volume = data_ops.new_generation_volume(
+            service, source=f"point-in-time recovery to {describe_target(plan.target)} from {destination_name}")
+        ctx = data_ops.preparation_context(service, volume, timeout)
+        try:
+            with data_ops.manager.phase("restore"):
+                data_ops.manager.checkpoint("restore.recorded")
+                detail = self._replay(data_ops, service, plan, ctx.container_spec(), keep_archiving, timeout)
+                engine.stop(ctx.container, timeout=60)  # a clean shutdown: the swapped-in server opens it at once
+                engine.remove_container(ctx.container)
+        except (Interrupted, KeyboardInterrupt) as error:
+            from paas_svc.usecases.backups.pitr_swap import interrupted
+
+            raise interrupted(error, service) from None
+        except Exception as error:
+            reason = error.message if isinstance(error, PaasError) else f"{type(error).__name__}: {error}"
+            outcome = data_ops.abandon_volume(service, volume)
+            self.store.audit("restore-failed", service.project, service.env, service.slug, f"pitr volume={volume}")
+            raise BackupFailed(f"The point-in-time recovery of {service.slug} failed: {reason}\n{outcome}") from None
+        swap = data_ops.swap_in_volume(service, volume, "restore", timeout)
+        return swap.safety_volume, detail
+
+    def _restore_by_copy(self, data_ops, service: ServiceRecord, plan: RecoveryPlan, keep_archiving: bool,
+                         timeout: float) -> tuple[str | None, str]:
+        from paas_svc.usecases.backups.pitr_swap import swap_in_recovered
+
+        throwaway, spec = self._throwaway(data_ops, service)
+        try:
+            data_ops.engine.ensure_volume(throwaway.volume_name, spec.labels)
+            detail = self._replay(data_ops, service, plan, spec, keep_archiving, timeout)
+            safety = swap_in_recovered(data_ops, service, throwaway, timeout)
+        finally:
+            data_ops.engine.remove_container(throwaway.container_name)
+            data_ops.engine.remove_volume(throwaway.volume_name)
+        return (str(safety) if safety else None), detail
+
+    def _throwaway(self, data_ops, service: ServiceRecord):
+        """A throwaway service record and container spec (labelled paas.purpose=verify: doctor
+        finds and removes what a killed run leaves)."""
+        from paas_svc.usecases.backups.verify import throwaway_of, verify_labels
+
+        throwaway = throwaway_of(service, self.store.used_host_ports())
+        labels = verify_labels(self.store.profile_id(), throwaway, service)
+        return throwaway, dataclasses.replace(data_ops.manager.container_spec(throwaway), labels=labels)
 
     def verify_to_time(self, service: ServiceRecord, target: datetime | None, from_destination: str | None,
                        timeout: float = RECOVERY_TIMEOUT):
@@ -790,71 +847,63 @@ class Pitr:
         data_ops = self.backups.ops_for(service)
         ok, detail, location = True, "", f"{destination_name}:{archive_prefix(service)} at {describe_target(target)}"
         try:
-            recovery = self._recover(data_ops, service, destination_name, target, keep_archiving=False, timeout=timeout)
-            recovery.remove()
-            detail = recovery.detail
+            plan = self.plan(service, destination_name, target)
+            throwaway, spec = self._throwaway(data_ops, service)
+            try:
+                data_ops.engine.ensure_volume(throwaway.volume_name, spec.labels)
+                detail = self._replay(data_ops, service, plan, spec, False, timeout)
+            finally:
+                data_ops.engine.remove_container(throwaway.container_name)
+                data_ops.engine.remove_volume(throwaway.volume_name)
         except PaasError as error:
             ok, detail = False, error.message
         self.store.audit("backup-verify", service.project, service.env, service.slug, f"pitr {location} ok={int(ok)}")
         return VerifyResult(ok, detail, location, None, time.monotonic() - started)
 
-    def _recover(self, data_ops, service: ServiceRecord, destination_name: str, target: datetime | None,
-                 keep_archiving: bool, timeout: float) -> "Recovery":
+    def _replay(self, data_ops, service: ServiceRecord, plan: RecoveryPlan, spec, keep_archiving: bool, timeout: float) -> str:
+        """Into the (empty) volume of `spec`: the base backup, the WAL files and recovery.signal;
+        then the server runs the recovery to the plan's target and promotes. Returns what the
+        check found. The container is left running (the caller stops or removes it)."""
         from paas_svc.kinds import postgres
-        from paas_svc.usecases.backups.verify import throwaway_of, verify_labels
 
-        destination = self._destination(destination_name)
-        listing = self.listing(service, destination)
-        base = choose_base(listing, target)
-        segments = segments_for(listing, base, target)
         engine = data_ops.engine
-        throwaway = throwaway_of(service, self.store.used_host_ports())
-        labels = verify_labels(self.store.profile_id(), throwaway, service)
         data_dir = self._data_dir(service)
-        spec = dataclasses.replace(data_ops.manager.container_spec(throwaway), labels=labels, port_bindings={},
-                                   restart_policy="no",
-                                   command=postgres.recovery_command(data_dir, pg_time(target), archive=keep_archiving))
-        recovery = Recovery(engine, throwaway, base, segments, "")
-        data_ops.step(f"Recovering {service.slug} to {describe_target(target)} in a throwaway "
-                      f"container (base backup {base.name}, {len(segments)} WAL files)")
+        spec = dataclasses.replace(spec, port_bindings={}, restart_policy="no",
+                                   command=postgres.recovery_command(data_dir, pg_time(plan.target), archive=keep_archiving))
+        data_ops.step(f"Recovering {service.slug} to {describe_target(plan.target)} (base backup {plan.base.name}, "
+                      f"{len(plan.segments)} WAL files)")
+        engine.create_container(spec)
+        with piped(lambda sink: self._decrypt(service, plan.destination, plan.base.location, sink)) as reader:
+            engine.put_archive(spec.name, data_dir, chunks(reader))
+        wal_tar = data_ops.scratch_dir / f"pitr-wal-{os.urandom(4).hex()}.tar"
         try:
-            engine.ensure_volume(throwaway.volume_name, labels)
-            engine.create_container(spec)
-            with piped(lambda sink: self._decrypt(service, destination, base.location, sink)) as reader:
-                engine.put_archive(throwaway.container_name, data_dir, chunks(reader))
-            wal_tar = data_ops.scratch_dir / f"pitr-wal-{os.urandom(4).hex()}.tar"
-            try:
-                with tarfile.open(wal_tar, "w") as archive:
-                    folder = tarfile.TarInfo(postgres.WAL_RESTORE_DIR)
-                    folder.type, folder.mode = tarfile.DIRTYPE, 0o700
-                    archive.addfile(folder)
-                    for segment in segments:
-                        plain = io.BytesIO()
-                        self._decrypt(service, destination, segment.location, plain)
-                        info = tarfile.TarInfo(f"{postgres.WAL_RESTORE_DIR}/{segment.wal_file}.gz")
-                        info.size, info.mode = plain.tell(), 0o600
-                        plain.seek(0)
-                        archive.addfile(info, plain)
-                    signal = tarfile.TarInfo("recovery.signal")
-                    signal.mode = 0o600
-                    archive.addfile(signal, io.BytesIO(b""))
-                with open(wal_tar, "rb") as handle:
-                    engine.put_archive(throwaway.container_name, data_dir, handle)
-            finally:
-                wal_tar.unlink(missing_ok=True)
-            engine.start(throwaway.container_name)
-            credentials = data_ops.manager.vault.credentials(service)
-            self._wait_promoted(engine, throwaway.container_name, credentials, timeout)
-            engine.exec_capture(throwaway.container_name, ["rm", "-rf", f"{data_dir}/{postgres.WAL_RESTORE_DIR}"])
-            postgres.set_password(engine, throwaway.container_name, credentials)
-            if not keep_archiving:
-                postgres.set_archiving(engine, throwaway.container_name, credentials, None)
-            ctx = dataclasses.replace(data_ops.context(throwaway), labels=labels)
-            recovery.detail = f"recovered and promoted; {postgres.sanity_check(engine, ctx)}"
-        except BaseException:
-            recovery.remove()
-            raise
-        return recovery
+            with tarfile.open(wal_tar, "w") as archive:
+                folder = tarfile.TarInfo(postgres.WAL_RESTORE_DIR)
+                folder.type, folder.mode = tarfile.DIRTYPE, 0o700
+                archive.addfile(folder)
+                for segment in plan.segments:
+                    plain = io.BytesIO()
+                    self._decrypt(service, plan.destination, segment.location, plain)
+                    info = tarfile.TarInfo(f"{postgres.WAL_RESTORE_DIR}/{segment.wal_file}.gz")
+                    info.size, info.mode = plain.tell(), 0o600
+                    plain.seek(0)
+                    archive.addfile(info, plain)
+                signal = tarfile.TarInfo("recovery.signal")
+                signal.mode = 0o600
+                archive.addfile(signal, io.BytesIO(b""))
+            with open(wal_tar, "rb") as handle:
+                engine.put_archive(spec.name, data_dir, handle)
+        finally:
+            wal_tar.unlink(missing_ok=True)
+        engine.start(spec.name)
+        credentials = data_ops.manager.vault.credentials(service)
+        self._wait_promoted(engine, spec.name, credentials, timeout)
+        engine.exec_capture(spec.name, ["rm", "-rf", f"{data_dir}/{postgres.WAL_RESTORE_DIR}"])
+        postgres.set_password(engine, spec.name, credentials)
+        if not keep_archiving:
+            postgres.set_archiving(engine, spec.name, credentials, None)
+        checked = postgres.sanity_check(engine, _Checked(spec.name, credentials))
+        return f"recovered and promoted; {checked}"
 
     @staticmethod
     def _wait_promoted(engine, container: str, credentials: dict[str, str], timeout: float) -> None:
@@ -877,16 +926,18 @@ class Pitr:
 
 
 @dataclass
-class Recovery:
-    engine: object
-    throwaway: ServiceRecord
+class RecoveryPlan:
+    destination: Destination
     base: BaseBackup
     segments: list[WalSegment]
-    detail: str
+    target: datetime | None
 
-    def remove(self) -> None:
-        self.engine.remove_container(self.throwaway.container_name)
-        self.engine.remove_volume(self.throwaway.volume_name)
+
+@dataclass
+class _Checked:
+    """What the kind's sanity check reads of a context: the container and the credentials."""
+    container: str
+    credentials: dict[str, str]
 
 
 def archiving_problems(config: PitrConfig, spool: SpoolState | None, archiver: dict | None, now: datetime) -> list[str]:

@@ -1,5 +1,6 @@
 """Putting a recovered data directory in a service's place (the last step of
-`svc restore --to-time`), with today's restore's safety: a safety backup of the current data
+`svc restore --to-time`) on a Swarm target, where a service cannot be swapped onto a new volume
+(DataOps.swap_supported), with today's restore's safety: a safety backup of the current data
 first, the operation recorded before the first destructive step (a crash leaves the service
 'Restoring (interrupted)', and `svc repair` puts the safety backup back).
 
@@ -58,7 +59,7 @@ def swap_in_recovered(data_ops, service: ServiceRecord, throwaway: ServiceRecord
             manager.wait_ready(service, timeout)
             manager.checkpoint("restore.done")
     except (Interrupted, KeyboardInterrupt) as error:
-        raise _interrupted(error, service) from None
+        raise interrupted(error, service) from None
     except PaasError as error:
         store.audit("restore-failed", service.project, service.env, service.slug, f"pitr safety={safety}")
         if safety is None:
@@ -74,7 +75,7 @@ def swap_in_recovered(data_ops, service: ServiceRecord, throwaway: ServiceRecord
 
 
 
-def _interrupted(error: BaseException, service: ServiceRecord) -> Interrupted:
+def interrupted(error: BaseException, service: ServiceRecord) -> Interrupted:
     signum = error.signum if isinstance(error, Interrupted) else 2
     return Interrupted(signum).recorded(
         f"interrupted: the point-in-time restore of {service.slug} did not finish; the service shows as interrupted.",
