@@ -34,6 +34,7 @@ def test_a_service_of_a_state_before_the_migration_keeps_its_volume(home):
         for table, column in (("services", "volume_generation"), ("services", "safety_volume"),
                               ("services", "safety_volume_at"), ("operations", "old_volume"), ("operations", "new_volume")):
             db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        db.execute("DROP TABLE IF EXISTS pitr_archives")  # 10 (pitr), after it
         db.execute("PRAGMA user_version = %d" % swap)
     db.close()
     service = open_store(home).get_service_by_id("abc123abc123")
