@@ -103,7 +103,11 @@ def test_recovery_to_a_time_then_outage_then_volume_and_home_lost(paas, engine, 
     assert waiting["spool"]["segments"] >= 4 and waiting["lag_seconds"] is not None
     assert any("shipping" in problem for problem in waiting["problems"]), waiting
     listed = paas("backup", "list")
-    assert "WAL archive" in listed.stderr or "shipping" in listed.stderr, listed.output
+    assert "WAL archive of default/production/db" in listed.stderr, listed.output
+    doctor = paas("doctor", "--json")
+    assert doctor.exit_code == 9 and "WAL archive of default/production/db" in doctor.stdout, doctor.output
+    shown = json.loads(ok(paas("svc", "show", "db", "--json")).stdout)["pitr"]
+    assert shown["destination"] == "nas" and shown["problems"], shown
     insert(url, "row-8")
     (tmp_path / "unmounted").rename(share)
     switch_wal(url)
