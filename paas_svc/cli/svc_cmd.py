@@ -172,13 +172,14 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
     info = service_json(service, status, publish_hosts(profile.store, [service])[service.id])
     info["volume_path"] = service.spec["volume"]
     info["safety_volume"] = service.safety_volume  # the data from before its last restore (kept until the next one)
+    info["safety_database"] = service.safety_database  # postgres: the same, as a database of its server
     info["dsn_format"] = service.spec["dsn"]
     info.update(template_definition(profile.home, service))
     operation = profile.store.get_operation(service.id)
     info["operation"] = None if operation is None else {
         "kind": operation.kind, "safety_backup": operation.safety_backup, "source": operation.source,
         "old_image": operation.old_image, "new_image": operation.new_image, "started_at": operation.started_at,
-        "old_volume": operation.old_volume, "new_volume": operation.new_volume,
+        "old_volume": operation.old_volume, "new_volume": operation.new_volume, "new_database": operation.new_database,
         "recover_with": f"paas svc repair {service.slug} --env {service.env}"}
     from paas_svc.usecases.backups import clock
     from paas_svc.usecases.backups.pitr import window_json

@@ -9,14 +9,19 @@ import re
 from paas_svc.errors import Conflict
 from paas_svc.kinds.protocols import connect
 from paas_svc.kinds.protocols import postgres as wire
-from paas_svc.kinds.strategy import BackupFailed, check_magic, first_line, single_file_tar, temp_name
+from paas_svc.kinds.strategy import BackupFailed, CheckedStream, check_magic, first_line, single_file_tar, temp_name
 
 NAME = "postgres"
 CREDENTIALS: tuple[str, ...] = ("user", "password", "db")
 RESTORE_IS_ATOMIC = True  # pg_restore --single-transaction: a failed restore leaves the data as it was
-# `svc restore` fills a new volume (a server of the service's image on it) and swaps it in; the old
-# volume is the safety copy (usecases/data.py). No safety dump first.
+# `svc restore` fills a NEW DATABASE in the service's own server and swaps it with the app's
+# database by renaming both in one transaction; the old database, renamed, is the safety copy
+# (usecases/data.py). No safety dump first, no second server to initialise, no restart, and the
+# cluster (its WAL, so point-in-time recovery) goes on. The volume swap stays for what is not a
+# logical restore (RESTORE_INTO_NEW_VOLUME: a whole cluster, e.g. point-in-time recovery).
+RESTORE_INTO_NEW_DATABASE = True
 RESTORE_INTO_NEW_VOLUME = True
+MAX_BASE_CHARS = 40  # of the app database's name in the two names derived from it (63 at most)
 # The server that fills a new volume: nothing reads its WAL (no replica, no archive: the volume is
 # swapped in after a clean shutdown), so the table data pg_restore --single-transaction copies
 # into tables it created in that transaction skips the WAL and is fsynced at commit instead
@@ -100,6 +105,20 @@ def check_upgrade(engine, service, new_image: str, labels: dict[str, str]) -> tu
     return data_major, new_major
 
 
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def database_names(db: str, token: str) -> tuple[str, str]:
+    """(the new database a restore fills, the name the app's database gets as the safety copy)."""
+    base = db[:MAX_BASE_CHARS]
+    return f"{base}_restore_{token}", f"{base}_prerestore_{token}"
+
+
 class PostgresStrategy:
     kind = "postgres"
     extension = "pgdump"
@@ -117,6 +136,81 @@ class PostgresStrategy:
 
     def check_payload(self, backup, mount_path):
         check_magic(backup, b"PGDMP", "a pg_dump custom-format archive")
+
+    # -- a restore into a new database, swapped with the app's (usecases/data.py) ---------------
+
+    def psql(self, engine, ctx, *statements: str) -> str:
+        """Each statement on its own (CREATE/DROP DATABASE cannot run in a transaction block),
+        as the service's user over the container's local socket, connected to `postgres`."""
+        command = ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", ctx.credentials["user"], "-d", "postgres"]
+        for statement in statements:
+            command += ["-c", statement]
+        result = engine.exec_capture(ctx.container, command)
+        if result.exit_code != 0:
+            raise BackupFailed(f"psql failed in {ctx.container} (exit {result.exit_code}): {result.error_text()}")
+        return result.stdout.decode("utf-8", errors="replace").strip()
+
+    def databases(self, engine, ctx, *names: str) -> set[str]:
+        """Which of `names` exist."""
+        listed = ", ".join(_literal(name) for name in names)
+        found = self.psql(engine, ctx, f"SELECT datname FROM pg_database WHERE datname IN ({listed})")
+        return set(found.splitlines()) & set(names)
+
+    def create_database(self, engine, ctx, name: str) -> None:
+        self.psql(engine, ctx, f"CREATE DATABASE {_ident(name)} OWNER {_ident(ctx.credentials['user'])}")
+
+    def restore_into_database(self, engine, ctx, backup, name: str) -> None:
+        """The payload streams into pg_restore's stdin (no staged copy), hashed on the way: a file
+        changed since its check fails here, before the swap, so nothing the app uses changed."""
+        with CheckedStream(backup) as payload:
+            result = engine.exec_stdin(ctx.container, [
+                "pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error",
+                "-U", ctx.credentials["user"], "-d", name], payload)
+            payload.check()
+        if result.exit_code != 0:
+            raise BackupFailed(f"pg_restore failed in {ctx.container} (exit {result.exit_code}): {result.error_text()}")
+
+    def swap_databases(self, engine, ctx, new: str, safety: str) -> None:
+        """The app's database becomes `safety` (no connections allowed: a copy, not a database
+        to use) and `new` becomes the app's, in ONE transaction. The app's sessions are ended
+        first (new ones are refused meanwhile); they reconnect to the restored data."""
+        db = ctx.credentials["db"]
+        self.psql(engine, ctx,
+                  f"ALTER DATABASE {_ident(db)} WITH ALLOW_CONNECTIONS false",
+                  f"SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity "
+                  f"WHERE datname = {_literal(db)} AND pid <> pg_backend_pid()",
+                  f"BEGIN; ALTER DATABASE {_ident(db)} RENAME TO {_ident(safety)}; "
+                  f"ALTER DATABASE {_ident(new)} RENAME TO {_ident(db)}; COMMIT")
+
+    def settle_database_restore(self, engine, ctx, new: str, safety: str) -> bool:
+        """After a restore into `new` that failed or was interrupted, whatever step it reached:
+        True when the swap had committed (the restored data is the app's; nothing to undo);
+        else `new` is dropped and the app's database (never touched) accepts connections again."""
+        db = ctx.credentials["db"]
+        found = self.databases(engine, ctx, new, safety, db)
+        if new not in found and safety in found and db in found:
+            return True
+        statements = [f"DROP DATABASE IF EXISTS {_ident(new)} WITH (FORCE)"]
+        if db in found:
+            statements.append(f"ALTER DATABASE {_ident(db)} WITH ALLOW_CONNECTIONS true")
+        self.psql(engine, ctx, *statements)
+        return False
+
+    def drop_database(self, engine, ctx, name: str) -> None:
+        self.psql(engine, ctx, f"DROP DATABASE IF EXISTS {_ident(name)} WITH (FORCE)")
+
+    def restore_new_volume(self, engine, ctx, backup):
+        """Into the server of a new volume (usecases/data.py, before the swap): the payload streams
+        into pg_restore's stdin, no staged copy, hashed on the way; a file changed since its check
+        fails the restore, and the volume is then never swapped in."""
+        creds = ctx.credentials
+        with CheckedStream(backup) as payload:
+            result = engine.exec_stdin(ctx.container, [
+                "pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error",
+                "-U", creds["user"], "-d", creds["db"]], payload)
+            payload.check()
+        if result.exit_code != 0:
+            raise BackupFailed(f"pg_restore failed in {ctx.container} (exit {result.exit_code}): {result.error_text()}")
 
     def restore(self, engine, ctx, backup):
         creds = ctx.credentials

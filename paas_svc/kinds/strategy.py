@@ -427,6 +427,42 @@ def checked_copy(backup: BackupFile, scratch_dir: Path | None, check: Callable[[
         copy.close()
 
 
+class CheckedStream(io.RawIOBase):
+    """The payload of a checked backup as a stream (no staged copy), hashed as it is read:
+    `check()` after the last byte raises InvalidBackup when what was read is not what was checked
+    (the file changed since). Only for a restore into a NEW volume, which is swapped in after
+    `check()` passes: bytes read before a mismatch is found change nothing the service uses."""
+
+    def __init__(self, backup: BackupFile):
+        self._backup = backup
+        self._payload = backup.open_payload()
+        self._digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._payload.read(size)
+        self._digest.update(data)
+        return data
+
+    def readinto(self, target) -> int:
+        data = self.read(len(target))
+        target[:len(data)] = data
+        return len(data)
+
+    def check(self) -> None:
+        while self.read(COPY_CHUNK):  # a tool that stopped early: the rest is hashed too
+            pass
+        if self._digest.hexdigest() != self._backup.header.payload_sha256:
+            raise InvalidBackup(f"{self._backup.path} changed after it was checked: its data no longer matches its checksum.",
+                                hint="Make sure nothing writes to the file during the restore.")
+
+    def close(self) -> None:
+        self._payload.close()
+        super().close()
+
+
 def tar_members(payload: BinaryIO, backup: BackupFile) -> list[tarfile.TarInfo]:
     try:
         with tarfile.open(fileobj=payload, mode="r|") as archive:

@@ -72,6 +72,7 @@ class ServiceRecord:
     volume_generation: str | None = None
     safety_volume: str | None = None  # the data from before the last swap, kept as its safety copy
     safety_volume_at: str | None = None  # when that swap was made (UTC)
+    safety_database: str | None = None  # postgres: the app's database before its last restore, renamed and kept
 
     @property
     def env_var(self) -> str:
@@ -121,3 +122,4 @@ class Operation(NamedTuple):
     started_at: str
     old_volume: str | None = None  # restore into a new volume: the volume the service ran on (kept)
     new_volume: str | None = None  # ... and the one being filled, then swapped in (removed by a rollback)
+    new_database: str | None = None  # postgres: the database a restore fills, then swaps with the app's

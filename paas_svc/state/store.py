@@ -183,6 +183,8 @@ MIGRATIONS: list[str] = [
     ALTER TABLE services ADD COLUMN safety_volume_at TEXT;
     ALTER TABLE operations ADD COLUMN old_volume TEXT;
     ALTER TABLE operations ADD COLUMN new_volume TEXT;
+    ALTER TABLE operations ADD COLUMN new_database TEXT;
+    ALTER TABLE services ADD COLUMN safety_database TEXT;
     """,
     # 10 (pitr): point-in-time recovery (`paas backup pitr enable`): one row per archived PostgreSQL
     # service: where its WAL and base backups go, the window kept, the base backup schedule,
@@ -229,7 +231,7 @@ def os_user() -> str:
 _SERVICE_COLUMNS = """
     s.id, s.env_id, p.name, e.name, s.slug, s.template, s.image, s.spec, s.secret,
     s.host_ports, s.status, s.status_reason, s.created_at, s.updated_at, s.target, s.node,
-    s.volume_generation, s.safety_volume, s.safety_volume_at
+    s.volume_generation, s.safety_volume, s.safety_volume_at, s.safety_database
 """
 _SERVICE_FROM = """
     FROM services s JOIN environments e ON e.id = s.env_id JOIN projects p ON p.id = e.project_id
@@ -250,7 +252,8 @@ def _service_from_row(row: tuple) -> ServiceRecord:
 
 def _parse_service_row(row: tuple) -> ServiceRecord:
     (service_id, env_id, project, env, slug, template, image, spec, secret,
-     host_ports, status, reason, created_at, updated_at, target, node, generation, safety_volume, safety_volume_at) = row
+     host_ports, status, reason, created_at, updated_at, target, node, generation, safety_volume, safety_volume_at,
+     safety_database) = row
     return ServiceRecord(
         id=service_id,
         env_id=env_id,
@@ -271,6 +274,7 @@ def _parse_service_row(row: tuple) -> ServiceRecord:
         volume_generation=generation,
         safety_volume=safety_volume,
         safety_volume_at=safety_volume_at,
+        safety_database=safety_database,
     )
 
 
@@ -516,19 +520,28 @@ class StateStore:
 
     def begin_operation(self, service_id: str, kind: str, safety_backup: str | None = None, source: str | None = None,
                         old_image: str | None = None, new_image: str | None = None,
-                        old_volume: str | None = None, new_volume: str | None = None) -> None:
+                        old_volume: str | None = None, new_volume: str | None = None, new_database: str | None = None) -> None:
         """Record the operation and set the service's status to `kind`, in one transaction."""
         with self.write() as db:
             db.execute("INSERT OR REPLACE INTO operations(service_id, kind, safety_backup, source, old_image, new_image,"
-                       " started_at, old_volume, new_volume) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (service_id, kind, safety_backup, source, old_image, new_image, utc_now(), old_volume, new_volume))
+                       " started_at, old_volume, new_volume, new_database) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (service_id, kind, safety_backup, source, old_image, new_image, utc_now(), old_volume, new_volume,
+                        new_database))
             db.execute("UPDATE services SET status = ?, status_reason = NULL, updated_at = ? WHERE id = ?",
                        (kind, utc_now(), service_id))
 
     def get_operation(self, service_id: str) -> Operation | None:
         row = self._execute("SELECT service_id, kind, safety_backup, source, old_image, new_image, started_at,"
-                            " old_volume, new_volume FROM operations WHERE service_id = ?", (service_id,)).fetchone()
+                            " old_volume, new_volume, new_database FROM operations WHERE service_id = ?", (service_id,)).fetchone()
         return Operation(*row) if row else None
+
+    def commit_database_swap(self, service_id: str, safety_database: str) -> None:
+        """The end of a restore into a new database, in one transaction: the old database (renamed)
+        is the safety copy, the operation is over, Ready."""
+        with self.write() as db:
+            db.execute("DELETE FROM operations WHERE service_id = ?", (service_id,))
+            db.execute("UPDATE services SET safety_database = ?, status = ?, status_reason = NULL, updated_at = ? WHERE id = ?",
+                       (safety_database, READY, utc_now(), service_id))
 
     def commit_volume_swap(self, service_id: str, generation: str, safety_volume: str) -> None:
         """The end of a swap, in one transaction: the service runs on its new volume

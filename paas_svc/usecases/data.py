@@ -370,6 +370,8 @@ class DataOps:
     def _restore(self, service: ServiceRecord, backup: BackupFile, ready_timeout: float) -> RestoreResult:
         strategy = strategy_for(service)
         self.require_container(service, strategy)
+        if kind_hook(strategy.kind, "RESTORE_INTO_NEW_DATABASE") and hasattr(strategy, "swap_databases"):
+            return self._restore_into_new_database(service, strategy, backup, ready_timeout)
         if self.restores_into_new_volume(service, strategy):
             return self._restore_into_new_volume(service, strategy, backup, ready_timeout)
         return self._restore_in_place(service, strategy, backup, ready_timeout)
@@ -402,7 +404,9 @@ class DataOps:
                     self.engine.create_container(ctx.container_spec(None, restore=True))
                     self.engine.start(ctx.container)
                     ctx.wait_ready()
-                strategy.restore(self.engine, ctx, backup)
+                # A kind may fill a new volume its own way (postgres: the dump streamed, no staged copy).
+                fill = getattr(strategy, "restore_new_volume", strategy.restore)
+                fill(self.engine, ctx, backup)
                 self.manager.checkpoint("restore.done")
                 self.engine.stop(ctx.container, timeout=UPGRADE_STOP_SECONDS)  # a clean shutdown: its data on disk
                 self.engine.remove_container(ctx.container)
@@ -419,6 +423,88 @@ class DataOps:
                          f"file={backup.path} from={header.project}/{header.env}/{header.slug} created_at={header.created_at} "
                          f"volume={volume} safety_volume={swap.safety_volume}")
         return RestoreResult(header, swap.safety_volume, time.monotonic() - started)
+
+    def _restore_into_new_database(self, service: ServiceRecord, strategy, backup: BackupFile,
+                                   ready_timeout: float) -> RestoreResult:
+        """PostgreSQL: the backup goes into a new database of the service's own server (the app
+        keeps using its database meanwhile), which then swaps names with the app's database in
+        one transaction; the old one, renamed, is the safety copy. Recorded first (the new
+        database's name): a failure or kill before the swap commits leaves the app's database
+        untouched, and `svc repair` drops the new one."""
+        started = time.monotonic()
+        ctx = self.context(service, ready_timeout)
+        from paas_svc.kinds.postgres import database_names
+
+        new, safety = database_names(ctx.credentials["db"], os.urandom(4).hex())
+        self.step(f"Restoring {service.slug} from {backup.path} into a new database (the current one is kept as the safety copy)")
+        self.store.begin_operation(service.id, RESTORING, source=str(Path(backup.path).absolute()), new_database=new)
+        try:
+            with self.manager.phase("restore"):
+                self.manager.checkpoint("restore.recorded")
+                strategy.create_database(self.engine, ctx, new)
+                strategy.restore_into_database(self.engine, ctx, backup, new)
+                self.manager.checkpoint("restore.done")
+                self.step(f"Swapping the restored database in; the previous one is kept as {safety}")
+                strategy.swap_databases(self.engine, ctx, new, safety)
+                self.manager.checkpoint("restore.swapped")
+        except (Interrupted, KeyboardInterrupt) as error:
+            raise _interrupted(error, service, "restore", volume=f"database {ctx.credentials['db']}") from None
+        except Exception as error:
+            reason = _describe(error, ctx.credentials)
+            try:
+                committed = strategy.settle_database_restore(self.engine, ctx, new, safety)
+            except Exception as second:  # noqa: BLE001 - reported with the first error
+                raise BackupFailed(f"Restoring {service.slug} from {backup.path} failed: {reason}\nCleaning up failed too "
+                                   f"({_describe(second, ctx.credentials)}); the app's database was not changed.",
+                                   hint=f"Run `paas svc repair {service.slug} --env {service.env}`.") from None
+            if not committed:
+                self.store.end_operation(service.id, READY)
+                self.store.audit("restore-failed", service.project, service.env, service.slug, f"file={backup.path}")
+                raise BackupFailed(f"Restoring {service.slug} from {backup.path} failed: {reason}\n"
+                                   f"The app's database is untouched (the restore went into a new database, now dropped).") from None
+        self._commit_database_restore(service, strategy, ctx, safety)
+        header = backup.header
+        self.store.audit("restore", service.project, service.env, service.slug,
+                         f"file={backup.path} from={header.project}/{header.env}/{header.slug} created_at={header.created_at} "
+                         f"safety_database={safety}")
+        return RestoreResult(header, f"database {safety}", time.monotonic() - started)
+
+    def _commit_database_restore(self, service: ServiceRecord, strategy, ctx: ServiceContext, safety: str) -> None:
+        """The swap committed: record it, then drop the previous safety copy (one is kept)."""
+        previous = service.safety_database
+        self.store.commit_database_swap(service.id, safety)
+        if previous and previous != safety:
+            try:
+                strategy.drop_database(self.engine, ctx, previous)
+            except PaasError as error:  # the new data is in place; only the older copy stays
+                self.step(f"Could not drop the older safety copy {previous}: {_describe(error, ctx.credentials)}")
+
+    def _roll_back_interrupted_database_restore(self, service: ServiceRecord, operation: Operation, timeout: float) -> str:
+        strategy = strategy_for(service)
+        ctx = self.context(service, timeout)
+        from paas_svc.kinds.postgres import database_names
+
+        new = operation.new_database or ""
+        safety = database_names(ctx.credentials["db"], new.rsplit("_", 1)[-1])[1]
+        self.step(f"Settling the interrupted restore of {service.slug} (new database {new})")
+        try:
+            with self.manager.phase("repair"):
+                state = self.engine.inspect_container(service.container_name)
+                if not (state and state.running):
+                    self.manager.provision(service)
+                self.manager.wait_ready(service, timeout)
+                committed = strategy.settle_database_restore(self.engine, ctx, new, safety)
+        except (Interrupted, KeyboardInterrupt) as error:
+            raise _interrupted(error, service, "repair", volume=f"database {ctx.credentials['db']}") from None
+        except PaasError as error:
+            raise BackupFailed(f"Settling the interrupted restore of {service.slug} failed: {_describe(error, ctx.credentials)}",
+                               hint=f"The service stays 'Restoring (interrupted)' until `paas svc repair {service.slug} "
+                                    f"--env {service.env}` succeeds.") from None
+        if committed:
+            self._commit_database_restore(service, strategy, ctx, safety)
+            return f"finished the interrupted restore: it had swapped the restored database in (the previous one is {safety}); Ready"
+        self.store.end_operation(service.id, READY)
+        return "rolled back the interrupted restore: the app's database was never changed, the new one is dropped; Ready"
 
     # -- a new volume, swapped in (restore; point-in-time recovery) ---------------------------
 
@@ -656,7 +742,9 @@ class DataOps:
                 kept = f"; its final backup is {final}" if final else " (it was purged without a final backup)"
                 return RepairResult(None, f"finished the interrupted purge: {where} and its volume are gone{kept}",
                                     time.monotonic() - started)
-            if operation.kind == RESTORING and operation.new_volume:
+            if operation.kind == RESTORING and operation.new_database:
+                outcome = self._roll_back_interrupted_database_restore(service, operation, timeout)
+            elif operation.kind == RESTORING and operation.new_volume:
                 outcome = self._roll_back_interrupted_swap(service, operation, timeout)
             elif operation.kind == RESTORING:
                 outcome = self._roll_back_interrupted_restore(service, operation, timeout)

@@ -150,12 +150,13 @@ def test_encrypted_s3_copy_restore_and_lost_master_key(paas, engine, isolated_ho
     with psycopg.connect(url) as connection:
         connection.execute("DELETE FROM orders")
     restored = ok(paas("svc", "restore", "db", "--from", "offsite", "--latest", "--yes"))
-    assert "saved in" in restored.output  # the safety backup
+    assert "saved in" in restored.output  # the safety copy (the old volume)
     with psycopg.connect(url) as connection:
         assert connection.execute("SELECT count(*) FROM orders WHERE item LIKE %s", (MARKER + "%",)).fetchone()[0] == 500
     assert not list((isolated_home / "tmp").rglob("fetched-*"))  # the decrypted copy is gone
-    [safety] = listing(paas, "db")["local_files"]  # the restore's safety backup is listed too
-    assert "pre-restore" in safety["location"] and safety["service"] == "default/production/db"
+    # The restore's safety copy is the old database, kept in the server, not a file (nothing to list among local files).
+    assert listing(paas, "db")["local_files"] == []
+    assert json.loads(ok(paas("svc", "show", "db", "--json")).stdout)["safety_database"]
 
     # The master key and the whole home are lost; a new home with only the exported backup key reads the backup.
     new_home = tmp_path / "new-home"
@@ -212,7 +213,7 @@ def test_verify_passes_on_good_backups_and_fails_on_corrupted_ones(paas, engine,
     with psycopg.connect(url) as connection:
         assert connection.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'").fetchone()[0] == 3
     assert not list((isolated_home / "tmp").rglob("fetched-*"))
-    assert not [p for p in (isolated_home / "backups").iterdir() if "pre-restore" in p.name]
+    assert not [p for p in (isolated_home / "backups").glob("*") if "pre-restore" in p.name]
 
     # A file whose header and checksum are consistent but whose dump is garbage: only a restore finds it.
     import dataclasses

@@ -158,7 +158,9 @@ def test_redis_restore_killed_at_each_step_is_rolled_back_by_repair(paas, engine
     row = rows(paas)["cache"]
     assert row["status"] == "Restoring (interrupted)", "never Ready on a half-written volume"
     shown = json.loads(ok(paas("svc", "show", "cache", "--json")).stdout)
-    assert shown["operation"]["kind"] == "restoring" and Path(shown["operation"]["safety_backup"]).exists()
+    # The data from before is kept: in a safety backup file, or (a restore into a new volume) in the old volume.
+    kept = shown["operation"]["safety_backup"] or shown["operation"]["old_volume"]
+    assert shown["operation"]["kind"] == "restoring" and (Path(kept).exists() or engine.volumes.get(kept))
 
     started = paas("svc", "start", "cache")
     assert started.exit_code == 4 and "paas svc repair cache --env production" in started.stderr, started.output
@@ -172,7 +174,7 @@ def test_redis_restore_killed_at_each_step_is_rolled_back_by_repair(paas, engine
 
 def test_doctor_fix_never_starts_an_interrupted_restore(paas, engine, isolated_home, redis_with_a_backup):
     url, new_file = redis_with_a_backup
-    killed(("svc", "restore", "cache", str(new_file), "--yes"), "restore.remove_container")  # container stopped
+    killed(("svc", "restore", "cache", str(new_file), "--yes"), "swap.remove_container")  # container stopped for the swap
     (box,) = labelled(engine, isolated_home)[0]
     assert box.status == "exited"
     doctor = paas("doctor", "--fix", "--json")
@@ -186,7 +188,7 @@ def test_doctor_fix_never_starts_an_interrupted_restore(paas, engine, isolated_h
     assert redis_set(url) == "old"
 
 
-@pytest.mark.parametrize("point", ["restore.recorded", "restore.put_archive", "restore.exec_capture", "restore.done"])
+@pytest.mark.parametrize("point", ["restore.recorded", "restore.exec_capture", "restore.exec_stdin", "restore.done"])
 def test_postgres_restore_killed_at_each_step_is_rolled_back_by_repair(paas, engine, tmp_path, point):
     url = add(paas, "db", "postgres-16", POSTGRES_IMAGE)
     write_rows(url, "new", NEW_ROWS)
@@ -400,7 +402,7 @@ def test_restore_and_upgrade_exclude_each_other(paas, engine, isolated_home, red
     assert returncode == 0, err
     assert rows(paas)["cache"]["image"] == new_image and redis_set(url) == "new"
     containers, volumes = labelled(engine, isolated_home)
-    assert len(containers) == 1 and len(volumes) == 1
+    assert len(containers) == 1 and len(volumes) == 2  # the volume in use and the restore's safety copy
 
 
 def test_list_calls_racing_resumed_adds_never_make_an_add_fail(paas, engine, isolated_home):
@@ -427,7 +429,7 @@ def test_doctor_fix_during_a_restore_leaves_it_alone(paas, engine, isolated_home
     """Mid-restore the container is stopped; doctor --fix must not start it (old code did,
     on a volume about to be replaced) and must not take the restore's lock."""
     url, new_file = redis_with_a_backup
-    restoring = start_paas("svc", "restore", "cache", str(new_file), "--yes", fault="restore.remove_container:stop")
+    restoring = start_paas("svc", "restore", "cache", str(new_file), "--yes", fault="swap.remove_container:stop")
     wait_until_stopped(restoring)
     (box,) = labelled(engine, isolated_home)[0]
     assert box.status == "exited"

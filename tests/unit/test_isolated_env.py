@@ -85,7 +85,8 @@ def test_existing_environments_keep_paas_apps_after_the_migration(home):
             db.execute("ALTER TABLE audit DROP COLUMN bucket")
             db.execute("ALTER TABLE audit DROP COLUMN count")
             for table, column in (("services", "volume_generation"), ("services", "safety_volume"),  # 9: volume swaps
-                                  ("services", "safety_volume_at"), ("operations", "old_volume"), ("operations", "new_volume")):
+                                  ("services", "safety_volume_at"), ("operations", "old_volume"), ("operations", "new_volume"),
+                              ("operations", "new_database"), ("services", "safety_database")):
                 db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         db.execute("PRAGMA user_version = %d" % network_migration)
     db.close()

@@ -32,7 +32,8 @@ def test_a_service_of_a_state_before_the_migration_keeps_its_volume(home):
     with sqlite3.connect(home / "state.db") as db:  # back to the schema before migration 9
         swap = next(i for i, sql in enumerate(MIGRATIONS) if "volume_generation" in sql)
         for table, column in (("services", "volume_generation"), ("services", "safety_volume"),
-                              ("services", "safety_volume_at"), ("operations", "old_volume"), ("operations", "new_volume")):
+                              ("services", "safety_volume_at"), ("operations", "old_volume"), ("operations", "new_volume"),
+                              ("operations", "new_database"), ("services", "safety_database")):
             db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         db.execute("DROP TABLE IF EXISTS pitr_archives")  # 10 (pitr), after it
         db.execute("PRAGMA user_version = %d" % swap)
