@@ -9,11 +9,15 @@ Segments are closed with pg_switch_wal() instead of waiting for archive_timeout;
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import time
 
 import psycopg
+import pytest
 
-from tests.support.cli import ok
+from tests.support.cli import PAAS_BIN, ok
 from tests.support.engine import profile_id, sweep
 from tests.support.images import POSTGRES_IMAGE
 
@@ -195,3 +199,33 @@ def test_archive_on_s3_verifies_to_latest_and_refuses_a_time_outside_the_window(
     finally:
         server.terminate()
         server.wait(10)
+
+
+@pytest.mark.parametrize("point", ["restore.put_archive", "swap.start"])
+def test_a_point_in_time_restore_killed_is_rolled_back_by_repair(paas, engine, isolated_home, tmp_path, point):
+    """Killed while the recovery fills the new volume, or while the swap re-creates the
+    container: `svc repair` puts the service back on its volume, with its data as it was."""
+    url = add(paas, "db")
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("CREATE TABLE orders (id serial PRIMARY KEY, item text NOT NULL)")
+    (tmp_path / "nas").mkdir()
+    ok(paas("backup", "dest", "add", "nas", "--path", str(tmp_path / "nas")))
+    ok(paas("backup", "pitr", "enable", "db", "--to", "nas"))
+    insert(url, "one")
+    time.sleep(1.2)
+    between = server_time(url)
+    time.sleep(1.2)
+    insert(url, "two")
+    switch_wal(url)
+    ok(paas("backup", "run-due"))
+    volume = json.loads(ok(paas("svc", "show", "db", "--json")).stdout)["volume"]
+    process = subprocess.run([PAAS_BIN, "svc", "restore", "db", "--to-time", between, "--yes"],
+                             env={**os.environ, "PAAS_FAULT_INJECT": point}, capture_output=True, text=True, timeout=600)
+    assert process.returncode == -signal.SIGKILL, f"never reached {point}: {process.returncode}\n{process.stderr}"
+    assert json.loads(ok(paas("svc", "show", "db", "--json")).stdout)["status"] == "Restoring (interrupted)"
+    ok(paas("svc", "repair", "db"))
+    shown = json.loads(ok(paas("svc", "show", "db", "--json")).stdout)
+    assert shown["status"] == "Ready" and shown["volume"] == volume
+    assert items(url) == ["one", "two"]
+    label = f"paas.profile={profile_id(isolated_home)}"
+    assert len(engine.containers.list(all=True, filters={"label": label})) == 1  # no recovery container left
