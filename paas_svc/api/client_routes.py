@@ -60,7 +60,8 @@ def cli_list_services(call):
 def cli_show_service(call):
     from paas_svc.usecases.listing import show_service
 
-    return 200, show_service(call.context.home, call.context.store(), _service(call))
+    service = _service(call)
+    return 200, show_service(call.context.home, call.context.store(), service, call.context.manager(target=service.target))
 
 
 def cli_reveal_dsn(call):

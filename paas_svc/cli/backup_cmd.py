@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from paas_svc.cli import pitr_cmd
 from paas_svc.cli.options import EnvOption, JsonOption, ProjectOption
 from paas_svc.cli.output import StderrReporter, data, message, print_json, warn
 from paas_svc.cli.render import print_table
@@ -18,6 +19,7 @@ app = typer.Typer(help="Scheduled, off-host, encrypted and verified backups.", n
 dest_app = typer.Typer(help="Where backups go: a folder (an NFS or other mount) or an S3-compatible store.", no_args_is_help=True)
 app.add_typer(dest_app, name="dest")
 app.add_typer(__import__("paas_svc.cli.notify_cmd", fromlist=["app"]).app, name="notify")  # backups that fail loudly
+app.add_typer(pitr_cmd.app, name="pitr")
 
 NowOption = Annotated[Optional[str], typer.Option(
     "--now", metavar="ISO", help="Act as if it were this UTC time (tests, catch-up); also PAAS_NOW.")]
@@ -34,7 +36,7 @@ def _sync_scheduler(profile, backups, environment=None) -> None:
     from paas_svc.usecases.backups.scheduler_install import sync
     from paas_svc.usecases.backups.timer import timer_users
 
-    # TLS services need the timer too (their renewals): it stays while either exists.
+    # TLS services (renewals) and archived PostgreSQL services (WAL shipping) need the timer too.
     entry = sync(profile.home, profile.store.profile_id(), timer_users(profile.store), environment)
     if entry is not None and entry.note:
         message(entry.note)
@@ -191,7 +193,8 @@ def run_due(
     if json_output:
         print_json({"ran": report.ran, "now": report.now, "backups": [asdict(item) for item in report.items],
                     "notifications": asdict(report.notifications) if report.notifications else None,
-                    "tls_renewed": [asdict(renewal) for renewal in report.renewals]})
+                    "tls_renewed": [asdict(renewal) for renewal in report.renewals],
+                    "pitr": [asdict(item) for item in report.pitr]})
     elif not report.ran:
         message("Another `paas backup run-due` is running for this profile; nothing to do.")
     else:
@@ -205,13 +208,20 @@ def run_due(
                     message(f"  verify {'passed' if item.verified else 'FAILED'}: {item.verify_detail}")
             if item.error:
                 warn(f"{where} -> {item.destination}: {item.error}")
+        for item in report.pitr:
+            where = f"{item.project}/{item.env}/{item.slug}"
+            if item.shipped or item.base:
+                data(f"archived {where} to {item.destination}: {item.shipped} WAL file(s)"
+                     + (f", base backup {item.base}" if item.base else ""))
+            if item.error:
+                warn(f"{where} -> {item.destination} (WAL archive): {item.error}")
         for renewal in report.renewals:
             if renewal.error:
                 warn(f"{renewal.where}: its TLS certificate was not renewed: {renewal.error}")
             else:
                 data(f"renewed the TLS certificate of {renewal.where} (valid until {renewal.not_after}; "
                      + ("reloaded, no restart)" if renewal.reloaded else "restarted)"))
-        if not report.items:
+        if not report.items and not report.pitr:
             message(f"No backup due at {report.now}.")
         sent = report.notifications
         if sent is not None and sent.failed:
@@ -291,6 +301,11 @@ def list_backups(
         from paas_svc.cli.notify_cmd import describe_state
 
         message(f"notify {item['notifier']}: {item['event']} {item['service'] or ''} at {item['created_at']}, {describe_state(item)}")
+    for window in listing["pitr"]:
+        message(f"point-in-time window of {window['service']} ({window['destination']}): {window['earliest'] or '-'} "
+                f"to {window['latest'] or '-'}, lag {window['lag_seconds'] if window['lag_seconds'] is not None else '?'}s")
+        for problem in window["problems"]:
+            warn(f"WAL archive of {window['service']}: {problem}")
     verified = {None: "-", True: "yes", False: "FAILED"}
     rows = [(r["id"], r["service"], r["created_at"], human_size(r["size_bytes"]) if r["size_bytes"] is not None else "-",
              r["location"] or f"{r['destination']} (nothing stored)", verified[r["verified"]],
@@ -312,6 +327,10 @@ def verify(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the throwaway copy to accept connections.")] = 120.0,
     allow_other_service: Annotated[bool, typer.Option(
         "--allow-other-service", help="Accept a backup of another service of the same kind (one to restore with this option).")] = False,
+    to_time: Annotated[Optional[str], typer.Option(
+        "--to-time", metavar="ISO|latest", help="PostgreSQL with `backup pitr`: recover the archive to this UTC time instead.")] = None,
+    from_dest: Annotated[Optional[str], typer.Option(
+        "--from", metavar="DEST", help="With --to-time: the destination holding the archive (default: the one archived to).")] = None,
     json_output: JsonOption = False,
     now: NowOption = None,
 ) -> None:
@@ -344,7 +363,11 @@ def verify(
     service = find_service(profile, project, env, slug)
     backups = _backups(profile)
     record, location, destination = None, None, None
-    if backup is None:
+    if to_time is not None:
+        from paas_svc.usecases.backups.pitr import Pitr, parse_target
+
+        result = Pitr(backups).verify_to_time(service, parse_target(to_time), from_dest, timeout=max(timeout, 600.0))
+    elif backup is None:
         record = backups.latest(service)
         if record is None:
             raise NotFound(f"{_where(service)} has no recorded backup to verify.", hint="Pass a FILE, or take one with `paas backup now`.")
@@ -358,8 +381,9 @@ def verify(
         if not backup.startswith("s3://") and not Path(backup).is_file():
             raise InvalidInput(f"{backup} is neither a backup id, a file, nor an s3:// URL.", hint="See `paas backup list`.")
         destination, location = backups.locate(service, backup, None, False)
-    result = verify_backup(backups, service, record, clock.now(now), location=location, destination=destination,
-                           ready_timeout=timeout, allow_other_service=allow_other_service)
+    if to_time is None:
+        result = verify_backup(backups, service, record, clock.now(now), location=location, destination=destination,
+                               ready_timeout=timeout, allow_other_service=allow_other_service)
     if json_output:
         print_json({"ok": result.ok, "detail": result.detail, "location": result.location, "backup_id": result.record_id,
                     "elapsed_seconds": round(result.elapsed_seconds, 3)})

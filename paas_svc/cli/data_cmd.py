@@ -188,6 +188,9 @@ def restore(
     latest: Annotated[bool, typer.Option("--latest", help="The newest backup of the service (at --from DEST, else anywhere).")] = False,
     allow_other_service: Annotated[bool, typer.Option(
         "--allow-other-service", help="Accept a backup of another service (same kind): a clone or a migration into a new name.")] = False,
+    to_time: Annotated[Optional[str], typer.Option(
+        "--to-time", metavar="ISO|latest", help="PostgreSQL with `backup pitr`: recover to this UTC time (or the latest "
+                                                "archived transaction) from the WAL archive (at --from DEST).")] = None,
     project: ProjectOption = None,
     env: EnvOption = None,
     yes: YesOption = False,
@@ -206,6 +209,8 @@ def restore(
     profile = open_profile()
     service = find_service(profile, project, env, slug)
     data_ops = _data_ops(profile, service)
+    if to_time is not None:
+        return _restore_to_time(data_ops, service, to_time, file, from_dest, latest, yes, timeout, json_output)
     backups = Backups(data_ops)  # a plain file too: its record (if any) is checked, and a destination's must be encrypted
     destination, source = backups.locate(service, file, from_dest, latest)
     path = backups.fetch(service, destination, source, allow_other_service=allow_other_service)
@@ -240,6 +245,33 @@ def _restore_checked(data_ops, service, source: str, path: Path, yes: bool, time
     data(f"Restored {where} from {source} (backup of {header.project}/{header.env}/{header.slug} made {header.created_at}) "
          f"in {result.elapsed_seconds:.1f}s")
     message(f"The data it had before is saved in {result.safety_backup}")
+
+
+def _restore_to_time(data_ops, service, to_time: str, file, from_dest, latest: bool, yes: bool, timeout: float,
+                     json_output: bool) -> None:
+    from paas_svc.errors import InvalidInput
+    from paas_svc.usecases.backups.manager import Backups
+    from paas_svc.usecases.backups.pitr import Pitr, parse_target
+
+    if file or latest:
+        raise InvalidInput("--to-time restores from the WAL archive: give no FILE and no --latest.",
+                           hint="E.g. paas svc restore SLUG --to-time 2026-12-06T10:15:00Z (or --to-time latest).")
+    target = parse_target(to_time)
+    where = f"{service.project}/{service.env}/{service.slug}"
+    if not yes:
+        again = " ".join(["paas svc restore", service.slug, "--to-time", to_time, *(["--from", from_dest] if from_dest else []),
+                          "--env", service.env, "--yes"])
+        confirm(f"Replace ALL data of {where} with its state at {to_time}? A safety backup is taken first.",
+                f"Refusing to replace the data of {where} without confirmation.", again)
+    result = Pitr(Backups(data_ops)).restore_to_time(service, target, from_dest, timeout=max(timeout, 600.0))
+    if json_output:
+        print_json({"action": "restore", "to_time": result.target, "base_backup": result.base, "wal_files": result.segments,
+                    "safety_backup": result.safety_backup, "elapsed_seconds": round(result.elapsed_seconds, 3),
+                    "detail": result.detail})
+        return
+    data(f"Restored {where} to {result.target} ({result.detail}) in {result.elapsed_seconds:.1f}s")
+    if result.safety_backup:
+        message(f"The data it had before is saved in {result.safety_backup}")
 
 
 @app.command("clone")

@@ -107,7 +107,8 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
         from paas_svc.usecases.listing import show_service
 
         profile = open_profile()
-        info = show_service(profile.home, profile.store, find_service(profile, project, env, slug))
+        service = find_service(profile, project, env, slug)
+        info = show_service(profile.home, profile.store, service, service_manager(profile, target=service.target))
     if json_output:
         print_json(info)
         return
@@ -115,6 +116,9 @@ def show(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = Non
     info["limits"] = ", ".join(f"{k} {v}" for k, v in (("memory", limits["memory"]), ("cpus", limits["cpus"])) if v) or "none"
     operation_fields = [] if info["operation"] is None else [
         (f"operation.{key}", value) for key, value in info["operation"].items() if value is not None]
+    pitr = info.pop("pitr")
+    if pitr is not None:
+        info["pitr window"] = f"{pitr['earliest'] or '-'} to {pitr['latest'] or '-'} (lag {pitr['lag_seconds']}s, {pitr['destination']})"
     print_fields([(key, value) for key, value in info.items() if key not in ("ports", "operation")]
                  + [("ports", ", ".join(f"{h}->{c}" for c, h in info["ports"].items()))] + operation_fields)
 

@@ -303,3 +303,126 @@ def import_dump(engine, ctx, source, sink) -> None:
                                 environment=environment)
     if result.exit_code != 0:
         raise BackupFailed(f"pg_dump could not read the source database (exit {result.exit_code}): {result.error_text()}")
+
+
+# -- continuous archiving (point-in-time recovery): the facts of the kind --------------------
+# Nothing beyond the official image runs in the container. archive_command compresses each
+# closed WAL segment into a spool folder on the service's own volume (so it works on remote
+# engines too, where a host bind mount would not); the host side (`backup run-due`) ships the
+# spool, encrypted, to the destination and removes what it shipped. The spool is bounded: when
+# it is full archive_command fails, PostgreSQL keeps the segment in pg_wal and retries it, so
+# nothing is lost and the database keeps running.
+
+WAL_SPOOL_DIR = "paas_wal_spool"  # in the data directory: the volume is the only mount a service has
+WAL_RESTORE_DIR = "paas_wal_restore"  # the segments a recovery replays, removed once it is done
+ARCHIVE_TIMEOUT_SECONDS = 60  # an idle database with writes still closes a segment within a minute
+SPOOL_LIMIT_BYTES = 1024 * 1024 * 1024  # compressed segments waiting for the destination
+ARCHIVE_SETTINGS = ("archive_mode", "archive_command", "archive_timeout", "wal_level")
+
+
+def archive_command(limit_bytes: int = SPOOL_LIMIT_BYTES) -> str:
+    """Run by PostgreSQL (sh, in the data directory) for each closed segment: refuse (exit 1, so
+    it is retried and kept in pg_wal) when the spool is full, else gzip it in under a temporary
+    name and rename it, so the host never ships half a file."""
+    spool, limit_kib = WAL_SPOOL_DIR, limit_bytes // 1024
+    return (f"mkdir -p {spool} && used=$(du -sk {spool} | cut -f1) && "
+            f"if [ \"$used\" -ge {limit_kib} ]; then echo \"paas: WAL spool full ($used KiB)\" >&2; exit 1; fi && "
+            f"gzip -1 -c %p > {spool}/%f.gz.part && mv -f {spool}/%f.gz.part {spool}/%f.gz")
+
+
+def archive_settings(limit_bytes: int = SPOOL_LIMIT_BYTES) -> dict[str, str]:
+    return {"archive_mode": "on", "archive_command": archive_command(limit_bytes),
+            "archive_timeout": str(ARCHIVE_TIMEOUT_SECONDS), "wal_level": "replica"}
+
+
+def psql(engine, container: str, credentials: dict[str, str], sql: str) -> str:
+    """One statement through psql in the container (local socket); its unaligned output."""
+    result = engine.exec_capture(container, ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-U", credentials["user"],
+                                             "-d", credentials["db"], "-Atc", sql])
+    if result.exit_code != 0:
+        raise BackupFailed(f"psql failed in {container}: {result.error_text()}")
+    return result.stdout.decode("utf-8", errors="replace").strip()
+
+
+def sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def set_archiving(engine, container: str, credentials: dict[str, str], settings: dict[str, str] | None) -> bool:
+    """Turn WAL archiving on (`settings`) or off (None) with ALTER SYSTEM: kept in the data
+    directory (postgresql.auto.conf), so a re-created container keeps it. True when the server
+    must restart for it (archive_mode and wal_level are read at start only)."""
+    before = {name: psql(engine, container, credentials, f"SHOW {name}") for name in ("archive_mode", "wal_level")}
+    for name in ARCHIVE_SETTINGS:
+        if settings is None:
+            psql(engine, container, credentials, f"ALTER SYSTEM RESET {name}")
+        else:
+            psql(engine, container, credentials, f"ALTER SYSTEM SET {name} = {sql_literal(settings[name])}")
+    psql(engine, container, credentials, "SELECT pg_reload_conf()")
+    if settings is None:
+        return before["archive_mode"] != "off"
+    return before["archive_mode"] != "on" or before["wal_level"] == "minimal"
+
+
+def current_wal_file(engine, container: str, credentials: dict[str, str]) -> str:
+    return psql(engine, container, credentials, "SELECT pg_walfile_name(pg_current_wal_lsn())")
+
+
+def archiver_state(engine, container: str, credentials: dict[str, str]) -> dict:
+    """pg_stat_archiver: last archived and last failed segment and time (UTC, ISO 8601), the failure count."""
+    row = psql(engine, container, credentials,
+               "SELECT coalesce(last_archived_wal, ''), coalesce(to_char(last_archived_time AT TIME ZONE 'UTC', "
+               "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), failed_count, coalesce(last_failed_wal, ''), "
+               "coalesce(to_char(last_failed_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), "
+               "current_setting('archive_mode') FROM pg_stat_archiver")
+    parts = row.split("|")
+    if len(parts) != 6:
+        raise BackupFailed(f"Unexpected answer from pg_stat_archiver in {container}: {row!r}")
+    return {"last_archived_wal": parts[0] or None, "last_archived_at": parts[1] or None, "failed_count": int(parts[2] or 0),
+            "last_failed_wal": parts[3] or None, "last_failed_at": parts[4] or None, "archive_mode": parts[5]}
+
+
+def base_backup_command(credentials: dict[str, str]) -> list[str]:
+    """A base backup as one gzipped tar on stdout (single tablespace). -X none: the WAL it needs
+    comes from the archive (PostgreSQL waits for the last segment to be archived before it ends)."""
+    return ["pg_basebackup", "-D", "-", "-F", "t", "-X", "none", "-c", "fast", "-z", "-Z", "1", "-w", "-U", credentials["user"]]
+
+
+def recovery_command(data_dir: str, target_time: str | None, archive: bool) -> list[str]:
+    """The container command of a recovery: clear the copied spool (segments shipped already),
+    then the image's entrypoint with the recovery settings; `target_time` None: to the end of
+    the archive. Promotes at the target; the transactions committed before it are kept
+    (recovery_target_inclusive off: one committed at exactly that time is not)."""
+    restore = (f'f={data_dir}/{WAL_RESTORE_DIR}/%f.gz; [ -f "$f" ] && gunzip -c "$f" > "%p"')
+    settings = [f"restore_command={restore}", "recovery_target_action=promote", "recovery_target_timeline=latest"]
+    if target_time is not None:
+        settings += [f"recovery_target_time={target_time}", "recovery_target_inclusive=off"]
+    if not archive:
+        settings.append("archive_mode=off")
+    arguments = ["postgres"]
+    for setting in settings:
+        arguments += ["-c", setting]
+    script = f'rm -rf "{data_dir}/{WAL_SPOOL_DIR}" "{data_dir}/postmaster.pid"; exec docker-entrypoint.sh "$@"'
+    return ["sh", "-c", script, "sh", *arguments]
+
+
+def in_recovery(engine, container: str, credentials: dict[str, str]) -> bool | None:
+    """True while replaying, False once promoted, None when the server does not answer yet."""
+    result = engine.exec_capture(container, ["psql", "-X", "-U", credentials["user"], "-d", credentials["db"],
+                                             "-Atc", "SELECT pg_is_in_recovery()"])
+    text = result.stdout.decode("utf-8", errors="replace").strip()
+    return {"t": True, "f": False}.get(text) if result.exit_code == 0 else None
+
+
+def set_password(engine, container: str, credentials: dict[str, str]) -> None:
+    """Give the service's user the service's password in a recovered cluster (a physical copy
+    carries the roles of the archive, whose password another home may not know). The statement
+    goes through psql's stdin: the password is on no command line."""
+    import io
+
+    user = credentials["user"].replace('"', '""')
+    sql = f'ALTER ROLE "{user}" WITH PASSWORD {sql_literal(credentials["password"])};\n'.encode()
+    result = engine.exec_stdin(container, ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", credentials["user"],
+                                           "-d", credentials["db"]], io.BytesIO(sql))
+    if result.exit_code != 0:
+        raise BackupFailed(f"Setting the service's password in the recovered copy failed: {result.error_text()}")

@@ -254,6 +254,24 @@ MIGRATIONS: list[str] = [
     ALTER TABLE operations ADD COLUMN new_database TEXT;
     ALTER TABLE services ADD COLUMN safety_database TEXT;
     """,
+    # 12 (pitr): point-in-time recovery (`paas backup pitr enable`): one row per archived PostgreSQL
+    # service: where its WAL and base backups go, the window kept, the base backup schedule,
+    # and the last shipping of its spool (what status, doctor and backup list report).
+    """
+    CREATE TABLE pitr_archives (
+        service_id TEXT PRIMARY KEY REFERENCES services(id) ON DELETE CASCADE,
+        destination TEXT NOT NULL,
+        window_seconds INTEGER NOT NULL,
+        base_every TEXT NOT NULL,
+        enabled_at TEXT NOT NULL,
+        next_base_due TEXT NOT NULL,
+        last_base_at TEXT,
+        last_ship_at TEXT,
+        last_shipped_wal TEXT,
+        last_error TEXT,
+        last_error_at TEXT
+    );
+    """,
 ]
 
 

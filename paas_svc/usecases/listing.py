@@ -81,8 +81,9 @@ def _require_env_somewhere(store, env: str) -> None:
                        hint=f"Known environments: {', '.join(known)}. See them with `paas env list`.")
 
 
-def show_service(home: Path, store, service) -> dict:
-    """`svc show --json`: everything but the credentials."""
+def show_service(home: Path, store, service, manager) -> dict:
+    """`svc show --json`: everything but the credentials (`manager`: of the service's target, for
+    its point-in-time window)."""
     from paas_svc.usecases.status import live_statuses
 
     status = live_statuses(home, store.profile_id(), [service], store)[service.id]
@@ -98,6 +99,10 @@ def show_service(home: Path, store, service) -> dict:
         "old_image": operation.old_image, "new_image": operation.new_image, "started_at": operation.started_at,
         "old_volume": operation.old_volume, "new_volume": operation.new_volume, "new_database": operation.new_database,
         "recover_with": f"paas svc repair {service.slug} --env {service.env}"}
+    from paas_svc.usecases.backups import clock
+    from paas_svc.usecases.backups.pitr import window_json
+
+    info["pitr"] = window_json(manager, service, clock.now())  # None: not archived
     return info
 
 
@@ -242,14 +247,16 @@ def backup_record_json(record) -> dict:
 
 def backup_listing(backups, service, now) -> dict:
     """`backup list --json`: the recorded backups (of `service`, or all), the backup files on
-    this host that no record names (safety and final backups), the overdue schedules, and the
-    last message of each backup notifier with its delivery state."""
+    this host that no record names (safety and final backups), the overdue schedules, the
+    point-in-time windows, and the last message of each backup notifier with its delivery state."""
     records = backups.records.records(service.id if service else None)
     overdue = [late for late in backups.overdue(now) if service is None or late.schedule.service_id == service.id]
     files = backups.unrecorded_local_files(service)
     from paas_svc.usecases.backups import notify
+    from paas_svc.usecases.backups.pitr import Pitr
 
-    return {"notifications": [item.as_json() for item in notify.last_notifications(backups.store)],
+    return {"pitr": [status.as_json() for status in Pitr(backups).statuses(service, now)],
+            "notifications": [item.as_json() for item in notify.last_notifications(backups.store)],
             "backups": [backup_record_json(r) for r in records],
             "local_files": [{"service": f"{h.project}/{h.env}/{h.slug}", "template": h.template, "created_at": h.created_at,
                              "location": str(path), "size_bytes": path.stat().st_size} for path, h in files],

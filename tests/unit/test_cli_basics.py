@@ -17,6 +17,7 @@ COMMANDS = [
     ["backup", "dest"], ["backup", "dest", "add"], ["backup", "dest", "list"], ["backup", "dest", "rm"],
     ["backup", "notify"], ["backup", "notify", "add"], ["backup", "notify", "list"], ["backup", "notify", "rm"],
     ["backup", "notify", "test"],
+    ["backup", "pitr"], ["backup", "pitr", "enable"], ["backup", "pitr", "status"], ["backup", "pitr", "disable"],
     ["env", "set-target"], ["target"], ["target", "add"], ["target", "list"], ["target", "show"], ["target", "rm"],
     ["tunnel"], ["svc", "move"], ["svc", "import"],
     ["svc", "wait"], ["svc", "env"], ["svc", "connect"], ["svc", "rotate-password"], ["svc", "update"], ["svc", "stats"], ["completion"],

@@ -49,6 +49,10 @@ def schedule_findings(manager, now: datetime | None = None) -> list[BackupFindin
         if not installed(manager.home, store.profile_id()):
             findings.append(BackupFinding("backups", False, "backup schedules exist but the host scheduler entry that runs them is missing",
                                           fix="`paas backup schedule SLUG --every ...` on any schedule installs it again"))
+    from paas_svc.usecases.backups.pitr import pitr_findings
+
+    for check, ok, text, fix in pitr_findings(manager, now or clock.now()):  # WAL archiving that has stalled
+        findings.append(BackupFinding(check, ok, text, fix=fix))
     return findings
 
 

@@ -44,11 +44,13 @@ class RunReport:
     scheduler_note: str | None = None
     notifications: notify.DeliveryReport | None = None  # the queue drained after the backups
     renewals: list = field(default_factory=list)  # usecases/tls.RenewalOutcome: TLS certificates renewed (or not)
+    pitr: list = field(default_factory=list)  # PitrRunItem of each archived PostgreSQL service (usecases/backups/pitr)
 
     @property
     def failures(self) -> int:
         return (sum(1 for item in self.items if not item.ok or item.verified is False)
-                + sum(1 for renewal in self.renewals if renewal.error))
+                + sum(1 for renewal in self.renewals if renewal.error)
+                + sum(1 for item in self.pitr if item.error))
 
 
 @contextmanager
@@ -106,6 +108,12 @@ def run_due(backups: Backups, now: datetime) -> RunReport:
 
                 result = verify_backup(backups, service, record, now)
                 item.verified, item.verify_detail = result.ok, result.detail
+        from paas_svc.usecases.backups.pitr import Pitr
+
+        pitr = Pitr(backups)
+        report.pitr = pitr.run_due(now)  # ship the WAL spools, base backups when due, retention
+        if report.pitr:
+            _notify_archiving(backups, pitr, report.pitr, now)
         # The same timer renews TLS certificates with less than 30 days left (90-day certificates).
         if any(service.spec.get("tls") for service in backups.store.list_services()):
             from paas_svc.usecases.tls import renew_due
@@ -114,3 +122,21 @@ def run_due(backups: Backups, now: datetime) -> RunReport:
         # After the backups, within a small bound: a receiver that is down or hangs never delays them.
         report.notifications = notify.deliver_due(backups.store, now, vault=backups.manager.vault)
     return report
+
+
+def _notify_archiving(backups: Backups, pitr, items, now: datetime) -> None:
+    """Stalled WAL archiving is an alert (`archiving-stalled`): a shipping that failed this run,
+    or what `pitr status` calls a problem (archive_command failing, nothing shipped for 5 minutes
+    while there are writes, the spool filling). Its end is one `recovered` message."""
+    failed = {(item.project, item.env, item.slug): item.error for item in items if item.error}
+    for status in pitr.statuses(None, now):
+        service = status.service
+        problems = [failed[key]] if (key := (service.project, service.env, service.slug)) in failed else []
+        problems += status.problems
+        destination = status.config.destination
+        if problems:
+            notify.raise_event(backups.store, event=notify.ARCHIVING_STALLED, service=service, error="; ".join(problems),
+                               destination=destination, now=now,
+                               next_command=f"paas backup pitr status {service.slug} --project {service.project} --env {service.env}")
+        else:
+            notify.clear_event(backups.store, event=notify.ARCHIVING_STALLED, service=service, destination=destination, now=now)

@@ -8,11 +8,14 @@ from pathlib import Path
 
 
 def timer_users(store) -> int:
-    """Backup schedules plus TLS services: what needs the timer."""
+    """Backup schedules, TLS services (renewals) and archived PostgreSQL services (WAL shipping,
+    base backups): what needs the timer."""
+    from paas_svc.usecases.backups.pitr import all_configs
     from paas_svc.usecases.backups.records import BackupRecords
     from paas_svc.usecases.tls import tls_mode
 
-    return BackupRecords(store).schedule_count() + sum(1 for service in store.list_services() if tls_mode(service))
+    return (BackupRecords(store).schedule_count() + sum(1 for service in store.list_services() if tls_mode(service))
+            + len(all_configs(store)))
 
 
 def ensure_timer(home: Path, store) -> str | None:
