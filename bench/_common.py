@@ -95,7 +95,10 @@ def print_table(header: list[str], rows: list[list]) -> None:
 def throwaway_home():
     """A fresh PAAS_HOME; on exit, remove every container and volume of its profile."""
     home = tempfile.mkdtemp(prefix="paas-bench-")
-    env = {**os.environ, "PAAS_HOME": home, "NO_COLOR": "1", "PYTHONPYCACHEPREFIX": str(PYCACHE)}
+    env = {**os.environ, "PAAS_HOME": home, "NO_COLOR": "1", "PYTHONPYCACHEPREFIX": str(PYCACHE),
+           # a schedule, TLS service or archived service installs the host timer: keep it in the
+           # throwaway home, never in the machine's /etc/cron.d (it would outlive the bench)
+           "PAAS_SCHEDULER": "cron", "PAAS_CRON_DIR": os.path.join(home, "cron.d")}
     for name in ("PAAS_PROJECT", "PAAS_ENV", "DOCKER_HOST", "PAAS_ENGINE_CLIENT", "PYTHONDONTWRITEBYTECODE"):
         env.pop(name, None)
     try:
