@@ -283,6 +283,49 @@ def cli_verify_backup(call):
                  "elapsed_seconds": round(result.elapsed_seconds, 3)}
 
 
+def _count(call, name: str) -> int | None:
+    from paas_svc.errors import InvalidInput
+
+    text = call.query.get(name)
+    if text is None or text == "":
+        return None
+    if not text.isdigit() or len(text) > 9:
+        raise InvalidInput(f"{name} must be a number, not {text[:40]!r}.")
+    return int(text)
+
+
+def cli_add_schedule(call):
+    """`backup schedule SLUG --every ...` (member, as PUT .../backup-schedule): on the server's
+    timer, with the server's environment."""
+    from paas_svc.usecases.backup_schedules import add_schedule
+    from paas_svc.usecases.backups import clock
+
+    service = _service(call)
+    q = call.query
+    shown = add_schedule(_backups(call, service), call.context.vault(), call.context.home, service, q.get("every", ""),
+                         _count(call, "keep"), _count(call, "keep_daily"), _count(call, "keep_weekly"), q.get("to") or None,
+                         _flag(call, "verify"), False, clock.now(q.get("now") or None))
+    return 200, shown.as_json()
+
+
+def cli_list_schedules(call):
+    """`backup schedule list --json` (viewer); a project-scoped token sees its projects' only."""
+    from paas_svc.usecases.backup_schedules import list_schedules
+
+    rows = list_schedules(_backups(call))
+    if call.token is not None and call.token.projects is not None:
+        rows = [row for row in rows if row["service"] and call.token.allows_project(row["service"].split("/", 1)[0])]
+    return 200, rows
+
+
+def cli_remove_schedules(call):
+    """`backup schedule rm SLUG [--to DEST]` (member)."""
+    from paas_svc.usecases.backup_schedules import remove_schedules
+
+    service = _service(call)
+    return 200, remove_schedules(_backups(call, service), call.context.home, service, call.query.get("to") or None).as_json()
+
+
 def cli_audit(call):
     """`paas audit` (admin); a project-scoped token sees the rows of its projects only."""
     from paas_svc.errors import InvalidInput
@@ -347,6 +390,20 @@ CLIENT_ROUTES.append(
       "timeout": "seconds to wait", "wait": "0: do not wait for readiness", "node": "Swarm node",
       "url_scheme": "postgres or postgresql", "memory": "memory limit", "cpus": "CPU limit"},
      {200: "What the command prints: {line, payload, notes}", 409: "Slug taken or busy", **_COMMON}))
+_SCHEDULE_QUERY = {**_SCOPE_QUERY, "every": "daily, hourly, weekly or five cron fields (UTC)", "keep": "keep the newest N",
+                   "keep_daily": "one a day for D days", "keep_weekly": "one a week for W weeks",
+                   "to": "a destination of the server (default: its backup store)", "verify": "1: verify each backup",
+                   "now": "act as if it were this UTC time"}
+CLIENT_ROUTES += [
+    ("POST", CLI + "/services/{slug}/backup-schedules", cli_add_schedule,
+     "`paas backup schedule SLUG --every ...` (member): on the server's timer", MEMBER, _SCHEDULE_QUERY,
+     {200: "What the command prints: {line, payload, notes}", **_COMMON}),
+    ("DELETE", CLI + "/services/{slug}/backup-schedules", cli_remove_schedules, "`paas backup schedule rm SLUG` (member)",
+     MEMBER, {**_SCOPE_QUERY, "to": "only the schedules to this destination"},
+     {200: "What the command prints: {line, payload, notes}", **_COMMON}),
+    ("GET", CLI + "/backup-schedules", cli_list_schedules, "`paas backup schedule list --json` (viewer)", VIEWER, {},
+     {200: "Schedules, as `paas backup schedule list --json`", **_COMMON}),
+]
 CLIENT_ROUTES.append(
     ("GET", CLI + "/audit", cli_audit, "`paas audit --json` (admin)", ADMIN,
      {"limit": "only the last N rows", "project": "only this project", "env": "only this environment"},
