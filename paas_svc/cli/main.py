@@ -146,7 +146,7 @@ def _own_arguments(argv: list[str]) -> list[str]:
 
 # Commands on a server's services that do not go through the server yet: logged in, they are
 # refused (running them on this machine's own state would look like acting on the team's).
-NOT_THROUGH_SERVER = {("svc", "restore"), ("svc", "clone"), ("svc", "upgrade"), ("svc", "move"), ("svc", "connect"),
+NOT_THROUGH_SERVER = {("svc", "clone"), ("svc", "upgrade"), ("svc", "move"), ("svc", "connect"),
                       ("backup", "run-due"), ("tunnel",)}
 
 
