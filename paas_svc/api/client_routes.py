@@ -9,6 +9,7 @@ Handlers return (status, payload); routes.py wraps them into its Reply.
 from __future__ import annotations
 
 from paas_svc.api.http import ApiError, forbidden_project
+from paas_svc.errors import PaasError
 from paas_svc.state.tokens import ADMIN, MEMBER, VIEWER, role_allows
 
 CLI = "/api/cli"
@@ -343,6 +344,13 @@ def cli_restore_upload(call):
         call.receive_body(upload, limit)
         shown = actions.restore(backups, service, LOCAL, str(upload), source, timeout,
                                 allow_other_service=_flag(call, "allow_other_service"))
+    except PaasError as error:  # about the client's file: its name, not the server's scratch copies
+        import re
+
+        scratch = re.compile(re.escape(str(data_ops.scratch_dir)) + r"/[\w.-]+")
+        error.message = scratch.sub(lambda _: source, error.message)
+        error.hint = scratch.sub(lambda _: source, error.hint) if error.hint else error.hint
+        raise
     finally:
         upload.unlink(missing_ok=True)
     call.context.status_cache.invalidate()

@@ -344,6 +344,7 @@ def test_a_tampered_upload_is_refused_exit_2_and_nothing_changes(server, client,
 
     refused = client.paas("svc", "restore", keep, str(tampered), "--yes")
     assert refused.exit_code == 2 and "Nothing was changed" in refused.stderr, refused.output
+    assert str(tampered) in refused.stderr and "upload-" not in refused.stderr, "named as the client's file"
     other = tmp_path / "other.rdb"
     other.write_bytes(json.dumps({**json.loads(header), "slug": "cache"}).encode() + b"\n" + payload)
     refused = client.paas("svc", "restore", keep, str(other), "--yes")
