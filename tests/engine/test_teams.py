@@ -434,3 +434,30 @@ def test_backup_schedules_through_the_server_are_the_servers(server, client, kee
     client.login(server.token("vio", "viewer"))
     assert client.paas("backup", "schedule", keep, "--every", "daily").exit_code == 12
     assert ok(client.paas("backup", "schedule", "list")).stdout == server.paas("backup", "schedule", "list").stdout
+
+
+def test_an_encrypted_upload_is_opened_with_the_servers_keys_and_bound_to_its_service(server, client, keep, tmp_path):
+    client.login(server.admin_token)
+    offsite = tmp_path / "offsite"
+    offsite.mkdir()
+    ok(server.paas("backup", "dest", "add", "teams-offsite", "--path", str(offsite)))
+    redis_at(server, keep).set("answer", "sealed")
+    taken = json.loads(ok(client.paas("backup", "now", keep, "--to", "teams-offsite", "--json")).stdout)
+    assert taken["encrypted"], taken
+    sealed = tmp_path / "sealed.bin"  # a copy on the client's side
+    sealed.write_bytes(Path(taken["location"]).read_bytes())
+    redis_at(server, keep).set("answer", "later")
+
+    ok(client.paas("svc", "restore", keep, str(sealed), "--yes"))  # decrypted on the server, with its key
+    assert redis_at(server, keep).get("answer") == b"sealed"
+    elsewhere = client.paas("svc", "restore", "cache", str(sealed), "--yes")  # bound to keep
+    assert elsewhere.exit_code == 2 and "encrypted backup of default/development/keep" in elsewhere.stderr, elsewhere.output
+
+    # a recorded backup is checked against its record: a replaced file is refused
+    local = json.loads(ok(client.paas("backup", "now", keep, "--json")).stdout)
+    replaced = Path(local["location"])
+    replaced.write_bytes(sealed.read_bytes())
+    refused = client.paas("svc", "restore", keep, str(local["id"]), "--yes")
+    assert refused.exit_code == 2 and "Nothing was changed" in refused.stderr, refused.output
+    assert redis_at(server, keep).get("answer") == b"sealed"
+    assert upload_files(server) == []
