@@ -233,7 +233,7 @@ def _remote_restore(remote, slug: str, file: str | None, from_dest: str | None, 
     import math
 
     from paas_svc.cli.render import result
-    from paas_svc.kinds.strategy import parse_header
+    from paas_svc.kinds.strategy import MAX_HEADER_BYTES, parse_header
     from paas_svc.secrets.backup_cipher import MAGIC
 
     service = remote.show_service(slug, project, env)  # the server's defaults; a missing service fails before the upload
@@ -257,14 +257,14 @@ def _remote_restore(remote, slug: str, file: str | None, from_dest: str | None, 
         return result(shown["line"], shown["payload"], json_output, shown["notes"])
     with _open_backup_file(file) as handle:
         size = os.fstat(handle.fileno()).st_size
-        first = handle.read(64 * 1024)
+        first = handle.read(MAX_HEADER_BYTES)
         handle.seek(0)
+        if first.startswith(MAGIC):
+            made = "an encrypted backup"
+        else:  # a file that is no backup at all is refused here, before the upload (the server checks everything)
+            header = parse_header(first.partition(b"\n")[0], file)
+            made = f"backup of {header.project}/{header.env}/{header.slug} made {header.created_at}"
         if not yes:
-            if first.startswith(MAGIC):
-                made = "an encrypted backup"
-            else:
-                header = parse_header(first.partition(b"\n")[0], file)  # not a backup: refused before the upload
-                made = f"backup of {header.project}/{header.env}/{header.slug} made {header.created_at}"
             confirm(f"Replace ALL data of {where} on {remote.url} with {file} ({made})? A safety backup is taken first.",
                     f"Refusing to replace the data of {where} without confirmation.", again)
         shown = remote.upload(f"/api/cli/services/{remote.quoted(service['slug'])}/restore-upload",
