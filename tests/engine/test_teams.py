@@ -329,6 +329,9 @@ def test_restore_uploads_the_file_to_the_server_and_brings_the_data_back(server,
     redis_at(server, keep).set("answer", "third")
     by_id = json.loads(ok(client.paas("svc", "restore", keep, str(taken["id"]), "--yes", "--json")).stdout)
     assert by_id["file"] == taken["location"] and redis_at(server, keep).get("answer") == b"first"
+    redis_at(server, keep).set("answer", "fourth")
+    latest = json.loads(ok(client.paas("svc", "restore", keep, "--latest", "--yes", "--json")).stdout)
+    assert latest["file"] == taken["location"] and redis_at(server, keep).get("answer") == b"first"
 
 
 def test_a_tampered_upload_is_refused_exit_2_and_nothing_changes(server, client, keep, tmp_path):
