@@ -175,6 +175,10 @@ class GuardedH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._phase == "upload":
             self._body_bytes += len(data)
+            # Bytes are coming: not a client that keeps us waiting, so the last to close at the cap.
+            self.waiting_since = self.loop.time()
+            self.registry.waiting.pop(self, None)
+            self.registry.waiting[self] = None
         super().data_received(data)
         self._follow()
 
