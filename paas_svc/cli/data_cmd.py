@@ -251,9 +251,7 @@ def _remote_restore(remote, slug: str, file: str | None, from_dest: str | None, 
         if not yes:
             confirm(f"Replace ALL data of {where} with {what} on {remote.url}? A safety backup is taken first.",
                     f"Refusing to replace the data of {where} without confirmation.", again)
-        query = {**scope, "backup": file if file and file.isdigit() else None,
-                 "source": file if file and not file.isdigit() else None, "from": from_dest, "latest": latest}
-        shown = remote.call("POST", f"/api/cli/services/{remote.quoted(service['slug'])}/restore", query)
+        shown = remote.restore_held(service["slug"], scope, file, from_dest, latest)
         return result(shown["line"], shown["payload"], json_output, shown["notes"])
     with _open_backup_file(file) as handle:
         size = os.fstat(handle.fileno()).st_size
@@ -267,8 +265,7 @@ def _remote_restore(remote, slug: str, file: str | None, from_dest: str | None, 
         if not yes:
             confirm(f"Replace ALL data of {where} on {remote.url} with {file} ({made})? A safety backup is taken first.",
                     f"Refusing to replace the data of {where} without confirmation.", again)
-        shown = remote.upload(f"/api/cli/services/{remote.quoted(service['slug'])}/restore-upload",
-                              {**scope, "source": file}, handle, size)
+        shown = remote.restore_upload(service["slug"], scope, handle, size, file)
     result(shown["line"], shown["payload"], json_output, shown["notes"])
 
 

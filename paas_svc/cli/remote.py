@@ -307,6 +307,18 @@ class Remote:
             name = f"{slug}.backup"
         return name, response, connection
 
+    def restore_held(self, slug: str, scope: dict, backup: str | None, from_dest: str | None, latest: bool) -> dict:
+        """`svc restore` of a backup the server holds: a recorded id (digits), an s3:// URL of its
+        destinations, or the latest (at --from DEST). {"line", "payload", "notes"}."""
+        digits = backup is not None and backup.isdigit()
+        return self.call("POST", f"/api/cli/services/{self._slug(slug)}/restore",
+                         {**scope, "backup": backup if digits else None, "source": None if digits else backup,
+                          "from": from_dest, "latest": latest})
+
+    def restore_upload(self, slug: str, scope: dict, handle, size: int, source: str) -> dict:
+        """`svc restore SLUG FILE`: the open file uploaded (streamed) and restored on the server."""
+        return self.upload(f"/api/cli/services/{self._slug(slug)}/restore-upload", {**scope, "source": source}, handle, size)
+
     def export_variables(self, project: str | None, env: str | None, network: bool, strict: bool, only: list[str] | None,
                          purpose: str, left_out_of: str) -> dict:
         return self.get("/api/cli/variables", project=project, env=env, network=network, strict=strict,
