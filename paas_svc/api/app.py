@@ -27,14 +27,17 @@ from paas_svc.errors import PaasError
 from paas_svc.state.tokens import Token, TokenRejected, authenticate, role_allows
 
 AUDIT_PATH_CHARS = 200
+DEFAULT_MAX_UPLOAD_BYTES = 16 * 1024**3  # `paas serve --max-upload`
 DOWNLOAD_CHUNK = 1024 * 1024
 MAX_HEADER_BYTES = 16 * 1024  # the request line and headers (h11's own default, stated)
 
 
-def create_server(home: Path, org: str, image_overrides: dict[str, str], ready_timeout: float) -> tuple[Starlette, Provisioner]:
+def create_server(home: Path, org: str, image_overrides: dict[str, str], ready_timeout: float,
+                  max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> tuple[Starlette, Provisioner]:
     """What `paas serve` runs (the CLI's one way into the API): the app over a new server context
     for `home`, and its provisioner (the caller resumes interrupted adds and waits for it at the end)."""
-    context = ServerContext(home, org=org, image_overrides=image_overrides, ready_timeout=ready_timeout)
+    context = ServerContext(home, org=org, image_overrides=image_overrides, ready_timeout=ready_timeout,
+                            max_upload_bytes=max_upload_bytes)
     provisioner = Provisioner(context)
     return create_app(context, provisioner), provisioner
 
@@ -48,7 +51,7 @@ def http_server(app: Starlette, host: str, port: int, ssl_certfile: str | None =
     raise_descriptor_limit()
     return GuardedServer(uvicorn.Config(
         app, host=host, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
-        http=guarded_protocol(limits), ws="none", timeout_keep_alive=limits.keep_alive_seconds,
+        http=guarded_protocol(limits, getattr(app.state, "is_upload", None)), ws="none", timeout_keep_alive=limits.keep_alive_seconds,
         backlog=accept_batch(), h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         log_level="warning", access_log=False, server_header=False, lifespan="off", timeout_graceful_shutdown=5))
 
@@ -59,27 +62,48 @@ def create_app(context: ServerContext, provisioner: Provisioner | None = None) -
               for endpoint in ENDPOINTS]
     routes += [Route("/", _dashboard_page(context), methods=["GET"], name="dashboard"),
                Route("/dashboard.js", _dashboard_script, methods=["GET"], name="dashboard_script")]
-    app = Starlette(routes=routes, middleware=[Middleware(BodyLimit)],
+    is_upload = upload_matcher(ENDPOINTS)
+    app = Starlette(routes=routes, middleware=[Middleware(BodyLimit, exempt=is_upload)],
                     exception_handlers={HTTPException: _http_exception, Exception: _internal_error})
+    app.state.is_upload = is_upload
     app.state.provisioner = provisioner
     app.state.context = context
     return app
 
 
+def upload_matcher(endpoints):
+    """(method, path) -> whether it is an upload endpoint's request (for BodyLimit and the guard)."""
+    from starlette.routing import compile_path
+
+    patterns = [(endpoint.method, compile_path(endpoint.path)[0]) for endpoint in endpoints if endpoint.upload]
+
+    def is_upload(method: str, path: str) -> bool:
+        return any(method == wanted and pattern.match(path) for wanted, pattern in patterns)
+
+    return is_upload
+
+
 def _view(endpoint: Endpoint, context: ServerContext, provisioner: Provisioner):
+    # An upload's refusal closes the connection: the client may still hold the body it did not send.
+    closing = {"connection": "close"} if endpoint.upload else {}
+
     async def view(request: Request) -> Response:
         try:
             raw = await request.body() if endpoint.body is not None else b""
             call = Call(context=context, params=dict(request.path_params), query=dict(request.query_params), body=None,
                         token=None, method=request.method, path=request.url.path, provisioner=provisioner)
+            if endpoint.upload:  # read by the handler, after the token and the service are checked
+                call.receive_body = _body_receiver(request)
+                call.content_length = _content_length(request)
             reply = await run_in_threadpool(_handle, endpoint, call, request.headers.get("authorization"),
                                             request.headers.get("content-type"), raw, _source(request), _way_in(request))
         except ApiError as error:
+            error.headers.update(closing)
             return _error_response(error)
         except ClientDisconnect:  # gone mid-body (or closed for being too slow): nobody to answer
             return Response(status_code=400)
         except PaasError as error:
-            return _error_response(api_error_from(error))
+            return _error_response(api_error_from(error), closing)
         except Exception:  # noqa: BLE001 - a bug: logged on the server, a plain 500 to the client
             return _bug_response()
         return _response(reply)
@@ -212,8 +236,47 @@ def _chunks(handle):
             yield chunk
 
 
-def _error_response(error: ApiError) -> JSONResponse:
-    return JSONResponse(error.payload(), status_code=error.status, headers=error.headers)
+def _error_response(error: ApiError, extra_headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(error.payload(), status_code=error.status, headers={**error.headers, **(extra_headers or {})})
+
+
+def _content_length(request: Request) -> int | None:
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return None
+    if not declared.isdigit() or len(declared) > 18:
+        raise ApiError(400, "bad_request", "Content-Length is not a number.")
+    return int(declared)
+
+
+def _body_receiver(request: Request):
+    """receive_body(path, limit) for an upload endpoint's handler (in a worker thread): the body,
+    chunk by chunk as it arrives (never whole in memory), into a new 0600 file; over `limit`
+    bytes a 413 (the caller removes the file). The 100 Continue a client waits for (`Expect:
+    100-continue`) goes out with the first read: a refused request never had its body sent."""
+    import anyio.from_thread
+
+    stream = request.stream()
+
+    async def next_chunk() -> bytes | None:
+        try:
+            return await stream.__anext__()
+        except StopAsyncIteration:
+            return None
+
+    def receive_body(path, limit: int) -> int:
+        written = 0
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as sink:
+            while (chunk := anyio.from_thread.run(next_chunk)) is not None:
+                written += len(chunk)
+                if written > limit:
+                    raise ApiError(413, "body_too_large", f"The upload is over this server's limit of {limit} bytes.",
+                                   hint="The server's admin sets it with `paas serve --max-upload SIZE`.")
+                sink.write(chunk)
+        return written
+
+    return receive_body
 
 
 def _bug_response() -> JSONResponse:

@@ -9,6 +9,7 @@ Handlers return (status, payload); routes.py wraps them into its Reply.
 from __future__ import annotations
 
 from paas_svc.api.http import ApiError, forbidden_project
+from paas_svc.errors import PaasError
 from paas_svc.state.tokens import ADMIN, MEMBER, VIEWER, role_allows
 
 CLI = "/api/cli"
@@ -285,6 +286,125 @@ def cli_verify_backup(call):
                  "elapsed_seconds": round(result.elapsed_seconds, 3)}
 
 
+def cli_restore(call):
+    """`svc restore SLUG ID|s3://...|--from DEST --latest --yes` (admin, confirmed on the client):
+    a backup the server holds (a recorded id, or one at its destinations), fetched and checked
+    there exactly as a local restore, then restored after a safety backup."""
+    from paas_svc.errors import InvalidInput
+    from paas_svc.usecases import actions
+
+    service = _service(call)
+    backups = _backups(call, service)
+    q = call.query
+    backup = q.get("backup") or None
+    record = None
+    if backup is not None:
+        if not backup.isdigit() or len(backup) > 18:
+            raise InvalidInput(f"{backup[:40]!r} is not a backup id.", hint="See them with `paas backup list`.")
+        record = backups.records.record(int(backup))
+        if record.service_id != service.id and not _flag(call, "allow_other_service"):
+            raise InvalidInput(f"Backup {record.id} is not a backup of {service.project}/{service.env}/{service.slug}.",
+                               hint="See its backups with `paas backup list SLUG`.")
+        if record.status != "ok" or not record.location:
+            raise InvalidInput(f"Backup {record.id} has nothing stored to restore ({record.status}).",
+                               hint="See them with `paas backup list`.")
+        destination, location, source = record.destination or "", record.location, record.location
+    else:
+        destination, location = backups.locate(service, q.get("source") or None, q.get("from") or None, _flag(call, "latest"))
+        source = location
+    shown = actions.restore(backups, service, destination, location, source, _timeout(call), record=record,
+                            allow_other_service=_flag(call, "allow_other_service"))
+    call.context.status_cache.invalidate()
+    return 200, shown.as_json()
+
+
+def cli_restore_upload(call):
+    """`svc restore SLUG FILE` (admin): the file comes as the body, after the token (before the
+    handler) and the service (here) are checked; streamed into a 0600 file in the server's
+    scratch folder (at most `paas serve --max-upload`), checked exactly as a local restore of that
+    file (plain or encrypted with the server's keys: binding, kind, size, sha256, its service),
+    restored after a safety backup, and removed."""
+    import secrets
+
+    from paas_svc.usecases import actions
+    from paas_svc.usecases.backups.destinations import LOCAL
+
+    service = _service(call)
+    limit = call.context.max_upload_bytes
+    if call.content_length is not None and call.content_length > limit:  # refused before a byte of it is read
+        raise ApiError(413, "body_too_large", f"The file is {call.content_length} bytes; this server takes at most {limit}.",
+                       hint="The server's admin sets the limit with `paas serve --max-upload SIZE`.")
+    timeout = _timeout(call)
+    from paas_svc.usecases.lifecycle import validate_timeout
+
+    validate_timeout(timeout)
+    backups = _backups(call, service)
+    data_ops = backups.ops_for(service)
+    upload = data_ops.scratch_dir / f"upload-{service.id}-{secrets.token_hex(4)}"
+    source = (call.query.get("source") or "the uploaded file")[:300]
+    try:
+        call.receive_body(upload, limit)
+        shown = actions.restore(backups, service, LOCAL, str(upload), source, timeout,
+                                allow_other_service=_flag(call, "allow_other_service"))
+    except PaasError as error:  # about the client's file: its name, not the server's scratch copies
+        import re
+
+        scratch = re.compile(re.escape(str(data_ops.scratch_dir)) + r"/[\w.-]+")
+        error.message = scratch.sub(lambda _: source, error.message)
+        error.hint = scratch.sub(lambda _: source, error.hint) if error.hint else error.hint
+        raise
+    finally:
+        upload.unlink(missing_ok=True)
+    call.context.status_cache.invalidate()
+    return 200, shown.as_json()
+
+
+cli_restore_upload.upload = True  # the body is the file (routes.Endpoint.upload)
+
+
+def _count(call, name: str) -> int | None:
+    from paas_svc.errors import InvalidInput
+
+    text = call.query.get(name)
+    if text is None or text == "":
+        return None
+    if not text.isdigit() or len(text) > 9:
+        raise InvalidInput(f"{name} must be a number, not {text[:40]!r}.")
+    return int(text)
+
+
+def cli_add_schedule(call):
+    """`backup schedule SLUG --every ...` (member, as PUT .../backup-schedule): on the server's
+    timer, with the server's environment."""
+    from paas_svc.usecases.backup_schedules import add_schedule
+    from paas_svc.usecases.backups import clock
+
+    service = _service(call)
+    q = call.query
+    shown = add_schedule(_backups(call, service), call.context.vault(), call.context.home, service, q.get("every", ""),
+                         _count(call, "keep"), _count(call, "keep_daily"), _count(call, "keep_weekly"), q.get("to") or None,
+                         _flag(call, "verify"), False, clock.now(q.get("now") or None))
+    return 200, shown.as_json()
+
+
+def cli_list_schedules(call):
+    """`backup schedule list --json` (viewer); a project-scoped token sees its projects' only."""
+    from paas_svc.usecases.backup_schedules import list_schedules
+
+    rows = list_schedules(_backups(call))
+    if call.token is not None and call.token.projects is not None:
+        rows = [row for row in rows if row["service"] and call.token.allows_project(row["service"].split("/", 1)[0])]
+    return 200, rows
+
+
+def cli_remove_schedules(call):
+    """`backup schedule rm SLUG [--to DEST]` (member)."""
+    from paas_svc.usecases.backup_schedules import remove_schedules
+
+    service = _service(call)
+    return 200, remove_schedules(_backups(call, service), call.context.home, service, call.query.get("to") or None).as_json()
+
+
 def cli_audit(call):
     """`paas audit` (admin); a project-scoped token sees the rows of its projects only."""
     from paas_svc.errors import InvalidInput
@@ -350,6 +470,35 @@ CLIENT_ROUTES.append(
       "url_scheme": "postgres or postgresql", "memory": "memory limit", "cpus": "CPU limit",
       "tls": "required or off (default: the target's)"},
      {200: "What the command prints: {line, payload, notes}", 409: "Slug taken or busy", **_COMMON}))
+_RESTORE_QUERY = {**_SCOPE_QUERY, "timeout": "seconds to wait for readiness (default: the server's)",
+                  "allow_other_service": "1: a backup of another service of the same kind"}
+CLIENT_ROUTES += [
+    ("POST", CLI + "/services/{slug}/restore", cli_restore,
+     "`paas svc restore SLUG ID|s3://...` (admin, audited): a backup the server holds, after a safety backup", ADMIN,
+     {**_RESTORE_QUERY, "backup": "a recorded backup id", "source": "an s3:// URL of the server's destinations",
+      "from": "a destination of the server", "latest": "1: the newest backup"},
+     {200: "What the command prints: {line, payload, notes}", 422: "Not a good backup of it: nothing changed", **_COMMON}),
+    ("POST", CLI + "/services/{slug}/restore-upload", cli_restore_upload,
+     "`paas svc restore SLUG FILE` (admin, audited): the file as the body (application/octet-stream, streamed; "
+     "send `Expect: 100-continue`), after a safety backup", ADMIN,
+     {**_RESTORE_QUERY, "source": "the file's name, for the output"},
+     {200: "What the command prints: {line, payload, notes}", 413: "Over the server's --max-upload",
+      422: "Not a good backup of it: nothing changed", **_COMMON}),
+]
+_SCHEDULE_QUERY = {**_SCOPE_QUERY, "every": "daily, hourly, weekly or five cron fields (UTC)", "keep": "keep the newest N",
+                   "keep_daily": "one a day for D days", "keep_weekly": "one a week for W weeks",
+                   "to": "a destination of the server (default: its backup store)", "verify": "1: verify each backup",
+                   "now": "act as if it were this UTC time"}
+CLIENT_ROUTES += [
+    ("POST", CLI + "/services/{slug}/backup-schedules", cli_add_schedule,
+     "`paas backup schedule SLUG --every ...` (member): on the server's timer", MEMBER, _SCHEDULE_QUERY,
+     {200: "What the command prints: {line, payload, notes}", **_COMMON}),
+    ("DELETE", CLI + "/services/{slug}/backup-schedules", cli_remove_schedules, "`paas backup schedule rm SLUG` (member)",
+     MEMBER, {**_SCOPE_QUERY, "to": "only the schedules to this destination"},
+     {200: "What the command prints: {line, payload, notes}", **_COMMON}),
+    ("GET", CLI + "/backup-schedules", cli_list_schedules, "`paas backup schedule list --json` (viewer)", VIEWER, {},
+     {200: "Schedules, as `paas backup schedule list --json`", **_COMMON}),
+]
 CLIENT_ROUTES.append(
     ("GET", CLI + "/audit", cli_audit, "`paas audit --json` (admin)", ADMIN,
      {"limit": "only the last N rows", "project": "only this project", "env": "only this environment"},

@@ -15,8 +15,9 @@ DEFAULT_ORG = "default"
 
 class ServerContext:
     def __init__(self, home: Path, org: str = DEFAULT_ORG, image_overrides: dict[str, str] | None = None,
-                 ready_timeout: float = 120.0):
+                 ready_timeout: float = 120.0, max_upload_bytes: int = 16 * 1024**3):
         self.home = home
+        self.max_upload_bytes = max_upload_bytes  # the largest backup file `svc restore` may upload
         self.org = org
         self.image_overrides = dict(image_overrides or {})
         self.ready_timeout = ready_timeout

@@ -36,6 +36,9 @@ class ServerLimits:
     keep_alive_seconds: float = 5.0  # an idle connection between requests
     requests_per_connection: int = 100  # then `connection: close`
     max_connections: int = 1000  # and never more than a quarter of the process's descriptors (see connection_cap)
+    # An upload (a backup file for `svc restore`, of any size) has no deadline for its whole body:
+    # each body_seconds it must have brought at least this many bytes a second, else it closes.
+    upload_min_bytes_per_second: float = 32 * 1024
 
 
 def connection_cap(limits: ServerLimits) -> int:
@@ -90,9 +93,15 @@ def raise_descriptor_limit(wanted: int = 8192) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def guarded_protocol(limits: ServerLimits) -> type[H11Protocol]:
-    """A protocol class for uvicorn.Config(http=...) with `limits`; its connections share one registry."""
-    return type("GuardedH11Protocol", (GuardedH11Protocol,), {"limits": limits, "registry": _Registry()})
+def guarded_protocol(limits: ServerLimits, is_upload=None) -> type[H11Protocol]:
+    """A protocol class for uvicorn.Config(http=...) with `limits`; its connections share one registry.
+    `is_upload(method, path)` names the requests whose body gets the progress deadline."""
+    return type("GuardedH11Protocol", (GuardedH11Protocol,),
+                {"limits": limits, "registry": _Registry(), "is_upload": staticmethod(is_upload or _no_upload)})
+
+
+def _no_upload(method: str, path: str) -> bool:
+    return False
 
 
 class _Registry:
@@ -130,9 +139,12 @@ class _Registry:
 class GuardedH11Protocol(H11Protocol):
     limits: ServerLimits = ServerLimits()
     registry: _Registry = _Registry()
+    is_upload = staticmethod(_no_upload)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self._body_bytes = 0  # received during an upload's body
+        self._body_mark = 0  # ... at the start of the current progress window
         self._deadline = None  # the TimerHandle of the current read deadline
         self.waiting_since = 0.0
         self._phase = ""  # "headers" or "body" while waiting for the client, "" otherwise
@@ -161,6 +173,12 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._phase == "upload":
+            self._body_bytes += len(data)
+            # Bytes are coming: not a client that keeps us waiting, so the last to close at the cap.
+            self.waiting_since = self.loop.time()
+            self.registry.waiting.pop(self, None)
+            self.registry.waiting[self] = None
         super().data_received(data)
         self._follow()
 
@@ -189,8 +207,13 @@ class GuardedH11Protocol(H11Protocol):
             return
         state = self.conn.their_state
         if state is h11.SEND_BODY:
-            if self._phase != "body":
-                self._wait("body", self.limits.body_seconds)
+            if self._phase not in ("body", "upload"):
+                scope = self.cycle.scope if self.cycle is not None else None
+                if scope is not None and self.is_upload(scope["method"], scope["path"]):
+                    self._body_bytes = self._body_mark = 0
+                    self._wait("upload", self.limits.body_seconds)
+                else:
+                    self._wait("body", self.limits.body_seconds)
         elif state is h11.IDLE:
             if self._phase != "headers":
                 self._wait("headers", self.limits.header_seconds)
@@ -214,6 +237,11 @@ class GuardedH11Protocol(H11Protocol):
     def _expired(self, phase: str) -> None:
         self._deadline = None
         if self._phase != phase or self.transport.is_closing():
+            return
+        window = self.limits.body_seconds
+        if phase == "upload" and self._body_bytes - self._body_mark >= self.limits.upload_min_bytes_per_second * window:
+            self._body_mark = self._body_bytes  # progress enough: another window
+            self._wait("upload", window)
             return
         # Before any response: a 408 tells a real (if slow) client why; during a body the
         # handler may have started its answer, so the connection just ends.

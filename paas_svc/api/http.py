@@ -145,12 +145,13 @@ class BodyLimit:
     """ASGI middleware: a request body over MAX_BODY_BYTES gets a 413 (as JSON) without
     being kept in memory; the handler never sees it."""
 
-    def __init__(self, app, limit: int = MAX_BODY_BYTES):
+    def __init__(self, app, limit: int = MAX_BODY_BYTES, exempt=None):
         self.app = app
         self.limit = limit
+        self.exempt = exempt  # (method, path) -> True for the upload endpoints (their own limit, on disk)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.exempt is not None and self.exempt(scope["method"], scope["path"])):
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
         try:

@@ -50,6 +50,9 @@ def build_document(endpoints, service_fields: dict[str, str], service_statuses) 
         if endpoint.role is not None:
             operation["security"] = [{"bearer": []}]
             operation["x-paas-role"] = endpoint.role
+        if endpoint.upload:
+            operation["requestBody"] = {"required": True, "content": {"application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"}}}}
         if endpoint.body is not None:
             operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": endpoint.body}}}
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation

@@ -47,6 +47,10 @@ class Call:
     method: str
     path: str
     provisioner: object = None
+    # An upload endpoint's body, streamed into a new 0600 file by `receive_body(path)` once the
+    # handler has checked what it must (the token's role is checked before the handler runs).
+    receive_body: Callable[[object], int] | None = None
+    content_length: int | None = None
 
 
 @dataclass
@@ -70,6 +74,7 @@ class Endpoint:
     responses: dict[int, str] = field(default_factory=dict)
     produces: str = "application/json"
     returns: str | None = None  # "Service" or "Service[]": the 2xx body's schema in the OpenAPI document
+    upload: bool = False  # the body is a file (application/octet-stream), streamed to disk: exempt from the 64 KiB cap
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -617,5 +622,6 @@ def _replying(handler):
     return reply
 
 
-ENDPOINTS += [Endpoint(method, path, _replying(handler), summary, role=role, query=query, responses=_tag(responses))
+ENDPOINTS += [Endpoint(method, path, _replying(handler), summary, role=role, query=query, responses=_tag(responses),
+                       upload=getattr(handler, "upload", False))
               for method, path, handler, summary, role, query, responses in CLIENT_ROUTES]

@@ -92,34 +92,29 @@ def schedule(
 
 
 def _schedule_add(slug, project, env, every, keep, keep_daily, keep_weekly, to, verify, store_keys, json_output, now) -> None:
+    from paas_svc.cli.remote import logged_in
+    from paas_svc.cli.render import result
+
+    remote = logged_in()
+    if remote is not None:  # on the server's timer, with the server's environment
+        if store_keys:
+            from paas_svc.errors import InvalidInput
+
+            raise InvalidInput("--store-keys keeps this shell's keys for this host's timer; through the server, the "
+                               "server's timer runs with the server's own keys.",
+                               hint="Drop --store-keys (or run it on the server's host).")
+        shown = remote.call("POST", f"/api/cli/services/{remote.quoted(slug)}/backup-schedules",
+                            {"project": project, "env": env, "every": every, "keep": keep, "keep_daily": keep_daily,
+                             "keep_weekly": keep_weekly, "to": to, "verify": verify, "now": now})
+        return result(shown["line"], shown["payload"], json_output, shown["notes"])
+    from paas_svc.usecases.backup_schedules import add_schedule
     from paas_svc.usecases.backups import clock
-    from paas_svc.usecases.backups.retention import make_policy
-    from paas_svc.usecases.backups.scheduler_install import prepare_entry
 
     profile = open_profile()
     service = find_service(profile, project, env, slug)
-    policy = make_policy(keep, keep_daily, keep_weekly)
-    # Refused here, before anything is stored: a key the timer would not get, a control character in the entry.
-    environment = prepare_entry(profile.home, profile.store.profile_id(), os.environ, store_keys)
-    if service.secret is not None:
-        profile.vault.credentials(service)  # the key this shell (and so the timer) has opens the service's credentials
-    backups = _backups(profile)
-    row, replaced = backups.set_schedule(service, every, policy, to or "", verify, clock.now(now))
-    profile.store.audit("backup-schedule", service.project, service.env, service.slug,
-                        f"every={row.every} keep={policy.describe()} to={to or 'local'} verify={int(verify)}")
-    _sync_scheduler(profile, backups, environment)
-    if json_output:
-        print_json(_schedule_json(row, service))
-        return
-    data(f"{'Changed' if replaced else 'Scheduled'} backups of {service.project}/{service.env}/{service.slug}: every {row.every}, "
-         f"keep {policy.describe()}, to {to or 'local store'}; next at {row.next_due_at}")
-
-
-def _schedule_json(row, service) -> dict:
-    return {"id": row.id, "service": _where(service), "every": row.every, "keep_last": row.keep_last,
-            "keep_daily": row.keep_daily, "keep_weekly": row.keep_weekly, "destination": row.destination or "local",
-            "verify": row.verify, "next_due_at": row.next_due_at, "last_success_at": row.last_success_at,
-            "last_error": row.last_error, "failures": row.failures}
+    shown = add_schedule(_backups(profile), profile.vault, profile.home, service, every, keep, keep_daily, keep_weekly,
+                         to, verify, store_keys, clock.now(now))
+    result(shown.line, shown.payload, json_output, shown.notes)
 
 
 def _where(service) -> str | None:
@@ -127,36 +122,40 @@ def _where(service) -> str | None:
 
 
 def _schedule_list(json_output: bool) -> None:
+    from paas_svc.cli.remote import logged_in
     from paas_svc.usecases.backups.retention import RetentionPolicy
 
-    profile = open_profile()
-    rows = _backups(profile).schedules()
+    remote = logged_in()
+    if remote is not None:
+        rows = remote.get("/api/cli/backup-schedules")
+    else:
+        from paas_svc.usecases.backup_schedules import list_schedules
+
+        rows = list_schedules(_backups(open_profile()))
     if json_output:
-        print_json([_schedule_json(row, service) for row, service in rows])
+        print_json(rows)
         return
     print_table(["SERVICE", "EVERY", "KEEP", "TO", "VERIFY", "NEXT", "LAST OK", "LAST ERROR"],
-                [(_where(service) or "(gone)", row.every,
-                  RetentionPolicy(row.keep_last, row.keep_daily, row.keep_weekly).describe(), row.destination or "local",
-                  "yes" if row.verify else "no", row.next_due_at, row.last_success_at or "-", row.last_error or "")
-                 for row, service in rows], empty="No backup schedules.")
+                [(row["service"] or "(gone)", row["every"],
+                  RetentionPolicy(row["keep_last"], row["keep_daily"], row["keep_weekly"]).describe(), row["destination"],
+                  "yes" if row["verify"] else "no", row["next_due_at"], row["last_success_at"] or "-", row["last_error"] or "")
+                 for row in rows], empty="No backup schedules.")
 
 
 def _schedule_rm(slug, project, env, to, json_output) -> None:
-    from paas_svc.errors import NotFound
+    from paas_svc.cli.remote import logged_in
+    from paas_svc.cli.render import result
+
+    remote = logged_in()
+    if remote is not None:
+        shown = remote.call("DELETE", f"/api/cli/services/{remote.quoted(slug)}/backup-schedules",
+                            {"project": project, "env": env, "to": to})
+        return result(shown["line"], shown["payload"], json_output, shown["notes"])
+    from paas_svc.usecases.backup_schedules import remove_schedules
 
     profile = open_profile()
-    service = find_service(profile, project, env, slug)
-    backups = _backups(profile)
-    removed = backups.records.remove_schedules(service.id, to)
-    if not removed:
-        raise NotFound(f"{service.project}/{service.env}/{service.slug} has no backup schedule{f' to {to}' if to else ''}.",
-                       hint="See them with `paas backup schedule list`.")
-    profile.store.audit("backup-unschedule", service.project, service.env, service.slug, f"removed={removed}")
-    _sync_scheduler(profile, backups)
-    if json_output:
-        print_json({"service": _where(service), "removed": removed})
-        return
-    data(f"Removed {removed} backup schedule(s) of {_where(service)}; its backups are kept.")
+    shown = remove_schedules(_backups(profile), profile.home, find_service(profile, project, env, slug), to)
+    result(shown.line, shown.payload, json_output, shown.notes)
 
 
 # -- run-due ------------------------------------------------------------------------------

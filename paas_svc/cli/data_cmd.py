@@ -1,6 +1,7 @@
 """`paas svc backup|restore|clone|upgrade`: registered on the `svc` group (imported by main)."""
 
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -202,10 +203,15 @@ def restore(
     The file is checked first (kind, size, checksum): a bad file changes nothing. A backup in
     a destination is fetched (and decrypted) into a private scratch folder first, then checked
     the same way."""
+    from paas_svc.cli.remote import logged_in
     from paas_svc.usecases.backups.manager import Backups
     from paas_svc.usecases.lifecycle import validate_timeout
 
     validate_timeout(timeout)
+    remote = logged_in()
+    if remote is not None:  # restored on the server: a file here is uploaded, an id or s3:// URL is the server's
+        return _remote_restore(remote, slug, file, from_dest, latest, allow_other_service, project, env, yes, timeout,
+                               json_output)
     profile = open_profile()
     service = find_service(profile, project, env, slug)
     data_ops = _data_ops(profile, service)
@@ -224,6 +230,70 @@ def restore(
             path.unlink(missing_ok=True)
 
 
+def _remote_restore(remote, slug: str, file: str | None, from_dest: str | None, latest: bool, allow_other_service: bool,
+                    project: str | None, env: str | None, yes: bool, timeout: float, json_output: bool) -> None:
+    """`svc restore` logged in. FILE (a file on this machine) is uploaded, streamed; a backup id
+    (digits that name no file here), an s3:// URL, --from or --latest name the server's own backup.
+    Confirmed here, before anything is sent; checked and restored on the server as locally."""
+    import math
+
+    from paas_svc.cli.render import result
+    from paas_svc.kinds.strategy import MAX_HEADER_BYTES, parse_header
+    from paas_svc.secrets.backup_cipher import MAGIC
+
+    service = remote.show_service(slug, project, env)  # the server's defaults; a missing service fails before the upload
+    where = f"{service['project']}/{service['env']}/{service['slug']}"
+    scope = {"project": service["project"], "env": service["env"], "allow_other_service": allow_other_service,
+             "timeout": timeout if math.isfinite(timeout) else None}
+    remote.timeout = max(remote.timeout, timeout + 600) if math.isfinite(timeout) else None
+    again = " ".join(["paas svc restore", service["slug"], *([file] if file else []), *(["--from", from_dest] if from_dest else []),
+                      *(["--latest"] if latest else []), *(["--allow-other-service"] if allow_other_service else []),
+                      "--env", service["env"], "--yes"])
+    upload = file is not None and not file.startswith("s3://") and from_dest is None and (
+        os.path.lexists(file) or not file.isdigit())
+    if not upload:
+        what = f"backup {file}" if file and file.isdigit() else (file or f"the latest backup{f' at {from_dest}' if from_dest else ''}")
+        if not yes:
+            confirm(f"Replace ALL data of {where} with {what} on {remote.url}? A safety backup is taken first.",
+                    f"Refusing to replace the data of {where} without confirmation.", again)
+        shown = remote.restore_held(service["slug"], scope, file, from_dest, latest)
+        return result(shown["line"], shown["payload"], json_output, shown["notes"])
+    with _open_backup_file(file) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        first = handle.read(MAX_HEADER_BYTES)
+        handle.seek(0)
+        if first.startswith(MAGIC):
+            made = "an encrypted backup"
+        else:  # a file that is no backup at all is refused here, before the upload (the server checks everything)
+            header = parse_header(first.partition(b"\n")[0], file)
+            made = f"backup of {header.project}/{header.env}/{header.slug} made {header.created_at}"
+        if not yes:
+            confirm(f"Replace ALL data of {where} on {remote.url} with {file} ({made})? A safety backup is taken first.",
+                    f"Refusing to replace the data of {where} without confirmation.", again)
+        shown = remote.restore_upload(service["slug"], scope, handle, size, file)
+    result(shown["line"], shown["payload"], json_output, shown["notes"])
+
+
+def _open_backup_file(file: str):
+    """The file to upload, open; refused as a local restore refuses it (exit 2) when it cannot be."""
+    import stat
+
+    from paas_svc.kinds.strategy import InvalidBackup
+
+    try:
+        handle = open(file, "rb")
+    except FileNotFoundError:
+        raise InvalidBackup(f"No backup file at {file}.") from None
+    except IsADirectoryError:
+        raise InvalidBackup(f"{file} is a directory, not a backup file.") from None
+    except OSError as error:
+        raise InvalidBackup(f"Cannot read {file}: {error.strerror}.") from None
+    if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+        handle.close()
+        raise InvalidBackup(f"{file} is not a regular file. Nothing was changed.")
+    return handle
+
+
 def _restore_checked(data_ops, service, source: str, path: Path, yes: bool, timeout: float, json_output: bool, again: str,
                      allow_other_service: bool) -> None:
     from paas_svc.usecases.backups.manager import check_origin
@@ -237,14 +307,11 @@ def _restore_checked(data_ops, service, source: str, path: Path, yes: bool, time
                 f"made {header.created_at})? A safety backup is taken first.",
                 f"Refusing to replace the data of {where} without confirmation.", again)
     result = data_ops.restore(service, path, checked=checked, ready_timeout=timeout)
-    if json_output:
-        print_json({"action": "restore", "file": source, "safety_backup": str(result.safety_backup),
-                    "bytes": header.payload_bytes, "elapsed_seconds": round(result.elapsed_seconds, 3),
-                    "from": {"project": header.project, "env": header.env, "slug": header.slug, "created_at": header.created_at}})
-        return
-    data(f"Restored {where} from {source} (backup of {header.project}/{header.env}/{header.slug} made {header.created_at}) "
-         f"in {result.elapsed_seconds:.1f}s")
-    message(f"The data it had before is saved in {result.safety_backup}")
+    from paas_svc.cli.render import result as render
+    from paas_svc.usecases.actions import restored
+
+    shown = restored(service, source, header, result)
+    render(shown.line, shown.payload, json_output, shown.notes)
 
 
 def _restore_to_time(data_ops, service, to_time: str, file, from_dest, latest: bool, yes: bool, timeout: float,

@@ -146,13 +146,20 @@ def _own_arguments(argv: list[str]) -> list[str]:
 
 # Commands on a server's services that do not go through the server yet: logged in, they are
 # refused (running them on this machine's own state would look like acting on the team's).
-NOT_THROUGH_SERVER = {("svc", "restore"), ("svc", "clone"), ("svc", "upgrade"), ("svc", "move"), ("svc", "connect"),
-                      ("backup", "schedule"), ("backup", "run-due"), ("tunnel",)}
+NOT_THROUGH_SERVER = {("svc", "clone"), ("svc", "upgrade"), ("svc", "move"), ("svc", "connect"), ("svc", "import"),
+                      ("backup", "run-due"), ("backup", "pitr"), ("backup", "notify"), ("tunnel",)}
+
+
+# Options that make a command one of those above (`svc restore --to-time`: point-in-time recovery).
+NOT_THROUGH_SERVER_OPTIONS = {("svc", "restore"): "--to-time", ("backup", "verify"): "--to-time"}
 
 
 def _check_not_through_server(argv: list[str]) -> None:
     words = [word for word in argv[:2] if not word.startswith("-")]
-    if tuple(words[:2]) not in NOT_THROUGH_SERVER and tuple(words[:1]) not in NOT_THROUGH_SERVER:
+    option = NOT_THROUGH_SERVER_OPTIONS.get(tuple(words[:2]))
+    if option is not None and any(word == option or word.startswith(option + "=") for word in argv):
+        words = [*words[:2], option]
+    elif tuple(words[:2]) not in NOT_THROUGH_SERVER and tuple(words[:1]) not in NOT_THROUGH_SERVER:
         return
     if "--help" in argv:
         return
@@ -162,7 +169,7 @@ def _check_not_through_server(argv: list[str]) -> None:
     if remote is not None:
         from paas_svc.errors import InvalidInput
 
-        command = " ".join(words[:2] if tuple(words[:1]) not in NOT_THROUGH_SERVER else words[:1])
+        command = " ".join(words[:3] if tuple(words[:1]) not in NOT_THROUGH_SERVER else words[:1])
         raise InvalidInput(f"`paas {command}` does not go through the server yet, and this CLI is logged in to {remote.url}.",
                            hint="Run it on the server's host, or `paas logout` to run it on this machine's own services.")
 

@@ -11,6 +11,7 @@ a token it refuses (unknown, expired, revoked) or a role or project it does not 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -107,7 +108,7 @@ def _error_class(code: str):
 
     return {"not_found": errors.NotFound, "no_such_endpoint": errors.NotFound, "conflict": errors.Conflict,
             "invalid": errors.InvalidInput, "invalid_body": errors.InvalidInput, "invalid_path": errors.InvalidInput,
-            "invalid_query": errors.InvalidInput, "unknown_template": errors.NotFound,
+            "invalid_query": errors.InvalidInput, "body_too_large": errors.InvalidInput, "unknown_template": errors.NotFound,
             "engine_unavailable": errors.DockerUnavailable, "provisioning_failed": errors.ProvisioningFailed,
             "secrets_unavailable": errors.SecretsError, "state_unavailable": errors.StateError}.get(code, PaasError)
 
@@ -191,6 +192,50 @@ class Remote:
         finally:
             connection.close()
 
+    def upload(self, path: str, query: dict, source, size: int, chunk_bytes: int = 1024 * 1024) -> object:
+        """POST a file (an open binary handle of `size` bytes) as the body, streamed. With `Expect:
+        100-continue` the body goes only once the server has checked the token and the target: a
+        refusal (a role, a project, a file over its limit) comes back before a byte is sent."""
+        import http.client
+        from urllib.parse import urlencode
+
+        wanted = {name: ("1" if value is True else value) for name, value in query.items()
+                  if value is not None and value is not False}
+        connection = self._connection()
+        try:
+            connection.putrequest("POST", path + ("?" + urlencode(wanted) if wanted else ""), skip_accept_encoding=True)
+            for name, value in (("Authorization", f"Bearer {self.token}"), ("X-Paas-Client", CLIENT_HEADER),
+                                ("Accept", "application/json"), ("Content-Type", "application/octet-stream"),
+                                ("Content-Length", str(size)), ("Expect", "100-continue")):
+                connection.putheader(name, value)
+            connection.endheaders()
+            reader = connection.sock.makefile("rb")
+            status_line = reader.readline(65537)
+            if status_line.split(b" ", 2)[1:2] == [b"100"]:
+                while reader.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # the interim response's headers
+                while chunk := source.read(chunk_bytes):
+                    connection.sock.sendall(chunk)
+                status_line = b""
+            response = http.client.HTTPResponse(_Socket(io.BufferedReader(_Replay(status_line, reader))), method="POST")
+            response.begin()
+        except OSError as error:
+            connection.close()
+            from paas_svc.errors import StateError
+
+            raise StateError(f"Cannot send the file to the server {self.url}: {getattr(error, 'strerror', None) or error}.",
+                             hint="Is `paas serve` running there? `paas logout` makes the commands local again.") from None
+        try:
+            if response.status >= 400:
+                try:
+                    payload = json.loads(response.read(MAX_ERROR_BYTES) or b"{}")
+                except ValueError:
+                    payload = {}
+                raise self._error(response.status, payload if isinstance(payload, dict) else {})
+            return json.loads(response.read())
+        finally:
+            connection.close()
+
     def get(self, path: str, **query) -> object:
         return self.call("GET", path, query)
 
@@ -262,7 +307,48 @@ class Remote:
             name = f"{slug}.backup"
         return name, response, connection
 
+    def restore_held(self, slug: str, scope: dict, backup: str | None, from_dest: str | None, latest: bool) -> dict:
+        """`svc restore` of a backup the server holds: a recorded id (digits), an s3:// URL of its
+        destinations, or the latest (at --from DEST). {"line", "payload", "notes"}."""
+        digits = backup is not None and backup.isdigit()
+        return self.call("POST", f"/api/cli/services/{self._slug(slug)}/restore",
+                         {**scope, "backup": backup if digits else None, "source": None if digits else backup,
+                          "from": from_dest, "latest": latest})
+
+    def restore_upload(self, slug: str, scope: dict, handle, size: int, source: str) -> dict:
+        """`svc restore SLUG FILE`: the open file uploaded (streamed) and restored on the server."""
+        return self.upload(f"/api/cli/services/{self._slug(slug)}/restore-upload", {**scope, "source": source}, handle, size)
+
     def export_variables(self, project: str | None, env: str | None, network: bool, strict: bool, only: list[str] | None,
                          purpose: str, left_out_of: str) -> dict:
         return self.get("/api/cli/variables", project=project, env=env, network=network, strict=strict,
                         only=",".join(only) if only else None, purpose=purpose, left_out_of=left_out_of)
+
+
+class _Socket:
+    """What http.client.HTTPResponse reads a response from: the reader it was already read from."""
+
+    def __init__(self, reader):
+        self.reader = reader
+
+    def makefile(self, mode: str):
+        return self.reader
+
+
+class _Replay(io.RawIOBase):
+    """The status line read already, then the rest of the connection's bytes."""
+
+    def __init__(self, first: bytes, rest):
+        self.first, self.rest = first, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.first:
+            count = min(len(buffer), len(self.first))
+            buffer[:count], self.first = self.first[:count], self.first[count:]
+            return count
+        data = self.rest.read1(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)

@@ -33,6 +33,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def parse_size(text: str, option: str) -> int:
+    """1234 (bytes), 64k, 512m, 16g (powers of 1024)."""
+    units = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+    number, unit = (text[:-1], text[-1].lower()) if text[-1:].isalpha() else (text, "")
+    if not number.isdigit() or unit not in units or int(number) == 0:
+        raise InvalidInput(f"{option} must be a size like 512m or 16g, not {text!r}.")
+    return int(number) * units[unit]
+
+
 def parse_image_overrides(values: list[str]) -> dict[str, str]:
     overrides = {}
     for value in values:
@@ -52,6 +61,8 @@ def serve(
     org: Annotated[str, typer.Option("--org", help="The org name this profile answers for in /api/orgs/{org}/...")] = "default",
     image: Annotated[Optional[list[str]], typer.Option("--image", help="TEMPLATE=IMAGE: provision that template with this image (a mirror or a local build). Repeatable.")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds a background add waits for the service to accept connections.")] = 120.0,
+    max_upload: Annotated[str, typer.Option("--max-upload", metavar="SIZE",
+                                            help="The largest backup file a logged-in `paas svc restore` may upload (e.g. 512m, 16g).")] = "16g",
 ) -> None:
     """Serve the REST API and the dashboard over the same state and engine as the CLI."""
     from paas_svc.naming import validate_name
@@ -62,6 +73,7 @@ def serve(
     validate_name(org, "org name")
     validate_timeout(timeout)
     overrides = parse_image_overrides(image or [])
+    max_upload_bytes = parse_size(max_upload, "--max-upload")
     if bool(tls_cert) != bool(tls_key):
         raise InvalidInput("--tls-cert and --tls-key go together.")
     if tls is not None and tls != "auto":
@@ -90,7 +102,8 @@ def serve(
         made = auto_certificate(home, host)
         tls_cert, tls_key = str(made.cert_file), str(made.key_file)
         message(f"HTTPS with a certificate from the profile's CA for {', '.join(made.names)}; clients verify it with {made.ca_file}")
-    app, provisioner = create_server(home, org=org, image_overrides=overrides, ready_timeout=timeout)
+    app, provisioner = create_server(home, org=org, image_overrides=overrides, ready_timeout=timeout,
+                                     max_upload_bytes=max_upload_bytes)
     resumed = provisioner.resume_interrupted()
     if resumed:
         message(f"Finishing {len(resumed)} interrupted add(s): {', '.join(resumed)}")

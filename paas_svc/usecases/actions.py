@@ -220,3 +220,37 @@ def update(manager, service, memory: str | None, cpus: str | None, url_scheme: s
                  f"URL scheme {updated.service.spec.get('url_scheme') or 'as the template writes it'}, "
                  f"TLS {updated.service.spec.get('tls') or 'off'}"
                  + (" (container re-created, Ready)" if updated.recreated else ""), payload, notes)
+
+
+def restored(service, source: str, header, result) -> Shown:
+    """What `svc restore` prints once the data is replaced (locally, or sent back by the server)."""
+    where = f"{service.project}/{service.env}/{service.slug}"
+    return Shown(f"Restored {where} from {source} (backup of {header.project}/{header.env}/{header.slug} made "
+                 f"{header.created_at}) in {result.elapsed_seconds:.1f}s",
+                 {"action": "restore", "file": source, "safety_backup": str(result.safety_backup),
+                  "bytes": header.payload_bytes, "elapsed_seconds": round(result.elapsed_seconds, 3),
+                  "from": {"project": header.project, "env": header.env, "slug": header.slug, "created_at": header.created_at}},
+                 [f"The data it had before is saved in {result.safety_backup}"])
+
+
+def restore(backups, service, destination: str, location: str, source: str, timeout: float, *, record=None,
+            allow_other_service: bool = False) -> Shown:
+    """`svc restore` as the server runs it for a logged-in CLI (confirmed on the client): the
+    backup at `location` (a recorded one, a destination's, or an uploaded file in the scratch
+    folder) fetched and checked exactly as locally (Backups.fetch: record, sha256, binding,
+    encrypted-only; then DataOps.check_backup and the service it is of), then restored after a
+    safety backup. A decrypted copy is removed afterwards; `source` is the name the output shows."""
+    from paas_svc.usecases.backups.manager import check_origin
+    from paas_svc.usecases.lifecycle import validate_timeout
+
+    validate_timeout(timeout)
+    data_ops = backups.ops_for(service)
+    path = backups.fetch(service, destination, location, record=record, allow_other_service=allow_other_service)
+    try:
+        checked = data_ops.check_backup(service, path)
+        check_origin(service, checked.header, source, allow_other_service)
+        result = data_ops.restore(service, path, checked=checked, ready_timeout=timeout)
+    finally:
+        if str(path) != location and path.parent == data_ops.scratch_dir:  # a fetched, decrypted copy: plaintext, gone now
+            path.unlink(missing_ok=True)
+    return restored(service, source, checked.header, result)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import secrets
 from pathlib import Path
 
 import httpx
@@ -35,7 +36,9 @@ class Client:
 @pytest.fixture(scope="module")
 def server(docker_client, tmp_path_factory):
     home = tmp_path_factory.mktemp("teams") / "server-home"
-    server = Server(home).start()
+    cron_dir = home.parent / "server-cron.d"  # the server's host timer (backup schedules): in a folder of the test's
+    cron_dir.mkdir()
+    server = Server(home, env={"PAAS_SCHEDULER": "cron", "PAAS_CRON_DIR": str(cron_dir)}).start()
     added = server.paas("svc", "add", "cache", "--template", "redis-7", "--image", REDIS_IMAGE, "--env", "development")
     assert added.exit_code == 0, added.output
     assert server.paas("project", "create", "other").exit_code == 0
@@ -274,3 +277,190 @@ def test_svc_backup_downloads_through_the_server_and_restores_locally_the_same(s
     client.login(server.token("mo", "member"))
     refused = client.paas("svc", "backup", "cache", "-o", str(tmp_path / "no.rdb"))
     assert refused.exit_code == 12 and not (tmp_path / "no.rdb").exists(), refused.output
+
+
+# -- svc restore and backup schedule through the server ------------------------------------------
+
+def upload_files(server) -> list[Path]:
+    """What the server's scratch folders hold (uploads and decrypted copies must be gone)."""
+    return [path for path in (server.home / "tmp").glob("*/*") if path.is_file()]
+
+
+def redis_at(server, slug: str):
+    import redis
+
+    return redis.Redis.from_url(ok(server.paas("svc", "dsn", slug, "--env", "development")).stdout.strip())
+
+
+@pytest.fixture
+def keep(server):
+    ok(server.paas("svc", "add", "keep", "--template", "redis-7", "--image", REDIS_IMAGE, "--env", "development"))
+    try:
+        yield "keep"
+    finally:
+        ok(server.paas("svc", "rm", "keep", "--purge", "--yes", "--no-backup"))
+
+
+def test_restore_uploads_the_file_to_the_server_and_brings_the_data_back(server, client, keep, tmp_path):
+    client.login(server.admin_token)
+    redis_at(server, keep).set("answer", "first")
+    backup = tmp_path / "keep.rdb"
+    ok(client.paas("svc", "backup", keep, "-o", str(backup)))  # downloaded here
+    redis_at(server, keep).set("answer", "second")
+
+    restored = ok(client.paas("svc", "restore", keep, str(backup), "--yes", "--json"))
+    shown = json.loads(restored.stdout)
+    assert (shown["action"], shown["file"], shown["from"]["slug"]) == ("restore", str(backup), keep), shown
+    assert str(server.home) in shown["safety_backup"] and Path(shown["safety_backup"]).exists(), "the safety backup is the server's"
+    assert redis_at(server, keep).get("answer") == b"first"
+    text = ok(client.paas("svc", "restore", keep, str(backup), "--yes"))
+    assert text.stdout.startswith(f"Restored default/development/{keep} from {backup} (backup of default/development/{keep} made ")
+    assert "The data it had before is saved in" in text.stderr
+    rows = [(row["action"], row["actor"], row["via"]) for row in audit(server) if row["slug"] == keep]
+    assert ("restore", "alice", "cli-server") in rows, rows
+    assert upload_files(server) == [], "the upload is removed once restored"
+
+    # without --yes and no terminal: refused before anything is sent
+    asked = client.paas("svc", "restore", keep, str(backup))
+    assert asked.exit_code == 2 and "--yes" in asked.stderr, asked.output
+
+    # a recorded backup id restores the server's own file
+    taken = json.loads(ok(client.paas("backup", "now", keep, "--json")).stdout)
+    redis_at(server, keep).set("answer", "third")
+    by_id = json.loads(ok(client.paas("svc", "restore", keep, str(taken["id"]), "--yes", "--json")).stdout)
+    assert by_id["file"] == taken["location"] and redis_at(server, keep).get("answer") == b"first"
+    redis_at(server, keep).set("answer", "fourth")
+    latest = json.loads(ok(client.paas("svc", "restore", keep, "--latest", "--yes", "--json")).stdout)
+    assert latest["file"] == taken["location"] and redis_at(server, keep).get("answer") == b"first"
+
+
+def test_a_tampered_upload_is_refused_exit_2_and_nothing_changes(server, client, keep, tmp_path):
+    client.login(server.admin_token)
+    redis_at(server, keep).set("answer", "kept")
+    backup = tmp_path / "keep.rdb"
+    ok(client.paas("svc", "backup", keep, "-o", str(backup)))
+    header, _, payload = backup.read_bytes().partition(b"\n")
+    tampered = tmp_path / "tampered.rdb"
+    tampered.write_bytes(header + b"\n" + payload[:-1] + bytes([payload[-1] ^ 1]))
+    redis_at(server, keep).set("answer", "now")
+    safety_before = sorted((server.home / "backups").rglob("*"))
+
+    refused = client.paas("svc", "restore", keep, str(tampered), "--yes")
+    assert refused.exit_code == 2 and "Nothing was changed" in refused.stderr, refused.output
+    assert str(tampered) in refused.stderr and "upload-" not in refused.stderr, "named as the client's file"
+    other = tmp_path / "other.rdb"
+    other.write_bytes(json.dumps({**json.loads(header), "slug": "cache"}).encode() + b"\n" + payload)
+    refused = client.paas("svc", "restore", keep, str(other), "--yes")
+    assert refused.exit_code == 2 and "--allow-other-service" in refused.stderr, refused.output
+    assert redis_at(server, keep).get("answer") == b"now"
+    assert sorted((server.home / "backups").rglob("*")) == safety_before, "no safety backup either"
+    assert upload_files(server) == []
+
+
+def test_restore_through_the_server_needs_an_admin_exit_12(server, client, keep, tmp_path):
+    client.login(server.admin_token)
+    backup = tmp_path / "keep.rdb"
+    ok(client.paas("svc", "backup", keep, "-o", str(backup)))
+    redis_at(server, keep).set("answer", "untouched")
+    for name, role in (("vic", "viewer"), ("mel", "member")):
+        client.login(server.token(name, role))
+        refused = client.paas("svc", "restore", keep, str(backup), "--yes")
+        assert refused.exit_code == 12, refused.output
+        assert f"'{name}' is a {role}" in refused.stderr and "hint:" in refused.stderr, refused.output
+    assert redis_at(server, keep).get("answer") == b"untouched"
+    denied = [row for row in audit(server) if row["action"] == "api-denied" and "token=mel" in row["detail"]]
+    assert denied and denied[-1]["via"] == "cli-server"
+    assert upload_files(server) == []
+
+
+def test_an_upload_over_the_servers_limit_is_refused(server, client, keep, tmp_path):
+    import socket
+
+    small = Server(server.home, "--max-upload", "8k").start()  # a second server on the same home, a small limit
+    try:
+        client.server = small
+        client.login(server.admin_token)
+        redis_at(server, keep).set("big", secrets.token_hex(32 * 1024))  # random: the RDB file cannot compress it
+        backup = tmp_path / "keep.rdb"
+        ok(client.paas("svc", "backup", keep, "-o", str(backup)))
+        assert backup.stat().st_size > 8 * 1024
+        redis_at(server, keep).set("big", "changed")
+        refused = client.paas("svc", "restore", keep, str(backup), "--yes")
+        assert refused.exit_code == 2 and "8192" in refused.stderr and "--max-upload" in refused.stderr, refused.output
+
+        # a client that declares no length (chunked) is cut at the limit, not read to the end
+        path = f"/api/cli/services/{keep}/restore-upload?env=development"
+        with socket.create_connection(("127.0.0.1", small.port), timeout=30) as sock:
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.admin_token}\r\n"
+                         "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+            answer = b""
+            try:
+                for _ in range(64):  # 64 x 4 KiB: far over 8 KiB
+                    sock.sendall(b"1000\r\n" + b"z" * 4096 + b"\r\n")
+            except OSError:
+                pass  # closed on us once over the limit
+            sock.settimeout(10)
+            try:
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            except OSError:
+                pass
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 413"), answer[:200]
+        assert redis_at(server, keep).get("big") == b"changed"
+        assert upload_files(server) == []
+    finally:
+        small.stop()
+
+
+def test_backup_schedules_through_the_server_are_the_servers(server, client, keep):
+    client.login(server.token("mae", "member"))
+    added = json.loads(ok(client.paas("backup", "schedule", keep, "--every", "daily", "--keep", "3", "--json")).stdout)
+    assert (added["service"], added["every"], added["keep_last"]) == (f"default/development/{keep}", "daily", 3), added
+    on_server = json.loads(ok(server.paas("backup", "schedule", "list", "--json")).stdout)
+    assert [(row["service"], row["every"]) for row in on_server] == [(f"default/development/{keep}", "daily")]
+    for command in (("backup", "schedule", "list"), ("backup", "schedule", "list", "--json")):
+        remote, local = client.paas(*command), server.paas(*command)
+        assert (remote.exit_code, remote.stdout) == (0, local.stdout), (command, remote.output)
+    cron_dir = Path(server.env["PAAS_CRON_DIR"])
+    assert any(cron_dir.iterdir()), "the server's host timer is installed"
+    assert not (client.home / "scheduler.env").exists()
+    rows = [(row["action"], row["actor"], row["via"]) for row in audit(server) if row["slug"] == keep]
+    assert ("backup-schedule", "mae", "cli-server") in rows, rows
+    text = ok(client.paas("backup", "schedule", keep, "--every", "hourly"))
+    assert text.stdout.startswith(f"Changed backups of default/development/{keep}: every hourly")
+    assert client.paas("backup", "schedule", keep, "--every", "daily", "--store-keys").exit_code == 2
+
+    removed = json.loads(ok(client.paas("backup", "schedule", "rm", keep, "--json")).stdout)
+    assert removed == {"service": f"default/development/{keep}", "removed": 1}
+    assert json.loads(ok(server.paas("backup", "schedule", "list", "--json")).stdout) == []
+    assert client.paas("backup", "schedule", "rm", keep).exit_code == 3, "none left: not found, as locally"
+    client.login(server.token("vio", "viewer"))
+    assert client.paas("backup", "schedule", keep, "--every", "daily").exit_code == 12
+    assert ok(client.paas("backup", "schedule", "list")).stdout == server.paas("backup", "schedule", "list").stdout
+
+
+def test_an_encrypted_upload_is_opened_with_the_servers_keys_and_bound_to_its_service(server, client, keep, tmp_path):
+    client.login(server.admin_token)
+    offsite = tmp_path / "offsite"
+    offsite.mkdir()
+    ok(server.paas("backup", "dest", "add", "teams-offsite", "--path", str(offsite)))
+    redis_at(server, keep).set("answer", "sealed")
+    taken = json.loads(ok(client.paas("backup", "now", keep, "--to", "teams-offsite", "--json")).stdout)
+    assert taken["encrypted"], taken
+    sealed = tmp_path / "sealed.bin"  # a copy on the client's side
+    sealed.write_bytes(Path(taken["location"]).read_bytes())
+    redis_at(server, keep).set("answer", "later")
+
+    ok(client.paas("svc", "restore", keep, str(sealed), "--yes"))  # decrypted on the server, with its key
+    assert redis_at(server, keep).get("answer") == b"sealed"
+    elsewhere = client.paas("svc", "restore", "cache", str(sealed), "--yes")  # bound to keep
+    assert elsewhere.exit_code == 2 and "encrypted backup of default/development/keep" in elsewhere.stderr, elsewhere.output
+
+    # a recorded backup is checked against its record: a replaced file is refused
+    local = json.loads(ok(client.paas("backup", "now", keep, "--json")).stdout)
+    replaced = Path(local["location"])
+    replaced.write_bytes(sealed.read_bytes())
+    refused = client.paas("svc", "restore", keep, str(local["id"]), "--yes")
+    assert refused.exit_code == 2 and "Nothing was changed" in refused.stderr, refused.output
+    assert redis_at(server, keep).get("answer") == b"sealed"
+    assert upload_files(server) == []

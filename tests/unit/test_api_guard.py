@@ -291,3 +291,69 @@ def test_duplicate_json_keys_are_a_400():
         parse_json_body("application/json", nested, ADD_SERVICE_BODY)
     assert nested_refused.value.code == "duplicate_key"
     assert parse_json_body("application/json", b'{"slug": "cache", "templateKey": "redis-7"}', ADD_SERVICE_BODY)["slug"] == "cache"
+
+
+# -- an upload's body: a progress deadline instead of one for the whole body ------------------------
+
+@pytest.fixture
+def uploads():
+    """A server whose POST /up is an upload (as `svc restore`'s): 0.5 s windows, at least 1000 bytes a second."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from paas_svc.api.app import http_server
+    from paas_svc.api.guard import ServerLimits
+
+    async def count(request):
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+        return JSONResponse({"bytes": received})
+
+    app = Starlette(routes=[Route("/up", count, methods=["POST"]), Route("/other", count, methods=["POST"])])
+    app.state.is_upload = lambda method, path: (method, path) == ("POST", "/up")
+    limits = ServerLimits(header_seconds=0.5, body_seconds=0.5, upload_min_bytes_per_second=1000)
+    port = free_port()
+    server = http_server(app, "127.0.0.1", port, limits=limits)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _trickle(port: int, path: str, chunks: int, stall_after: int | None = None) -> tuple[bytes, float]:
+    """POST 200 bytes every 0.1 s (2000 bytes a second); silent after `stall_after` chunks."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {200 * chunks}\r\n\r\n".encode())
+        started = time.monotonic()
+        try:
+            for index in range(chunks):
+                if stall_after is not None and index >= stall_after:
+                    break
+                sock.sendall(b"u" * 200)
+                time.sleep(0.1)
+        except OSError:  # closed by the server
+            pass
+        received, _ = read_until_closed(sock, 10)
+        return received, time.monotonic() - started
+
+
+def test_an_upload_that_keeps_coming_outlives_the_body_deadline(uploads):
+    received, elapsed = _trickle(uploads, "/up", 25)  # 2.5 s: five times body_seconds
+    assert received.startswith(b"HTTP/1.1 200") and b'{"bytes":5000}' in received, received
+    assert elapsed >= 2.4
+    cut, elapsed = _trickle(uploads, "/other", 25)  # the same body elsewhere: the whole-body deadline
+    assert not cut.startswith(b"HTTP/1.1 200") and elapsed < 2, cut
+
+
+def test_an_upload_that_stops_coming_is_closed(uploads):
+    received, elapsed = _trickle(uploads, "/up", 50, stall_after=5)
+    assert not received.startswith(b"HTTP/1.1 200") and elapsed < 2.5, received

@@ -27,10 +27,18 @@ def test_an_unreachable_server_is_a_clear_error_and_logout_makes_it_local(isolat
     (isolated_home / "login.json").write_text(json.dumps({"url": f"http://127.0.0.1:{free_port()}", "token": "paas_x"}))
     down = run_paas_process("svc", "list")
     assert down.exit_code == 8 and "Cannot reach the server" in down.stderr and "paas logout" in down.stderr, down.output
-    restore = run_paas_process("svc", "restore", "cache", "x.rdb", "--yes")
-    assert restore.exit_code == 2 and "does not go through the server yet" in restore.stderr, restore.output
-    assert run_paas_process("backup", "schedule", "list").exit_code == 2
-    assert run_paas_process("svc", "restore", "--help").exit_code == 0
+    clone = run_paas_process("svc", "clone", "cache", "--to-env", "staging")
+    assert clone.exit_code == 2 and "does not go through the server yet" in clone.stderr, clone.output
+    assert run_paas_process("backup", "run-due").exit_code == 2
+    # this session's commands that act on local state only: refused, never run on this machine's services
+    for argv in (["svc", "import", "db", "--url-stdin", "--yes"], ["backup", "pitr", "status", "db"],
+                 ["backup", "notify", "list"], ["svc", "restore", "db", "--to-time", "latest", "--yes"],
+                 ["backup", "verify", "db", "--to-time=latest"]):
+        refused = run_paas_process(*argv, input="postgres://u:p@db.example/x\n")
+        assert refused.exit_code == 2 and "does not go through the server yet" in refused.stderr, (argv, refused.output)
+    assert "paas svc restore --to-time" in run_paas_process("svc", "restore", "db", "--to-time", "latest").stderr
+    assert run_paas_process("svc", "clone", "--help").exit_code == 0
+    assert run_paas_process("backup", "schedule", "list").exit_code == 8, "through the server"
     out = run_paas_process("logout")
     assert out.exit_code == 0 and "local again" in out.stdout
     assert run_paas_process("whoami", "--json").exit_code == 0
