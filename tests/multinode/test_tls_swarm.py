@@ -1,0 +1,69 @@
+"""TLS on a Swarm target (issue 22): a service gets TLS by default (it is published on its
+node's address); its certificates are Docker configs and its key a Docker secret mounted at
+/paas-tls, never in the service's spec as text. psycopg verify-full against the node's
+address with the profile's CA; plaintext refused; a renewal makes new configs and secrets
+(rolling restart) and drops the old; `svc rm` leaves none behind. Shares the session `swarm`."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from tests.support.cli import ok
+from tests.support.images import POSTGRES_IMAGE
+
+FILES_LABEL = "paas.files-of"
+
+
+def tls_objects(swarm, service: str) -> list[str]:
+    """Names of the Docker configs and secrets holding the service's files."""
+    found = []
+    for kind in ("config", "secret"):
+        listed = swarm.manager.sh(f"docker {kind} ls --filter label={FILES_LABEL}={service} --format '{{{{.Name}}}}'")
+        found += [f"{kind}:{line}" for line in listed.split()]
+    return sorted(found)
+
+
+def test_tls_postgres_on_the_swarm_verified_renewed_and_removed_without_leftovers(paas, swarm):
+    certs = swarm.cluster.certs
+    ok(paas("target", "add", "tlsswarm", "--docker-host", swarm.manager.url, "--publish-address", swarm.manager.ip,
+            "--tls-ca", str(certs.ca_file), "--tls-cert", str(certs.cert_file), "--tls-key", str(certs.key_file)))
+    ok(paas("env", "create", "sw", "--target", "tlsswarm"))
+    ok(paas("svc", "add", "db", "--template", "postgres-16", "--env", "sw", "--image", POSTGRES_IMAGE, "--node", "wk2"))
+    shown = json.loads(ok(paas("svc", "show", "db", "--env", "sw", "--json")).stdout)
+    service = shown["container"]
+    try:
+        assert shown["tls"] == "required" and shown["tls_not_after"], shown  # the default on a Swarm
+        url = json.loads(ok(paas("env", "export", "--env", "sw", "--format", "json")).stdout)["DB_URL"]
+        assert "sslmode=verify-full" in url and f"@{swarm.worker2.ip}:" in url
+        with psycopg.connect(url, connect_timeout=10) as conn:  # verify-full: the CA and the node's address
+            assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
+            conn.execute("CREATE TABLE notes (body text)")
+            conn.execute("INSERT INTO notes VALUES ('kept')")
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(url.split("?", 1)[0] + "?sslmode=disable", connect_timeout=10).close()
+
+        inspected = swarm.manager.sh(f"docker service inspect {service}")
+        assert "PRIVATE KEY" not in inspected
+        container = json.loads(inspected)[0]["Spec"]["TaskTemplate"]["ContainerSpec"]
+        [key] = [s for s in container["Secrets"] if s["File"]["Name"] == "/paas-tls/server.key"]
+        assert key["File"]["Mode"] == 0o600 and key["File"]["UID"] != "0"
+        assert sorted(c["File"]["Name"] for c in container["Configs"]) == [
+            "/paas-tls/ca.crt", "/paas-tls/pg_hba.conf", "/paas-tls/server.crt"]
+        first = tls_objects(swarm, service)
+        assert len(first) == 4, first
+
+        # The host timer's run-due renews it: new configs and secret, the old ones gone, rows kept.
+        renewed = json.loads(ok(paas("backup", "run-due", "--json", "--now", "2099-01-01T00:00:00Z")).stdout)
+        assert [(r["where"], r["reloaded"], r["error"]) for r in renewed["tls_renewed"]] == [("default/sw/db", False, None)]
+        after = tls_objects(swarm, service)
+        assert len(after) == 4 and not set(after) & set(first), (first, after)
+        assert json.loads(ok(paas("svc", "show", "db", "--env", "sw", "--json")).stdout)["tls_not_after"] > shown["tls_not_after"]
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            assert conn.execute("SELECT body FROM notes").fetchall() == [("kept",)]
+    finally:
+        paas("svc", "rm", "db", "--env", "sw", "--purge", "--yes", "--no-backup")
+    assert tls_objects(swarm, service) == []
+    assert service not in swarm.manager.sh("docker secret ls --format '{{.Name}}'")
