@@ -2,7 +2,8 @@
 node's address); its certificates are Docker configs and its key a Docker secret mounted at
 /paas-tls, never in the service's spec as text. psycopg verify-full against the node's
 address with the profile's CA; plaintext refused; a renewal makes new configs and secrets
-(rolling restart) and drops the old; `svc rm` leaves none behind. Shares the session `swarm`."""
+(rolling restart) and drops the old; `svc rm` leaves none behind. A plaintext Redis turned to
+TLS by `svc update --tls required` answers redis-py over rediss://. Shares the session `swarm`."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import json
 
 import psycopg
 import pytest
+import redis
 
 from tests.support.cli import ok
-from tests.support.images import POSTGRES_IMAGE
+from tests.support.images import POSTGRES_IMAGE, REDIS_IMAGE
 
 FILES_LABEL = "paas.files-of"
 
@@ -63,7 +65,26 @@ def test_tls_postgres_on_the_swarm_verified_renewed_and_removed_without_leftover
         assert json.loads(ok(paas("svc", "show", "db", "--env", "sw", "--json")).stdout)["tls_not_after"] > shown["tls_not_after"]
         with psycopg.connect(url, connect_timeout=10) as conn:
             assert conn.execute("SELECT body FROM notes").fetchall() == [("kept",)]
+
+        # Redis: plaintext (--no-tls), then `svc update --tls required`; and back off: no files left.
+        swarm.cluster.load_flat_image(REDIS_IMAGE, [swarm.manager, swarm.worker1, swarm.worker2])
+        ok(paas("svc", "add", "cache", "--template", "redis-7", "--env", "sw", "--image", REDIS_IMAGE, "--node", "wk1", "--no-tls"))
+        cache = json.loads(ok(paas("svc", "show", "cache", "--env", "sw", "--json")).stdout)["container"]
+        assert ok(paas("svc", "dsn", "cache", "--env", "sw")).stdout.startswith("redis://")
+        ok(paas("svc", "update", "cache", "--env", "sw", "--tls", "required"))
+        variables = json.loads(ok(paas("env", "export", "--env", "sw", "--format", "json")).stdout)
+        assert variables["CACHE_URL"].startswith("rediss://") and f"@{swarm.worker1.ip}:" in variables["CACHE_URL"]
+        assert redis.Redis.from_url(variables["CACHE_URL"], socket_timeout=10).ping()
+        with pytest.raises(redis.exceptions.ConnectionError):
+            redis.Redis(host=swarm.worker1.ip, port=int(variables["CACHE_PORT"]), password=variables["CACHE_PASSWORD"],
+                        socket_timeout=5).ping()
+        assert len(tls_objects(swarm, cache)) == 3
+        ok(paas("svc", "update", "cache", "--env", "sw", "--tls", "off"))
+        assert tls_objects(swarm, cache) == []
+        assert redis.Redis(host=swarm.worker1.ip, port=int(variables["CACHE_PORT"]), password=variables["CACHE_PASSWORD"],
+                           socket_timeout=10).ping()
     finally:
-        paas("svc", "rm", "db", "--env", "sw", "--purge", "--yes", "--no-backup")
+        for slug in ("db", "cache"):
+            paas("svc", "rm", slug, "--env", "sw", "--purge", "--yes", "--no-backup")
     assert tls_objects(swarm, service) == []
     assert service not in swarm.manager.sh("docker secret ls --format '{{.Name}}'")

@@ -67,7 +67,9 @@ def test_tls_is_the_default_where_the_publish_address_is_not_loopback():
     assert new_service_mode(local_target(), "postgres", "postgres-16", None) is None
     assert new_service_mode(remote, "postgres", "postgres-16", None) == "required"
     assert new_service_mode(remote, "postgres", "postgres-16", "off") is None  # --no-tls
-    assert new_service_mode(remote._replace(swarm=True), "redis", "redis-7", None) is None  # not on Swarm yet
+    # A Swarm publishes each service on its node's address, whatever the target's publish address.
+    assert new_service_mode(remote._replace(swarm=True), "redis", "redis-7", None) == "required"
+    assert new_service_mode(local_target()._replace(swarm=True), "postgres", "postgres-16", None) == "required"
     assert new_service_mode(remote, "generic", "my-app", None) is None  # a kind without TLS stays plain
     assert new_service_mode(local_target(), "mysql", "mariadb-11", "required") == "required"
     with pytest.raises(InvalidInput, match="cannot speak TLS"):
