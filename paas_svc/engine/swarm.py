@@ -305,12 +305,11 @@ class SwarmEngine(DockerEngine):
 
     def _remove_files(self, name: str, keep=()) -> None:
         """The service's file configs and secrets but those in `keep` (ids)."""
-        for kind, listed, remove in (("config", self._api.configs, self._api.remove_config),
-                                     ("secret", self._api.secrets, self._api.remove_secret)):
+        for listed, remove in ((self._api.configs, self._api.remove_config), (self._api.secrets, self._api.remove_secret)):
             for item in listed(filters={"label": f"{LABEL_FILES_OF}={name}"}):
                 if item["ID"] in keep:
                     continue
-                for attempt in range(20):  # a service just updated or removed may hold it a moment
+                for _ in range(20):  # a service just updated or removed may hold it a moment
                     try:
                         remove(item["ID"])
                         break
