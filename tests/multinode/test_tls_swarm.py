@@ -8,6 +8,7 @@ TLS by `svc update --tls required` answers redis-py over rediss://. Shares the s
 from __future__ import annotations
 
 import json
+import time
 
 import psycopg
 import pytest
@@ -58,7 +59,9 @@ def test_tls_postgres_on_the_swarm_verified_renewed_and_removed_without_leftover
         assert len(first) == 4, first
 
         # The host timer's run-due renews it: new configs and secret, the old ones gone, rows kept.
+        started = time.monotonic()
         renewed = json.loads(ok(paas("backup", "run-due", "--json", "--now", "2099-01-01T00:00:00Z")).stdout)
+        print(f"swarm renewal (new configs and secret, rolling update, ready again): {time.monotonic() - started:.1f}s")
         assert [(r["where"], r["reloaded"], r["error"]) for r in renewed["tls_renewed"]] == [("default/sw/db", False, None)]
         after = tls_objects(swarm, service)
         assert len(after) == 4 and not set(after) & set(first), (first, after)
