@@ -288,15 +288,16 @@ class SwarmEngine(DockerEngine):
         except ProvisioningFailed:
             self._remove_files(name, keep=old)
             raise
-        self._wait(lambda: self._updated(name), f"{name} to restart with its new files")
+        self._wait(lambda: self._updated(name, container), f"{name} to restart with its new files")
         self._remove_files(name, keep=set(self._file_ids(name)) - old)
 
-    def _updated(self, name: str) -> bool:
+    def _updated(self, name: str, before: str) -> bool:
+        """The update is over: a new task's container (not `before`) runs."""
         try:
             update = (self._api.inspect_service(name).get("UpdateStatus") or {}).get("State")
         except docker.errors.APIError:
             return False
-        return update not in ("updating", "rollback_started") and self._running_container(name) is not None
+        return update not in ("updating", "rollback_started") and self._running_container(name) not in (None, before)
 
     def _file_ids(self, name: str) -> set[str]:
         found = self._api.configs(filters={"label": f"{LABEL_FILES_OF}={name}"})

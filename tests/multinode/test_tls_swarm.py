@@ -56,6 +56,8 @@ def test_tls_postgres_on_the_swarm_verified_renewed_and_removed_without_leftover
         assert sorted(c["File"]["Name"] for c in container["Configs"]) == [
             "/paas-tls/ca.crt", "/paas-tls/pg_hba.conf", "/paas-tls/server.crt"]
         first = tls_objects(swarm, service)
+        task = swarm.worker2.sh(f"docker ps -q --filter label=com.docker.swarm.service.name={service}").strip()
+        first_served = swarm.worker2.sh(f"docker exec {task} cat /paas-tls/server.crt")
         assert len(first) == 4, first
 
         # The host timer's run-due renews it: new configs and secret, the old ones gone, rows kept.
@@ -63,6 +65,9 @@ def test_tls_postgres_on_the_swarm_verified_renewed_and_removed_without_leftover
         renewed = json.loads(ok(paas("backup", "run-due", "--json", "--now", "2099-01-01T00:00:00Z")).stdout)
         print(f"swarm renewal (new configs and secret, rolling update, ready again): {time.monotonic() - started:.1f}s")
         assert [(r["where"], r["reloaded"], r["error"]) for r in renewed["tls_renewed"]] == [("default/sw/db", False, None)]
+        task = swarm.worker2.sh(f"docker ps -q --filter label=com.docker.swarm.service.name={service}").strip()
+        served = swarm.worker2.sh(f"docker exec {task} cat /paas-tls/server.crt")
+        assert served.startswith("-----BEGIN CERTIFICATE-----") and served != first_served  # the task runs the new files
         after = tls_objects(swarm, service)
         assert len(after) == 4 and not set(after) & set(first), (first, after)
         assert json.loads(ok(paas("svc", "show", "db", "--env", "sw", "--json")).stdout)["tls_not_after"] > shown["tls_not_after"]
