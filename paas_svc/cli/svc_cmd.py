@@ -32,7 +32,7 @@ def add(
     url_scheme: Annotated[Optional[str], typer.Option("--url-scheme", help="PostgreSQL: postgres (default) or postgresql (what SQLAlchemy needs) in {SLUG}_URL.")] = None,
     memory: Annotated[Optional[str], typer.Option("--memory", help="Memory limit of the container, e.g. 512m or 1g (default: none).")] = None,
     cpus: Annotated[Optional[str], typer.Option("--cpus", help="CPU limit in cores, e.g. 1.5 (default: none).")] = None,
-    tls: Annotated[Optional[bool], typer.Option("--tls/--no-tls", help="TLS required, with a certificate from the profile's CA (default: on for targets whose publish address is not loopback).")] = None,
+    tls: Annotated[Optional[bool], typer.Option("--tls/--no-tls", help="TLS required, with a certificate from the profile's CA (default: on for Swarm targets and targets whose publish address is not loopback).")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Provision a service from the catalog and wait until it accepts connections."""

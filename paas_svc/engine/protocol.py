@@ -34,6 +34,18 @@ class ContainerSpec:
     # Called with the container's name once it is created, before it starts: what must be in it
     # first (a TLS service's /paas-tls files, written through the engine). A failure removes it.
     prepare: Callable[[str], None] | None = None
+    # Swarm, instead of `prepare` (a task's container cannot be written before it starts): called
+    # with the service's name, the files its containers must have, as Docker configs and secrets.
+    files: Callable[[str], FileSet] | None = None
+
+
+@dataclass(frozen=True)
+class FileSet:
+    """Files a container must have before its server starts (a TLS service's certificates)."""
+    directory: str  # where they go (/paas-tls)
+    files: tuple[tuple[str, bytes, int], ...]  # (name, content, mode)
+    secret: frozenset[str]  # the names of those holding a private key (Docker secrets on Swarm, never configs)
+    owner: Callable[[Engine, str], tuple[int, int]]  # (uid, gid) of the files, read from a created container of the image
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import docker
 import docker.errors
 import docker.types
 
-from paas_svc.engine.protocol import ContainerSpec, ContainerView, ExecResult, PullProgress
+from paas_svc.engine.protocol import ContainerSpec, ContainerView, ExecResult, FileSet, PullProgress
 from paas_svc.engine.sdk import DockerEngine
 from paas_svc.engine.status import LABEL_NODE, parse_docker_host, swarm_service_view
 from paas_svc.errors import Conflict, DockerUnavailable, InvalidInput, ProvisioningFailed
@@ -37,6 +37,10 @@ from paas_svc.naming import NETWORK_NAME
 FILE_SECRET_VARIABLES = ("POSTGRES_PASSWORD", "MONGO_INITDB_ROOT_PASSWORD")
 SETTLE_TIMEOUT_SECONDS = 90  # a scale to 0, or a removal, reaching the node
 HELPER_PREFIX = "paas-helper-"
+# A TLS service's /paas-tls files: Docker configs (certificates) and secrets (the key), named
+# SERVICE-fGEN-FILE, labelled with the service they belong to. A renewal makes a new generation,
+# updates the service (its task restarts: Swarm cannot swap a mounted config), removes the old.
+LABEL_FILES_OF = "paas.files-of"
 
 
 class SwarmEngine(DockerEngine):
@@ -190,14 +194,27 @@ class SwarmEngine(DockerEngine):
     def create_container(self, spec: ContainerSpec) -> str:
         """The Swarm service, at 0 replicas: `start` scales it to 1."""
         if spec.prepare is not None:
-            raise InvalidInput(f"{spec.name}: TLS services are not available on Swarm targets yet.",
-                               hint="Add it with --no-tls, or on a plain (local or remote) engine.")
+            raise InvalidInput(f"{spec.name}: a Swarm service's files come as ContainerSpec.files, not prepare.")
         if spec.node is None:
             raise Conflict(f"{spec.name} has no node to be pinned to.")
         labels = {**spec.labels, LABEL_NODE: spec.node}
         environment, secrets = self._secrets_for(spec)
+        configs: list = []
+        self._remove_files(spec.name)  # a previous service's of that name (a re-create)
+        if spec.files is not None:
+            node = self.node_engine(spec.node)
+            holder = HELPER_PREFIX + spec.name
+            files = spec.files(spec.name)
+            node.remove_container(holder)
+            node.create_volume_holder(holder, spec.image, spec.volume, spec.volume_path, spec.labels)
+            try:
+                owner = files.owner(node, holder)
+            finally:
+                node.remove_container(holder)
+            configs, file_secrets = self._file_references(spec.name, files, owner, spec.labels)
+            secrets = [*secrets, *file_secrets]
         container_spec = docker.types.ContainerSpec(
-            spec.image, args=spec.command, env=environment, labels=labels, secrets=secrets,
+            spec.image, args=spec.command, env=environment, labels=labels, secrets=secrets, configs=configs or None,
             mounts=[docker.types.Mount(spec.volume_path, spec.volume, type="volume", labels=spec.labels)],
             hostname=spec.name, stop_grace_period=30 * 10**9)
         template = docker.types.TaskTemplate(
@@ -218,8 +235,89 @@ class SwarmEngine(DockerEngine):
         except docker.errors.APIError as error:
             if error.status_code == 409:
                 raise Conflict(f"A Swarm service named {spec.name} already exists.") from None
+            self._remove_files(spec.name)
             raise ProvisioningFailed(f"Could not create Swarm service {spec.name}: {error.explanation}") from None
         return created["ID"]
+
+    def _file_references(self, name: str, files: FileSet, owner: tuple[int, int], labels: dict[str, str]) -> tuple[list, list]:
+        """A new generation of Docker configs (and secrets: the files in `files.secret`) holding
+        `files`, and their references mounting them at files.directory/NAME with uid, gid and mode."""
+        import secrets as random
+
+        generation = random.token_hex(3)
+        uid, gid = (str(value) for value in owner)
+        labels = {**labels, LABEL_FILES_OF: name}
+        configs, secrets, made_ids = [], [], []
+        for file_name, content, mode in files.files:
+            object_name = f"{name}-f{generation}-{file_name}"[:64]
+            target = f"{files.directory.rstrip('/')}/{file_name}"
+            try:
+                if file_name in files.secret:
+                    made = self._api.create_secret(object_name, content, labels=labels)
+                    secrets.append(docker.types.SecretReference(made["ID"], object_name, filename=target, uid=uid, gid=gid, mode=mode))
+                else:
+                    made = self._api.create_config(object_name, content, labels=labels)
+                    configs.append(docker.types.ConfigReference(made["ID"], object_name, filename=target, uid=uid, gid=gid, mode=mode))
+                made_ids.append(made["ID"])
+            except docker.errors.APIError as error:
+                self._remove_files(name, keep=self._file_ids(name) - set(made_ids))
+                raise ProvisioningFailed(f"Could not store {file_name} of {name} in the swarm: {error.explanation}") from None
+        return configs, secrets
+
+    def replace_files(self, name: str, files: FileSet) -> None:
+        """New configs and secrets for a service's files (a renewed certificate): the service is
+        updated to mount them (Swarm restarts its task, stop-first) and the old ones are removed."""
+        container = self._task_container(name)
+        node = self._pinned(name)
+        owner = files.owner(node, container)
+        service = self._api.inspect_service(name)
+        old = self._file_ids(name)
+        labels = {key: value for key, value in (service["Spec"].get("Labels") or {}).items() if key != LABEL_NODE}
+        configs, file_secrets = self._file_references(name, files, owner, labels)
+        kept = [reference for reference in service["Spec"]["TaskTemplate"]["ContainerSpec"].get("Secrets") or []
+                if reference["SecretID"] not in old]
+
+        def change(current) -> None:
+            spec = dict(current.attrs["Spec"]["TaskTemplate"])
+            container_spec = {**spec["ContainerSpec"], "Configs": configs, "Secrets": [*kept, *file_secrets]}
+            self._api.update_service(current.id, current.version, task_template={**spec, "ContainerSpec": container_spec},
+                                     fetch_current_spec=True)
+
+        try:
+            self._update(name, change)
+        except ProvisioningFailed:
+            self._remove_files(name, keep=old)
+            raise
+        self._wait(lambda: self._updated(name, container), f"{name} to restart with its new files")
+        self._remove_files(name, keep=set(self._file_ids(name)) - old)
+
+    def _updated(self, name: str, before: str) -> bool:
+        """The update is over: a new task's container (not `before`) runs."""
+        try:
+            update = (self._api.inspect_service(name).get("UpdateStatus") or {}).get("State")
+        except docker.errors.APIError:
+            return False
+        return update not in ("updating", "rollback_started") and self._running_container(name) not in (None, before)
+
+    def _file_ids(self, name: str) -> set[str]:
+        found = self._api.configs(filters={"label": f"{LABEL_FILES_OF}={name}"})
+        found += self._api.secrets(filters={"label": f"{LABEL_FILES_OF}={name}"})
+        return {item["ID"] for item in found}
+
+    def _remove_files(self, name: str, keep=()) -> None:
+        """The service's file configs and secrets but those in `keep` (ids)."""
+        for listed, remove in ((self._api.configs, self._api.remove_config), (self._api.secrets, self._api.remove_secret)):
+            for item in listed(filters={"label": f"{LABEL_FILES_OF}={name}"}):
+                if item["ID"] in keep:
+                    continue
+                for _ in range(20):  # a service just updated or removed may hold it a moment
+                    try:
+                        remove(item["ID"])
+                        break
+                    except docker.errors.NotFound:
+                        break
+                    except docker.errors.APIError:
+                        time.sleep(0.25)
 
     def _secrets_for(self, spec: ContainerSpec) -> tuple[dict[str, str], list]:
         """The environment with each FILE_SECRET_VARIABLES value replaced by NAME_FILE pointing
@@ -313,11 +411,14 @@ class SwarmEngine(DockerEngine):
         self._update(name, lambda service: service.force_update())
 
     def remove_container(self, name: str) -> bool:
+        """The service, and its file configs and secrets (the key never outlives it)."""
         try:
             self._api.remove_service(name)
         except docker.errors.NotFound:
+            self._remove_files(name)
             return False
         self._wait(lambda: self._running_container(name) is None, f"{name} to go away")
+        self._remove_files(name)
         return True
 
     def inspect_container(self, name: str) -> ContainerView | None:

@@ -49,10 +49,12 @@ SERVER_COMMAND = ["postgres"]  # the images' own CMD, which the TLS arguments fo
 # name is looked up in the image's /etc/passwd: 999 in postgres:16, 70 in -alpine).
 TLS_FILE_OWNER = "postgres"
 TLS_DIR = "/paas-tls"
-# `required`: TCP logins only over TLS (hostssl); the local socket, which backups and
-# `connect` use inside the container, stays as the image made it (trust).
+# `required`: TCP logins only over TLS (hostssl); the local socket, which backups, `connect`
+# and point-in-time recovery's pg_basebackup (a replication connection) use inside the
+# container, stays as the image made it (trust).
 REQUIRED_HBA = ("# paas: TLS required. Written by paas with the server's certificate.\n"
                 "local all all trust\n"
+                "local replication all trust\n"
                 "hostssl all all all scram-sha-256\n")
 
 

@@ -183,7 +183,10 @@ def _check_verify_leftovers(manager: ServiceManager, engine, report: Report) -> 
 def _check_files(manager: ServiceManager, report: Report) -> None:
     """Modes of the home and everything in it, by lstat: a symbolic link is reported, never
     followed (chmod-ing its target could open up a file outside the home)."""
+    from paas_svc.secrets.tls import ca_cert_path
+
     home = manager.home
+    public_ca = ca_cert_path(home)  # the profile's CA certificate: public (0644), app containers read it
     problems = 0
     for path in [home, *sorted(home.rglob("*"))]:
         try:
@@ -195,7 +198,7 @@ def _check_files(manager: ServiceManager, report: Report) -> None:
             report.add("permissions", False, f"{path} is a symbolic link (to {os.readlink(path)}); paas never makes links in its home",
                        fix=f"check what it points at, then replace it with the real file or remove it: rm {path}")
             continue
-        expected = 0o700 if stat.S_ISDIR(info.st_mode) else 0o600
+        expected = 0o700 if stat.S_ISDIR(info.st_mode) else 0o644 if path == public_ca else 0o600
         mode = stat.S_IMODE(info.st_mode)
         if mode & ~expected:
             problems += 1

@@ -407,14 +407,17 @@ class ServiceManager:
         environment = render_environment(service.spec.get("environment") or {}, credentials)
         kind = kind_of(service.template, service.spec)
         command = render_command(service.spec.get("command"), credentials)
-        prepare = None
+        prepare = files = None
         if service.spec.get("tls"):
-            from paas_svc.usecases.tls import preparer, server_arguments, tls_mode
+            from paas_svc.usecases.tls import preparer, server_arguments, swarm_files, tls_mode
 
             if tls_mode(service):  # its kind's TLS arguments; the certificate files go in before it starts
                 command, tls_environment = server_arguments(kind, tls_mode(service), command, service.spec)
                 environment.update(tls_environment)
-                prepare = preparer(self, service)
+                if self.target.swarm:  # Docker configs and secrets of the Swarm service
+                    files = swarm_files(self, service)
+                else:
+                    prepare = preparer(self, service)
         command, kind_environment = container_command(kind, command, credentials)
         environment.update(kind_environment)
         environment.update(extra_environment or {})
@@ -435,6 +438,7 @@ class ServiceManager:
             memory_bytes=limits["memory"],
             cpus=limits["cpus"],
             prepare=prepare,
+            files=files,
         )
 
     def ensure_env_network(self, environment: Environment) -> str:

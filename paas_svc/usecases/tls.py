@@ -18,7 +18,8 @@ A service's mode is `spec["tls"]`: "required" (plaintext refused), "optional" (b
                        a restart (False, or no hook: the container is restarted)
 
 The files reach the container through the engine (written into it after it is created, before
-it starts: local and remote engines alike), at /paas-tls/{ca.crt,server.crt,server.key}.
+it starts: local and remote engines alike), at /paas-tls/{ca.crt,server.crt,server.key}. On
+Swarm they are Docker configs (the certificates) and secrets (the key), mounted there by Swarm.
 A server certificate lasts 90 days; `backup run-due` (the host timer) renews those with less
 than 30 days left (`renew_due`); `doctor` warns 14 days ahead.
 """
@@ -86,12 +87,13 @@ def check_kind_supports(kind: str, template: str, spec=None, mode: str | None = 
 
 def new_service_mode(target, kind: str, template: str, asked: str | None, spec=None) -> str | None:
     """The mode a new service gets: the one asked for ("off": None), else "required" where apps
-    reach it over a network (a target whose publish address is not loopback; not Swarm yet, and
-    only for kinds, or templates (`spec`), that can require TLS), else None."""
+    reach it over a network (a target whose publish address is not loopback, or a Swarm, whose
+    services are published on their node's address; only for kinds, or templates (`spec`), that
+    can require TLS), else None."""
     from paas_svc.engine.targets import is_loopback
 
     if asked is None:
-        if target.swarm or is_loopback(target.publish_address) or "required" not in supported_modes(kind, spec):
+        if (not target.swarm and is_loopback(target.publish_address)) or "required" not in supported_modes(kind, spec):
             return None
         asked = "required"
     if check_mode(asked) == "off":
@@ -168,18 +170,28 @@ class Delivered:
     names: tuple[str, ...]
 
 
-def deliver(manager, service: ServiceRecord, container: str, mode: str) -> Delivered:
-    """A new server certificate (and key) written into `container` (created, running or not)."""
+def file_set(manager, service: ServiceRecord, mode: str):
+    """A new server certificate (and key) as the files its container needs: (FileSet, Delivered)."""
+    from paas_svc.engine.protocol import FileSet
+
     kind = kind_of(service.template, service.spec)
     module = kind_module(kind)
     certificate = issue_server_certificate(manager.vault, server_names(manager, service))
     standard = {"ca.crt": certificate.ca_pem, "server.crt": certificate.cert_pem, "server.key": certificate.key_pem}
     directory, owner, files = layout(module, service.spec, standard)
-    uid, gid = container_owner(manager.engine, container, owner)
     extra_files = getattr(module, "tls_files", None)
     files += [(name, content, 0o600) for name, content in (extra_files(mode) if extra_files else {}).items()]
-    manager.engine.put_archive(container, "/", files_archive(files, uid, gid, directory))
-    return Delivered(certificate.not_after, certificate.names)
+    secret = frozenset(name for name, content, _ in files if certificate.key_pem in content)
+    files_of = FileSet(directory, tuple(files), secret, lambda engine, container: container_owner(engine, container, owner))
+    return files_of, Delivered(certificate.not_after, certificate.names)
+
+
+def deliver(manager, service: ServiceRecord, container: str, mode: str) -> Delivered:
+    """A new server certificate (and key) written into `container` (created, running or not)."""
+    files, delivered = file_set(manager, service, mode)
+    uid, gid = files.owner(manager.engine, container)
+    manager.engine.put_archive(container, "/", files_archive(list(files.files), uid, gid, files.directory))
+    return delivered
 
 
 def layout(module, spec, standard: dict[str, bytes]) -> tuple[str, str, list[tuple[str, bytes, int]]]:
@@ -209,6 +221,20 @@ def preparer(manager, service: ServiceRecord):
             record_not_after(manager, service, delivered.not_after)
 
     return prepare
+
+
+def swarm_files(manager, service: ServiceRecord):
+    """ContainerSpec.files for a TLS service on Swarm: its certificate files, which the engine
+    turns into Docker configs (certificates) and secrets (the key) of the new service."""
+    mode = tls_mode(service)
+
+    def files(name: str):
+        made, delivered = file_set(manager, service, mode)
+        if name == service.container_name:
+            record_not_after(manager, service, delivered.not_after)
+        return made
+
+    return files
 
 
 def record_not_after(manager, service: ServiceRecord, not_after: datetime) -> None:
@@ -251,8 +277,15 @@ def needs_renewal(service: ServiceRecord, now: datetime | None = None, within_da
 
 def renew(manager, service: ServiceRecord, timeout: float = 120.0) -> Renewal:
     """With the service's lock held: a new certificate into its running container, taken by a
-    reload where the server can (no downtime), else by a restart."""
+    reload where the server can (no downtime), else by a restart. On Swarm: new configs and
+    secrets, and a rolling update of the service (its task restarts: a short outage)."""
     mode = tls_mode(service)
+    if manager.target.swarm:
+        files, delivered = file_set(manager, service, mode)
+        manager.engine.replace_files(service.container_name, files)
+        record_not_after(manager, service, delivered.not_after)
+        manager.wait_ready(service, timeout)
+        return Renewal(service, delivered.not_after, False)
     delivered = deliver(manager, service, service.container_name, mode)
     record_not_after(manager, service, delivered.not_after)
     hook = kind_hook(kind_of(service.template, service.spec), "tls_reload")

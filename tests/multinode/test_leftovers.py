@@ -212,7 +212,7 @@ def test_swarm_mongodb_gets_its_password_as_a_docker_secret_only(paas, swarm):
     service = None
     try:
         ok(paas("svc", "add", "docs", "--template", "mongodb-7", "--env", "docs-env", "--image", STANDIN_IMAGE,
-                "--node", "wk2"))
+                "--node", "wk2", "--no-tls"))  # its password, not TLS (test_tls_swarm.py)
         row = shown(paas, "docs", "docs-env")
         service = row["container"]
         assert (row["status"], row["node"]) == ("Ready", "wk2")

@@ -67,10 +67,38 @@ def test_tls_is_the_default_where_the_publish_address_is_not_loopback():
     assert new_service_mode(local_target(), "postgres", "postgres-16", None) is None
     assert new_service_mode(remote, "postgres", "postgres-16", None) == "required"
     assert new_service_mode(remote, "postgres", "postgres-16", "off") is None  # --no-tls
-    assert new_service_mode(remote._replace(swarm=True), "redis", "redis-7", None) is None  # not on Swarm yet
+    # A Swarm publishes each service on its node's address, whatever the target's publish address.
+    assert new_service_mode(remote._replace(swarm=True), "redis", "redis-7", None) == "required"
+    assert new_service_mode(local_target()._replace(swarm=True), "postgres", "postgres-16", None) == "required"
     assert new_service_mode(remote, "generic", "my-app", None) is None  # a kind without TLS stays plain
     assert new_service_mode(local_target(), "mysql", "mariadb-11", "required") == "required"
     with pytest.raises(InvalidInput, match="cannot speak TLS"):
         new_service_mode(local_target(), "generic", "my-app", "required")
     with pytest.raises(InvalidInput, match="required, optional, off"):
         new_service_mode(local_target(), "postgres", "postgres-16", "maybe")
+
+
+def test_doctor_takes_the_public_ca_certificate_at_0644_and_nothing_more(tmp_path):
+    import os
+    import types
+
+    from paas_svc.secrets.tls import ca_cert_path
+    from paas_svc.usecases.doctor import _check_files
+
+    class Findings(list):
+        def add(self, check, ok, message, **_):
+            self.append((check, ok, message))
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    ca = ca_cert_path(home)
+    ca.parent.mkdir(mode=0o700)
+    ca.write_text("certificate")
+    os.chmod(ca, 0o644)  # as paas writes it: app containers running as another user read it
+    found = Findings()
+    _check_files(types.SimpleNamespace(home=home), found)
+    assert found == [("permissions", True, f"files under {home} are private (0600/0700)")]
+    os.chmod(ca, 0o666)
+    found = Findings()
+    _check_files(types.SimpleNamespace(home=home), found)
+    assert found == [("permissions", False, f"{ca} is mode 666, should be 644")]
