@@ -102,7 +102,11 @@ def test_postgres_import_copies_the_foreign_database_and_leaves_it_as_it_was(eng
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["source"] == f"postgres://legacy@{box.name}:5432/shop" and report["bytes"] > 0
-    assert Path(report["safety_backup"]).is_file()
+    # PostgreSQL keeps the data from before as a database of its server (the restore's safety copy).
+    safety = report["safety_backup"]
+    assert safety.startswith("database db_prerestore_"), safety
+    shown = json.loads(run_paas_process("svc", "show", "db", "--env", "production", "--json").stdout)
+    assert shown["safety_database"] == safety.split(" ", 1)[1], shown
 
     with psycopg.connect(target) as connection:
         assert connection.execute("SELECT count(*), sum(id) FROM orders").fetchone() == (500, 125250)
@@ -112,10 +116,10 @@ def test_postgres_import_copies_the_foreign_database_and_leaves_it_as_it_was(eng
     assert_no_secret_anywhere(engine, isolated_home, watcher, result.stdout, result.stderr)
     assert list((isolated_home / "tmp").rglob("import-*")) == []  # the staged dump is gone
 
-    # The safety backup holds the target's data from before: restoring it brings that back.
-    restored = run_paas_process("svc", "restore", "db", report["safety_backup"], "--env", "production", "--yes")
-    assert restored.exit_code == 0, restored.output
-    with psycopg.connect(target) as connection:
+    # The safety copy holds the target's data from before (it refuses connections until allowed).
+    with psycopg.connect(target, autocommit=True) as connection:
+        connection.execute(f'ALTER DATABASE "{shown["safety_database"]}" WITH ALLOW_CONNECTIONS true')
+    with psycopg.connect(target, dbname=shown["safety_database"]) as connection:
         assert connection.execute("SELECT * FROM orders").fetchall() == [(1, "the target's own row")]
 
 

@@ -20,7 +20,8 @@ def test_an_isolated_environment_on_a_remote_target_gets_its_network_there(paas,
     ok(paas("project", "create", project))
     add_tls_target(paas, remote_node, "far")
     ok(paas("env", "create", "iso", "--target", "far", "--isolated", "-p", project))
-    ok(paas("svc", "add", "cache", "--template", "redis-7", "--env", "iso", "--image", REDIS_IMAGE, "-p", project))
+    ok(paas("svc", "add", "cache", "--template", "redis-7", "--env", "iso", "--image", REDIS_IMAGE, "-p", project,
+            "--no-tls"))  # the app containers below, on the remote node, have no CA file
     node = remote_node.node
     try:
         made = json.loads(node.sh(f"docker network inspect {network}"))[0]

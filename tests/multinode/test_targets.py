@@ -238,8 +238,9 @@ def test_a_minio_service_on_a_remote_target_holds_local_backups(paas, engine, re
     taken = json.loads(ok(paas("backup", "now", "cache", "--env", "production", "--to", "far", "--json")).stdout)
     assert taken["encrypted"] and taken["location"].startswith("s3://far-backups/p/default/production/cache/")
     port = json.loads(ok(paas("svc", "show", "store", "--env", "vault-env", "--json")).stdout)["host_port"]
-    s3 = boto3.client("s3", endpoint_url=f"http://{remote_node.node.ip}:{port}", region_name="us-east-1",
-                      aws_access_key_id="any", aws_secret_access_key="any")
+    # TLS is the default on a target that publishes off loopback: HTTPS, verified with the profile's CA.
+    s3 = boto3.client("s3", endpoint_url=f"https://{remote_node.node.ip}:{port}", region_name="us-east-1",
+                      aws_access_key_id="any", aws_secret_access_key="any", verify=str(isolated_home / "tls" / "ca.crt"))
     [stored] = s3.list_objects_v2(Bucket="far-backups", Prefix="p/")["Contents"]
     assert taken["location"] == f"s3://far-backups/{stored['Key']}" and stored["Size"] == taken["size_bytes"]
 

@@ -104,13 +104,14 @@ class S3Destination:
     access_key: str
     secret_key: str
     encrypts: bool = True
+    ca_bundle: str | None = None  # a paas MinIO service with TLS: verified against the profile's CA
 
     def client(self):
         import boto3
         from botocore.config import Config
 
         return boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name=self.region,
+            "s3", endpoint_url=self.endpoint, region_name=self.region, verify=self.ca_bundle,
             aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
             config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, connect_timeout=10, read_timeout=120,
                           retries={"max_attempts": 3, "mode": "standard"}))

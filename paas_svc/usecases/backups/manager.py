@@ -157,8 +157,18 @@ class Backups:
             # Where this machine reaches its S3 port: the publish address of its target (or node),
             # through an ssh forward for a remote target that publishes on its own loopback only.
             host, port = self.manager.for_target(service.target).probe_address(service, service.host_port)
-            return S3Destination(row.name, config["bucket"], config["prefix"], f"http://{_url_host(host)}:{port}",
-                                 config.get("region") or "us-east-1", credentials["user"], credentials["password"])
+            from paas_svc.usecases.tls import tls_mode
+
+            # A MinIO with TLS (the default on a remote target) speaks HTTPS only: verified against the profile's CA.
+            ca_bundle = None
+            if tls_mode(service):
+                from paas_svc.secrets.tls import ca_cert_path
+
+                ca_bundle = str(ca_cert_path(self.home))
+            return S3Destination(row.name, config["bucket"], config["prefix"],
+                                 f"{'https' if ca_bundle else 'http'}://{_url_host(host)}:{port}",
+                                 config.get("region") or "us-east-1", credentials["user"], credentials["password"],
+                                 ca_bundle=ca_bundle)
         keys = self._open_secret(row)
         return S3Destination(row.name, config["bucket"], config["prefix"], config.get("endpoint"),
                              config.get("region") or "us-east-1", keys["access_key"], keys["secret_key"])
