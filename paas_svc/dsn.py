@@ -46,3 +46,18 @@ def render_command(command: list[str] | None, credentials: Mapping[str, str]) ->
     if command is None:
         return None
     return [fill(part, credentials) for part in command]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine itself: localhost (and *.localhost), 127.0.0.0/8, ::1.
+    The one answer for the publish address of a target, `paas serve`'s listen address, a login
+    URL and an import source."""
+    import ipaddress
+
+    name = host.strip("[]").lower()
+    if name in ("localhost", "localhost.localdomain") or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

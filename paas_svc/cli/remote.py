@@ -68,21 +68,12 @@ def check_url(url: str) -> str:
         parts.port
     except ValueError:
         raise InvalidInput(f"The port in {url!r} is not a port number.") from None
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    from paas_svc.dsn import is_loopback
+
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise InvalidInput(f"Plain http to {parts.hostname} would send the token in clear.",
                            hint="Use https:// (`paas serve --tls-cert ... --tls-key ...`); plain http only to 127.0.0.1, ::1 or localhost.")
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def save_login(url: str, token: str) -> Path:

@@ -1,12 +1,12 @@
 """`paas serve`: the REST API and the dashboard (Starlette + uvicorn, the `serve` extra)."""
 
 
-import ipaddress
 from typing import Annotated, Optional
 
 import typer
 
 from paas_svc.cli.output import message, warn
+from paas_svc.dsn import is_loopback
 from paas_svc.errors import ExitCode, InvalidInput, PaasError
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -22,15 +22,6 @@ def parse_listen(listen: str) -> tuple[str, int]:
     if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise InvalidInput(f"--listen must be HOST:PORT (e.g. {DEFAULT_LISTEN}), not {listen!r}.")
     return host.strip("[]"), int(port_text)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_size(text: str, option: str) -> int:

@@ -18,12 +18,12 @@ import shutil
 from pathlib import Path
 from typing import NamedTuple
 
+from paas_svc.dsn import is_loopback
 from paas_svc.engine.status import UNIX, Endpoint, engine_address, local_endpoint, parse_docker_host
 from paas_svc.errors import Conflict, InvalidInput, NotFound
 from paas_svc.naming import validate_name
 
 LOCAL = "local"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 TARGETS_DIR = "targets"
 TLS_FILES = ("ca.pem", "cert.pem", "key.pem")
 SSH_KEY_FILE, KNOWN_HOSTS_FILE = "ssh_key", "known_hosts"
@@ -54,10 +54,6 @@ class Target(NamedTuple):
     def bind_address(self) -> str:
         """Where published ports listen: loopback only when the publish address is loopback."""
         return "127.0.0.1" if is_loopback(self.publish_address) else "0.0.0.0"
-
-
-def is_loopback(address: str) -> bool:
-    return address in LOOPBACK or address.startswith("127.")
 
 
 def local_target() -> Target:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import ipaddress
 import os
 import time
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from paas_svc.dsn import is_loopback
 from paas_svc.errors import Conflict, Interrupted, InvalidInput, PaasError
 from paas_svc.kinds import kind_hook, kind_module, kind_of, strategy_for
 from paas_svc.kinds.strategy import RESERVED_HEADER_BYTES, BackupHeader, encode_header
@@ -117,15 +117,6 @@ def parse_source_url(text: str) -> SourceUrl:
     return SourceUrl(text=text, scheme=scheme, host=parts.hostname, port=port,
                      user=unquote(parts.username) if parts.username else None, password=password,
                      database=database, query=query)
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_source(service: ServiceRecord, url_text: str) -> SourceUrl:

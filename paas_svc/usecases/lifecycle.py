@@ -200,7 +200,8 @@ class ServiceManager:
     def probe_address(self, service: ServiceRecord, host_port: int) -> tuple[str, int]:
         """Where this machine reaches a published port: directly, or for a remote target that
         publishes on its own 127.0.0.1 only, through an ssh forward (kept for this process)."""
-        from paas_svc.engine.targets import is_loopback, open_port_forward
+        from paas_svc.dsn import is_loopback
+        from paas_svc.engine.targets import open_port_forward
 
         host = self.publish_host(service)
         if self.target.is_local or self.target.scheme == "unix" or not is_loopback(host):  # unix://: this machine

@@ -90,7 +90,7 @@ def new_service_mode(target, kind: str, template: str, asked: str | None, spec=N
     reach it over a network (a target whose publish address is not loopback, or a Swarm, whose
     services are published on their node's address; only for kinds, or templates (`spec`), that
     can require TLS), else None."""
-    from paas_svc.engine.targets import is_loopback
+    from paas_svc.dsn import is_loopback
 
     if asked is None:
         if (not target.swarm and is_loopback(target.publish_address)) or "required" not in supported_modes(kind, spec):

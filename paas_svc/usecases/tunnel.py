@@ -28,9 +28,10 @@ class Tunnel:
 
 
 def open_tunnel(store, vault, home: Path, service: ServiceRecord, local_port: int | None = None) -> Tunnel:
+    from paas_svc.dsn import is_loopback
     from paas_svc.engine.ssh_forward import forward_port
     from paas_svc.engine.status import parse_docker_host
-    from paas_svc.engine.targets import get_target, is_loopback, ssh_files
+    from paas_svc.engine.targets import get_target, ssh_files
 
     target = get_target(store, service.target)
     if target.scheme != "ssh":

@@ -11,11 +11,12 @@ from urllib.parse import quote
 
 import pytest
 
+from paas_svc.dsn import is_loopback
 from paas_svc.engine.sdk import ExecResult
 from paas_svc.errors import Conflict, InvalidInput
 from paas_svc.kinds import mongodb, mysql, postgres, redis
 from paas_svc.kinds.strategy import BackupFailed
-from paas_svc.usecases.importing import check_source, is_loopback, parse_source_url
+from paas_svc.usecases.importing import check_source, parse_source_url
 from tests.fakes import RecordingEngine, make_service
 
 SECRET = "p@ss:w/rd?#%éZq-0123"  # characters a URL must encode

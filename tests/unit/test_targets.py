@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from paas_svc.dsn import is_loopback
 from paas_svc.engine.status import parse_docker_host, swarm_service_view
-from paas_svc.engine.targets import Target, is_loopback
+from paas_svc.engine.targets import Target
 
 
 @pytest.mark.parametrize("url,parsed", [
