@@ -108,16 +108,7 @@ def parse_target(text: str) -> datetime | None:
 
     if text.strip().lower() == "latest":
         return None
-    value = text.strip()
-    if value.endswith("Z"):
-        value = value[:-1] + "+00:00"
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return parse_iso(text)  # its error names the format
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc)
+    return parse_iso(text)
 
 
 def archive_prefix(service: ServiceRecord) -> str:
