@@ -7,6 +7,7 @@ from __future__ import annotations
 import getpass
 import json
 import secrets
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -311,7 +312,10 @@ def test_restore_uploads_the_file_to_the_server_and_brings_the_data_back(server,
     restored = ok(client.paas("svc", "restore", keep, str(backup), "--yes", "--json"))
     shown = json.loads(restored.stdout)
     assert (shown["action"], shown["file"], shown["from"]["slug"]) == ("restore", str(backup), keep), shown
-    assert str(server.home) in shown["safety_backup"] and Path(shown["safety_backup"]).exists(), "the safety backup is the server's"
+    # The data from before is kept on the server: a Redis restore keeps its old volume (the safety copy).
+    on_server = json.loads(ok(server.paas("svc", "show", keep, "--json")).stdout)
+    assert shown["safety_backup"] == on_server["safety_volume"], (shown, on_server)
+    assert subprocess.run(["docker", "volume", "inspect", shown["safety_backup"]], capture_output=True).returncode == 0
     assert redis_at(server, keep).get("answer") == b"first"
     text = ok(client.paas("svc", "restore", keep, str(backup), "--yes"))
     assert text.stdout.startswith(f"Restored default/development/{keep} from {backup} (backup of default/development/{keep} made ")
