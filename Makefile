@@ -17,10 +17,19 @@ $(VENV)/.installed: pyproject.toml
 images:
 	bash tests/images/build.sh
 
-# The whole suite in one run: tests/unit, then tests/engine (the real Docker engine), then
-# tests/multinode (engines in containers); the dockerd restart test last of all.
+# The whole suite, tier by tier: tests/unit and tests/engine (the real Docker engine) on two
+# workers, each test file kept on one worker (`--dist loadfile`: a file's tests share its
+# module fixtures); tests/multinode (engines in containers) on one, since its tests share one
+# set of node engines; then, alone and last, the test that restarts dockerd (marker
+# engine_restart). Every tier runs even when an earlier one failed; the target fails if any did.
+# `$(BIN)/pytest` alone still runs everything in that order, on one worker.
 test: install images
-	$(BIN)/pytest
+	status=0; \
+	$(BIN)/pytest tests/unit -n 2 || status=1; \
+	$(BIN)/pytest tests/engine -n 2 --dist loadfile -m "not engine_restart" || status=1; \
+	$(BIN)/pytest tests/multinode -m "not engine_restart" || status=1; \
+	$(BIN)/pytest tests -m engine_restart || status=1; \
+	exit $$status
 
 # tests/unit only: needs no Docker engine at all. Two workers: the key-rotation race test
 # alone keeps one core busy for about 20 s.

@@ -117,7 +117,7 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
 
 def check_schema(schema: dict, value) -> list[str]:
     """The subset of JSON Schema the request bodies use: an object of string properties,
-    required names, no other properties, length limits."""
+    required names, no other properties, length limits, enumerated values."""
     if not isinstance(value, dict):
         return ["the body must be a JSON object"]
     properties = schema["properties"]
@@ -132,6 +132,8 @@ def check_schema(schema: dict, value) -> list[str]:
                 problems.append(f"{name!r} must be a string")
             elif len(field) > rule.get("maxLength", 1 << 30):
                 problems.append(f"{name!r} is longer than {rule['maxLength']} characters")
+            elif "enum" in rule and field not in rule["enum"]:
+                problems.append(f"{name!r} must be one of {', '.join(rule['enum'])}")
     return problems
 
 

@@ -33,11 +33,12 @@ class Provisioner:
         self._guard = threading.Lock()
         self._slots = threading.BoundedSemaphore(MAX_PARALLEL_BRING_UPS)
 
-    def add(self, project: str, env: str, slug: str, template_key: str) -> ServiceRecord:
-        """The service as recorded (provisioning); raises what the lifecycle raises before that."""
+    def add(self, project: str, env: str, slug: str, template_key: str, tls: str | None = None) -> ServiceRecord:
+        """The service as recorded (provisioning); raises what the lifecycle raises before that.
+        `tls`: required, optional or off; None: the target's default (see Lifecycle.add)."""
         recorded: Future = Future()
         actor = self.context.store().actor  # the request's person and way in, for the add's own audit rows
-        self._start(f"paas-add-{slug}", self._run_add, recorded, project, env, slug, template_key, actor)
+        self._start(f"paas-add-{slug}", self._run_add, recorded, project, env, slug, template_key, actor, tls)
         try:
             return recorded.result(timeout=RECORD_TIMEOUT_SECONDS)
         except FutureTimeout:
@@ -75,7 +76,7 @@ class Provisioner:
         thread.start()
 
     def _run_add(self, recorded: Future, project: str, env: str, slug: str, template_key: str,
-                 actor: tuple[str, str] | None = None) -> None:
+                 actor: tuple[str, str] | None = None, tls: str | None = None) -> None:
         from paas_svc.state.store import open_store
 
         store = open_store(self.context.home)  # this thread's own connection, closed when done
@@ -95,7 +96,7 @@ class Provisioner:
 
         try:
             manager.add(project, env, slug, template_key, image=self.context.image_for(template_key),
-                        timeout=self.context.ready_timeout, on_recorded=on_recorded)
+                        timeout=self.context.ready_timeout, on_recorded=on_recorded, tls=tls)
         except BaseException as error:  # noqa: BLE001 - every outcome must reach the caller or the record
             if not recorded.done():
                 recorded.set_exception(error)

@@ -30,6 +30,9 @@ ADD_SERVICE_BODY = {
         "slug": {"type": "string", "maxLength": MAX_NAME_LENGTH,
                  "description": "lowercase letters, digits and hyphens, starting with a letter"},
         "templateKey": {"type": "string", "maxLength": 100, "description": "a catalog key, e.g. redis-7"},
+        "tls": {"type": "string", "enum": ["required", "optional", "off"],
+                "description": "as `svc add --tls/--no-tls` (default: required on a target whose publish address is "
+                               "not loopback, else off); a kind that serves TLS on its one port takes required or off"},
     },
     "required": ["slug", "templateKey"],
     "additionalProperties": False,
@@ -124,7 +127,7 @@ SERVICE_FIELDS = {  # what service_view returns: the OpenAPI document's Service 
     "slug": "string", "templateKey": "string", "project": "string", "env": "string",
     "status": "string", "statusReason": "string|null", "envVar": "string", "image": "string",
     "container": "string", "volume": "string", "target": "string", "host": "string", "hostPort": "integer|null",
-    "createdAt": "string", "updatedAt": "string",
+    "tls": "string", "createdAt": "string", "updatedAt": "string",
 }
 SERVICE_STATUSES = ("Provisioning", "Starting", "Ready", "Failed", "Stopped", "Missing", "Removed",
                     "Unreachable")  # Unreachable: the service's target engine did not answer
@@ -158,6 +161,7 @@ def service_view(service: ServiceRecord, status: str, host: str = HOST_VIEW_HOST
         "target": service.target,
         "host": host,
         "hostPort": service.host_port,
+        "tls": service.spec.get("tls") or "off",
         "createdAt": service.created_at,
         "updatedAt": service.updated_at,
     }
@@ -222,8 +226,9 @@ def add_service(call: Call) -> Reply:
         get_template(template_key)
     except NotFound as error:  # a name in the body that names nothing: the body is wrong, the URL is fine
         raise ApiError(422, "unknown_template", error.message, error.hint) from None
-    service = call.provisioner.add(project, env, slug, template_key)
-    _audit(call, "api-add", project, env, slug, f"template={template_key}")
+    tls = call.body.get("tls")
+    service = call.provisioner.add(project, env, slug, template_key, tls=tls)
+    _audit(call, "api-add", project, env, slug, f"template={template_key}" + (f" tls={tls}" if tls else ""))
     return Reply(202, service_view(service, "Provisioning", publish_hosts(call.context, [service])[service.id]))
 
 

@@ -36,6 +36,7 @@ from paas_svc.naming import NETWORK_NAME
 # the environment, as on a plain engine.
 FILE_SECRET_VARIABLES = ("POSTGRES_PASSWORD", "MONGO_INITDB_ROOT_PASSWORD")
 SETTLE_TIMEOUT_SECONDS = 90  # a scale to 0, or a removal, reaching the node
+NETWORK_VISIBLE_SECONDS = 15  # a network just made, listed by the manager
 HELPER_PREFIX = "paas-helper-"
 # A TLS service's /paas-tls files: Docker configs (certificates) and secrets (the key), named
 # SERVICE-fGEN-FILE, labelled with the service they belong to. A renewal makes a new generation,
@@ -108,9 +109,17 @@ class SwarmEngine(DockerEngine):
         return self.network_labels(name) is not None
 
     def network_labels(self, name: str) -> dict[str, str] | None:
-        """The labels of the overlay network named exactly `name` (None: there is none)."""
-        return next(((n.get("Labels") or {}) for n in self._api.networks(names=[name])
-                     if n["Name"] == name and n.get("Driver") == "overlay"), None)
+        """The labels of the overlay network named exactly `name` (None: there is none). One the
+        list leaves out (see ensure_network) is looked up by name before it counts as missing."""
+        listed = next(((n.get("Labels") or {}) for n in self._api.networks(names=[name])
+                       if n["Name"] == name and n.get("Driver") == "overlay"), None)
+        if listed is not None:
+            return listed
+        try:
+            found = self._api.inspect_network(name)
+        except docker.errors.NotFound:
+            return None
+        return (found.get("Labels") or {}) if found.get("Name") == name and found.get("Driver") == "overlay" else None
 
     def ensure_network(self, labels: dict[str, str], name: str = NETWORK_NAME) -> None:
         """An attachable overlay network: services and `docker run --network` containers on any node join it."""
@@ -121,6 +130,14 @@ class SwarmEngine(DockerEngine):
         except docker.errors.APIError as error:
             if error.status_code != 409:
                 raise ProvisioningFailed(f"Could not create the overlay network {name}: {error.explanation}") from None
+        # The manager's network list leaves swarm networks out while its cluster store does not
+        # answer (the list then holds only the node's local networks), so a network just made can
+        # be missing from it for a moment: wait until it shows, so callers read its labels.
+        deadline = time.monotonic() + NETWORK_VISIBLE_SECONDS
+        while not self.network_exists(name):
+            if time.monotonic() > deadline:
+                raise ProvisioningFailed(f"The overlay network {name} was created but the manager does not list it.")
+            time.sleep(0.25)
 
     def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
         self._pinned(name).ensure_volume(name, labels)

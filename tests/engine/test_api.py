@@ -261,6 +261,9 @@ def test_bad_bodies_are_refused_before_anything_happens(api):
         (api.member.post(url, json={"slug": "café", "templateKey": "redis-7"}), 422, "invalid"),
         (api.member.post(url, json={"slug": "x" * 41, "templateKey": "redis-7"}), 422, "invalid_body"),
         (api.member.post(url, json={"slug": "cache2", "templateKey": "redis-99"}), 422, "unknown_template"),
+        (api.member.post(url, json={"slug": "sec", "templateKey": "redis-7", "tls": "maybe"}), 422, "invalid_body"),
+        (api.member.post(url, json={"slug": "search", "templateKey": "meilisearch-1.10", "tls": "optional"}), 422,
+         "invalid"),  # Meilisearch serves HTTPS or HTTP on its port, not both
         (api.member.post(url, content=b'{"slug":"a","templateKey":"redis-7"}', headers={"Content-Type": "text/plain"}), 415, None),
         (api.member.post(url, data={"slug": "a", "templateKey": "redis-7"}), 415, None),
         (api.member.post(url, content=b"x" * (10 * 1024 * 1024), headers=headers), 413, "body_too_large"),
@@ -271,7 +274,25 @@ def test_bad_bodies_are_refused_before_anything_happens(api):
     unknown = api.member.post(url, json={"slug": "cache2", "templateKey": "redis-99"}).json()
     assert "redis-7" in unknown["hint"], unknown  # did you mean
     slugs = {s["slug"] for s in json.loads(api.server.paas("svc", "list", "--json", "--all", "--removed").stdout)}
-    assert not slugs & {"x", "a", "b", "cache2", "..", "../etc", "café", "x" * 41}, slugs
+    assert not slugs & {"x", "a", "b", "cache2", "..", "../etc", "café", "x" * 41, "sec", "search"}, slugs
+
+
+def test_add_with_tls_required_hands_out_a_verified_rediss_url(api):
+    created = api.member.post(api.scope() + "/services/", json={"slug": "secure", "templateKey": "redis-7", "tls": "required"})
+    assert created.status_code == 202, created.text
+    assert created.json()["tls"] == "required"
+    ready = wait_for_status(api.member, api.scope() + "/services/secure", {"Ready", "Failed"})
+    assert (ready["status"], ready["tls"]) == ("Ready", "required"), ready
+    dsn = api.admin.get(api.scope() + "/services/secure/dsn").json()["dsn"]
+    assert dsn.startswith("rediss://"), dsn
+    ca_file = api.server.home / "tls" / "ca.crt"
+    assert redis.Redis.from_url(dsn, ssl_ca_certs=str(ca_file)).ping()
+    plain = "redis://" + dsn.split("://", 1)[1].split("?", 1)[0]
+    with pytest.raises(redis.exceptions.ConnectionError):
+        redis.Redis.from_url(plain, socket_timeout=5).ping()  # plaintext to a required service is refused
+    assert [e["detail"] for e in audit(api) if e["action"] == "api-add" and e["slug"] == "secure"] == [
+        "template=redis-7 tls=required via=api token=bob"]
+    assert api.admin.delete(api.scope() + "/services/secure").status_code == 200
 
 
 def test_a_chunked_10_mb_body_is_refused_too(api):
