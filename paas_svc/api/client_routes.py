@@ -46,6 +46,31 @@ def _view(call) -> bool:
     return _flag(call, "network")
 
 
+CA_FILE_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+~@,")
+
+
+def _ca_file(call) -> str | None:
+    """`ca_file`: where the calling CLI keeps its copy of the profile's CA (remote.CA_FILE); the
+    host view's URL and {SLUG}_CA_CERT_FILE name it instead of the server's own path. It goes
+    into URLs as it is, so it must be an absolute path of plain characters."""
+    path = call.query.get("ca_file") or None
+    if path is not None and (not path.startswith("/") or len(path) > 1024 or not set(path) <= CA_FILE_CHARACTERS):
+        raise ApiError(400, "invalid_query", "ca_file must be an absolute path of letters, digits and /._-+~@,.")
+    return path
+
+
+def _ca_pem(call, services) -> str | None:
+    """The profile's CA certificate when one of `services` speaks TLS: the CLI writes it to its
+    ca_file (it is public: what clients verify the services' certificates with)."""
+    from paas_svc.kinds.variables import TLS_MODES
+
+    if not any(service.spec.get("tls") in TLS_MODES for service in services):
+        return None
+    from paas_svc.secrets.tls import ca_pem
+
+    return ca_pem(call.context.home, call.context.store())
+
+
 def cli_list_services(call):
     from paas_svc.usecases.listing import list_services
 
@@ -67,15 +92,18 @@ def cli_show_service(call):
 
 def cli_reveal_dsn(call):
     from paas_svc.usecases.listing import check_removed
-    from paas_svc.usecases.reveal import connection_string, record_dsn_reveal, service_publish_host
+    from paas_svc.usecases.reveal import connection_string, record_dsn_reveal, service_publish_host, tls_view
 
     store = call.context.store()
     service = _service(call)
     warning = check_removed(service, _flag(call, "removed"))
     network = _view(call)
-    dsn = connection_string(service, call.context.vault().credentials(service), network, service_publish_host(store, service))
+    vault = call.context.vault()
+    dsn = connection_string(service, vault.credentials(service), network, service_publish_host(store, service),
+                            tls_view(vault, service, network, _ca_file(call)))
     record_dsn_reveal(store, service, network)
-    return 200, {"slug": service.slug, "env_var": service.env_var, "dsn": dsn, "warning": warning}
+    return 200, {"slug": service.slug, "env_var": service.env_var, "dsn": dsn, "warning": warning,
+                 "ca_pem": _ca_pem(call, [service])}
 
 
 def cli_service_variables(call):
@@ -86,9 +114,9 @@ def cli_service_variables(call):
     service = _service(call)
     warning = check_removed(service, _flag(call, "removed"))
     network = _view(call)
-    variables = reveal_variables(store, call.context.vault(), service, network, record=False)
+    variables = reveal_variables(store, call.context.vault(), service, network, record=False, ca_file=_ca_file(call))
     record_dsn_reveal(store, service, network, " all")
-    return 200, {"slug": service.slug, "variables": variables, "warning": warning}
+    return 200, {"slug": service.slug, "variables": variables, "warning": warning, "ca_pem": _ca_pem(call, [service])}
 
 
 def cli_export_variables(call):
@@ -103,10 +131,13 @@ def cli_export_variables(call):
     if any(not (ch.isalnum() or ch in "=- _") for ch in purpose):
         raise ApiError(400, "invalid_query", "purpose holds words like format=dotenv view=host.")
     exported = export_variables(store, call.context.vault(), project, env, _view(call), _flag(call, "strict"),
-                                purpose or "view=host", call.query.get("left_out_of", "the export")[:40], only)
+                                purpose or "view=host", call.query.get("left_out_of", "the export")[:40], only,
+                                ca_file=_ca_file(call))
     exported.reveal.record(store)
+    revealed = {(p, e, slug) for p, e, slug, _ in exported.reveal.revealed or ()}
+    services = [store.get_service(p, e, slug) for p, e, slug in sorted(revealed)]
     return 200, {"project": exported.project, "env": exported.env, "network": exported.network_name,
-                 "variables": exported.variables, "warnings": exported.warnings}
+                 "variables": exported.variables, "warnings": exported.warnings, "ca_pem": _ca_pem(call, services)}
 
 
 def _timeout(call) -> float:
@@ -433,15 +464,18 @@ CLIENT_ROUTES = [
     ("GET", CLI + "/services/{slug}", cli_show_service, "`paas svc show --json` (viewer)", VIEWER,
      _SCOPE_QUERY, {200: "The service, as `paas svc show --json`", **_COMMON}),
     ("GET", CLI + "/services/{slug}/dsn", cli_reveal_dsn, "`paas svc dsn` (admin, audited)", ADMIN,
-     {**_SCOPE_QUERY, "network": "1: the network view", "removed": "1: a removed service's DSN, with a warning"},
+     {**_SCOPE_QUERY, "network": "1: the network view", "removed": "1: a removed service's DSN, with a warning",
+      "ca_file": "where this CLI keeps the CA (the host view of a TLS service names it)"},
      {200: "DSN", 409: "Removed", **_COMMON}),
     ("GET", CLI + "/services/{slug}/variables", cli_service_variables, "`paas svc env` (admin, audited)", ADMIN,
-     {**_SCOPE_QUERY, "network": "1: the network view", "removed": "1: a removed service's, with a warning"},
+     {**_SCOPE_QUERY, "network": "1: the network view", "removed": "1: a removed service's, with a warning",
+      "ca_file": "where this CLI keeps the CA (the host view of a TLS service names it)"},
      {200: "Variables", 409: "Removed", **_COMMON}),
     ("GET", CLI + "/variables", cli_export_variables, "`paas env export` and `paas run` (admin, audited)", ADMIN,
      {"project": "project", "env": "environment (default: development)", "network": "1: the network view",
       "strict": "1: refuse when a service is not Ready", "only": "slugs, comma-separated",
-      "purpose": "words for the audit row (format=dotenv view=host)", "left_out_of": "words for the warnings"},
+      "purpose": "words for the audit row (format=dotenv view=host)", "left_out_of": "words for the warnings",
+      "ca_file": "where this CLI keeps the CA (the host view of a TLS service names it)"},
      {200: "Variables, warnings, the environment's network", 409: "--strict and a service not Ready", **_COMMON}),
 ]
 CLIENT_ROUTES += [

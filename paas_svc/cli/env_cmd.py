@@ -226,10 +226,13 @@ def export(
 
 def ca_mounts(variables: dict[str, str]) -> list[str]:
     """`HOST_FILE:CONTAINER_FILE:ro` for the CA file the network view's {SLUG}_CA_CERT_FILE names
-    (one per profile: all TLS services share it); none without a TLS service."""
+    (one per profile: all TLS services share it; logged in, this CLI's copy of the server's);
+    none without a TLS service."""
+    from paas_svc.cli.remote import login_path, server_ca_path
     from paas_svc.secrets.tls import CONTAINER_CA, ca_cert_path
     from paas_svc.state.home import home_dir
 
     if not any(name.endswith("_CA_CERT_FILE") and value == CONTAINER_CA for name, value in variables.items()):
         return []
-    return [f"{ca_cert_path(home_dir())}:{CONTAINER_CA}:ro"]
+    host_file = server_ca_path() if login_path().exists() else ca_cert_path(home_dir())
+    return [f"{host_file}:{CONTAINER_CA}:ro"]

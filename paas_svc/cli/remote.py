@@ -20,6 +20,9 @@ from typing import Iterator
 from paas_svc.errors import PaasError
 
 LOGIN_FILE = "login.json"
+# The server's CA certificate, kept beside the login for the URLs of its TLS services: the host
+# view's sslrootcert (and {SLUG}_CA_CERT_FILE) names this file, not the server's own path.
+SERVER_CA_FILE = "login-ca.crt"
 CLIENT_HEADER = "paas-cli"  # X-Paas-Client: the server's audit names the way in `cli-server`
 TIMEOUT_SECONDS = 600.0  # a start or an add waits for readiness on the server
 MAX_ERROR_BYTES = 64 * 1024
@@ -29,6 +32,12 @@ def login_path() -> Path:
     from paas_svc.state.home import home_dir
 
     return home_dir() / LOGIN_FILE
+
+
+def server_ca_path() -> Path:
+    from paas_svc.state.home import home_dir
+
+    return home_dir() / SERVER_CA_FILE
 
 
 def logged_in() -> "Remote | None":
@@ -87,10 +96,28 @@ def save_login(url: str, token: str) -> Path:
 
 def forget_login() -> bool:
     try:
+        os.unlink(server_ca_path())
+    except FileNotFoundError:
+        pass
+    try:
         os.unlink(login_path())
     except FileNotFoundError:
         return False
     return True
+
+
+def keep_server_ca(pem: str) -> None:
+    """Write the server's CA to server_ca_path() when it is new or changed (before the URL that
+    names it is printed: a script may connect at once)."""
+    path = server_ca_path()
+    try:
+        if path.read_text() == pem:
+            return
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    from paas_svc.secrets.tls import write_ca_file
+
+    write_ca_file(path, pem)
 
 
 # Error codes of the API -> the local error classes (and so the local exit codes).
@@ -257,11 +284,21 @@ class Remote:
     def show_service(self, slug: str, project: str | None, env: str | None) -> dict:
         return self.get(f"/api/cli/services/{self._slug(slug)}", project=project, env=env)
 
+    def _reveal(self, path: str, **query) -> dict:
+        """A reveal (dsn, variables, export) whose TLS services' host view names our copy of the
+        server's CA, kept current from the answer."""
+        answer = self.get(path, ca_file=str(server_ca_path()), **query)
+        if answer.get("ca_pem"):
+            keep_server_ca(answer["ca_pem"])
+        return answer
+
     def reveal_dsn(self, slug: str, project: str | None, env: str | None, network: bool, removed: bool) -> dict:
-        return self.get(f"/api/cli/services/{self._slug(slug)}/dsn", project=project, env=env, network=network, removed=removed)
+        return self._reveal(f"/api/cli/services/{self._slug(slug)}/dsn", project=project, env=env, network=network,
+                            removed=removed)
 
     def service_variables(self, slug: str, project: str | None, env: str | None, network: bool, removed: bool) -> dict:
-        return self.get(f"/api/cli/services/{self._slug(slug)}/variables", project=project, env=env, network=network, removed=removed)
+        return self._reveal(f"/api/cli/services/{self._slug(slug)}/variables", project=project, env=env,
+                            network=network, removed=removed)
 
     def act(self, slug: str, action: str, project: str | None, env: str | None, timeout: float | None = None,
             **options) -> dict:
@@ -312,8 +349,8 @@ class Remote:
 
     def export_variables(self, project: str | None, env: str | None, network: bool, strict: bool, only: list[str] | None,
                          purpose: str, left_out_of: str) -> dict:
-        return self.get("/api/cli/variables", project=project, env=env, network=network, strict=strict,
-                        only=",".join(only) if only else None, purpose=purpose, left_out_of=left_out_of)
+        return self._reveal("/api/cli/variables", project=project, env=env, network=network, strict=strict,
+                            only=",".join(only) if only else None, purpose=purpose, left_out_of=left_out_of)
 
 
 class _Socket:

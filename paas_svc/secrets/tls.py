@@ -56,11 +56,13 @@ def ca_pem(home: Path, store) -> str:
     if not text:
         raise SecretsError("This profile has no TLS certificate authority yet, but a service says it uses TLS.",
                            hint="Run `paas svc update SLUG --tls required` to make one and renew the service's certificate.")
-    _write_ca_file(path, text)
+    write_ca_file(path, text)
     return text
 
 
-def _write_ca_file(path: Path, pem: str) -> None:
+def write_ca_file(path: Path, pem: str) -> None:
+    """A CA certificate where apps read it: atomically, mode 0644 (also a logged-in CLI's copy
+    of its server's, cli/remote.py)."""
     from paas_svc.state.home import write_private_file
 
     path.parent.mkdir(mode=0o700, exist_ok=True)
@@ -99,7 +101,7 @@ def ensure_ca(vault) -> tuple[bytes, object]:
     except FileNotFoundError:
         current = None
     if current != cert_text:
-        _write_ca_file(path, cert_text)
+        write_ca_file(path, cert_text)
     return cert_text.encode(), key
 
 

@@ -142,8 +142,9 @@ class Export:
 
 
 def export_variables(store, vault, project: str, env: str, network: bool, strict: bool, purpose: str,
-                     left_out_of: str, only: list[str] | None = None) -> Export:
-    """What `env export` and `paas run` give an app; nothing is recorded (see Export.reveal)."""
+                     left_out_of: str, only: list[str] | None = None, ca_file: str | None = None) -> Export:
+    """What `env export` and `paas run` give an app; nothing is recorded (see Export.reveal).
+    `ca_file`: where the reader keeps the CA (reveal.tls_view)."""
     from paas_svc.usecases.reveal import environment_variables
 
     network_name = store.get_environment(project, env).network_name
@@ -153,7 +154,7 @@ def export_variables(store, vault, project: str, env: str, network: bool, strict
     not_ready = sorted((service.slug, status) for service, status in services if status != "Ready")
     if strict and not_ready:  # before revealing anything: a refused export is not audited
         _refuse_not_ready(project, env, not_ready)
-    result = environment_variables(store, vault, services, network, purpose, record=False)
+    result = environment_variables(store, vault, services, network, purpose, record=False, ca_file=ca_file)
     warnings = [f"{service.slug} is {status}; left out of {left_out_of}" for service, status in result.skipped]
     warnings += [f"{service.slug} is Starting (not yet confirmed ready); included. "
                  f"`paas svc wait {service.slug} --env {env}` waits for it; --strict refuses it."

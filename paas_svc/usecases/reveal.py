@@ -27,16 +27,19 @@ def _address(service: ServiceRecord, network_view: bool, host: str = HOST_VIEW_H
     return host, service.host_port
 
 
-def tls_view(vault: Vault | None, service: ServiceRecord, network_view: bool) -> TlsView | None:
+def tls_view(vault: Vault | None, service: ServiceRecord, network_view: bool,
+             ca_file: str | None = None) -> TlsView | None:
     """Where the app finds the profile's CA, for a TLS service: the file on this host, or in the
     network view where an app container mounts it (/paas-tls/ca.crt: `paas run --network` gives
-    the mount, `env export --format docker --network` names it). A file read, no cryptography."""
+    the mount, `env export --format docker --network` names it). A file read, no cryptography.
+    `ca_file`: the host view's file where the reader keeps its copy (a CLI through the server:
+    the server's own path means nothing on the teammate's machine)."""
     if vault is None or service.spec.get("tls") not in TLS_MODES:
         return None
     from paas_svc.secrets.tls import CONTAINER_CA, ca_cert_path, ca_pem
 
     pem = ca_pem(vault.home, vault.store)
-    return TlsView(CONTAINER_CA if network_view else str(ca_cert_path(vault.home)), pem)
+    return TlsView(CONTAINER_CA if network_view else (ca_file or str(ca_cert_path(vault.home))), pem)
 
 
 def connection_string(service: ServiceRecord, credentials: dict[str, str], network_view: bool,
@@ -77,11 +80,11 @@ def _target_publish_address(store: StateStore, name: str) -> str:
 
 
 def reveal_variables(store: StateStore, vault: Vault, service: ServiceRecord, network_view: bool,
-                     record: bool = True) -> dict[str, str]:
+                     record: bool = True, ca_file: str | None = None) -> dict[str, str]:
     """Every variable of one service; audited now, or with `record=False` by the caller's
-    `record_dsn_reveal(..., extra=" all")` once it delivered them."""
+    `record_dsn_reveal(..., extra=" all")` once it delivered them. `ca_file`: see tls_view."""
     variables = variables_of(service, vault.credentials(service), network_view,
-                             service_publish_host(store, service), tls_view(vault, service, network_view))
+                             service_publish_host(store, service), tls_view(vault, service, network_view, ca_file))
     if record:
         record_dsn_reveal(store, service, network_view, " all")
     return variables
@@ -104,10 +107,11 @@ class EnvironmentVariables:
 
 
 def environment_variables(store: StateStore, vault: Vault, services: list[tuple[ServiceRecord, str]],
-                          network_view: bool, purpose: str, record: bool = True) -> EnvironmentVariables:
+                          network_view: bool, purpose: str, record: bool = True,
+                          ca_file: str | None = None) -> EnvironmentVariables:
     """The variables of every service whose live status is Ready or Starting (a `--no-wait` service
     not yet confirmed: the caller warns about it); each reveal is audited (now, or with
-    `record=False` by the caller's `record()` once it delivered them)."""
+    `record=False` by the caller's `record()` once it delivered them). `ca_file`: see tls_view."""
     variables: dict[str, str] = {}
     owners: dict[str, str] = {}
     skipped: list[tuple[ServiceRecord, str]] = []
@@ -118,7 +122,7 @@ def environment_variables(store: StateStore, vault: Vault, services: list[tuple[
             continue
         host = service_publish_host(store, service)
         for name, value in variables_of(service, vault.credentials(service), network_view, host,
-                                        tls_view(vault, service, network_view)).items():
+                                        tls_view(vault, service, network_view, ca_file)).items():
             if name in owners:
                 raise Conflict(f"{service.slug} and {owners[name]} would both export {name}.",
                                hint="Export them separately with --only, or rename one (rm, then add under another slug).")

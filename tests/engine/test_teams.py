@@ -92,6 +92,37 @@ def test_logged_in_the_cli_gives_the_same_output_as_local(server, client):
     assert client.paas("svc", "dsn", "cache").exit_code == 3, "logged out: the client's own (empty) state"
 
 
+def test_a_tls_services_url_through_the_server_names_the_clients_copy_of_the_ca(server, client):
+    """The server's own CA path means nothing on a teammate's machine: the host view names the
+    CLI's copy (written before the URL is printed), and redis-py verifies with it."""
+    import redis
+
+    ok(server.paas("svc", "add", "secure", "--template", "redis-7", "--image", REDIS_IMAGE, "--env", "staging", "--tls"))
+    try:
+        client.login(server.admin_token)
+        copy = client.home / "login-ca.crt"
+        url = ok(client.paas("svc", "dsn", "secure")).stdout.strip()
+        assert url.startswith("rediss://") and url.endswith(f"?ssl_ca_certs={copy}"), url
+        assert copy.read_text() == (server.home / "tls" / "ca.crt").read_text() and copy.stat().st_mode & 0o777 == 0o644
+        assert redis.Redis.from_url(url).ping()
+        assert ok(server.paas("svc", "dsn", "secure")).stdout.strip() == url.replace(str(copy), str(server.home / "tls" / "ca.crt"))
+
+        variables = json.loads(ok(client.paas("svc", "env", "secure", "--format", "json")).stdout)
+        assert variables["SECURE_CA_CERT_FILE"] == str(copy) and variables["SECURE_URL"] == url
+        copy.unlink()  # written again by the next reveal
+        exported = json.loads(ok(client.paas("env", "export", "--env", "staging", "--format", "json")).stdout)
+        assert exported["SECURE_CA_CERT_FILE"] == str(copy) and copy.exists()
+        docker = ok(client.paas("env", "export", "--env", "staging", "--format", "docker", "--network")).stdout
+        assert f"-v {copy}:/paas-tls/ca.crt:ro" in docker, docker
+        plain = ok(client.paas("svc", "dsn", "cache")).stdout.strip()  # no TLS: no CA named, none needed
+        assert plain.startswith("redis://") and "ssl_ca_certs" not in plain
+
+        ok(client.paas("logout"))
+        assert not copy.exists(), "logout takes the server's CA away with the login"
+    finally:
+        ok(server.paas("svc", "rm", "secure", "--env", "staging", "--purge", "--yes", "--no-backup"))
+
+
 def test_a_viewer_lists_but_reveals_and_changes_nothing_exit_12(server, client):
     client.login(server.token("vera", "viewer"))
     listed = json.loads(ok(client.paas("svc", "list", "--json")).stdout)
