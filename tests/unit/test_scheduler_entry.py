@@ -267,3 +267,19 @@ def test_a_systemd_unit_names_the_env_file_and_holds_no_key(tmp_path, monkeypatc
     assert f'"--env-file" "{env_file_path(home)}"' in units
     assert read_env_file(env_file_path(home))["PAAS_MASTER_KEY"] == "the-master-key"
     assert scheduler_install.sync(home, "abc123", 1, {"PAAS_MASTER_KEY": "the-master-key", "DOCKER_HOST": "unix:///x.sock"}) is None
+
+
+def test_a_cron_folder_that_does_not_exist_yet_is_made_and_one_that_cannot_be_is_a_clear_error(tmp_path, monkeypatch,
+                                                                                                 isolated_home):
+    from paas_svc.errors import PaasError
+
+    folder = tmp_path / "new" / "cron.d"
+    monkeypatch.setenv("PAAS_CRON_DIR", str(folder))
+    entry = scheduler_install.install(isolated_home, "0123456789ab")
+    [written] = entry.paths
+    assert written.parent == folder and stat.S_IMODE(written.stat().st_mode) == 0o644
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("PAAS_CRON_DIR", str(tmp_path / "a-file" / "cron.d"))  # under a file: no folder can be made
+    with pytest.raises(PaasError) as refused:
+        scheduler_install.install(isolated_home, "0123456789ab")
+    assert "Cannot write the host's timer file" in refused.value.message and "PAAS_SCHEDULER=none" in refused.value.hint

@@ -386,8 +386,14 @@ def _write_public(path: Path, content: str) -> bool:
             return False
     except (OSError, UnicodeDecodeError):
         pass
-    write_private_file(path, content.encode())  # atomic: cron never reads half a file
-    os.chmod(path, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # PAAS_CRON_DIR / PAAS_SYSTEMD_DIR may name a new folder
+        write_private_file(path, content.encode())  # atomic: cron never reads half a file
+        os.chmod(path, 0o644)
+    except OSError as error:
+        raise SchedulerError(f"Cannot write the host's timer file {path}: {error.strerror or error}.",
+                             hint="Run as a user who may write there, or set PAAS_CRON_DIR / PAAS_SCHEDULER=none "
+                                  "and run `paas backup run-due` every minute yourself.") from None
     return True
 
 
