@@ -107,15 +107,30 @@ def disable(
     slug: SlugArgument,
     project: ProjectOption = None,
     env: EnvOption = None,
+    purge: Annotated[bool, typer.Option("--purge", help="Also delete the archive (base backups and WAL) at the destination.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="With --purge: do not ask for confirmation.")] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Stop archiving (a restart of the server). The archive at the destination is kept."""
+    """Stop archiving (a restart of the server). The archive at the destination is kept unless --purge."""
     profile = open_profile()
     service = find_service(profile, project, env, slug)
     pitr = _pitr(profile)
-    restarted = pitr.disable(service)
+    if purge and not yes:
+        from paas_svc.cli.render import confirm
+
+        where = f"{service.project}/{service.env}/{service.slug}"
+        confirm(f"Delete every base backup and WAL segment of {where} at {pitr.config(service).destination}? "
+                "No point-in-time restore of it will be possible.",
+                f"--purge deletes the point-in-time archive of {where}.",
+                f"paas backup pitr disable {slug} --env {service.env} --purge --yes")
+    restarted, deleted = pitr.disable(service, purge)
     _sync_scheduler(profile, pitr)
     if json_output:
-        print_json({"service": f"{service.project}/{service.env}/{service.slug}", "disabled": True, "restarted": restarted})
+        print_json({"service": f"{service.project}/{service.env}/{service.slug}", "disabled": True, "restarted": restarted,
+                    "purged": deleted if purge else None})
+        return
+    if purge:
+        data(f"Archiving of {service.project}/{service.env}/{service.slug} is off; "
+             f"its archive at the destination is deleted ({deleted} file{'' if deleted == 1 else 's'}).")
         return
     data(f"Archiving of {service.project}/{service.env}/{service.slug} is off; its archive at the destination is kept.")

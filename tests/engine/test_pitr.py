@@ -207,6 +207,19 @@ def test_archive_on_s3_verifies_to_latest_and_refuses_a_time_outside_the_window(
         early = paas("svc", "restore", "db", "--to-time", "2020-01-01T00:00:00Z", "--yes")
         assert early.exit_code == 2 and "before the restorable window" in early.stderr, early.output
         assert items(url) == ["one"]  # refused: nothing changed
+
+        # disable keeps the archive; --purge (asked for: exit 2 without --yes here) deletes it.
+        asked = paas("backup", "pitr", "disable", "db", "--purge")
+        assert asked.exit_code == 2 and "--yes" in asked.stderr and status(paas)["earliest"], asked.output
+        purged = json.loads(ok(paas("backup", "pitr", "disable", "db", "--purge", "--yes", "--json")).stdout)
+        assert purged["disabled"] and purged["purged"] >= len(keys), purged  # and what the disable shipped last
+        left = s3.list_objects_v2(Bucket="pitr-test", Prefix="paas/default/production/db/pitr/").get("Contents", [])
+        assert left == [], left
+        actions = [row["action"] for row in json.loads(ok(paas("audit", "--json")).stdout) if row["action"].startswith("pitr-")]
+        assert actions[:2] == ["pitr-disable", "pitr-purge"], actions  # newest first: the purge recorded before it ran
+        assert items(url) == ["one"]  # the database itself is untouched
+        again = paas("backup", "pitr", "status", "db")
+        assert again.exit_code != 0, again.output  # archiving is off: no window to show
     finally:
         server.terminate()
         server.wait(10)

@@ -517,8 +517,12 @@ class Pitr:
             self._ship(data_ops, current, self.config(current), now)
         return self.status(service, now)
 
-    def disable(self, service: ServiceRecord) -> bool:
-        """Archiving off (a restart of the server); the archive at the destination is kept."""
+    def disable(self, service: ServiceRecord, purge: bool = False) -> tuple[bool, int]:
+        """Archiving off (a restart of the server): (restarted, archive files deleted). The
+        archive at the destination is kept (`svc restore --to-time ... --from DEST` still reads
+        it), or with `purge` deleted: recorded in the audit first, and the service's archiving
+        row goes only once the archive is gone, so a run stopped half-way is finished by the
+        next `disable --purge`."""
         from paas_svc.kinds import postgres
 
         config = self.config(service)
@@ -536,10 +540,26 @@ class Pitr:
                     restarted = True
                 data_ops.engine.exec_capture(current.container_name,
                                              ["rm", "-rf", f"{self._data_dir(current)}/{postgres.WAL_SPOOL_DIR}"])
+            deleted = self._purge(current, config) if purge else 0
             with self.store.write() as db:
                 db.execute("DELETE FROM pitr_archives WHERE service_id = ?", (current.id,))
-            self.store.audit("pitr-disable", current.project, current.env, current.slug, f"destination={config.destination}")
-        return restarted
+            self.store.audit("pitr-disable", current.project, current.env, current.slug,
+                             f"destination={config.destination}" + (f" purged={deleted}" if purge else ""))
+        return restarted, deleted
+
+    def _purge(self, service: ServiceRecord, config: PitrConfig) -> int:
+        """Delete the service's archive at its destination: the base backups' end markers first
+        (a base without one is never recovered from), then the base backups and the WAL."""
+        destination = self._destination(config.destination)
+        prefix = archive_prefix(service)
+        bases = destination.list_names(f"{prefix}/base/")
+        doomed = ([name for name in bases if END_MARK in basename(name)] + [name for name in bases if END_MARK not in basename(name)]
+                  + destination.list_names(f"{prefix}/wal/"))
+        self.store.audit("pitr-purge", service.project, service.env, service.slug,
+                         f"destination={config.destination} files={len(doomed)}")
+        for location in doomed:
+            destination.delete(location)
+        return len(doomed)
 
     def _require_running(self, data_ops, service: ServiceRecord) -> None:
         state = data_ops.engine.inspect_container(service.container_name)
