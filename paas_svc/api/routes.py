@@ -444,6 +444,7 @@ def set_backup_schedule(call: Call) -> Reply:
     from paas_svc.usecases.backups import clock
     from paas_svc.usecases.backups.retention import make_policy
     from paas_svc.usecases.backups.scheduler_install import prepare_entry, sync
+    from paas_svc.usecases.backups.timer import timer_users
 
     service = _service(call)
     keep = _int_field(call.body["keep"], "keep") if call.body.get("keep", "").strip() else None
@@ -455,13 +456,14 @@ def set_backup_schedule(call: Call) -> Reply:
     row, replaced = backups.set_schedule(service, call.body["every"], policy, "", False, clock.now())
     _audit(call, "backup-schedule", service.project, service.env, service.slug,
            f"every={row.every} keep={policy.describe()} to=local verify=0")
-    sync(call.context.home, store.profile_id(), backups.records.schedule_count(), environment)
+    sync(call.context.home, store.profile_id(), timer_users(store), environment)
     return Reply(200, {**_schedule_view(row), "replaced": replaced})
 
 
 def remove_backup_schedule(call: Call) -> Reply:
     from paas_svc.errors import NotFound
     from paas_svc.usecases.backups.scheduler_install import sync
+    from paas_svc.usecases.backups.timer import timer_users
 
     service = _service(call)
     backups = _backups_over(call, service)
@@ -469,7 +471,7 @@ def remove_backup_schedule(call: Call) -> Reply:
     if not removed:
         raise NotFound(f"{service.project}/{service.env}/{service.slug} has no backup schedule.")
     _audit(call, "backup-unschedule", service.project, service.env, service.slug, f"removed={removed}")
-    sync(call.context.home, call.context.store().profile_id(), backups.records.schedule_count())
+    sync(call.context.home, call.context.store().profile_id(), timer_users(call.context.store()))
     return Reply(200, {"slug": service.slug, "removed": removed})
 
 

@@ -27,6 +27,7 @@ def add_schedule(backups, vault, home: Path, service, every: str, keep: int | No
     """Add or replace the service's schedule and install the host's timer with the first one."""
     from paas_svc.usecases.backups.retention import make_policy
     from paas_svc.usecases.backups.scheduler_install import prepare_entry, sync
+    from paas_svc.usecases.backups.timer import timer_users
 
     store = backups.store
     policy = make_policy(keep, keep_daily, keep_weekly)
@@ -37,7 +38,7 @@ def add_schedule(backups, vault, home: Path, service, every: str, keep: int | No
     row, replaced = backups.set_schedule(service, every, policy, to or "", verify, now)
     store.audit("backup-schedule", service.project, service.env, service.slug,
                 f"every={row.every} keep={policy.describe()} to={to or 'local'} verify={int(verify)}")
-    entry = sync(home, store.profile_id(), backups.records.schedule_count(), environment)
+    entry = sync(home, store.profile_id(), timer_users(store), environment)
     return Shown(f"{'Changed' if replaced else 'Scheduled'} backups of {where(service)}: every {row.every}, "
                  f"keep {policy.describe()}, to {to or 'local store'}; next at {row.next_due_at}",
                  schedule_json(row, service), [entry.note] if entry is not None and entry.note else [])
@@ -52,12 +53,13 @@ def remove_schedules(backups, home: Path, service, to: str | None) -> Shown:
     """Remove the service's schedules (to `to` only, when given); the timer goes with the last one."""
     from paas_svc.errors import NotFound
     from paas_svc.usecases.backups.scheduler_install import sync
+    from paas_svc.usecases.backups.timer import timer_users
 
     removed = backups.records.remove_schedules(service.id, to)
     if not removed:
         raise NotFound(f"{where(service)} has no backup schedule{f' to {to}' if to else ''}.",
                        hint="See them with `paas backup schedule list`.")
     backups.store.audit("backup-unschedule", service.project, service.env, service.slug, f"removed={removed}")
-    entry = sync(home, backups.store.profile_id(), backups.records.schedule_count())
+    entry = sync(home, backups.store.profile_id(), timer_users(backups.store))
     return Shown(f"Removed {removed} backup schedule(s) of {where(service)}; its backups are kept.",
                  {"service": where(service), "removed": removed}, [entry.note] if entry is not None and entry.note else [])

@@ -283,3 +283,20 @@ def test_a_cron_folder_that_does_not_exist_yet_is_made_and_one_that_cannot_be_is
     with pytest.raises(PaasError) as refused:
         scheduler_install.install(isolated_home, "0123456789ab")
     assert "Cannot write the host's timer file" in refused.value.message and "PAAS_SCHEDULER=none" in refused.value.hint
+
+
+def test_removing_the_last_backup_schedule_keeps_the_timer_a_tls_service_needs(tmp_path, paas, isolated_home):
+    """The timer also renews TLS certificates (and ships WAL): the last schedule's rm must not take it away."""
+    from paas_svc.state.store import open_store
+
+    service = stored_service(isolated_home)
+    assert paas("backup", "schedule", "cache", "--every", "daily").exit_code == 0
+    [entry] = list((tmp_path / "cron.d").iterdir())
+    store = open_store(isolated_home)
+    try:
+        store.set_spec(service.id, {**service.spec, "tls": "required"})
+    finally:
+        store.close()
+    removed = paas("backup", "schedule", "rm", "cache")
+    assert removed.exit_code == 0, removed.output
+    assert entry.exists(), "the timer went with the last schedule although a TLS service needs it"
