@@ -46,17 +46,28 @@ def _view(call) -> bool:
     return _flag(call, "network")
 
 
-CA_FILE_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+~@,")
+URL_BREAKING = frozenset("&?#")
 
 
 def _ca_file(call) -> str | None:
-    """`ca_file`: where the calling CLI keeps its copy of the profile's CA (remote.CA_FILE); the
-    host view's URL and {SLUG}_CA_CERT_FILE name it instead of the server's own path. It goes
-    into URLs as it is, so it must be an absolute path of plain characters."""
+    """`ca_file`: where the calling CLI keeps its copy of the profile's CA (remote.SERVER_CA_FILE);
+    the host view's URL and {SLUG}_CA_CERT_FILE name it instead of the server's own path. It goes
+    into URLs as a local path does (spaces too: macOS homes have one), so it must be absolute,
+    without control characters or what would end a URL's query value."""
     path = call.query.get("ca_file") or None
-    if path is not None and (not path.startswith("/") or len(path) > 1024 or not set(path) <= CA_FILE_CHARACTERS):
-        raise ApiError(400, "invalid_query", "ca_file must be an absolute path of letters, digits and /._-+~@,.")
+    if path is not None and (not path.startswith("/") or len(path) > 1024 or set(path) & URL_BREAKING
+                             or any(ord(ch) < 32 or ord(ch) == 127 for ch in path)):
+        raise ApiError(400, "invalid_query", "ca_file must be an absolute path without control characters, &, ? or #.")
     return path
+
+
+def _loopback_slugs(store, services, network: bool) -> list[str]:
+    """The services whose host view is the server's own loopback (the local target publishes on
+    127.0.0.1): the CLI warns when it is not on the server's host itself."""
+    from paas_svc.dsn import is_loopback
+    from paas_svc.usecases.reveal import service_publish_host
+
+    return [] if network else [service.slug for service in services if is_loopback(service_publish_host(store, service))]
 
 
 def _ca_pem(call, services) -> str | None:
@@ -103,7 +114,7 @@ def cli_reveal_dsn(call):
                             tls_view(vault, service, network, _ca_file(call)))
     record_dsn_reveal(store, service, network)
     return 200, {"slug": service.slug, "env_var": service.env_var, "dsn": dsn, "warning": warning,
-                 "ca_pem": _ca_pem(call, [service])}
+                 "ca_pem": _ca_pem(call, [service]), "loopback": _loopback_slugs(store, [service], network)}
 
 
 def cli_service_variables(call):
@@ -116,7 +127,8 @@ def cli_service_variables(call):
     network = _view(call)
     variables = reveal_variables(store, call.context.vault(), service, network, record=False, ca_file=_ca_file(call))
     record_dsn_reveal(store, service, network, " all")
-    return 200, {"slug": service.slug, "variables": variables, "warning": warning, "ca_pem": _ca_pem(call, [service])}
+    return 200, {"slug": service.slug, "variables": variables, "warning": warning, "ca_pem": _ca_pem(call, [service]),
+                 "loopback": _loopback_slugs(store, [service], network)}
 
 
 def cli_export_variables(call):
@@ -137,7 +149,8 @@ def cli_export_variables(call):
     revealed = {(p, e, slug) for p, e, slug, _ in exported.reveal.revealed or ()}
     services = [store.get_service(p, e, slug) for p, e, slug in sorted(revealed)]
     return 200, {"project": exported.project, "env": exported.env, "network": exported.network_name,
-                 "variables": exported.variables, "warnings": exported.warnings, "ca_pem": _ca_pem(call, services)}
+                 "variables": exported.variables, "warnings": exported.warnings, "ca_pem": _ca_pem(call, services),
+                 "ca_mount": exported.ca_mount, "loopback": _loopback_slugs(store, services, _view(call))}
 
 
 def _timeout(call) -> float:

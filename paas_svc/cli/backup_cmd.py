@@ -243,7 +243,7 @@ def backup_now(
 
     remote = logged_in()
     if remote is not None:  # taken and recorded on the server
-        record = remote.call("POST", f"/api/cli/services/{remote.quoted(slug)}/backups",
+        record = remote.waiting_on_data().call("POST", f"/api/cli/services/{remote.quoted(slug)}/backups",
                              {"project": project, "env": env, "to": to, "now": now})
         if json_output:
             print_json(record)
@@ -346,7 +346,7 @@ def verify(
     remote = logged_in()
     if remote is not None:  # on the server, in a throwaway container there
         remote.timeout = max(remote.timeout, timeout + 600)
-        checked = remote.call("POST", f"/api/cli/services/{remote.quoted(slug)}/verify",
+        checked = remote.waiting_on_data().call("POST", f"/api/cli/services/{remote.quoted(slug)}/verify",
                               {"project": project, "env": env, "backup": backup, "timeout": timeout,
                                "allow_other_service": allow_other_service, "now": now})
         if json_output:

@@ -135,11 +135,12 @@ StrictOption = Annotated[bool, typer.Option(
 
 def ready_variables(project_option: str | None, env_option: str | None, network: bool, strict: bool,
                     purpose: str, left_out_of: str, only: list[str] | None = None,
-                    delivered=None) -> tuple[str, str, dict[str, str], str]:
+                    delivered=None) -> tuple[str, str, dict[str, str], str, str | None]:
     """(project, env, the variables of each Ready service, or of the `only` slugs, the network its
-    services are on); the reveal is audited with `purpose`, after `delivered(project, env,
-    variables, network)` wrote them when given (a failed write records nothing). Logged in
-    (`paas login`), the server gathers them and records the reveal."""
+    services are on, the CA file's `docker run -v` mount of the network view: listing.Export);
+    the reveal is audited with `purpose`, after `delivered(...)` (the same five) wrote them when
+    given (a failed write records nothing). Logged in (`paas login`), the server gathers them and
+    records the reveal."""
     from paas_svc.cli.remote import logged_in
 
     remote = logged_in()
@@ -147,9 +148,10 @@ def ready_variables(project_option: str | None, env_option: str | None, network:
         answer = remote.export_variables(project_option, env_option, network, strict, only, purpose, left_out_of)
         for text in answer["warnings"]:
             warn(text)
+        answered = answer["project"], answer["env"], answer["variables"], answer["network"], answer.get("ca_mount")
         if delivered is not None:
-            delivered(answer["project"], answer["env"], answer["variables"], answer["network"])
-        return answer["project"], answer["env"], answer["variables"], answer["network"]
+            delivered(*answered)
+        return answered
     from paas_svc.state.scope import resolve_env, resolve_project
     from paas_svc.usecases.listing import export_variables
 
@@ -160,9 +162,9 @@ def ready_variables(project_option: str | None, env_option: str | None, network:
     for text in exported.warnings:
         warn(text)
     if delivered is not None:
-        delivered(project, env, exported.variables, exported.network_name)
+        delivered(project, env, exported.variables, exported.network_name, exported.ca_mount)
     exported.reveal.record(profile.store)
-    return project, env, exported.variables, exported.network_name
+    return project, env, exported.variables, exported.network_name, exported.ca_mount
 
 
 def parse_only(text: str | None) -> list[str] | None:
@@ -198,15 +200,14 @@ def export(
     target = None if output is None else check_output_path(output)  # an unusable -o must not cost a reveal either
     view = "network" if network else "host"
 
-    def deliver(project_name: str, env_name: str, variables: dict[str, str], network_name: str) -> None:
+    def deliver(project_name: str, env_name: str, variables: dict[str, str], network_name: str, ca_mount: str | None) -> None:
         text = render(variables, fmt)
         if network and fmt == "docker" and variables and network_name != NETWORK_NAME:
             # An isolated environment's network, in a comment line (docker --env-file and Compose
             # skip it); paas-apps goes unsaid, so the default output stays the variables alone.
             text = f"# docker run --network {network_name} --env-file FILE IMAGE\n" + text
-        mounts = ca_mounts(variables) if network and fmt == "docker" else []
-        if mounts:  # a TLS service's CA file, where {SLUG}_CA_CERT_FILE says it is in the app's container
-            text = f"# docker run {' '.join('-v ' + mount for mount in mounts)} --env-file FILE IMAGE\n" + text
+        if network and fmt == "docker" and ca_mount:  # a TLS service's CA file, where {SLUG}_CA_CERT_FILE says it is
+            text = f"# docker run -v {ca_mount} --env-file FILE IMAGE\n" + text
         if not variables:
             message(f"note: no Ready service in {project_name}/{env_name}; nothing to export.")
         if target is None:
@@ -222,17 +223,3 @@ def export(
 
     ready_variables(project, env, network, strict, purpose=f"format={fmt} view={view}",
                     left_out_of="the export", only=slugs, delivered=deliver)
-
-
-def ca_mounts(variables: dict[str, str]) -> list[str]:
-    """`HOST_FILE:CONTAINER_FILE:ro` for the CA file the network view's {SLUG}_CA_CERT_FILE names
-    (one per profile: all TLS services share it; logged in, this CLI's copy of the server's);
-    none without a TLS service."""
-    from paas_svc.cli.remote import login_path, server_ca_path
-    from paas_svc.secrets.tls import CONTAINER_CA, ca_cert_path
-    from paas_svc.state.home import home_dir
-
-    if not any(name.endswith("_CA_CERT_FILE") and value == CONTAINER_CA for name, value in variables.items()):
-        return []
-    host_file = server_ca_path() if login_path().exists() else ca_cert_path(home_dir())
-    return [f"{host_file}:{CONTAINER_CA}:ro"]

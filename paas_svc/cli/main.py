@@ -147,7 +147,7 @@ def _own_arguments(argv: list[str]) -> list[str]:
 # Commands on a server's services that do not go through the server yet: logged in, they are
 # refused (running them on this machine's own state would look like acting on the team's).
 NOT_THROUGH_SERVER = {("svc", "clone"), ("svc", "upgrade"), ("svc", "move"), ("svc", "connect"), ("svc", "import"),
-                      ("backup", "run-due"), ("backup", "pitr"), ("backup", "notify"), ("tunnel",)}
+                      ("backup", "run-due"), ("backup", "pitr"), ("backup", "notify"), ("backup", "dest"), ("tunnel",)}
 
 
 # Options that make a command one of those above (`svc restore --to-time`: point-in-time recovery).

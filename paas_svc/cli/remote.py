@@ -202,6 +202,14 @@ class Remote:
             return Refused(f"Refused by the server's {what}: {message}", hint=hint or "Ask an admin.")
         return _error_class(str(payload.get("error")))(message, hint)
 
+    def waiting_on_data(self) -> "Remote":
+        """For a call whose answer comes only once the server has dumped, restored or verified a
+        database (backup now and verify, the download of svc backup, a restore, rm --purge's
+        final backup): no read timeout, as a local run has none; a large database takes longer
+        than TIMEOUT_SECONDS without a byte."""
+        self.timeout = None
+        return self
+
     def call(self, method: str, path: str, query: dict | None = None, body: object = None) -> object:
         raw = None if body is None else json.dumps(body).encode()
         connection, response = self._send(method, path, query, raw)
@@ -290,6 +298,13 @@ class Remote:
         answer = self.get(path, ca_file=str(server_ca_path()), **query)
         if answer.get("ca_pem"):
             keep_server_ca(answer["ca_pem"])
+        from paas_svc.dsn import is_loopback
+
+        if answer.get("loopback") and not is_loopback(self.host):
+            from paas_svc.cli.output import warn
+
+            warn(f"{', '.join(answer['loopback'])}: 127.0.0.1 is the server's own loopback address; only a process on "
+                 "the server's host reaches it. Apps elsewhere need the service on a target whose --publish-address they reach.")
         return answer
 
     def reveal_dsn(self, slug: str, project: str | None, env: str | None, network: bool, removed: bool) -> dict:
@@ -328,6 +343,7 @@ class Remote:
 
     def download_backup(self, slug: str, project: str | None, env: str | None):
         """`svc backup`: (the server's file name for it, the response to read the file from, the connection)."""
+        self.waiting_on_data()  # the server takes the whole backup before the first byte
         connection, response = self._send("GET", f"/api/cli/services/{self._slug(slug)}/backup", {"project": project, "env": env})
         disposition = response.getheader("Content-Disposition") or ""
         name = disposition.partition('filename="')[2].rstrip('"')
@@ -339,13 +355,13 @@ class Remote:
         """`svc restore` of a backup the server holds: a recorded id (digits), an s3:// URL of its
         destinations, or the latest (at --from DEST). {"line", "payload", "notes"}."""
         digits = backup is not None and backup.isdigit()
-        return self.call("POST", f"/api/cli/services/{self._slug(slug)}/restore",
+        return self.waiting_on_data().call("POST", f"/api/cli/services/{self._slug(slug)}/restore",
                          {**scope, "backup": backup if digits else None, "source": None if digits else backup,
                           "from": from_dest, "latest": latest})
 
     def restore_upload(self, slug: str, scope: dict, handle, size: int, source: str) -> dict:
         """`svc restore SLUG FILE`: the open file uploaded (streamed) and restored on the server."""
-        return self.upload(f"/api/cli/services/{self._slug(slug)}/restore-upload", {**scope, "source": source}, handle, size)
+        return self.waiting_on_data().upload(f"/api/cli/services/{self._slug(slug)}/restore-upload", {**scope, "source": source}, handle, size)
 
     def export_variables(self, project: str | None, env: str | None, network: bool, strict: bool, only: list[str] | None,
                          purpose: str, left_out_of: str) -> dict:

@@ -40,15 +40,12 @@ def run_command(ctx: typer.Context, project: ProjectOption = None, env: ExportEn
     if not command:
         raise InvalidInput("No command to run.", hint="Usage: paas run [--env E] [--network] -- COMMAND [ARGS...]")
     view = "network" if network else "host"
-    _, _, variables, network_name = ready_variables(project, env, network, strict, purpose=f"run view={view}",
-                                                    left_out_of="the environment of the command")
+    _, _, variables, network_name, ca_mount = ready_variables(project, env, network, strict, purpose=f"run view={view}",
+                                                              left_out_of="the environment of the command")
     if network:  # where a container must be to reach them: `docker run --network "$PAAS_NETWORK" ...`
-        from paas_svc.cli.env_cmd import ca_mounts
-
         variables = {**variables, NETWORK_VARIABLE: network_name}
-        mounts = ca_mounts(variables)
-        if mounts:  # a TLS service's CA file for the app's container: `docker run -v "$PAAS_CA_MOUNT" ...`
-            variables[CA_MOUNT_VARIABLE] = mounts[0]
+        if ca_mount:  # a TLS service's CA file for the app's container: `docker run -v "$PAAS_CA_MOUNT" ...`
+            variables[CA_MOUNT_VARIABLE] = ca_mount
     raise typer.Exit(run_with_signals(command, child_environment(os.environ, variables)))
 
 

@@ -204,6 +204,8 @@ def rm(slug: SlugArgument, project: ProjectOption = None, env: EnvOption = None,
         if purge and not yes:
             shown = remote.show_service(slug, project, env)
             _confirm_purge(slug, f"{shown['project']}/{shown['env']}", shown["env"], shown["volume"])
+        if purge and not no_backup:
+            remote.waiting_on_data()  # the final backup comes first
         return print_shown(remote.act(slug, "rm", project, env, purge=purge, no_backup=no_backup), json_output)
     profile = open_profile()
     service = find_service(profile, project, env, slug)

@@ -139,6 +139,10 @@ class Export:
     variables: dict[str, str]
     warnings: list[str] = field(default_factory=list)
     reveal: object = None
+    # The network view of a TLS service: `HOST_FILE:/paas-tls/ca.crt:ro` for `docker run -v`, the
+    # CA file on the host of the engine the app's container runs on (a bind mount's source is
+    # that host's path: the server's own through the server).
+    ca_mount: str | None = None
 
 
 def export_variables(store, vault, project: str, env: str, network: bool, strict: bool, purpose: str,
@@ -159,7 +163,17 @@ def export_variables(store, vault, project: str, env: str, network: bool, strict
     warnings += [f"{service.slug} is Starting (not yet confirmed ready); included. "
                  f"`paas svc wait {service.slug} --env {env}` waits for it; --strict refuses it."
                  for service, status in services if status == "Starting"]
-    return Export(project, env, network_name, result.variables, warnings, result)
+    return Export(project, env, network_name, result.variables, warnings, result, _ca_mount(vault, result.variables))
+
+
+def _ca_mount(vault, variables: dict[str, str]) -> str | None:
+    """See Export.ca_mount; None without a TLS service in the network view (all TLS services
+    of a profile share its one CA)."""
+    from paas_svc.secrets.tls import CONTAINER_CA, ca_cert_path
+
+    if not any(name.endswith("_CA_CERT_FILE") and value == CONTAINER_CA for name, value in variables.items()):
+        return None
+    return f"{ca_cert_path(vault.home)}:{CONTAINER_CA}:ro"
 
 
 def _with_live_status(store, project: str, env: str) -> list:

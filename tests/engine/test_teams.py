@@ -92,11 +92,14 @@ def test_logged_in_the_cli_gives_the_same_output_as_local(server, client):
     assert client.paas("svc", "dsn", "cache").exit_code == 3, "logged out: the client's own (empty) state"
 
 
-def test_a_tls_services_url_through_the_server_names_the_clients_copy_of_the_ca(server, client):
+def test_a_tls_services_url_through_the_server_names_the_clients_copy_of_the_ca(server, tmp_path):
     """The server's own CA path means nothing on a teammate's machine: the host view names the
-    CLI's copy (written before the URL is printed), and redis-py verifies with it."""
+    CLI's copy (written before the URL is printed; a home with a space, as on macOS), and redis-py
+    verifies with it. The network view's docker mount names the server's file: a bind mount's
+    source is a path on the host of the engine that runs the app's container."""
     import redis
 
+    client = Client(tmp_path / "Application Support" / "paas-svc", server)
     ok(server.paas("svc", "add", "secure", "--template", "redis-7", "--image", REDIS_IMAGE, "--env", "staging", "--tls"))
     try:
         client.login(server.admin_token)
@@ -113,7 +116,7 @@ def test_a_tls_services_url_through_the_server_names_the_clients_copy_of_the_ca(
         exported = json.loads(ok(client.paas("env", "export", "--env", "staging", "--format", "json")).stdout)
         assert exported["SECURE_CA_CERT_FILE"] == str(copy) and copy.exists()
         docker = ok(client.paas("env", "export", "--env", "staging", "--format", "docker", "--network")).stdout
-        assert f"-v {copy}:/paas-tls/ca.crt:ro" in docker, docker
+        assert f"-v {server.home / 'tls' / 'ca.crt'}:/paas-tls/ca.crt:ro" in docker, docker
         plain = ok(client.paas("svc", "dsn", "cache")).stdout.strip()  # no TLS: no CA named, none needed
         assert plain.startswith("redis://") and "ssl_ca_certs" not in plain
 

@@ -33,7 +33,8 @@ def test_an_unreachable_server_is_a_clear_error_and_logout_makes_it_local(isolat
     # this session's commands that act on local state only: refused, never run on this machine's services
     for argv in (["svc", "import", "db", "--url-stdin", "--yes"], ["backup", "pitr", "status", "db"],
                  ["backup", "notify", "list"], ["svc", "restore", "db", "--to-time", "latest", "--yes"],
-                 ["backup", "verify", "db", "--to-time=latest"]):
+                 ["backup", "verify", "db", "--to-time=latest"],
+                 ["backup", "dest", "add", "nas", "--path", "/tmp"], ["backup", "dest", "list"]):  # the server's hints name them
         refused = run_paas_process(*argv, input="postgres://u:p@db.example/x\n")
         assert refused.exit_code == 2 and "does not go through the server yet" in refused.stderr, (argv, refused.output)
     assert "paas svc restore --to-time" in run_paas_process("svc", "restore", "db", "--to-time", "latest").stderr
@@ -79,3 +80,31 @@ def test_an_expired_token_is_refused_with_a_hint_that_says_expired(tmp_path):
         assert token not in refused.stderr
     finally:
         server.stop()
+
+
+class _Answering:
+    """Remote's request replaced by a fixed answer (the server's side is tests/engine/test_teams.py)."""
+
+    def __init__(self, answer: dict):
+        self.answer, self.queries = answer, []
+
+    def __call__(self, path: str, **query):
+        self.queries.append(query)
+        return dict(self.answer)
+
+
+def test_a_reveal_warns_of_the_servers_loopback_only_when_the_server_is_elsewhere(isolated_home, capsys):
+    from paas_svc.cli.remote import Remote
+
+    answer = {"dsn": "redis://:pw@127.0.0.1:4000/0", "warning": None, "ca_pem": None, "loopback": ["cache"]}
+    for url, warned in (("https://paas.example.com", True), ("http://127.0.0.1:8437", False)):
+        remote = Remote(url, "paas_x")
+        remote.get = _Answering(answer)
+        assert remote.reveal_dsn("cache", None, None, False, False)["dsn"] == answer["dsn"]
+        err = capsys.readouterr().err
+        assert ("cache: 127.0.0.1 is the server's own loopback address" in err) is warned, (url, err)
+        assert remote.get.queries[0]["ca_file"] == str(isolated_home / "login-ca.crt")
+    remote = Remote("https://paas.example.com", "paas_x")
+    remote.get = _Answering({**answer, "loopback": []})
+    remote.reveal_dsn("cache", None, None, False, False)
+    assert capsys.readouterr().err == ""
