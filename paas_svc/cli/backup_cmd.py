@@ -248,7 +248,8 @@ def backup_now(
         if json_output:
             print_json(record)
             return
-        data(f"Backed up {record['service']} to {record['location']} "
+        # Its location is a path on the server's host: the id is what `svc restore` takes from here.
+        data(f"Backed up {record['service']} as backup {record['id']}, on the server at {record['location']} "
              f"({record['size_bytes']} bytes{', encrypted' if record['encrypted'] else ''})")
         return
     from paas_svc.usecases.backups import clock

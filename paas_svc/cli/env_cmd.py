@@ -202,12 +202,17 @@ def export(
 
     def deliver(project_name: str, env_name: str, variables: dict[str, str], network_name: str, ca_mount: str | None) -> None:
         text = render(variables, fmt)
+        # One comment line with what `docker run` needs besides the file (docker --env-file and
+        # Compose skip it): an isolated environment's network (paas-apps goes unsaid, so the
+        # default output stays the variables alone), a TLS service's CA file where
+        # {SLUG}_CA_CERT_FILE says it is.
+        options = []
         if network and fmt == "docker" and variables and network_name != NETWORK_NAME:
-            # An isolated environment's network, in a comment line (docker --env-file and Compose
-            # skip it); paas-apps goes unsaid, so the default output stays the variables alone.
-            text = f"# docker run --network {network_name} --env-file FILE IMAGE\n" + text
-        if network and fmt == "docker" and ca_mount:  # a TLS service's CA file, where {SLUG}_CA_CERT_FILE says it is
-            text = f"# docker run -v {ca_mount} --env-file FILE IMAGE\n" + text
+            options.append(f"--network {network_name}")
+        if network and fmt == "docker" and ca_mount:
+            options.append(f"-v {ca_mount}")
+        if options:
+            text = f"# docker run {' '.join(options)} --env-file FILE IMAGE\n" + text
         if not variables:
             message(f"note: no Ready service in {project_name}/{env_name}; nothing to export.")
         if target is None:

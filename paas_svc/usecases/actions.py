@@ -78,13 +78,15 @@ def remove(manager, service, purge: bool, no_backup: bool) -> Shown:
     final_backup = remove_service(manager, service, purge, final_backup=not no_backup)
     payload = {**service_json(service, "Removed"), "action": "rm", "purged": purge,
                "final_backup": str(final_backup) if final_backup else None}
+    timer = _renewal_timer_notes(manager.home, manager.store, service)  # the last TLS service's renewals end
     if purge:
         return Shown(f"Removed {slug} from {where} with its volume {service.volume_name}; its credentials are forgotten.",
                      payload,
-                     [f"Final backup: {final_backup}  (restore it into a new service with `paas svc restore`)"] if final_backup else [])
+                     ([f"Final backup: {final_backup}  (restore it into a new service with `paas svc restore`)"]
+                      if final_backup else []) + timer)
     return Shown(f"Removed {slug} from {where}. Its volume {service.volume_name} is kept.", payload, [
         f"Recover it (same data, same credentials): paas svc add {slug} --env {service.env} --template {service.template}",
-        f"Delete the data for good:                   paas svc rm {slug} --env {service.env} --purge"])
+        f"Delete the data for good:                   paas svc rm {slug} --env {service.env} --purge", *timer])
 
 
 def repair(manager, service, timeout: float, allow_empty: bool) -> Shown:
@@ -164,9 +166,13 @@ def _removed_elsewhere_notes(store, service) -> list[str]:
             f"{reattach_command(twin.slug, twin.env, twin.template)}" for twin in twins]
 
 
-def _renewal_timer_notes(home, store, service) -> list[str]:
-    """A TLS service needs the host timer (it renews the certificate), as a backup schedule does."""
-    if home is None or not service.spec.get("tls"):
+def _renewal_timer_notes(home, store, *services) -> list[str]:
+    """A TLS service needs the host timer (it renews the certificate), as a backup schedule does:
+    installed with the first user, removed after the last. `services`: the service as it was
+    and is; one that never had TLS changes nothing."""
+    from paas_svc.kinds.variables import TLS_MODES
+
+    if home is None or not any(service.spec.get("tls") in TLS_MODES for service in services):
         return []
     from paas_svc.usecases.backups.timer import ensure_timer
 
@@ -209,7 +215,7 @@ def update(manager, service, memory: str | None, cpus: str | None, url_scheme: s
     if tls is not None:
         changes["tls"] = tls
     updated = update_service(manager, service, changes, timeout)
-    notes = _renewal_timer_notes(home, manager.store, updated.service) if "tls" in updated.changed else []
+    notes = _renewal_timer_notes(home, manager.store, service, updated.service) if "tls" in updated.changed else []
     shown = limits_json(updated.service.spec)
     payload = {"action": "update", "project": service.project, "env": service.env, "slug": slug,
                "changed": updated.changed, "recreated": updated.recreated, "limits": shown,

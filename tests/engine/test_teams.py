@@ -287,6 +287,8 @@ def test_audit_run_repair_and_rotate_password_through_the_server(server, client)
     assert (verified["ok"], verified["backup_id"]) == (True, taken["id"]), verified
     listed = json.loads(ok(server.paas("backup", "list", "--json")).stdout)["backups"]
     assert [row["verified"] for row in listed if row["id"] == taken["id"]] == [True]
+    said = ok(client.paas("backup", "now", "cache")).stdout  # the id is what restore takes from here; the path is the server's
+    assert said.startswith("Backed up default/development/cache as backup ") and f"on the server at {server.home}" in said, said
     elsewhere = client.paas("backup", "verify", "cache", "/tmp/some-file.rdb")
     assert elsewhere.exit_code == 2 and "paas logout" in elsewhere.stderr, elsewhere.output
 

@@ -231,14 +231,17 @@ def served_certificate(host: str, port: int, ca_file: str, starttls_postgres: bo
             return tls.getpeercert()
 
 
-def test_update_tls_off_optional_required_round_trip(paas, engine):
+def test_update_tls_off_optional_required_round_trip(paas, engine, tmp_path):
     add(paas, "db", "postgres-16", POSTGRES_IMAGE)
     plain = dsn(paas, "db")
     assert "sslmode" not in plain
+    timer = tmp_path / "cron.d"  # the tests' cron folder: the host timer renews TLS certificates
+    assert list(timer.iterdir()) == [], "no TLS service, no schedule: no timer"
     with psycopg.connect(plain + "?sslmode=disable") as conn:
         conn.execute("create table t (n int)")
     updated = json.loads(ok(paas("svc", "update", "db", "--env", "production", "--tls", "optional", "--json")).stdout)
     assert updated["tls"] == "optional" and updated["recreated"]
+    assert len(list(timer.iterdir())) == 1, "turning TLS on installs the renewal timer"
     url = dsn(paas, "db")
     with psycopg.connect(url) as conn:  # verified TLS
         assert conn.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()").fetchone() == (True,)
@@ -251,6 +254,11 @@ def test_update_tls_off_optional_required_round_trip(paas, engine):
         assert conn.execute("select count(*) from t").fetchone() == (0,)
     ok(paas("svc", "update", "db", "--env", "production", "--tls", "off"))
     assert dsn(paas, "db") == plain
+    assert list(timer.iterdir()) == [], "the last TLS service gone to plaintext: the timer goes"
+    ok(paas("svc", "update", "db", "--env", "production", "--tls", "required"))
+    assert len(list(timer.iterdir())) == 1
+    ok(paas("svc", "rm", "db", "--env", "production"))
+    assert list(timer.iterdir()) == [], "the last TLS service removed: the timer goes"
     with psycopg.connect(plain + "?sslmode=disable") as conn:
         assert conn.execute("select count(*) from t").fetchone() == (0,)
     refused = paas("svc", "update", "db", "--env", "production", "--tls", "sometimes")
