@@ -255,14 +255,14 @@ def test_update_tls_off_optional_required_round_trip(paas, engine, tmp_path):
     ok(paas("svc", "update", "db", "--env", "production", "--tls", "off"))
     assert dsn(paas, "db") == plain
     assert list(timer.iterdir()) == [], "the last TLS service gone to plaintext: the timer goes"
-    ok(paas("svc", "update", "db", "--env", "production", "--tls", "required"))
-    assert len(list(timer.iterdir())) == 1
-    ok(paas("svc", "rm", "db", "--env", "production"))
-    assert list(timer.iterdir()) == [], "the last TLS service removed: the timer goes"
     with psycopg.connect(plain + "?sslmode=disable") as conn:
         assert conn.execute("select count(*) from t").fetchone() == (0,)
     refused = paas("svc", "update", "db", "--env", "production", "--tls", "sometimes")
     assert refused.exit_code == 2 and "required, optional, off" in refused.stderr
+    ok(paas("svc", "update", "db", "--env", "production", "--tls", "required"))
+    assert len(list(timer.iterdir())) == 1
+    ok(paas("svc", "rm", "db", "--env", "production"))
+    assert list(timer.iterdir()) == [], "the last TLS service removed: the timer goes"
 
 
 def test_renewal_by_run_due_reloads_without_a_restart(paas, engine, monkeypatch):
