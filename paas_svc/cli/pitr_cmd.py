@@ -109,20 +109,36 @@ def disable(
     env: EnvOption = None,
     purge: Annotated[bool, typer.Option("--purge", help="Also delete the archive (base backups and WAL) at the destination.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="With --purge: do not ask for confirmation.")] = False,
+    from_dest: Annotated[Optional[str], typer.Option(
+        "--from", metavar="DEST", help="With --purge once archiving is off: the destination whose archive of it to delete.")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Stop archiving (a restart of the server). The archive at the destination is kept unless --purge."""
+    from paas_svc.errors import InvalidInput
+
+    if from_dest is not None and not purge:
+        raise InvalidInput("--from names the archive that --purge deletes.", hint="Add --purge, or leave --from out.")
     profile = open_profile()
     service = find_service(profile, project, env, slug)
     pitr = _pitr(profile)
+    destination, archiving = pitr.purge_destination(service, from_dest) if purge else (None, True)
     if purge and not yes:
         from paas_svc.cli.render import confirm
 
         where = f"{service.project}/{service.env}/{service.slug}"
-        confirm(f"Delete every base backup and WAL segment of {where} at {pitr.config(service).destination}? "
+        confirm(f"Delete every base backup and WAL segment of {where} at {destination}? "
                 "No point-in-time restore of it will be possible.",
                 f"--purge deletes the point-in-time archive of {where}.",
-                f"paas backup pitr disable {slug} --env {service.env} --purge --yes")
+                f"paas backup pitr disable {slug} --env {service.env} --purge{' --from ' + from_dest if from_dest else ''} --yes")
+    if not archiving:  # already off: the archive a plain disable kept, at --from
+        deleted = pitr.purge_archive(service, destination)
+        if json_output:
+            print_json({"service": f"{service.project}/{service.env}/{service.slug}", "disabled": True, "restarted": False,
+                        "purged": deleted})
+            return
+        data(f"Deleted the point-in-time archive of {service.project}/{service.env}/{service.slug} at {destination} "
+             f"({deleted} file{'' if deleted == 1 else 's'}).")
+        return
     restarted, deleted = pitr.disable(service, purge)
     _sync_scheduler(profile, pitr)
     if json_output:

@@ -208,18 +208,32 @@ def test_archive_on_s3_verifies_to_latest_and_refuses_a_time_outside_the_window(
         assert early.exit_code == 2 and "before the restorable window" in early.stderr, early.output
         assert items(url) == ["one"]  # refused: nothing changed
 
-        # disable keeps the archive; --purge (asked for: exit 2 without --yes here) deletes it.
+        # disable keeps the archive; --purge (asked for: exit 2 without --yes here) deletes it, and
+        # once archiving is off, --purge --from DEST deletes what a plain disable kept.
+        prefix = "paas/default/production/db/pitr/"
         asked = paas("backup", "pitr", "disable", "db", "--purge")
         assert asked.exit_code == 2 and "--yes" in asked.stderr and status(paas)["earliest"], asked.output
-        purged = json.loads(ok(paas("backup", "pitr", "disable", "db", "--purge", "--yes", "--json")).stdout)
-        assert purged["disabled"] and purged["purged"] >= len(keys), purged  # and what the disable shipped last
-        left = s3.list_objects_v2(Bucket="pitr-test", Prefix="paas/default/production/db/pitr/").get("Contents", [])
-        assert left == [], left
+        ok(paas("backup", "pitr", "disable", "db"))
+        kept = s3.list_objects_v2(Bucket="pitr-test", Prefix=prefix)["Contents"]
+        assert len(kept) >= len(keys), kept
+        off = paas("backup", "pitr", "disable", "db", "--purge", "--yes")
+        assert off.exit_code == 3 and "--purge --from DEST" in off.stderr, off.output
+        purged = json.loads(ok(paas("backup", "pitr", "disable", "db", "--purge", "--from", "offsite", "--yes",
+                                    "--json")).stdout)
+        assert purged["purged"] == len(kept), purged
+        assert s3.list_objects_v2(Bucket="pitr-test", Prefix=prefix).get("Contents", []) == []
         actions = [row["action"] for row in json.loads(ok(paas("audit", "--json")).stdout) if row["action"].startswith("pitr-")]
-        assert actions[:2] == ["pitr-disable", "pitr-purge"], actions  # newest first: the purge recorded before it ran
+        assert actions[-2:] == ["pitr-disable", "pitr-purge"], actions  # oldest first
         assert items(url) == ["one"]  # the database itself is untouched
-        again = paas("backup", "pitr", "status", "db")
-        assert again.exit_code != 0, again.output  # archiving is off: no window to show
+
+        # Enabled again, then disabled with --purge at once: nothing left either.
+        ok(paas("backup", "pitr", "enable", "db", "--to", "offsite"))
+        assert s3.list_objects_v2(Bucket="pitr-test", Prefix=prefix)["Contents"]
+        purged = json.loads(ok(paas("backup", "pitr", "disable", "db", "--purge", "--yes", "--json")).stdout)
+        assert purged["disabled"] and purged["purged"] >= 2, purged  # a base backup and its end marker, at least
+        assert s3.list_objects_v2(Bucket="pitr-test", Prefix=prefix).get("Contents", []) == []
+        actions = [row["action"] for row in json.loads(ok(paas("audit", "--json")).stdout) if row["action"].startswith("pitr-")]
+        assert actions[-2:] == ["pitr-purge", "pitr-disable"], actions  # the purge recorded before it ran
     finally:
         server.terminate()
         server.wait(10)

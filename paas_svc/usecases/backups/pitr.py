@@ -540,23 +540,45 @@ class Pitr:
                     restarted = True
                 data_ops.engine.exec_capture(current.container_name,
                                              ["rm", "-rf", f"{self._data_dir(current)}/{postgres.WAL_SPOOL_DIR}"])
-            deleted = self._purge(current, config) if purge else 0
+            deleted = self._purge(current, config.destination) if purge else 0
             with self.store.write() as db:
                 db.execute("DELETE FROM pitr_archives WHERE service_id = ?", (current.id,))
             self.store.audit("pitr-disable", current.project, current.env, current.slug,
                              f"destination={config.destination}" + (f" purged={deleted}" if purge else ""))
         return restarted, deleted
 
-    def _purge(self, service: ServiceRecord, config: PitrConfig) -> int:
-        """Delete the service's archive at its destination: the base backups' end markers first
+    def purge_destination(self, service: ServiceRecord, from_dest: str | None) -> tuple[str, bool]:
+        """Where `disable --purge [--from DEST]` deletes the archive, and whether archiving is on:
+        its destination while it is on (--from, when given, must name it), else --from (the
+        archive a plain disable kept)."""
+        config = config_of(self.store, service.id)
+        if config is None:
+            if from_dest is None:
+                raise NotFound(f"Archiving of {service.slug} in {service.project}/{service.env} is off.",
+                               hint=f"An archive it left is deleted with `paas backup pitr disable {service.slug} "
+                                    f"--env {service.env} --purge --from DEST`.")
+            return from_dest, False
+        if from_dest not in (None, config.destination):
+            raise InvalidInput(f"{service.slug} archives to {config.destination}, not {from_dest}.",
+                               hint="Leave --from out: --purge deletes the archive at its destination.")
+        return config.destination, True
+
+    def purge_archive(self, service: ServiceRecord, destination_name: str) -> int:
+        """`pitr disable --purge --from DEST` once archiving is off: the archive a plain disable
+        kept, deleted (under the service's lock, recorded first); the number of files."""
+        with self.backups.ops_for(service).manager.locked(service, "pitr-purge") as current:
+            return self._purge(current, destination_name)
+
+    def _purge(self, service: ServiceRecord, destination_name: str) -> int:
+        """Delete the service's archive at a destination: the base backups' end markers first
         (a base without one is never recovered from), then the base backups and the WAL."""
-        destination = self._destination(config.destination)
+        destination = self._destination(destination_name)
         prefix = archive_prefix(service)
         bases = destination.list_names(f"{prefix}/base/")
         doomed = ([name for name in bases if END_MARK in basename(name)] + [name for name in bases if END_MARK not in basename(name)]
                   + destination.list_names(f"{prefix}/wal/"))
         self.store.audit("pitr-purge", service.project, service.env, service.slug,
-                         f"destination={config.destination} files={len(doomed)}")
+                         f"destination={destination_name} files={len(doomed)}")
         for location in doomed:
             destination.delete(location)
         return len(doomed)
