@@ -420,14 +420,24 @@ def _count(call, name: str) -> int | None:
 def cli_add_schedule(call):
     """`backup schedule SLUG --every ...` (member, as PUT .../backup-schedule): on the server's
     timer, with the server's environment."""
+    from paas_svc.errors import InvalidInput
     from paas_svc.usecases.backup_schedules import add_schedule
     from paas_svc.usecases.backups import clock
 
     service = _service(call)
     q = call.query
-    shown = add_schedule(_backups(call, service), call.context.vault(), call.context.home, service, q.get("every", ""),
-                         _count(call, "keep"), _count(call, "keep_daily"), _count(call, "keep_weekly"), q.get("to") or None,
-                         _flag(call, "verify"), False, clock.now(q.get("now") or None))
+    try:
+        shown = add_schedule(_backups(call, service), call.context.vault(), call.context.home, service, q.get("every", ""),
+                             _count(call, "keep"), _count(call, "keep_daily"), _count(call, "keep_weekly"),
+                             q.get("to") or None, _flag(call, "verify"), False, clock.now(q.get("now") or None))
+    except InvalidInput as error:
+        if "--store-keys" not in (error.hint or ""):
+            raise
+        # The server's own keys come from its environment: --store-keys is the server admin's
+        # choice on the server's host, never a client's.
+        raise InvalidInput(f"The server cannot schedule backups yet: {error.message}",
+                           hint="An admin of the server's host runs one `paas backup schedule ... --store-keys` there "
+                                "(or keeps the keys in the home's key files); then schedules work through the server.") from None
     return 200, shown.as_json()
 
 

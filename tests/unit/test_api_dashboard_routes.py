@@ -99,3 +99,22 @@ def test_a_project_scoped_admin_reads_only_its_projects_audit(tmp_path):
         assert other.status_code == 403 and "shop" not in other.text and "default" in other.json()["message"]
     finally:
         server.stop()
+
+
+def test_a_schedule_through_the_server_whose_key_comes_from_its_environment_names_the_servers_fix(tmp_path):
+    """The client may not pass --store-keys (the server's keys are its admin's choice): the
+    refusal says what an admin does on the server's host instead of naming --store-keys."""
+    from tests.support.state import stored_service
+
+    server = Server(tmp_path / "home", env={"PAAS_BACKUP_KEY": "k" * 44}).start()
+    try:
+        stored_service(server.home)
+        member = {"Authorization": f"Bearer {server.token('bob', 'member')}"}
+        refused = httpx.post(server.url + "/api/cli/services/cache/backup-schedules?every=daily&env=production",
+                             headers=member)
+        assert refused.status_code == 422, refused.text
+        body = refused.json()
+        assert body["message"].startswith("The server cannot schedule backups yet") and "server's host" in body["hint"], body
+        assert not list((tmp_path / "home").glob("*.env")), "nothing kept"
+    finally:
+        server.stop()
