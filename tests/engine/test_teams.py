@@ -82,7 +82,8 @@ def test_logged_in_the_cli_gives_the_same_output_as_local(server, client):
         assert (remote.exit_code, remote.stdout) == (local.exit_code, local.stdout), (command, remote.output, local.output)
     assert json.loads(client.paas("svc", "list", "--json").stdout)[0]["slug"] == "cache"
     # the same errors and exit codes
-    for command in (("svc", "dsn", "nothing"), ("svc", "show", "cache", "--env", "nowhere"), ("svc", "dsn", "Bad_Slug")):
+    for command in (("svc", "dsn", "nothing"), ("svc", "show", "cache", "--env", "nowhere"), ("svc", "dsn", "Bad_Slug"),
+                    ("svc", "dsn", "a/b"), ("svc", "show", "..")):
         remote, local = client.paas(*command), server.paas(*command)
         assert remote.exit_code == local.exit_code != 0, (command, remote.output, local.output)
 
