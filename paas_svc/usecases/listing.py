@@ -169,11 +169,12 @@ def export_variables(store, vault, project: str, env: str, network: bool, strict
 def _ca_mount(vault, variables: dict[str, str]) -> str | None:
     """See Export.ca_mount; None without a TLS service in the network view (all TLS services
     of a profile share its one CA)."""
+    ca_files = [value for name, value in variables.items() if name.endswith("_CA_CERT_FILE")]
+    if not ca_files:
+        return None  # no TLS service: secrets.tls stays unloaded (env export is a hot path)
     from paas_svc.secrets.tls import CONTAINER_CA, ca_cert_path
 
-    if not any(name.endswith("_CA_CERT_FILE") and value == CONTAINER_CA for name, value in variables.items()):
-        return None
-    return f"{ca_cert_path(vault.home)}:{CONTAINER_CA}:ro"
+    return f"{ca_cert_path(vault.home)}:{CONTAINER_CA}:ro" if CONTAINER_CA in ca_files else None
 
 
 def _with_live_status(store, project: str, env: str) -> list:
