@@ -18,19 +18,20 @@ images:
 	bash tests/images/build.sh
 
 # The whole suite, tier by tier: tests/unit on two workers; then tests/engine (the real Docker
-# engine, one worker) and tests/multinode (engines in containers, one worker: its tests share one
-# set of node engines) side by side, since each keeps about one core busy (the multinode tier's
-# output is kept in test-artifacts/multinode.log and printed once both end); then, alone and
-# last, the test that restarts dockerd (marker engine_restart). Every tier runs even when an
-# earlier one failed; the target fails if any did. `$(BIN)/pytest` alone runs everything in
-# that order, on one worker.
+# engine, two workers, each test file kept on one: `--dist loadfile`, a file's tests share its
+# module fixtures) and tests/multinode (engines in containers, one worker: its tests share one
+# set of node engines and mostly wait for them) side by side (the multinode tier's output is
+# kept in test-artifacts/multinode.log and printed once both end); then, alone and last, the
+# test that restarts dockerd (marker engine_restart). Every tier runs even when an earlier one
+# failed; the target fails if any did. `$(BIN)/pytest` alone runs everything in that order, on
+# one worker.
 test: install images
 	@mkdir -p test-artifacts
 	status=0; \
 	$(BIN)/pytest tests/unit -n 2 || status=1; \
 	( $(BIN)/pytest tests/multinode -m "not engine_restart" -p no:cacheprovider > test-artifacts/multinode.log 2>&1; \
 	  echo $$? > test-artifacts/multinode.rc ) & \
-	$(BIN)/pytest tests/engine -m "not engine_restart" || status=1; \
+	$(BIN)/pytest tests/engine -n 2 --dist loadfile -m "not engine_restart" || status=1; \
 	wait; \
 	echo "==================== tests/multinode (run beside tests/engine) ===================="; \
 	cat test-artifacts/multinode.log; \
