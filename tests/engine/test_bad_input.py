@@ -30,7 +30,9 @@ def _engine_snapshot(client, home: Path):
     label = f"paas.profile={profile_id(home)}"
     return (sorted(c.name for c in client.containers.list(all=True, filters={"label": label})),
             sorted(v.name for v in client.volumes.list(filters={"label": label})),
-            sorted(n.id for n in client.networks.list()))
+            # this profile's own networks: the other tests of the run (other workers, the multinode tier
+            # beside this one) make and remove networks of their own meanwhile
+            sorted(n.id for n in client.networks.list(filters={"label": label})))
 
 
 @pytest.mark.parametrize("case", CASES)
