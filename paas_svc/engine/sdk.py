@@ -217,7 +217,7 @@ class DockerEngine:
         """Force-remove every container, running or not, that mounts the volume."""
         for container in self._api.containers(all=True, filters={"volume": volume}):
             try:
-                self._api.remove_container(container["Id"], force=True)
+                self._api.remove_container(container["Id"], force=True, v=True)
             except docker.errors.NotFound:
                 pass
             except docker.errors.APIError as error:

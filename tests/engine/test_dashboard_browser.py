@@ -276,7 +276,7 @@ def test_the_dashboard_used_daily(browser, docker_client, tmp_path):
 
         # a service whose container is gone offers Repair, and Repair brings it back
         shown = json.loads(server.paas("svc", "show", "kb", "--json").stdout)
-        docker_client.containers.get(shown["container"]).remove(force=True)
+        docker_client.containers.get(shown["container"]).remove(force=True, v=True)
         wait.until(EC.text_to_be_present_in_element(status, "Missing"))
         click(wait, (By.ID, "detail-repair"))
         wait.until(EC.text_to_be_present_in_element((By.ID, "detail-notice"), "kb: "))

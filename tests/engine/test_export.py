@@ -92,7 +92,7 @@ def test_sdk_container_on_paas_apps_with_the_exported_variables_reaches_the_serv
             labels={"paas.profile": profile_id(isolated_home)})
     finally:
         for container in engine.containers.list(all=True, filters={"name": name}):
-            container.remove(force=True)
+            container.remove(force=True, v=True)
     assert output.decode().split() == ["PONG", "PONG"]
 
 
@@ -188,7 +188,7 @@ def test_services_not_ready_are_left_out_with_a_warning(engine, paas):
     add_redis(paas, "queue")
     add_redis(paas, "search")
     assert paas("svc", "stop", "queue", "--env", "production").exit_code == 0
-    engine.containers.get(container_name(paas, "search")).remove(force=True)
+    engine.containers.get(container_name(paas, "search")).remove(force=True, v=True)
 
     result = paas("env", "export", "--env", "production")
     assert result.exit_code == 0, result.output

@@ -55,7 +55,7 @@ def foreign(engine):
 
     yield start
     for box in started:
-        box.remove(force=True)
+        box.remove(force=True, v=True)
 
 
 def network_of(engine, info: dict) -> str:

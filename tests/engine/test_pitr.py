@@ -137,7 +137,7 @@ def test_recovery_to_a_time_then_outage_then_volume_and_home_lost(paas, engine, 
     service = json.loads(ok(paas("svc", "show", "db", "--json")).stdout)
     container = engine.containers.get(service["container"])
     volume_name = container.attrs["Mounts"][0]["Name"]
-    container.remove(force=True)
+    container.remove(force=True, v=True)
     engine.volumes.get(volume_name).remove(force=True)
     ok(paas("svc", "restore", "db", "--to-time", "latest", "--yes"))
     assert items(url) == expected

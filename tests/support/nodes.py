@@ -114,7 +114,7 @@ class Cluster:
         try:
             archive = docker("export", container, timeout=300).stdout
         finally:
-            docker("rm", "-f", container, check=False)
+            docker("rm", "-f", "-v", container, check=False)  # -v: the image's VOLUME made an anonymous one
         from concurrent.futures import ThreadPoolExecutor
 
         def load(node: Node) -> None:
