@@ -275,7 +275,7 @@ def test_doctor_reports_a_leftover_volume_of_a_known_service(paas, engine, isola
         found = orphans(paas)
         assert len(found) == 1 and leftover.name in found[0]["message"]
     finally:
-        leftover.remove(force=True, v=True)
+        leftover.remove(force=True)
 
 
 def test_mariadb_restore_swaps_in_a_new_volume(paas, engine, isolated_home, tmp_path):
