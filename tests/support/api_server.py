@@ -6,7 +6,9 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.cli import PAAS_BIN, run_paas_process
@@ -19,6 +21,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def running_on_a_thread(server):
+    """An `api.app.http_server` (uvicorn) served on a thread of this process while the block runs:
+    started (within 10 s) before it, told to exit and joined after it."""
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 class Server:

@@ -12,14 +12,13 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from contextlib import contextmanager
 
 import httpx
 import pytest
 
-from tests.support.api_server import Server, free_port
+from tests.support.api_server import Server, free_port, running_on_a_thread
 from tests.support.cli import PAAS_BIN, in_a_terminal, run_paas_process
 
 SEGMENT = 15_000  # characters of one URL segment (h11 takes request heads up to 16 KiB)
@@ -216,17 +215,8 @@ def guarded(tmp_path):
     limits = ServerLimits(header_seconds=0.5, body_seconds=0.5, keep_alive_seconds=5, requests_per_connection=3)
     port = free_port()
     server = http_server(create_app(ServerContext(home)), "127.0.0.1", port, limits=limits)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    try:
+    with running_on_a_thread(server):
         yield port
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def read_until_closed(sock: socket.socket, limit_seconds: float) -> tuple[bytes, float]:
@@ -316,17 +306,8 @@ def uploads():
     limits = ServerLimits(header_seconds=0.5, body_seconds=0.5, upload_min_bytes_per_second=1000)
     port = free_port()
     server = http_server(app, "127.0.0.1", port, limits=limits)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    try:
+    with running_on_a_thread(server):
         yield port
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _trickle(port: int, path: str, chunks: int, stall_after: int | None = None) -> tuple[bytes, float]:

@@ -5,8 +5,6 @@ token and the service before it reads the body (a real uvicorn server on 127.0.0
 from __future__ import annotations
 
 import socket
-import threading
-import time
 
 import httpx
 import pytest
@@ -14,7 +12,7 @@ import pytest
 from paas_svc.state.home import ensure_home
 from paas_svc.state.store import open_store
 from paas_svc.state.tokens import create_token
-from tests.support.api_server import free_port
+from tests.support.api_server import free_port, running_on_a_thread
 
 UPLOAD = "/api/cli/services/{slug}/restore-upload"
 
@@ -44,17 +42,8 @@ def served(isolated_home):
     store.close()
     port = free_port()
     server = http_server(create_app(ServerContext(home)), "127.0.0.1", port)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    try:
+    with running_on_a_thread(server):
         yield f"http://127.0.0.1:{port}", port, tokens, home
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _answer_before_the_body(port: int, path: str, token: str | None, length: int) -> bytes:
